@@ -1,0 +1,137 @@
+// Package artifact packages function code and names it by content.
+//
+// The rule it keeps: packaging is reproducible. The same inputs give the same zip bytes — entries
+// sorted by name, one fixed modification time, modes normalised to 0755 for executables and 0644
+// otherwise — so the same code always has the same SHA-256, the same S3 key and the same
+// CodeSha256 on Lambda, and a lost artifact can be proven identical when it is restored.
+package artifact
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// File is one entry of a zip.
+type File struct {
+	Name       string // slash-separated path inside the zip
+	Executable bool
+	Data       []byte
+}
+
+// epoch is the modification time of every entry: the earliest time a zip can carry.
+var epoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Zip builds a reproducible zip of files.
+func Zip(files []File) ([]byte, error) {
+	sorted := append([]File(nil), files...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i, f := range sorted {
+		if f.Name == "" || strings.HasPrefix(f.Name, "/") || strings.Contains(f.Name, "\\") {
+			return nil, fmt.Errorf("zip entry name %q must be a relative slash-separated path", f.Name)
+		}
+		if i > 0 && sorted[i-1].Name == f.Name {
+			return nil, fmt.Errorf("zip entry %q appears twice", f.Name)
+		}
+		h := &zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: epoch}
+		mode := fs.FileMode(0o644)
+		if f.Executable {
+			mode = 0o755
+		}
+		h.SetMode(mode)
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.Write(f.Data); err != nil {
+			return nil, err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Collect reads files for a zip from paths: a regular file becomes an entry named by its base
+// name; a directory contributes everything under it, named relative to it. Executable bits are
+// kept; everything else about the files (owner, times) is dropped.
+func Collect(paths ...string) ([]File, error) {
+	var files []File
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !info.IsDir() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, File{Name: filepath.Base(p), Executable: info.Mode()&0o111 != 0, Data: b})
+			continue
+		}
+		err = filepath.WalkDir(p, func(full string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				return nil
+			}
+			if !d.Type().IsRegular() {
+				return fmt.Errorf("%s: only regular files can be packaged", full)
+			}
+			rel, err := filepath.Rel(p, full)
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			b, err := os.ReadFile(full)
+			if err != nil {
+				return err
+			}
+			files = append(files, File{Name: path.Clean(filepath.ToSlash(rel)), Executable: fi.Mode()&0o111 != 0, Data: b})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+}
+
+// Digest names a zip by content.
+type Digest struct {
+	Hex        string // SHA-256 in hex: the artifact's S3 key is PREFIX/<Hex>.zip
+	CodeSha256 string // SHA-256 in base64: what Lambda reports as CodeSha256
+}
+
+// DigestOf computes a zip's digest.
+func DigestOf(zip []byte) Digest {
+	sum := sha256.Sum256(zip)
+	return Digest{Hex: hex.EncodeToString(sum[:]), CodeSha256: base64.StdEncoding.EncodeToString(sum[:])}
+}
+
+// Key is where an artifact lives in the bucket: PREFIX/<sha256>.zip.
+func Key(prefix string, d Digest) string {
+	prefix = strings.Trim(prefix, "/")
+	if prefix == "" {
+		return d.Hex + ".zip"
+	}
+	return prefix + "/" + d.Hex + ".zip"
+}

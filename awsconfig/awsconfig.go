@@ -1,0 +1,59 @@
+// Package awsconfig builds every AWS client configuration Aviary uses, in one place, from the
+// standard chain (profiles, environment, AWS_ENDPOINT_URL). Endpoint overrides go through the
+// SDK's BaseEndpoint, never the deprecated resolvers.
+package awsconfig
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+)
+
+// Options override parts of the standard chain.
+type Options struct {
+	Region  string
+	Profile string
+	// Endpoint sends every client to one URL, such as a sandbox's.
+	Endpoint string
+	// MaxAttempts overrides the SDK retryer's attempts (default 3).
+	MaxAttempts int
+}
+
+// Load returns the configuration the standard chain gives, with o's overrides.
+func Load(ctx context.Context, o Options) (aws.Config, error) {
+	var opts []func(*config.LoadOptions) error
+	if o.Region != "" {
+		opts = append(opts, config.WithRegion(o.Region))
+	}
+	if o.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
+	}
+	if o.Endpoint != "" {
+		opts = append(opts, config.WithBaseEndpoint(o.Endpoint))
+	}
+	if o.MaxAttempts > 0 {
+		opts = append(opts, config.WithRetryMaxAttempts(o.MaxAttempts))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// Sandbox returns a configuration for an Aviary sandbox at url: its endpoint, its region and
+// placeholder credentials (the sandbox does not verify signatures).
+func Sandbox(ctx context.Context, url, region string) (aws.Config, error) {
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithRegion(region),
+		config.WithBaseEndpoint(url),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("sandbox", "sandbox", "")),
+	)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return cfg, nil
+}

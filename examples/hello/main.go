@@ -1,0 +1,87 @@
+// Command hello is the example Lambda function the sandbox's tests and demo deploy. It is built
+// with aws-lambda-go and runs unchanged on AWS (provided.al2023) and in the sandbox.
+//
+// Two flavours: "good" answers every event; "bad" fails a share of invocations (HELLO_ERROR_RATE,
+// default 1). The flavour is baked in at build time (-ldflags "-X main.flavor=bad", which also
+// gives the zip a different CodeSha256) and can be overridden with HELLO_FLAVOR.
+//
+// Events may ask for a behaviour, for exercising the platform: {"action":"sleep","ms":5000},
+// {"action":"crash","code":3}, {"action":"panic"}, {"action":"echo", ...}, {"action":"log","text":"..."}.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+)
+
+var flavor = "good"
+
+type event struct {
+	Action string         `json:"action"`
+	MS     int            `json:"ms"`
+	Code   int            `json:"code"`
+	Text   string         `json:"text"`
+	Extra  map[string]any `json:"extra,omitempty"`
+}
+
+type response struct {
+	Message   string         `json:"message"`
+	Flavor    string         `json:"flavor"`
+	Function  string         `json:"function"`
+	Version   string         `json:"version"`
+	RequestID string         `json:"requestId"`
+	Echo      map[string]any `json:"echo,omitempty"`
+}
+
+func handle(ctx context.Context, e event) (response, error) {
+	f := flavor
+	if v := os.Getenv("HELLO_FLAVOR"); v != "" {
+		f = v
+	}
+	switch e.Action {
+	case "sleep":
+		select {
+		case <-time.After(time.Duration(e.MS) * time.Millisecond):
+		case <-ctx.Done():
+			return response{}, ctx.Err()
+		}
+	case "crash":
+		fmt.Println("crashing on purpose")
+		os.Exit(max(e.Code, 1))
+	case "panic":
+		panic("panicking on purpose")
+	case "log":
+		fmt.Println(e.Text)
+	}
+	if f == "bad" {
+		rate := 1.0
+		if v, err := strconv.ParseFloat(os.Getenv("HELLO_ERROR_RATE"), 64); err == nil {
+			rate = v
+		}
+		if rand.Float64() < rate {
+			return response{}, errors.New("bad flavour: failing on purpose")
+		}
+	}
+	lc, _ := lambdacontext.FromContext(ctx)
+	out := response{
+		Message:  "hello from the " + f + " flavour",
+		Flavor:   f,
+		Function: lambdacontext.FunctionName,
+		Version:  lambdacontext.FunctionVersion,
+		Echo:     e.Extra,
+	}
+	if lc != nil {
+		out.RequestID = lc.AwsRequestID
+	}
+	return out, nil
+}
+
+func main() { lambda.Start(handle) }

@@ -1,0 +1,33 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/aviary-deploy/aviary/artifact"
+)
+
+type packageCmd struct {
+	Out   string   `short:"o" required:"" placeholder:"FILE.zip" help:"Where to write the zip."`
+	Paths []string `arg:"" name:"path" help:"Files (stored by base name) or directories (stored relative to themselves) to package. A Lambda on provided.al2023 needs an executable named bootstrap at the top."`
+}
+
+func (c *packageCmd) Run(e *env) error {
+	files, err := artifact.Collect(c.Paths...)
+	if err != nil {
+		return badInput("package: %w", err)
+	}
+	if len(files) == 0 {
+		return badInput("package: %v holds no files", c.Paths)
+	}
+	zip, err := artifact.Zip(files)
+	if err != nil {
+		return badInput("package: %w", err)
+	}
+	if err := os.WriteFile(c.Out, zip, 0o644); err != nil {
+		return fmt.Errorf("package: %w", err)
+	}
+	d := artifact.DigestOf(zip)
+	fmt.Fprintf(e.stdout, "%s  %d files, %d bytes, sha256 %s (CodeSha256 %s)\n", c.Out, len(files), len(zip), d.Hex, d.CodeSha256)
+	return nil
+}

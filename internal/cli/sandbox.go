@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aviary-deploy/aviary/sandbox"
+)
+
+type sandboxCmd struct {
+	Addr           string        `default:"127.0.0.1:4566" help:"Address to listen on."`
+	Data           string        `placeholder:"DIR" help:"Keep functions, objects and alarms in DIR across restarts (default: in memory)."`
+	Region         string        `default:"us-east-1" help:"Region the sandbox answers as."`
+	ControlRate    float64       `default:"15" help:"Lambda control-plane quota in requests per second (AWS: 15); 0 turns it off."`
+	ControlBurst   int           `help:"Control-plane requests allowed at once (default: the rate)."`
+	UpdateDelay    time.Duration `default:"500ms" help:"How long a new function stays Pending and an update InProgress; 0 for none."`
+	MetricPeriod   time.Duration `default:"60s" help:"Finest period of the AWS/Lambda metrics (AWS: 60s); shorter makes rehearsals fast."`
+	MaxConcurrency int           `default:"64" help:"Execution environments per function version before Invoke is throttled."`
+
+	FaultRate       float64       `help:"Share (0..1) of matching requests to fail on purpose."`
+	FaultKinds      []string      `help:"Failures to inject: throttle, 5xx (default both)." enum:"throttle,5xx"`
+	FaultLatency    time.Duration `help:"Latency to add to matching requests."`
+	FaultServices   []string      `help:"Only inject into these services (lambda, s3, monitoring)."`
+	FaultOperations []string      `help:"Only inject into these operations (e.g. UpdateAlias)."`
+	FaultSeed       uint64        `help:"Seed for the fault sequence, so a run can be repeated."`
+
+	Verbose bool `short:"v" help:"Log every request."`
+}
+
+func (c *sandboxCmd) Run(e *env) error {
+	opts := sandbox.Options{
+		Addr: c.Addr, DataDir: c.Data, Region: c.Region,
+		ControlRate: c.ControlRate, ControlBurst: c.ControlBurst,
+		UpdateDelay: c.UpdateDelay, MetricResolution: c.MetricPeriod, MaxConcurrency: c.MaxConcurrency,
+		Faults: sandbox.Faults{
+			Rate: c.FaultRate, Kinds: c.FaultKinds, Latency: sandbox.Duration(c.FaultLatency),
+			Services: c.FaultServices, Operations: c.FaultOperations, Seed: c.FaultSeed,
+		},
+	}
+	if c.ControlRate == 0 {
+		opts.ControlRate = -1
+	}
+	if c.UpdateDelay == 0 {
+		opts.UpdateDelay = -1
+	}
+	if c.ControlRate < 0 || c.FaultRate < 0 || c.FaultRate > 1 || c.MetricPeriod < time.Second {
+		return badInput("sandbox: --control-rate must be ≥ 0, --fault-rate within 0..1 and --metric-period at least 1s")
+	}
+	if c.Verbose {
+		opts.Logger = slog.New(slog.NewTextHandler(e.stderr, nil))
+	}
+	srv, err := sandbox.Start(e.ctx, opts)
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	defer srv.Close()
+	if c.Verbose {
+		srv.OnRequest(func(r sandbox.Request) {
+			opts.Logger.Info("request", "service", r.Service, "op", r.Operation, "resource", r.Resource, "status", r.Status, "error", r.ErrorCode, "took", r.Duration.Round(time.Microsecond))
+		})
+	}
+
+	state := "in memory"
+	if c.Data != "" {
+		state = "in " + c.Data
+	}
+	quota := "off"
+	if c.ControlRate > 0 {
+		quota = fmt.Sprintf("%g requests/s", c.ControlRate)
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "Aviary sandbox: Lambda, S3 and CloudWatch on %s (region %s, control-plane quota %s, state %s)\n\n", srv.URL, c.Region, quota, state)
+	fmt.Fprintln(w, "Point the AWS SDKs and CLI at it:")
+	for _, kv := range srv.Env() {
+		fmt.Fprintln(w, "export "+kv)
+	}
+	fmt.Fprintf(w, "\nawscli before 2.13 ignores AWS_ENDPOINT_URL: pass --endpoint-url %s\n", srv.URL)
+	fmt.Fprintf(w, "Request log: %s/_aviary/requests   Faults: %s/_aviary/faults\n", srv.URL, srv.URL)
+	if f := opts.Faults; f.Rate > 0 || f.Latency > 0 {
+		fmt.Fprintf(w, "Injecting faults: rate %g, kinds %s, latency %s, services %s, operations %s, seed %d\n",
+			f.Rate, orAll(f.Kinds), time.Duration(f.Latency), orAll(f.Services), orAll(f.Operations), f.Seed)
+	}
+	fmt.Fprintln(w, "Ctrl-C stops it.")
+	<-e.ctx.Done()
+	fmt.Fprintln(w, "\nStopping the sandbox.")
+	return nil
+}
+
+func orAll(s []string) string {
+	if len(s) == 0 {
+		return "all"
+	}
+	return strings.Join(s, ",")
+}

@@ -1,0 +1,50 @@
+// Package gate is the seam between the sandbox's front door and its services: once a service
+// knows which operation a request is, it asks the gate whether the request may run. The gate
+// enforces the control-plane quota, injects faults, and records the operation in the request log.
+// Each service renders a refusal in its own protocol.
+package gate
+
+import (
+	"net/http"
+	"time"
+)
+
+// Op names an operation as the request log and the quota see it.
+type Op struct {
+	Service  string // "lambda", "s3", "monitoring", ...
+	Name     string // the API operation, e.g. "UpdateAlias"
+	Resource string // the function, bucket or alarm it acts on, when there is one
+	// ControlPlane marks calls that count against Lambda's control-plane quota.
+	ControlPlane bool
+}
+
+// Kind says why a request was refused.
+type Kind int
+
+const (
+	// RateLimited is the control-plane quota: AWS answers a throttle with Retry-After.
+	RateLimited Kind = iota + 1
+	// InjectedThrottle is a fault: a throttling error, as under load.
+	InjectedThrottle
+	// InjectedServerError is a fault: a 5xx service error.
+	InjectedServerError
+)
+
+// Refusal is a gate's "no".
+type Refusal struct {
+	Kind       Kind
+	RetryAfter time.Duration
+}
+
+// Gate admits or refuses requests. A nil Gate admits everything.
+type Gate interface {
+	Admit(r *http.Request, op Op) *Refusal
+}
+
+// Admit asks g, tolerating a nil gate.
+func Admit(g Gate, r *http.Request, op Op) *Refusal {
+	if g == nil {
+		return nil
+	}
+	return g.Admit(r, op)
+}

@@ -1,0 +1,226 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aviary-deploy/aviary/sandbox/gate"
+)
+
+// Faults says which requests fail on purpose, and how.
+type Faults struct {
+	// Rate is the share of matching requests that fail, from 0 to 1.
+	Rate float64 `json:"rate"`
+	// Kinds are the failures to choose from: "throttle" (the service's throttling error) and
+	// "5xx" (its internal error). Empty means both.
+	Kinds []string `json:"kinds,omitempty"`
+	// Latency is added to every matching request.
+	Latency Duration `json:"latency,omitempty"`
+	// Services and Operations narrow which requests match ("lambda", "UpdateAlias", ...); empty
+	// matches all.
+	Services   []string `json:"services,omitempty"`
+	Operations []string `json:"operations,omitempty"`
+	// Seed makes the sequence of failures repeatable.
+	Seed uint64 `json:"seed,omitempty"`
+}
+
+// Duration is a time.Duration written as "50ms" in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n int64
+		if err2 := json.Unmarshal(b, &n); err2 != nil {
+			return fmt.Errorf("latency must be a duration such as \"50ms\": %w", err)
+		}
+		*d = Duration(n)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (f Faults) validate() error {
+	if f.Rate < 0 || f.Rate > 1 {
+		return fmt.Errorf("fault rate %v is outside 0..1", f.Rate)
+	}
+	for _, k := range f.Kinds {
+		if k != "throttle" && k != "5xx" {
+			return fmt.Errorf("fault kind %q is not one of throttle, 5xx", k)
+		}
+	}
+	if f.Latency < 0 {
+		return fmt.Errorf("fault latency %v is negative", f.Latency)
+	}
+	return nil
+}
+
+func (f Faults) matches(op gate.Op) bool {
+	return (len(f.Services) == 0 || slices.Contains(f.Services, op.Service)) &&
+		(len(f.Operations) == 0 || slices.Contains(f.Operations, op.Name))
+}
+
+// gatekeeper is the sandbox's gate: it records each request's operation, adds fault latency,
+// injects faults, and enforces Lambda's control-plane quota with a token bucket.
+type gatekeeper struct {
+	log *requestLog
+
+	mu     sync.Mutex
+	f      Faults
+	rng    *rand.Rand
+	rate   float64 // tokens per second; 0 is unlimited
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newGatekeeper(rate float64, burst int, f Faults, log *requestLog) *gatekeeper {
+	g := &gatekeeper{log: log, rate: rate, burst: float64(burst)}
+	if g.burst <= 0 {
+		g.burst = max(rate, 1)
+	}
+	g.tokens = g.burst
+	g.setFaults(f)
+	return g
+}
+
+func (g *gatekeeper) setFaults(f Faults) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.f = f
+	g.rng = rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
+}
+
+func (g *gatekeeper) faults() Faults {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.f
+}
+
+// Admit implements gate.Gate.
+func (g *gatekeeper) Admit(r *http.Request, op gate.Op) *gate.Refusal {
+	if e := entryFrom(r.Context()); e != nil {
+		e.Operation, e.Resource, e.ControlPlane = op.Name, op.Resource, op.ControlPlane
+	}
+	g.mu.Lock()
+	f := g.f
+	var fail gate.Kind
+	if f.matches(op) && f.Rate > 0 && g.rng.Float64() < f.Rate {
+		fail = gate.InjectedThrottle
+		kinds := f.Kinds
+		if len(kinds) == 0 {
+			kinds = []string{"throttle", "5xx"}
+		}
+		if kinds[g.rng.IntN(len(kinds))] == "5xx" {
+			fail = gate.InjectedServerError
+		}
+	}
+	var wait time.Duration
+	limited := false
+	if op.ControlPlane && g.rate > 0 {
+		now := time.Now()
+		if !g.last.IsZero() {
+			g.tokens = min(g.burst, g.tokens+now.Sub(g.last).Seconds()*g.rate)
+		}
+		g.last = now
+		if g.tokens >= 1 {
+			g.tokens--
+		} else {
+			limited = true
+			wait = time.Duration((1 - g.tokens) / g.rate * float64(time.Second))
+		}
+	}
+	g.mu.Unlock()
+
+	if f.Latency > 0 && f.matches(op) {
+		sleep(r.Context(), time.Duration(f.Latency))
+	}
+	switch {
+	case limited:
+		return &gate.Refusal{Kind: gate.RateLimited, RetryAfter: wait}
+	case fail != 0:
+		return &gate.Refusal{Kind: fail}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// Request is one entry of the sandbox's request log.
+type Request struct {
+	Time         time.Time     `json:"time"`
+	Service      string        `json:"service"`
+	Operation    string        `json:"operation"`
+	Resource     string        `json:"resource,omitempty"`
+	ControlPlane bool          `json:"controlPlane,omitempty"`
+	Method       string        `json:"method"`
+	Path         string        `json:"path"`
+	Status       int           `json:"status"`
+	ErrorCode    string        `json:"errorCode,omitempty"`
+	Duration     time.Duration `json:"duration"`
+}
+
+// requestLog keeps the most recent requests.
+type requestLog struct {
+	mu      sync.Mutex
+	max     int
+	entries []Request
+	watch   func(Request)
+}
+
+func newRequestLog(max int) *requestLog { return &requestLog{max: max} }
+
+func (l *requestLog) add(r Request) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.entries) >= l.max {
+		l.entries = append(l.entries[:0], l.entries[len(l.entries)-l.max/2:]...)
+	}
+	l.entries = append(l.entries, r)
+	if l.watch != nil {
+		l.watch(r)
+	}
+}
+
+func (l *requestLog) all() []Request {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.entries)
+}
+
+func (l *requestLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entries = nil
+}
+
+type entryKey struct{}
+
+func withEntry(ctx context.Context, e *Request) context.Context {
+	return context.WithValue(ctx, entryKey{}, e)
+}
+
+func entryFrom(ctx context.Context) *Request {
+	e, _ := ctx.Value(entryKey{}).(*Request)
+	return e
+}

@@ -1,0 +1,786 @@
+package lambda
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The executor runs functions as Lambda does: one process per execution environment, started from
+// the version's unpacked zip with the Runtime API on its own loopback port, reused warm while idle,
+// at most one invocation at a time per environment, and as many environments per version as the
+// concurrency bound allows.
+
+// envSpec is everything an execution environment of one version needs to start.
+type envSpec struct {
+	Function string
+	Version  string
+	Runtime  string
+	Handler  string
+	CodeKey  string
+	Timeout  time.Duration
+	MemoryMB int
+	Env      map[string]string
+	LogGroup string
+	// Limit bounds the environments of this version; Reserved, if set, bounds the whole function.
+	Limit    int
+	Reserved *int
+}
+
+type poolKey struct {
+	fn, version string
+	gen         int64
+}
+
+type executor struct {
+	s       *Service
+	mu      sync.Mutex
+	pools   map[poolKey]*pool
+	running map[string]int // in-flight invocations per function, for reserved concurrency
+	closed  bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func newExecutor(s *Service) *executor {
+	e := &executor{s: s, pools: map[poolKey]*pool{}, running: map[string]int{}, stop: make(chan struct{})}
+	e.wg.Add(1)
+	go e.reapIdle()
+	return e
+}
+
+// pool holds the environments of one version (of one generation, for $LATEST).
+type pool struct {
+	e       *executor
+	key     poolKey
+	spec    envSpec
+	mu      sync.Mutex
+	idle    []*execEnv
+	live    int
+	retired bool
+	freed   chan struct{} // closed and replaced whenever an environment frees up
+}
+
+func (e *executor) pool(key poolKey, spec envSpec) (*pool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, errors.New("sandbox is stopping")
+	}
+	if p, ok := e.pools[key]; ok {
+		p.mu.Lock()
+		p.spec.Limit, p.spec.Reserved = spec.Limit, spec.Reserved
+		p.mu.Unlock()
+		return p, nil
+	}
+	// A newer generation of $LATEST replaces the environments of older ones.
+	for k, p := range e.pools {
+		if k.fn == key.fn && k.version == key.version && k.gen < key.gen {
+			delete(e.pools, k)
+			go p.retire()
+		}
+	}
+	p := &pool{e: e, key: key, spec: spec, freed: make(chan struct{})}
+	e.pools[key] = p
+	return p, nil
+}
+
+// retire stops the environments of a function, or of one of its versions.
+func (e *executor) retire(fn, version string) {
+	e.mu.Lock()
+	var gone []*pool
+	for k, p := range e.pools {
+		if k.fn == fn && (version == "" || k.version == version) {
+			delete(e.pools, k)
+			gone = append(gone, p)
+		}
+	}
+	e.mu.Unlock()
+	for _, p := range gone {
+		p.retire()
+	}
+}
+
+func (e *executor) close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	close(e.stop)
+	pools := make([]*pool, 0, len(e.pools))
+	for _, p := range e.pools {
+		pools = append(pools, p)
+	}
+	e.pools = map[poolKey]*pool{}
+	e.mu.Unlock()
+	for _, p := range pools {
+		p.retire()
+	}
+	e.wg.Wait()
+}
+
+func (e *executor) reapIdle() {
+	defer e.wg.Done()
+	t := time.NewTicker(time.Second * 15)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		}
+		cutoff := time.Now().Add(-e.s.cfg.IdleTimeout)
+		e.mu.Lock()
+		pools := make([]*pool, 0, len(e.pools))
+		for _, p := range e.pools {
+			pools = append(pools, p)
+		}
+		e.mu.Unlock()
+		for _, p := range pools {
+			p.mu.Lock()
+			keep := p.idle[:0]
+			var stale []*execEnv
+			for _, env := range p.idle {
+				if env.idleSince.Before(cutoff) {
+					stale = append(stale, env)
+					p.live--
+				} else {
+					keep = append(keep, env)
+				}
+			}
+			p.idle = keep
+			p.mu.Unlock()
+			for _, env := range stale {
+				env.kill()
+			}
+		}
+	}
+}
+
+func (p *pool) retire() {
+	p.mu.Lock()
+	p.retired = true
+	idle := p.idle
+	p.idle = nil
+	p.live -= len(idle)
+	close(p.freed)
+	p.freed = make(chan struct{})
+	p.mu.Unlock()
+	for _, env := range idle {
+		env.kill()
+	}
+}
+
+// errThrottled says the concurrency bound is reached; reserved tells which bound.
+type errThrottled struct{ reserved bool }
+
+func (errThrottled) Error() string { return "concurrency limit reached" }
+
+// acquire returns an idle environment or starts one. At the bound, a synchronous caller is
+// throttled at once (as Lambda answers 429) and an asynchronous one waits for a free environment.
+func (p *pool) acquire(ctx context.Context, wait bool) (*execEnv, error) {
+	for {
+		p.mu.Lock()
+		if p.retired {
+			p.mu.Unlock()
+			return nil, errors.New("the version's execution environments were retired")
+		}
+		if !p.e.reserve(p.spec.Function, p.spec.Reserved) {
+			freed := p.freed
+			p.mu.Unlock()
+			if !wait {
+				return nil, errThrottled{reserved: true}
+			}
+			if err := waitFreed(ctx, freed); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if n := len(p.idle); n > 0 {
+			env := p.idle[n-1]
+			p.idle = p.idle[:n-1]
+			p.mu.Unlock()
+			return env, nil
+		}
+		if p.live < p.spec.Limit {
+			p.live++
+			spec := p.spec
+			p.mu.Unlock()
+			env, err := startEnvironment(p, spec)
+			if err != nil {
+				p.mu.Lock()
+				p.live--
+				p.mu.Unlock()
+				p.e.unreserve(p.spec.Function)
+				return nil, err
+			}
+			return env, nil
+		}
+		freed := p.freed
+		p.mu.Unlock()
+		p.e.unreserve(p.spec.Function)
+		if !wait {
+			return nil, errThrottled{}
+		}
+		if err := waitFreed(ctx, freed); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func waitFreed(ctx context.Context, freed chan struct{}) error {
+	select {
+	case <-freed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Second):
+		return nil
+	}
+}
+
+func (e *executor) reserve(fn string, reserved *int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if reserved != nil && e.running[fn] >= *reserved {
+		return false
+	}
+	e.running[fn]++
+	return true
+}
+
+func (e *executor) unreserve(fn string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running[fn]--; e.running[fn] <= 0 {
+		delete(e.running, fn)
+	}
+}
+
+// release returns an environment after an invocation: warm to the idle list if it is still alive.
+func (p *pool) release(env *execEnv) {
+	p.e.unreserve(p.spec.Function)
+	p.mu.Lock()
+	keep := env.alive() && !p.retired
+	if keep {
+		env.idleSince = time.Now()
+		p.idle = append(p.idle, env)
+	} else {
+		p.live--
+	}
+	close(p.freed)
+	p.freed = make(chan struct{})
+	p.mu.Unlock()
+	if !keep {
+		env.kill()
+	}
+}
+
+// invocation is one event handed to an environment's runtime.
+type invocation struct {
+	id            string
+	payload       []byte
+	arn           string
+	clientContext string
+	deadline      time.Time
+	done          chan runtimeResult
+}
+
+// runtimeResult is what the runtime answered for an invocation.
+type runtimeResult struct {
+	payload   []byte
+	errorType string // the Lambda-Runtime-Function-Error-Type, or a platform error type
+	isError   bool
+}
+
+// execEnv is one execution environment: a running bootstrap process and its Runtime API endpoint.
+type execEnv struct {
+	pool      *pool
+	spec      envSpec
+	cmd       *exec.Cmd
+	srv       *http.Server
+	ln        net.Listener
+	next      chan *invocation
+	dead      chan struct{}
+	exitErr   error
+	logs      *logCapture
+	stream    string
+	idleSince time.Time
+
+	started  time.Time
+	initOnce sync.Once
+	initDone chan struct{}
+	initDur  time.Duration
+	initErr  *runtimeResult
+
+	mu  sync.Mutex
+	cur *invocation
+	// invocations counts invocations run; the first one reports the init duration.
+	invocations int
+}
+
+func startEnvironment(p *pool, spec envSpec) (*execEnv, error) {
+	dir, err := p.e.s.code.unpack(spec.CodeKey)
+	if err != nil {
+		return nil, &startError{typ: "Runtime.Unknown", msg: err.Error()}
+	}
+	bootstrap := filepath.Join(dir, "bootstrap")
+	if _, err := os.Stat(bootstrap); err != nil {
+		return nil, &startError{typ: "Runtime.InvalidEntrypoint", msg: "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, &startError{typ: "Runtime.Unknown", msg: err.Error()}
+	}
+	env := &execEnv{
+		pool: p, spec: spec, ln: ln,
+		next: make(chan *invocation), dead: make(chan struct{}), initDone: make(chan struct{}),
+		stream: logStreamName(time.Now(), spec.Version),
+	}
+	env.srv = &http.Server{Handler: env, ReadHeaderTimeout: 10 * time.Second}
+	go env.srv.Serve(ln)
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		ln.Close()
+		return nil, &startError{typ: "Runtime.Unknown", msg: err.Error()}
+	}
+	cmd := exec.Command(bootstrap)
+	cmd.Dir = dir
+	cmd.Env = env.environ(dir, ln.Addr().String())
+	cmd.Stdout, cmd.Stderr = w, w
+	setProcessAttrs(cmd)
+	env.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		r.Close()
+		env.srv.Close()
+		return nil, &startError{typ: "Runtime.InvalidEntrypoint", msg: err.Error()}
+	}
+	w.Close()
+	env.cmd = cmd
+	env.logs = newLogCapture(r)
+	go func() {
+		err := cmd.Wait()
+		env.exitErr = err
+		if err == nil {
+			env.exitErr = errors.New("exit status 0")
+		}
+		close(env.dead)
+		env.srv.Close()
+	}()
+	return env, nil
+}
+
+// startError is an environment that could not start; Invoke reports it as a function error.
+type startError struct{ typ, msg string }
+
+func (e *startError) Error() string { return e.typ + ": " + e.msg }
+
+func (env *execEnv) environ(dir, api string) []string {
+	s := env.pool.e.s
+	vars := map[string]string{
+		"PATH":                            "/usr/local/bin:/usr/bin:/bin:/opt/bin",
+		"LANG":                            "en_US.UTF-8",
+		"TZ":                              ":UTC",
+		"LD_LIBRARY_PATH":                 "/lib64:/usr/lib64:" + dir + ":" + dir + "/lib:/opt/lib",
+		"LAMBDA_TASK_ROOT":                dir,
+		"LAMBDA_RUNTIME_DIR":              dir,
+		"_HANDLER":                        env.spec.Handler,
+		"AWS_LAMBDA_RUNTIME_API":          api,
+		"AWS_LAMBDA_FUNCTION_NAME":        env.spec.Function,
+		"AWS_LAMBDA_FUNCTION_VERSION":     env.spec.Version,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(env.spec.MemoryMB),
+		"AWS_LAMBDA_LOG_GROUP_NAME":       env.spec.LogGroup,
+		"AWS_LAMBDA_LOG_STREAM_NAME":      env.stream,
+		"AWS_LAMBDA_INITIALIZATION_TYPE":  "on-demand",
+		"AWS_REGION":                      s.cfg.Region,
+		"AWS_DEFAULT_REGION":              s.cfg.Region,
+		"AWS_ACCESS_KEY_ID":               "ASIASANDBOXFUNCTION0",
+		"AWS_SECRET_ACCESS_KEY":           "sandbox",
+		"AWS_SESSION_TOKEN":               "sandbox",
+	}
+	if s.cfg.BaseURL != "" {
+		// Functions that call AWS reach the sandbox, as they would reach AWS from Lambda.
+		vars["AWS_ENDPOINT_URL"] = s.cfg.BaseURL
+	}
+	for k, v := range env.spec.Env {
+		if !reservedEnv[k] {
+			vars[k] = v
+		}
+	}
+	out := make([]string, 0, len(vars))
+	for k, v := range vars {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func (env *execEnv) alive() bool {
+	select {
+	case <-env.dead:
+		return false
+	default:
+		return true
+	}
+}
+
+func (env *execEnv) kill() {
+	if env.cmd != nil && env.cmd.Process != nil {
+		killProcessGroup(env.cmd)
+	}
+	if env.srv != nil {
+		env.srv.Close()
+	}
+}
+
+// ServeHTTP is the environment's Runtime API.
+func (env *execEnv) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	const prefix = "/2018-06-01/runtime/"
+	path := strings.TrimPrefix(r.URL.Path, prefix)
+	switch {
+	case r.Method == http.MethodGet && path == "invocation/next":
+		env.next0(w, r)
+	case r.Method == http.MethodPost && path == "init/error":
+		env.initError(w, r)
+	case r.Method == http.MethodPost && strings.HasPrefix(path, "invocation/"):
+		rest := strings.TrimPrefix(path, "invocation/")
+		id, kind, ok := strings.Cut(rest, "/")
+		if !ok || (kind != "response" && kind != "error") {
+			runtimeAPIError(w, http.StatusNotFound, "InvalidURL", "unknown Runtime API path")
+			return
+		}
+		env.answer(w, r, id, kind == "error")
+	default:
+		runtimeAPIError(w, http.StatusNotFound, "InvalidURL", "unknown Runtime API path")
+	}
+}
+
+func runtimeAPIError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"errorType": typ, "errorMessage": msg})
+}
+
+func (env *execEnv) next0(w http.ResponseWriter, r *http.Request) {
+	env.initOnce.Do(func() {
+		env.initDur = time.Since(env.started)
+		close(env.initDone)
+	})
+	select {
+	case inv := <-env.next:
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Lambda-Runtime-Aws-Request-Id", inv.id)
+		h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(inv.deadline.UnixMilli(), 10))
+		h.Set("Lambda-Runtime-Invoked-Function-Arn", inv.arn)
+		h.Set("Lambda-Runtime-Trace-Id", traceID(inv.id))
+		if inv.clientContext != "" {
+			h.Set("Lambda-Runtime-Client-Context", inv.clientContext)
+		}
+		w.WriteHeader(http.StatusOK)
+		w.Write(inv.payload)
+	case <-r.Context().Done():
+	case <-env.dead:
+	}
+}
+
+func (env *execEnv) answer(w http.ResponseWriter, r *http.Request, id string, isError bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxResponseBytes+1))
+	if err != nil {
+		runtimeAPIError(w, http.StatusBadRequest, "InvalidRequest", err.Error())
+		return
+	}
+	env.mu.Lock()
+	inv := env.cur
+	env.mu.Unlock()
+	if inv == nil || inv.id != id {
+		runtimeAPIError(w, http.StatusBadRequest, "InvalidRequestID", "Invalid request ID")
+		return
+	}
+	res := runtimeResult{payload: body}
+	switch {
+	case len(body) > maxResponseBytes:
+		res = runtimeResult{isError: true, errorType: "Function.ResponseSizeTooLarge",
+			payload: errorPayload("Function.ResponseSizeTooLarge", fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", maxResponseBytes))}
+		runtimeAPIError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "response too large")
+		inv.finish(res)
+		return
+	case isError:
+		res.isError = true
+		res.errorType = r.Header.Get("Lambda-Runtime-Function-Error-Type")
+		if !json.Valid(body) || len(body) == 0 {
+			typ := res.errorType
+			if typ == "" {
+				typ = "Unhandled"
+			}
+			res.payload = errorPayload(typ, string(body))
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	io.WriteString(w, `{"status":"OK"}`)
+	inv.finish(res)
+}
+
+func (env *execEnv) initError(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, maxResponseBytes))
+	typ := r.Header.Get("Lambda-Runtime-Function-Error-Type")
+	if typ == "" {
+		typ = "Runtime.Unknown"
+	}
+	if !json.Valid(body) || len(body) == 0 {
+		body = errorPayload(typ, string(body))
+	}
+	res := &runtimeResult{isError: true, errorType: typ, payload: body}
+	env.mu.Lock()
+	env.initErr = res
+	env.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	io.WriteString(w, `{"status":"OK"}`)
+	env.initOnce.Do(func() {
+		env.initDur = time.Since(env.started)
+		close(env.initDone)
+	})
+	// Lambda discards an environment whose init failed.
+	go env.kill()
+}
+
+func (inv *invocation) finish(r runtimeResult) {
+	select {
+	case inv.done <- r:
+	default:
+	}
+}
+
+const maxResponseBytes = 6 * 1024 * 1024
+
+func errorPayload(typ, msg string) []byte {
+	b, _ := json.Marshal(struct {
+		ErrorType    string `json:"errorType"`
+		ErrorMessage string `json:"errorMessage"`
+	}{typ, msg})
+	return b
+}
+
+func traceID(requestID string) string {
+	now := time.Now().Unix()
+	clean := strings.ReplaceAll(requestID, "-", "")
+	if len(clean) > 24 {
+		clean = clean[:24]
+	}
+	return fmt.Sprintf("Root=1-%08x-%s;Parent=%s;Sampled=0", now, clean, clean[:16])
+}
+
+func logStreamName(t time.Time, version string) string {
+	return fmt.Sprintf("%s/[%s]%s", t.UTC().Format("2006/01/02"), version, strings.ReplaceAll(newRevisionID(), "-", ""))
+}
+
+// run hands inv to the environment and waits for the runtime's answer, the deadline, or the
+// process's death; it returns the answer, the init duration on a cold start, the invocation's
+// duration and its output. A timed-out or dead environment is not reused.
+func (env *execEnv) run(ctx context.Context, inv *invocation) (res runtimeResult, initDur, dur time.Duration, out []byte) {
+	env.mu.Lock()
+	env.cur = inv
+	env.invocations++
+	first := env.invocations == 1
+	env.mu.Unlock()
+	defer func() {
+		env.mu.Lock()
+		env.cur = nil
+		env.mu.Unlock()
+	}()
+
+	// Init is not part of the function's timeout, but has its own 10-second limit, as on AWS.
+	if first {
+		initTimer := time.NewTimer(10 * time.Second)
+		select {
+		case <-env.initDone:
+			initTimer.Stop()
+		case <-env.dead:
+			initTimer.Stop()
+		case <-initTimer.C:
+			env.kill()
+			<-env.dead
+			return runtimeResult{isError: true, errorType: "Runtime.Unknown",
+				payload: errorPayload("Runtime.Unknown", fmt.Sprintf("RequestId: %s Error: Init timed out after 10.00 seconds", inv.id))}, 10 * time.Second, 0, env.logs.take()
+		}
+		initDur = time.Since(env.started)
+		select {
+		case <-env.initDone:
+			initDur = env.initDur
+		default:
+		}
+		env.mu.Lock()
+		ie := env.initErr
+		env.mu.Unlock()
+		if ie != nil {
+			<-env.dead
+			return *ie, initDur, 0, env.logs.take()
+		}
+	}
+	timeout := env.spec.Timeout
+	start := time.Now()
+	inv.deadline = start.Add(timeout)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+
+	select {
+	case env.next <- inv:
+	case <-env.dead:
+		return env.exitResult(inv), initDur, time.Since(start), env.logs.take()
+	case <-timer.C:
+		env.kill()
+		<-env.dead
+		return timeoutResult(inv, timeout), initDur, timeout, env.logs.take()
+	case <-ctx.Done():
+		env.kill()
+		<-env.dead
+		return runtimeResult{isError: true, errorType: "Runtime.Unknown", payload: errorPayload("Runtime.Unknown", "the invocation was cancelled")}, initDur, time.Since(start), env.logs.take()
+	}
+	select {
+	case r := <-inv.done:
+		return r, initDur, time.Since(start), env.logs.take()
+	case <-env.dead:
+		// The process may have answered just before exiting.
+		select {
+		case r := <-inv.done:
+			return r, initDur, time.Since(start), env.logs.take()
+		default:
+		}
+		return env.exitResult(inv), initDur, time.Since(start), env.logs.take()
+	case <-timer.C:
+		env.kill()
+		<-env.dead
+		return timeoutResult(inv, timeout), initDur, timeout, env.logs.take()
+	}
+}
+
+func timeoutResult(inv *invocation, timeout time.Duration) runtimeResult {
+	return runtimeResult{isError: true, errorType: "Sandbox.Timedout", payload: errorPayload("Sandbox.Timedout",
+		fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds", inv.id, timeout.Seconds()))}
+}
+
+func (env *execEnv) exitResult(inv *invocation) runtimeResult {
+	msg := "Runtime exited without providing a reason"
+	if env.exitErr != nil {
+		msg = "Runtime exited with error: " + env.exitErr.Error()
+	}
+	return runtimeResult{isError: true, errorType: "Runtime.ExitError",
+		payload: errorPayload("Runtime.ExitError", fmt.Sprintf("RequestId: %s Error: %s", inv.id, msg))}
+}
+
+// maxMemoryMB reads the process's peak resident memory, for the REPORT line.
+func (env *execEnv) maxMemoryMB() int {
+	if env.cmd == nil || env.cmd.Process == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", env.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return (kb + 1023) / 1024
+		}
+	}
+	return 0
+}
+
+// logCapture collects an environment's merged stdout and stderr. Reads happen under mu, both in
+// the background loop and in take, so take sees every byte written before it was called.
+type logCapture struct {
+	mu  sync.Mutex
+	f   *os.File
+	rc  syscall.RawConn
+	buf []byte
+}
+
+const maxLogBytes = 1 << 20
+
+func newLogCapture(f *os.File) *logCapture {
+	l := &logCapture{f: f}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		go io.Copy(io.Discard, f)
+		return l
+	}
+	l.rc = rc
+	go l.loop()
+	return l
+}
+
+func (l *logCapture) loop() {
+	defer l.f.Close()
+	chunk := make([]byte, 32<<10)
+	for {
+		eof := false
+		err := l.rc.Read(func(fd uintptr) bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			n, rerr := syscall.Read(int(fd), chunk)
+			if n > 0 {
+				l.append(chunk[:n])
+				return true
+			}
+			if rerr == syscall.EAGAIN {
+				return false
+			}
+			if rerr == syscall.EINTR {
+				return false
+			}
+			eof = true
+			return true
+		})
+		if err != nil || eof {
+			return
+		}
+	}
+}
+
+func (l *logCapture) append(b []byte) {
+	l.buf = append(l.buf, b...)
+	if len(l.buf) > maxLogBytes {
+		l.buf = append(l.buf[:0], l.buf[len(l.buf)-maxLogBytes:]...)
+	}
+}
+
+// take drains what the pipe holds and returns everything captured since the last take.
+func (l *logCapture) take() []byte {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rc != nil {
+		chunk := make([]byte, 32<<10)
+		_ = l.rc.Control(func(fd uintptr) {
+			for {
+				n, err := syscall.Read(int(fd), chunk)
+				if n <= 0 || err != nil {
+					return
+				}
+				l.append(chunk[:n])
+			}
+		})
+	}
+	out := l.buf
+	l.buf = nil
+	return out
+}

@@ -1,0 +1,42 @@
+package sandbox
+
+import (
+	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
+	"github.com/aviary-deploy/aviary/sandbox/lambda"
+)
+
+// lambdaMetrics records each invocation's AWS/Lambda metrics as Lambda publishes them: across all
+// functions, per function, per invoked version or alias (Resource), and, for invocations through an
+// alias, per version the alias routed to (ExecutedVersion) — the dimension a canary is judged by.
+type lambdaMetrics struct{ cw *cloudwatch.Service }
+
+const lambdaNamespace = "AWS/Lambda"
+
+func (m lambdaMetrics) RecordInvocation(inv lambda.Invocation) {
+	sets := [][]cloudwatch.Dimension{
+		nil,
+		{{Name: "FunctionName", Value: inv.FunctionName}},
+	}
+	if inv.Resource != inv.FunctionName {
+		sets = append(sets, []cloudwatch.Dimension{{Name: "FunctionName", Value: inv.FunctionName}, {Name: "Resource", Value: inv.Resource}})
+		if inv.ThroughAlias && !inv.Throttled {
+			sets = append(sets, []cloudwatch.Dimension{
+				{Name: "FunctionName", Value: inv.FunctionName}, {Name: "Resource", Value: inv.Resource},
+				{Name: "ExecutedVersion", Value: inv.ExecutedVersion},
+			})
+		}
+	}
+	for _, dims := range sets {
+		if inv.Throttled {
+			m.cw.Put(lambdaNamespace, "Throttles", dims, "Count", inv.Time, 1)
+			continue
+		}
+		m.cw.Put(lambdaNamespace, "Invocations", dims, "Count", inv.Time, 1)
+		errs := 0.0
+		if inv.Error {
+			errs = 1
+		}
+		m.cw.Put(lambdaNamespace, "Errors", dims, "Count", inv.Time, errs)
+		m.cw.Put(lambdaNamespace, "Duration", dims, "Milliseconds", inv.Time, float64(inv.Duration.Microseconds())/1000)
+	}
+}

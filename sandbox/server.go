@@ -1,0 +1,366 @@
+// Package sandbox serves AWS-compatible Lambda, S3 and CloudWatch endpoints on one local port, so
+// that a release can be rehearsed with no AWS account. Requests are routed by the service name in
+// their SigV4 credential scope, as LocalStack does; signatures are not verified.
+//
+// The rule it keeps: it is a product, not a test double. Where a deploy tool can tell the
+// difference it behaves as AWS documents — error codes and statuses, preconditions, pagination,
+// the control-plane quota — and it runs real function zips.
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
+	"github.com/aviary-deploy/aviary/sandbox/lambda"
+	"github.com/aviary-deploy/aviary/sandbox/s3"
+)
+
+// Options configure a Server. The zero value is a usable in-memory sandbox on a random port.
+type Options struct {
+	// Addr is where to listen; "" picks a free loopback port.
+	Addr string
+	// DataDir keeps state across restarts; "" keeps it in memory.
+	DataDir string
+	Region  string
+	Account string
+	// ControlRate is Lambda's control-plane quota in requests per second (AWS's default is 15);
+	// negative turns it off. Zero means the default.
+	ControlRate float64
+	// ControlBurst is how many control-plane requests may arrive at once; zero means ControlRate.
+	ControlBurst int
+	// Faults are injected into matching requests.
+	Faults Faults
+	// UpdateDelay is how long new functions stay Pending and updates InProgress; zero means
+	// the default, negative means none.
+	UpdateDelay time.Duration
+	// MetricResolution is the finest period of the AWS/Lambda metrics (AWS: 60 s).
+	MetricResolution time.Duration
+	// MaxConcurrency bounds the execution environments of each function version.
+	MaxConcurrency int
+	// IdleTimeout is how long an idle execution environment stays warm.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultAddr        = "127.0.0.1:4566"
+	DefaultControlRate = 15
+	DefaultUpdateDelay = 500 * time.Millisecond
+)
+
+// Server is a running sandbox.
+type Server struct {
+	URL        string
+	Region     string
+	Lambda     *lambda.Service
+	S3         *s3.Service
+	CloudWatch *cloudwatch.Service
+
+	opts     Options
+	ln       net.Listener
+	http     *http.Server
+	handlers map[string]http.Handler
+	gate     *gatekeeper
+	log      *requestLog
+	closeMu  sync.Mutex
+	closed   bool
+	served   chan struct{}
+}
+
+// Start starts a sandbox; Close stops it and every function process it started.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Region == "" {
+		opts.Region = "us-east-1"
+	}
+	if opts.Account == "" {
+		opts.Account = "000000000000"
+	}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case opts.ControlRate == 0:
+		opts.ControlRate = DefaultControlRate
+	case opts.ControlRate < 0:
+		opts.ControlRate = 0
+	}
+	switch {
+	case opts.UpdateDelay == 0:
+		opts.UpdateDelay = DefaultUpdateDelay
+	case opts.UpdateDelay < 0:
+		opts.UpdateDelay = 0
+	}
+	if err := opts.Faults.validate(); err != nil {
+		return nil, err
+	}
+	if opts.DataDir != "" {
+		abs, err := filepath.Abs(opts.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		opts.DataDir = abs
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
+	}
+	s := &Server{URL: "http://" + ln.Addr().String(), Region: opts.Region, opts: opts, ln: ln, log: newRequestLog(200000), served: make(chan struct{})}
+	s.gate = newGatekeeper(opts.ControlRate, opts.ControlBurst, opts.Faults, s.log)
+
+	cw, err := cloudwatch.New(cloudwatch.Config{Region: opts.Region, Account: opts.Account, Resolution: opts.MetricResolution, DataDir: opts.DataDir, Logger: opts.Logger})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	st, err := s3.New(s3.Config{DataDir: opts.DataDir, Logger: opts.Logger})
+	if err != nil {
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
+	lm, err := lambda.New(lambda.Config{
+		Region: opts.Region, Account: opts.Account, BaseURL: s.URL, DataDir: opts.DataDir,
+		UpdateDelay: opts.UpdateDelay, MaxConcurrency: opts.MaxConcurrency, IdleTimeout: opts.IdleTimeout,
+		Objects: objectSource{st}, Metrics: lambdaMetrics{cw}, Logger: opts.Logger,
+	})
+	if err != nil {
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
+	s.Lambda, s.S3, s.CloudWatch = lm, st, cw
+	s.handlers = map[string]http.Handler{
+		"lambda":     lm.Handler(s.gate),
+		"s3":         st.Handler(s.gate),
+		"monitoring": cw.Handler(s.gate),
+	}
+	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
+	go func() {
+		defer close(s.served)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			opts.Logger.Error("sandbox server stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Close stops the server, its function processes and its alarm evaluator.
+func (s *Server) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		s.http.Close()
+	}
+	<-s.served
+	return errors.Join(s.Lambda.Close(), s.CloudWatch.Close())
+}
+
+// Env is the environment a client needs to reach the sandbox with the standard AWS config chain.
+func (s *Server) Env() []string {
+	return []string{
+		"AWS_ENDPOINT_URL=" + s.URL,
+		"AWS_REGION=" + s.Region,
+		"AWS_DEFAULT_REGION=" + s.Region,
+		"AWS_ACCESS_KEY_ID=sandbox",
+		"AWS_SECRET_ACCESS_KEY=sandbox",
+	}
+}
+
+// Requests returns the request log, oldest first.
+func (s *Server) Requests() []Request { return s.log.all() }
+
+// OnRequest calls fn with every request once it is answered.
+func (s *Server) OnRequest(fn func(Request)) {
+	s.log.mu.Lock()
+	defer s.log.mu.Unlock()
+	s.log.watch = fn
+}
+
+// ResetRequests empties the request log.
+func (s *Server) ResetRequests() { s.log.reset() }
+
+// SetFaults replaces the fault settings.
+func (s *Server) SetFaults(f Faults) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	s.gate.setFaults(f)
+	return nil
+}
+
+// ServeHTTP routes a request to the service its SigV4 scope names.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_aviary/") {
+		s.admin(w, r)
+		return
+	}
+	service := signingService(r)
+	h, ok := s.handlers[service]
+	if !ok {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3 and monitoring (CloudWatch).", service)})
+		return
+	}
+	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path}
+	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	h.ServeHTTP(rec, r.WithContext(withEntry(r.Context(), entry)))
+	entry.Status = rec.status
+	entry.ErrorCode = errorCodeOf(rec.Header())
+	entry.Duration = time.Since(entry.Time)
+	s.log.add(*entry)
+}
+
+// signingService finds the service a request was signed for; unsigned requests are recognised
+// by their shape.
+func signingService(r *http.Request) string {
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		if _, rest, ok := strings.Cut(auth, "Credential="); ok {
+			cred, _, _ := strings.Cut(rest, ",")
+			if parts := strings.Split(strings.TrimSpace(cred), "/"); len(parts) >= 5 {
+				return parts[3]
+			}
+		}
+	}
+	if cred := r.URL.Query().Get("X-Amz-Credential"); cred != "" {
+		if parts := strings.Split(cred, "/"); len(parts) >= 5 {
+			return parts[3]
+		}
+	}
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/2015-03-31/"), strings.HasPrefix(p, "/2017-10-31/"), strings.HasPrefix(p, "/2019-09-30/"), strings.HasPrefix(p, "/2016-08-19/"):
+		return "lambda"
+	case strings.HasPrefix(p, "/service/GraniteServiceVersion20100801/"),
+		strings.HasPrefix(r.Header.Get("X-Amz-Target"), "GraniteServiceVersion20100801."):
+		return "monitoring"
+	case r.Method == http.MethodPost && p == "/" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
+		return "monitoring"
+	}
+	return "s3"
+}
+
+func errorCodeOf(h http.Header) string {
+	if t := h.Get("x-amzn-ErrorType"); t != "" {
+		code, _, _ := strings.Cut(t, ":")
+		return code
+	}
+	if q := h.Get("x-amzn-query-error"); q != "" {
+		code, _, _ := strings.Cut(q, ";")
+		return code
+	}
+	return ""
+}
+
+type recorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// objectSource lets Lambda fetch S3Bucket/S3Key code from the sandbox's S3.
+type objectSource struct{ s3 *s3.Service }
+
+func (o objectSource) GetObject(bucket, key, version string) ([]byte, error) {
+	b, err := o.s3.GetObject(bucket, key, version)
+	var oe *s3.ObjectError
+	if errors.As(err, &oe) {
+		return nil, &lambda.ObjectError{Code: oe.Code, Message: oe.Message}
+	}
+	return b, err
+}
+
+// admin serves the sandbox's own API under /_aviary/.
+func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, "/_aviary/")
+	writeJSON := func(status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(v)
+	}
+	fail := func(status int, msg string) { writeJSON(status, map[string]string{"error": msg}) }
+	switch {
+	case path == "health":
+		writeJSON(http.StatusOK, map[string]string{"status": "ok", "url": s.URL, "region": s.Region})
+	case path == "requests" && r.Method == http.MethodGet:
+		writeJSON(http.StatusOK, s.Requests())
+	case path == "requests" && r.Method == http.MethodDelete:
+		s.ResetRequests()
+		w.WriteHeader(http.StatusNoContent)
+	case path == "faults" && r.Method == http.MethodGet:
+		writeJSON(http.StatusOK, s.gate.faults())
+	case path == "faults" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
+		var f Faults
+		if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
+			fail(http.StatusBadRequest, "faults: "+err.Error())
+			return
+		}
+		if err := s.SetFaults(f); err != nil {
+			fail(http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(http.StatusOK, s.gate.faults())
+	case path == "faults" && r.Method == http.MethodDelete:
+		s.gate.setFaults(Faults{})
+		w.WriteHeader(http.StatusNoContent)
+	case strings.HasPrefix(path, "lambda/code/") && r.Method == http.MethodGet:
+		key := strings.TrimSuffix(strings.TrimPrefix(path, "lambda/code/"), ".zip")
+		b, err := s.Lambda.CodeZip(key)
+		if err != nil {
+			fail(http.StatusNotFound, "no code "+url.PathEscape(key))
+			return
+		}
+		w.Header().Set("Content-Type", "application/zip")
+		w.Write(b)
+	default:
+		fail(http.StatusNotFound, "unknown sandbox admin path /_aviary/"+path+" (try health, requests, faults)")
+	}
+}
