@@ -205,4 +205,3 @@ func metricSum(ctx context.Context, cw *cloudwatch.Client, fn, resource, version
 	}
 	return total, nil
 }
-

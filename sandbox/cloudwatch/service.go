@@ -523,7 +523,9 @@ type persistedState struct {
 	History []alarmHistoryItem
 }
 
-func (s *Service) statePath() string { return filepath.Join(s.cfg.DataDir, "cloudwatch", "alarms.json") }
+func (s *Service) statePath() string {
+	return filepath.Join(s.cfg.DataDir, "cloudwatch", "alarms.json")
+}
 
 func (s *Service) load() error {
 	if s.cfg.DataDir == "" {

@@ -194,6 +194,6 @@ type accountLimit struct {
 }
 
 type accountUsage struct {
-	TotalCodeSize  int64 `json:"TotalCodeSize"`
-	FunctionCount  int64 `json:"FunctionCount"`
+	TotalCodeSize int64 `json:"TotalCodeSize"`
+	FunctionCount int64 `json:"FunctionCount"`
 }

@@ -41,7 +41,7 @@ var (
 type bucket struct {
 	Name       string
 	Created    time.Time
-	Versioning gofakes3.VersioningStatus // "", Enabled or Suspended
+	Versioning gofakes3.VersioningStatus   // "", Enabled or Suspended
 	Objects    map[string][]*objectVersion // by key; oldest first, the last is current
 	Lifecycle  []byte                      // the stored LifecycleConfiguration XML, if any
 }
