@@ -74,25 +74,48 @@ func (f Faults) matches(op gate.Op) bool {
 }
 
 // gatekeeper is the sandbox's gate: it records each request's operation, adds fault latency,
-// injects faults, and enforces Lambda's control-plane quota with a token bucket.
+// injects faults, and enforces Lambda's request quotas with token buckets.
 type gatekeeper struct {
 	log *requestLog
 
-	mu     sync.Mutex
-	f      Faults
-	rng    *rand.Rand
-	rate   float64 // tokens per second; 0 is unlimited
-	burst  float64
-	tokens float64
-	last   time.Time
+	mu      sync.Mutex
+	f       Faults
+	rng     *rand.Rand
+	buckets map[string]*tokenBucket // by quota name; none when quotas are off
 }
 
-func newGatekeeper(rate float64, burst int, f Faults, log *requestLog) *gatekeeper {
-	g := &gatekeeper{log: log, rate: rate, burst: float64(burst)}
-	if g.burst <= 0 {
-		g.burst = max(rate, 1)
+// tokenBucket admits rate requests per second, burst at once.
+type tokenBucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+// take spends a token, or says how long until one is free.
+func (b *tokenBucket) take(now time.Time) (ok bool, wait time.Duration) {
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 	}
-	g.tokens = g.burst
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+}
+
+// getFunctionRate is GetFunction's own quota on AWS.
+const getFunctionRate = 100
+
+func newGatekeeper(rate float64, burst int, f Faults, log *requestLog) *gatekeeper {
+	g := &gatekeeper{log: log, buckets: map[string]*tokenBucket{}}
+	if rate > 0 {
+		b := float64(burst)
+		if b <= 0 {
+			b = max(rate, 1)
+		}
+		g.buckets[gate.QuotaControlPlane] = &tokenBucket{rate: rate, burst: b, tokens: b}
+		g.buckets[gate.QuotaGetFunction] = &tokenBucket{rate: getFunctionRate, burst: getFunctionRate, tokens: getFunctionRate}
+	}
 	g.setFaults(f)
 	return g
 }
@@ -113,7 +136,7 @@ func (g *gatekeeper) faults() Faults {
 // Admit implements gate.Gate.
 func (g *gatekeeper) Admit(r *http.Request, op gate.Op) *gate.Refusal {
 	if e := entryFrom(r.Context()); e != nil {
-		e.Operation, e.Resource, e.ControlPlane = op.Name, op.Resource, op.ControlPlane
+		e.Operation, e.Resource, e.ControlPlane = op.Name, op.Resource, op.Quota == gate.QuotaControlPlane
 	}
 	g.mu.Lock()
 	f := g.f
@@ -130,18 +153,10 @@ func (g *gatekeeper) Admit(r *http.Request, op gate.Op) *gate.Refusal {
 	}
 	var wait time.Duration
 	limited := false
-	if op.ControlPlane && g.rate > 0 {
-		now := time.Now()
-		if !g.last.IsZero() {
-			g.tokens = min(g.burst, g.tokens+now.Sub(g.last).Seconds()*g.rate)
-		}
-		g.last = now
-		if g.tokens >= 1 {
-			g.tokens--
-		} else {
-			limited = true
-			wait = time.Duration((1 - g.tokens) / g.rate * float64(time.Second))
-		}
+	if b := g.buckets[op.Quota]; b != nil {
+		var ok bool
+		ok, wait = b.take(time.Now())
+		limited = !ok
 	}
 	g.mu.Unlock()
 

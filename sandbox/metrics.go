@@ -6,8 +6,10 @@ import (
 )
 
 // lambdaMetrics records each invocation's AWS/Lambda metrics as Lambda publishes them: across all
-// functions, per function, per invoked version or alias (Resource), and, for invocations through an
-// alias, per version the alias routed to (ExecutedVersion) — the dimension a canary is judged by.
+// functions, per function, per invoked version or alias (Resource = "name:qualifier"), and, for
+// invocations through an alias, per version the alias routed to (ExecutedVersion) — the dimension a
+// canary is judged by. An invocation through an alias is not also recorded under its version's
+// Resource, as on AWS.
 type lambdaMetrics struct{ cw *cloudwatch.Service }
 
 const lambdaNamespace = "AWS/Lambda"
@@ -27,16 +29,19 @@ func (m lambdaMetrics) RecordInvocation(inv lambda.Invocation) {
 		}
 	}
 	for _, dims := range sets {
+		// Lambda emits Throttles and Errors for every invoke request (0 when there was none);
+		// a throttled request records no Invocations, Errors or Duration.
 		if inv.Throttled {
 			m.cw.Put(lambdaNamespace, "Throttles", dims, "Count", inv.Time, 1)
 			continue
 		}
-		m.cw.Put(lambdaNamespace, "Invocations", dims, "Count", inv.Time, 1)
 		errs := 0.0
 		if inv.Error {
 			errs = 1
 		}
+		m.cw.Put(lambdaNamespace, "Invocations", dims, "Count", inv.Time, 1)
 		m.cw.Put(lambdaNamespace, "Errors", dims, "Count", inv.Time, errs)
+		m.cw.Put(lambdaNamespace, "Throttles", dims, "Count", inv.Time, 0)
 		m.cw.Put(lambdaNamespace, "Duration", dims, "Milliseconds", inv.Time, float64(inv.Duration.Microseconds())/1000)
 	}
 }

@@ -48,11 +48,8 @@ func handle(ctx context.Context, e event) (response, error) {
 	}
 	switch e.Action {
 	case "sleep":
-		select {
-		case <-time.After(time.Duration(e.MS) * time.Millisecond):
-		case <-ctx.Done():
-			return response{}, ctx.Err()
-		}
+		// A hang: the context's deadline is ignored, as stuck code ignores it.
+		time.Sleep(time.Duration(e.MS) * time.Millisecond)
 	case "crash":
 		fmt.Println("crashing on purpose")
 		os.Exit(max(e.Code, 1))

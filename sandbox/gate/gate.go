@@ -14,9 +14,19 @@ type Op struct {
 	Service  string // "lambda", "s3", "monitoring", ...
 	Name     string // the API operation, e.g. "UpdateAlias"
 	Resource string // the function, bucket or alarm it acts on, when there is one
-	// ControlPlane marks calls that count against Lambda's control-plane quota.
-	ControlPlane bool
+	// Quota names the request-rate quota the call counts against, if any: QuotaControlPlane for
+	// Lambda's shared control-plane quota, or an operation's own (QuotaGetFunction).
+	Quota string
 }
+
+// Quotas AWS applies to Lambda API requests, per account and Region.
+const (
+	// QuotaControlPlane is shared by every control-plane call except Invoke, GetFunction and
+	// GetPolicy: 15 requests per second.
+	QuotaControlPlane = "control-plane"
+	// QuotaGetFunction is GetFunction's own: 100 requests per second.
+	QuotaGetFunction = "GetFunction"
+)
 
 // Kind says why a request was refused.
 type Kind int

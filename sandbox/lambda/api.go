@@ -17,7 +17,6 @@ type route struct {
 	fn       string // FunctionName path label, unescaped
 	alias    string // Name path label
 	handle   func(s *Service, w http.ResponseWriter, r *http.Request, rt route)
-	dataOnly bool // not counted against the control-plane quota
 }
 
 // match maps method and path to an operation, as the model's requestUri templates do.
@@ -80,9 +79,7 @@ func match(method, escapedPath string) (route, bool) {
 	}
 	switch {
 	case len(sub) == 0 && method == http.MethodGet:
-		rt, ok := r("GetFunction", (*Service).httpGetFunction)
-		rt.dataOnly = true
-		return rt, ok
+		return r("GetFunction", (*Service).httpGetFunction)
 	case len(sub) == 0 && method == http.MethodDelete:
 		return r("DeleteFunction", (*Service).httpDeleteFunction)
 	case len(sub) == 1 && sub[0] == "configuration" && method == http.MethodGet:
@@ -113,9 +110,7 @@ func match(method, escapedPath string) (route, bool) {
 		rt.alias = sub[1]
 		return rt, ok
 	case len(sub) == 1 && sub[0] == "invocations" && method == http.MethodPost:
-		rt, ok := r("Invoke", (*Service).httpInvoke)
-		rt.dataOnly = true
-		return rt, ok
+		return r("Invoke", (*Service).httpInvoke)
 	}
 	return route{}, false
 }
@@ -133,7 +128,14 @@ func (s *Service) Handler(g gate.Gate) http.Handler {
 		if name, _, err := parseFunctionName(rt.fn); err == nil {
 			resource = name
 		}
-		if ref := gate.Admit(g, r, gate.Op{Service: "lambda", Name: rt.op, Resource: resource, ControlPlane: !rt.dataOnly}); ref != nil {
+		quota := gate.QuotaControlPlane
+		switch rt.op {
+		case "Invoke":
+			quota = ""
+		case "GetFunction":
+			quota = gate.QuotaGetFunction
+		}
+		if ref := gate.Admit(g, r, gate.Op{Service: "lambda", Name: rt.op, Resource: resource, Quota: quota}); ref != nil {
 			writeError(w, refusalError(ref))
 			return
 		}

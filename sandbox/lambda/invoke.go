@@ -206,7 +206,7 @@ func (s *Service) runOn(ctx context.Context, p *pool, env *execEnv, t target, pa
 	res, initDur, dur, out := env.run(ctx, inv)
 	var log []byte
 	if wantLog {
-		log = formatLog(env, inv.id, t.version, res, initDur, dur, out)
+		log = formatLog(env, s.cfg.Region, inv.id, t.version, res, initDur, dur, out)
 	}
 	p.release(env)
 	s.record(t, Invocation{Error: res.isError, Duration: dur})
@@ -227,19 +227,24 @@ func (s *Service) record(t target, inv Invocation) {
 
 // formatLog writes an invocation's log as Lambda does: START, the function's output, END and
 // REPORT, with INIT_START first on a cold start.
-func formatLog(env *execEnv, id, version string, res runtimeResult, initDur, dur time.Duration, out []byte) []byte {
+func formatLog(env *execEnv, region, id, version string, res runtimeResult, initDur, dur time.Duration, out []byte) []byte {
 	var b strings.Builder
 	if initDur > 0 {
-		fmt.Fprintf(&b, "INIT_START Runtime Version: %s\tRuntime Version ARN: arn:aws:lambda:::runtime:%s\n",
-			strings.ReplaceAll(env.spec.Runtime, ".", ":")+".v1", runtimeVersionID(env.spec.Runtime))
+		fmt.Fprintf(&b, "INIT_START Runtime Version: %s\tRuntime Version ARN: arn:aws:lambda:%s::runtime:%s\n",
+			strings.Replace(env.spec.Runtime, ".", ":", 1)+".v1", region, runtimeVersionID(env.spec.Runtime))
 	}
 	fmt.Fprintf(&b, "START RequestId: %s Version: %s\n", id, version)
 	b.Write(out)
 	if len(out) > 0 && out[len(out)-1] != '\n' {
 		b.WriteByte('\n')
 	}
-	if res.errorType == "Sandbox.Timedout" {
+	switch res.errorType {
+	case "Sandbox.Timedout":
 		fmt.Fprintf(&b, "%s %s Task timed out after %.2f seconds\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), id, env.spec.Timeout.Seconds())
+	case "Runtime.ExitError":
+		var p struct{ ErrorMessage string }
+		_ = json.Unmarshal(res.payload, &p)
+		fmt.Fprintf(&b, "%s\nRuntime.ExitError\n", p.ErrorMessage)
 	}
 	fmt.Fprintf(&b, "END RequestId: %s\n", id)
 	ms := float64(dur.Microseconds()) / 1000
@@ -248,14 +253,10 @@ func formatLog(env *execEnv, id, version string, res runtimeResult, initDur, dur
 	if initDur > 0 {
 		fmt.Fprintf(&b, "Init Duration: %.2f ms\t", float64(initDur.Microseconds())/1000)
 	}
-	switch res.errorType {
-	case "Sandbox.Timedout":
-		b.WriteString("Status: timeout\n")
-	case "Runtime.ExitError":
-		b.WriteString("Status: error\tError Type: Runtime.ExitError\n")
-	default:
-		b.WriteString("\n")
+	if res.errorType == "Sandbox.Timedout" {
+		b.WriteString("Status: timeout")
 	}
+	b.WriteString("\n")
 	return []byte(b.String())
 }
 

@@ -117,6 +117,7 @@ func (s *Service) createFunction(in createFunctionInput) (functionConfiguration,
 	v.RunKey, v.Generation = key, 1
 	v.State, v.StateReason, v.StateReasonCode = statePending, "The function is being created.", "Creating"
 	v.ReadyAt = now.Add(s.cfg.UpdateDelay)
+	v.PendingRevisionNew = true // AWS gives the function a new RevisionId when it becomes Active
 	f := &function{Name: name, Latest: v, Versions: map[string]*version{}, Aliases: map[string]*alias{}, Tags: maps.Clone(in.Tags)}
 	s.fns[name] = f
 	f.settle(now)
@@ -394,7 +395,7 @@ func (s *Service) publishVersion(raw string, in publishVersionInput) (functionCo
 		err = checkRevision(in.RevisionID, f.Latest.RevisionID, "GetFunction/GetAlias")
 	}
 	if err == nil && in.CodeSha256 != nil && *in.CodeSha256 != f.Latest.CodeSha256 {
-		err = invalidParam("CodeSHA256 (%s) is different from current CodeSHA256 in $LATEST (%s). Please try again with the current CodeSHA256.", *in.CodeSha256, f.Latest.CodeSha256)
+		err = invalidParam("CodeSHA256 (%s) is different from current CodeSHA256 in $LATEST (%s). Please try again with the CodeSHA256 in $LATEST.", *in.CodeSha256, f.Latest.CodeSha256)
 	}
 	if err != nil {
 		return functionConfiguration{}, err
@@ -432,6 +433,7 @@ func (s *Service) publish(f *function, description *string, now time.Time) *vers
 	}
 	f.Versions[v.Version] = v
 	f.Published, f.PublishedVersion = fp, v.Version
+	f.Latest.RevisionID = newRevisionID() // publishing changes $LATEST's RevisionId too, as on AWS
 	return v
 }
 
@@ -522,10 +524,10 @@ func (s *Service) deleteFunction(raw, qualifier string) *APIError {
 	case q == latest:
 		return invalidParam("$LATEST version cannot be deleted without deleting the function.")
 	case !versionRE.MatchString(q):
-		return invalidParam("Deletion of aliases is not supported.")
+		return invalidParam("Deletion of aliases is not currently supported.")
 	default:
 		if _, ok := f.Versions[q]; !ok {
-			return notFound("Function not found: %s", s.qualifiedARN(f.Name, q))
+			return nil // AWS answers 204 for a version that does not exist
 		}
 		if refs := f.aliasesReferencing(q); len(refs) > 0 {
 			return conflict("Unable to delete version because the following aliases reference it: [%s]", strings.Join(refs, ", "))
@@ -579,7 +581,7 @@ func checkAliasName(name string) *APIError {
 	return nil
 }
 
-func (s *Service) aliasOf(raw, name string) (*function, *alias, *APIError) {
+func (s *Service) aliasOf(raw, name, missing string) (*function, *alias, *APIError) {
 	f, q, err := s.lookup(raw)
 	if err == nil && q != "" {
 		err = invalidParam("Unsupported qualifier: aliases belong to the unqualified function.")
@@ -592,7 +594,7 @@ func (s *Service) aliasOf(raw, name string) (*function, *alias, *APIError) {
 	}
 	a, ok := f.Aliases[name]
 	if !ok {
-		return nil, nil, notFound("Alias not found: %s", s.qualifiedARN(f.Name, name))
+		return nil, nil, notFound(missing, s.qualifiedARN(f.Name, name))
 	}
 	return f, a, nil
 }
@@ -600,7 +602,7 @@ func (s *Service) aliasOf(raw, name string) (*function, *alias, *APIError) {
 func (s *Service) getAlias(raw, name string) (aliasConfiguration, *APIError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, a, err := s.aliasOf(raw, name)
+	f, a, err := s.aliasOf(raw, name, "Cannot find alias arn: %s")
 	if err != nil {
 		return aliasConfiguration{}, err
 	}
@@ -610,7 +612,7 @@ func (s *Service) getAlias(raw, name string) (aliasConfiguration, *APIError) {
 func (s *Service) updateAlias(raw, name string, in updateAliasInput) (aliasConfiguration, *APIError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, a, err := s.aliasOf(raw, name)
+	f, a, err := s.aliasOf(raw, name, "Alias not found: %s")
 	if err != nil {
 		return aliasConfiguration{}, err
 	}

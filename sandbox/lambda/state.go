@@ -303,29 +303,35 @@ func (s *Service) checkRouting(f *function, primary string, weights map[string]f
 	if len(weights) == 0 {
 		return nil
 	}
+	// Request validation first, as AWS validates the request's shape before its meaning.
+	for _, v := range slices.Sorted(maps.Keys(weights)) {
+		w := weights[v]
+		shown := fmt.Sprintf("{%s=%s}", v, strconv.FormatFloat(w, 'f', -1, 64))
+		switch {
+		case !versionRE.MatchString(v):
+			return validation("routingConfig.additionalVersionWeights", shown,
+				"Map keys must satisfy constraint: [Member must have length less than or equal to 1024, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: [0-9]+, Member must not be null]")
+		case w < 0 || w > 1 || w != w:
+			return validation("routingConfig.additionalVersionWeights", shown,
+				"Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]")
+		}
+	}
 	if len(weights) > 1 {
 		return invalidParam("Number of items in AdditionalVersionWeights cannot be greater than 1")
 	}
 	if primary == latest {
 		return invalidParam("$LATEST is not supported for an alias pointing to more than 1 version")
 	}
-	for v, w := range weights {
-		switch {
-		case v == latest:
-			return invalidParam("$LATEST is not supported for an alias pointing to more than 1 version")
-		case !versionRE.MatchString(v):
-			return validation("routingConfig.additionalVersionWeights", v, `Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [0-9]+]`)
-		case v == primary:
-			return invalidParam("Invalid function version %s. Function version %s is already included in the routing configuration.", v, v)
-		case w < 0 || w > 1 || w != w:
-			return validation("routingConfig.additionalVersionWeights", strconv.FormatFloat(w, 'f', -1, 64),
-				"Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0]")
+	for v := range weights {
+		if v == primary {
+			return invalidParam("Invalid function version %s. Function version %s is already included in routing configuration.", v, v)
 		}
 		extra, ok := f.Versions[v]
 		if !ok {
 			return notFound("Function not found: %s", s.qualifiedARN(f.Name, v))
 		}
-		if p := f.Versions[primary]; p != nil && p.Role != extra.Role {
+		// Both versions must have the same execution role (AWS's weighted-alias rules).
+		if p := f.Versions[primary]; p.Role != extra.Role {
 			return invalidParam("Versions %s and %s of the function have different execution roles; an alias can route traffic only between versions with the same execution role.", primary, v)
 		}
 	}
