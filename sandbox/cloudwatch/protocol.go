@@ -79,18 +79,27 @@ func writeOutput(w http.ResponseWriter, p protocol, op, requestID string, v any)
 	w.Header().Set("x-amzn-RequestId", requestID)
 	switch p {
 	case protoCBOR:
+		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
+		if v == nil {
+			// An output without members is an empty body.
+			w.WriteHeader(http.StatusOK)
+			return
+		}
 		b, err := cborEnc.Marshal(v)
 		if err != nil {
 			writeError(w, p, requestID, internalError(err))
 			return
 		}
-		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
 		w.Header().Set("Content-Type", "application/cbor")
 		w.WriteHeader(http.StatusOK)
 		w.Write(b)
 	case protoJSON:
 		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 		w.WriteHeader(http.StatusOK)
+		if v == nil {
+			io.WriteString(w, "{}")
+			return
+		}
 		json.NewEncoder(w).Encode(v)
 	default:
 		var buf bytes.Buffer

@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -125,7 +126,10 @@ func (s *Service) Handler(g gate.Gate) http.Handler {
 			return
 		}
 		resource := rt.fn
-		if name, _, err := parseFunctionName(rt.fn); err == nil {
+		if rt.op == "CreateFunction" {
+			resource = peekFunctionName(r)
+		}
+		if name, _, err := parseFunctionName(resource); err == nil {
 			resource = name
 		}
 		quota := gate.QuotaControlPlane
@@ -141,6 +145,19 @@ func (s *Service) Handler(g gate.Gate) http.Handler {
 		}
 		rt.handle(s, w, r, rt)
 	})
+}
+
+// peekFunctionName reads CreateFunction's FunctionName from the body, leaving the body to be read
+// again.
+func peekFunctionName(r *http.Request) string {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 80<<20))
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	if err != nil {
+		return ""
+	}
+	var in struct{ FunctionName string }
+	_ = json.Unmarshal(b, &in)
+	return in.FunctionName
 }
 
 func refusalError(ref *gate.Refusal) *APIError {
