@@ -102,7 +102,8 @@ func (s *Service) putMetricAlarm(in *putMetricAlarmInput) *apiError {
 	m.Period, m.Unit, m.EvaluationPeriods, m.DatapointsToAlarm = in.Period, in.Unit, in.EvaluationPeriods, in.DatapointsToAlarm
 	m.Threshold, m.ComparisonOperator, m.TreatMissingData = *in.Threshold, in.ComparisonOperator, in.TreatMissingData
 	m.AlarmConfigurationUpdatedTimestamp = ts{now}
-	a.LastEvaluated = time.Time{}
+	// The first evaluation comes when the current period closes, as on AWS.
+	a.LastEvaluated = now.Truncate(time.Duration(m.Period) * time.Second)
 	verb := "updated"
 	if !exists {
 		verb = "created"

@@ -14,10 +14,10 @@ import (
 
 // route is one request, matched to its operation.
 type route struct {
-	op       string
-	fn       string // FunctionName path label, unescaped
-	alias    string // Name path label
-	handle   func(s *Service, w http.ResponseWriter, r *http.Request, rt route)
+	op     string
+	fn     string // FunctionName path label, unescaped
+	alias  string // Name path label
+	handle func(s *Service, w http.ResponseWriter, r *http.Request, rt route)
 }
 
 // match maps method and path to an operation, as the model's requestUri templates do.
