@@ -83,7 +83,7 @@ var fast = sandbox.Options{UpdateDelay: -1, ControlRate: -1, MetricResolution: t
 
 func start(t *testing.T, opts sandbox.Options) *env {
 	t.Helper()
-	srv, err := sandbox.Start(context.Background(), opts)
+	srv, err := startSandbox(opts)
 	if err != nil {
 		t.Fatalf("start sandbox: %v", err)
 	}
@@ -91,20 +91,32 @@ func start(t *testing.T, opts sandbox.Options) *env {
 	return connect(t, srv)
 }
 
+func startSandbox(opts sandbox.Options) (*sandbox.Server, error) {
+	return sandbox.Start(context.Background(), opts)
+}
+
 func connect(t *testing.T, srv *sandbox.Server) *env {
 	t.Helper()
-	// The standard chain, as Aviary loads it (credentials from the environment TestMain set),
-	// with the sandbox as the endpoint.
-	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{Endpoint: srv.URL, Region: srv.Region})
+	e, err := clients(srv)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return e
+}
+
+// clients loads the standard chain, as Aviary does (credentials from the environment TestMain
+// set), with the sandbox as the endpoint.
+func clients(srv *sandbox.Server) (*env, error) {
+	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{Endpoint: srv.URL, Region: srv.Region})
+	if err != nil {
+		return nil, err
 	}
 	return &env{
 		srv: srv, cfg: cfg,
 		lambda: lambda.NewFromConfig(cfg),
 		s3:     s3.NewFromConfig(cfg),
 		cw:     cloudwatch.NewFromConfig(cfg),
-	}
+	}, nil
 }
 
 // noRetry is a Lambda client that makes exactly one attempt per call.

@@ -253,6 +253,9 @@ func TestPersistence(t *testing.T) {
 		ComparisonOperator: cwtypes.ComparisonOperatorGreaterThanOrEqualToThreshold}); err != nil {
 		t.Fatal(err)
 	}
+	if out, err := e.lambda.Invoke(c, &lambda.InvokeInput{FunctionName: aws.String("kept:live")}); err != nil || out.FunctionError != nil {
+		t.Fatalf("invoke: %v", err)
+	}
 	srv.Close()
 
 	srv2, err := sandbox.Start(context.Background(), opts)
@@ -284,6 +287,13 @@ func TestPersistence(t *testing.T) {
 	alarms, err := e2.cw.DescribeAlarms(c, &cloudwatch.DescribeAlarmsInput{AlarmNames: []string{"kept-alarm"}})
 	if err != nil || len(alarms.MetricAlarms) != 1 {
 		t.Errorf("alarm after restart: %v %+v", err, alarms)
+	}
+	// Metrics recorded before the restart are still answered: one invocation before, one after.
+	stats, err := e2.cw.GetMetricStatistics(c, &cloudwatch.GetMetricStatisticsInput{Namespace: aws.String("AWS/Lambda"), MetricName: aws.String("Invocations"),
+		Dimensions: dims("FunctionName", "kept"), StartTime: aws.Time(time.Now().Add(-time.Hour)), EndTime: aws.Time(time.Now().Add(time.Minute)),
+		Period: aws.Int32(7200), Statistics: []cwtypes.Statistic{cwtypes.StatisticSum}})
+	if err != nil || len(stats.Datapoints) != 1 || aws.ToFloat64(stats.Datapoints[0].Sum) != 2 {
+		t.Errorf("Invocations across the restart: %v %+v", err, stats)
 	}
 }
 

@@ -80,15 +80,38 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Close stops the alarm evaluator.
+// Close stops the alarm evaluator and, with a data directory, saves the metrics.
 func (s *Service) Close() error {
 	select {
 	case <-s.stop:
+		return nil
 	default:
 		close(s.stop)
 	}
 	<-s.done
-	return nil
+	if s.cfg.DataDir == "" {
+		return nil
+	}
+	b, err := json.Marshal(s.metrics.snapshot())
+	if err != nil {
+		return err
+	}
+	return writeAtomic(s.metricsPath(), b)
+}
+
+func (s *Service) metricsPath() string {
+	return filepath.Join(s.cfg.DataDir, "cloudwatch", "metrics.json")
+}
+
+func writeAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // Resolution is the finest period the service's standard metrics answer.
@@ -531,6 +554,15 @@ func (s *Service) load() error {
 	if s.cfg.DataDir == "" {
 		return nil
 	}
+	if b, err := os.ReadFile(s.metricsPath()); err == nil {
+		var snap snapshot
+		if err := json.Unmarshal(b, &snap); err != nil {
+			return fmt.Errorf("read %s: %w", s.metricsPath(), err)
+		}
+		s.metrics.restore(snap, s.cfg.Now())
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	b, err := os.ReadFile(s.statePath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -556,13 +588,7 @@ func (s *Service) save() {
 	}
 	b, err := json.Marshal(persistedState{Alarms: s.alarms, History: s.history})
 	if err == nil {
-		err = os.MkdirAll(filepath.Dir(s.statePath()), 0o755)
-	}
-	if err == nil {
-		tmp := s.statePath() + ".tmp"
-		if err = os.WriteFile(tmp, b, 0o644); err == nil {
-			err = os.Rename(tmp, s.statePath())
-		}
+		err = writeAtomic(s.statePath(), b)
 	}
 	if err != nil {
 		s.cfg.Logger.Error("persist cloudwatch alarms", "err", err)

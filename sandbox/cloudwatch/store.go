@@ -252,3 +252,55 @@ func (m *metrics) matching(namespace, name string, filters []Dimension, since ti
 	})
 	return out
 }
+
+// snapshot is the persisted form of the metrics.
+type snapshot struct {
+	Series []seriesSnapshot
+}
+
+type seriesSnapshot struct {
+	Namespace, Name, Unit string
+	Dims                  []Dimension
+	Resolution            time.Duration
+	Buckets               map[int64]bucketSnapshot
+}
+
+type bucketSnapshot struct {
+	Count, Sum, Min, Max float64
+	Pos, Neg             map[int32]uint64
+	Zero                 uint64
+}
+
+func (m *metrics) snapshot() snapshot {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out snapshot
+	for _, s := range m.series {
+		s.mu.Lock()
+		ss := seriesSnapshot{Namespace: s.Namespace, Name: s.Name, Unit: s.Unit, Dims: s.Dims, Resolution: s.Resolution, Buckets: map[int64]bucketSnapshot{}}
+		for t, b := range s.buckets {
+			ss.Buckets[t] = bucketSnapshot{Count: b.count, Sum: b.sum, Min: b.min, Max: b.max, Pos: b.sk.pos, Neg: b.sk.neg, Zero: b.sk.zero}
+		}
+		s.mu.Unlock()
+		out.Series = append(out.Series, ss)
+	}
+	return out
+}
+
+func (m *metrics) restore(snap snapshot, now time.Time) {
+	cutoff := now.Add(-m.retention).Unix()
+	for _, ss := range snap.Series {
+		s := m.get(ss.Namespace, ss.Name, ss.Dims, ss.Unit, ss.Resolution)
+		s.mu.Lock()
+		for t, b := range ss.Buckets {
+			if t < cutoff {
+				continue
+			}
+			s.buckets[t] = &bucket{count: b.Count, sum: b.Sum, min: b.Min, max: b.Max, sk: sketch{pos: b.Pos, neg: b.Neg, zero: b.Zero}}
+			if last := time.Unix(t, 0); last.After(s.lastWrite) {
+				s.lastWrite = last
+			}
+		}
+		s.mu.Unlock()
+	}
+}

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Runs every Aviary test. First installs, when missing, what the tests drive for real:
+#   - Debian's awscli (a real AWS client, checked against the sandbox), with its botocore data.
+# Needs Go; installing uses apt-get (as root, or through sudo).
+set -eu
+cd "$(dirname "$0")"
+
+missing=""
+[ -x /usr/bin/aws ] || missing="$missing awscli"
+if [ -n "$missing" ]; then
+	echo "test.sh: installing$missing" >&2
+	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+	$sudo apt-get update -q >&2
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing >&2
+fi
+
+echo "test.sh: go vet" >&2
+go vet ./...
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "test.sh: gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+echo "test.sh: go test" >&2
+go test -count=1 -timeout 25m "$@" ./...
