@@ -1,0 +1,148 @@
+// Package manifest reads and validates aviary.yaml: the service, its functions and how each is
+// built, the artifact bucket, the alias, and per environment how function names are formed and
+// how traffic moves.
+//
+// The rule it keeps: a manifest is validated whole before anything changes, and every problem is
+// reported at once with its file, line and field.
+package manifest
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// DefaultFile is the manifest's name when none is given.
+const DefaultFile = "aviary.yaml"
+
+// Manifest is a validated aviary.yaml.
+type Manifest struct {
+	Path         string
+	Service      string
+	Alias        string
+	Store        string // where releases are kept: sqlite://PATH (default) or, with a team store, dynamodb://TABLE
+	Artifacts    Artifacts
+	Functions    []Function // sorted by name
+	Environments map[string]*Environment
+}
+
+// Artifacts says where function zips are kept: s3://Bucket/Prefix/<sha256>.zip, and a local copy
+// in Cache so that a lost key can be restored.
+type Artifacts struct {
+	Bucket string
+	Prefix string
+	Cache  string
+}
+
+// Function is one logical function and how its zip is produced: exactly one of Zip (a built zip),
+// Dir (a directory to package) or Build (a command whose output directory is packaged).
+type Function struct {
+	Name  string
+	Zip   string
+	Dir   string
+	Build *Build
+	Line  int
+}
+
+// Build is a command run with sh -c in Dir (default: the manifest's directory); it writes the
+// files to package into the directory named by $AVIARY_OUT.
+type Build struct {
+	Command string
+	Dir     string
+}
+
+// Environment is where a release goes.
+type Environment struct {
+	Name string
+	// FunctionName forms each function's Lambda name from {service}, {function} and {env}.
+	FunctionName string
+	Region       string
+	Strategy     Strategy
+	// PreApprove decides the approval gate automatically, through the same path as a person.
+	PreApprove bool
+	Line       int
+}
+
+// Strategy is how traffic moves to the new versions: Steps in order, each a weight on the new
+// version and a bake time, then promotion. All-at-once has no steps.
+type Strategy struct {
+	Name  string // as written: "all-at-once", "canary", "linear" or a preset such as Canary10Percent5Minutes
+	Steps []Step
+}
+
+// Step is one traffic shift: Weight is the share of traffic on the new version (0 < Weight < 1),
+// held for Bake while health is judged.
+type Step struct {
+	Weight float64
+	Bake   time.Duration
+}
+
+// DefaultFunctionName is how function names are formed when the environment does not say.
+const DefaultFunctionName = "{service}-{function}-{env}"
+
+// FunctionName is the Lambda name of function fn in environment env.
+func (m *Manifest) FunctionName(env *Environment, fn string) string {
+	r := strings.NewReplacer("{service}", m.Service, "{function}", fn, "{env}", env.Name)
+	return r.Replace(env.FunctionName)
+}
+
+// Environment returns the named environment, or an error listing the ones there are.
+func (m *Manifest) Environment(name string) (*Environment, error) {
+	if env, ok := m.Environments[name]; ok {
+		return env, nil
+	}
+	names := make([]string, 0, len(m.Environments))
+	for n := range m.Environments {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return nil, fmt.Errorf("%s has no environment %q; it has: %s", m.Path, name, strings.Join(names, ", "))
+}
+
+// Override replaces the weight of the strategy's first step (seed 001's NEW_VERSION_WEIGHTAGE).
+// An all-at-once strategy gains a first step at that weight, with no bake.
+func (s Strategy) Override(weight float64) Strategy {
+	steps := append([]Step(nil), s.Steps...)
+	if len(steps) == 0 {
+		steps = []Step{{Weight: weight}}
+	} else {
+		steps[0].Weight = weight
+	}
+	return Strategy{Name: s.Name + " (first step overridden)", Steps: steps}
+}
+
+// Describe says what a strategy does, for plans and progress.
+func (s Strategy) Describe() string {
+	if len(s.Steps) == 0 {
+		return "all at once"
+	}
+	parts := make([]string, 0, len(s.Steps)+1)
+	for _, st := range s.Steps {
+		parts = append(parts, fmt.Sprintf("%s for %s", Percent(st.Weight), st.Bake))
+	}
+	return strings.Join(append(parts, "then 100%"), ", ")
+}
+
+// Percent writes a weight as a percentage.
+func Percent(w float64) string {
+	s := fmt.Sprintf("%.2f", w*100)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return s + "%"
+}
+
+var (
+	presetCanary = regexp.MustCompile(`^(?:CodeDeployDefault\.)?(?:Lambda)?Canary(\d+)Percent(\d+)Minutes?$`)
+	presetLinear = regexp.MustCompile(`^(?:CodeDeployDefault\.)?(?:Lambda)?Linear(\d+)PercentEvery(\d+)Minutes?$`)
+	presetAll    = regexp.MustCompile(`^(?:CodeDeployDefault\.)?(?:Lambda)?AllAtOnce$`)
+)
+
+// linearSteps expands a linear strategy: step, 2×step, ... below 100%, each baking interval.
+func linearSteps(step float64, interval time.Duration) []Step {
+	var steps []Step
+	for i := 1; float64(i)*step < 1-1e-9; i++ {
+		steps = append(steps, Step{Weight: float64(i) * step, Bake: interval})
+	}
+	return steps
+}

@@ -1,0 +1,555 @@
+package manifest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Problem is one thing wrong with a manifest, where it is.
+type Problem struct {
+	File    string
+	Line    int
+	Column  int
+	Field   string
+	Message string
+}
+
+func (p Problem) String() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc += fmt.Sprintf(":%d:%d", p.Line, p.Column)
+	}
+	if p.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, p.Field, p.Message)
+	}
+	return fmt.Sprintf("%s: %s", loc, p.Message)
+}
+
+// Error lists every problem found in a manifest.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	if len(lines) == 1 {
+		return lines[0]
+	}
+	return fmt.Sprintf("%d problems:\n  %s", len(lines), strings.Join(lines, "\n  "))
+}
+
+// Load reads and validates the manifest at path.
+func Load(path string) (*Manifest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no manifest at %s: write one (see aviary.schema.json) or pass --file", path)
+		}
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+var (
+	nameRE        = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+	lambdaNameRE  = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+	aliasRE       = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+	bucketRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	placeholderRE = regexp.MustCompile(`\{[^}]*\}`)
+)
+
+type parser struct {
+	file     string
+	dir      string
+	problems []Problem
+}
+
+func (p *parser) problem(n *yaml.Node, field, format string, args ...any) {
+	pr := Problem{File: p.file, Field: field, Message: fmt.Sprintf(format, args...)}
+	if n != nil {
+		pr.Line, pr.Column = n.Line, n.Column
+	}
+	p.problems = append(p.problems, pr)
+}
+
+// Parse validates a manifest's bytes; path names it in problems and anchors relative paths.
+func Parse(path string, data []byte) (*Manifest, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	p := &parser{file: path, dir: filepath.Dir(abs)}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		line := 0
+		var te *yaml.TypeError
+		msg := err.Error()
+		if errors.As(err, &te) {
+			msg = strings.Join(te.Errors, "; ")
+		}
+		if m := regexp.MustCompile(`line (\d+)`).FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+		}
+		return nil, &Error{Problems: []Problem{{File: path, Line: line, Message: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")}}}
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil, &Error{Problems: []Problem{{File: path, Message: "the manifest is empty"}}}
+	}
+	m := p.manifest(doc.Content[0])
+	if len(p.problems) > 0 {
+		sort.SliceStable(p.problems, func(i, j int) bool { return p.problems[i].Line < p.problems[j].Line })
+		return nil, &Error{Problems: p.problems}
+	}
+	m.Path = path
+	return m, nil
+}
+
+// fields checks a mapping's keys against the known ones and returns the values by key.
+func (p *parser) fields(n *yaml.Node, at string, known ...string) map[string]*yaml.Node {
+	out := map[string]*yaml.Node{}
+	if n.Kind != yaml.MappingNode {
+		p.problem(n, at, "must be a mapping (key: value lines), not %s", kindName(n))
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		field := join(at, k.Value)
+		if _, dup := out[k.Value]; dup {
+			p.problem(k, field, "appears twice")
+			continue
+		}
+		if !contains(known, k.Value) {
+			msg := fmt.Sprintf("unknown field %q", k.Value)
+			if s := suggest(k.Value, known); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			} else {
+				msg += fmt.Sprintf(" (known: %s)", strings.Join(known, ", "))
+			}
+			p.problem(k, field, "%s", msg)
+			continue
+		}
+		out[k.Value] = v
+	}
+	return out
+}
+
+func join(at, k string) string {
+	if at == "" {
+		return k
+	}
+	return at + "." + k
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "empty"
+		}
+		return fmt.Sprintf("the value %q", n.Value)
+	}
+	return "an alias"
+}
+
+func (p *parser) str(n *yaml.Node, field string) (string, bool) {
+	if n == nil {
+		return "", false
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.problem(n, field, "must be a string, not %s", kindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (p *parser) boolean(n *yaml.Node, field string) bool {
+	if n == nil {
+		return false
+	}
+	var b bool
+	if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
+		p.problem(n, field, "must be true or false, not %s", kindName(n))
+	}
+	return b
+}
+
+func (p *parser) path(rel string) string {
+	if rel == "" || filepath.IsAbs(rel) {
+		return rel
+	}
+	return filepath.Join(p.dir, rel)
+}
+
+func (p *parser) manifest(root *yaml.Node) *Manifest {
+	f := p.fields(root, "", "service", "alias", "store", "artifacts", "functions", "environments")
+	m := &Manifest{Alias: "live", Environments: map[string]*Environment{}}
+	if s, ok := p.str(f["service"], "service"); ok {
+		if !nameRE.MatchString(s) {
+			p.problem(f["service"], "service", "%q may hold only letters, digits, - and _", s)
+		}
+		m.Service = s
+	} else if f["service"] == nil {
+		p.problem(root, "service", "is required: the name of the service these functions make up")
+	}
+	if a, ok := p.str(f["alias"], "alias"); ok {
+		if !aliasRE.MatchString(a) || regexp.MustCompile(`^[0-9]+$`).MatchString(a) {
+			p.problem(f["alias"], "alias", "%q is not a Lambda alias name (letters, digits, - and _, not all digits)", a)
+		}
+		m.Alias = a
+	}
+	m.Store = "sqlite://" + filepath.Join(p.dir, ".aviary", "state.db")
+	if s, ok := p.str(f["store"], "store"); ok {
+		switch {
+		case strings.HasPrefix(s, "sqlite://"):
+			m.Store = "sqlite://" + p.path(strings.TrimPrefix(s, "sqlite://"))
+		case strings.HasPrefix(s, "dynamodb://"):
+			m.Store = s
+		default:
+			p.problem(f["store"], "store", "%q is not a store URL: use sqlite://PATH or dynamodb://TABLE", s)
+		}
+	}
+	p.artifacts(f["artifacts"], root, m)
+	p.functions(f["functions"], root, m)
+	p.environments(f["environments"], root, m)
+	return m
+}
+
+func (p *parser) artifacts(n, root *yaml.Node, m *Manifest) {
+	if n == nil {
+		p.problem(root, "artifacts", "is required: the S3 bucket (and prefix) where function zips are kept")
+		return
+	}
+	f := p.fields(n, "artifacts", "bucket", "prefix", "cache")
+	if b, ok := p.str(f["bucket"], "artifacts.bucket"); ok {
+		if !bucketRE.MatchString(b) || strings.Contains(b, "..") {
+			p.problem(f["bucket"], "artifacts.bucket", "%q is not an S3 bucket name (3–63 lowercase letters, digits, dots and hyphens)", b)
+		}
+		m.Artifacts.Bucket = b
+	} else if f["bucket"] == nil {
+		p.problem(n, "artifacts.bucket", "is required")
+	}
+	m.Artifacts.Prefix = "aviary/" + m.Service
+	if s, ok := p.str(f["prefix"], "artifacts.prefix"); ok {
+		m.Artifacts.Prefix = strings.Trim(s, "/")
+	}
+	m.Artifacts.Cache = filepath.Join(p.dir, ".aviary", "cache")
+	if s, ok := p.str(f["cache"], "artifacts.cache"); ok {
+		m.Artifacts.Cache = p.path(s)
+	}
+}
+
+func (p *parser) functions(n, root *yaml.Node, m *Manifest) {
+	if n == nil {
+		p.problem(root, "functions", "is required: the functions of the service and how each zip is made")
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		p.problem(n, "functions", "must be a mapping of function names to how each is built, not %s", kindName(n))
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		field := "functions." + k.Value
+		if seen[k.Value] {
+			p.problem(k, field, "appears twice")
+			continue
+		}
+		seen[k.Value] = true
+		if !nameRE.MatchString(k.Value) {
+			p.problem(k, field, "function names may hold only letters, digits, - and _")
+		}
+		fn := Function{Name: k.Value, Line: k.Line}
+		f := p.fields(v, field, "zip", "dir", "build")
+		sources := 0
+		if s, ok := p.str(f["zip"], field+".zip"); ok {
+			sources++
+			fn.Zip = p.path(s)
+			if st, err := os.Stat(fn.Zip); err != nil || st.IsDir() {
+				p.problem(f["zip"], field+".zip", "%s is not a file", s)
+			}
+		}
+		if s, ok := p.str(f["dir"], field+".dir"); ok {
+			sources++
+			fn.Dir = p.path(s)
+			if st, err := os.Stat(fn.Dir); err != nil || !st.IsDir() {
+				p.problem(f["dir"], field+".dir", "%s is not a directory", s)
+			}
+		}
+		if b := f["build"]; b != nil {
+			sources++
+			fn.Build = p.build(b, field+".build")
+		}
+		if sources != 1 && v.Kind == yaml.MappingNode {
+			p.problem(v, field, "needs exactly one of zip (a built zip), dir (a directory to package) or build (a command writing into $AVIARY_OUT); it has %d", sources)
+		}
+		m.Functions = append(m.Functions, fn)
+	}
+	if len(m.Functions) == 0 {
+		p.problem(n, "functions", "lists no functions")
+	}
+	sort.Slice(m.Functions, func(i, j int) bool { return m.Functions[i].Name < m.Functions[j].Name })
+}
+
+func (p *parser) build(n *yaml.Node, field string) *Build {
+	b := &Build{Dir: p.dir}
+	if n.Kind == yaml.ScalarNode {
+		b.Command, _ = p.str(n, field)
+	} else {
+		f := p.fields(n, field, "command", "dir")
+		if s, ok := p.str(f["command"], field+".command"); ok {
+			b.Command = s
+		} else if f["command"] == nil {
+			p.problem(n, field+".command", "is required")
+		}
+		if s, ok := p.str(f["dir"], field+".dir"); ok {
+			b.Dir = p.path(s)
+		}
+	}
+	if strings.TrimSpace(b.Command) == "" && n.Kind == yaml.ScalarNode {
+		p.problem(n, field, "is an empty command")
+	}
+	return b
+}
+
+func (p *parser) environments(n, root *yaml.Node, m *Manifest) {
+	if n == nil {
+		p.problem(root, "environments", "is required: where releases go (for example staging and production)")
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		p.problem(n, "environments", "must be a mapping of environment names to their settings, not %s", kindName(n))
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		field := "environments." + k.Value
+		if _, dup := m.Environments[k.Value]; dup {
+			p.problem(k, field, "appears twice")
+			continue
+		}
+		if !nameRE.MatchString(k.Value) {
+			p.problem(k, field, "environment names may hold only letters, digits, - and _")
+		}
+		env := &Environment{Name: k.Value, FunctionName: DefaultFunctionName, Line: k.Line}
+		// checks, approval and notify are read by the health, gate and notice features.
+		f := p.fields(v, field, "function_name", "region", "strategy", "pre_approve", "checks", "approval", "notify")
+		if s, ok := p.str(f["function_name"], field+".function_name"); ok {
+			env.FunctionName = s
+			for _, ph := range placeholderRE.FindAllString(s, -1) {
+				if ph != "{service}" && ph != "{function}" && ph != "{env}" {
+					p.problem(f["function_name"], field+".function_name", "unknown placeholder %s (use {service}, {function} and {env})", ph)
+				}
+			}
+			if !strings.Contains(s, "{function}") && len(m.Functions) > 1 {
+				p.problem(f["function_name"], field+".function_name", "%q lacks {function}: every function would get the same name", s)
+			}
+		}
+		if s, ok := p.str(f["region"], field+".region"); ok {
+			if !regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`).MatchString(s) {
+				p.problem(f["region"], field+".region", "%q is not an AWS region", s)
+			}
+			env.Region = s
+		}
+		env.PreApprove = p.boolean(f["pre_approve"], field+".pre_approve")
+		if s := f["strategy"]; s != nil {
+			env.Strategy = p.strategy(s, field+".strategy")
+		} else {
+			p.problem(v, field+".strategy", "is required: all-at-once, canary steps, linear, or a preset such as Canary10Percent5Minutes")
+		}
+		for _, reserved := range []string{"checks", "approval", "notify"} {
+			if r := f[reserved]; r != nil && r.Kind != yaml.MappingNode && r.Kind != yaml.SequenceNode {
+				p.problem(r, field+"."+reserved, "must be a mapping or a list, not %s", kindName(r))
+			}
+		}
+		if len(m.Functions) > 0 && m.Service != "" {
+			for _, fn := range m.Functions {
+				if name := m.FunctionName(env, fn.Name); !lambdaNameRE.MatchString(name) {
+					p.problem(f["function_name"], field+".function_name", "gives function %s the name %q, which Lambda does not accept (1–64 letters, digits, - and _)", fn.Name, name)
+				}
+			}
+		}
+		m.Environments[k.Value] = env
+	}
+	if len(m.Environments) == 0 {
+		p.problem(n, "environments", "lists no environments")
+	}
+}
+
+func (p *parser) strategy(n *yaml.Node, field string) Strategy {
+	if n.Kind == yaml.ScalarNode {
+		name := n.Value
+		switch {
+		case name == "all-at-once" || presetAll.MatchString(name):
+			return Strategy{Name: name}
+		case presetCanary.MatchString(name):
+			g := presetCanary.FindStringSubmatch(name)
+			w, _ := strconv.Atoi(g[1])
+			mins, _ := strconv.Atoi(g[2])
+			if w <= 0 || w > 100 {
+				p.problem(n, field, "%s: the canary weight must be between 1 and 100 percent", name)
+			}
+			return Strategy{Name: name, Steps: []Step{{Weight: float64(w) / 100, Bake: time.Duration(mins) * time.Minute}}}
+		case presetLinear.MatchString(name):
+			g := presetLinear.FindStringSubmatch(name)
+			w, _ := strconv.Atoi(g[1])
+			mins, _ := strconv.Atoi(g[2])
+			if w <= 0 || w >= 100 {
+				p.problem(n, field, "%s: the linear step must be between 1 and 99 percent", name)
+				return Strategy{Name: name}
+			}
+			return Strategy{Name: name, Steps: linearSteps(float64(w)/100, time.Duration(mins)*time.Minute)}
+		}
+		p.problem(n, field, "unknown strategy %q: use all-at-once, a canary or linear mapping, or a preset such as Canary10Percent5Minutes, Linear10PercentEvery1Minute, AllAtOnce", name)
+		return Strategy{}
+	}
+	f := p.fields(n, field, "canary", "linear")
+	switch {
+	case len(f) != 1:
+		if n.Kind == yaml.MappingNode && (len(f) == 2 || len(n.Content) == 0) {
+			p.problem(n, field, "needs exactly one of canary (a list of steps) or linear (step and interval)")
+		}
+		return Strategy{}
+	case f["canary"] != nil:
+		c := f["canary"]
+		if c.Kind != yaml.SequenceNode || len(c.Content) == 0 {
+			p.problem(c, field+".canary", "must be a list of steps, each with weight and bake")
+			return Strategy{Name: "canary"}
+		}
+		s := Strategy{Name: "canary"}
+		for i, item := range c.Content {
+			at := fmt.Sprintf("%s.canary[%d]", field, i)
+			sf := p.fields(item, at, "weight", "bake")
+			st := Step{}
+			if w := sf["weight"]; w != nil {
+				st.Weight = p.weight(w, at+".weight")
+			} else {
+				p.problem(item, at+".weight", "is required: the share of traffic on the new version, such as 10%%")
+			}
+			if b := sf["bake"]; b != nil {
+				st.Bake = p.duration(b, at+".bake")
+			}
+			s.Steps = append(s.Steps, st)
+		}
+		return s
+	default:
+		l := f["linear"]
+		lf := p.fields(l, field+".linear", "step", "interval")
+		var step float64
+		if w := lf["step"]; w != nil {
+			step = p.weight(w, field+".linear.step")
+			if step >= 1 {
+				p.problem(w, field+".linear.step", "must be below 100%%")
+				step = 0
+			}
+		} else {
+			p.problem(l, field+".linear.step", "is required, such as 10%%")
+		}
+		var interval time.Duration
+		if iv := lf["interval"]; iv != nil {
+			interval = p.duration(iv, field+".linear.interval")
+		} else {
+			p.problem(l, field+".linear.interval", "is required, such as 1m")
+		}
+		if step <= 0 {
+			return Strategy{Name: "linear"}
+		}
+		return Strategy{Name: "linear", Steps: linearSteps(step, interval)}
+	}
+}
+
+// ParseWeight reads a weight written as a percentage: 10, 10% or 12.5%.
+func ParseWeight(s string) (float64, error) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%")), 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a percentage (write 10 or 10%%)", s)
+	}
+	if v <= 0 || v > 100 {
+		return 0, fmt.Errorf("%s is outside 0–100%%: a weight is the share of traffic on the new version", s)
+	}
+	return v / 100, nil
+}
+
+func (p *parser) weight(n *yaml.Node, field string) float64 {
+	if n.Kind != yaml.ScalarNode {
+		p.problem(n, field, "must be a percentage such as 10%%, not %s", kindName(n))
+		return 0
+	}
+	w, err := ParseWeight(n.Value)
+	if err != nil {
+		p.problem(n, field, "%v", err)
+	}
+	return w
+}
+
+func (p *parser) duration(n *yaml.Node, field string) time.Duration {
+	if n.Kind != yaml.ScalarNode {
+		p.problem(n, field, "must be a duration such as 5m or 30s, not %s", kindName(n))
+		return 0
+	}
+	if n.Value == "0" {
+		return 0
+	}
+	d, err := time.ParseDuration(n.Value)
+	if err != nil || d < 0 {
+		p.problem(n, field, "%q is not a duration (write 30s, 5m or 1h30m)", n.Value)
+		return 0
+	}
+	return d
+}
+
+// suggest finds the known word closest to s, if any is close.
+func suggest(s string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := distance(strings.ToLower(s), k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,175 @@
+// Package release is a release as a persisted state machine: one deploy of one service to one
+// environment, moving a fleet of functions together from their previous versions to new ones.
+//
+//	planned → publishing → shifting(step i) → awaiting-approval → promoting → promoted
+//	any non-final phase → rolling-back → rolled-back        (failed: even rollback could not finish)
+//
+// The rule it keeps: every transition is written to the store before it is acted on, and every
+// action is idempotent, so a release whose process died is resumed or rolled back from its record.
+package release
+
+import (
+	"fmt"
+	"time"
+)
+
+// Phase is where a release is.
+type Phase string
+
+// Phases, in the order a release moves through them.
+const (
+	Planned          Phase = "planned"
+	Publishing       Phase = "publishing"
+	Shifting         Phase = "shifting"
+	AwaitingApproval Phase = "awaiting-approval"
+	Promoting        Phase = "promoting"
+	Promoted         Phase = "promoted"
+	RollingBack      Phase = "rolling-back"
+	RolledBack       Phase = "rolled-back"
+	Failed           Phase = "failed"
+)
+
+// Final reports whether nothing more will happen to a release in this phase.
+func (p Phase) Final() bool { return p == Promoted || p == RolledBack || p == Failed }
+
+// Step is one traffic shift: Weight on the new versions (0 < Weight ≤ 1), held for Bake.
+type Step struct {
+	Weight float64       `json:"weight"`
+	Bake   time.Duration `json:"bake"`
+}
+
+// Release is the record of one release. The store keeps it whole; Revision is its optimistic
+// concurrency token: an update applies only to the revision it was computed from.
+type Release struct {
+	ID          string     `json:"id"`
+	Service     string     `json:"service"`
+	Environment string     `json:"environment"`
+	Alias       string     `json:"alias"`
+	Strategy    string     `json:"strategy"`
+	Steps       []Step     `json:"steps"`
+	Functions   []Function `json:"functions"`
+	Artifacts   Artifacts  `json:"artifacts"`
+
+	Phase Phase `json:"phase"`
+	// Step is the index of the step being shifted to or baked, while Phase is Shifting.
+	Step int `json:"step"`
+	// StepStarted is when the current step's weights were all in place: its bake runs from here.
+	StepStarted time.Time `json:"stepStarted,omitzero"`
+	// Reason says why a release is rolling back, rolled back or failed.
+	Reason string `json:"reason,omitempty"`
+	// Request is an operator's pending request (rollback, or promote now), acted on by whichever
+	// process drives the release.
+	Request *Request `json:"request,omitempty"`
+	// Force lets the release move aliases that carry weights it did not set.
+	Force bool `json:"force,omitempty"`
+
+	CreatedBy string    `json:"createdBy"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+	EndedAt   time.Time `json:"endedAt,omitzero"`
+	Revision  int64     `json:"revision"`
+}
+
+// Artifacts says where the release's zips are.
+type Artifacts struct {
+	Bucket string `json:"bucket"`
+	Prefix string `json:"prefix"`
+}
+
+// Function is one function of a release.
+type Function struct {
+	Name         string `json:"name"`         // logical, as the manifest names it
+	FunctionName string `json:"functionName"` // the Lambda function
+	// Previous is the version the alias pointed to before the release: what rollback restores.
+	// Empty when the alias did not exist (the release creates it).
+	Previous string `json:"previous,omitempty"`
+	// New is the version the release published; empty until it is.
+	New         string `json:"new,omitempty"`
+	ArtifactKey string `json:"artifactKey"`
+	CodeSha256  string `json:"codeSha256"`
+	// BaseRevision is $LATEST's RevisionId when the release was planned: the code update's
+	// precondition, so a function changed by someone else since is not overwritten.
+	BaseRevision string `json:"baseRevision,omitempty"`
+	// AliasRevision is the alias's RevisionId as the release last saw or left it.
+	AliasRevision string `json:"aliasRevision,omitempty"`
+	// AliasMissing says the alias did not exist before the release.
+	AliasMissing bool `json:"aliasMissing,omitempty"`
+	// PinnedFromLatest says the alias pointed at $LATEST; the release first pinned it to a
+	// published version of the same code (Previous), so that the code update changes no traffic.
+	PinnedFromLatest bool `json:"pinnedFromLatest,omitempty"`
+	// Weight is the share of traffic on New as the release last set it; Promoted and
+	// RolledBack say the alias was moved wholly to New or back to Previous.
+	Weight     float64 `json:"weight"`
+	Promoted   bool    `json:"promoted,omitempty"`
+	RolledBack bool    `json:"rolledBack,omitempty"`
+}
+
+// Request is an operator's request to a release.
+type Request struct {
+	Action RequestAction `json:"action"`
+	By     string        `json:"by"`
+	Reason string        `json:"reason,omitempty"`
+	At     time.Time     `json:"at"`
+}
+
+// RequestAction is what an operator asks of a release.
+type RequestAction string
+
+// Requests.
+const (
+	RequestRollback RequestAction = "rollback"
+	RequestPromote  RequestAction = "promote"
+)
+
+// Event is one entry of the audit trail: who did what to which release, when, from where, why.
+type Event struct {
+	ReleaseID string         `json:"releaseId"`
+	Seq       int64          `json:"seq"`
+	Time      time.Time      `json:"time"`
+	Actor     string         `json:"actor"`
+	Source    string         `json:"source,omitempty"`
+	Kind      string         `json:"kind"`
+	Phase     Phase          `json:"phase,omitempty"`
+	Step      int            `json:"step,omitempty"`
+	Message   string         `json:"message"`
+	Data      map[string]any `json:"data,omitempty"`
+}
+
+// Event kinds.
+const (
+	EventCreated    = "created"
+	EventTransition = "transition"
+	EventFunction   = "function"
+	EventRequest    = "request"
+	EventHealth     = "health"
+	EventNote       = "note"
+)
+
+// LockKey names the lock a release of a service to an environment takes.
+func LockKey(service, environment string) string { return service + "/" + environment }
+
+// Describe is one line saying where a release is.
+func (r *Release) Describe() string {
+	switch r.Phase {
+	case Shifting:
+		if r.Step < len(r.Steps) {
+			return fmt.Sprintf("%s (step %d of %d: %s on the new versions)", r.Phase, r.Step+1, len(r.Steps), percent(r.Steps[r.Step].Weight))
+		}
+	case RollingBack, RolledBack, Failed:
+		if r.Reason != "" {
+			return fmt.Sprintf("%s: %s", r.Phase, r.Reason)
+		}
+	}
+	return string(r.Phase)
+}
+
+func percent(w float64) string {
+	s := fmt.Sprintf("%.2f", w*100)
+	for len(s) > 0 && (s[len(s)-1] == '0') {
+		s = s[:len(s)-1]
+	}
+	if len(s) > 0 && s[len(s)-1] == '.' {
+		s = s[:len(s)-1]
+	}
+	return s + "%"
+}

@@ -1,0 +1,83 @@
+// Package store keeps releases, their audit trail and the deploy locks: the one truth the CLI, the
+// approval server and every CI runner share. Implementations: store/sqlite (one machine) and
+// store/dynamo (a team), both held to store/storetest's conformance suite.
+//
+// The rules it keeps: an update applies only to the revision it was computed from (so the first
+// decision wins and no transition is lost); the audit trail is append-only; a lock is taken only
+// when free or expired, renewed only by its owner.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aviary-deploy/aviary/release"
+)
+
+// Store is what Aviary keeps.
+type Store interface {
+	// CreateRelease stores a new release at revision 1.
+	CreateRelease(ctx context.Context, r *release.Release) error
+	// GetRelease returns a release, or ErrNotFound.
+	GetRelease(ctx context.Context, id string) (*release.Release, error)
+	// UpdateRelease stores r if the stored release is still at r.Revision, and advances
+	// r.Revision; otherwise it returns ErrConflict and stores nothing.
+	UpdateRelease(ctx context.Context, r *release.Release) error
+	// ListReleases returns releases newest first.
+	ListReleases(ctx context.Context, f Filter) ([]*release.Release, error)
+
+	// AppendEvent adds an entry to a release's audit trail, numbering it (Seq) after the last.
+	AppendEvent(ctx context.Context, e *release.Event) error
+	// Events returns a release's audit trail in order.
+	Events(ctx context.Context, releaseID string) ([]release.Event, error)
+
+	// AcquireLock takes the lock l.Key for l.Holder and l.Owner until l.ExpiresAt: when it is
+	// free, expired (at now), already l.Owner's, or held by takeOver (an owner known to be dead).
+	// Otherwise it returns a *LockHeldError saying who holds it.
+	AcquireLock(ctx context.Context, l Lock, now time.Time, takeOver string) (Lock, error)
+	// RenewLock extends the owner's lock; ErrLockLost if it is no longer the owner's.
+	RenewLock(ctx context.Context, key, owner string, expires time.Time) error
+	// ReleaseLock frees the owner's lock; freeing a lock held by someone else does nothing.
+	ReleaseLock(ctx context.Context, key, owner string) error
+	// GetLock returns the lock, or nil if none is held.
+	GetLock(ctx context.Context, key string) (*Lock, error)
+
+	Close() error
+}
+
+// Filter narrows ListReleases.
+type Filter struct {
+	Service     string
+	Environment string
+	Phase       release.Phase
+	Limit       int // 0: no limit
+}
+
+// Lock is a deploy lock: one live release per service and environment.
+type Lock struct {
+	Key        string    `json:"key"`
+	Holder     string    `json:"holder"` // the release that holds it
+	Owner      string    `json:"owner"`  // the process that acts for it: host/pid/nonce
+	AcquiredAt time.Time `json:"acquiredAt"`
+	ExpiresAt  time.Time `json:"expiresAt"`
+}
+
+// Errors.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("changed by someone else since it was read")
+	ErrLockLost = errors.New("the lock is no longer ours: another process took it over after our lease ran out")
+)
+
+// LockHeldError says a lock is held by someone else.
+type LockHeldError struct {
+	Lock Lock
+}
+
+func (e *LockHeldError) Error() string {
+	return fmt.Sprintf("release %s holds the lock on %s since %s (owner %s, lease until %s)",
+		e.Lock.Holder, e.Lock.Key, e.Lock.AcquiredAt.UTC().Format(time.RFC3339), e.Lock.Owner, e.Lock.ExpiresAt.UTC().Format(time.RFC3339))
+}

@@ -1,0 +1,324 @@
+// Package storetest is the conformance suite every store.Store passes: the same test functions run
+// against the SQLite file and the DynamoDB table.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/store"
+)
+
+// Open returns a fresh, empty store for one test.
+type Open func(t *testing.T) store.Store
+
+// Run runs the whole suite.
+func Run(t *testing.T, open Open) {
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, store.Store)
+	}{
+		{"CreateAndGet", testCreateAndGet},
+		{"UpdateAppliesOnlyToItsRevision", testUpdateRevision},
+		{"FirstRequestWins", testFirstRequestWins},
+		{"ListNewestFirst", testList},
+		{"EventsInOrderNoneLost", testEvents},
+		{"Locks", testLocks},
+		{"LockRace", testLockRace},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			tc.fn(t, s)
+		})
+	}
+}
+
+var base = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func newRelease(id, service, env string, at time.Time) *release.Release {
+	return &release.Release{
+		ID: id, Service: service, Environment: env, Alias: "live", Phase: release.Planned, Strategy: "canary",
+		Steps:     []release.Step{{Weight: 0.1, Bake: time.Minute}},
+		Functions: []release.Function{{Name: "api", FunctionName: service + "-api-" + env, Previous: "3", ArtifactKey: "k.zip", CodeSha256: "abc="}},
+		CreatedBy: "tester", CreatedAt: at, UpdatedAt: at,
+	}
+}
+
+func testCreateAndGet(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := newRelease("r1", "shop", "prod", base)
+	if err := s.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Revision != 1 {
+		t.Errorf("revision after create = %d, want 1", r.Revision)
+	}
+	got, err := s.GetRelease(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != "r1" || got.Service != "shop" || got.Phase != release.Planned || len(got.Functions) != 1 || got.Functions[0].Previous != "3" ||
+		got.Steps[0].Bake != time.Minute || !got.CreatedAt.Equal(base) || got.Revision != 1 {
+		t.Errorf("stored release differs: %+v", got)
+	}
+	if err := s.CreateRelease(ctx, newRelease("r1", "shop", "prod", base)); !errors.Is(err, store.ErrExists) {
+		t.Errorf("creating r1 twice: %v, want ErrExists", err)
+	}
+	if _, err := s.GetRelease(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("missing release: %v, want ErrNotFound", err)
+	}
+}
+
+func testUpdateRevision(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := newRelease("r1", "shop", "prod", base)
+	if err := s.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := s.GetRelease(ctx, "r1")
+	r.Phase = release.Publishing
+	if err := s.UpdateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Revision != 2 {
+		t.Errorf("revision after update = %d, want 2", r.Revision)
+	}
+	stale.Phase = release.RollingBack
+	if err := s.UpdateRelease(ctx, stale); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("update from a stale revision: %v, want ErrConflict", err)
+	}
+	got, _ := s.GetRelease(ctx, "r1")
+	if got.Phase != release.Publishing || got.Revision != 2 {
+		t.Errorf("after a refused update: %s at %d", got.Phase, got.Revision)
+	}
+	if err := s.UpdateRelease(ctx, newRelease("ghost", "shop", "prod", base)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("updating a missing release: %v, want ErrNotFound", err)
+	}
+}
+
+// Many writers race to put their request on the same revision: exactly one applies.
+func testFirstRequestWins(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if err := s.CreateRelease(ctx, newRelease("r1", "shop", "prod", base)); err != nil {
+		t.Fatal(err)
+	}
+	const writers = 16
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins, conflicts := 0, 0
+	winner := ""
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := s.GetRelease(ctx, "r1")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if r.Request != nil {
+				mu.Lock()
+				conflicts++
+				mu.Unlock()
+				return
+			}
+			by := fmt.Sprintf("writer-%d", i)
+			r.Request = &release.Request{Action: release.RequestRollback, By: by, At: base}
+			err = s.UpdateRelease(ctx, r)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+				winner = by
+			case errors.Is(err, store.ErrConflict):
+				conflicts++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 || wins+conflicts != writers {
+		t.Fatalf("%d writers: %d applied, %d refused; want exactly one applied", writers, wins, conflicts)
+	}
+	got, _ := s.GetRelease(ctx, "r1")
+	if got.Request == nil || got.Request.By != winner {
+		t.Errorf("stored request %+v, want the winner %s", got.Request, winner)
+	}
+}
+
+func testList(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i, spec := range []struct{ id, svc, env string }{
+		{"a", "shop", "prod"}, {"b", "shop", "staging"}, {"c", "shop", "prod"}, {"d", "blog", "prod"}, {"e", "shop", "prod"},
+	} {
+		if err := s.CreateRelease(ctx, newRelease(spec.id, spec.svc, spec.env, base.Add(time.Duration(i)*time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(f store.Filter) string {
+		rs, err := s.ListReleases(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := ""
+		for _, r := range rs {
+			out += r.ID
+		}
+		return out
+	}
+	if got := ids(store.Filter{Service: "shop", Environment: "prod"}); got != "eca" {
+		t.Errorf("shop/prod newest first = %q, want eca", got)
+	}
+	if got := ids(store.Filter{Service: "shop", Environment: "prod", Limit: 2}); got != "ec" {
+		t.Errorf("with limit 2 = %q, want ec", got)
+	}
+	if got := ids(store.Filter{}); got != "edcba" {
+		t.Errorf("all = %q, want edcba", got)
+	}
+	r, _ := s.GetRelease(ctx, "c")
+	r.Phase = release.Promoted
+	if err := s.UpdateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(store.Filter{Phase: release.Promoted}); got != "c" {
+		t.Errorf("promoted = %q, want c", got)
+	}
+}
+
+// Concurrent appenders: every entry kept, numbered 1..n without gaps, read back in order.
+func testEvents(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const n = 40
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := &release.Event{ReleaseID: "r1", Actor: "tester", Kind: release.EventNote, Message: fmt.Sprint(i), Time: base.Add(time.Duration(i) * time.Second)}
+			if err := s.AppendEvent(ctx, e); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	s.AppendEvent(ctx, &release.Event{ReleaseID: "other", Actor: "tester", Kind: release.EventNote, Message: "elsewhere"})
+	evs, err := s.Events(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != n {
+		t.Fatalf("%d events kept of %d appended", len(evs), n)
+	}
+	seen := map[string]bool{}
+	for i, e := range evs {
+		if e.Seq != int64(i+1) {
+			t.Fatalf("event %d has seq %d", i, e.Seq)
+		}
+		seen[e.Message] = true
+		if e.Actor != "tester" || e.Kind != release.EventNote || e.Time.IsZero() {
+			t.Errorf("event stored as %+v", e)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct events of %d", len(seen), n)
+	}
+}
+
+func testLocks(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	key := release.LockKey("shop", "prod")
+	a := store.Lock{Key: key, Holder: "r1", Owner: "host/1/a", ExpiresAt: base.Add(time.Minute)}
+	got, err := s.AcquireLock(ctx, a, base, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.AcquiredAt.Equal(base) {
+		t.Errorf("AcquiredAt = %v", got.AcquiredAt)
+	}
+	// Someone else is refused, and told who holds it since when.
+	b := store.Lock{Key: key, Holder: "r2", Owner: "host/2/b", ExpiresAt: base.Add(2 * time.Minute)}
+	_, err = s.AcquireLock(ctx, b, base.Add(30*time.Second), "")
+	var held *store.LockHeldError
+	if !errors.As(err, &held) || held.Lock.Holder != "r1" || held.Lock.Owner != "host/1/a" || !held.Lock.AcquiredAt.Equal(base) {
+		t.Fatalf("second acquire: %v", err)
+	}
+	// The owner renews; others cannot.
+	if err := s.RenewLock(ctx, key, "host/1/a", base.Add(90*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RenewLock(ctx, key, "host/2/b", base.Add(5*time.Minute)); !errors.Is(err, store.ErrLockLost) {
+		t.Errorf("renewal by a non-owner: %v, want ErrLockLost", err)
+	}
+	// Before the renewed lease runs out, still held; after, taken over.
+	if _, err := s.AcquireLock(ctx, b, base.Add(80*time.Second), ""); !errors.As(err, &held) {
+		t.Errorf("acquire before the renewed lease ends: %v", err)
+	}
+	if _, err := s.AcquireLock(ctx, b, base.Add(91*time.Second), ""); err != nil {
+		t.Fatalf("acquire after the lease ran out: %v", err)
+	}
+	// The old owner learns it lost the lock.
+	if err := s.RenewLock(ctx, key, "host/1/a", base.Add(3*time.Minute)); !errors.Is(err, store.ErrLockLost) {
+		t.Errorf("renewal by the previous owner: %v, want ErrLockLost", err)
+	}
+	// An owner known to be dead can be taken over before its lease ends.
+	c := store.Lock{Key: key, Holder: "r2", Owner: "host/3/c", ExpiresAt: base.Add(10 * time.Minute)}
+	if _, err := s.AcquireLock(ctx, c, base.Add(92*time.Second), "host/2/b"); err != nil {
+		t.Fatalf("take over from a dead owner: %v", err)
+	}
+	cur, err := s.GetLock(ctx, key)
+	if err != nil || cur == nil || cur.Owner != "host/3/c" || cur.Holder != "r2" {
+		t.Fatalf("lock now %+v, %v", cur, err)
+	}
+	// Releasing someone else's lock does nothing; the owner's release frees it.
+	s.ReleaseLock(ctx, key, "host/1/a")
+	if cur, _ := s.GetLock(ctx, key); cur == nil {
+		t.Fatal("a non-owner freed the lock")
+	}
+	if err := s.ReleaseLock(ctx, key, "host/3/c"); err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := s.GetLock(ctx, key); cur != nil {
+		t.Errorf("lock still held after release: %+v", cur)
+	}
+	if _, err := s.AcquireLock(ctx, a, base.Add(93*time.Second), ""); err != nil {
+		t.Errorf("acquire a freed lock: %v", err)
+	}
+}
+
+// Many would-be holders race for a free lock: exactly one gets it.
+func testLockRace(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const racers = 12
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := 0
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := store.Lock{Key: "shop/prod", Holder: fmt.Sprint("r", i), Owner: fmt.Sprint("host/", i), ExpiresAt: base.Add(time.Minute)}
+			_, err := s.AcquireLock(ctx, l, base, "")
+			var held *store.LockHeldError
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				got++
+			case errors.As(err, &held):
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got != 1 {
+		t.Errorf("%d racers took the lock, want exactly 1", got)
+	}
+}
