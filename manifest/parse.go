@@ -107,13 +107,29 @@ func Parse(path string, data []byte) (*Manifest, error) {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, &Error{Problems: []Problem{{File: path, Message: "the manifest is empty"}}}
 	}
-	m := p.manifest(doc.Content[0])
+	root := doc.Content[0]
+	resolveAliases(root, 0)
+	m := p.manifest(root)
 	if len(p.problems) > 0 {
 		sort.SliceStable(p.problems, func(i, j int) bool { return p.problems[i].Line < p.problems[j].Line })
 		return nil, &Error{Problems: p.problems}
 	}
 	m.Path = path
 	return m, nil
+}
+
+// resolveAliases replaces YAML aliases (*name) by the nodes they stand for.
+func resolveAliases(n *yaml.Node, depth int) {
+	if depth > 64 {
+		return
+	}
+	for i, c := range n.Content {
+		for c.Kind == yaml.AliasNode && c.Alias != nil {
+			c = c.Alias
+		}
+		n.Content[i] = c
+		resolveAliases(c, depth+1)
+	}
 }
 
 // fields checks a mapping's keys against the known ones and returns the values by key.

@@ -9,8 +9,17 @@
 package release
 
 import (
+	"errors"
 	"fmt"
 	"time"
+)
+
+// Errors a store answers and the engine acts on.
+var (
+	// ErrConflict: the release changed since it was read; reload and decide again.
+	ErrConflict = errors.New("changed by someone else since it was read")
+	// ErrLockLost: another process took the lock over after this one's lease ran out.
+	ErrLockLost = errors.New("the lock is no longer ours: another process took it over after our lease ran out")
 )
 
 // Phase is where a release is.
@@ -45,6 +54,7 @@ type Release struct {
 	Service     string     `json:"service"`
 	Environment string     `json:"environment"`
 	Alias       string     `json:"alias"`
+	Region      string     `json:"region,omitempty"`
 	Strategy    string     `json:"strategy"`
 	Steps       []Step     `json:"steps"`
 	Functions   []Function `json:"functions"`
@@ -62,6 +72,11 @@ type Release struct {
 	Request *Request `json:"request,omitempty"`
 	// Force lets the release move aliases that carry weights it did not set.
 	Force bool `json:"force,omitempty"`
+
+	// Outbox holds the audit entries of the last change, written with it in one update and then
+	// appended to the audit trail (idempotently, by Key): a crash between the two loses nothing,
+	// since whoever next loads the release appends them.
+	Outbox []Event `json:"outbox,omitempty"`
 
 	CreatedBy string    `json:"createdBy"`
 	CreatedAt time.Time `json:"createdAt"`
@@ -110,6 +125,8 @@ type Request struct {
 	By     string        `json:"by"`
 	Reason string        `json:"reason,omitempty"`
 	At     time.Time     `json:"at"`
+	// Now, on a promotion, skips the current step's remaining bake too.
+	Now bool `json:"now,omitempty"`
 }
 
 // RequestAction is what an operator asks of a release.
@@ -123,16 +140,18 @@ const (
 
 // Event is one entry of the audit trail: who did what to which release, when, from where, why.
 type Event struct {
-	ReleaseID string         `json:"releaseId"`
-	Seq       int64          `json:"seq"`
-	Time      time.Time      `json:"time"`
-	Actor     string         `json:"actor"`
-	Source    string         `json:"source,omitempty"`
-	Kind      string         `json:"kind"`
-	Phase     Phase          `json:"phase,omitempty"`
-	Step      int            `json:"step,omitempty"`
-	Message   string         `json:"message"`
-	Data      map[string]any `json:"data,omitempty"`
+	ReleaseID string `json:"releaseId"`
+	Seq       int64  `json:"seq"`
+	// Key makes appending idempotent: an entry whose Key is already in the trail is not added again.
+	Key     string         `json:"key,omitempty"`
+	Time    time.Time      `json:"time"`
+	Actor   string         `json:"actor"`
+	Source  string         `json:"source,omitempty"`
+	Kind    string         `json:"kind"`
+	Phase   Phase          `json:"phase,omitempty"`
+	Step    int            `json:"step,omitempty"`
+	Message string         `json:"message"`
+	Data    map[string]any `json:"data,omitempty"`
 }
 
 // Event kinds.

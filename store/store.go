@@ -29,6 +29,7 @@ type Store interface {
 	ListReleases(ctx context.Context, f Filter) ([]*release.Release, error)
 
 	// AppendEvent adds an entry to a release's audit trail, numbering it (Seq) after the last.
+	// An entry whose Key is already in the trail is not added again (e.Seq is set to the first's).
 	AppendEvent(ctx context.Context, e *release.Event) error
 	// Events returns a release's audit trail in order.
 	Events(ctx context.Context, releaseID string) ([]release.Event, error)
@@ -68,8 +69,8 @@ type Lock struct {
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
-	ErrConflict = errors.New("changed by someone else since it was read")
-	ErrLockLost = errors.New("the lock is no longer ours: another process took it over after our lease ran out")
+	ErrConflict = release.ErrConflict
+	ErrLockLost = release.ErrLockLost
 )
 
 // LockHeldError says a lock is held by someone else.

@@ -22,7 +22,10 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
-var flavor = "good"
+var (
+	flavor = "good"
+	stamp  = "" // -ldflags "-X main.stamp=..." marks a build, so that a rebuild is new code
+)
 
 type event struct {
 	Action string         `json:"action"`
@@ -35,6 +38,7 @@ type event struct {
 type response struct {
 	Message   string         `json:"message"`
 	Flavor    string         `json:"flavor"`
+	Stamp     string         `json:"stamp,omitempty"`
 	Function  string         `json:"function"`
 	Version   string         `json:"version"`
 	RequestID string         `json:"requestId"`
@@ -71,6 +75,7 @@ func handle(ctx context.Context, e event) (response, error) {
 	out := response{
 		Message:  "hello from the " + f + " flavour",
 		Flavor:   f,
+		Stamp:    stamp,
 		Function: lambdacontext.FunctionName,
 		Version:  lambdacontext.FunctionVersion,
 		Echo:     e.Extra,

@@ -20,9 +20,21 @@ const (
 
 // app is the command tree.
 type app struct {
-	Demo    demoCmd    `cmd:"" help:"Rehearse a release on a local sandbox: deploy an example function, shift traffic to a faulty canary, watch it fail in CloudWatch, roll back. Needs only Go."`
-	Sandbox sandboxCmd `cmd:"" help:"Serve AWS-compatible Lambda, S3 and CloudWatch endpoints on one local port."`
-	Package packageCmd `cmd:"" help:"Package files or directories into a reproducible Lambda zip and print its SHA-256."`
+	Deploy   deployCmd   `cmd:"" group:"Releases" help:"Ship the changed functions of an environment: publish, shift traffic step by step, promote (or roll back)."`
+	Plan     planCmd     `cmd:"" group:"Releases" help:"Show what a deploy would change. Changes nothing."`
+	Status   statusCmd   `cmd:"" group:"Releases" help:"Show where a release is and what happened to it."`
+	History  historyCmd  `cmd:"" group:"Releases" help:"List an environment's releases, newest first."`
+	Rollback rollbackCmd `cmd:"" group:"Releases" help:"Put every function of a release back on its previous version, from any phase."`
+	Promote  promoteCmd  `cmd:"" group:"Releases" help:"Skip a release's remaining steps and move all traffic to the new versions."`
+	Resume   resumeCmd   `cmd:"" group:"Releases" help:"Continue a release whose process died, from its record."`
+
+	Validate validateCmd `cmd:"" group:"Manifest" help:"Check aviary.yaml whole and report every problem with its line."`
+	Schema   schemaCmd   `cmd:"" group:"Manifest" help:"Print the JSON Schema of aviary.yaml, for editors."`
+	Package  packageCmd  `cmd:"" group:"Manifest" help:"Package files or directories into a reproducible Lambda zip and print its SHA-256."`
+
+	Demo    demoCmd    `cmd:"" group:"Sandbox" help:"Rehearse a release on a local sandbox: a fleet deployed, a canary shifted and rolled back, a release promoted. Needs only Go."`
+	Sandbox sandboxCmd `cmd:"" group:"Sandbox" help:"Serve AWS-compatible Lambda, S3 and CloudWatch endpoints on one local port."`
+
 	Version versionCmd `cmd:"" help:"Print Aviary's version."`
 }
 
@@ -82,6 +94,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) (code in
 		return ExitOK
 	}
 	fmt.Fprintln(stderr, "aviary:", err)
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		return ExitBadInput

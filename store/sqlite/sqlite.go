@@ -39,9 +39,11 @@ CREATE INDEX IF NOT EXISTS releases_by_env ON releases (service, environment, cr
 CREATE TABLE IF NOT EXISTS events (
 	release_id TEXT NOT NULL,
 	seq        INTEGER NOT NULL,
+	ekey       TEXT NOT NULL DEFAULT '',
 	body       TEXT NOT NULL,
 	PRIMARY KEY (release_id, seq)
 );
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (release_id, ekey) WHERE ekey <> '';
 CREATE TABLE IF NOT EXISTS locks (
 	key         TEXT PRIMARY KEY,
 	holder      TEXT NOT NULL,
@@ -168,6 +170,15 @@ func (s *Store) AppendEvent(ctx context.Context, e *release.Event) error {
 		return fmt.Errorf("append event to %s: %w", e.ReleaseID, err)
 	}
 	defer tx.Rollback()
+	if e.Key != "" {
+		err := tx.QueryRowContext(ctx, `SELECT seq FROM events WHERE release_id = ? AND ekey = ?`, e.ReleaseID, e.Key).Scan(&e.Seq)
+		if err == nil {
+			return nil // already in the trail
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("append event to %s: %w", e.ReleaseID, err)
+		}
+	}
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE release_id = ?`, e.ReleaseID).Scan(&e.Seq); err != nil {
 		return fmt.Errorf("append event to %s: %w", e.ReleaseID, err)
 	}
@@ -175,7 +186,7 @@ func (s *Store) AppendEvent(ctx context.Context, e *release.Event) error {
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO events (release_id, seq, body) VALUES (?, ?, ?)`, e.ReleaseID, e.Seq, string(body)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO events (release_id, seq, ekey, body) VALUES (?, ?, ?, ?)`, e.ReleaseID, e.Seq, e.Key, string(body)); err != nil {
 		return fmt.Errorf("append event to %s: %w", e.ReleaseID, err)
 	}
 	if err := tx.Commit(); err != nil {

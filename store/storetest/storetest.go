@@ -229,6 +229,19 @@ func testEvents(t *testing.T, s store.Store) {
 	if len(seen) != n {
 		t.Errorf("%d distinct events of %d", len(seen), n)
 	}
+	// Appending by key is idempotent: a retried append adds nothing.
+	for range 3 {
+		e := &release.Event{ReleaseID: "r1", Key: "r1/7/0", Actor: "tester", Kind: release.EventTransition, Message: "to publishing"}
+		if err := s.AppendEvent(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Seq != n+1 {
+			t.Errorf("keyed append got seq %d, want %d", e.Seq, n+1)
+		}
+	}
+	if evs, _ := s.Events(ctx, "r1"); len(evs) != n+1 {
+		t.Errorf("%d events after three appends of one key, want %d", len(evs), n+1)
+	}
 }
 
 func testLocks(t *testing.T, s store.Store) {

@@ -1,0 +1,241 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aviary-deploy/aviary/awsconfig"
+	"github.com/aviary-deploy/aviary/lambdafleet"
+	"github.com/aviary-deploy/aviary/manifest"
+	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/store"
+	"github.com/aviary-deploy/aviary/store/sqlite"
+)
+
+// More exit codes CI can branch on.
+const (
+	ExitRolledBack = 3 // the release was rolled back
+	ExitLocked     = 4 // another release holds the environment
+)
+
+// exitError carries an exit code with its message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+// manifestFlags name the manifest.
+type manifestFlags struct {
+	File string `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest (aviary.yaml)."`
+}
+
+func (m manifestFlags) load() (*manifest.Manifest, error) {
+	mf, err := manifest.Load(m.File)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return mf, nil
+}
+
+// storeFlags say where releases are kept.
+type storeFlags struct {
+	Store string `env:"AVIARY_STORE" placeholder:"URL" help:"Where releases are kept: sqlite://PATH or dynamodb://TABLE (default: the manifest's store, else sqlite://.aviary/state.db)."`
+}
+
+// storeURL picks the store: the flag (or AVIARY_STORE), else the manifest's, else the default.
+func (s storeFlags) url(m *manifest.Manifest) string {
+	switch {
+	case s.Store != "":
+		return s.Store
+	case m != nil:
+		return m.Store
+	}
+	if mf, err := manifest.Load(manifest.DefaultFile); err == nil {
+		return mf.Store
+	}
+	return "sqlite://" + filepath.Join(".aviary", "state.db")
+}
+
+func (s storeFlags) open(ctx context.Context, m *manifest.Manifest) (store.Store, error) {
+	url := s.url(m)
+	switch {
+	case strings.HasPrefix(url, "sqlite://"):
+		st, err := sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite://"))
+		if err != nil {
+			return nil, fmt.Errorf("open the store: %w", err)
+		}
+		return st, nil
+	case strings.HasPrefix(url, "dynamodb://"):
+		return nil, usageError{fmt.Errorf("the DynamoDB store (%s) is not available in this build; use sqlite://PATH", url)}
+	}
+	return nil, usageError{fmt.Errorf("%q is not a store URL: use sqlite://PATH or dynamodb://TABLE", url)}
+}
+
+// awsFlags configure the AWS clients; everything else comes from the standard chain (profiles,
+// environment, AWS_ENDPOINT_URL).
+type awsFlags struct {
+	Profile string  `help:"AWS profile (default: the standard chain)."`
+	Region  string  `help:"AWS region (default: the environment's, else the standard chain)."`
+	Rate    float64 `default:"15" help:"Lambda control-plane calls per second; AWS allows 15 per account and region."`
+}
+
+func (a awsFlags) fleet(ctx context.Context, region string) (*lambdafleet.Fleet, string, error) {
+	if a.Region != "" {
+		region = a.Region
+	}
+	if a.Rate <= 0 {
+		return nil, "", usageError{errors.New("--rate must be above 0")}
+	}
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Region: region, Profile: a.Profile})
+	if err != nil {
+		return nil, "", err
+	}
+	if cfg.Region == "" {
+		return nil, "", usageError{errors.New("no AWS region: set AWS_REGION, pass --region, or give the environment a region in the manifest")}
+	}
+	return lambdafleet.New(cfg, lambdafleet.Options{Rate: a.Rate}), cfg.Region, nil
+}
+
+// outputFlags choose the output.
+type outputFlags struct {
+	Output string `short:"o" enum:"text,json" default:"text" help:"text, or json for machines."`
+}
+
+func (o outputFlags) json() bool { return o.Output == "json" }
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// actor is who acts: AVIARY_ACTOR, else the user at this host.
+func actor() string {
+	if a := os.Getenv("AVIARY_ACTOR"); a != "" {
+		return a
+	}
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+// source is where actions come from, for the audit trail.
+func source() string {
+	host, _ := os.Hostname()
+	return "cli on " + host
+}
+
+// owner identifies this process as a lock's owner: host/pid/nonce.
+func owner() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// deadOwner reports whether a lock's owner is a process on this host that no longer runs.
+func deadOwner(o string) bool {
+	parts := strings.Split(o, "/")
+	if len(parts) != 3 {
+		return false
+	}
+	host, _ := os.Hostname()
+	pid, err := strconv.Atoi(parts[1])
+	if parts[0] != host || err != nil || pid <= 0 {
+		return false
+	}
+	return syscall.Kill(pid, 0) == syscall.ESRCH
+}
+
+// lockTTL is the lease a running release keeps renewing.
+const lockTTL = 30 * time.Second
+
+// takeLock takes an environment's lock for a release: free, expired, or held by a dead process of
+// this host.
+func takeLock(ctx context.Context, st store.Store, r *release.Release, me string) error {
+	key := release.LockKey(r.Service, r.Environment)
+	now := time.Now()
+	l := store.Lock{Key: key, Holder: r.ID, Owner: me, ExpiresAt: now.Add(lockTTL)}
+	takeOver := ""
+	if cur, err := st.GetLock(ctx, key); err == nil && cur != nil && deadOwner(cur.Owner) {
+		takeOver = cur.Owner
+	}
+	_, err := st.AcquireLock(ctx, l, now, takeOver)
+	var held *store.LockHeldError
+	if errors.As(err, &held) {
+		return exitError{ExitLocked, err}
+	}
+	return err
+}
+
+// newReleaseID names a release: service, environment, time, and a random suffix.
+func newReleaseID(service, env string, now time.Time) string {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%s-%s-%s", service, env, now.UTC().Format("20060102-150405"), hex.EncodeToString(b[:]))
+}
+
+// resolveRelease finds a release by id, or the latest of an environment.
+func resolveRelease(ctx context.Context, st store.Store, id string, m *manifest.Manifest, env string) (*release.Release, error) {
+	if id != "" {
+		r, err := st.GetRelease(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, usageError{fmt.Errorf("no release %s in the store", id)}
+		}
+		return r, err
+	}
+	if env == "" {
+		return nil, usageError{errors.New("name a release, or an environment with -e")}
+	}
+	service := ""
+	if m != nil {
+		service = m.Service
+	}
+	rs, err := st.ListReleases(ctx, store.Filter{Service: service, Environment: env, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 {
+		return nil, usageError{fmt.Errorf("no release of %s in the store", env)}
+	}
+	return rs[0], nil
+}
+
+// engine builds the release engine for a release.
+func newEngine(st store.Store, fleet release.Fleet, cache release.ArtifactSource, me string) *release.Engine {
+	return &release.Engine{
+		Store: st, Fleet: fleet, Artifacts: cache, Health: release.BakeOnly{},
+		Actor: actor(), Source: source(), Owner: me, LockTTL: lockTTL,
+	}
+}
+
+// outcome maps a finished release to the command's exit.
+func outcome(r *release.Release) error {
+	switch r.Phase {
+	case release.Promoted:
+		return nil
+	case release.RolledBack:
+		return exitError{ExitRolledBack, fmt.Errorf("release %s was rolled back: %s", r.ID, r.Reason)}
+	case release.Failed:
+		return exitError{ExitFailed, fmt.Errorf("release %s failed: %s", r.ID, r.Reason)}
+	}
+	return fmt.Errorf("release %s stopped at %s", r.ID, r.Describe())
+}

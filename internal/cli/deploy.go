@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/aviary-deploy/aviary/artifact"
+	"github.com/aviary-deploy/aviary/manifest"
+	"github.com/aviary-deploy/aviary/release"
+)
+
+type deployCmd struct {
+	manifestFlags
+	storeFlags
+	awsFlags
+	outputFlags
+	Env    string `short:"e" required:"" placeholder:"ENV" help:"The environment to deploy to."`
+	Force  bool   `help:"Take over aliases that already carry extra weights (another release mid-way)."`
+	Weight string `env:"AVIARY_NEW_VERSION_WEIGHT" placeholder:"PERCENT" help:"Override the first step's weight on the new versions, such as 10 or 10%; an all-at-once strategy gains a first step at that weight."`
+}
+
+func (c *deployCmd) Run(e *env) error {
+	log := e.stdout
+	if c.json() {
+		log = e.stderr
+	}
+	p, err := prepare(e.ctx, c.manifestFlags, c.awsFlags, c.Env, c.Force, log)
+	if err != nil {
+		if p != nil && !c.json() {
+			printPlan(log, p)
+		}
+		return err
+	}
+	strategy := p.env.Strategy
+	if c.Weight != "" {
+		w, err := manifest.ParseWeight(c.Weight)
+		if err != nil {
+			return badInput("--weight (or AVIARY_NEW_VERSION_WEIGHT): %v", err)
+		}
+		strategy = strategy.Override(w)
+	}
+	fns := release.FunctionsOf(p.rows)
+	if len(fns) == 0 {
+		fmt.Fprintf(log, "Nothing to deploy: every alias %s of %s in %s already serves its artifact.\n", p.m.Alias, p.m.Service, p.env.Name)
+		if c.json() {
+			return writeJSON(e.stdout, map[string]any{"outcome": "unchanged", "service": p.m.Service, "environment": p.env.Name})
+		}
+		return nil
+	}
+
+	st, err := c.storeFlags.open(e.ctx, p.m)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	now := time.Now()
+	r := &release.Release{
+		ID: newReleaseID(p.m.Service, p.env.Name, now), Service: p.m.Service, Environment: p.env.Name,
+		Alias: p.m.Alias, Region: p.region, Strategy: strategy.Name, Functions: fns,
+		Artifacts: release.Artifacts{Bucket: p.m.Artifacts.Bucket, Prefix: p.m.Artifacts.Prefix},
+		Phase:     release.Planned, Force: c.Force, CreatedBy: actor(), CreatedAt: now, UpdatedAt: now,
+	}
+	for _, s := range strategy.Steps {
+		r.Steps = append(r.Steps, release.Step{Weight: s.Weight, Bake: s.Bake})
+	}
+	me := owner()
+	if err := takeLock(e.ctx, st, r, me); err != nil {
+		return err
+	}
+	cache := artifact.Cache{Dir: p.m.Artifacts.Cache}
+	for _, b := range p.built {
+		if _, err := cache.Put(b.zip); err != nil {
+			_ = st.ReleaseLock(e.ctx, release.LockKey(r.Service, r.Environment), me)
+			return err
+		}
+	}
+	r.Outbox = []release.Event{{ReleaseID: r.ID, Key: r.ID + "/created", Time: now, Actor: actor(), Source: source(), Kind: release.EventCreated, Phase: release.Planned,
+		Message: fmt.Sprintf("release of %s to %s: %s changed (%s), %s", r.Service, r.Environment, plural(len(fns), "function", "functions"), names(fns), describeSteps(r.Steps)),
+		Data:    map[string]any{"force": c.Force, "strategy": r.Strategy}}}
+	if err := st.CreateRelease(e.ctx, r); err != nil {
+		_ = st.ReleaseLock(e.ctx, release.LockKey(r.Service, r.Environment), me)
+		return err
+	}
+	fmt.Fprintf(log, "Release %s: %s to %s, %s\n", r.ID, plural(len(fns), "function", "functions"), r.Environment, describeSteps(r.Steps))
+	v := newView(log)
+	eng := newEngine(st, p.fleet, cache, me)
+	eng.Observe = v.observe
+	final, err := eng.Run(e.ctx, r.ID)
+	v.close()
+	return finish(e, c.outputFlags, log, final, err)
+}
+
+// finish reports where a release ended and maps it to the exit code.
+func finish(e *env, o outputFlags, log io.Writer, r *release.Release, runErr error) error {
+	if runErr != nil {
+		if r != nil && !r.Phase.Final() {
+			if errors.Is(runErr, e.ctx.Err()) || e.ctx.Err() != nil {
+				runErr = fmt.Errorf("interrupted with release %s at %s: `aviary resume %s` continues it, `aviary rollback %s` ends it", r.ID, r.Describe(), r.ID, r.ID)
+			} else {
+				runErr = fmt.Errorf("release %s stopped at %s: %w (`aviary resume %s` continues it, `aviary rollback %s` ends it)", r.ID, r.Describe(), runErr, r.ID, r.ID)
+			}
+		}
+		if o.json() && r != nil {
+			_ = writeJSON(e.stdout, resultJSON(r))
+		}
+		return runErr
+	}
+	if o.json() {
+		if err := writeJSON(e.stdout, resultJSON(r)); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(log, "\nRelease %s %s\n", r.ID, r.Describe())
+		functionTable(log, r.Functions)
+	}
+	return outcome(r)
+}
+
+func resultJSON(r *release.Release) map[string]any {
+	out := map[string]any{"release": r.ID, "service": r.Service, "environment": r.Environment, "phase": r.Phase, "functions": r.Functions}
+	switch r.Phase {
+	case release.Promoted:
+		out["outcome"] = "promoted"
+	case release.RolledBack:
+		out["outcome"] = "rolled-back"
+	case release.Failed:
+		out["outcome"] = "failed"
+	default:
+		out["outcome"] = "stopped"
+	}
+	if r.Reason != "" {
+		out["reason"] = r.Reason
+	}
+	return out
+}
+
+func names(fns []release.Function) string {
+	var n []string
+	for _, f := range fns {
+		n = append(n, f.Name)
+	}
+	if len(n) > 8 {
+		return strings.Join(n[:8], ", ") + fmt.Sprintf(" and %d more", len(n)-8)
+	}
+	return strings.Join(n, ", ")
+}
+

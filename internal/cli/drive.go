@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/aviary-deploy/aviary/artifact"
+	"github.com/aviary-deploy/aviary/manifest"
+	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/store"
+)
+
+// drive moves a release to a final phase: in this process if its lock can be taken (it is free,
+// expired, or its owner died), otherwise by waiting for the process that holds it, which sees any
+// request in the record and acts on it.
+// Once the lock is taken, locked (if set) runs before the engine.
+func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af awsFlags, log io.Writer, wait time.Duration, locked func() error) (*release.Release, error) {
+	me := owner()
+	err := takeLock(e.ctx, st, r, me)
+	var ee exitError
+	if errors.As(err, &ee) && ee.code == ExitLocked {
+		var held *store.LockHeldError
+		errors.As(err, &held)
+		if held != nil && held.Lock.Holder != r.ID {
+			return r, exitError{ExitLocked, fmt.Errorf("release %s of %s holds the lock on %s since %s; finish it first",
+				held.Lock.Holder, r.Service, r.Environment, held.Lock.AcquiredAt.Local().Format(time.DateTime))}
+		}
+		fmt.Fprintf(log, "Release %s is driven by %s; waiting for it to act on the record.\n", r.ID, held.Lock.Owner)
+		return await(e.ctx, st, r.ID, log, wait)
+	}
+	if err != nil {
+		return r, err
+	}
+	fleet, _, err := af.fleet(e.ctx, r.Region)
+	if err == nil && locked != nil {
+		err = locked()
+	}
+	if err != nil {
+		_ = st.ReleaseLock(e.ctx, release.LockKey(r.Service, r.Environment), me)
+		return r, err
+	}
+	cacheDir := filepath.Join(".aviary", "cache")
+	if m != nil {
+		cacheDir = m.Artifacts.Cache
+	}
+	v := newView(log)
+	eng := newEngine(st, fleet, artifact.Cache{Dir: cacheDir}, me)
+	eng.Observe = v.observe
+	final, err := eng.Run(e.ctx, r.ID)
+	v.close()
+	return final, err
+}
+
+// await polls a release until it reaches a final phase, reporting its phases.
+func await(ctx context.Context, st store.Store, id string, log io.Writer, wait time.Duration) (*release.Release, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	last := ""
+	for {
+		r, err := st.GetRelease(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if d := r.Describe(); d != last {
+			fmt.Fprintf(log, "%s  %s\n", time.Now().Format("15:04:05"), d)
+			last = d
+		}
+		if r.Phase.Final() {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return r, fmt.Errorf("release %s is still at %s after %s: its driver has the request; check with `aviary status %s`", id, r.Describe(), wait, id)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// request records an operator's request on a release (conditional on its revision, retried on
+// conflict), with its audit entry in the same write.
+func request(ctx context.Context, st store.Store, id string, mutate func(r *release.Release) (event string, err error)) (*release.Release, error) {
+	for {
+		r, err := st.GetRelease(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		msg, err := mutate(r)
+		if err != nil || msg == "" {
+			return r, err
+		}
+		now := time.Now()
+		r.UpdatedAt = now
+		r.Outbox = []release.Event{{ReleaseID: r.ID, Key: fmt.Sprintf("%s/%d/request", r.ID, r.Revision), Time: now, Actor: actor(), Source: source(),
+			Kind: release.EventRequest, Phase: r.Phase, Message: msg}}
+		err = st.UpdateRelease(ctx, r)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i := range r.Outbox {
+			ev := r.Outbox[i]
+			if err := st.AppendEvent(ctx, &ev); err != nil {
+				return nil, err
+			}
+		}
+		return r, nil
+	}
+}

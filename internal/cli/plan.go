@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/aviary-deploy/aviary/artifact"
+	"github.com/aviary-deploy/aviary/lambdafleet"
+	"github.com/aviary-deploy/aviary/manifest"
+	"github.com/aviary-deploy/aviary/release"
+)
+
+type planCmd struct {
+	manifestFlags
+	awsFlags
+	outputFlags
+	Env   string `short:"e" required:"" placeholder:"ENV" help:"The environment to plan for."`
+	Force bool   `help:"Plan as deploy --force would: take over aliases that carry weights from another release."`
+}
+
+// built is a function's artifact, made locally.
+type built struct {
+	fn     manifest.Function
+	zip    []byte
+	digest artifact.Digest
+	key    string
+}
+
+// prepared is everything a deploy knows before its first write.
+type prepared struct {
+	m      *manifest.Manifest
+	env    *manifest.Environment
+	fleet  *lambdafleet.Fleet
+	region string
+	built  []built
+	rows   []release.PlanRow
+}
+
+// prepare builds every artifact and reads every function: the checks a deploy makes before it
+// changes anything.
+func prepare(ctx context.Context, mf manifestFlags, af awsFlags, envName string, force bool, log io.Writer) (*prepared, error) {
+	m, err := mf.load()
+	if err != nil {
+		return nil, err
+	}
+	env, err := m.Environment(envName)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	fleet, region, err := af.fleet(ctx, env.Region)
+	if err != nil {
+		return nil, err
+	}
+	p := &prepared{m: m, env: env, fleet: fleet, region: region}
+	fmt.Fprintf(log, "Building %s of %s\n", plural(len(m.Functions), "function", "functions"), m.Service)
+	if p.built, err = buildAll(ctx, m); err != nil {
+		return nil, usageError{err}
+	}
+	if err := fleet.CheckBucket(ctx, m.Artifacts.Bucket); err != nil {
+		return nil, usageError{err}
+	}
+	targets := make([]release.Target, len(p.built))
+	for i, b := range p.built {
+		targets[i] = release.Target{Name: b.fn.Name, FunctionName: m.FunctionName(env, b.fn.Name), ArtifactKey: b.key, CodeSha256: b.digest.CodeSha256}
+	}
+	p.rows, err = release.Plan(ctx, fleet, m.Alias, targets, force, 16)
+	if err != nil {
+		return nil, err
+	}
+	if problems := release.Problems(p.rows); len(problems) > 0 {
+		return p, usageError{fmt.Errorf("nothing was changed: %s", strings.Join(problems, "; "))}
+	}
+	return p, nil
+}
+
+// buildAll produces every function's zip, in parallel.
+func buildAll(ctx context.Context, m *manifest.Manifest) ([]built, error) {
+	out := make([]built, len(m.Functions))
+	errs := make([]error, len(m.Functions))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i, fn := range m.Functions {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			src := artifact.Source{Function: fn.Name, Zip: fn.Zip, Dir: fn.Dir}
+			if fn.Build != nil {
+				src.Command, src.CommandDir = fn.Build.Command, fn.Build.Dir
+			}
+			zip, err := artifact.Produce(ctx, src)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			d := artifact.DigestOf(zip)
+			out[i] = built{fn: fn, zip: zip, digest: d, key: artifact.Key(m.Artifacts.Prefix, d)}
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+func (c *planCmd) Run(e *env) error {
+	log := e.stdout
+	if c.json() {
+		log = e.stderr
+	}
+	p, err := prepare(e.ctx, c.manifestFlags, c.awsFlags, c.Env, c.Force, log)
+	if p == nil {
+		return err
+	}
+	if c.json() {
+		type row struct {
+			Function     string `json:"function"`
+			FunctionName string `json:"functionName"`
+			AliasVersion string `json:"aliasVersion,omitempty"`
+			Current      string `json:"currentCodeSha256,omitempty"`
+			New          string `json:"newCodeSha256"`
+			ArtifactKey  string `json:"artifactKey"`
+			Change       bool   `json:"change"`
+			Problem      string `json:"problem,omitempty"`
+		}
+		var rows []row
+		for _, r := range p.rows {
+			rows = append(rows, row{r.Name, r.FunctionName, r.Current.AliasVersion, r.Current.AliasCodeSha256, r.CodeSha256, r.ArtifactKey, r.Change, r.Problem})
+		}
+		if werr := writeJSON(e.stdout, map[string]any{"service": p.m.Service, "environment": p.env.Name, "alias": p.m.Alias, "strategy": p.env.Strategy.Describe(), "functions": rows}); werr != nil {
+			return werr
+		}
+		return err
+	}
+	printPlan(e.stdout, p)
+	return err
+}
+
+func printPlan(w io.Writer, p *prepared) {
+	changed := 0
+	fmt.Fprintf(w, "\n%s → %s (alias %s, %s)\n", p.m.Service, p.env.Name, p.m.Alias, p.env.Strategy.Describe())
+	fmt.Fprintf(w, "  %-16s %-36s %-8s %-12s %-12s %s\n", "FUNCTION", "LAMBDA", "ALIAS", "CURRENT", "NEW", "")
+	for _, r := range p.rows {
+		aliasV, cur := r.Current.AliasVersion, short(r.Current.AliasCodeSha256)
+		if !r.Current.AliasExists {
+			aliasV, cur = "(none)", "-"
+		}
+		what := "unchanged"
+		switch {
+		case r.Problem != "":
+			what = "PROBLEM: " + r.Problem
+		case r.Change:
+			what = "changes"
+			changed++
+		}
+		fmt.Fprintf(w, "  %-16s %-36s %-8s %-12s %-12s %s\n", r.Name, r.FunctionName, aliasV, cur, short(r.CodeSha256), what)
+	}
+	fmt.Fprintf(w, "%s change, %d unchanged.\n", plural(changed, "function", "functions"), len(p.rows)-changed)
+}
+
+func short(sha string) string {
+	if len(sha) > 10 {
+		return sha[:10]
+	}
+	return sha
+}

@@ -1,0 +1,218 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/aviary-deploy/aviary/manifest"
+	"github.com/aviary-deploy/aviary/release"
+)
+
+// view shows a release as it moves. On a terminal it keeps a live block (step, weight, functions
+// done, per-function state, bake time left) under the log of what happened; elsewhere it writes
+// plain lines, fit for CI logs.
+type view struct {
+	w   io.Writer
+	tty bool
+
+	mu       sync.Mutex
+	r        release.Release
+	bakeLeft time.Duration
+	health   string
+	drawn    int
+	lastDraw time.Time
+	lastBake time.Time
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func newView(w io.Writer) *view {
+	return &view{w: w, tty: isTerminal(w) && os.Getenv("TERM") != "dumb"}
+}
+
+// logf writes a line to the log, above the live block.
+func (v *view) logf(format string, args ...any) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.clear()
+	fmt.Fprintf(v.w, format+"\n", args...)
+	v.draw(true)
+}
+
+func (v *view) observe(p release.Progress) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.r = p.Release
+	switch p.Kind {
+	case release.ProgressPhase:
+		v.bakeLeft, v.health = 0, ""
+		v.clear()
+		fmt.Fprintf(v.w, "%s  %s: %s\n", time.Now().Format("15:04:05"), p.Release.Phase, p.Message)
+		v.draw(true)
+	case release.ProgressFunction:
+		if !v.tty {
+			fmt.Fprintf(v.w, "%s    %s: %s\n", time.Now().Format("15:04:05"), p.Function, p.Message)
+			return
+		}
+		v.draw(false)
+	case release.ProgressBake:
+		v.bakeLeft, v.health = p.BakeLeft, p.Message
+		if !v.tty {
+			if time.Since(v.lastBake) >= 15*time.Second {
+				v.lastBake = time.Now()
+				fmt.Fprintf(v.w, "%s    baking step %d: %s left\n", time.Now().Format("15:04:05"), p.Release.Step+1, p.BakeLeft.Round(time.Second))
+			}
+			return
+		}
+		v.draw(false)
+	case release.ProgressHealth:
+		v.clear()
+		fmt.Fprintf(v.w, "%s    health: %s\n", time.Now().Format("15:04:05"), p.Message)
+		v.draw(true)
+	}
+}
+
+// clear erases the live block (terminal only).
+func (v *view) clear() {
+	if v.tty && v.drawn > 0 {
+		fmt.Fprintf(v.w, "\x1b[%dA\x1b[J", v.drawn)
+		v.drawn = 0
+	}
+}
+
+// draw redraws the live block, at most ten times a second unless forced.
+func (v *view) draw(force bool) {
+	if !v.tty || v.r.ID == "" || v.r.Phase.Final() {
+		return
+	}
+	if !force && time.Since(v.lastDraw) < 100*time.Millisecond {
+		return
+	}
+	v.clear()
+	v.lastDraw = time.Now()
+	lines := liveLines(&v.r, v.bakeLeft)
+	for _, l := range lines {
+		fmt.Fprintln(v.w, l)
+	}
+	v.drawn = len(lines)
+}
+
+func (v *view) close() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.clear()
+}
+
+const maxLiveFunctions = 12
+
+func liveLines(r *release.Release, bakeLeft time.Duration) []string {
+	done, state := 0, ""
+	switch r.Phase {
+	case release.Publishing:
+		state = "publishing"
+		for _, f := range r.Functions {
+			if f.New != "" {
+				done++
+			}
+		}
+	case release.Shifting:
+		w := r.Steps[r.Step].Weight
+		state = fmt.Sprintf("step %d/%d · %s on the new versions", r.Step+1, len(r.Steps), manifest.Percent(w))
+		for _, f := range r.Functions {
+			if f.Weight == w || f.Previous == "" && f.Weight == 1 {
+				done++
+			}
+		}
+	case release.Promoting:
+		state = "promoting"
+		for _, f := range r.Functions {
+			if f.Promoted {
+				done++
+			}
+		}
+	case release.RollingBack:
+		state = "rolling back"
+		for _, f := range r.Functions {
+			if f.RolledBack || !f.Promoted && f.Weight == 0 {
+				done++
+			}
+		}
+	default:
+		state = string(r.Phase)
+	}
+	head := fmt.Sprintf("  %s · %d/%d functions", state, done, len(r.Functions))
+	if r.Phase == release.Shifting && !r.StepStarted.IsZero() {
+		head += fmt.Sprintf(" · bake %s left", bakeLeft.Round(time.Second))
+	}
+	lines := []string{head}
+	fns := append([]release.Function(nil), r.Functions...)
+	sort.Slice(fns, func(i, j int) bool { return fns[i].Name < fns[j].Name })
+	for i, f := range fns {
+		if i == maxLiveFunctions {
+			lines = append(lines, fmt.Sprintf("    … and %d more", len(fns)-maxLiveFunctions))
+			break
+		}
+		lines = append(lines, "    "+functionLine(f))
+	}
+	return lines
+}
+
+// functionLine is one function's state: its versions and where its alias sends traffic.
+func functionLine(f release.Function) string {
+	prev := f.Previous
+	if prev == "" {
+		prev = "(none)"
+	}
+	newV := f.New
+	if newV == "" {
+		newV = "…"
+	}
+	var where string
+	switch {
+	case f.RolledBack:
+		where = "rolled back"
+	case f.Promoted:
+		where = "100% on new"
+	case f.Weight > 0:
+		where = manifest.Percent(f.Weight) + " on new"
+	default:
+		where = "untouched"
+	}
+	return fmt.Sprintf("%-16s %-36s %6s → %-6s %s", f.Name, f.FunctionName, prev, newV, where)
+}
+
+// functionTable lists a release's functions.
+func functionTable(w io.Writer, fns []release.Function) {
+	fmt.Fprintf(w, "    %-16s %-36s %6s   %-6s %s\n", "FUNCTION", "LAMBDA", "PREV", "NEW", "ALIAS")
+	for _, f := range fns {
+		fmt.Fprintln(w, "    "+functionLine(f))
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func describeSteps(steps []release.Step) string {
+	if len(steps) == 0 {
+		return "all at once"
+	}
+	var parts []string
+	for _, s := range steps {
+		parts = append(parts, fmt.Sprintf("%s for %s", manifest.Percent(s.Weight), s.Bake))
+	}
+	return strings.Join(append(parts, "then 100%"), ", ")
+}

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/aviary-deploy/aviary/release"
+)
+
+type promoteCmd struct {
+	storeFlags
+	awsFlags
+	outputFlags
+	Release string        `arg:"" help:"The release."`
+	File    string        `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its store and artifact cache."`
+	Now     bool          `help:"Do not wait for the current step's bake to end."`
+	Reason  string        `help:"Why, for the audit trail."`
+	Wait    time.Duration `default:"30m" help:"How long to wait for another process driving the release to finish."`
+}
+
+func (c *promoteCmd) Run(e *env) error {
+	m, _ := manifestFlags{File: c.File}.load()
+	st, err := c.storeFlags.open(e.ctx, m)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	r, err := resolveRelease(e.ctx, st, c.Release, m, "")
+	if err != nil {
+		return err
+	}
+	log := e.stdout
+	if c.json() {
+		log = e.stderr
+	}
+	if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (string, error) {
+		switch {
+		case r.Phase.Final() || r.Phase == release.Promoting:
+			return "", badInput("release %s is %s: there is nothing to promote", r.ID, r.Describe())
+		case r.Phase == release.RollingBack:
+			return "", badInput("release %s is rolling back (%s): it cannot be promoted", r.ID, r.Reason)
+		case r.Request != nil && r.Request.Action == release.RequestRollback:
+			return "", badInput("a rollback of release %s was requested by %s first", r.ID, r.Request.By)
+		}
+		r.Request = &release.Request{Action: release.RequestPromote, By: actor(), Reason: c.Reason, At: time.Now(), Now: c.Now}
+		when := "after the current step's bake"
+		if c.Now {
+			when = "now"
+		}
+		return fmt.Sprintf("promotion requested by %s (%s): skip the remaining steps", actor(), when), nil
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "Promoting release %s.\n", r.ID)
+	final, err := drive(e, st, r, m, c.awsFlags, log, c.Wait, nil)
+	return finish(e, c.outputFlags, log, final, err)
+}

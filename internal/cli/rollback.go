@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/store"
+)
+
+type rollbackCmd struct {
+	storeFlags
+	awsFlags
+	outputFlags
+	Release string        `arg:"" optional:"" help:"The release (default: the environment's latest)."`
+	Env     string        `short:"e" placeholder:"ENV" help:"Roll back the environment's latest release."`
+	File    string        `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its service, store and artifact cache."`
+	Reason  string        `help:"Why, for the audit trail."`
+	Wait    time.Duration `default:"10m" help:"How long to wait for another process driving the release to finish the rollback."`
+}
+
+func (c *rollbackCmd) Run(e *env) error {
+	m, _ := manifestFlags{File: c.File}.load()
+	st, err := c.storeFlags.open(e.ctx, m)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	r, err := resolveRelease(e.ctx, st, c.Release, m, c.Env)
+	if err != nil {
+		return err
+	}
+	log := e.stdout
+	if c.json() {
+		log = e.stderr
+	}
+	reason := c.Reason
+	if reason == "" {
+		reason = "no reason given"
+	}
+	var locked func() error
+	switch r.Phase {
+	case release.RolledBack:
+		fmt.Fprintf(log, "Release %s is already rolled back (%s).\n", r.ID, r.Reason)
+		if c.json() {
+			return writeJSON(e.stdout, resultJSON(r))
+		}
+		return nil
+	case release.Promoted, release.Failed:
+		// Ended: nobody drives it. Roll it back here, under the lock — and only if it is still
+		// what the environment runs.
+		latest, err := st.ListReleases(e.ctx, store.Filter{Service: r.Service, Environment: r.Environment, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(latest) > 0 && latest[0].ID != r.ID {
+			return badInput("release %s is not the latest of %s (%s is): roll that one back instead", r.ID, r.Environment, latest[0].ID)
+		}
+		from := r.Phase
+		locked = func() error {
+			_, err := request(e.ctx, st, r.ID, func(r *release.Release) (string, error) {
+				if r.Phase != from {
+					return "", fmt.Errorf("release %s moved to %s meanwhile", r.ID, r.Phase)
+				}
+				r.Phase, r.EndedAt = release.RollingBack, time.Time{}
+				r.Reason = fmt.Sprintf("rollback requested by %s after the release %s: %s", actor(), from, reason)
+				r.Request = &release.Request{Action: release.RequestRollback, By: actor(), Reason: reason, At: time.Now()}
+				for i := range r.Functions {
+					r.Functions[i].RolledBack = false
+				}
+				return fmt.Sprintf("%s → %s: %s", from, release.RollingBack, r.Reason), nil
+			})
+			return err
+		}
+	default:
+		if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (string, error) {
+			if r.Request != nil && r.Request.Action == release.RequestRollback {
+				return "", nil // already asked
+			}
+			if r.Phase.Final() {
+				return "", fmt.Errorf("release %s reached %s meanwhile; run rollback again to roll it back from there", r.ID, r.Phase)
+			}
+			r.Request = &release.Request{Action: release.RequestRollback, By: actor(), Reason: reason, At: time.Now()}
+			return fmt.Sprintf("rollback requested by %s: %s", actor(), reason), nil
+		}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(log, "Rolling back release %s (%s → %s).\n", r.ID, r.Service, r.Environment)
+	final, err := drive(e, st, r, m, c.awsFlags, log, c.Wait, locked)
+	if err != nil || final == nil {
+		return finish(e, c.outputFlags, log, final, err)
+	}
+	if err := finish(e, c.outputFlags, log, final, nil); err != nil && final.Phase != release.RolledBack {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,387 @@
+// Package lambdafleet is the release engine's Fleet on AWS Lambda and S3, through aws-sdk-go-v2.
+//
+// The rules it keeps: every control-plane call waits on one client-side rate limiter (AWS's 15
+// requests per second by default), so a fleet moves as fast as the quota allows and no faster;
+// throttles are retried by the SDK's retryer; and every operation is idempotent, converging after
+// a crash on the state it was asked for.
+package lambdafleet
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/time/rate"
+
+	"github.com/aviary-deploy/aviary/release"
+)
+
+// LambdaAPI is the part of *lambda.Client the fleet uses.
+type LambdaAPI interface {
+	GetFunction(context.Context, *lambda.GetFunctionInput, ...func(*lambda.Options)) (*lambda.GetFunctionOutput, error)
+	GetAlias(context.Context, *lambda.GetAliasInput, ...func(*lambda.Options)) (*lambda.GetAliasOutput, error)
+	UpdateFunctionCode(context.Context, *lambda.UpdateFunctionCodeInput, ...func(*lambda.Options)) (*lambda.UpdateFunctionCodeOutput, error)
+	PublishVersion(context.Context, *lambda.PublishVersionInput, ...func(*lambda.Options)) (*lambda.PublishVersionOutput, error)
+	CreateAlias(context.Context, *lambda.CreateAliasInput, ...func(*lambda.Options)) (*lambda.CreateAliasOutput, error)
+	UpdateAlias(context.Context, *lambda.UpdateAliasInput, ...func(*lambda.Options)) (*lambda.UpdateAliasOutput, error)
+	DeleteAlias(context.Context, *lambda.DeleteAliasInput, ...func(*lambda.Options)) (*lambda.DeleteAliasOutput, error)
+}
+
+// S3API is the part of *s3.Client the fleet uses.
+type S3API interface {
+	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	HeadBucket(context.Context, *s3.HeadBucketInput, ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
+}
+
+var (
+	_ LambdaAPI     = (*lambda.Client)(nil)
+	_ S3API         = (*s3.Client)(nil)
+	_ release.Fleet = (*Fleet)(nil)
+)
+
+// Fleet implements release.Fleet.
+type Fleet struct {
+	Lambda LambdaAPI
+	S3     S3API
+	// UpdatePoll is the first wait between checks of an update in progress; it doubles up to 2s.
+	UpdatePoll time.Duration
+}
+
+// Options configure New.
+type Options struct {
+	// Rate is the control-plane calls per second (AWS's quota: 15); 0 means 15.
+	Rate float64
+	// MaxAttempts is how often a throttled or failed call is tried (default 10).
+	MaxAttempts int
+}
+
+// DefaultRate is AWS Lambda's control-plane quota.
+const DefaultRate = 15
+
+// getFunctionRate is GetFunction's own quota.
+const getFunctionRate = 100
+
+// New builds the fleet's clients from cfg, with the rate limiter and retryer.
+func New(cfg aws.Config, o Options) *Fleet {
+	if o.Rate <= 0 {
+		o.Rate = DefaultRate
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
+	control := rate.NewLimiter(rate.Limit(o.Rate), 1)
+	getFunction := rate.NewLimiter(getFunctionRate, 1)
+	retryer := func() aws.Retryer {
+		return retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = o.MaxAttempts
+			so.MaxBackoff = 5 * time.Second
+			// The client-side limiter already paces calls; the SDK's retry quota would only turn
+			// a burst of throttles into failures.
+			so.RateLimiter = ratelimit.None
+		})
+	}
+	lc := lambda.NewFromConfig(cfg, func(lo *lambda.Options) {
+		lo.Retryer = retryer()
+		lo.APIOptions = append(lo.APIOptions, limit(control, getFunction))
+	})
+	sc := s3.NewFromConfig(cfg, func(so *s3.Options) { so.Retryer = retryer() })
+	return &Fleet{Lambda: lc, S3: sc}
+}
+
+// limit makes every attempt of a Lambda control-plane call wait for the shared limiter; Invoke
+// is not a control-plane call, and GetFunction has its own quota.
+func limit(control, getFunction *rate.Limiter) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("AviaryRateLimit",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				var lim *rate.Limiter
+				switch middleware.GetOperationName(ctx) {
+				case "Invoke", "InvokeWithResponseStream", "InvokeAsync":
+				case "GetFunction":
+					lim = getFunction
+				default:
+					lim = control
+				}
+				if lim != nil {
+					if err := lim.Wait(ctx); err != nil {
+						return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+					}
+				}
+				return next.HandleFinalize(ctx, in)
+			}), middleware.After)
+	}
+}
+
+func notFound(err error) bool {
+	var nf *lambdatypes.ResourceNotFoundException
+	return errors.As(err, &nf)
+}
+
+// CheckBucket says whether the artifact bucket is reachable.
+func (f *Fleet) CheckBucket(ctx context.Context, bucket string) error {
+	if _, err := f.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		var nf *s3types.NotFound
+		if errors.As(err, &nf) {
+			return fmt.Errorf("the artifact bucket %s does not exist (or is not visible to these credentials)", bucket)
+		}
+		return fmt.Errorf("the artifact bucket %s is not reachable: %w", bucket, err)
+	}
+	return nil
+}
+
+// Inspect reads a function and its alias. A function with an update in progress is waited for,
+// so that the RevisionId it reports is the one the release's update will be conditional on.
+func (f *Fleet) Inspect(ctx context.Context, name, alias string) (release.Current, error) {
+	var cur release.Current
+	gf, err := f.settled(ctx, name)
+	if notFound(err) {
+		return cur, nil
+	}
+	if err != nil {
+		return cur, err
+	}
+	cur.Exists = true
+	cur.LatestRevision = aws.ToString(gf.Configuration.RevisionId)
+	cur.LatestCodeSha256 = aws.ToString(gf.Configuration.CodeSha256)
+	ga, err := f.Lambda.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: aws.String(name), Name: aws.String(alias)})
+	if notFound(err) {
+		return cur, nil
+	}
+	if err != nil {
+		return cur, fmt.Errorf("read alias %s: %w", alias, err)
+	}
+	cur.AliasExists = true
+	cur.AliasVersion = aws.ToString(ga.FunctionVersion)
+	cur.AliasRevision = aws.ToString(ga.RevisionId)
+	if ga.RoutingConfig != nil && len(ga.RoutingConfig.AdditionalVersionWeights) > 0 {
+		cur.AliasWeights = maps.Clone(ga.RoutingConfig.AdditionalVersionWeights)
+	}
+	if cur.AliasVersion == "$LATEST" {
+		cur.AliasCodeSha256 = cur.LatestCodeSha256
+		return cur, nil
+	}
+	gv, err := f.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name), Qualifier: aws.String(cur.AliasVersion)})
+	if err != nil {
+		return cur, fmt.Errorf("read version %s: %w", cur.AliasVersion, err)
+	}
+	cur.AliasCodeSha256 = aws.ToString(gv.Configuration.CodeSha256)
+	return cur, nil
+}
+
+// settled reads $LATEST once no update or creation is in progress.
+func (f *Fleet) settled(ctx context.Context, name string) (*lambda.GetFunctionOutput, error) {
+	delay := f.UpdatePoll
+	if delay <= 0 {
+		delay = 250 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	for {
+		gf, err := f.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)})
+		if err != nil {
+			return nil, err
+		}
+		c := gf.Configuration
+		switch {
+		case c.State == lambdatypes.StateFailed:
+			return nil, fmt.Errorf("function %s is in state Failed: %s", name, aws.ToString(c.StateReason))
+		case c.LastUpdateStatus == lambdatypes.LastUpdateStatusFailed:
+			return nil, fmt.Errorf("the last update of %s failed: %s", name, aws.ToString(c.LastUpdateStatusReason))
+		case c.State != lambdatypes.StatePending && c.LastUpdateStatus != lambdatypes.LastUpdateStatusInProgress:
+			return gf, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for %s to finish updating: %w", name, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+
+// Upload puts the artifact in the bucket unless HeadObject finds it there. S3 checks the bytes
+// against the SHA-256 the key names.
+func (f *Fleet) Upload(ctx context.Context, a release.Artifacts, key string, src release.ArtifactSource) error {
+	_, err := f.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(a.Bucket), Key: aws.String(key)})
+	if err == nil {
+		return nil
+	}
+	var nf *s3types.NotFound
+	if !errors.As(err, &nf) {
+		return fmt.Errorf("look for s3://%s/%s: %w", a.Bucket, key, err)
+	}
+	body, err := src.Read(key)
+	if err != nil {
+		return fmt.Errorf("s3://%s/%s is missing and the local cache cannot supply it (%w): build and deploy again", a.Bucket, key, err)
+	}
+	sum := sha256.Sum256(body)
+	if want := strings.TrimSuffix(path.Base(key), ".zip"); hex.EncodeToString(sum[:]) != want {
+		return fmt.Errorf("the cached artifact for %s does not match its SHA-256: delete it from the cache and build again", key)
+	}
+	_, err = f.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(a.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+		ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256, ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		ContentType: aws.String("application/zip"),
+	})
+	if err != nil {
+		return fmt.Errorf("upload s3://%s/%s: %w", a.Bucket, key, err)
+	}
+	return nil
+}
+
+// Pin publishes the code $LATEST has (PublishVersion returns the existing version when nothing
+// changed) and points the alias at it.
+func (f *Fleet) Pin(ctx context.Context, alias string, fn release.Function) (string, string, error) {
+	gf, err := f.settled(ctx, fn.FunctionName)
+	if err != nil {
+		return "", "", err
+	}
+	pv, err := f.Lambda.PublishVersion(ctx, &lambda.PublishVersionInput{
+		FunctionName: aws.String(fn.FunctionName), CodeSha256: gf.Configuration.CodeSha256,
+		Description: aws.String("pinned by Aviary before a release: what alias " + alias + " served on $LATEST"),
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("publish the code alias %s serves: %w", alias, err)
+	}
+	v := aws.ToString(pv.Version)
+	rev, err := f.Route(ctx, alias, fn, release.Routing{Primary: v})
+	if err != nil {
+		return "", "", err
+	}
+	return v, rev, nil
+}
+
+// Publish puts the release's code in $LATEST and publishes it in the same call, conditional on
+// the RevisionId the plan saw. Called again after a crash, it finds the code already there and
+// publishes it (PublishVersion returns the version already published).
+func (f *Fleet) Publish(ctx context.Context, a release.Artifacts, fn release.Function) (string, error) {
+	if fn.New != "" {
+		return fn.New, nil
+	}
+	gf, err := f.settled(ctx, fn.FunctionName)
+	if err != nil {
+		return "", err
+	}
+	if aws.ToString(gf.Configuration.CodeSha256) == fn.CodeSha256 {
+		return f.publishLatest(ctx, fn)
+	}
+	base := fn.BaseRevision
+	if fn.PinnedFromLatest {
+		base = aws.ToString(gf.Configuration.RevisionId) // pinning published $LATEST, which moved its RevisionId
+	}
+	up, err := f.Lambda.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{
+		FunctionName: aws.String(fn.FunctionName), S3Bucket: aws.String(a.Bucket), S3Key: aws.String(fn.ArtifactKey),
+		RevisionId: aws.String(base), Publish: true,
+	})
+	if err != nil {
+		var pf *lambdatypes.PreconditionFailedException
+		if errors.As(err, &pf) {
+			return "", fmt.Errorf("%s was changed by someone else since the plan (its RevisionId is no longer %s): plan and deploy again", fn.FunctionName, base)
+		}
+		return "", fmt.Errorf("update code: %w", err)
+	}
+	if got := aws.ToString(up.CodeSha256); got != fn.CodeSha256 {
+		return "", fmt.Errorf("Lambda reports CodeSha256 %s for s3://%s/%s, want %s", got, a.Bucket, fn.ArtifactKey, fn.CodeSha256)
+	}
+	if _, err := f.settled(ctx, fn.FunctionName); err != nil {
+		return "", err
+	}
+	if v := aws.ToString(up.Version); v != "" && v != "$LATEST" {
+		return v, nil
+	}
+	return f.publishLatest(ctx, fn)
+}
+
+func (f *Fleet) publishLatest(ctx context.Context, fn release.Function) (string, error) {
+	pv, err := f.Lambda.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String(fn.FunctionName), CodeSha256: aws.String(fn.CodeSha256)})
+	if err != nil {
+		return "", fmt.Errorf("publish: %w", err)
+	}
+	return aws.ToString(pv.Version), nil
+}
+
+// Route sets the alias conditionally on the RevisionId the release last saw. If that fails, the
+// alias is read: already as asked (a crash came between the change and its record), it is
+// accepted; otherwise someone else changed it, and Route says how.
+func (f *Fleet) Route(ctx context.Context, alias string, fn release.Function, to release.Routing) (string, error) {
+	name := aws.String(fn.FunctionName)
+	if to.Delete {
+		_, err := f.Lambda.DeleteAlias(ctx, &lambda.DeleteAliasInput{FunctionName: name, Name: aws.String(alias)})
+		if err != nil && !notFound(err) {
+			return "", fmt.Errorf("delete alias %s: %w", alias, err)
+		}
+		return "", nil
+	}
+	weights := map[string]float64{}
+	if to.Extra != "" && to.Weight > 0 {
+		weights[to.Extra] = to.Weight
+	}
+	routing := &lambdatypes.AliasRoutingConfiguration{AdditionalVersionWeights: weights}
+	if fn.AliasMissing && fn.AliasRevision == "" {
+		out, err := f.Lambda.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: name, Name: aws.String(alias),
+			FunctionVersion: aws.String(to.Primary), RoutingConfig: routing, Description: aws.String("managed by Aviary")})
+		if err == nil {
+			return aws.ToString(out.RevisionId), nil
+		}
+		var rc *lambdatypes.ResourceConflictException
+		if !errors.As(err, &rc) {
+			return "", fmt.Errorf("create alias %s: %w", alias, err)
+		}
+		// Created before a crash: set it like any other.
+	}
+	in := &lambda.UpdateAliasInput{FunctionName: name, Name: aws.String(alias), FunctionVersion: aws.String(to.Primary), RoutingConfig: routing}
+	if fn.AliasRevision != "" {
+		in.RevisionId = aws.String(fn.AliasRevision)
+	}
+	out, err := f.Lambda.UpdateAlias(ctx, in)
+	if err == nil {
+		return aws.ToString(out.RevisionId), nil
+	}
+	var pf *lambdatypes.PreconditionFailedException
+	if !errors.As(err, &pf) {
+		return "", fmt.Errorf("update alias %s: %w", alias, err)
+	}
+	ga, gerr := f.Lambda.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: name, Name: aws.String(alias)})
+	if gerr != nil {
+		return "", fmt.Errorf("update alias %s: %w (and reading it: %v)", alias, err, gerr)
+	}
+	var now map[string]float64
+	if ga.RoutingConfig != nil {
+		now = ga.RoutingConfig.AdditionalVersionWeights
+	}
+	if aws.ToString(ga.FunctionVersion) == to.Primary && sameWeights(now, weights) {
+		return aws.ToString(ga.RevisionId), nil
+	}
+	return "", fmt.Errorf("alias %s was changed by someone else since this release last set it: it now routes to version %s with extra weights %v",
+		alias, aws.ToString(ga.FunctionVersion), now)
+}
+
+func sameWeights(a, b map[string]float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}

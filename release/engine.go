@@ -1,0 +1,591 @@
+package release
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Engine drives releases. One Run moves one release to a final phase, one transition at a time:
+// it computes the next state, writes it to the store, then acts; every action is idempotent, so
+// any process may pick up a release where another stopped.
+type Engine struct {
+	Store     Store
+	Fleet     Fleet
+	Health    Health
+	Artifacts ArtifactSource
+	Clock     Clock
+	// Actor and Source say who acts and from where, for the audit trail.
+	Actor  string
+	Source string
+	// Owner is this process's identity as the lock's owner.
+	Owner string
+	// LockTTL is the lease the engine keeps renewing while it runs.
+	LockTTL time.Duration
+	// Parallelism bounds how many functions are worked on at once.
+	Parallelism int
+	// Poll is how often a bake looks for requests and judges health.
+	Poll time.Duration
+	// Observe, if set, is told of progress.
+	Observe func(Progress)
+
+	mu sync.Mutex // serialises this engine's writes to the release
+}
+
+// Progress is what the engine tells its observer.
+type Progress struct {
+	Release  Release
+	Kind     ProgressKind
+	Function string
+	Message  string
+	BakeLeft time.Duration
+}
+
+// ProgressKind says what happened.
+type ProgressKind int
+
+// Kinds of progress.
+const (
+	ProgressPhase ProgressKind = iota
+	ProgressFunction
+	ProgressBake
+	ProgressHealth
+)
+
+// errInterrupted: someone else changed the release (a request, or a transition): stop the
+// current action and decide again from the stored record.
+var errInterrupted = errors.New("the release was changed by someone else")
+
+func (e *Engine) defaults() {
+	if e.Clock == nil {
+		e.Clock = RealClock{}
+	}
+	if e.Health == nil {
+		e.Health = BakeOnly{}
+	}
+	if e.LockTTL <= 0 {
+		e.LockTTL = 30 * time.Second
+	}
+	if e.Parallelism <= 0 {
+		e.Parallelism = 16
+	}
+	if e.Poll <= 0 {
+		e.Poll = time.Second
+	}
+}
+
+// Run drives the release to a final phase and frees its lock. The caller holds the lock (as
+// e.Owner); Run keeps renewing it and stops acting at once if it is lost. If ctx ends first, the
+// release stays where it is, its lock is freed, and Run returns ctx's error: `aviary resume`
+// continues it, `aviary rollback` ends it.
+func (e *Engine) Run(ctx context.Context, id string) (*Release, error) {
+	e.defaults()
+	r, err := e.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	key := LockKey(r.Service, r.Environment)
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	hbDone := e.heartbeat(runCtx, key, cancel)
+	defer func() {
+		cancel(nil)
+		<-hbDone
+	}()
+	for {
+		if err := context.Cause(runCtx); err != nil {
+			if errors.Is(err, ErrLockLost) {
+				return r, fmt.Errorf("release %s: %w; stopped acting", id, err)
+			}
+			// Interrupted: leave the record as it is and let another process take over at once.
+			_ = e.Store.ReleaseLock(context.WithoutCancel(ctx), key, e.Owner)
+			return r, err
+		}
+		r, err = e.load(runCtx, id)
+		if err != nil {
+			return r, err
+		}
+		if r.Phase.Final() {
+			if err := e.Store.ReleaseLock(ctx, key, e.Owner); err != nil {
+				return r, fmt.Errorf("free the lock: %w", err)
+			}
+			return r, nil
+		}
+		if err := e.advance(runCtx, r); err != nil {
+			if errors.Is(err, errInterrupted) || errors.Is(err, ErrConflict) {
+				continue
+			}
+			if cause := context.Cause(runCtx); cause != nil {
+				continue // reported at the top of the loop
+			}
+			return r, err
+		}
+	}
+}
+
+// heartbeat renews the lock every third of its lease; if it is lost, it cancels the run.
+func (e *Engine) heartbeat(ctx context.Context, key string, cancel context.CancelCauseFunc) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.Clock.After(e.LockTTL / 3):
+			}
+			err := e.Store.RenewLock(ctx, key, e.Owner, e.Clock.Now().Add(e.LockTTL))
+			if errors.Is(err, ErrLockLost) {
+				cancel(ErrLockLost)
+				return
+			}
+		}
+	}()
+	return done
+}
+
+// load reads the release and appends any audit entries its last writer did not get to.
+func (e *Engine) load(ctx context.Context, id string) (*Release, error) {
+	r, err := e.Store.GetRelease(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.flush(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (e *Engine) flush(ctx context.Context, r *Release) error {
+	for i := range r.Outbox {
+		ev := r.Outbox[i]
+		if err := e.Store.AppendEvent(ctx, &ev); err != nil {
+			return fmt.Errorf("audit trail of %s: %w", r.ID, err)
+		}
+	}
+	return nil
+}
+
+// advance performs the current phase's action and moves to the next phase.
+func (e *Engine) advance(ctx context.Context, r *Release) error {
+	if req := r.Request; req != nil {
+		switch {
+		case req.Action == RequestRollback && r.Phase != RollingBack:
+			return e.transition(ctx, r, RollingBack, requestReason("rollback", req), nil)
+		case req.Action == RequestPromote && (r.Phase == AwaitingApproval || r.Phase == Shifting && (req.Now || r.StepStarted.IsZero())):
+			return e.transition(ctx, r, Promoting, requestReason("promotion", req), nil)
+		}
+	}
+	switch r.Phase {
+	case Planned:
+		return e.transition(ctx, r, Publishing, "publishing new versions of "+countFunctions(len(r.Functions)), nil)
+	case Publishing:
+		if err := e.publish(ctx, r); err != nil {
+			return e.rollbackOn(ctx, r, "publishing", err)
+		}
+		if len(r.Steps) == 0 || (r.Request != nil && r.Request.Action == RequestPromote) {
+			return e.transition(ctx, r, Promoting, "every new version is published; moving all traffic to them", nil)
+		}
+		return e.transition(ctx, r, Shifting, fmt.Sprintf("every new version is published; step 1 of %d: %s on the new versions", len(r.Steps), percent(r.Steps[0].Weight)),
+			func(r *Release) { r.Step, r.StepStarted = 0, time.Time{} })
+	case Shifting:
+		return e.shiftAndBake(ctx, r)
+	case AwaitingApproval:
+		// The approval gate decides here; without one, the release goes on.
+		return e.transition(ctx, r, Promoting, "no approval required", nil)
+	case Promoting:
+		if err := e.promote(ctx, r); err != nil {
+			return e.rollbackOn(ctx, r, "promoting", err)
+		}
+		return e.transition(ctx, r, Promoted, "all traffic on the new versions of "+countFunctions(len(r.Functions)), nil)
+	case RollingBack:
+		failures := e.rollback(ctx, r)
+		if errors.Is(failures, errInterrupted) || errors.Is(failures, ErrConflict) || context.Cause(ctx) != nil {
+			return failures
+		}
+		if failures != nil {
+			return e.transition(ctx, r, Failed, fmt.Sprintf("%s; rollback could not finish: %v", r.Reason, failures), func(r *Release) { r.EndedAt = e.Clock.Now() })
+		}
+		return e.transition(ctx, r, RolledBack, fmt.Sprintf("every function is back on its previous version (%s)", r.Reason), func(r *Release) { r.EndedAt = e.Clock.Now() })
+	}
+	return fmt.Errorf("release %s is in an unknown phase %q", r.ID, r.Phase)
+}
+
+func countFunctions(n int) string {
+	if n == 1 {
+		return "1 function"
+	}
+	return fmt.Sprintf("%d functions", n)
+}
+
+func requestReason(what string, req *Request) string {
+	s := fmt.Sprintf("%s requested by %s", what, req.By)
+	if req.Reason != "" {
+		s += ": " + req.Reason
+	}
+	return s
+}
+
+// rollbackOn turns an action's failure into a rollback, unless the failure is the engine's own
+// (interrupted, lost lock, stopped), which leaves the release for the next decision.
+func (e *Engine) rollbackOn(ctx context.Context, r *Release, during string, err error) error {
+	if errors.Is(err, errInterrupted) || errors.Is(err, ErrConflict) || context.Cause(ctx) != nil {
+		return err
+	}
+	return e.transition(ctx, r, RollingBack, fmt.Sprintf("%s failed: %v", during, err), nil)
+}
+
+// transition moves the release to a phase: written (with its audit entry) before anything is
+// done in it.
+func (e *Engine) transition(ctx context.Context, r *Release, to Phase, message string, mutate func(*Release)) error {
+	from := r.Phase
+	err := e.save(ctx, r, func(r *Release) {
+		if r.Phase != from {
+			return
+		}
+		r.Phase = to
+		if to == RollingBack || to == Failed {
+			r.Reason = message
+		}
+		if mutate != nil {
+			mutate(r)
+		}
+	}, Event{Kind: EventTransition, Phase: to, Message: fmt.Sprintf("%s → %s: %s", from, to, message), Data: map[string]any{"from": string(from), "to": string(to)}})
+	if err != nil {
+		return err
+	}
+	e.observe(Progress{Release: *r, Kind: ProgressPhase, Message: message})
+	return nil
+}
+
+// save applies mutate to the release and writes it with its audit entries, all in one update
+// conditional on the revision. If someone else changed the release meanwhile, mutate is applied to
+// their version instead when the phase is unchanged (the result is still true), and
+// errInterrupted tells the caller to stop and decide again.
+func (e *Engine) save(ctx context.Context, r *Release, mutate func(*Release), events ...Event) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	interrupted := false
+	for {
+		next := clone(r)
+		mutate(next)
+		now := e.Clock.Now()
+		next.UpdatedAt = now
+		next.Outbox = nil
+		for i, ev := range events {
+			ev.ReleaseID, ev.Time = r.ID, now
+			ev.Key = fmt.Sprintf("%s/%d/%d", r.ID, r.Revision, i)
+			if ev.Actor == "" {
+				ev.Actor = e.Actor
+			}
+			if ev.Source == "" {
+				ev.Source = e.Source
+			}
+			if ev.Step == 0 && next.Phase == Shifting {
+				ev.Step = next.Step + 1
+			}
+			next.Outbox = append(next.Outbox, ev)
+		}
+		err := e.Store.UpdateRelease(ctx, next)
+		if err == nil {
+			*r = *next
+			if err := e.flush(ctx, r); err != nil {
+				return err
+			}
+			if interrupted {
+				return errInterrupted
+			}
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		fresh, gerr := e.Store.GetRelease(ctx, r.ID)
+		if gerr != nil {
+			return gerr
+		}
+		if err := e.flush(ctx, fresh); err != nil {
+			return err
+		}
+		if fresh.Phase != r.Phase {
+			*r = *fresh
+			return errInterrupted
+		}
+		interrupted = interrupted || !sameRequest(fresh.Request, r.Request)
+		*r = *fresh
+	}
+}
+
+func sameRequest(a, b *Request) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+func clone(r *Release) *Release {
+	b, _ := json.Marshal(r)
+	var c Release
+	_ = json.Unmarshal(b, &c)
+	return &c
+}
+
+func (e *Engine) observe(p Progress) {
+	if e.Observe != nil {
+		e.Observe(p)
+	}
+}
+
+// forEach runs work for every function that is not done yet, in parallel, recording each result
+// as it comes. It stops starting work once a result cannot be recorded or the release was
+// changed by someone else, and returns the errors of the functions that failed.
+func (e *Engine) forEach(ctx context.Context, r *Release, done func(Function) bool,
+	work func(ctx context.Context, fn Function) (apply func(*Function), message string, err error)) error {
+	return e.each(ctx, r, false, done, work)
+}
+
+// each is forEach; with keepGoing, one function's failure does not stop the others (rollback
+// tries every function).
+func (e *Engine) each(ctx context.Context, r *Release, keepGoing bool, done func(Function) bool,
+	work func(ctx context.Context, fn Function) (apply func(*Function), message string, err error)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var todo []Function
+	for _, fn := range r.Functions {
+		if !done(fn) {
+			todo = append(todo, fn)
+		}
+	}
+	var (
+		mu       sync.Mutex
+		failures []string
+		stop     error
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, e.Parallelism)
+	)
+	for _, fn := range todo {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			apply, msg, err := work(ctx, fn)
+			if err != nil {
+				mu.Lock()
+				if ctx.Err() == nil {
+					failures = append(failures, fmt.Sprintf("%s: %v", fn.FunctionName, err))
+				}
+				mu.Unlock()
+				if !keepGoing {
+					cancel()
+				}
+				return
+			}
+			serr := e.save(ctx, r, func(r *Release) {
+				for i := range r.Functions {
+					if r.Functions[i].Name == fn.Name {
+						apply(&r.Functions[i])
+					}
+				}
+			}, Event{Kind: EventFunction, Message: fn.FunctionName + ": " + msg, Data: map[string]any{"function": fn.FunctionName}})
+			if serr != nil {
+				mu.Lock()
+				if stop == nil {
+					stop = serr
+				}
+				mu.Unlock()
+				cancel()
+				return
+			}
+			e.observe(Progress{Release: *clone(r), Kind: ProgressFunction, Function: fn.Name, Message: msg})
+		}()
+	}
+	wg.Wait()
+	if stop != nil {
+		return stop
+	}
+	if len(failures) > 0 {
+		sort.Strings(failures)
+		return errors.New(strings.Join(failures, "; "))
+	}
+	return ctx.Err()
+}
+
+// publish uploads the artifacts, pins aliases that follow $LATEST, and publishes every function's
+// new version.
+func (e *Engine) publish(ctx context.Context, r *Release) error {
+	keys := map[string]bool{}
+	for _, fn := range r.Functions {
+		if fn.New == "" && !keys[fn.ArtifactKey] {
+			keys[fn.ArtifactKey] = true
+			if err := e.Fleet.Upload(ctx, r.Artifacts, fn.ArtifactKey, e.Artifacts); err != nil {
+				return fmt.Errorf("upload %s: %w", fn.ArtifactKey, err)
+			}
+		}
+	}
+	if err := e.forEach(ctx, r, func(fn Function) bool { return !fn.PinnedFromLatest || fn.Previous != "" }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
+		v, rev, err := e.Fleet.Pin(ctx, r.Alias, fn)
+		if err != nil {
+			return nil, "", err
+		}
+		return func(f *Function) { f.Previous, f.AliasRevision = v, rev },
+			fmt.Sprintf("alias %s followed $LATEST; pinned to version %s (the same code) before the update", r.Alias, v), nil
+	}); err != nil {
+		return err
+	}
+	return e.forEach(ctx, r, func(fn Function) bool { return fn.New != "" }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
+		v, err := e.Fleet.Publish(ctx, r.Artifacts, fn)
+		if err != nil {
+			return nil, "", err
+		}
+		return func(f *Function) { f.New = v }, fmt.Sprintf("published version %s (CodeSha256 %s)", v, fn.CodeSha256), nil
+	})
+}
+
+// target is where a function's alias should send traffic at weight w on the new version.
+func target(fn Function, w float64) Routing {
+	if fn.Previous == "" {
+		return Routing{Primary: fn.New}
+	}
+	return Routing{Primary: fn.Previous, Extra: fn.New, Weight: w}
+}
+
+// shiftAndBake puts every alias at the step's weight, then bakes the step while judging health.
+func (e *Engine) shiftAndBake(ctx context.Context, r *Release) error {
+	step := r.Steps[r.Step]
+	if r.StepStarted.IsZero() {
+		err := e.forEach(ctx, r, func(fn Function) bool { return fn.Weight == step.Weight || (fn.Previous == "" && fn.Weight == 1) },
+			func(ctx context.Context, fn Function) (func(*Function), string, error) {
+				to := target(fn, step.Weight)
+				rev, err := e.Fleet.Route(ctx, r.Alias, fn, to)
+				if err != nil {
+					return nil, "", err
+				}
+				if to.Extra == "" {
+					return func(f *Function) { f.AliasRevision, f.Weight = rev, 1 },
+						fmt.Sprintf("alias %s created at version %s (first release: no previous version to share traffic with)", r.Alias, fn.New), nil
+				}
+				return func(f *Function) { f.AliasRevision, f.Weight = rev, step.Weight },
+					fmt.Sprintf("alias %s: version %s with %s on version %s", r.Alias, fn.Previous, percent(step.Weight), fn.New), nil
+			})
+		if err != nil {
+			return e.rollbackOn(ctx, r, fmt.Sprintf("shifting to step %d", r.Step+1), err)
+		}
+		if err := e.save(ctx, r, func(r *Release) { r.StepStarted = e.Clock.Now() },
+			Event{Kind: EventNote, Message: fmt.Sprintf("step %d of %d: %s on the new versions of every function; baking %s", r.Step+1, len(r.Steps), percent(step.Weight), step.Bake)}); err != nil {
+			return err
+		}
+	}
+	verdict, err := e.bake(ctx, r, step)
+	if err != nil {
+		return err
+	}
+	if verdict.Result == Fail {
+		return e.transition(ctx, r, RollingBack, "health check failed: "+verdict.Reason, nil)
+	}
+	if req := r.Request; req != nil && req.Action == RequestPromote {
+		return e.transition(ctx, r, Promoting, fmt.Sprintf("step %d passed; %s", r.Step+1, requestReason("promotion", req)), nil)
+	}
+	if r.Step+1 < len(r.Steps) {
+		next := r.Step + 1
+		return e.transition(ctx, r, Shifting, fmt.Sprintf("step %d passed (%s); step %d of %d: %s on the new versions", r.Step+1, verdict.Reason, next+1, len(r.Steps), percent(r.Steps[next].Weight)),
+			func(r *Release) { r.Step, r.StepStarted = next, time.Time{} })
+	}
+	return e.transition(ctx, r, Promoting, fmt.Sprintf("step %d passed (%s); moving all traffic to the new versions", r.Step+1, verdict.Reason), nil)
+}
+
+// bake waits out a step's bake time, judging health and looking for requests as it goes. A failed
+// judgement ends it early.
+func (e *Engine) bake(ctx context.Context, r *Release, step Step) (Verdict, error) {
+	end := r.StepStarted.Add(step.Bake)
+	for {
+		v, err := e.Health.Judge(ctx, r, r.StepStarted)
+		if err != nil {
+			return Verdict{}, fmt.Errorf("judge health: %w", err)
+		}
+		if v.Result == Fail {
+			e.observe(Progress{Release: *r, Kind: ProgressHealth, Message: v.Reason})
+			_ = e.save(ctx, r, func(*Release) {}, Event{Kind: EventHealth, Message: "health check failed: " + v.Reason, Data: v.Details})
+			return v, nil
+		}
+		left := end.Sub(e.Clock.Now())
+		if left <= 0 && v.Result == Pass {
+			return v, nil
+		}
+		e.observe(Progress{Release: *r, Kind: ProgressBake, BakeLeft: max(left, 0), Message: v.Reason})
+		wait := e.Poll
+		if left > 0 && left < wait {
+			wait = left
+		}
+		select {
+		case <-ctx.Done():
+			return Verdict{}, context.Cause(ctx)
+		case <-e.Clock.After(wait):
+		}
+		fresh, err := e.load(ctx, r.ID)
+		if err != nil {
+			return Verdict{}, err
+		}
+		if fresh.Revision != r.Revision {
+			*r = *fresh
+			return Verdict{}, errInterrupted
+		}
+	}
+}
+
+// promote moves every alias wholly to its new version.
+func (e *Engine) promote(ctx context.Context, r *Release) error {
+	return e.forEach(ctx, r, func(fn Function) bool { return fn.Promoted }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
+		rev, err := e.Fleet.Route(ctx, r.Alias, fn, Routing{Primary: fn.New})
+		if err != nil {
+			return nil, "", err
+		}
+		return func(f *Function) { f.AliasRevision, f.Weight, f.Promoted = rev, 1, true },
+			fmt.Sprintf("alias %s: all traffic on version %s", r.Alias, fn.New), nil
+	})
+}
+
+// touched reports whether the release has moved a function's alias (so rollback must restore it).
+func touched(fn Function) bool {
+	return fn.Weight > 0 || fn.Promoted || fn.PinnedFromLatest && fn.Previous != ""
+}
+
+// rollback puts every alias the release touched back on its previous version, with no extra
+// weights; an alias the release created is deleted. It tries every function, and returns the
+// failures.
+func (e *Engine) rollback(ctx context.Context, r *Release) error {
+	return e.each(ctx, r, true, func(fn Function) bool { return fn.RolledBack || !touched(fn) }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
+		to := Routing{Primary: fn.Previous}
+		msg := fmt.Sprintf("alias %s: back on version %s, no extra weights", r.Alias, fn.Previous)
+		if fn.AliasMissing {
+			to = Routing{Delete: true}
+			msg = fmt.Sprintf("alias %s deleted (the release created it)", r.Alias)
+		}
+		var rev string
+		var err error
+		for attempt := range 3 {
+			if rev, err = e.Fleet.Route(ctx, r.Alias, fn, to); err == nil || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-e.Clock.After(time.Duration(attempt+1) * time.Second):
+			}
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		return func(f *Function) { f.AliasRevision, f.Weight, f.Promoted, f.RolledBack = rev, 0, false, true }, msg, nil
+	})
+}

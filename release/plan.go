@@ -1,0 +1,124 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Target is a function a deploy wants running an artifact.
+type Target struct {
+	Name         string
+	FunctionName string
+	ArtifactKey  string
+	CodeSha256   string
+}
+
+// PlanRow is what a deploy would do to one function.
+type PlanRow struct {
+	Target
+	Current Current
+	// Change: the alias does not serve the artifact yet.
+	Change bool
+	// Problem, if set, stops the deploy before anything changes.
+	Problem string
+}
+
+// Plan reads every target's function and alias (in parallel; nothing is changed) and says which
+// would change. force accepts aliases that already carry extra weights.
+func Plan(ctx context.Context, fleet Fleet, alias string, targets []Target, force bool, parallelism int) ([]PlanRow, error) {
+	if parallelism <= 0 {
+		parallelism = 16
+	}
+	rows := make([]PlanRow, len(targets))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, parallelism)
+	for i, t := range targets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cur, err := fleet.Inspect(ctx, t.FunctionName, alias)
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: %w", t.FunctionName, err)
+				return
+			}
+			rows[i] = judge(t, cur, alias, force)
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	for _, err := range errs {
+		if err != nil {
+			failed = append(failed, err.Error())
+		}
+	}
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		return nil, fmt.Errorf("reading the functions: %s", strings.Join(failed, "; "))
+	}
+	return rows, nil
+}
+
+func judge(t Target, cur Current, alias string, force bool) PlanRow {
+	row := PlanRow{Target: t, Current: cur}
+	switch {
+	case !cur.Exists:
+		row.Problem = fmt.Sprintf("function %s does not exist: create it with your infrastructure tool (Aviary ships code to existing functions)", t.FunctionName)
+	case !cur.AliasExists:
+		row.Change = true
+	default:
+		row.Change = cur.AliasCodeSha256 != t.CodeSha256
+		if len(cur.AliasWeights) > 0 && !force {
+			var extra []string
+			for v, w := range cur.AliasWeights {
+				extra = append(extra, fmt.Sprintf("%s on version %s", percent(w), v))
+			}
+			sort.Strings(extra)
+			row.Problem = fmt.Sprintf("alias %s of %s already routes %s besides version %s: another release is mid-way (see aviary status); roll it back or promote it, or pass --force to take the alias over",
+				alias, t.FunctionName, strings.Join(extra, ", "), cur.AliasVersion)
+		}
+	}
+	return row
+}
+
+// Problems lists what stops a plan from being deployed.
+func Problems(rows []PlanRow) []string {
+	var out []string
+	for _, r := range rows {
+		if r.Problem != "" {
+			out = append(out, r.Problem)
+		}
+	}
+	return out
+}
+
+// FunctionsOf turns the changed rows of a plan into a release's functions.
+func FunctionsOf(rows []PlanRow) []Function {
+	var fns []Function
+	for _, r := range rows {
+		if !r.Change {
+			continue
+		}
+		fn := Function{
+			Name: r.Name, FunctionName: r.FunctionName, ArtifactKey: r.ArtifactKey, CodeSha256: r.CodeSha256,
+			BaseRevision: r.Current.LatestRevision,
+		}
+		switch {
+		case !r.Current.AliasExists:
+			fn.AliasMissing = true
+		case r.Current.AliasVersion == "$LATEST":
+			fn.PinnedFromLatest = true
+			fn.AliasRevision = r.Current.AliasRevision
+		default:
+			fn.Previous = r.Current.AliasVersion
+			fn.AliasRevision = r.Current.AliasRevision
+		}
+		fns = append(fns, fn)
+	}
+	return fns
+}
