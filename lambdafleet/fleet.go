@@ -216,7 +216,6 @@ func (f *Fleet) settled(ctx context.Context, name string) (*lambda.GetFunctionOu
 	}
 }
 
-
 // Upload puts the artifact in the bucket unless HeadObject finds it there. S3 checks the bytes
 // against the SHA-256 the key names.
 func (f *Fleet) Upload(ctx context.Context, a release.Artifacts, key string, src release.ArtifactSource) error {

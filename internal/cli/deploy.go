@@ -147,4 +147,3 @@ func names(fns []release.Function) string {
 	}
 	return strings.Join(n, ", ")
 }
-
