@@ -328,6 +328,13 @@ func sameRequest(a, b *Request) bool {
 	return *a == *b
 }
 
+// snapshot copies the release for an observer, safely against concurrent saves.
+func (e *Engine) snapshot(r *Release) Release {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return *clone(r)
+}
+
 func clone(r *Release) *Release {
 	b, _ := json.Marshal(r)
 	var c Release
@@ -353,6 +360,7 @@ func (e *Engine) forEach(ctx context.Context, r *Release, done func(Function) bo
 // tries every function).
 func (e *Engine) each(ctx context.Context, r *Release, keepGoing bool, done func(Function) bool,
 	work func(ctx context.Context, fn Function) (apply func(*Function), message string, err error)) error {
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var todo []Function
@@ -392,7 +400,8 @@ func (e *Engine) each(ctx context.Context, r *Release, keepGoing bool, done func
 				}
 				return
 			}
-			serr := e.save(ctx, r, func(r *Release) {
+			// Work that was done is recorded even when a sibling's failure stopped the rest.
+			serr := e.save(parent, r, func(r *Release) {
 				for i := range r.Functions {
 					if r.Functions[i].Name == fn.Name {
 						apply(&r.Functions[i])
@@ -408,7 +417,7 @@ func (e *Engine) each(ctx context.Context, r *Release, keepGoing bool, done func
 				cancel()
 				return
 			}
-			e.observe(Progress{Release: *clone(r), Kind: ProgressFunction, Function: fn.Name, Message: msg})
+			e.observe(Progress{Release: e.snapshot(r), Kind: ProgressFunction, Function: fn.Name, Message: msg})
 		}()
 	}
 	wg.Wait()
@@ -419,12 +428,13 @@ func (e *Engine) each(ctx context.Context, r *Release, keepGoing bool, done func
 		sort.Strings(failures)
 		return errors.New(strings.Join(failures, "; "))
 	}
-	return ctx.Err()
+	return parent.Err()
 }
 
 // publish uploads the artifacts, pins aliases that follow $LATEST, and publishes every function's
 // new version.
 func (e *Engine) publish(ctx context.Context, r *Release) error {
+	alias, arts := r.Alias, r.Artifacts // workers read these, not r, which saves rewrite
 	keys := map[string]bool{}
 	for _, fn := range r.Functions {
 		if fn.New == "" && !keys[fn.ArtifactKey] {
@@ -435,17 +445,17 @@ func (e *Engine) publish(ctx context.Context, r *Release) error {
 		}
 	}
 	if err := e.forEach(ctx, r, func(fn Function) bool { return !fn.PinnedFromLatest || fn.Previous != "" }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
-		v, rev, err := e.Fleet.Pin(ctx, r.Alias, fn)
+		v, rev, err := e.Fleet.Pin(ctx, alias, fn)
 		if err != nil {
 			return nil, "", err
 		}
 		return func(f *Function) { f.Previous, f.AliasRevision = v, rev },
-			fmt.Sprintf("alias %s followed $LATEST; pinned to version %s (the same code) before the update", r.Alias, v), nil
+			fmt.Sprintf("alias %s followed $LATEST; pinned to version %s (the same code) before the update", alias, v), nil
 	}); err != nil {
 		return err
 	}
 	return e.forEach(ctx, r, func(fn Function) bool { return fn.New != "" }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
-		v, err := e.Fleet.Publish(ctx, r.Artifacts, fn)
+		v, err := e.Fleet.Publish(ctx, arts, fn)
 		if err != nil {
 			return nil, "", err
 		}
@@ -463,21 +473,21 @@ func target(fn Function, w float64) Routing {
 
 // shiftAndBake puts every alias at the step's weight, then bakes the step while judging health.
 func (e *Engine) shiftAndBake(ctx context.Context, r *Release) error {
-	step := r.Steps[r.Step]
+	step, alias := r.Steps[r.Step], r.Alias
 	if r.StepStarted.IsZero() {
 		err := e.forEach(ctx, r, func(fn Function) bool { return fn.Weight == step.Weight || (fn.Previous == "" && fn.Weight == 1) },
 			func(ctx context.Context, fn Function) (func(*Function), string, error) {
 				to := target(fn, step.Weight)
-				rev, err := e.Fleet.Route(ctx, r.Alias, fn, to)
+				rev, err := e.Fleet.Route(ctx, alias, fn, to)
 				if err != nil {
 					return nil, "", err
 				}
 				if to.Extra == "" {
 					return func(f *Function) { f.AliasRevision, f.Weight = rev, 1 },
-						fmt.Sprintf("alias %s created at version %s (first release: no previous version to share traffic with)", r.Alias, fn.New), nil
+						fmt.Sprintf("alias %s created at version %s (first release: no previous version to share traffic with)", alias, fn.New), nil
 				}
 				return func(f *Function) { f.AliasRevision, f.Weight = rev, step.Weight },
-					fmt.Sprintf("alias %s: version %s with %s on version %s", r.Alias, fn.Previous, percent(step.Weight), fn.New), nil
+					fmt.Sprintf("alias %s: version %s with %s on version %s", alias, fn.Previous, percent(step.Weight), fn.New), nil
 			})
 		if err != nil {
 			return e.rollbackOn(ctx, r, fmt.Sprintf("shifting to step %d", r.Step+1), err)
@@ -546,13 +556,14 @@ func (e *Engine) bake(ctx context.Context, r *Release, step Step) (Verdict, erro
 
 // promote moves every alias wholly to its new version.
 func (e *Engine) promote(ctx context.Context, r *Release) error {
+	alias := r.Alias
 	return e.forEach(ctx, r, func(fn Function) bool { return fn.Promoted }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
-		rev, err := e.Fleet.Route(ctx, r.Alias, fn, Routing{Primary: fn.New})
+		rev, err := e.Fleet.Route(ctx, alias, fn, Routing{Primary: fn.New})
 		if err != nil {
 			return nil, "", err
 		}
 		return func(f *Function) { f.AliasRevision, f.Weight, f.Promoted = rev, 1, true },
-			fmt.Sprintf("alias %s: all traffic on version %s", r.Alias, fn.New), nil
+			fmt.Sprintf("alias %s: all traffic on version %s", alias, fn.New), nil
 	})
 }
 
@@ -565,17 +576,18 @@ func touched(fn Function) bool {
 // weights; an alias the release created is deleted. It tries every function, and returns the
 // failures.
 func (e *Engine) rollback(ctx context.Context, r *Release) error {
+	alias := r.Alias
 	return e.each(ctx, r, true, func(fn Function) bool { return fn.RolledBack || !touched(fn) }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
 		to := Routing{Primary: fn.Previous}
-		msg := fmt.Sprintf("alias %s: back on version %s, no extra weights", r.Alias, fn.Previous)
+		msg := fmt.Sprintf("alias %s: back on version %s, no extra weights", alias, fn.Previous)
 		if fn.AliasMissing {
 			to = Routing{Delete: true}
-			msg = fmt.Sprintf("alias %s deleted (the release created it)", r.Alias)
+			msg = fmt.Sprintf("alias %s deleted (the release created it)", alias)
 		}
 		var rev string
 		var err error
 		for attempt := range 3 {
-			if rev, err = e.Fleet.Route(ctx, r.Alias, fn, to); err == nil || ctx.Err() != nil {
+			if rev, err = e.Fleet.Route(ctx, alias, fn, to); err == nil || ctx.Err() != nil {
 				break
 			}
 			select {

@@ -1,0 +1,246 @@
+package manifest_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"gopkg.in/yaml.v3"
+
+	"github.com/aviary-deploy/aviary/manifest"
+)
+
+const good = `service: shop
+alias: live
+artifacts:
+  bucket: shop-artifacts
+  prefix: /releases/shop/
+functions:
+  api:
+    build: go build -o $AVIARY_OUT/bootstrap ./cmd/api
+  worker:
+    build:
+      command: make worker
+      dir: worker
+  static:
+    dir: static
+environments:
+  staging:
+    strategy: all-at-once
+    pre_approve: true
+  production:
+    function_name: "{service}-{function}-prod"
+    region: eu-west-1
+    strategy:
+      canary:
+        - weight: 10%
+          bake: 5m
+        - weight: 50
+          bake: 10m
+  qa:
+    strategy: Canary10Percent15Minutes
+  perf:
+    strategy: CodeDeployDefault.LambdaLinear10PercentEvery2Minutes
+  lab:
+    strategy:
+      linear:
+        step: 25%
+        interval: 30s
+`
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "static"), 0o755)
+	os.WriteFile(filepath.Join(dir, "built.zip"), []byte("zip"), 0o644)
+	path := filepath.Join(dir, "aviary.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestGoodManifest(t *testing.T) {
+	m, err := manifest.Load(write(t, good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Service != "shop" || m.Alias != "live" || m.Artifacts.Bucket != "shop-artifacts" || m.Artifacts.Prefix != "releases/shop" {
+		t.Errorf("manifest: %+v", m)
+	}
+	if len(m.Functions) != 3 || m.Functions[0].Name != "api" || m.Functions[1].Dir == "" || m.Functions[2].Build.Command != "make worker" ||
+		!strings.HasSuffix(m.Functions[2].Build.Dir, "/worker") || m.Functions[0].Build.Command != "go build -o $AVIARY_OUT/bootstrap ./cmd/api" {
+		t.Errorf("functions: %+v", m.Functions)
+	}
+	prod, _ := m.Environment("production")
+	if got := m.FunctionName(prod, "api"); got != "shop-api-prod" {
+		t.Errorf("production name = %s", got)
+	}
+	staging, _ := m.Environment("staging")
+	if got := m.FunctionName(staging, "api"); got != "shop-api-staging" || !staging.PreApprove || len(staging.Strategy.Steps) != 0 {
+		t.Errorf("staging: %s %+v", got, staging)
+	}
+	for env, want := range map[string][]manifest.Step{
+		"production": {{Weight: 0.1, Bake: 5 * time.Minute}, {Weight: 0.5, Bake: 10 * time.Minute}},
+		"qa":         {{Weight: 0.1, Bake: 15 * time.Minute}},
+		"perf": {{0.1, 2 * time.Minute}, {0.2, 2 * time.Minute}, {0.3, 2 * time.Minute}, {0.4, 2 * time.Minute}, {0.5, 2 * time.Minute},
+			{0.6, 2 * time.Minute}, {0.7, 2 * time.Minute}, {0.8, 2 * time.Minute}, {0.9, 2 * time.Minute}},
+		"lab": {{0.25, 30 * time.Second}, {0.5, 30 * time.Second}, {0.75, 30 * time.Second}},
+	} {
+		e, err := m.Environment(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(e.Strategy.Steps) != len(want) {
+			t.Errorf("%s: steps %+v, want %+v", env, e.Strategy.Steps, want)
+			continue
+		}
+		for i := range want {
+			if d := e.Strategy.Steps[i].Weight - want[i].Weight; d > 1e-9 || d < -1e-9 || e.Strategy.Steps[i].Bake != want[i].Bake {
+				t.Errorf("%s step %d: %+v, want %+v", env, i, e.Strategy.Steps[i], want[i])
+			}
+		}
+	}
+	if _, err := m.Environment("prod"); err == nil || !strings.Contains(err.Error(), "lab, perf, production, qa, staging") {
+		t.Errorf("unknown environment: %v", err)
+	}
+	// The first step's weight can be overridden (seed 001's NEW_VERSION_WEIGHTAGE).
+	if s := prod.Strategy.Override(0.25); s.Steps[0].Weight != 0.25 || s.Steps[1].Weight != 0.5 || prod.Strategy.Steps[0].Weight != 0.1 {
+		t.Errorf("override: %+v (original %+v)", s, prod.Strategy)
+	}
+	if s := staging.Strategy.Override(1); len(s.Steps) != 1 || s.Steps[0].Weight != 1 {
+		t.Errorf("override of all-at-once: %+v", s)
+	}
+}
+
+// Bad manifests fail with every problem, each at its line and field.
+func TestBadManifests(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body string
+		want []string // "line: field: text" fragments
+	}{
+		{"not yaml", "service: [shop\n", []string{"aviary.yaml:1:0: not valid YAML"}},
+		{"empty", "", []string{"the manifest is empty"}},
+		{"missing everything", "alias: live\n", []string{
+			"1:1: service: is required", "1:1: artifacts: is required", "1:1: functions: is required", "1:1: environments: is required"}},
+		{"typo and unknown", strings.Replace(good, "alias: live", "alais: live\ncolour: blue", 1), []string{
+			`2:1: alais: unknown field "alais" (did you mean "alias"?)`, `3:1: colour: unknown field "colour" (known: service, alias, store, artifacts, functions, environments)`}},
+		{"bad bucket", strings.Replace(good, "bucket: shop-artifacts", "bucket: Shop_Artifacts", 1), []string{
+			`4:11: artifacts.bucket: "Shop_Artifacts" is not an S3 bucket name`}},
+		{"function with two sources", strings.Replace(good, "    dir: static", "    dir: static\n    zip: built.zip", 1), []string{
+			"14:5: functions.static: needs exactly one of zip"}},
+		{"missing zip", strings.Replace(good, "    dir: static", "    zip: nowhere.zip", 1), []string{
+			"14:10: functions.static.zip: nowhere.zip is not a file"}},
+		{"weight out of range", strings.Replace(good, "weight: 50", "weight: 150", 1), []string{
+			"production.strategy.canary[1].weight: 150 is outside 0–100%"}},
+		{"bad bake", strings.Replace(good, "bake: 10m", "bake: ten minutes", 1), []string{
+			`27:17: environments.production.strategy.canary[1].bake: "ten minutes" is not a duration`}},
+		{"unknown preset", strings.Replace(good, "Canary10Percent15Minutes", "Canary10PercentSometimes", 1), []string{
+			`29:15: environments.qa.strategy: unknown strategy "Canary10PercentSometimes"`}},
+		{"missing strategy", strings.Replace(good, "    strategy: all-at-once\n", "", 1), []string{
+			"17:5: environments.staging.strategy: is required"}},
+		{"bad placeholder and name", strings.Replace(good, `"{service}-{function}-prod"`, `"{svc}-{function}-prod!"`, 1), []string{
+			"environments.production.function_name: unknown placeholder {svc}",
+			`environments.production.function_name: gives function api the name "{svc}-api-prod!", which Lambda does not accept`}},
+		{"linear without interval", strings.Replace(good, "        interval: 30s\n", "", 1), []string{
+			"environments.lab.strategy.linear.interval: is required"}},
+		{"pre_approve not a bool", strings.Replace(good, "pre_approve: true", "pre_approve: maybe", 1), []string{
+			`18:18: environments.staging.pre_approve: must be true or false, not the value "maybe"`}},
+		{"duplicate function", strings.Replace(good, "  static:\n    dir: static", "  static:\n    dir: static\n  api:\n    dir: static", 1), []string{
+			"functions.api: appears twice"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := write(t, tc.body)
+			_, err := manifest.Load(path)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := strings.ReplaceAll(err.Error(), path, "aviary.yaml")
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("problems lack %q:\n%s", w, msg)
+				}
+			}
+			var me *manifest.Error
+			if tc.name != "empty" && (!asError(err, &me) || len(me.Problems) < len(tc.want)) {
+				t.Errorf("want at least %d problems, got %v", len(tc.want), err)
+			}
+		})
+	}
+}
+
+func asError(err error, me **manifest.Error) bool {
+	e, ok := err.(*manifest.Error)
+	*me = e
+	return ok
+}
+
+// The JSON Schema editors use agrees with the parser: it accepts the good manifest and the
+// example fleet, and rejects structurally bad ones.
+func TestSchema(t *testing.T) {
+	var doc any
+	if err := json.Unmarshal(manifest.Schema, &doc); err != nil {
+		t.Fatalf("the schema is not JSON: %v", err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("aviary.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile("aviary.schema.json")
+	if err != nil {
+		t.Fatalf("the schema does not compile: %v", err)
+	}
+	check := func(body string) error {
+		var y any
+		if err := yaml.Unmarshal([]byte(body), &y); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(y)
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sch.Validate(inst)
+	}
+	fleet, err := os.ReadFile("../examples/fleet/aviary.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"good": good, "examples/fleet": string(fleet)} {
+		if err := check(body); err != nil {
+			t.Errorf("the schema rejects %s: %v", name, err)
+		}
+	}
+	for name, body := range map[string]string{
+		"unknown field":      strings.Replace(good, "alias: live", "alais: live", 1),
+		"two sources":        strings.Replace(good, "    dir: static", "    dir: static\n    zip: x.zip", 1),
+		"weight above 100":   strings.Replace(good, "weight: 50", "weight: 150", 1),
+		"unknown preset":     strings.Replace(good, "Canary10Percent15Minutes", "Canary10PercentSometimes", 1),
+		"bad bake":           strings.Replace(good, "bake: 10m", "bake: ten minutes", 1),
+		"missing strategy":   strings.Replace(good, "    strategy: all-at-once\n", "", 1),
+		"pre_approve string": strings.Replace(good, "pre_approve: true", "pre_approve: maybe", 1),
+	} {
+		if err := check(body); err == nil {
+			t.Errorf("the schema accepts a manifest with %s", name)
+		}
+	}
+}
+
+func TestParseWeight(t *testing.T) {
+	for in, want := range map[string]float64{"10": 0.1, "10%": 0.1, "12.5%": 0.125, " 100 % ": 1} {
+		if got, err := manifest.ParseWeight(in); err != nil || got != want {
+			t.Errorf("ParseWeight(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0", "-5", "101", "ten", ""} {
+		if _, err := manifest.ParseWeight(in); err == nil {
+			t.Errorf("ParseWeight(%q) accepted", in)
+		}
+	}
+}
