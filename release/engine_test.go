@@ -21,7 +21,7 @@ type fakeFleet struct {
 	aliases   map[string]release.Routing // by function name
 	versions  map[string]int
 	published map[string]string // function/sha → version: publishing is idempotent, as on Lambda
-	calls    []string
+	calls     []string
 	// fail, if set, is asked before every call; an error it returns is the call's.
 	fail func(call, fn string) error
 }
