@@ -327,6 +327,8 @@ type execEnv struct {
 	initDur  time.Duration
 	initErr  *runtimeResult
 
+	pmu sync.Mutex // guards the process while it starts
+
 	mu  sync.Mutex
 	cur *invocation
 	// invocations counts invocations run; the first one reports the init duration.
@@ -347,13 +349,10 @@ func startEnvironment(p *pool, spec envSpec) (*execEnv, error) {
 		return nil, &startError{typ: "Runtime.Unknown", msg: err.Error()}
 	}
 	env := &execEnv{
-		pool: p, spec: spec, ln: ln,
+		pool: p, spec: spec, ln: ln, started: time.Now(),
 		next: make(chan *invocation), dead: make(chan struct{}), initDone: make(chan struct{}),
 		stream: logStreamName(time.Now(), spec.Version),
 	}
-	env.srv = &http.Server{Handler: env, ReadHeaderTimeout: 10 * time.Second}
-	go env.srv.Serve(ln)
-
 	r, w, err := os.Pipe()
 	if err != nil {
 		ln.Close()
@@ -364,16 +363,18 @@ func startEnvironment(p *pool, spec envSpec) (*execEnv, error) {
 	cmd.Env = env.environ(dir, ln.Addr().String())
 	cmd.Stdout, cmd.Stderr = w, w
 	setProcessAttrs(cmd)
-	env.started = time.Now()
-	if err := cmd.Start(); err != nil {
-		w.Close()
-		r.Close()
-		env.srv.Close()
-		return nil, &startError{typ: "Runtime.InvalidEntrypoint", msg: err.Error()}
-	}
-	w.Close()
 	env.cmd = cmd
 	env.logs = newLogCapture(r)
+	env.srv = &http.Server{Handler: env, ReadHeaderTimeout: 10 * time.Second}
+	env.pmu.Lock()
+	err = cmd.Start()
+	env.pmu.Unlock()
+	w.Close()
+	if err != nil {
+		ln.Close()
+		return nil, &startError{typ: "Runtime.InvalidEntrypoint", msg: err.Error()}
+	}
+	go env.srv.Serve(ln)
 	go func() {
 		err := cmd.Wait()
 		env.exitErr = err
@@ -440,12 +441,12 @@ func (env *execEnv) alive() bool {
 }
 
 func (env *execEnv) kill() {
-	if env.cmd != nil && env.cmd.Process != nil {
+	env.pmu.Lock()
+	if env.cmd.Process != nil {
 		killProcessGroup(env.cmd)
 	}
-	if env.srv != nil {
-		env.srv.Close()
-	}
+	env.pmu.Unlock()
+	env.srv.Close()
 }
 
 // ServeHTTP is the environment's Runtime API.
@@ -687,10 +688,13 @@ func (env *execEnv) exitResult(inv *invocation) runtimeResult {
 
 // maxMemoryMB reads the process's peak resident memory, for the REPORT line.
 func (env *execEnv) maxMemoryMB() int {
-	if env.cmd == nil || env.cmd.Process == nil {
+	env.pmu.Lock()
+	p := env.cmd.Process
+	env.pmu.Unlock()
+	if p == nil {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", env.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid))
 	if err != nil {
 		return 0
 	}
