@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -26,6 +28,13 @@ var (
 	flavor = "good"
 	stamp  = "" // -ldflags "-X main.stamp=..." marks a build, so that a rebuild is new code
 )
+
+func init() {
+	// A stamp.txt packaged beside the bootstrap marks the zip too.
+	if b, err := os.ReadFile(filepath.Join(os.Getenv("LAMBDA_TASK_ROOT"), "stamp.txt")); err == nil {
+		stamp += strings.TrimSpace(string(b))
+	}
+}
 
 type event struct {
 	Action string         `json:"action"`
