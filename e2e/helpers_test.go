@@ -5,11 +5,11 @@ package e2e
 import (
 	"archive/zip"
 	"bytes"
-	"errors"
-	"io"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +90,8 @@ type fleet struct {
 	names  []string // logical
 	lambda *lambda.Client
 	store  string
+	// lastPromotedStamp is what the aliases serve after the last promoted release.
+	lastPromotedStamp string
 }
 
 // newFleet starts a sandbox and creates the Lambda functions of an n-function service (the

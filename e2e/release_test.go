@@ -122,7 +122,10 @@ func TestFleetReleases(t *testing.T) {
 
 	// A rollback from mid-step restores every alias, and the deploy exits "rolled back".
 	f.stampAll("4")
-	go func() { code, _, _ := f.aviary("deploy", "-e", "production", "--rate", "200", "--weight", "25"); done <- code }()
+	go func() {
+		code, _, _ := f.aviary("deploy", "-e", "production", "--rate", "200", "--weight", "25")
+		done <- code
+	}()
 	r = f.waitFor("the first step to bake", func(r *release.Release) bool {
 		return r.Phase == release.Shifting && !r.StepStarted.IsZero() && r.Steps[0].Weight == 0.25
 	})
@@ -355,4 +358,3 @@ func TestAliasOnLatestIsPinnedFirst(t *testing.T) {
 		}
 	}
 }
-

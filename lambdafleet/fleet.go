@@ -369,8 +369,31 @@ func (f *Fleet) Route(ctx context.Context, alias string, fn release.Function, to
 	if aws.ToString(ga.FunctionVersion) == to.Primary && sameWeights(now, weights) {
 		return aws.ToString(ga.RevisionId), nil
 	}
-	return "", fmt.Errorf("alias %s was changed by someone else since this release last set it: it now routes to version %s with extra weights %v",
-		alias, aws.ToString(ga.FunctionVersion), now)
+	if !ours(fn, aws.ToString(ga.FunctionVersion), now) {
+		return "", fmt.Errorf("alias %s was changed by someone else since this release last set it: it now routes to version %s with extra weights %v",
+			alias, aws.ToString(ga.FunctionVersion), now)
+	}
+	// The alias is where this release itself put it, by a change whose record a crash lost:
+	// carry on from there.
+	in.RevisionId = ga.RevisionId
+	out, err = f.Lambda.UpdateAlias(ctx, in)
+	if err != nil {
+		return "", fmt.Errorf("update alias %s: %w", alias, err)
+	}
+	return aws.ToString(out.RevisionId), nil
+}
+
+// ours reports whether an alias is in a state the release could have set: all on the previous
+// version, all on the new one, or the previous one with weight on the new one.
+func ours(fn release.Function, version string, weights map[string]float64) bool {
+	switch {
+	case len(weights) == 0:
+		return version == fn.Previous || version == fn.New
+	case len(weights) == 1 && version == fn.Previous:
+		_, ok := weights[fn.New]
+		return ok
+	}
+	return false
 }
 
 func sameWeights(a, b map[string]float64) bool {

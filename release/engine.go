@@ -252,6 +252,9 @@ func (e *Engine) transition(ctx context.Context, r *Release, to Phase, message s
 		if to == RollingBack || to == Failed {
 			r.Reason = message
 		}
+		if to == Shifting || to == Promoting {
+			r.Moving = true
+		}
 		if mutate != nil {
 			mutate(r)
 		}
@@ -567,17 +570,19 @@ func (e *Engine) promote(ctx context.Context, r *Release) error {
 	})
 }
 
-// touched reports whether the release has moved a function's alias (so rollback must restore it).
-func touched(fn Function) bool {
-	return fn.Weight > 0 || fn.Promoted || fn.PinnedFromLatest && fn.Previous != ""
+// touched reports whether the release may have moved a function's alias, so that rollback must
+// restore it: by its record, or — once aliases were being moved — because a crash may have lost
+// the record of a move.
+func touched(moving bool, fn Function) bool {
+	return fn.Weight > 0 || fn.Promoted || fn.PinnedFromLatest && fn.Previous != "" || moving && fn.New != ""
 }
 
 // rollback puts every alias the release touched back on its previous version, with no extra
 // weights; an alias the release created is deleted. It tries every function, and returns the
 // failures.
 func (e *Engine) rollback(ctx context.Context, r *Release) error {
-	alias := r.Alias
-	return e.each(ctx, r, true, func(fn Function) bool { return fn.RolledBack || !touched(fn) }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
+	alias, moving := r.Alias, r.Moving
+	return e.each(ctx, r, true, func(fn Function) bool { return fn.RolledBack || !touched(moving, fn) }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
 		to := Routing{Primary: fn.Previous}
 		msg := fmt.Sprintf("alias %s: back on version %s, no extra weights", alias, fn.Previous)
 		if fn.AliasMissing {

@@ -72,6 +72,10 @@ type Release struct {
 	Request *Request `json:"request,omitempty"`
 	// Force lets the release move aliases that carry weights it did not set.
 	Force bool `json:"force,omitempty"`
+	// Moving is set, before any alias is moved, when the release starts shifting or promoting:
+	// from then on a crash may have moved an alias the record does not show, so a rollback
+	// restores every published function.
+	Moving bool `json:"moving,omitempty"`
 
 	// Outbox holds the audit entries of the last change, written with it in one update and then
 	// appended to the audit trail (idempotently, by Key): a crash between the two loses nothing,

@@ -112,3 +112,28 @@ func request(ctx context.Context, st store.Store, id string, mutate func(r *rele
 		return r, nil
 	}
 }
+
+// settle finishes what a process that died after a release's last transition left undone: it
+// appends the audit entries of the last write and, if the release still holds its environment's
+// lock through a dead or expired owner, frees it.
+func settle(ctx context.Context, st store.Store, r *release.Release) error {
+	for i := range r.Outbox {
+		ev := r.Outbox[i]
+		if err := st.AppendEvent(ctx, &ev); err != nil {
+			return err
+		}
+	}
+	if !r.Phase.Final() {
+		return nil
+	}
+	key := release.LockKey(r.Service, r.Environment)
+	l, err := st.GetLock(ctx, key)
+	if err != nil || l == nil || l.Holder != r.ID {
+		return err
+	}
+	me := owner()
+	if err := takeLock(ctx, st, r, me); err != nil {
+		return nil // a live owner still finishing up frees it itself
+	}
+	return st.ReleaseLock(ctx, key, me)
+}

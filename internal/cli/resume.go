@@ -30,6 +30,9 @@ func (c *resumeCmd) Run(e *env) error {
 		log = e.stderr
 	}
 	if r.Phase.Final() {
+		if err := settle(e.ctx, st, r); err != nil {
+			return err
+		}
 		fmt.Fprintf(log, "Release %s already ended: %s.\n", r.ID, r.Describe())
 		return finish(e, c.outputFlags, log, r, nil)
 	}

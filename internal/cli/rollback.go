@@ -41,6 +41,9 @@ func (c *rollbackCmd) Run(e *env) error {
 	var locked func() error
 	switch r.Phase {
 	case release.RolledBack:
+		if err := settle(e.ctx, st, r); err != nil {
+			return err
+		}
 		fmt.Fprintf(log, "Release %s is already rolled back (%s).\n", r.ID, r.Reason)
 		if c.json() {
 			return writeJSON(e.stdout, resultJSON(r))

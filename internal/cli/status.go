@@ -27,6 +27,13 @@ func (c *statusCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	// Entries a dead process wrote with its last change but did not get to append.
+	for i := range r.Outbox {
+		ev := r.Outbox[i]
+		if err := st.AppendEvent(e.ctx, &ev); err != nil {
+			return err
+		}
+	}
 	evs, err := st.Events(e.ctx, r.ID)
 	if err != nil {
 		return err
