@@ -84,7 +84,7 @@ func run(m *testing.M) int {
 
 // fleet is a service of functions on a sandbox, described by a manifest in a temp dir.
 type fleet struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *sandbox.Server
 	dir    string
 	names  []string // logical
@@ -96,7 +96,7 @@ type fleet struct {
 
 // newFleet starts a sandbox and creates the Lambda functions of an n-function service (the
 // infrastructure a team's Terraform would own), each running stamp "0" with no alias yet.
-func newFleet(t *testing.T, n int, opts sandbox.Options, strategy string) *fleet {
+func newFleet(t testing.TB, n int, opts sandbox.Options, strategy string) *fleet {
 	t.Helper()
 	srv, err := sandbox.Start(context.Background(), opts)
 	if err != nil {

@@ -72,10 +72,10 @@ func (e *Engine) defaults() {
 		e.LockTTL = 30 * time.Second
 	}
 	if e.Parallelism <= 0 {
-		e.Parallelism = 16
+		e.Parallelism = 64
 	}
 	if e.Poll <= 0 {
-		e.Poll = time.Second
+		e.Poll = 250 * time.Millisecond
 	}
 }
 

@@ -107,17 +107,27 @@ func (b *tokenBucket) take(now time.Time) (ok bool, wait time.Duration) {
 const getFunctionRate = 100
 
 func newGatekeeper(rate float64, burst int, f Faults, log *requestLog) *gatekeeper {
-	g := &gatekeeper{log: log, buckets: map[string]*tokenBucket{}}
-	if rate > 0 {
-		b := float64(burst)
-		if b <= 0 {
-			b = max(rate, 1)
-		}
-		g.buckets[gate.QuotaControlPlane] = &tokenBucket{rate: rate, burst: b, tokens: b}
-		g.buckets[gate.QuotaGetFunction] = &tokenBucket{rate: getFunctionRate, burst: getFunctionRate, tokens: getFunctionRate}
-	}
+	g := &gatekeeper{log: log}
+	g.setQuota(rate, burst)
 	g.setFaults(f)
 	return g
+}
+
+// setQuota sets the control-plane quota (rate per second, burst at once); rate 0 turns every
+// quota off.
+func (g *gatekeeper) setQuota(rate float64, burst int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.buckets = map[string]*tokenBucket{}
+	if rate <= 0 {
+		return
+	}
+	b := float64(burst)
+	if b <= 0 {
+		b = max(rate, 1)
+	}
+	g.buckets[gate.QuotaControlPlane] = &tokenBucket{rate: rate, burst: b, tokens: b}
+	g.buckets[gate.QuotaGetFunction] = &tokenBucket{rate: getFunctionRate, burst: getFunctionRate, tokens: getFunctionRate}
 }
 
 func (g *gatekeeper) setFaults(f Faults) {

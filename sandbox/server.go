@@ -206,6 +206,9 @@ func (s *Server) OnRequest(fn func(Request)) {
 // ResetRequests empties the request log.
 func (s *Server) ResetRequests() { s.log.reset() }
 
+// SetControlRate changes Lambda's control-plane quota (requests per second; 0 turns quotas off).
+func (s *Server) SetControlRate(rate float64, burst int) { s.gate.setQuota(rate, burst) }
+
 // SetFaults replaces the fault settings.
 func (s *Server) SetFaults(f Faults) error {
 	if err := f.validate(); err != nil {
@@ -348,6 +351,17 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(http.StatusOK, s.gate.faults())
+	case path == "quota" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
+		var q struct {
+			Rate  float64 `json:"rate"`
+			Burst int     `json:"burst"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&q); err != nil || q.Rate < 0 || q.Burst < 0 {
+			fail(http.StatusBadRequest, `quota: send {"rate": 15, "burst": 15} (rate 0 turns quotas off)`)
+			return
+		}
+		s.SetControlRate(q.Rate, q.Burst)
+		writeJSON(http.StatusOK, q)
 	case path == "faults" && r.Method == http.MethodDelete:
 		s.gate.setFaults(Faults{})
 		w.WriteHeader(http.StatusNoContent)
@@ -361,6 +375,6 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/zip")
 		w.Write(b)
 	default:
-		fail(http.StatusNotFound, "unknown sandbox admin path /_aviary/"+path+" (try health, requests, faults)")
+		fail(http.StatusNotFound, "unknown sandbox admin path /_aviary/"+path+" (try health, requests, faults, quota)")
 	}
 }
