@@ -142,7 +142,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("aviary demo: %v\n%s", err, out)
 	}
-	for _, want := range []string{"canary", "rollback", "Done."} {
+	for _, want := range []string{"Release 1", "rolled-back: every function is back on its previous version", "promoted: all traffic on the new versions of 3 functions", "Done."} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

@@ -1,10 +1,17 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,196 +19,310 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/internal/examplefn"
+	"github.com/aviary-deploy/aviary/manifest"
+	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/sandbox"
+	"github.com/aviary-deploy/aviary/store"
+	"github.com/aviary-deploy/aviary/store/sqlite"
 )
 
 type demoCmd struct {
-	Invocations int     `default:"1000" help:"Invocations to send through the alias while the canary runs."`
-	Weight      float64 `default:"0.1" help:"Share of traffic the canary gets."`
+	Keep bool `help:"Keep the sandbox running after the demo, so you can look around with the AWS CLI and aviary status/history."`
 }
 
+// demo rehearses what Aviary is for, on a sandbox in this process: the example fleet deployed by
+// its first release, a faulty canary caught by its errors in CloudWatch and rolled back, and a good
+// release promoted — all through `aviary deploy` and `aviary rollback` as CI and people run them.
 func (c *demoCmd) Run(e *env) error {
-	if c.Weight <= 0 || c.Weight >= 1 {
-		return badInput("demo: --weight must be between 0 and 1")
-	}
-	if c.Invocations < 10 {
-		return badInput("demo: --invocations must be at least 10")
-	}
 	cwd, _ := os.Getwd()
 	root, err := examplefn.Root(cwd)
 	if err != nil {
 		return badInput("demo: %w", err)
 	}
-	ctx := e.ctx
-	out := e.stdout
-	step := func(name, format string, args ...any) {
-		fmt.Fprintf(out, "  %-9s %s\n", name, fmt.Sprintf(format, args...))
+	fleetDir := filepath.Join(root, "examples", "fleet")
+	m, err := manifest.Load(filepath.Join(fleetDir, manifest.DefaultFile))
+	if err != nil {
+		return err
 	}
-	fmt.Fprintln(out, "Aviary demo: a canary on the local sandbox")
+	ctx, out := e.ctx, e.stdout
+	say := func(format string, args ...any) { fmt.Fprintf(out, "\n▸ "+format+"\n", args...) }
 
-	srv, err := sandbox.Start(ctx, sandbox.Options{MetricResolution: time.Second, UpdateDelay: 200 * time.Millisecond})
+	srv, err := sandbox.Start(ctx, sandbox.Options{MetricResolution: time.Second, UpdateDelay: 300 * time.Millisecond})
 	if err != nil {
 		return fmt.Errorf("demo: start the sandbox: %w", err)
 	}
 	defer srv.Close()
-	step("sandbox", "%s (Lambda, S3, CloudWatch; control-plane quota 15/s)", srv.URL)
-
-	good, err := examplefn.Build(ctx, root, "./examples/hello", "good")
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	bad, err := examplefn.Build(ctx, root, "./examples/hello", "bad")
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	step("build", "examples/hello: good flavour %d bytes, bad flavour %d bytes", len(good), len(bad))
-
-	cfg, err := awsconfig.Sandbox(ctx, srv.URL, srv.Region)
+	stateDir, err := os.MkdirTemp("", "aviary-demo-")
 	if err != nil {
 		return err
 	}
-	lc := lambda.NewFromConfig(cfg)
-	cw := cloudwatch.NewFromConfig(cfg)
-	const fn = "demo-hello"
+	defer os.RemoveAll(stateDir)
+	// This process's AWS clients (and the aviary commands it runs) reach the sandbox through
+	// the standard chain, exactly as `aviary sandbox` users do with its exports.
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+	for _, k := range []string{"AWS_PROFILE", "AWS_SESSION_TOKEN", "AVIARY_NEW_VERSION_WEIGHT"} {
+		os.Unsetenv(k)
+	}
+	storeURL := "sqlite://" + filepath.Join(stateDir, "state.db")
+	os.Setenv("AVIARY_STORE", storeURL)
+	fmt.Fprintf(out, "Aviary demo on a local sandbox at %s (Lambda, S3, CloudWatch; AWS's quota of 15 control-plane calls/s)\n", srv.URL)
 
-	if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
-		FunctionName: aws.String(fn), Runtime: lambdatypes.RuntimeProvidedal2023, Handler: aws.String("bootstrap"),
-		Role: aws.String("arn:aws:iam::000000000000:role/demo"), Code: &lambdatypes.FunctionCode{ZipFile: good},
-	}); err != nil {
-		return fmt.Errorf("demo: create function: %w", err)
-	}
-	if err := lambda.NewFunctionActiveV2Waiter(lc).Wait(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(fn)}, time.Minute); err != nil {
-		return fmt.Errorf("demo: wait for the function: %w", err)
-	}
-	v1, err := lc.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String(fn)})
-	if err != nil {
-		return fmt.Errorf("demo: publish: %w", err)
-	}
-	if _, err := lc.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String(fn), Name: aws.String("live"), FunctionVersion: v1.Version}); err != nil {
-		return fmt.Errorf("demo: create alias: %w", err)
-	}
-	step("deploy", "function %s, version %s (good), alias live → %s", fn, *v1.Version, *v1.Version)
-
-	up, err := lc.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String(fn), ZipFile: bad})
-	if err != nil {
-		return fmt.Errorf("demo: update code: %w", err)
-	}
-	if err := lambda.NewFunctionUpdatedV2Waiter(lc).Wait(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(fn)}, time.Minute); err != nil {
-		return fmt.Errorf("demo: wait for the update: %w", err)
-	}
-	v2, err := lc.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String(fn), CodeSha256: up.CodeSha256})
-	if err != nil {
-		return fmt.Errorf("demo: publish: %w", err)
-	}
-	if _, err := lc.UpdateAlias(ctx, &lambda.UpdateAliasInput{
-		FunctionName: aws.String(fn), Name: aws.String("live"), FunctionVersion: v1.Version,
-		RoutingConfig: &lambdatypes.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{*v2.Version: c.Weight}},
-	}); err != nil {
-		return fmt.Errorf("demo: shift traffic: %w", err)
-	}
-	step("canary", "version %s (bad flavour) published; live → %s with %.0f%% on %s", *v2.Version, *v1.Version, c.Weight*100, *v2.Version)
-
-	start := time.Now().Add(-time.Minute)
-	counts, errs, err := invokeMany(ctx, lc, fn+":live", c.Invocations)
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{})
 	if err != nil {
 		return err
 	}
-	step("traffic", "%d invocations of %s:live: version %s ran %d (%d errors), version %s ran %d (%d errors)",
-		c.Invocations, fn, *v1.Version, counts[*v1.Version], errs[*v1.Version], *v2.Version, counts[*v2.Version], errs[*v2.Version])
+	lc, cw := lambda.NewFromConfig(cfg), cloudwatch.NewFromConfig(cfg)
+	env, _ := m.Environment("production")
 
-	// What a health check sees: per-version errors under the alias, from CloudWatch.
-	perVersion := map[string]float64{}
-	for _, v := range []string{*v1.Version, *v2.Version} {
-		sum, err := metricSum(ctx, cw, fn, fn+":live", v, "Errors", start)
-		if err != nil {
-			return err
+	say("The infrastructure, as Terraform would own it: bucket %s and functions %s", m.Artifacts.Bucket, names3(m, env))
+	if _, err := s3.NewFromConfig(cfg).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(m.Artifacts.Bucket)}); err != nil {
+		return err
+	}
+	placeholder, err := examplefn.Build(ctx, root, "./examples/hello", "good")
+	if err != nil {
+		return err
+	}
+	for _, fn := range m.Functions {
+		if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
+			FunctionName: aws.String(m.FunctionName(env, fn.Name)), Runtime: lambdatypes.RuntimeProvidedal2023, Handler: aws.String("bootstrap"),
+			Role: aws.String("arn:aws:iam::000000000000:role/shop"), Code: &lambdatypes.FunctionCode{ZipFile: placeholder},
+		}); err != nil {
+			return fmt.Errorf("demo: create %s: %w", fn.Name, err)
 		}
-		perVersion[v] = sum
 	}
-	step("metrics", "CloudWatch AWS/Lambda Errors by ExecutedVersion under %s:live: version %s %.0f, version %s %.0f",
-		fn, *v1.Version, perVersion[*v1.Version], *v2.Version, perVersion[*v2.Version])
 
-	if perVersion[*v2.Version] == 0 {
-		return errors.New("demo: the canary's errors did not show in CloudWatch")
+	// aviary runs a command as a user would type it (the manifest's builds read FLAVOR and STAMP
+	// from the environment), showing its output under the prompt unless quiet.
+	aviary := func(env map[string]string, quiet bool, args ...string) int {
+		for k, v := range env {
+			os.Setenv(k, v)
+			defer os.Unsetenv(k)
+		}
+		fmt.Fprintf(out, "  $ %saviary %s\n", envPrefix(env), quoteArgs(args))
+		var stdout, stderr io.Writer = indent{out}, indent{e.stderr}
+		if quiet {
+			stdout, stderr = io.Discard, io.Discard
+		}
+		return Main(ctx, append(args, "-f", filepath.Join(fleetDir, manifest.DefaultFile)), stdout, stderr)
 	}
-	if _, err := lc.UpdateAlias(ctx, &lambda.UpdateAliasInput{
-		FunctionName: aws.String(fn), Name: aws.String("live"), FunctionVersion: v1.Version,
-		RoutingConfig: &lambdatypes.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{}},
-	}); err != nil {
-		return fmt.Errorf("demo: roll back: %w", err)
+
+	say("Release 1: the first release of the fleet creates the aliases")
+	if code := aviary(map[string]string{"STAMP": "1"}, false, "deploy", "-e", "production"); code != ExitOK {
+		return fmt.Errorf("demo: the first release exited %d", code)
 	}
-	counts, errs, err = invokeMany(ctx, lc, fn+":live", 100)
+
+	say("Release 2: a faulty build. Its canary takes 10%% of live traffic; its errors show in CloudWatch by ExecutedVersion")
+	traffic, stopTraffic := trafficOn(ctx, lc, m, env)
+	done := make(chan int, 1)
+	go func() { done <- aviary(map[string]string{"STAMP": "2", "FLAVOR": "bad"}, false, "deploy", "-e", "production") }()
+	r, err := awaitBaking(ctx, storeURL)
 	if err != nil {
+		stopTraffic()
 		return err
 	}
-	step("rollback", "live → %s with no extra weights; 100 more invocations: version %s ran %d (%d errors)",
-		*v1.Version, *v1.Version, counts[*v1.Version], errs[*v1.Version])
-	fmt.Fprintln(out, "Done. Run `aviary sandbox` to keep a sandbox up and drive it with the AWS CLI or SDKs.")
+	caught := ""
+	for deadline := time.Now().Add(30 * time.Second); caught == "" && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		for _, f := range r.Functions {
+			canary, base, err := errorsByVersion(ctx, cw, f.FunctionName, m.Alias, f.New, f.Previous)
+			if err != nil {
+				stopTraffic()
+				return err
+			}
+			if canary >= 3 {
+				caught = fmt.Sprintf("%s: %.0f errors on canary version %s, %.0f on version %s (CloudWatch AWS/Lambda Errors by ExecutedVersion)",
+					f.FunctionName, canary, f.New, base, f.Previous)
+				break
+			}
+		}
+	}
+	if caught == "" {
+		stopTraffic()
+		return errors.New("demo: the faulty canary's errors never showed in CloudWatch")
+	}
+	fmt.Fprintf(out, "  caught: %s\n", caught)
+	code := aviary(nil, true, "rollback", r.ID, "--reason", "canary errors in CloudWatch")
+	if code != ExitOK || <-done != ExitRolledBack {
+		stopTraffic()
+		return fmt.Errorf("demo: the rollback exited %d", code)
+	}
+	stopTraffic()
+	fmt.Fprintf(out, "  traffic during release 2: %s\n", traffic())
+
+	say("Release 3: a good build, shifted 10%% → 50%% → 100%% and promoted")
+	traffic, stopTraffic = trafficOn(ctx, lc, m, env)
+	code = aviary(map[string]string{"STAMP": "3"}, false, "deploy", "-e", "production")
+	stopTraffic()
+	if code != ExitOK {
+		return fmt.Errorf("demo: release 3 exited %d", code)
+	}
+	fmt.Fprintf(out, "  traffic during release 3: %s\n", traffic())
+
+	say("The record: every release and every transition, with who and why")
+	aviary(nil, false, "history", "-e", "production")
+	fmt.Fprintf(out, "\nDone. Each step above is a command you can run against AWS or `aviary sandbox` (see README).\n")
+	if c.Keep {
+		fmt.Fprintf(out, "The sandbox stays up at %s, the store at %s; Ctrl-C ends it.\n", srv.URL, storeURL)
+		for _, kv := range srv.Env() {
+			fmt.Fprintln(out, "export "+kv)
+		}
+		fmt.Fprintln(out, "export AVIARY_STORE="+storeURL)
+		<-ctx.Done()
+	}
 	return nil
 }
 
-func invokeMany(ctx context.Context, lc *lambda.Client, qualified string, n int) (counts, errs map[string]int, err error) {
-	counts, errs = map[string]int{}, map[string]int{}
-	type result struct {
-		version string
-		failed  bool
-		err     error
+func names3(m *manifest.Manifest, env *manifest.Environment) string {
+	var n []string
+	for _, f := range m.Functions {
+		n = append(n, m.FunctionName(env, f.Name))
 	}
-	results := make(chan result)
-	sem := make(chan struct{}, 8)
-	go func() {
-		for range n {
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem }()
-				out, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(qualified), Payload: []byte(`{}`)})
-				if err != nil {
-					results <- result{err: err}
-					return
-				}
-				results <- result{version: aws.ToString(out.ExecutedVersion), failed: out.FunctionError != nil}
-			}()
-		}
-	}()
-	for range n {
-		r := <-results
-		if r.err != nil && err == nil {
-			err = fmt.Errorf("invoke %s: %w", qualified, r.err)
-		}
-		counts[r.version]++
-		if r.failed {
-			errs[r.version]++
-		}
-	}
-	return counts, errs, err
+	return strings.Join(n, ", ")
 }
 
-func metricSum(ctx context.Context, cw *cloudwatch.Client, fn, resource, version, name string, since time.Time) (float64, error) {
-	out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
-		StartTime: aws.Time(since), EndTime: aws.Time(time.Now().Add(time.Minute)),
-		MetricDataQueries: []cwtypes.MetricDataQuery{{
-			Id: aws.String("m"),
-			MetricStat: &cwtypes.MetricStat{
-				Metric: &cwtypes.Metric{Namespace: aws.String("AWS/Lambda"), MetricName: aws.String(name), Dimensions: []cwtypes.Dimension{
-					{Name: aws.String("FunctionName"), Value: aws.String(fn)},
-					{Name: aws.String("Resource"), Value: aws.String(resource)},
-					{Name: aws.String("ExecutedVersion"), Value: aws.String(version)},
-				}},
-				Period: aws.Int32(60), Stat: aws.String("Sum"),
-			},
-		}},
-	})
-	if err != nil {
-		return 0, fmt.Errorf("GetMetricData: %w", err)
-	}
-	total := 0.0
-	for _, r := range out.MetricDataResults {
-		for _, v := range r.Values {
-			total += v
+func quoteArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = a
+		if strings.ContainsAny(a, " '\"") {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 		}
 	}
-	return total, nil
+	return strings.Join(q, " ")
+}
+
+func envPrefix(env map[string]string) string {
+	var b strings.Builder
+	for _, k := range []string{"FLAVOR", "STAMP"} {
+		if v, ok := env[k]; ok {
+			fmt.Fprintf(&b, "%s=%s ", k, v)
+		}
+	}
+	return b.String()
+}
+
+// indent writes a command's output indented under its prompt.
+type indent struct{ w io.Writer }
+
+func (i indent) Write(p []byte) (int, error) {
+	lines := bytes.SplitAfter(p, []byte("\n"))
+	for _, l := range lines {
+		if len(l) == 0 {
+			continue
+		}
+		if _, err := i.w.Write(append([]byte("    "), l...)); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// trafficOn invokes every function's alias continuously, counting which version answered and
+// how; the returned func summarises, the other stops it.
+func trafficOn(ctx context.Context, lc *lambda.Client, m *manifest.Manifest, env *manifest.Environment) (summary func() string, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	ok, failed := map[string]int{}, map[string]int{}
+	var wg sync.WaitGroup
+	for _, fn := range m.Functions {
+		name := m.FunctionName(env, fn.Name) + ":" + m.Alias
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				out, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(name)})
+				if err == nil {
+					key := "version " + aws.ToString(out.ExecutedVersion)
+					mu.Lock()
+					if out.FunctionError != nil {
+						failed[key]++
+					} else {
+						ok[key]++
+					}
+					mu.Unlock()
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	return func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			var parts []string
+			for _, k := range sortedKeys(ok, failed) {
+				parts = append(parts, fmt.Sprintf("%s answered %d (%d failed)", k, ok[k]+failed[k], failed[k]))
+			}
+			return strings.Join(parts, ", ")
+		}, func() {
+			cancel()
+			wg.Wait()
+		}
+}
+
+func sortedKeys(ms ...map[string]int) []string {
+	all := map[string]bool{}
+	for _, m := range ms {
+		for k := range m {
+			all[k] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(all))
+}
+
+// awaitBaking waits for the latest release to reach its first bake.
+func awaitBaking(ctx context.Context, storeURL string) (*release.Release, error) {
+	st, err := sqlite.Open(ctx, strings.TrimPrefix(storeURL, "sqlite://"))
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		rs, err := st.ListReleases(ctx, store.Filter{Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(rs) > 0 && rs[0].Phase == release.Shifting && !rs[0].StepStarted.IsZero() {
+			return rs[0], nil
+		}
+		if len(rs) > 0 && rs[0].Phase.Final() && rs[0].CreatedAt.After(time.Now().Add(-time.Minute)) && rs[0].Phase != release.Promoted {
+			return nil, fmt.Errorf("demo: release %s ended before its canary: %s", rs[0].ID, rs[0].Describe())
+		}
+	}
+	return nil, errors.New("demo: the release never reached its canary step")
+}
+
+// errorsByVersion sums the Errors metric of two versions under an alias over the last minutes.
+func errorsByVersion(ctx context.Context, cw *cloudwatch.Client, fn, alias, canary, baseline string) (float64, float64, error) {
+	q := func(id, v string) cwtypes.MetricDataQuery {
+		return cwtypes.MetricDataQuery{Id: aws.String(id), MetricStat: &cwtypes.MetricStat{
+			Metric: &cwtypes.Metric{Namespace: aws.String("AWS/Lambda"), MetricName: aws.String("Errors"), Dimensions: []cwtypes.Dimension{
+				{Name: aws.String("FunctionName"), Value: aws.String(fn)},
+				{Name: aws.String("Resource"), Value: aws.String(fn + ":" + alias)},
+				{Name: aws.String("ExecutedVersion"), Value: aws.String(v)},
+			}},
+			Period: aws.Int32(60), Stat: aws.String("Sum")}}
+	}
+	out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(time.Now().Add(-5 * time.Minute)), EndTime: aws.Time(time.Now().Add(time.Minute)),
+		MetricDataQueries: []cwtypes.MetricDataQuery{q("canary", canary), q("baseline", baseline)},
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("GetMetricData: %w", err)
+	}
+	sums := map[string]float64{}
+	for _, r := range out.MetricDataResults {
+		for _, v := range r.Values {
+			sums[aws.ToString(r.Id)] += v
+		}
+	}
+	return sums["canary"], sums["baseline"], nil
 }
