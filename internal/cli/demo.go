@@ -121,7 +121,9 @@ func (c *demoCmd) Run(e *env) error {
 	say("Release 2: a faulty build. Its canary takes 10%% of live traffic; its errors show in CloudWatch by ExecutedVersion")
 	traffic, stopTraffic := trafficOn(ctx, lc, m, env)
 	done := make(chan int, 1)
-	go func() { done <- aviary(map[string]string{"STAMP": "2", "FLAVOR": "bad"}, false, "deploy", "-e", "production") }()
+	go func() {
+		done <- aviary(map[string]string{"STAMP": "2", "FLAVOR": "bad"}, false, "deploy", "-e", "production")
+	}()
 	r, err := awaitBaking(ctx, storeURL)
 	if err != nil {
 		stopTraffic()
