@@ -23,10 +23,7 @@ type deployCmd struct {
 }
 
 func (c *deployCmd) Run(e *env) error {
-	log := e.stdout
-	if c.json() {
-		log = e.stderr
-	}
+	log := logWriter(e, c.outputFlags)
 	p, err := prepare(e.ctx, c.manifestFlags, c.awsFlags, c.Env, c.Force, log)
 	if err != nil {
 		if p != nil && !c.json() {

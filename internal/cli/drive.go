@@ -14,6 +14,31 @@ import (
 	"github.com/aviary-deploy/aviary/store"
 )
 
+// openRelease reads a release for a command: the manifest at file if there is one (for its
+// service, store and artifact cache), the store, and the release by id or as the environment's
+// latest. The caller closes the store.
+func openRelease(e *env, file string, sf storeFlags, id, envName string) (*manifest.Manifest, store.Store, *release.Release, error) {
+	m, _ := manifestFlags{File: file}.load()
+	st, err := sf.open(e.ctx, m)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r, err := resolveRelease(e.ctx, st, id, m, envName)
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return m, st, r, nil
+}
+
+// logWriter is where a command's narrative goes: stdout, or stderr when stdout carries JSON.
+func logWriter(e *env, o outputFlags) io.Writer {
+	if o.json() {
+		return e.stderr
+	}
+	return e.stdout
+}
+
 // drive moves a release to a final phase: in this process if its lock can be taken (it is free,
 // expired, or its owner died), otherwise by waiting for the process that holds it, which sees any
 // request in the record and acts on it.

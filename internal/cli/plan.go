@@ -107,10 +107,7 @@ func buildAll(ctx context.Context, m *manifest.Manifest) ([]built, error) {
 }
 
 func (c *planCmd) Run(e *env) error {
-	log := e.stdout
-	if c.json() {
-		log = e.stderr
-	}
+	log := logWriter(e, c.outputFlags)
 	p, err := prepare(e.ctx, c.manifestFlags, c.awsFlags, c.Env, c.Force, log)
 	if p == nil {
 		return err

@@ -19,20 +19,12 @@ type promoteCmd struct {
 }
 
 func (c *promoteCmd) Run(e *env) error {
-	m, _ := manifestFlags{File: c.File}.load()
-	st, err := c.storeFlags.open(e.ctx, m)
+	m, st, r, err := openRelease(e, c.File, c.storeFlags, c.Release, "")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	r, err := resolveRelease(e.ctx, st, c.Release, m, "")
-	if err != nil {
-		return err
-	}
-	log := e.stdout
-	if c.json() {
-		log = e.stderr
-	}
+	log := logWriter(e, c.outputFlags)
 	if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (string, error) {
 		switch {
 		case r.Phase.Final() || r.Phase == release.Promoting:

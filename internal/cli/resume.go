@@ -15,20 +15,12 @@ type resumeCmd struct {
 }
 
 func (c *resumeCmd) Run(e *env) error {
-	m, _ := manifestFlags{File: c.File}.load()
-	st, err := c.storeFlags.open(e.ctx, m)
+	m, st, r, err := openRelease(e, c.File, c.storeFlags, c.Release, "")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	r, err := resolveRelease(e.ctx, st, c.Release, m, "")
-	if err != nil {
-		return err
-	}
-	log := e.stdout
-	if c.json() {
-		log = e.stderr
-	}
+	log := logWriter(e, c.outputFlags)
 	if r.Phase.Final() {
 		if err := settle(e.ctx, st, r); err != nil {
 			return err

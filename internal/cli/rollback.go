@@ -20,20 +20,12 @@ type rollbackCmd struct {
 }
 
 func (c *rollbackCmd) Run(e *env) error {
-	m, _ := manifestFlags{File: c.File}.load()
-	st, err := c.storeFlags.open(e.ctx, m)
+	m, st, r, err := openRelease(e, c.File, c.storeFlags, c.Release, c.Env)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	r, err := resolveRelease(e.ctx, st, c.Release, m, c.Env)
-	if err != nil {
-		return err
-	}
-	log := e.stdout
-	if c.json() {
-		log = e.stderr
-	}
+	log := logWriter(e, c.outputFlags)
 	reason := c.Reason
 	if reason == "" {
 		reason = "no reason given"

@@ -17,16 +17,11 @@ type statusCmd struct {
 }
 
 func (c *statusCmd) Run(e *env) error {
-	m, _ := manifestFlags{File: c.File}.load()
-	st, err := c.storeFlags.open(e.ctx, m)
+	_, st, r, err := openRelease(e, c.File, c.storeFlags, c.Release, c.Env)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	r, err := resolveRelease(e.ctx, st, c.Release, m, c.Env)
-	if err != nil {
-		return err
-	}
 	// Entries a dead process wrote with its last change but did not get to append.
 	for i := range r.Outbox {
 		ev := r.Outbox[i]

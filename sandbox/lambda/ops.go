@@ -277,18 +277,35 @@ func checkRevision(want *string, have string, kind string) *APIError {
 	return nil
 }
 
-func (s *Service) updateFunctionCode(raw string, in updateFunctionCodeInput) (functionConfiguration, *APIError) {
-	s.mu.Lock()
+// changeable finds the function a change to $LATEST names, and checks it may change now: the
+// name is unqualified, no update is in progress, and the RevisionId precondition (if any) holds.
+func (s *Service) changeable(raw, op string, revision *string) (*function, *APIError) {
 	f, q, err := s.lookup(raw)
 	if err == nil && q != "" {
-		err = invalidParam("Unsupported qualifier: UpdateFunctionCode acts on $LATEST only.")
+		err = invalidParam("Unsupported qualifier: %s acts on $LATEST only.", op)
 	}
 	if err == nil {
 		err = s.busy(f)
 	}
 	if err == nil {
-		err = checkRevision(in.RevisionID, f.Latest.RevisionID, "GetFunction/GetAlias")
+		err = checkRevision(revision, f.Latest.RevisionID, "GetFunction/GetAlias")
 	}
+	return f, err
+}
+
+// unqualified finds the function an alias operation names: aliases belong to the unqualified
+// function.
+func (s *Service) unqualified(raw string) (*function, *APIError) {
+	f, q, err := s.lookup(raw)
+	if err == nil && q != "" {
+		err = invalidParam("Unsupported qualifier: aliases belong to the unqualified function.")
+	}
+	return f, err
+}
+
+func (s *Service) updateFunctionCode(raw string, in updateFunctionCodeInput) (functionConfiguration, *APIError) {
+	s.mu.Lock()
+	_, err := s.changeable(raw, "UpdateFunctionCode", in.RevisionID)
 	s.mu.Unlock()
 	if err != nil {
 		return functionConfiguration{}, err
@@ -304,13 +321,7 @@ func (s *Service) updateFunctionCode(raw string, in updateFunctionCodeInput) (fu
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The code was fetched without the lock: check again that nothing moved meanwhile.
-	f, _, err = s.lookup(raw)
-	if err == nil {
-		err = s.busy(f)
-	}
-	if err == nil {
-		err = checkRevision(in.RevisionID, f.Latest.RevisionID, "GetFunction/GetAlias")
-	}
+	f, err := s.changeable(raw, "UpdateFunctionCode", in.RevisionID)
 	if err != nil {
 		return functionConfiguration{}, err
 	}
@@ -354,16 +365,7 @@ func (s *Service) beginUpdate(f *function, now time.Time) {
 func (s *Service) updateFunctionConfiguration(raw string, in updateFunctionConfigurationInput) (functionConfiguration, *APIError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, q, err := s.lookup(raw)
-	if err == nil && q != "" {
-		err = invalidParam("Unsupported qualifier: UpdateFunctionConfiguration acts on $LATEST only.")
-	}
-	if err == nil {
-		err = s.busy(f)
-	}
-	if err == nil {
-		err = checkRevision(in.RevisionID, f.Latest.RevisionID, "GetFunction/GetAlias")
-	}
+	f, err := s.changeable(raw, "UpdateFunctionConfiguration", in.RevisionID)
 	if err != nil {
 		return functionConfiguration{}, err
 	}
@@ -384,16 +386,7 @@ func (s *Service) updateFunctionConfiguration(raw string, in updateFunctionConfi
 func (s *Service) publishVersion(raw string, in publishVersionInput) (functionConfiguration, *APIError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, q, err := s.lookup(raw)
-	if err == nil && q != "" {
-		err = invalidParam("Unsupported qualifier: PublishVersion acts on $LATEST only.")
-	}
-	if err == nil {
-		err = s.busy(f)
-	}
-	if err == nil {
-		err = checkRevision(in.RevisionID, f.Latest.RevisionID, "GetFunction/GetAlias")
-	}
+	f, err := s.changeable(raw, "PublishVersion", in.RevisionID)
 	if err == nil && in.CodeSha256 != nil && *in.CodeSha256 != f.Latest.CodeSha256 {
 		err = invalidParam("CodeSHA256 (%s) is different from current CodeSHA256 in $LATEST (%s). Please try again with the CodeSHA256 in $LATEST.", *in.CodeSha256, f.Latest.CodeSha256)
 	}
@@ -542,10 +535,7 @@ func (s *Service) deleteFunction(raw, qualifier string) *APIError {
 func (s *Service) createAlias(raw string, in createAliasInput) (aliasConfiguration, *APIError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, q, err := s.lookup(raw)
-	if err == nil && q != "" {
-		err = invalidParam("Unsupported qualifier: aliases belong to the unqualified function.")
-	}
+	f, err := s.unqualified(raw)
 	if err != nil {
 		return aliasConfiguration{}, err
 	}
@@ -582,10 +572,7 @@ func checkAliasName(name string) *APIError {
 }
 
 func (s *Service) aliasOf(raw, name, missing string) (*function, *alias, *APIError) {
-	f, q, err := s.lookup(raw)
-	if err == nil && q != "" {
-		err = invalidParam("Unsupported qualifier: aliases belong to the unqualified function.")
-	}
+	f, err := s.unqualified(raw)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -644,10 +631,7 @@ func (s *Service) updateAlias(raw, name string, in updateAliasInput) (aliasConfi
 func (s *Service) deleteAlias(raw, name string) *APIError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, q, err := s.lookup(raw)
-	if err == nil && q != "" {
-		err = invalidParam("Unsupported qualifier: aliases belong to the unqualified function.")
-	}
+	f, err := s.unqualified(raw)
 	if err != nil {
 		return err
 	}
@@ -663,10 +647,7 @@ func (s *Service) deleteAlias(raw, name string) *APIError {
 func (s *Service) listAliases(raw, functionVersion, marker string, maxItems int) (listAliasesOutput, *APIError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, q, err := s.lookup(raw)
-	if err == nil && q != "" {
-		err = invalidParam("Unsupported qualifier: aliases belong to the unqualified function.")
-	}
+	f, err := s.unqualified(raw)
 	if err != nil {
 		return listAliasesOutput{}, err
 	}
