@@ -20,6 +20,8 @@ type Options struct {
 	Endpoint string
 	// MaxAttempts overrides the SDK retryer's attempts (default 3).
 	MaxAttempts int
+	// AppID is added to every request's User-Agent ("app/<id>").
+	AppID string
 }
 
 // Load returns the configuration the standard chain gives, with o's overrides.
@@ -36,6 +38,9 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	}
 	if o.MaxAttempts > 0 {
 		opts = append(opts, config.WithRetryMaxAttempts(o.MaxAttempts))
+	}
+	if o.AppID != "" {
+		opts = append(opts, config.WithAppID(o.AppID))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

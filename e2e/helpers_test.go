@@ -25,6 +25,7 @@ import (
 	"github.com/aviary-deploy/aviary/artifact"
 	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/internal/cli"
+	"github.com/aviary-deploy/aviary/internal/dynalite"
 	"github.com/aviary-deploy/aviary/internal/examplefn"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/sandbox"
@@ -79,6 +80,7 @@ func run(m *testing.M) int {
 	os.Unsetenv("AWS_PROFILE")
 	os.Unsetenv("AVIARY_STORE")
 	os.Unsetenv("AVIARY_NEW_VERSION_WEIGHT")
+	defer dynalite.Stop()
 	return m.Run()
 }
 

@@ -203,6 +203,7 @@ type Request struct {
 	Status       int           `json:"status"`
 	ErrorCode    string        `json:"errorCode,omitempty"`
 	Duration     time.Duration `json:"duration"`
+	UserAgent    string        `json:"userAgent,omitempty"`
 }
 
 // requestLog keeps the most recent requests.

@@ -233,7 +233,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3 and monitoring (CloudWatch).", service)})
 		return
 	}
-	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path}
+	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent()}
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	h.ServeHTTP(rec, r.WithContext(withEntry(r.Context(), entry)))
 	entry.Status = rec.status

@@ -28,6 +28,9 @@ type app struct {
 	Promote  promoteCmd  `cmd:"" group:"Releases" help:"Skip a release's remaining steps and move all traffic to the new versions."`
 	Resume   resumeCmd   `cmd:"" group:"Releases" help:"Continue a release whose process died, from its record."`
 
+	Store     storeCmd     `cmd:"" group:"Releases" help:"Set up the store that keeps releases, the audit trail and locks."`
+	IAMPolicy iamPolicyCmd `cmd:"" name:"iam-policy" group:"Releases" help:"Print the least-privilege IAM policy (JSON) for what Aviary does in an environment."`
+
 	Validate validateCmd `cmd:"" group:"Manifest" help:"Check aviary.yaml whole and report every problem with its line."`
 	Schema   schemaCmd   `cmd:"" group:"Manifest" help:"Print the JSON Schema of aviary.yaml, for editors."`
 	Package  packageCmd  `cmd:"" group:"Manifest" help:"Package files or directories into a reproducible Lambda zip and print its SHA-256."`

@@ -16,11 +16,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/lambdafleet"
 	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/store"
+	"github.com/aviary-deploy/aviary/store/dynamo"
 	"github.com/aviary-deploy/aviary/store/sqlite"
 )
 
@@ -81,10 +84,35 @@ func (s storeFlags) open(ctx context.Context, m *manifest.Manifest) (store.Store
 		}
 		return st, nil
 	case strings.HasPrefix(url, "dynamodb://"):
-		return nil, usageError{fmt.Errorf("the DynamoDB store (%s) is not available in this build; use sqlite://PATH", url)}
+		db, table, err := dynamoClient(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		return dynamo.Open(db, table), nil
 	}
 	return nil, usageError{fmt.Errorf("%q is not a store URL: use sqlite://PATH or dynamodb://TABLE", url)}
 }
+
+// dynamoClient builds a DynamoDB client for a dynamodb://TABLE URL from the standard chain
+// (AWS_ENDPOINT_URL_DYNAMODB points it elsewhere, such as at dynalite, while AWS_ENDPOINT_URL
+// points the rest at a sandbox).
+func dynamoClient(ctx context.Context, url string) (*dynamodb.Client, string, error) {
+	table := strings.TrimPrefix(url, "dynamodb://")
+	if len(table) < 3 || strings.ContainsAny(table, "/?#") {
+		return nil, "", usageError{fmt.Errorf("%q: a DynamoDB table name is 3–255 letters, digits, _ - and .", url)}
+	}
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{AppID: appID})
+	if err != nil {
+		return nil, "", err
+	}
+	if cfg.Region == "" {
+		return nil, "", usageError{errors.New("no AWS region for the DynamoDB store: set AWS_REGION")}
+	}
+	return dynamodb.NewFromConfig(cfg), table, nil
+}
+
+// appID marks Aviary's requests in their User-Agent (and so in CloudTrail and the sandbox's log).
+const appID = "aviary"
 
 // awsFlags configure the AWS clients; everything else comes from the standard chain (profiles,
 // environment, AWS_ENDPOINT_URL).
@@ -101,7 +129,7 @@ func (a awsFlags) fleet(ctx context.Context, region string) (*lambdafleet.Fleet,
 	if a.Rate <= 0 {
 		return nil, "", usageError{errors.New("--rate must be above 0")}
 	}
-	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Region: region, Profile: a.Profile})
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Region: region, Profile: a.Profile, AppID: appID})
 	if err != nil {
 		return nil, "", err
 	}
@@ -143,37 +171,56 @@ func source() string {
 	return "cli on " + host
 }
 
-// owner identifies this process as a lock's owner: host/pid/nonce.
-func owner() string {
-	host, _ := os.Hostname()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+// host names this machine in lock owners: AVIARY_HOST (for hosts whose name says little, such as
+// ephemeral CI containers), else the hostname; with the PID namespace, so that processes in two
+// containers of one host are never mistaken for each other.
+func host() string {
+	h := os.Getenv("AVIARY_HOST")
+	if h == "" {
+		h, _ = os.Hostname()
+	}
+	if ns, err := os.Readlink("/proc/self/ns/pid"); err == nil {
+		h += "@" + strings.TrimSuffix(strings.TrimPrefix(ns, "pid:["), "]")
+	}
+	return strings.ReplaceAll(h, "/", "_")
 }
 
-// deadOwner reports whether a lock's owner is a process on this host that no longer runs.
+// owner identifies this process as a lock's owner: host/pid/nonce.
+func owner() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%s", host(), os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// deadOwner reports whether a lock's owner is a process of this host (and PID namespace) that no
+// longer runs: its lock can be taken over at once rather than after its lease.
 func deadOwner(o string) bool {
 	parts := strings.Split(o, "/")
-	if len(parts) != 3 {
+	if len(parts) != 3 || parts[0] != host() {
 		return false
 	}
-	host, _ := os.Hostname()
 	pid, err := strconv.Atoi(parts[1])
-	if parts[0] != host || err != nil || pid <= 0 {
+	if err != nil || pid <= 0 {
 		return false
 	}
 	return syscall.Kill(pid, 0) == syscall.ESRCH
 }
 
-// lockTTL is the lease a running release keeps renewing.
-const lockTTL = 30 * time.Second
+// lockTTL is the lease a running release keeps renewing: AVIARY_LOCK_LEASE, default 30s. A process
+// that dies holds its environment until then, unless a process of the same host sees it is gone.
+func lockTTL() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("AVIARY_LOCK_LEASE")); err == nil && d >= time.Second {
+		return d
+	}
+	return 30 * time.Second
+}
 
 // takeLock takes an environment's lock for a release: free, expired, or held by a dead process of
 // this host.
 func takeLock(ctx context.Context, st store.Store, r *release.Release, me string) error {
 	key := release.LockKey(r.Service, r.Environment)
 	now := time.Now()
-	l := store.Lock{Key: key, Holder: r.ID, Owner: me, ExpiresAt: now.Add(lockTTL)}
+	l := store.Lock{Key: key, Holder: r.ID, Owner: me, ExpiresAt: now.Add(lockTTL())}
 	takeOver := ""
 	if cur, err := st.GetLock(ctx, key); err == nil && cur != nil && deadOwner(cur.Owner) {
 		takeOver = cur.Owner
@@ -223,7 +270,7 @@ func resolveRelease(ctx context.Context, st store.Store, id string, m *manifest.
 func newEngine(st store.Store, fleet release.Fleet, cache release.ArtifactSource, me string) *release.Engine {
 	return &release.Engine{
 		Store: st, Fleet: fleet, Artifacts: cache, Health: release.BakeOnly{},
-		Actor: actor(), Source: source(), Owner: me, LockTTL: lockTTL,
+		Actor: actor(), Source: source(), Owner: me, LockTTL: lockTTL(),
 	}
 }
 

@@ -45,20 +45,49 @@ func logWriter(e *env, o outputFlags) io.Writer {
 // Once the lock is taken, locked (if set) runs before the engine.
 func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af awsFlags, log io.Writer, wait time.Duration, locked func() error) (*release.Release, error) {
 	me := owner()
-	err := takeLock(e.ctx, st, r, me)
-	var ee exitError
-	if errors.As(err, &ee) && ee.code == ExitLocked {
+	ctx, cancel := context.WithTimeout(e.ctx, wait)
+	defer cancel()
+	told := false
+	for {
+		err := takeLock(e.ctx, st, r, me)
+		if err == nil {
+			break
+		}
 		var held *store.LockHeldError
-		errors.As(err, &held)
-		if held != nil && held.Lock.Holder != r.ID {
+		if !errors.As(err, &held) {
+			return r, err
+		}
+		if held.Lock.Holder != r.ID {
 			return r, exitError{ExitLocked, fmt.Errorf("release %s of %s holds the lock on %s since %s; finish it first",
 				held.Lock.Holder, r.Service, r.Environment, held.Lock.AcquiredAt.Local().Format(time.DateTime))}
 		}
-		fmt.Fprintf(log, "Release %s is driven by %s; waiting for it to act on the record.\n", r.ID, held.Lock.Owner)
-		return await(e.ctx, st, r.ID, log, wait)
+		// Another process drives the release: it sees the request in the record and acts. If it
+		// died, its lease runs out (or, on this host, its death is seen) and this process takes
+		// over.
+		if !told {
+			fmt.Fprintf(log, "Release %s is driven by %s (lease until %s); waiting for it to act on the record, or for its lease to run out.\n",
+				r.ID, held.Lock.Owner, held.Lock.ExpiresAt.Local().Format(time.TimeOnly))
+			told = true
+		}
+		cur, err := st.GetRelease(ctx, r.ID)
+		if err != nil {
+			return r, err
+		}
+		if cur.Phase.Final() {
+			fmt.Fprintf(log, "%s  %s\n", time.Now().Format("15:04:05"), cur.Describe())
+			return cur, nil
+		}
+		select {
+		case <-ctx.Done():
+			if e.ctx.Err() != nil {
+				return cur, e.ctx.Err()
+			}
+			return cur, fmt.Errorf("release %s is still at %s after %s: its driver has the request; check with `aviary status %s`", r.ID, cur.Describe(), wait, r.ID)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	if err != nil {
-		return r, err
+	if told {
+		fmt.Fprintf(log, "Took over release %s.\n", r.ID)
 	}
 	fleet, _, err := af.fleet(e.ctx, r.Region)
 	if err == nil && locked != nil {
@@ -78,31 +107,6 @@ func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af 
 	final, err := eng.Run(e.ctx, r.ID)
 	v.close()
 	return final, err
-}
-
-// await polls a release until it reaches a final phase, reporting its phases.
-func await(ctx context.Context, st store.Store, id string, log io.Writer, wait time.Duration) (*release.Release, error) {
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	last := ""
-	for {
-		r, err := st.GetRelease(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if d := r.Describe(); d != last {
-			fmt.Fprintf(log, "%s  %s\n", time.Now().Format("15:04:05"), d)
-			last = d
-		}
-		if r.Phase.Final() {
-			return r, nil
-		}
-		select {
-		case <-ctx.Done():
-			return r, fmt.Errorf("release %s is still at %s after %s: its driver has the request; check with `aviary status %s`", id, r.Describe(), wait, id)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
 }
 
 // request records an operator's request on a release (conditional on its revision, retried on

@@ -1,0 +1,123 @@
+// Package iampolicy writes the least-privilege IAM policy for what Aviary does in one environment:
+// only its functions (and their versions and aliases), only the artifact bucket and prefix, only the
+// store's table. Seed 002 wanted CI to hold exactly these rights.
+package iampolicy
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Input is what the policy covers.
+type Input struct {
+	Partition string // default "aws"
+	Region    string
+	Account   string
+	Functions []string // Lambda function names
+	Bucket    string
+	Prefix    string
+	Table     string // the DynamoDB store's table, if the store is DynamoDB
+}
+
+// Policy is an IAM policy document.
+type Policy struct {
+	Version   string      `json:"Version"`
+	Statement []Statement `json:"Statement"`
+}
+
+// Statement is one statement of a policy.
+type Statement struct {
+	Sid       string                       `json:"Sid"`
+	Effect    string                       `json:"Effect"`
+	Action    []string                     `json:"Action"`
+	Resource  []string                     `json:"Resource"`
+	Condition map[string]map[string]string `json:"Condition,omitempty"`
+}
+
+// Lambda operations Aviary calls, and S3 and DynamoDB actions it needs.
+var (
+	lambdaActions = []string{"lambda:GetFunction", "lambda:GetAlias", "lambda:UpdateFunctionCode", "lambda:PublishVersion",
+		"lambda:CreateAlias", "lambda:UpdateAlias", "lambda:DeleteAlias"}
+	dynamoActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+		"dynamodb:Query", "dynamodb:Scan"}
+)
+
+// Build writes the policy.
+func Build(in Input) Policy {
+	part := in.Partition
+	if part == "" {
+		part = "aws"
+	}
+	fns := append([]string(nil), in.Functions...)
+	sort.Strings(fns)
+	var fnARNs []string
+	for _, f := range fns {
+		arn := fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", part, in.Region, in.Account, f)
+		fnARNs = append(fnARNs, arn, arn+":*") // the function, and its versions and aliases
+	}
+	prefix := strings.Trim(in.Prefix, "/")
+	objects := fmt.Sprintf("arn:%s:s3:::%s/*", part, in.Bucket)
+	listPrefix := "*"
+	if prefix != "" {
+		objects = fmt.Sprintf("arn:%s:s3:::%s/%s/*", part, in.Bucket, prefix)
+		listPrefix = prefix + "/*"
+	}
+	p := Policy{Version: "2012-10-17", Statement: []Statement{
+		{Sid: "ShipCodeToTheseFunctions", Effect: "Allow", Action: lambdaActions, Resource: fnARNs},
+		{Sid: "ReadAndWriteArtifacts", Effect: "Allow", Action: []string{"s3:GetObject", "s3:PutObject"}, Resource: []string{objects}},
+		{Sid: "SeeTheArtifactBucket", Effect: "Allow", Action: []string{"s3:ListBucket"},
+			Resource:  []string{fmt.Sprintf("arn:%s:s3:::%s", part, in.Bucket)},
+			Condition: map[string]map[string]string{"StringLike": {"s3:prefix": listPrefix}}},
+	}}
+	if in.Table != "" {
+		table := fmt.Sprintf("arn:%s:dynamodb:%s:%s:table/%s", part, in.Region, in.Account, in.Table)
+		p.Statement = append(p.Statement, Statement{Sid: "KeepReleasesInTheStore", Effect: "Allow", Action: dynamoActions,
+			Resource: []string{table, table + "/index/*"}})
+	}
+	return p
+}
+
+// Action is the IAM action an API operation needs, as the sandbox's request log names them.
+func Action(service, op string) string {
+	switch service {
+	case "lambda":
+		return "lambda:" + op
+	case "s3":
+		switch op {
+		case "HeadObject", "GetObject":
+			return "s3:GetObject"
+		case "HeadBucket", "ListObjects", "ListObjectsV2":
+			return "s3:ListBucket"
+		}
+		return "s3:" + op
+	case "monitoring":
+		return "cloudwatch:" + op
+	case "dynamodb":
+		return "dynamodb:" + op
+	}
+	return service + ":" + op
+}
+
+// Allows reports whether some statement allows the action on the resource (ARN patterns with *
+// and ?, as IAM matches them; conditions are not evaluated).
+func (p Policy) Allows(action, resource string) bool {
+	for _, s := range p.Statement {
+		if s.Effect != "Allow" || !anyMatch(s.Action, action) || !anyMatch(s.Resource, resource) {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+func anyMatch(patterns []string, s string) bool {
+	for _, p := range patterns {
+		// IAM's wildcards match across the ARN's separators, unlike path.Match's.
+		if ok, _ := path.Match(strings.ReplaceAll(p, "/", "\x00"), strings.ReplaceAll(s, "/", "\x00")); ok {
+			return true
+		}
+	}
+	return false
+}

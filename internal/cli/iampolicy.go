@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/aviary-deploy/aviary/awsconfig"
+	"github.com/aviary-deploy/aviary/iampolicy"
+)
+
+type iamPolicyCmd struct {
+	manifestFlags
+	storeFlags
+	Env     string `short:"e" required:"" placeholder:"ENV" help:"The environment whose functions the policy covers."`
+	Account string `placeholder:"ID" help:"The AWS account (default: the caller's, from STS)."`
+	Region  string `help:"The region (default: the environment's, else the standard chain's)."`
+}
+
+var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+
+func (c *iamPolicyCmd) Run(e *env) error {
+	m, err := c.load()
+	if err != nil {
+		return err
+	}
+	envm, err := m.Environment(c.Env)
+	if err != nil {
+		return usageError{err}
+	}
+	region := c.Region
+	if region == "" {
+		region = envm.Region
+	}
+	account := c.Account
+	if account == "" || region == "" {
+		cfg, err := awsconfig.Load(e.ctx, awsconfig.Options{Region: region, AppID: appID})
+		if err != nil {
+			return err
+		}
+		if region == "" {
+			region = cfg.Region
+		}
+		if account == "" {
+			id, err := sts.NewFromConfig(cfg).GetCallerIdentity(e.ctx, &sts.GetCallerIdentityInput{})
+			if err != nil {
+				return badInput("iam-policy: cannot learn the account from STS (%v): pass --account", err)
+			}
+			account = *id.Account
+		}
+	}
+	if !accountRE.MatchString(account) {
+		return badInput("iam-policy: %q is not an AWS account ID (12 digits)", account)
+	}
+	if region == "" {
+		return badInput("iam-policy: no region: pass --region or set AWS_REGION")
+	}
+	in := iampolicy.Input{Region: region, Account: account, Bucket: m.Artifacts.Bucket, Prefix: m.Artifacts.Prefix}
+	if strings.HasPrefix(region, "cn-") {
+		in.Partition = "aws-cn"
+	} else if strings.HasPrefix(region, "us-gov-") {
+		in.Partition = "aws-us-gov"
+	}
+	for _, fn := range m.Functions {
+		in.Functions = append(in.Functions, m.FunctionName(envm, fn.Name))
+	}
+	if url := c.storeFlags.url(m); strings.HasPrefix(url, "dynamodb://") {
+		in.Table = strings.TrimPrefix(url, "dynamodb://")
+	}
+	if err := writeJSON(e.stdout, iampolicy.Build(in)); err != nil {
+		return fmt.Errorf("iam-policy: %w", err)
+	}
+	return nil
+}
