@@ -1,0 +1,44 @@
+package iampolicy_test
+
+import (
+	"testing"
+
+	"github.com/aviary-deploy/aviary/iampolicy"
+)
+
+func TestPolicyNamesOnlyWhatItCovers(t *testing.T) {
+	p := iampolicy.Build(iampolicy.Input{Region: "eu-west-1", Account: "123456789012", Functions: []string{"shop-api-prod"},
+		Bucket: "shop-artifacts", Prefix: "/releases/shop/", Table: "aviary"})
+	for _, tc := range []struct {
+		action, resource string
+		want             bool
+	}{
+		{"lambda:UpdateFunctionCode", "arn:aws:lambda:eu-west-1:123456789012:function:shop-api-prod", true},
+		{"lambda:UpdateAlias", "arn:aws:lambda:eu-west-1:123456789012:function:shop-api-prod:live", true},
+		{"lambda:UpdateAlias", "arn:aws:lambda:eu-west-1:123456789012:function:shop-api-staging:live", false},
+		{"lambda:DeleteFunction", "arn:aws:lambda:eu-west-1:123456789012:function:shop-api-prod", false},
+		{"lambda:UpdateAlias", "arn:aws:lambda:us-east-1:123456789012:function:shop-api-prod:live", false},
+		{"s3:PutObject", "arn:aws:s3:::shop-artifacts/releases/shop/ab12.zip", true},
+		{"s3:PutObject", "arn:aws:s3:::shop-artifacts/other/ab12.zip", false},
+		{"s3:DeleteObject", "arn:aws:s3:::shop-artifacts/releases/shop/ab12.zip", false},
+		{"s3:ListBucket", "arn:aws:s3:::shop-artifacts", true},
+		{"dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/aviary", true},
+		{"dynamodb:Query", "arn:aws:dynamodb:eu-west-1:123456789012:table/aviary/index/by-environment", true},
+		{"dynamodb:DeleteTable", "arn:aws:dynamodb:eu-west-1:123456789012:table/aviary", false},
+		{"dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/other", false},
+	} {
+		if got := p.Allows(tc.action, tc.resource); got != tc.want {
+			t.Errorf("Allows(%s, %s) = %v, want %v", tc.action, tc.resource, got, tc.want)
+		}
+	}
+	if got := iampolicy.Action("s3", "HeadObject"); got != "s3:GetObject" {
+		t.Errorf("HeadObject needs %s", got)
+	}
+	if got := iampolicy.Action("s3", "HeadBucket"); got != "s3:ListBucket" {
+		t.Errorf("HeadBucket needs %s", got)
+	}
+	noTable := iampolicy.Build(iampolicy.Input{Region: "eu-west-1", Account: "123456789012", Functions: []string{"f"}, Bucket: "b"})
+	if noTable.Allows("dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/aviary") || len(noTable.Statement) != 3 {
+		t.Errorf("a SQLite store needs no DynamoDB rights: %+v", noTable)
+	}
+}
