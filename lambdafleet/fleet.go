@@ -246,26 +246,35 @@ func (f *Fleet) Upload(ctx context.Context, a release.Artifacts, key string, src
 	return nil
 }
 
-// Pin publishes the code $LATEST has (PublishVersion returns the existing version when nothing
-// changed) and points the alias at it.
-func (f *Fleet) Pin(ctx context.Context, alias string, fn release.Function) (string, string, error) {
-	gf, err := f.settled(ctx, fn.FunctionName)
-	if err != nil {
-		return "", "", err
+// Pin publishes the code $LATEST had when the release was planned — conditionally on that code,
+// so code someone changed since is never pinned as "previous" — and points the alias at it.
+// PublishVersion returns the existing version when nothing changed, so pinning again after a crash
+// converges.
+func (f *Fleet) Pin(ctx context.Context, alias string, fn release.Function) (release.Pinned, error) {
+	if _, err := f.settled(ctx, fn.FunctionName); err != nil {
+		return release.Pinned{}, err
 	}
 	pv, err := f.Lambda.PublishVersion(ctx, &lambda.PublishVersionInput{
-		FunctionName: aws.String(fn.FunctionName), CodeSha256: gf.Configuration.CodeSha256,
+		FunctionName: aws.String(fn.FunctionName), CodeSha256: aws.String(fn.BaseCodeSha256),
 		Description: aws.String("pinned by Aviary before a release: what alias " + alias + " served on $LATEST"),
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("publish the code alias %s serves: %w", alias, err)
+		var ipv *lambdatypes.InvalidParameterValueException
+		if errors.As(err, &ipv) {
+			return release.Pinned{}, fmt.Errorf("%s's code changed since the plan (alias %s follows $LATEST, whose code is no longer %s): plan and deploy again", fn.FunctionName, alias, fn.BaseCodeSha256)
+		}
+		return release.Pinned{}, fmt.Errorf("publish the code alias %s serves: %w", alias, err)
 	}
-	v := aws.ToString(pv.Version)
-	rev, err := f.Route(ctx, alias, fn, release.Routing{Primary: v})
+	p := release.Pinned{Version: aws.ToString(pv.Version)}
+	if p.AliasRevision, err = f.Route(ctx, alias, fn, release.Routing{Primary: p.Version}); err != nil {
+		return release.Pinned{}, err
+	}
+	gf, err := f.settled(ctx, fn.FunctionName)
 	if err != nil {
-		return "", "", err
+		return release.Pinned{}, err
 	}
-	return v, rev, nil
+	p.BaseRevision = aws.ToString(gf.Configuration.RevisionId)
+	return p, nil
 }
 
 // Publish puts the release's code in $LATEST and publishes it in the same call, conditional on
@@ -283,19 +292,22 @@ func (f *Fleet) Publish(ctx context.Context, a release.Artifacts, fn release.Fun
 		return f.publishLatest(ctx, fn)
 	}
 	base := fn.BaseRevision
-	if fn.PinnedFromLatest {
-		base = aws.ToString(gf.Configuration.RevisionId) // pinning published $LATEST, which moved its RevisionId
-	}
 	up, err := f.Lambda.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{
 		FunctionName: aws.String(fn.FunctionName), S3Bucket: aws.String(a.Bucket), S3Key: aws.String(fn.ArtifactKey),
 		RevisionId: aws.String(base), Publish: true,
 	})
 	if err != nil {
 		var pf *lambdatypes.PreconditionFailedException
-		if errors.As(err, &pf) {
-			return "", fmt.Errorf("%s was changed by someone else since the plan (its RevisionId is no longer %s): plan and deploy again", fn.FunctionName, base)
+		if !errors.As(err, &pf) {
+			return "", fmt.Errorf("update code: %w", err)
 		}
-		return "", fmt.Errorf("update code: %w", err)
+		// Either someone else changed the function, or this very call took effect and its answer
+		// was lost (the SDK retried it): the code tells which.
+		gf, gerr := f.settled(ctx, fn.FunctionName)
+		if gerr == nil && aws.ToString(gf.Configuration.CodeSha256) == fn.CodeSha256 {
+			return f.publishLatest(ctx, fn)
+		}
+		return "", fmt.Errorf("%s was changed by someone else since the plan (its RevisionId is no longer %s): plan and deploy again", fn.FunctionName, base)
 	}
 	if got := aws.ToString(up.CodeSha256); got != fn.CodeSha256 {
 		return "", fmt.Errorf("Lambda reports CodeSha256 %s for s3://%s/%s, want %s", got, a.Bucket, fn.ArtifactKey, fn.CodeSha256)
@@ -323,7 +335,22 @@ func (f *Fleet) publishLatest(ctx context.Context, fn release.Function) (string,
 func (f *Fleet) Route(ctx context.Context, alias string, fn release.Function, to release.Routing) (string, error) {
 	name := aws.String(fn.FunctionName)
 	if to.Delete {
-		_, err := f.Lambda.DeleteAlias(ctx, &lambda.DeleteAliasInput{FunctionName: name, Name: aws.String(alias)})
+		// Only an alias that routes as this release left it is this release's to delete.
+		ga, err := f.Lambda.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: name, Name: aws.String(alias)})
+		if notFound(err) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("read alias %s: %w", alias, err)
+		}
+		var w map[string]float64
+		if ga.RoutingConfig != nil {
+			w = ga.RoutingConfig.AdditionalVersionWeights
+		}
+		if !ours(fn, aws.ToString(ga.FunctionVersion), w) {
+			return "", fmt.Errorf("alias %s was changed by someone else (it routes to version %s); left alone", alias, aws.ToString(ga.FunctionVersion))
+		}
+		_, err = f.Lambda.DeleteAlias(ctx, &lambda.DeleteAliasInput{FunctionName: name, Name: aws.String(alias)})
 		if err != nil && !notFound(err) {
 			return "", fmt.Errorf("delete alias %s: %w", alias, err)
 		}
@@ -344,7 +371,20 @@ func (f *Fleet) Route(ctx context.Context, alias string, fn release.Function, to
 		if !errors.As(err, &rc) {
 			return "", fmt.Errorf("create alias %s: %w", alias, err)
 		}
-		// Created before a crash: set it like any other.
+		// It exists: created by this release before a crash lost the record (then it routes as
+		// this release would), or by someone else (then it is not this release's to move).
+		ga, gerr := f.Lambda.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: name, Name: aws.String(alias)})
+		if gerr != nil {
+			return "", fmt.Errorf("create alias %s: %w (and reading it: %v)", alias, err, gerr)
+		}
+		var w map[string]float64
+		if ga.RoutingConfig != nil {
+			w = ga.RoutingConfig.AdditionalVersionWeights
+		}
+		if !ours(fn, aws.ToString(ga.FunctionVersion), w) {
+			return "", fmt.Errorf("alias %s was created by someone else since the plan (it routes to version %s): plan and deploy again", alias, aws.ToString(ga.FunctionVersion))
+		}
+		fn.AliasRevision = aws.ToString(ga.RevisionId)
 	}
 	in := &lambda.UpdateAliasInput{FunctionName: name, Name: aws.String(alias), FunctionVersion: aws.String(to.Primary), RoutingConfig: routing}
 	if fn.AliasRevision != "" {

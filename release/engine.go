@@ -34,7 +34,8 @@ type Engine struct {
 	// Observe, if set, is told of progress.
 	Observe func(Progress)
 
-	mu sync.Mutex // serialises this engine's writes to the release
+	mu      sync.Mutex // serialises this engine's writes to the release
+	flushed int64      // the revision whose outbox is known to be in the audit trail
 }
 
 // Progress is what the engine tells its observer.
@@ -90,6 +91,8 @@ func (e *Engine) Run(ctx context.Context, id string) (*Release, error) {
 		return nil, err
 	}
 	key := LockKey(r.Service, r.Environment)
+	// free lets another process take the release over at once; a lost lock is not ours to free.
+	free := func() { _ = e.Store.ReleaseLock(context.WithoutCancel(ctx), key, e.Owner) }
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	hbDone := e.heartbeat(runCtx, key, cancel)
@@ -102,14 +105,19 @@ func (e *Engine) Run(ctx context.Context, id string) (*Release, error) {
 			if errors.Is(err, ErrLockLost) {
 				return r, fmt.Errorf("release %s: %w; stopped acting", id, err)
 			}
-			// Interrupted: leave the record as it is and let another process take over at once.
-			_ = e.Store.ReleaseLock(context.WithoutCancel(ctx), key, e.Owner)
+			// Interrupted: leave the record as it is.
+			free()
 			return r, err
 		}
-		r, err = e.load(runCtx, id)
+		fresh, err := e.load(runCtx, id)
 		if err != nil {
+			if context.Cause(runCtx) != nil {
+				continue // reported at the top of the loop
+			}
+			free()
 			return r, err
 		}
+		r = fresh
 		if r.Phase.Final() {
 			if err := e.Store.ReleaseLock(ctx, key, e.Owner); err != nil {
 				return r, fmt.Errorf("free the lock: %w", err)
@@ -120,28 +128,38 @@ func (e *Engine) Run(ctx context.Context, id string) (*Release, error) {
 			if errors.Is(err, errInterrupted) || errors.Is(err, ErrConflict) {
 				continue
 			}
-			if cause := context.Cause(runCtx); cause != nil {
+			if context.Cause(runCtx) != nil {
 				continue // reported at the top of the loop
 			}
+			free()
 			return r, err
 		}
 	}
 }
 
-// heartbeat renews the lock every third of its lease; if it is lost, it cancels the run.
+// heartbeat renews the lock every third of its lease. If the lock is lost, or renewals fail for
+// so long that the lease may have run out (and another process may act), it cancels the run.
 func (e *Engine) heartbeat(ctx context.Context, key string, cancel context.CancelCauseFunc) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		renewed := e.Clock.Now()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-e.Clock.After(e.LockTTL / 3):
 			}
-			err := e.Store.RenewLock(ctx, key, e.Owner, e.Clock.Now().Add(e.LockTTL))
-			if errors.Is(err, ErrLockLost) {
+			now := e.Clock.Now()
+			err := e.Store.RenewLock(ctx, key, e.Owner, now.Add(e.LockTTL))
+			switch {
+			case err == nil:
+				renewed = now
+			case errors.Is(err, ErrLockLost):
 				cancel(ErrLockLost)
+				return
+			case now.Sub(renewed) > e.LockTTL*2/3 && ctx.Err() == nil:
+				cancel(fmt.Errorf("%w (could not renew the lease since %s: %v)", ErrLockLost, renewed.Format(time.TimeOnly), err))
 				return
 			}
 		}
@@ -275,8 +293,20 @@ func (e *Engine) save(ctx context.Context, r *Release, mutate func(*Release), ev
 	defer e.mu.Unlock()
 	interrupted := false
 	for {
+		// The outbox about to be replaced must be in the trail first (a sibling's flush may
+		// have failed after its write).
+		if e.flushed != r.Revision {
+			if err := e.flush(ctx, r); err != nil {
+				return err
+			}
+			e.flushed = r.Revision
+		}
 		next := clone(r)
 		mutate(next)
+		if interrupted && next.Phase != r.Phase {
+			// A request arrived since this transition was decided: decide again.
+			return errInterrupted
+		}
 		now := e.Clock.Now()
 		next.UpdatedAt = now
 		next.Outbox = nil
@@ -300,6 +330,7 @@ func (e *Engine) save(ctx context.Context, r *Release, mutate func(*Release), ev
 			if err := e.flush(ctx, r); err != nil {
 				return err
 			}
+			e.flushed = r.Revision
 			if interrupted {
 				return errInterrupted
 			}
@@ -312,10 +343,11 @@ func (e *Engine) save(ctx context.Context, r *Release, mutate func(*Release), ev
 		if gerr != nil {
 			return gerr
 		}
-		if err := e.flush(ctx, fresh); err != nil {
-			return err
-		}
 		if fresh.Phase != r.Phase {
+			if err := e.flush(ctx, fresh); err != nil {
+				return err
+			}
+			e.flushed = fresh.Revision
 			*r = *fresh
 			return errInterrupted
 		}
@@ -448,12 +480,12 @@ func (e *Engine) publish(ctx context.Context, r *Release) error {
 		}
 	}
 	if err := e.forEach(ctx, r, func(fn Function) bool { return !fn.PinnedFromLatest || fn.Previous != "" }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
-		v, rev, err := e.Fleet.Pin(ctx, alias, fn)
+		p, err := e.Fleet.Pin(ctx, alias, fn)
 		if err != nil {
 			return nil, "", err
 		}
-		return func(f *Function) { f.Previous, f.AliasRevision = v, rev },
-			fmt.Sprintf("alias %s followed $LATEST; pinned to version %s (the same code) before the update", alias, v), nil
+		return func(f *Function) { f.Previous, f.AliasRevision, f.BaseRevision = p.Version, p.AliasRevision, p.BaseRevision },
+			fmt.Sprintf("alias %s followed $LATEST; pinned to version %s (the same code) before the update", alias, p.Version), nil
 	}); err != nil {
 		return err
 	}

@@ -54,8 +54,8 @@ func (f *fakeFleet) Upload(ctx context.Context, a release.Artifacts, key string,
 	return f.hook("Upload", key)
 }
 
-func (f *fakeFleet) Pin(ctx context.Context, alias string, fn release.Function) (string, string, error) {
-	return "", "", errors.New("not used")
+func (f *fakeFleet) Pin(ctx context.Context, alias string, fn release.Function) (release.Pinned, error) {
+	return release.Pinned{}, errors.New("not used")
 }
 
 func (f *fakeFleet) Publish(ctx context.Context, a release.Artifacts, fn release.Function) (string, error) {

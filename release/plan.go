@@ -106,7 +106,7 @@ func FunctionsOf(rows []PlanRow) []Function {
 		}
 		fn := Function{
 			Name: r.Name, FunctionName: r.FunctionName, ArtifactKey: r.ArtifactKey, CodeSha256: r.CodeSha256,
-			BaseRevision: r.Current.LatestRevision,
+			BaseRevision: r.Current.LatestRevision, BaseCodeSha256: r.Current.LatestCodeSha256,
 		}
 		switch {
 		case !r.Current.AliasExists:

@@ -109,6 +109,8 @@ type Function struct {
 	// BaseRevision is $LATEST's RevisionId when the release was planned: the code update's
 	// precondition, so a function changed by someone else since is not overwritten.
 	BaseRevision string `json:"baseRevision,omitempty"`
+	// BaseCodeSha256 is $LATEST's code when the release was planned.
+	BaseCodeSha256 string `json:"baseCodeSha256,omitempty"`
 	// AliasRevision is the alias's RevisionId as the release last saw or left it.
 	AliasRevision string `json:"aliasRevision,omitempty"`
 	// AliasMissing says the alias did not exist before the release.

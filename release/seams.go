@@ -21,9 +21,9 @@ type Fleet interface {
 	Inspect(ctx context.Context, functionName, alias string) (Current, error)
 	// Upload makes sure the artifact is in the bucket, uploading it from src when it is not.
 	Upload(ctx context.Context, a Artifacts, key string, src ArtifactSource) error
-	// Pin points an alias that follows $LATEST at a published version of the code it serves, so
-	// that updating the code moves no traffic. It returns the version and the alias's RevisionId.
-	Pin(ctx context.Context, alias string, fn Function) (version, aliasRevision string, err error)
+	// Pin points an alias that follows $LATEST at a published version of the code it served when
+	// the release was planned (fn.BaseCodeSha256), so that updating the code moves no traffic.
+	Pin(ctx context.Context, alias string, fn Function) (Pinned, error)
 	// Publish puts the release's code in the function and publishes it, returning the version.
 	Publish(ctx context.Context, a Artifacts, fn Function) (version string, err error)
 	// Route sets the alias: all traffic on Primary except Weight on Extra (no Extra: none), or
@@ -42,6 +42,14 @@ type Current struct {
 	AliasRevision    string
 	// AliasCodeSha256 is the code of the alias's primary version: what the alias serves.
 	AliasCodeSha256 string
+}
+
+// Pinned is what pinning left: the version the alias now points at, the alias's RevisionId, and
+// $LATEST's RevisionId (publishing moved it), the code update's new precondition.
+type Pinned struct {
+	Version       string
+	AliasRevision string
+	BaseRevision  string
 }
 
 // Routing is where an alias sends traffic.

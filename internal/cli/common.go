@@ -216,16 +216,31 @@ func lockTTL() time.Duration {
 }
 
 // takeLock takes an environment's lock for a release: free, expired, or held by a dead process of
-// this host.
+// this host. A lock held for another release that has not ended is never taken, whatever its lease:
+// that release must be resumed or rolled back first.
 func takeLock(ctx context.Context, st store.Store, r *release.Release, me string) error {
 	key := release.LockKey(r.Service, r.Environment)
 	now := time.Now()
 	l := store.Lock{Key: key, Holder: r.ID, Owner: me, ExpiresAt: now.Add(lockTTL())}
 	takeOver := ""
-	if cur, err := st.GetLock(ctx, key); err == nil && cur != nil && deadOwner(cur.Owner) {
+	cur, err := st.GetLock(ctx, key)
+	if err != nil {
+		return err
+	}
+	if cur != nil && cur.Holder != r.ID {
+		other, err := st.GetRelease(ctx, cur.Holder)
+		if err == nil && !other.Phase.Final() {
+			msg := fmt.Sprintf("release %s holds the lock on %s since %s (it is at %s)", other.ID, key, cur.AcquiredAt.UTC().Format(time.RFC3339), other.Describe())
+			if !cur.ExpiresAt.After(now) || deadOwner(cur.Owner) {
+				msg += fmt.Sprintf("; the process driving it is gone: `aviary resume %s` continues it, `aviary rollback %s` ends it", other.ID, other.ID)
+			}
+			return exitError{ExitLocked, errors.New(msg)}
+		}
+	}
+	if cur != nil && deadOwner(cur.Owner) {
 		takeOver = cur.Owner
 	}
-	_, err := st.AcquireLock(ctx, l, now, takeOver)
+	_, err = st.AcquireLock(ctx, l, now, takeOver)
 	var held *store.LockHeldError
 	if errors.As(err, &held) {
 		return exitError{ExitLocked, err}

@@ -73,7 +73,7 @@ func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af 
 		if err != nil {
 			return r, err
 		}
-		if cur.Phase.Final() {
+		if cur.Phase.Final() && locked == nil {
 			fmt.Fprintf(log, "%s  %s\n", time.Now().Format("15:04:05"), cur.Describe())
 			return cur, nil
 		}
@@ -109,26 +109,12 @@ func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af 
 	return final, err
 }
 
-// request records an operator's request on a release (conditional on its revision, retried on
-// conflict), with its audit entry in the same write.
-func request(ctx context.Context, st store.Store, id string, mutate func(r *release.Release) (event string, err error)) (*release.Release, error) {
+// request records an operator's request (or, for an ended release, its reopening) on a release:
+// conditional on the revision it read, retried on conflict, with its audit entry in the same write.
+// Entries the last writer did not get to append are appended first.
+func request(ctx context.Context, st store.Store, id string, mutate func(r *release.Release) (*release.Event, error)) (*release.Release, error) {
 	for {
 		r, err := st.GetRelease(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		msg, err := mutate(r)
-		if err != nil || msg == "" {
-			return r, err
-		}
-		now := time.Now()
-		r.UpdatedAt = now
-		r.Outbox = []release.Event{{ReleaseID: r.ID, Key: fmt.Sprintf("%s/%d/request", r.ID, r.Revision), Time: now, Actor: actor(), Source: source(),
-			Kind: release.EventRequest, Phase: r.Phase, Message: msg}}
-		err = st.UpdateRelease(ctx, r)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
 		if err != nil {
 			return nil, err
 		}
@@ -137,6 +123,25 @@ func request(ctx context.Context, st store.Store, id string, mutate func(r *rele
 			if err := st.AppendEvent(ctx, &ev); err != nil {
 				return nil, err
 			}
+		}
+		ev, err := mutate(r)
+		if err != nil || ev == nil {
+			return r, err
+		}
+		now := time.Now()
+		r.UpdatedAt = now
+		ev.ReleaseID, ev.Key, ev.Time = r.ID, fmt.Sprintf("%s/%d/request", r.ID, r.Revision), now
+		ev.Actor, ev.Source = actor(), source()
+		r.Outbox = []release.Event{*ev}
+		err = st.UpdateRelease(ctx, r)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := st.AppendEvent(ctx, ev); err != nil {
+			return nil, err
 		}
 		return r, nil
 	}

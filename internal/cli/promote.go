@@ -25,21 +25,22 @@ func (c *promoteCmd) Run(e *env) error {
 	}
 	defer st.Close()
 	log := logWriter(e, c.outputFlags)
-	if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (string, error) {
+	if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (*release.Event, error) {
 		switch {
 		case r.Phase.Final() || r.Phase == release.Promoting:
-			return "", badInput("release %s is %s: there is nothing to promote", r.ID, r.Describe())
+			return nil, badInput("release %s is %s: there is nothing to promote", r.ID, r.Describe())
 		case r.Phase == release.RollingBack:
-			return "", badInput("release %s is rolling back (%s): it cannot be promoted", r.ID, r.Reason)
+			return nil, badInput("release %s is rolling back (%s): it cannot be promoted", r.ID, r.Reason)
 		case r.Request != nil && r.Request.Action == release.RequestRollback:
-			return "", badInput("a rollback of release %s was requested by %s first", r.ID, r.Request.By)
+			return nil, badInput("a rollback of release %s was requested by %s first", r.ID, r.Request.By)
 		}
 		r.Request = &release.Request{Action: release.RequestPromote, By: actor(), Reason: c.Reason, At: time.Now(), Now: c.Now}
 		when := "after the current step's bake"
 		if c.Now {
 			when = "now"
 		}
-		return fmt.Sprintf("promotion requested by %s (%s): skip the remaining steps", actor(), when), nil
+		return &release.Event{Kind: release.EventRequest, Phase: r.Phase,
+			Message: fmt.Sprintf("promotion requested by %s (%s): skip the remaining steps", actor(), when)}, nil
 	}); err != nil {
 		return err
 	}

@@ -43,19 +43,28 @@ func (c *rollbackCmd) Run(e *env) error {
 		return nil
 	case release.Promoted, release.Failed:
 		// Ended: nobody drives it. Roll it back here, under the lock — and only if it is still
-		// what the environment runs.
-		latest, err := st.ListReleases(e.ctx, store.Filter{Service: r.Service, Environment: r.Environment, Limit: 1})
-		if err != nil {
-			return err
+		// what the environment runs (checked again under the lock).
+		latest := func() error {
+			rs, err := st.ListReleases(e.ctx, store.Filter{Service: r.Service, Environment: r.Environment, Limit: 1})
+			if err != nil {
+				return err
+			}
+			if len(rs) > 0 && rs[0].ID != r.ID {
+				return badInput("release %s is not the latest of %s (%s is): roll that one back instead", r.ID, r.Environment, rs[0].ID)
+			}
+			return nil
 		}
-		if len(latest) > 0 && latest[0].ID != r.ID {
-			return badInput("release %s is not the latest of %s (%s is): roll that one back instead", r.ID, r.Environment, latest[0].ID)
+		if err := latest(); err != nil {
+			return err
 		}
 		from := r.Phase
 		locked = func() error {
-			_, err := request(e.ctx, st, r.ID, func(r *release.Release) (string, error) {
+			if err := latest(); err != nil {
+				return err
+			}
+			_, err := request(e.ctx, st, r.ID, func(r *release.Release) (*release.Event, error) {
 				if r.Phase != from {
-					return "", fmt.Errorf("release %s moved to %s meanwhile", r.ID, r.Phase)
+					return nil, fmt.Errorf("release %s moved to %s meanwhile", r.ID, r.Phase)
 				}
 				r.Phase, r.EndedAt = release.RollingBack, time.Time{}
 				r.Reason = fmt.Sprintf("rollback requested by %s after the release %s: %s", actor(), from, reason)
@@ -63,20 +72,22 @@ func (c *rollbackCmd) Run(e *env) error {
 				for i := range r.Functions {
 					r.Functions[i].RolledBack = false
 				}
-				return fmt.Sprintf("%s → %s: %s", from, release.RollingBack, r.Reason), nil
+				return &release.Event{Kind: release.EventTransition, Phase: release.RollingBack,
+					Message: fmt.Sprintf("%s → %s: %s", from, release.RollingBack, r.Reason),
+					Data:    map[string]any{"from": string(from), "to": string(release.RollingBack)}}, nil
 			})
 			return err
 		}
 	default:
-		if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (string, error) {
+		if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (*release.Event, error) {
 			if r.Request != nil && r.Request.Action == release.RequestRollback {
-				return "", nil // already asked
+				return nil, nil // already asked
 			}
 			if r.Phase.Final() {
-				return "", fmt.Errorf("release %s reached %s meanwhile; run rollback again to roll it back from there", r.ID, r.Phase)
+				return nil, fmt.Errorf("release %s reached %s meanwhile; run rollback again to roll it back from there", r.ID, r.Phase)
 			}
 			r.Request = &release.Request{Action: release.RequestRollback, By: actor(), Reason: reason, At: time.Now()}
-			return fmt.Sprintf("rollback requested by %s: %s", actor(), reason), nil
+			return &release.Event{Kind: release.EventRequest, Phase: r.Phase, Message: fmt.Sprintf("rollback requested by %s: %s", actor(), reason)}, nil
 		}); err != nil {
 			return err
 		}
@@ -86,8 +97,12 @@ func (c *rollbackCmd) Run(e *env) error {
 	if err != nil || final == nil {
 		return finish(e, c.outputFlags, log, final, err)
 	}
-	if err := finish(e, c.outputFlags, log, final, nil); err != nil && final.Phase != release.RolledBack {
-		return err
+	err = finish(e, c.outputFlags, log, final, nil)
+	if final.Phase == release.RolledBack {
+		return nil // what was asked
 	}
-	return nil
+	if err == nil {
+		err = fmt.Errorf("release %s ended %s, not rolled back", final.ID, final.Describe())
+	}
+	return err
 }
