@@ -484,7 +484,9 @@ func (e *Engine) publish(ctx context.Context, r *Release) error {
 		if err != nil {
 			return nil, "", err
 		}
-		return func(f *Function) { f.Previous, f.AliasRevision, f.BaseRevision = p.Version, p.AliasRevision, p.BaseRevision },
+		return func(f *Function) {
+				f.Previous, f.AliasRevision, f.BaseRevision = p.Version, p.AliasRevision, p.BaseRevision
+			},
 			fmt.Sprintf("alias %s followed $LATEST; pinned to version %s (the same code) before the update", alias, p.Version), nil
 	}); err != nil {
 		return err
