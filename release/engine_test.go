@@ -361,13 +361,57 @@ func TestLostLockStopsTheEngine(t *testing.T) {
 	fx := setup(t, release.Step{Weight: 0.1, Bake: time.Hour})
 	e := fx.engine(nil)
 	e.LockTTL = 60 * time.Millisecond
-	go func() {
-		// Another process takes the lock over (as after our lease ran out).
-		time.Sleep(50 * time.Millisecond)
-		fx.st.AcquireLock(context.Background(), store.Lock{Key: "shop/prod", Holder: "rel-1", Owner: "other", ExpiresAt: time.Now().Add(time.Hour)}, time.Now().Add(time.Hour), "me")
-	}()
+	// Another process has taken the lock over (as after our lease ran out): the engine's next
+	// renewal finds out, and it stops in the middle of its hour-long bake.
+	if _, err := fx.st.AcquireLock(context.Background(), store.Lock{Key: "shop/prod", Holder: "rel-1", Owner: "other", ExpiresAt: time.Now().Add(time.Hour)}, time.Now(), "me"); err != nil {
+		t.Fatal(err)
+	}
 	_, err := e.Run(context.Background(), "rel-1")
 	if !errors.Is(err, release.ErrLockLost) {
 		t.Fatalf("Run = %v, want ErrLockLost", err)
 	}
+}
+
+// A rollback requested after the last alias was promoted, just before the release records itself
+// promoted, is not lost: the engine decides again and rolls back.
+func TestRequestJustBeforeTheFinalTransition(t *testing.T) {
+	fx := setup(t)
+	ctx := context.Background()
+	e := fx.engine(nil)
+	e.Store = &requestBefore{Store: fx.st, phase: release.Promoted}
+	r, err := e.Run(ctx, "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != release.RolledBack || !strings.Contains(r.Reason, "second thoughts") {
+		t.Fatalf("phase %s (%s): the request was lost", r.Phase, r.Reason)
+	}
+	for _, fn := range fns {
+		if a := fx.fleet.alias(fn); a.Primary != "1" || a.Extra != "" {
+			t.Errorf("%s: %+v", fn, a)
+		}
+	}
+}
+
+// requestBefore is a store on which an operator's rollback request lands just before the engine
+// writes the given phase.
+type requestBefore struct {
+	*sqlite.Store
+	phase release.Phase
+	done  bool
+}
+
+func (s *requestBefore) UpdateRelease(ctx context.Context, r *release.Release) error {
+	if r.Phase == s.phase && !s.done {
+		s.done = true
+		cur, err := s.Store.GetRelease(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		cur.Request = &release.Request{Action: release.RequestRollback, By: "operator", Reason: "second thoughts", At: time.Now()}
+		if err := s.Store.UpdateRelease(ctx, cur); err != nil {
+			return err
+		}
+	}
+	return s.Store.UpdateRelease(ctx, r)
 }

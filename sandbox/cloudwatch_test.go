@@ -271,6 +271,27 @@ func TestAlarms(t *testing.T) {
 	if err != nil || len(byMetric.MetricAlarms) != 1 {
 		t.Errorf("DescribeAlarmsForMetric: %v %+v", err, byMetric)
 	}
+	// Periods that do not divide a day evaluate too (periods align to the epoch, as the data do).
+	seven := *alarm
+	seven.AlarmName, seven.Period, seven.EvaluationPeriods, seven.DatapointsToAlarm = aws.String("seven-seconds"), aws.Int32(7), aws.Int32(1), aws.Int32(1)
+	seven.Dimensions = dims("Service", "payments")
+	if _, err := e.cw.PutMetricAlarm(c, &seven); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		e.cw.PutMetricData(c, &cloudwatch.PutMetricDataInput{Namespace: aws.String("App"), MetricData: []cwtypes.MetricDatum{
+			{MetricName: aws.String("Errors"), Dimensions: dims("Service", "payments"), Value: aws.Float64(9)}}})
+		out, err := e.cw.DescribeAlarms(c, &cloudwatch.DescribeAlarmsInput{AlarmNames: []string{"seven-seconds"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.MetricAlarms[0].StateValue == cwtypes.StateValueAlarm {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a 7-second alarm over breaching data stayed %s", out.MetricAlarms[0].StateValue)
+		}
+	}
 	// Invalid alarms are refused.
 	bad := *alarm
 	bad.DatapointsToAlarm = aws.Int32(3)

@@ -294,6 +294,11 @@ func TestListVersionsPagination(t *testing.T) {
 			t.Fatalf("version %d listed as %s: not in order", i+1, v)
 		}
 	}
+	// A page never holds more than 50, whatever MaxItems asks.
+	big, err := e.lambda.ListVersionsByFunction(c, &lambda.ListVersionsByFunctionInput{FunctionName: aws.String("many"), MaxItems: aws.Int32(100)})
+	if err != nil || len(big.Versions) != 50 || big.NextMarker == nil {
+		t.Errorf("MaxItems 100: %v, %d versions", err, len(big.Versions))
+	}
 	_, err = e.lambda.ListVersionsByFunction(c, &lambda.ListVersionsByFunctionInput{FunctionName: aws.String("many"), Marker: aws.String("garbage")})
 	wantAPIError[*lambdatypes.InvalidParameterValueException](t, err, 400)
 }

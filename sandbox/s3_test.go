@@ -96,6 +96,15 @@ func TestS3Objects(t *testing.T) {
 	if code := errorCode(err); code != "PreconditionFailed" {
 		t.Errorf("If-None-Match on an existing key: %v", err)
 	}
+	// A body that does not match its SHA-256 checksum is refused, and nothing is stored.
+	_, err = e.s3.PutObject(c, &s3.PutObjectInput{Bucket: aws.String("objects"), Key: aws.String("checked.zip"), Body: strings.NewReader("the real body"),
+		ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256, ChecksumSHA256: aws.String("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=")})
+	if code := errorCode(err); code != "BadDigest" {
+		t.Errorf("a body that does not match its checksum: %v", err)
+	}
+	if _, err := e.s3.HeadObject(c, &s3.HeadObjectInput{Bucket: aws.String("objects"), Key: aws.String("checked.zip")}); err == nil {
+		t.Error("the mismatching body was stored")
+	}
 	if _, err := e.s3.DeleteObject(c, &s3.DeleteObjectInput{Bucket: aws.String("objects"), Key: aws.String("top.zip")}); err != nil {
 		t.Fatal(err)
 	}

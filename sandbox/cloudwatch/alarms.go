@@ -103,7 +103,7 @@ func (s *Service) putMetricAlarm(in *putMetricAlarmInput) *apiError {
 	m.Threshold, m.ComparisonOperator, m.TreatMissingData = *in.Threshold, in.ComparisonOperator, in.TreatMissingData
 	m.AlarmConfigurationUpdatedTimestamp = ts{now}
 	// The first evaluation comes when the current period closes, as on AWS.
-	a.LastEvaluated = now.Truncate(time.Duration(m.Period) * time.Second)
+	a.LastEvaluated = periodStart(now, m.Period)
 	verb := "updated"
 	if !exists {
 		verb = "created"
@@ -320,14 +320,20 @@ func (s *Service) evaluateLoop() {
 	}
 }
 
+// periodStart is the start of the period holding t, aligned to the Unix epoch as the stored
+// metrics' periods are.
+func periodStart(t time.Time, period int) time.Time {
+	p := int64(max(period, 1))
+	return time.Unix(t.Unix()/p*p, 0)
+}
+
 // evaluateAll evaluates every alarm whose period closed since its last evaluation.
 func (s *Service) evaluateAll(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	changed := false
 	for _, a := range s.alarms {
-		period := time.Duration(a.Period) * time.Second
-		closed := now.Truncate(period)
+		closed := periodStart(now, a.Period)
 		if !a.LastEvaluated.Before(closed) {
 			continue
 		}

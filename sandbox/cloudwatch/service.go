@@ -454,6 +454,8 @@ func (s *Service) putMetricData(in *putMetricDataInput) *apiError {
 		return invalidParameter("The collection MetricData must not have a size greater than 1000.")
 	}
 	now := s.cfg.Now()
+	// The whole request is validated before anything is recorded: CloudWatch takes all or nothing.
+	times := make([]time.Time, len(in.MetricData))
 	for i, d := range in.MetricData {
 		if d.MetricName == "" {
 			return missingParameter(fmt.Sprintf("MetricData.member.%d.MetricName", i+1))
@@ -470,18 +472,21 @@ func (s *Service) putMetricData(in *putMetricDataInput) *apiError {
 		}
 		if n != 1 {
 			return &apiError{Shape: "InvalidParameterCombinationException", Code: "InvalidParameterCombination", Status: 400, Sender: true,
-				Message: fmt.Sprintf("The parameters MetricData.member.%d.Value, MetricData.member.%d.StatisticValues and MetricData.member.%d.Values are mutually exclusive and you have specified exactly one of them.", i+1, i+1, i+1)}
+				Message: fmt.Sprintf("The parameters MetricData.member.%d.Value, MetricData.member.%d.StatisticValues and MetricData.member.%d.Values are mutually exclusive: specify exactly one of them.", i+1, i+1, i+1)}
 		}
 		if len(d.Counts) > 0 && len(d.Counts) != len(d.Values) {
 			return invalidParameter("The parameters MetricData.member.%d.Values and MetricData.member.%d.Counts must be of the same size.", i+1, i+1)
 		}
-		t := now
+		times[i] = now
 		if d.Timestamp != nil {
-			t = d.Timestamp.Time
+			times[i] = d.Timestamp.Time
 		}
-		if t.Before(now.Add(-14*24*time.Hour)) || t.After(now.Add(2*time.Hour)) {
+		if times[i].Before(now.Add(-14*24*time.Hour)) || times[i].After(now.Add(2*time.Hour)) {
 			return invalidParameter("The parameter MetricData.member.%d.Timestamp must specify a time no more than two weeks in the past or two hours in the future.", i+1)
 		}
+	}
+	for i, d := range in.MetricData {
+		t := times[i]
 		res := s.cfg.Resolution
 		if d.StorageResolution == 1 {
 			res = time.Second

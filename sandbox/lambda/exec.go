@@ -68,6 +68,7 @@ type pool struct {
 	spec    envSpec
 	mu      sync.Mutex
 	idle    []*execEnv
+	all     map[*execEnv]bool // every live environment, idle or busy
 	live    int
 	retired bool
 	freed   chan struct{} // closed and replaced whenever an environment frees up
@@ -89,10 +90,10 @@ func (e *executor) pool(key poolKey, spec envSpec) (*pool, error) {
 	for k, p := range e.pools {
 		if k.fn == key.fn && k.version == key.version && k.gen < key.gen {
 			delete(e.pools, k)
-			go p.retire()
+			go p.retire(false)
 		}
 	}
-	p := &pool{e: e, key: key, spec: spec, freed: make(chan struct{})}
+	p := &pool{e: e, key: key, spec: spec, freed: make(chan struct{}), all: map[*execEnv]bool{}}
 	e.pools[key] = p
 	return p, nil
 }
@@ -109,7 +110,7 @@ func (e *executor) retire(fn, version string) {
 	}
 	e.mu.Unlock()
 	for _, p := range gone {
-		p.retire()
+		p.retire(false)
 	}
 }
 
@@ -128,7 +129,7 @@ func (e *executor) close() {
 	e.pools = map[poolKey]*pool{}
 	e.mu.Unlock()
 	for _, p := range pools {
-		p.retire()
+		p.retire(true)
 	}
 	e.wg.Wait()
 }
@@ -157,6 +158,7 @@ func (e *executor) reapIdle() {
 			for _, env := range p.idle {
 				if env.idleSince.Before(cutoff) {
 					stale = append(stale, env)
+					delete(p.all, env)
 					p.live--
 				} else {
 					keep = append(keep, env)
@@ -171,16 +173,27 @@ func (e *executor) reapIdle() {
 	}
 }
 
-func (p *pool) retire() {
+// retire stops the pool's environments: the idle ones now, busy ones when their invocation ends —
+// or now too if busy is set (the sandbox is stopping).
+func (p *pool) retire(busy bool) {
 	p.mu.Lock()
 	p.retired = true
-	idle := p.idle
+	victims := p.idle
+	if busy {
+		victims = nil
+		for env := range p.all {
+			victims = append(victims, env)
+		}
+	}
+	for _, env := range p.idle {
+		delete(p.all, env)
+	}
+	p.live -= len(p.idle)
 	p.idle = nil
-	p.live -= len(idle)
 	close(p.freed)
 	p.freed = make(chan struct{})
 	p.mu.Unlock()
-	for _, env := range idle {
+	for _, env := range victims {
 		env.kill()
 	}
 }
@@ -213,6 +226,14 @@ func (p *pool) acquire(ctx context.Context, wait bool) (*execEnv, error) {
 		if n := len(p.idle); n > 0 {
 			env := p.idle[n-1]
 			p.idle = p.idle[:n-1]
+			if !env.alive() {
+				// It exited while idle: it is not reused.
+				delete(p.all, env)
+				p.live--
+				p.mu.Unlock()
+				p.e.unreserve(p.spec.Function)
+				continue
+			}
 			p.mu.Unlock()
 			return env, nil
 		}
@@ -221,13 +242,15 @@ func (p *pool) acquire(ctx context.Context, wait bool) (*execEnv, error) {
 			spec := p.spec
 			p.mu.Unlock()
 			env, err := startEnvironment(p, spec)
+			p.mu.Lock()
 			if err != nil {
-				p.mu.Lock()
 				p.live--
 				p.mu.Unlock()
 				p.e.unreserve(p.spec.Function)
 				return nil, err
 			}
+			p.all[env] = true
+			p.mu.Unlock()
 			return env, nil
 		}
 		freed := p.freed
@@ -280,6 +303,7 @@ func (p *pool) release(env *execEnv) {
 		env.idleSince = time.Now()
 		p.idle = append(p.idle, env)
 	} else {
+		delete(p.all, env)
 		p.live--
 	}
 	close(p.freed)

@@ -85,7 +85,11 @@ func (s *Service) invoke(ctx context.Context, req invokeRequest) (invokeResponse
 	case "DryRun":
 		return invokeResponse{Status: http.StatusNoContent}, nil
 	case "Event":
-		go s.runAsync(t, req.Payload, clientContext)
+		s.async.Add(1)
+		go func() {
+			defer s.async.Done()
+			s.runAsync(t, req.Payload, clientContext)
+		}()
 		return invokeResponse{Status: http.StatusAccepted}, nil
 	}
 

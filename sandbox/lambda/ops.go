@@ -64,7 +64,7 @@ func (s *Service) createFunction(in createFunctionInput) (functionConfiguration,
 	if in.PackageType == "Image" {
 		return functionConfiguration{}, invalidParam("The sandbox runs Zip functions only; PackageType Image is not supported.")
 	}
-	if in.Runtime == "" {
+	if in.Runtime == "" || in.Handler == "" {
 		return functionConfiguration{}, invalidParam("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
 	}
 	if !runtimes[in.Runtime] {
@@ -88,10 +88,10 @@ func (s *Service) createFunction(in createFunctionInput) (functionConfiguration,
 	}); aerr != nil {
 		return functionConfiguration{}, aerr
 	}
+	if err := checkArchitectures(in.Architectures); err != nil {
+		return functionConfiguration{}, err
+	}
 	if len(in.Architectures) > 0 {
-		if len(in.Architectures) != 1 || (in.Architectures[0] != "x86_64" && in.Architectures[0] != "arm64") {
-			return functionConfiguration{}, validation("architectures", strings.Join(in.Architectures, ","), "Member must have length less than or equal to 1 and satisfy enum value set: [x86_64, arm64]")
-		}
 		v.Architectures = slices.Clone(in.Architectures)
 	}
 	zipBytes, aerr := s.fetchCode(*in.Code)
@@ -128,6 +128,14 @@ func (s *Service) createFunction(in createFunctionInput) (functionConfiguration,
 	}
 	s.save()
 	return out, nil
+}
+
+// checkArchitectures: at most one, x86_64 or arm64.
+func checkArchitectures(a []string) *APIError {
+	if len(a) > 1 || len(a) == 1 && a[0] != "x86_64" && a[0] != "arm64" {
+		return validation("architectures", strings.Join(a, ","), "Member must have length less than or equal to 1 and satisfy enum value set: [x86_64, arm64]")
+	}
+	return nil
 }
 
 type configChange struct {
@@ -225,7 +233,9 @@ func (s *Service) lookup(raw string) (*function, string, *APIError) {
 	if !ok {
 		return nil, "", notFound("Function not found: %s", s.functionARN(name))
 	}
-	f.settle(s.cfg.Now())
+	if f.settle(s.cfg.Now()) {
+		s.save() // a settled state (and its new RevisionId) outlives a restart
+	}
 	return f, q, nil
 }
 
@@ -310,6 +320,9 @@ func (s *Service) updateFunctionCode(raw string, in updateFunctionCodeInput) (fu
 	if err != nil {
 		return functionConfiguration{}, err
 	}
+	if err := checkArchitectures(in.Architectures); err != nil {
+		return functionConfiguration{}, err
+	}
 	zipBytes, err := s.fetchCode(in.functionCode)
 	if err != nil {
 		return functionConfiguration{}, err
@@ -336,7 +349,7 @@ func (s *Service) updateFunctionCode(raw string, in updateFunctionCodeInput) (fu
 		return functionConfiguration{}, apiErr("ServiceException", "store code: %v", ferr)
 	}
 	v := f.Latest
-	if len(in.Architectures) == 1 {
+	if len(in.Architectures) > 0 {
 		v.Architectures = slices.Clone(in.Architectures)
 	}
 	v.CodeSha256, v.CodeKey, v.CodeSize = sha, key, int64(len(zipBytes))
@@ -444,7 +457,8 @@ func (s *Service) listVersions(raw, marker string, maxItems int) (listVersionsOu
 	for _, v := range f.sortedVersions() {
 		all = append(all, s.configuration(f, v, v.Version))
 	}
-	page, next, err := paginate(all, marker, maxItems)
+	// ListVersionsByFunction answers at most 50 items a page, even if MaxItems is higher.
+	page, next, err := paginate(all, marker, min(maxItems, 50))
 	if err != nil {
 		return listVersionsOutput{}, err
 	}
@@ -467,7 +481,8 @@ func (s *Service) listFunctions(marker string, maxItems int, allVersions bool) (
 			}
 		}
 	}
-	page, next, err := paginate(all, marker, maxItems)
+	// ListFunctions answers at most 50 items a page, even if MaxItems is higher.
+	page, next, err := paginate(all, marker, min(maxItems, 50))
 	if err != nil {
 		return listFunctionsOutput{}, err
 	}
@@ -725,10 +740,16 @@ func (s *Service) accountSettings() accountSettingsOutput {
 			total += v.CodeSize
 		}
 	}
+	unreserved := s.cfg.MaxConcurrency
+	for _, f := range s.fns {
+		if f.Reserved != nil {
+			unreserved -= *f.Reserved
+		}
+	}
 	return accountSettingsOutput{
 		AccountLimit: accountLimit{
 			TotalCodeSize: 80530636800, CodeSizeUnzipped: 262144000, CodeSizeZipped: 52428800,
-			ConcurrentExecutions: s.cfg.MaxConcurrency, UnreservedConcurrentExecutions: s.cfg.MaxConcurrency,
+			ConcurrentExecutions: s.cfg.MaxConcurrency, UnreservedConcurrentExecutions: max(unreserved, 0),
 		},
 		AccountUsage: accountUsage{TotalCodeSize: total, FunctionCount: int64(len(s.fns))},
 	}

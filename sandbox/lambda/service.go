@@ -84,6 +84,7 @@ type Service struct {
 	code    *codeStore
 	exec    *executor
 	closing chan struct{}
+	async   sync.WaitGroup // Event invocations under way
 }
 
 // New starts a Service; Close stops its execution environments.
@@ -128,6 +129,7 @@ func (s *Service) Close() error {
 		close(s.closing)
 	}
 	s.exec.close()
+	s.async.Wait()
 	return s.code.close()
 }
 

@@ -6,6 +6,8 @@ package s3
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -109,6 +111,11 @@ func (s *Service) Handler(g gate.Gate) http.Handler {
 		if _, ok := r.URL.Query()["lifecycle"]; ok && bucket != "" && key == "" {
 			s.serveLifecycle(w, r, bucket)
 			return
+		}
+		if op == "PutObject" || op == "UploadPart" {
+			if !checkSHA256(w, r) {
+				return
+			}
 		}
 		s.fake.ServeHTTP(w, r)
 	})
@@ -215,6 +222,28 @@ func xmlEscape(s string) string {
 	var b bytes.Buffer
 	_ = xml.EscapeText(&b, []byte(s))
 	return b.String()
+}
+
+// checkSHA256 verifies a body against the x-amz-checksum-sha256 its sender computed, as S3 does
+// (a streamed body with a trailing checksum is left to the chunk decoder). It answers BadDigest
+// and reports false on a mismatch.
+func checkSHA256(w http.ResponseWriter, r *http.Request) bool {
+	want := r.Header.Get("x-amz-checksum-sha256")
+	if want == "" || strings.HasPrefix(r.Header.Get("x-amz-content-sha256"), "STREAMING-") {
+		return true
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeS3Error(w, http.StatusBadRequest, "IncompleteBody", err.Error())
+		return false
+	}
+	sum := sha256.Sum256(body)
+	if base64.StdEncoding.EncodeToString(sum[:]) != want {
+		writeS3Error(w, http.StatusBadRequest, "BadDigest", "The SHA256 you specified did not match the calculated checksum.")
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return true
 }
 
 // lifecycleConfiguration is parsed only to validate what PutBucketLifecycleConfiguration stores.
