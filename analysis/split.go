@@ -30,7 +30,7 @@ type SplitTest struct {
 	weightedBad        float64 // Σ w over bad outcomes, for the pooled weight
 
 	// The log ratios of the last weight seen, per alternative: weights change once per step.
-	cachedW                 float64
+	cachedW                float64
 	logCanary, logBaseline []float64
 }
 

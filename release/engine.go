@@ -45,6 +45,8 @@ type Progress struct {
 	Function string
 	Message  string
 	BakeLeft time.Duration
+	// Verdict is the latest health judgement, with ProgressBake and ProgressHealth.
+	Verdict *Verdict
 }
 
 // ProgressKind says what happened.
@@ -56,6 +58,8 @@ const (
 	ProgressFunction
 	ProgressBake
 	ProgressHealth
+	// ProgressAwaiting: the release waits for a person to promote or roll it back.
+	ProgressAwaiting
 )
 
 // errInterrupted: someone else changed the release (a request, or a transition): stop the
@@ -196,7 +200,7 @@ func (e *Engine) advance(ctx context.Context, r *Release) error {
 		case req.Action == RequestRollback && r.Phase != RollingBack:
 			return e.transition(ctx, r, RollingBack, requestReason("rollback", req), nil)
 		case req.Action == RequestPromote && (r.Phase == AwaitingApproval || r.Phase == Shifting && (req.Now || r.StepStarted.IsZero())):
-			return e.transition(ctx, r, Promoting, requestReason("promotion", req), nil)
+			return e.transition(ctx, r, Promoting, requestReason("promotion", req), func(r *Release) { r.Awaiting = "" })
 		}
 	}
 	switch r.Phase {
@@ -206,21 +210,29 @@ func (e *Engine) advance(ctx context.Context, r *Release) error {
 		if err := e.publish(ctx, r); err != nil {
 			return e.rollbackOn(ctx, r, "publishing", err)
 		}
+		if r.Checks != nil && r.Health.PreTraffic == nil {
+			return e.beforeTraffic(ctx, r)
+		}
 		if len(r.Steps) == 0 || (r.Request != nil && r.Request.Action == RequestPromote) {
 			return e.transition(ctx, r, Promoting, "every new version is published; moving all traffic to them", nil)
 		}
 		return e.transition(ctx, r, Shifting, fmt.Sprintf("every new version is published; step 1 of %d: %s on the new versions", len(r.Steps), percent(r.Steps[0].Weight)),
-			func(r *Release) { r.Step, r.StepStarted = 0, time.Time{} })
+			func(r *Release) { e.enterStep(r, 0) })
 	case Shifting:
 		return e.shiftAndBake(ctx, r)
 	case AwaitingApproval:
-		// The approval gate decides here; without one, the release goes on.
-		return e.transition(ctx, r, Promoting, "no approval required", nil)
+		if r.Awaiting == "" {
+			return e.transition(ctx, r, Promoting, "no approval required", nil)
+		}
+		return e.await(ctx, r)
 	case Promoting:
 		if err := e.promote(ctx, r); err != nil {
 			return e.rollbackOn(ctx, r, "promoting", err)
 		}
-		return e.transition(ctx, r, Promoted, "all traffic on the new versions of "+countFunctions(len(r.Functions)), nil)
+		if r.Checks != nil && r.Health.PostTraffic == nil {
+			return e.afterTraffic(ctx, r)
+		}
+		return e.transition(ctx, r, Promoted, "all traffic on the new versions of "+countFunctions(len(r.Functions)), func(r *Release) { r.EndedAt = e.Clock.Now() })
 	case RollingBack:
 		failures := e.rollback(ctx, r)
 		if errors.Is(failures, errInterrupted) || errors.Is(failures, ErrConflict) || context.Cause(ctx) != nil {
@@ -260,7 +272,7 @@ func (e *Engine) rollbackOn(ctx context.Context, r *Release, during string, err 
 
 // transition moves the release to a phase: written (with its audit entry) before anything is
 // done in it.
-func (e *Engine) transition(ctx context.Context, r *Release, to Phase, message string, mutate func(*Release)) error {
+func (e *Engine) transition(ctx context.Context, r *Release, to Phase, message string, mutate func(*Release), extra ...Event) error {
 	from := r.Phase
 	err := e.save(ctx, r, func(r *Release) {
 		if r.Phase != from {
@@ -273,10 +285,13 @@ func (e *Engine) transition(ctx context.Context, r *Release, to Phase, message s
 		if to == Shifting || to == Promoting {
 			r.Moving = true
 		}
+		if to != AwaitingApproval {
+			r.Awaiting = ""
+		}
 		if mutate != nil {
 			mutate(r)
 		}
-	}, Event{Kind: EventTransition, Phase: to, Message: fmt.Sprintf("%s → %s: %s", from, to, message), Data: map[string]any{"from": string(from), "to": string(to)}})
+	}, append(extra, Event{Kind: EventTransition, Phase: to, Message: fmt.Sprintf("%s → %s: %s", from, to, message), Data: map[string]any{"from": string(from), "to": string(to)}})...)
 	if err != nil {
 		return err
 	}
@@ -529,48 +544,114 @@ func (e *Engine) shiftAndBake(ctx context.Context, r *Release) error {
 		if err != nil {
 			return e.rollbackOn(ctx, r, fmt.Sprintf("shifting to step %d", r.Step+1), err)
 		}
-		if err := e.save(ctx, r, func(r *Release) { r.StepStarted = e.Clock.Now() },
-			Event{Kind: EventNote, Message: fmt.Sprintf("step %d of %d: %s on the new versions of every function; baking %s", r.Step+1, len(r.Steps), percent(step.Weight), step.Bake)}); err != nil {
+		if err := e.save(ctx, r, func(r *Release) {
+			now := e.Clock.Now()
+			r.StepStarted = now
+			e.stepRecord(r).Started = now
+		}, Event{Kind: EventNote, Message: fmt.Sprintf("step %d of %d: %s on the new versions of every function; baking %s", r.Step+1, len(r.Steps), percent(step.Weight), step.Bake)}); err != nil {
 			return err
 		}
 	}
-	verdict, err := e.bake(ctx, r, step)
+	v, err := e.bake(ctx, r, step)
 	if err != nil {
 		return err
 	}
-	if verdict.Result == Fail {
-		return e.transition(ctx, r, RollingBack, "health check failed: "+verdict.Reason, nil)
+	n := r.Step + 1
+	healthEvent := Event{Kind: EventHealth, Step: n, Message: fmt.Sprintf("step %d: %s: %s", n, v.Result, v.Reason), Data: v.Data()}
+	record := func(r *Release) {
+		rec := e.stepRecord(r)
+		rec.Ended = e.Clock.Now()
+		rec.Verdict = &v
+	}
+	switch {
+	case v.Result == Fail:
+		return e.transition(ctx, r, RollingBack, fmt.Sprintf("step %d failed its health check: %s", n, v.Reason), record, healthEvent)
+	case v.Result == Inconclusive && r.Checks != nil && r.Checks.OnInconclusive == OnInconclusiveGate:
+		return e.transition(ctx, r, AwaitingApproval, fmt.Sprintf("step %d was inconclusive (%s); waiting for a person to promote or roll back", n, v.Reason),
+			func(r *Release) {
+				record(r)
+				r.Awaiting = fmt.Sprintf("step %d was inconclusive after its longest bake: %s", n, v.Reason)
+			}, healthEvent)
+	case v.Result == Inconclusive && (r.Checks == nil || r.Checks.OnInconclusive != OnInconclusivePromote):
+		return e.transition(ctx, r, RollingBack, fmt.Sprintf("step %d was inconclusive after its longest bake (on_inconclusive: rollback): %s", n, v.Reason), record, healthEvent)
+	}
+	passed := fmt.Sprintf("step %d passed (%s)", n, v.Reason)
+	if v.Result == Inconclusive {
+		passed = fmt.Sprintf("step %d was inconclusive (%s); going on as on_inconclusive: promote says", n, v.Reason)
 	}
 	if req := r.Request; req != nil && req.Action == RequestPromote {
-		return e.transition(ctx, r, Promoting, fmt.Sprintf("step %d passed; %s", r.Step+1, requestReason("promotion", req)), nil)
+		return e.transition(ctx, r, Promoting, fmt.Sprintf("%s; %s", passed, requestReason("promotion", req)), record, healthEvent)
 	}
 	if r.Step+1 < len(r.Steps) {
 		next := r.Step + 1
-		return e.transition(ctx, r, Shifting, fmt.Sprintf("step %d passed (%s); step %d of %d: %s on the new versions", r.Step+1, verdict.Reason, next+1, len(r.Steps), percent(r.Steps[next].Weight)),
-			func(r *Release) { r.Step, r.StepStarted = next, time.Time{} })
+		return e.transition(ctx, r, Shifting, fmt.Sprintf("%s; step %d of %d: %s on the new versions", passed, next+1, len(r.Steps), percent(r.Steps[next].Weight)),
+			func(r *Release) {
+				record(r)
+				e.enterStep(r, next)
+			}, healthEvent)
 	}
-	return e.transition(ctx, r, Promoting, fmt.Sprintf("step %d passed (%s); moving all traffic to the new versions", r.Step+1, verdict.Reason), nil)
+	return e.transition(ctx, r, Promoting, passed+"; moving all traffic to the new versions", record, healthEvent)
+}
+
+// enterStep makes step i current, recording when its shift began.
+func (e *Engine) enterStep(r *Release, i int) {
+	r.Step, r.StepStarted = i, time.Time{}
+	r.Health.Steps = append(r.Health.Steps, StepRecord{Step: i, Weight: r.Steps[i].Weight, Shifted: e.Clock.Now()})
+}
+
+// stepRecord is the current step's record, made if an older record lacks it.
+func (e *Engine) stepRecord(r *Release) *StepRecord {
+	if n := len(r.Health.Steps); n > 0 && r.Health.Steps[n-1].Step == r.Step {
+		return &r.Health.Steps[n-1]
+	}
+	r.Health.Steps = append(r.Health.Steps, StepRecord{Step: r.Step, Weight: r.Steps[r.Step].Weight, Shifted: r.UpdatedAt})
+	return &r.Health.Steps[len(r.Health.Steps)-1]
 }
 
 // bake waits out a step's bake time, judging health and looking for requests as it goes. A failed
-// judgement ends it early.
+// judgement ends it early; an Inconclusive one at the end of the bake extends it, up to the
+// checks' longest bake.
 func (e *Engine) bake(ctx context.Context, r *Release, step Step) (Verdict, error) {
 	end := r.StepStarted.Add(step.Bake)
+	longest := end
+	if r.Checks != nil && r.StepStarted.Add(r.Checks.MaxBake).After(end) {
+		longest = r.StepStarted.Add(r.Checks.MaxBake)
+	}
 	for {
-		v, err := e.Health.Judge(ctx, r, r.StepStarted)
-		if err != nil {
-			return Verdict{}, fmt.Errorf("judge health: %w", err)
+		now := e.Clock.Now()
+		over := !now.Before(end)
+		v := Verdict{Result: Pass, Reason: "bake time over; no health checks configured"}
+		if r.Checks != nil {
+			var err error
+			v, err = e.Health.Judge(ctx, r, over)
+			if err != nil {
+				if context.Cause(ctx) != nil {
+					return Verdict{}, context.Cause(ctx)
+				}
+				// A source that cannot be read fails nothing, and passes nothing either.
+				v = Verdict{Result: Inconclusive, Check: "data", Reason: "could not judge health: " + err.Error()}
+			}
 		}
+		v.At = now
 		if v.Result == Fail {
-			e.observe(Progress{Release: *r, Kind: ProgressHealth, Message: v.Reason})
-			_ = e.save(ctx, r, func(*Release) {}, Event{Kind: EventHealth, Message: "health check failed: " + v.Reason, Data: v.Details})
+			e.observe(Progress{Release: *r, Kind: ProgressHealth, Message: v.Reason, Verdict: &v})
 			return v, nil
 		}
-		left := end.Sub(e.Clock.Now())
-		if left <= 0 && v.Result == Pass {
+		if over && (v.Result == Pass || !now.Before(longest)) {
 			return v, nil
 		}
-		e.observe(Progress{Release: *r, Kind: ProgressBake, BakeLeft: max(left, 0), Message: v.Reason})
+		left := end.Sub(now)
+		if over {
+			left = longest.Sub(now)
+			if rec := e.stepRecord(r); !rec.Extended {
+				n := r.Step + 1
+				if err := e.save(ctx, r, func(r *Release) { e.stepRecord(r).Extended = true },
+					Event{Kind: EventHealth, Step: n, Message: fmt.Sprintf("step %d extended by up to %s: %s", n, left.Round(time.Second), v.Reason), Data: v.Data()}); err != nil {
+					return Verdict{}, err
+				}
+			}
+		}
+		e.observe(Progress{Release: *r, Kind: ProgressBake, BakeLeft: max(left, 0), Message: v.Reason, Verdict: &v})
 		wait := e.Poll
 		if left > 0 && left < wait {
 			wait = left
@@ -587,6 +668,69 @@ func (e *Engine) bake(ctx context.Context, r *Release, step Step) (Verdict, erro
 		if fresh.Revision != r.Revision {
 			*r = *fresh
 			return Verdict{}, errInterrupted
+		}
+	}
+}
+
+// beforeTraffic runs the checks before any alias moves and records what they found; a failure
+// rolls the release back with nothing moved.
+func (e *Engine) beforeTraffic(ctx context.Context, r *Release) error {
+	pre, err := e.Health.BeforeTraffic(ctx, r)
+	if err != nil {
+		return e.rollbackOn(ctx, r, "checking the new versions before traffic", err)
+	}
+	v := pre.Verdict
+	v.At = e.Clock.Now()
+	record := func(r *Release) {
+		r.Health.PreTraffic = &v
+		r.Health.Reference = pre.Reference
+		r.Health.PreexistingAlarms = pre.PreexistingAlarms
+	}
+	ev := Event{Kind: EventHealth, Message: fmt.Sprintf("before traffic: %s: %s", v.Result, v.Reason), Data: v.Data()}
+	if v.Result != Pass {
+		return e.transition(ctx, r, RollingBack, "the checks before traffic failed, so no traffic moved: "+v.Reason, record, ev)
+	}
+	if err := e.save(ctx, r, record, ev); err != nil {
+		return err
+	}
+	e.observe(Progress{Release: *r, Kind: ProgressHealth, Message: "before traffic: " + v.Reason, Verdict: &v})
+	return nil
+}
+
+// afterTraffic runs the checks once every alias is on its new version; a failure rolls back.
+func (e *Engine) afterTraffic(ctx context.Context, r *Release) error {
+	v, err := e.Health.AfterTraffic(ctx, r)
+	if err != nil {
+		return e.rollbackOn(ctx, r, "checking the new versions after traffic", err)
+	}
+	v.At = e.Clock.Now()
+	record := func(r *Release) { r.Health.PostTraffic = &v }
+	ev := Event{Kind: EventHealth, Message: fmt.Sprintf("after traffic: %s: %s", v.Result, v.Reason), Data: v.Data()}
+	if v.Result != Pass {
+		return e.transition(ctx, r, RollingBack, "the checks after traffic failed: "+v.Reason, record, ev)
+	}
+	return e.transition(ctx, r, Promoted, "all traffic on the new versions of "+countFunctions(len(r.Functions))+"; "+v.Reason, func(r *Release) {
+		record(r)
+		r.EndedAt = e.Clock.Now()
+	}, ev)
+}
+
+// await waits, in AwaitingApproval, for someone to promote or roll back the release.
+func (e *Engine) await(ctx context.Context, r *Release) error {
+	for {
+		e.observe(Progress{Release: *r, Kind: ProgressAwaiting, Message: r.Awaiting})
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-e.Clock.After(e.Poll):
+		}
+		fresh, err := e.load(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		if fresh.Revision != r.Revision {
+			*r = *fresh
+			return errInterrupted
 		}
 	}
 }

@@ -271,29 +271,324 @@ func TestPromoteNowSkipsSteps(t *testing.T) {
 	}
 }
 
-type failingHealth struct{}
+// scriptedHealth answers as its funcs say; nil funcs pass.
+type scriptedHealth struct {
+	mu     sync.Mutex
+	before func(*release.Release) release.PreTraffic
+	judge  func(r *release.Release, over bool) (release.Verdict, error)
+	after  func(*release.Release) release.Verdict
+	calls  []string
+}
 
-func (failingHealth) Judge(context.Context, *release.Release, time.Time) (release.Verdict, error) {
-	return release.Verdict{Result: release.Fail, Reason: "canary error rate 40% vs baseline 0%"}, nil
+func (h *scriptedHealth) note(c string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, c)
+}
+
+func (h *scriptedHealth) BeforeTraffic(_ context.Context, r *release.Release) (release.PreTraffic, error) {
+	h.note("before")
+	if h.before != nil {
+		return h.before(r), nil
+	}
+	return release.PreTraffic{Verdict: release.Verdict{Result: release.Pass, Reason: "smoke passed"}}, nil
+}
+
+func (h *scriptedHealth) Judge(_ context.Context, r *release.Release, over bool) (release.Verdict, error) {
+	h.note("judge")
+	if h.judge != nil {
+		return h.judge(r, over)
+	}
+	return release.Verdict{Result: release.Pass, Reason: "no regression"}, nil
+}
+
+func (h *scriptedHealth) AfterTraffic(_ context.Context, r *release.Release) (release.Verdict, error) {
+	h.note("after")
+	if h.after != nil {
+		return h.after(r), nil
+	}
+	return release.Verdict{Result: release.Pass, Reason: "post-traffic hook answered success"}, nil
+}
+
+func (h *scriptedHealth) count(c string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, x := range h.calls {
+		if x == c {
+			n++
+		}
+	}
+	return n
+}
+
+func failing(r *release.Release, over bool) (release.Verdict, error) {
+	return release.Verdict{Result: release.Fail, Reason: "canary error rate 40% vs baseline 0%", Check: "errors", Function: "shop-orders",
+		Functions: map[string]map[string]float64{"shop-orders": {"canaryErrors": 8, "canaryInvocations": 20}}}, nil
+}
+
+// setupChecked is setup with health checks on the release.
+func setupChecked(t *testing.T, checks release.Checks, steps ...release.Step) *fixture {
+	t.Helper()
+	fx := setup(t, steps...)
+	r, err := fx.st.GetRelease(context.Background(), "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Checks = &checks
+	if err := fx.st.UpdateRelease(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	return fx
+}
+
+func healthEvents(t *testing.T, st store.Store, id string) []release.Event {
+	t.Helper()
+	evs, err := st.Events(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []release.Event
+	for _, e := range evs {
+		if e.Kind == release.EventHealth {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func TestHealthFailureRollsBack(t *testing.T) {
-	fx := setup(t, release.Step{Weight: 0.1, Bake: time.Hour})
+	fx := setupChecked(t, release.Checks{MaxBake: time.Hour}, release.Step{Weight: 0.1, Bake: time.Hour})
 	e := fx.engine(nil)
-	e.Health = failingHealth{}
+	e.Health = &scriptedHealth{judge: failing}
 	r, err := e.Run(context.Background(), "rel-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Phase != release.RolledBack || !strings.Contains(r.Reason, "health check failed: canary error rate 40%") {
+	if r.Phase != release.RolledBack || !strings.Contains(r.Reason, "step 1 failed its health check: canary error rate 40%") {
+		t.Fatalf("phase %s, reason %q", r.Phase, r.Reason)
+	}
+	// The record and the audit trail carry the verdict with its numbers.
+	if len(r.Health.Steps) != 1 || r.Health.Steps[0].Verdict == nil || r.Health.Steps[0].Verdict.Numbers()["canaryErrors"] != 8 {
+		t.Fatalf("step records %+v", r.Health.Steps)
+	}
+	if r.Health.PreTraffic == nil || r.Health.PreTraffic.Result != release.Pass {
+		t.Fatalf("pre-traffic verdict %+v", r.Health.PreTraffic)
+	}
+	evs := healthEvents(t, fx.st, "rel-1")
+	if len(evs) != 2 || evs[1].Step != 1 || !strings.Contains(evs[1].Message, "step 1: fail") {
+		t.Fatalf("health events %+v", evs)
+	}
+	fns, _ := evs[1].Data["functions"].(map[string]any)
+	if orders, _ := fns["shop-orders"].(map[string]any); orders["canaryErrors"] != float64(8) {
+		t.Fatalf("audit data %+v", evs[1].Data)
+	}
+	// Every function rolled back, not only the failing one.
+	for _, fn := range fns3() {
+		if a := fx.fleet.alias(fn); a.Primary != "1" || a.Extra != "" {
+			t.Errorf("%s: %+v", fn, a)
+		}
+	}
+}
+
+func fns3() []string { return []string{"shop-api", "shop-orders", "shop-notifier"} }
+
+// A release without checks never asks the health seam anything.
+func TestNoChecksOnlyBakes(t *testing.T) {
+	fx := setup(t, release.Step{Weight: 0.1, Bake: 10 * time.Millisecond})
+	e := fx.engine(nil)
+	h := &scriptedHealth{judge: failing}
+	e.Health = h
+	r, err := e.Run(context.Background(), "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != release.Promoted || len(h.calls) != 0 {
+		t.Fatalf("phase %s, health calls %v", r.Phase, h.calls)
+	}
+}
+
+// A failure before traffic rolls back with no alias moved.
+func TestFailureBeforeTrafficMovesNothing(t *testing.T) {
+	fx := setupChecked(t, release.Checks{}, release.Step{Weight: 0.1, Bake: time.Hour})
+	e := fx.engine(nil)
+	h := &scriptedHealth{before: func(*release.Release) release.PreTraffic {
+		return release.PreTraffic{Verdict: release.Verdict{Result: release.Fail, Check: "smoke", Function: "shop-api", Reason: "smoke invocation of shop-api version 2 failed: Unhandled"}}
+	}}
+	e.Health = h
+	r, err := e.Run(context.Background(), "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != release.RolledBack || !strings.Contains(r.Reason, "no traffic moved: smoke invocation of shop-api") {
+		t.Fatalf("phase %s, reason %q", r.Phase, r.Reason)
+	}
+	if n := fx.fleet.count("Route"); n != 0 {
+		t.Fatalf("%d Route calls; want none", n)
+	}
+	if h.count("judge") != 0 || r.Health.PreTraffic == nil || r.Health.PreTraffic.Check != "smoke" {
+		t.Fatalf("calls %v, pre-traffic %+v", h.calls, r.Health.PreTraffic)
+	}
+}
+
+func inconclusive(r *release.Release, over bool) (release.Verdict, error) {
+	return release.Verdict{Result: release.Inconclusive, Reason: "too little traffic to judge"}, nil
+}
+
+func TestInconclusiveExtendsThenFollowsThePolicy(t *testing.T) {
+	for _, c := range []struct {
+		policy string
+		want   release.Phase
+	}{{release.OnInconclusiveRollback, release.RolledBack}, {release.OnInconclusivePromote, release.Promoted}} {
+		t.Run(c.policy, func(t *testing.T) {
+			fx := setupChecked(t, release.Checks{MaxBake: 150 * time.Millisecond, OnInconclusive: c.policy}, release.Step{Weight: 0.1, Bake: 30 * time.Millisecond})
+			e := fx.engine(nil)
+			var overJudged int
+			e.Health = &scriptedHealth{judge: func(r *release.Release, over bool) (release.Verdict, error) {
+				if over {
+					overJudged++
+				}
+				return inconclusive(r, over)
+			}}
+			r, err := e.Run(context.Background(), "rel-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Phase != c.want {
+				t.Fatalf("phase %s (%s)", r.Phase, r.Reason)
+			}
+			rec := r.Health.Steps[0]
+			if !rec.Extended || rec.Verdict.Result != release.Inconclusive || rec.Ended.Sub(rec.Started) < 150*time.Millisecond {
+				t.Fatalf("step record %+v", rec)
+			}
+			if overJudged < 2 {
+				t.Fatalf("judged %d times after the bake: the step was not extended", overJudged)
+			}
+		})
+	}
+}
+
+// on_inconclusive: gate waits for a person; a promotion request moves it on.
+func TestInconclusiveGateWaitsForAPerson(t *testing.T) {
+	fx := setupChecked(t, release.Checks{MaxBake: 20 * time.Millisecond, OnInconclusive: release.OnInconclusiveGate}, release.Step{Weight: 0.1, Bake: 10 * time.Millisecond})
+	e := fx.engine(nil)
+	e.Health = &scriptedHealth{judge: inconclusive}
+	done := make(chan *release.Release)
+	go func() {
+		r, err := e.Run(context.Background(), "rel-1")
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := fx.st.GetRelease(ctx, "rel-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Phase == release.AwaitingApproval {
+			if !strings.Contains(r.Awaiting, "step 1 was inconclusive") {
+				t.Fatalf("awaiting %q", r.Awaiting)
+			}
+			r.Request = &release.Request{Action: release.RequestPromote, By: "alice", At: time.Now()}
+			if err := fx.st.UpdateRelease(ctx, r); err != nil {
+				continue
+			}
+			break
+		}
+		if r.Phase.Final() || time.Now().After(deadline) {
+			t.Fatalf("phase %s; never awaited approval", r.Phase)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := <-done
+	if r.Phase != release.Promoted || r.Awaiting != "" {
+		t.Fatalf("phase %s, awaiting %q", r.Phase, r.Awaiting)
+	}
+	if got := transitions(t, fx.st, "rel-1"); got != "publishing shifting awaiting-approval promoting promoted" {
+		t.Errorf("transitions %q", got)
+	}
+}
+
+// A health source that cannot be read neither fails nor passes a step.
+func TestJudgeErrorsAreInconclusive(t *testing.T) {
+	fx := setupChecked(t, release.Checks{MaxBake: 40 * time.Millisecond, OnInconclusive: release.OnInconclusiveRollback}, release.Step{Weight: 0.1, Bake: 20 * time.Millisecond})
+	e := fx.engine(nil)
+	e.Health = &scriptedHealth{judge: func(*release.Release, bool) (release.Verdict, error) {
+		return release.Verdict{}, errors.New("GetMetricData: ThrottlingException")
+	}}
+	r, err := e.Run(context.Background(), "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != release.RolledBack || !strings.Contains(r.Reason, "could not judge health: GetMetricData: ThrottlingException") {
 		t.Fatalf("phase %s, reason %q", r.Phase, r.Reason)
 	}
 }
 
-func TestRollbackThatCannotFinishFails(t *testing.T) {
-	fx := setup(t, release.Step{Weight: 0.1, Bake: time.Hour})
+// The post-traffic check runs once all traffic is on the new versions; its failure rolls back.
+func TestAfterTrafficFailureRollsBack(t *testing.T) {
+	fx := setupChecked(t, release.Checks{MaxBake: time.Second}, release.Step{Weight: 0.1, Bake: 10 * time.Millisecond})
 	e := fx.engine(nil)
-	e.Health = failingHealth{}
+	var weightsAtHook []float64
+	e.Health = &scriptedHealth{after: func(r *release.Release) release.Verdict {
+		for _, fn := range r.Functions {
+			if !fn.Promoted {
+				t.Errorf("%s not promoted when the post-traffic hook ran", fn.FunctionName)
+			}
+			weightsAtHook = append(weightsAtHook, fn.Weight)
+		}
+		return release.Verdict{Result: release.Fail, Check: "hook", Reason: "post-traffic hook shop-check answered failure"}
+	}}
+	r, err := e.Run(context.Background(), "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != release.RolledBack || !strings.Contains(r.Reason, "after traffic failed: post-traffic hook") || r.Health.PostTraffic == nil {
+		t.Fatalf("phase %s, reason %q", r.Phase, r.Reason)
+	}
+	for _, fn := range fns3() {
+		if a := fx.fleet.alias(fn); a.Primary != "1" || a.Extra != "" {
+			t.Errorf("%s: %+v", fn, a)
+		}
+	}
+	if got := transitions(t, fx.st, "rel-1"); got != "publishing shifting promoting rolling-back rolled-back" {
+		t.Errorf("transitions %q", got)
+	}
+}
+
+// Every step is recorded with its weight, times and verdict; evidence is judged with the step's
+// record in hand.
+func TestStepRecords(t *testing.T) {
+	fx := setupChecked(t, release.Checks{MaxBake: time.Second}, release.Step{Weight: 0.1, Bake: 10 * time.Millisecond}, release.Step{Weight: 0.5, Bake: 10 * time.Millisecond})
+	e := fx.engine(nil)
+	e.Health = &scriptedHealth{judge: func(r *release.Release, over bool) (release.Verdict, error) {
+		rec := r.Health.Steps[len(r.Health.Steps)-1]
+		if rec.Step != r.Step || rec.Started.IsZero() || rec.Shifted.After(rec.Started) {
+			t.Errorf("judged step %d with record %+v", r.Step, rec)
+		}
+		return release.Verdict{Result: release.Pass, Reason: "no regression"}, nil
+	}}
+	r, err := e.Run(context.Background(), "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != release.Promoted || len(r.Health.Steps) != 2 || r.Health.PostTraffic == nil {
+		t.Fatalf("phase %s, steps %+v", r.Phase, r.Health.Steps)
+	}
+	for i, rec := range r.Health.Steps {
+		if rec.Step != i || rec.Weight != r.Steps[i].Weight || rec.Verdict == nil || rec.Verdict.Result != release.Pass || rec.Ended.Before(rec.Started) {
+			t.Errorf("step %d: %+v", i, rec)
+		}
+	}
+}
+
+func TestRollbackThatCannotFinishFails(t *testing.T) {
+	fx := setupChecked(t, release.Checks{MaxBake: time.Hour}, release.Step{Weight: 0.1, Bake: time.Hour})
+	e := fx.engine(nil)
+	e.Health = &scriptedHealth{judge: failing}
 	fx.fleet.fail = func(call, fn string) error {
 		if call == "Route" && fn == "shop-api" && fx.fleet.count("Route") > 3 { // after the step: during the rollback
 			return errors.New("AccessDeniedException: not allowed")

@@ -59,6 +59,8 @@ type Release struct {
 	Steps       []Step     `json:"steps"`
 	Functions   []Function `json:"functions"`
 	Artifacts   Artifacts  `json:"artifacts"`
+	// Checks say how health is judged; nil: a step passes when its bake ends.
+	Checks *Checks `json:"checks,omitempty"`
 
 	Phase Phase `json:"phase"`
 	// Step is the index of the step being shifted to or baked, while Phase is Shifting.
@@ -67,6 +69,11 @@ type Release struct {
 	StepStarted time.Time `json:"stepStarted,omitzero"`
 	// Reason says why a release is rolling back, rolled back or failed.
 	Reason string `json:"reason,omitempty"`
+	// Awaiting, in AwaitingApproval, says why a person must decide: the release waits for
+	// `aviary promote` or `aviary rollback`.
+	Awaiting string `json:"awaiting,omitempty"`
+	// Health is what the checks found: before traffic, at every step, after traffic.
+	Health HealthRecord `json:"health,omitzero"`
 	// Request is an operator's pending request (rollback, or promote now), acted on by whichever
 	// process drives the release.
 	Request *Request `json:"request,omitempty"`
@@ -87,6 +94,92 @@ type Release struct {
 	UpdatedAt time.Time `json:"updatedAt"`
 	EndedAt   time.Time `json:"endedAt,omitzero"`
 	Revision  int64     `json:"revision"`
+}
+
+// Checks say how a release's health is judged, as the environment's checks were when it was
+// planned (a resumed release is judged as it began).
+type Checks struct {
+	// Alpha bounds the chance of rolling back a canary that is no worse than its baseline.
+	Alpha float64 `json:"alpha"`
+	// Detect is the ratio of error rates a step must have had the traffic to see; a step that
+	// ran too little is Inconclusive.
+	Detect float64 `json:"detect"`
+	// Latency is the baseline percentile slow invocations are counted against (p95, p99); empty:
+	// latency is not judged.
+	Latency       string  `json:"latency,omitempty"`
+	LatencyDetect float64 `json:"latencyDetect,omitempty"`
+	// MaxErrorRate and MaxThrottleRate are catastrophic-failure breakers on the canary alone.
+	MaxErrorRate    float64 `json:"maxErrorRate"`
+	MaxThrottleRate float64 `json:"maxThrottleRate"`
+	// MetricsPeriod is the period of the CloudWatch metrics read (AWS: 1m); MetricsDelay how
+	// long after a period closes its points are trusted to be complete.
+	MetricsPeriod time.Duration `json:"metricsPeriod"`
+	MetricsDelay  time.Duration `json:"metricsDelay"`
+	// Metrics and Logs turn the two sources on.
+	Metrics bool `json:"metrics"`
+	Logs    bool `json:"logs"`
+	// Alarms are CloudWatch alarm names: any in ALARM during a step fails it. One already in
+	// ALARM before the release blocks it only with BlockPreexisting.
+	Alarms           []string `json:"alarms,omitempty"`
+	BlockPreexisting bool     `json:"blockPreexisting,omitempty"`
+	// Smoke invocations of each new version, before traffic and at every step.
+	Smoke []Smoke `json:"smoke,omitempty"`
+	// PreTraffic and PostTraffic are hook functions; each must answer success within HookTimeout.
+	PreTraffic  string        `json:"preTraffic,omitempty"`
+	PostTraffic string        `json:"postTraffic,omitempty"`
+	HookTimeout time.Duration `json:"hookTimeout,omitempty"`
+	// MaxBake is how long an Inconclusive step may bake; then OnInconclusive decides: rollback,
+	// gate (a person decides) or promote.
+	MaxBake        time.Duration `json:"maxBake"`
+	OnInconclusive string        `json:"onInconclusive"`
+}
+
+// Smoke is one smoke invocation: Payload sent to the new version of Function (every function
+// when empty); it passes with no function error and, for each JSON path in Expect, that value.
+type Smoke struct {
+	Function string         `json:"function,omitempty"`
+	Payload  string         `json:"payload,omitempty"`
+	Expect   map[string]any `json:"expect,omitempty"`
+}
+
+// On-inconclusive policies.
+const (
+	OnInconclusiveRollback = "rollback"
+	OnInconclusiveGate     = "gate"
+	OnInconclusivePromote  = "promote"
+)
+
+// HealthRecord is what a release's checks found.
+type HealthRecord struct {
+	PreTraffic  *Verdict `json:"preTraffic,omitempty"`
+	PostTraffic *Verdict `json:"postTraffic,omitempty"`
+	// Reference is each function's baseline latency, measured before traffic moved.
+	Reference map[string]Reference `json:"reference,omitempty"`
+	// PreexistingAlarms were in ALARM before the release began.
+	PreexistingAlarms []string `json:"preexistingAlarms,omitempty"`
+	// Steps records every step the release shifted to, in order.
+	Steps []StepRecord `json:"steps,omitempty"`
+}
+
+// StepRecord is one step as it happened.
+type StepRecord struct {
+	Step   int     `json:"step"`
+	Weight float64 `json:"weight"`
+	// Shifted is when the shift began (before any alias moved), Started when every weight was
+	// in place, Ended when the step was judged.
+	Shifted  time.Time `json:"shifted"`
+	Started  time.Time `json:"started,omitzero"`
+	Ended    time.Time `json:"ended,omitzero"`
+	Extended bool      `json:"extended,omitempty"`
+	Verdict  *Verdict  `json:"verdict,omitempty"`
+}
+
+// Reference is a baseline latency.
+type Reference struct {
+	Percentile string  `json:"percentile"`
+	Millis     float64 `json:"millis"`
+	Samples    int     `json:"samples"`
+	Source     string  `json:"source"`
 }
 
 // Artifacts says where the release's zips are.

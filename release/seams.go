@@ -2,6 +2,8 @@ package release
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -65,9 +67,26 @@ type ArtifactSource interface {
 	Read(key string) ([]byte, error)
 }
 
-// Health judges a step while it bakes.
+// Health checks a release whose Checks are set (a release without them only bakes). Its methods
+// read the release's record, never change it: the engine writes what they return.
 type Health interface {
-	Judge(ctx context.Context, r *Release, since time.Time) (Verdict, error)
+	// BeforeTraffic runs once every new version is published and before any alias moves: smoke
+	// invocations of the new versions, the pre-traffic hook, the alarms already firing and the
+	// baseline latency the latency check compares against.
+	BeforeTraffic(ctx context.Context, r *Release) (PreTraffic, error)
+	// Judge judges the release so far. It is called again and again while a step bakes; over
+	// says the step's bake time is over, so that too little traffic is Inconclusive rather than
+	// a Pass. Before that, only Fail and Pass count.
+	Judge(ctx context.Context, r *Release, over bool) (Verdict, error)
+	// AfterTraffic runs once every alias is wholly on its new version: the post-traffic hook.
+	AfterTraffic(ctx context.Context, r *Release) (Verdict, error)
+}
+
+// PreTraffic is what the checks before traffic found.
+type PreTraffic struct {
+	Verdict           Verdict
+	Reference         map[string]Reference
+	PreexistingAlarms []string
 }
 
 // Result is a health verdict.
@@ -81,22 +100,66 @@ const (
 )
 
 func (r Result) String() string {
-	return [...]string{"pass", "fail", "inconclusive"}[r]
+	switch r {
+	case Pass:
+		return "pass"
+	case Fail:
+		return "fail"
+	case Inconclusive:
+		return "inconclusive"
+	}
+	return fmt.Sprintf("result(%d)", int(r))
+}
+
+// MarshalText writes a result as its name.
+func (r Result) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText reads a result's name.
+func (r *Result) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "pass":
+		*r = Pass
+	case "fail":
+		*r = Fail
+	case "inconclusive":
+		*r = Inconclusive
+	default:
+		return fmt.Errorf("unknown health result %q", b)
+	}
+	return nil
 }
 
 // Verdict is a judgement with the numbers behind it.
 type Verdict struct {
-	Result  Result
-	Reason  string
-	Details map[string]any
+	Result Result `json:"result"`
+	Reason string `json:"reason"`
+	// Check names what decided: errors, latency, ceiling, alarm, smoke, hook or data.
+	Check string `json:"check,omitempty"`
+	// Function is the function whose check decided, when one did.
+	Function string `json:"function,omitempty"`
+	// Functions holds every function's numbers (for errors: canary and baseline invocations and
+	// errors, the statistic and its threshold, the upper bound on the ratio of error rates).
+	Functions map[string]map[string]float64 `json:"functions,omitempty"`
+	// Notes are what the checks noticed without deciding on it (an alarm that was already
+	// firing, a source that could not be read, no data yet).
+	Notes []string  `json:"notes,omitempty"`
+	At    time.Time `json:"at,omitzero"`
 }
 
-// BakeOnly is the health seam's default: a step passes when its bake ends.
-type BakeOnly struct{}
+// Numbers are the deciding function's numbers, if a function decided.
+func (v Verdict) Numbers() map[string]float64 {
+	if v.Function == "" {
+		return nil
+	}
+	return v.Functions[v.Function]
+}
 
-// Judge passes.
-func (BakeOnly) Judge(context.Context, *Release, time.Time) (Verdict, error) {
-	return Verdict{Result: Pass, Reason: "bake time over; no health checks configured"}, nil
+// Data is the verdict as an audit entry's data.
+func (v Verdict) Data() map[string]any {
+	b, _ := json.Marshal(v)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
 }
 
 // Clock is the engine's time.
@@ -113,3 +176,21 @@ func (RealClock) Now() time.Time { return time.Now() }
 
 // After is time.After.
 func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// BakeOnly is the health seam for releases without checks: every check passes.
+type BakeOnly struct{}
+
+// BeforeTraffic passes.
+func (BakeOnly) BeforeTraffic(context.Context, *Release) (PreTraffic, error) {
+	return PreTraffic{Verdict: Verdict{Result: Pass, Reason: "no checks before traffic configured"}}, nil
+}
+
+// Judge passes.
+func (BakeOnly) Judge(context.Context, *Release, bool) (Verdict, error) {
+	return Verdict{Result: Pass, Reason: "bake time over; no health checks configured"}, nil
+}
+
+// AfterTraffic passes.
+func (BakeOnly) AfterTraffic(context.Context, *Release) (Verdict, error) {
+	return Verdict{Result: Pass, Reason: "no checks after traffic configured"}, nil
+}
