@@ -62,7 +62,50 @@ type Environment struct {
 	Strategy     Strategy
 	// PreApprove decides the approval gate automatically, through the same path as a person.
 	PreApprove bool
-	Line       int
+	// Checks say how each step's health is judged; nil: a step passes when its bake ends.
+	Checks *Checks
+	Line   int
+}
+
+// Checks are an environment's health checks (`checks:`).
+type Checks struct {
+	// Alpha bounds the chance of rolling back a canary that is no worse (errors.alpha, 1%).
+	Alpha float64
+	// Detect is the ratio of error rates a step must be able to see (errors.detect, 5).
+	Detect float64
+	// Latency is p95 or p99 (latency.percentile); empty: latency is not judged.
+	Latency       string
+	LatencyDetect float64
+	// MaxErrorRate and MaxThrottleRate are the catastrophic-failure breakers (ceilings).
+	MaxErrorRate    float64
+	MaxThrottleRate float64
+	// Metrics turns the CloudWatch metrics source on (metrics: off turns it off), read in
+	// MetricsPeriod points trusted MetricsDelay after they close.
+	Metrics       bool
+	MetricsPeriod time.Duration
+	MetricsDelay  time.Duration
+	// Logs turns the per-invocation log source on (logs: auto, the default, or off).
+	Logs bool
+	// Alarms are CloudWatch alarm names, with {service}, {env} and {function} filled in (an alarm
+	// naming {function} is one alarm per function).
+	Alarms           []string
+	BlockPreexisting bool
+	Smoke            []Smoke
+	// PreTraffic and PostTraffic are hook functions' names ({service} and {env} filled in).
+	PreTraffic  string
+	PostTraffic string
+	HookTimeout time.Duration
+	// MaxBake is how long an Inconclusive step may bake; then OnInconclusive decides.
+	MaxBake        time.Duration
+	OnInconclusive string
+}
+
+// Smoke is one smoke invocation of each new version (of Function only, when set): Payload (JSON)
+// must be answered with no function error and, for every JSON path in Expect, that value.
+type Smoke struct {
+	Function string
+	Payload  string
+	Expect   map[string]any
 }
 
 // Strategy is how traffic moves to the new versions: Steps in order, each a weight on the new

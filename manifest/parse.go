@@ -373,7 +373,7 @@ func (p *parser) environments(n, root *yaml.Node, m *Manifest) {
 			p.problem(k, field, "environment names may hold only letters, digits, - and _")
 		}
 		env := &Environment{Name: k.Value, FunctionName: DefaultFunctionName, Line: k.Line}
-		// checks, approval and notify are read by the health, gate and notice features.
+		// approval and notify are read by the gate and notice features.
 		f := p.fields(v, field, "function_name", "region", "strategy", "pre_approve", "checks", "approval", "notify")
 		if s, ok := p.str(f["function_name"], field+".function_name"); ok {
 			env.FunctionName = s
@@ -398,7 +398,10 @@ func (p *parser) environments(n, root *yaml.Node, m *Manifest) {
 		} else {
 			p.problem(v, field+".strategy", "is required: all-at-once, canary steps, linear, or a preset such as Canary10Percent5Minutes")
 		}
-		for _, reserved := range []string{"checks", "approval", "notify"} {
+		if c := f["checks"]; c != nil {
+			env.Checks = p.checks(c, field+".checks", m, env)
+		}
+		for _, reserved := range []string{"approval", "notify"} {
 			if r := f[reserved]; r != nil && r.Kind != yaml.MappingNode && r.Kind != yaml.SequenceNode {
 				p.problem(r, field+"."+reserved, "must be a mapping or a list, not %s", kindName(r))
 			}

@@ -212,7 +212,7 @@ func TestSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, body := range map[string]string{"good": good, "examples/fleet": string(fleet)} {
+	for name, body := range map[string]string{"good": good, "checked": checked, "examples/fleet": string(fleet)} {
 		if err := check(body); err != nil {
 			t.Errorf("the schema rejects %s: %v", name, err)
 		}
@@ -225,6 +225,8 @@ func TestSchema(t *testing.T) {
 		"bad bake":           strings.Replace(good, "bake: 10m", "bake: ten minutes", 1),
 		"missing strategy":   strings.Replace(good, "    strategy: all-at-once\n", "", 1),
 		"pre_approve string": strings.Replace(good, "pre_approve: true", "pre_approve: maybe", 1),
+		"checks typo":        strings.Replace(checked, "max_bake: 10m", "max_bak: 10m", 1),
+		"checks policy":      strings.Replace(checked, "on_inconclusive: gate", "on_inconclusive: shrug", 1),
 	} {
 		if err := check(body); err == nil {
 			t.Errorf("the schema accepts a manifest with %s", name)
