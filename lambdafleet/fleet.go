@@ -160,6 +160,11 @@ func (f *Fleet) Inspect(ctx context.Context, name, alias string) (release.Curren
 	cur.Exists = true
 	cur.LatestRevision = aws.ToString(gf.Configuration.RevisionId)
 	cur.LatestCodeSha256 = aws.ToString(gf.Configuration.CodeSha256)
+	cur.Timeout = int(aws.ToInt32(gf.Configuration.Timeout))
+	cur.LogGroup = "/aws/lambda/" + name
+	if lc := gf.Configuration.LoggingConfig; lc != nil && aws.ToString(lc.LogGroup) != "" {
+		cur.LogGroup = aws.ToString(lc.LogGroup)
+	}
 	ga, err := f.Lambda.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: aws.String(name), Name: aws.String(alias)})
 	if notFound(err) {
 		return cur, nil

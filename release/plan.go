@@ -107,6 +107,7 @@ func FunctionsOf(rows []PlanRow) []Function {
 		fn := Function{
 			Name: r.Name, FunctionName: r.FunctionName, ArtifactKey: r.ArtifactKey, CodeSha256: r.CodeSha256,
 			BaseRevision: r.Current.LatestRevision, BaseCodeSha256: r.Current.LatestCodeSha256,
+			Timeout: r.Current.Timeout, LogGroup: r.Current.LogGroup,
 		}
 		switch {
 		case !r.Current.AliasExists:

@@ -216,6 +216,11 @@ type Function struct {
 	Weight     float64 `json:"weight"`
 	Promoted   bool    `json:"promoted,omitempty"`
 	RolledBack bool    `json:"rolledBack,omitempty"`
+	// Timeout (seconds) and LogGroup are the function's as planned: how long an invocation
+	// may run, so that metrics are judged only once every invocation in them has ended, and
+	// where its logs go.
+	Timeout  int    `json:"timeout,omitempty"`
+	LogGroup string `json:"logGroup,omitempty"`
 }
 
 // Request is an operator's request to a release.

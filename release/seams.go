@@ -44,6 +44,9 @@ type Current struct {
 	AliasRevision    string
 	// AliasCodeSha256 is the code of the alias's primary version: what the alias serves.
 	AliasCodeSha256 string
+	// Timeout (seconds) and LogGroup are $LATEST's, for the health checks.
+	Timeout  int
+	LogGroup string
 }
 
 // Pinned is what pinning left: the version the alias now points at, the alias's RevisionId, and

@@ -1,0 +1,469 @@
+// Package health judges a release from what AWS records of it: per-version Lambda metrics in
+// CloudWatch, each invocation's platform lines in CloudWatch Logs, named CloudWatch alarms, smoke
+// invocations of the new versions and pre/post-traffic hook functions. It implements the release
+// engine's Health seam; the statistics are the analysis package's.
+//
+// The rule it keeps: only what was observed decides. No data yet is not a failure, a source that
+// cannot be read is reported (and the other still works), and every verdict carries the numbers
+// behind it.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/aviary-deploy/aviary/analysis"
+	"github.com/aviary-deploy/aviary/release"
+)
+
+// Checker is the release engine's Health for AWS (and the sandbox).
+type Checker struct {
+	Lambda     *lambda.Client
+	CloudWatch *cloudwatch.Client
+	Logs       *cloudwatchlogs.Client
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// LogsRate bounds FilterLogEvents calls per second across the fleet (CloudWatch Logs'
+	// quota; default 5).
+	LogsRate float64
+	// LogsEvery, AlarmsEvery: how often each is read while a step bakes (defaults 1 s, 2 s);
+	// metrics are read every half period, at least every second.
+	LogsEvery   time.Duration
+	AlarmsEvery time.Duration
+	// Parallelism bounds concurrent smoke invocations and reads (default 8).
+	Parallelism int
+
+	mu       sync.Mutex
+	releases map[string]*watch
+	logsTick *ticker
+}
+
+// New makes a checker with clients from cfg.
+func New(cfg aws.Config) *Checker {
+	return &Checker{
+		Lambda:     lambda.NewFromConfig(cfg),
+		CloudWatch: cloudwatch.NewFromConfig(cfg),
+		Logs:       cloudwatchlogs.NewFromConfig(cfg),
+	}
+}
+
+func (c *Checker) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Checker) parallelism() int {
+	if c.Parallelism > 0 {
+		return c.Parallelism
+	}
+	return 8
+}
+
+// watch is what the checker keeps of one release while it is judged. It is rebuilt from the
+// release's record and AWS after a restart: nothing in it is the only copy of anything.
+type watch struct {
+	mu  sync.Mutex
+	fns map[string]*fnWatch // by FunctionName
+
+	metricsAt, alarmsAt time.Time
+	metricsErr          error
+	alarms              []alarmState
+	alarmsErr           error
+
+	// smokeFor is the StepStarted whose smoke invocations ran; smokeVerdict their failure.
+	smokeFor     time.Time
+	smokeVerdict *release.Verdict
+	// smokeIDs are request IDs of smoke invocations: not traffic, so not counted.
+	smokeIDs map[string]bool
+}
+
+// fnWatch is one function's observations, in buckets per version and step.
+type fnWatch struct {
+	logs    logCursor
+	logsErr error
+	// fromLogs and fromMetrics count per version, per step index.
+	fromLogs    map[string]map[int]*counts
+	fromMetrics map[string]map[int]*counts
+	throttles   map[int]float64 // alias throttles per step (metrics)
+}
+
+type counts struct{ n, errors, slow float64 }
+
+func (c *Checker) watch(r *release.Release) *watch {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.releases == nil {
+		c.releases = map[string]*watch{}
+	}
+	w := c.releases[r.ID]
+	if w == nil {
+		w = &watch{fns: map[string]*fnWatch{}, smokeIDs: map[string]bool{}}
+		for _, fn := range r.Functions {
+			w.fns[fn.FunctionName] = &fnWatch{fromLogs: map[string]map[int]*counts{}, fromMetrics: map[string]map[int]*counts{}, throttles: map[int]float64{}}
+		}
+		c.releases[r.ID] = w
+	}
+	return w
+}
+
+// forget drops a finished release's state.
+func (c *Checker) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.releases, id)
+}
+
+// BeforeTraffic invokes every new version with the smoke payloads, asks the pre-traffic hook,
+// notes the alarms already firing and measures each baseline's latency. Nothing has moved yet.
+func (c *Checker) BeforeTraffic(ctx context.Context, r *release.Release) (release.PreTraffic, error) {
+	ch := r.Checks
+	var pre release.PreTraffic
+	var notes, done []string
+	if len(ch.Alarms) > 0 {
+		states, err := c.describeAlarms(ctx, ch.Alarms)
+		if err != nil {
+			return pre, err
+		}
+		for _, a := range states {
+			switch {
+			case a.missing:
+				notes = append(notes, fmt.Sprintf("alarm %s does not exist", a.name))
+			case a.state == "ALARM":
+				pre.PreexistingAlarms = append(pre.PreexistingAlarms, a.name)
+				if ch.BlockPreexisting {
+					pre.Verdict = release.Verdict{Result: release.Fail, Check: "alarm", Reason: fmt.Sprintf("alarm %s was already in ALARM (%s) and block_on_firing_alarms is set", a.name, a.reason)}
+					return pre, nil
+				}
+				notes = append(notes, fmt.Sprintf("alarm %s was already in ALARM before the release (%s); it is reported, not blocking, since this release may be the fix", a.name, a.reason))
+			}
+		}
+		done = append(done, fmt.Sprintf("%d alarms read", len(ch.Alarms)))
+	}
+	w := c.watch(r)
+	if len(ch.Smoke) > 0 {
+		if v := c.smoke(ctx, r, w, "before traffic"); v != nil {
+			v.Notes = append(notes, v.Notes...)
+			pre.Verdict = *v
+			return pre, nil
+		}
+		done = append(done, fmt.Sprintf("smoke invocations of %s passed", countNew(r)))
+	}
+	if ch.PreTraffic != "" {
+		v := c.hook(ctx, r, ch.PreTraffic, "pre-traffic")
+		if v.Result != release.Pass {
+			v.Notes = append(notes, v.Notes...)
+			pre.Verdict = v
+			return pre, nil
+		}
+		done = append(done, v.Reason)
+	}
+	if ch.Latency != "" {
+		ref, refNotes, err := c.references(ctx, r)
+		if err != nil {
+			notes = append(notes, "baseline latency not measured: "+err.Error())
+		}
+		pre.Reference = ref
+		notes = append(notes, refNotes...)
+		if len(ref) > 0 {
+			done = append(done, fmt.Sprintf("baseline %s latency measured for %d functions", ch.Latency, len(ref)))
+		}
+	}
+	if len(done) == 0 {
+		done = append(done, "nothing to check before traffic")
+	}
+	pre.Verdict = release.Verdict{Result: release.Pass, Reason: strings.Join(done, "; "), Notes: notes}
+	return pre, nil
+}
+
+func countNew(r *release.Release) string {
+	if len(r.Functions) == 1 {
+		return "the new version"
+	}
+	return fmt.Sprintf("the %d new versions", len(r.Functions))
+}
+
+// AfterTraffic asks the post-traffic hook, once every alias is wholly on its new version.
+func (c *Checker) AfterTraffic(ctx context.Context, r *release.Release) (release.Verdict, error) {
+	defer c.forget(r.ID)
+	if r.Checks.PostTraffic == "" {
+		return release.Verdict{Result: release.Pass, Reason: "no post-traffic hook"}, nil
+	}
+	return c.hook(ctx, r, r.Checks.PostTraffic, "post-traffic"), nil
+}
+
+// Judge reads what is new (logs every LogsEvery, metrics every half period, alarms every
+// AlarmsEvery), runs the step's smoke invocations once, and judges every function of the fleet:
+// one failing function fails the release.
+func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (release.Verdict, error) {
+	ch := r.Checks
+	w := c.watch(r)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(r.Health.Steps) == 0 {
+		return release.Verdict{Result: release.Pass, Reason: "no step started yet"}, nil
+	}
+	now := c.now()
+
+	// Smoke invocations of the new versions, once per step.
+	if len(ch.Smoke) > 0 && !r.StepStarted.Equal(w.smokeFor) {
+		w.smokeFor, w.smokeVerdict = r.StepStarted, c.smoke(ctx, r, w, fmt.Sprintf("at step %d", r.Step+1))
+	}
+	if w.smokeVerdict != nil {
+		return *w.smokeVerdict, nil
+	}
+
+	var notes []string
+	if ch.Logs {
+		if err := c.readLogs(ctx, r, w, now); err != nil {
+			return release.Verdict{}, err
+		}
+		for _, fn := range r.Functions {
+			if err := w.fns[fn.FunctionName].logsErr; err != nil {
+				if !ch.Metrics {
+					return release.Verdict{}, err
+				}
+				notes = append(notes, "logs: "+err.Error())
+			}
+		}
+	}
+	if ch.Metrics {
+		period := ch.MetricsPeriod
+		if now.Sub(w.metricsAt) >= max(period/2, time.Second) {
+			w.metricsErr = c.readMetrics(ctx, r, w, now)
+			w.metricsAt = now
+		}
+		if w.metricsErr != nil {
+			if !ch.Logs {
+				return release.Verdict{}, w.metricsErr
+			}
+			notes = append(notes, "metrics: "+w.metricsErr.Error())
+		}
+	}
+	if len(ch.Alarms) > 0 {
+		every := c.AlarmsEvery
+		if every <= 0 {
+			every = 2 * time.Second
+		}
+		if now.Sub(w.alarmsAt) >= every {
+			w.alarms, w.alarmsErr = c.describeAlarms(ctx, ch.Alarms)
+			w.alarmsAt = now
+		}
+		if w.alarmsErr != nil {
+			return release.Verdict{}, fmt.Errorf("read alarms: %w", w.alarmsErr)
+		}
+		if v, alarmNotes := alarmVerdict(r, w.alarms); v != nil {
+			return *v, nil
+		} else {
+			notes = append(notes, alarmNotes...)
+		}
+	}
+	return c.verdict(r, w, over, notes), nil
+}
+
+// verdict judges every function from the counts so far.
+func (c *Checker) verdict(r *release.Release, w *watch, over bool, notes []string) release.Verdict {
+	ch := r.Checks
+	// The fleet fails if any function fails: each function's test gets an equal share of α, so
+	// that a healthy release is rolled back with probability at most α however many functions
+	// it has.
+	judged := 0
+	for _, fn := range r.Functions {
+		if fn.Previous != "" {
+			judged++
+		}
+	}
+	cfg := analysis.Config{
+		Alpha: ch.Alpha / float64(max(judged, 1)), DesignWeight: r.Steps[0].Weight, Detect: ch.Detect,
+		Latency: ch.Latency != "", MaxErrorRate: ch.MaxErrorRate, MaxThrottleRate: ch.MaxThrottleRate,
+	}
+	all := map[string]map[string]float64{}
+	var fail, inconclusive *release.Verdict
+	var passes []string
+	for _, fn := range r.Functions {
+		fw := w.fns[fn.FunctionName]
+		j := analysis.NewJudge(cfg)
+		var aliasThrottles, canaryN float64
+		for i, rec := range r.Health.Steps {
+			win := analysis.Window{Weight: rec.Weight}
+			canary := merge(fw.fromLogs[fn.New][i], fw.fromMetrics[fn.New][i])
+			win.CanaryN, win.CanaryErrors, win.CanarySlow = int(canary.n), int(canary.errors), int(canary.slow)
+			if fn.Previous != "" {
+				base := merge(fw.fromLogs[fn.Previous][i], fw.fromMetrics[fn.Previous][i])
+				win.BaseN, win.BaseErrors, win.BaseSlow = int(base.n), int(base.errors), int(base.slow)
+			} else {
+				win.Weight = 1
+			}
+			aliasThrottles += fw.throttles[i]
+			canaryN += canary.n
+			j.Add(win)
+		}
+		v := j.Verdict(over)
+		nums := v.Numbers
+		nums["aliasThrottles"] = aliasThrottles
+		if ref, ok := r.Health.Reference[fn.FunctionName]; ok {
+			nums["referenceMillis"] = ref.Millis
+		}
+		all[fn.FunctionName] = nums
+		name := fn.FunctionName
+		verdict := release.Verdict{Result: release.Result(v.Result), Check: checkOf(v), Function: name, Reason: name + ": " + v.Reason}
+		// Throttles are not recorded by version: the breaker is on the alias as a whole.
+		if attempts := nums["baselineInvocations"] + canaryN + aliasThrottles; verdict.Result != release.Fail && attempts >= 20 && aliasThrottles/attempts > ch.MaxThrottleRate {
+			verdict = release.Verdict{Result: release.Fail, Check: "ceiling", Function: name,
+				Reason: fmt.Sprintf("%s: alias %s was throttled %.0f of %.0f times, above the %.0f%% ceiling", name, r.Alias, aliasThrottles, attempts, 100*ch.MaxThrottleRate)}
+		}
+		if fn.Previous == "" && verdict.Result != release.Fail {
+			// A first release has no baseline to split errors against: only the ceilings apply.
+			verdict = release.Verdict{Result: release.Pass, Function: name, Reason: fmt.Sprintf("%s: no previous version to compare with; %0.f invocations, %.0f errors, within the ceilings", name, nums["canaryInvocations"], nums["canaryErrors"])}
+		}
+		if over && verdict.Result == release.Inconclusive && nums["canaryInvocations"] == 0 && nums["baselineInvocations"] == 0 {
+			verdict.Check, verdict.Reason = "data", fmt.Sprintf("%s: no invocations of either version seen during the step: is traffic reaching alias %s? (%s)", name, r.Alias, sources(ch))
+		}
+		switch verdict.Result {
+		case release.Fail:
+			if fail == nil || nums["logEvidence"]-nums["threshold"] > all[fail.Function]["logEvidence"]-all[fail.Function]["threshold"] {
+				vv := verdict
+				fail = &vv
+			}
+		case release.Inconclusive:
+			if inconclusive == nil {
+				vv := verdict
+				inconclusive = &vv
+			}
+		default:
+			passes = append(passes, verdict.Reason)
+		}
+	}
+	var out release.Verdict
+	switch {
+	case fail != nil:
+		out = *fail
+	case inconclusive != nil:
+		out = *inconclusive
+	default:
+		out = release.Verdict{Result: release.Pass, Check: "errors", Reason: summarise(passes, over)}
+	}
+	out.Functions, out.Notes = all, append(out.Notes, notes...)
+	return out
+}
+
+func sources(ch *release.Checks) string {
+	var s []string
+	if ch.Logs {
+		s = append(s, "log streams")
+	}
+	if ch.Metrics {
+		s = append(s, "CloudWatch metrics")
+	}
+	return "read from " + strings.Join(s, " and ")
+}
+
+func checkOf(v analysis.Verdict) string {
+	switch {
+	case strings.Contains(v.Reason, "ceiling"):
+		return "ceiling"
+	case strings.Contains(v.Reason, "slow"):
+		return "latency"
+	}
+	return "errors"
+}
+
+func summarise(passes []string, over bool) string {
+	if len(passes) == 1 {
+		return passes[0]
+	}
+	if !over {
+		return fmt.Sprintf("no regression so far in %d functions", len(passes))
+	}
+	sort.Strings(passes)
+	return fmt.Sprintf("no regression in %d functions: %s", len(passes), strings.Join(passes, "; "))
+}
+
+// merge takes, count by count, the more complete of two sources' views of the same invocations:
+// logs arrive in seconds but may miss errors a runtime does not log; metrics are complete once
+// their period has settled.
+func merge(a, b *counts) counts {
+	var out counts
+	for _, c := range []*counts{a, b} {
+		if c == nil {
+			continue
+		}
+		out.n = math.Max(out.n, c.n)
+		out.errors = math.Max(out.errors, c.errors)
+		out.slow = math.Max(out.slow, c.slow)
+	}
+	return out
+}
+
+// stepAt is the index of the step an invocation routed at t belongs to: the last whose shift had
+// begun by then (while a shift is under way some aliases already carry the new weight, so the
+// higher weight is the cautious one). Before the first step: -1.
+func stepAt(steps []release.StepRecord, t time.Time) int {
+	i := sort.Search(len(steps), func(i int) bool { return steps[i].Shifted.After(t) })
+	return i - 1
+}
+
+func bucket(m map[string]map[int]*counts, version string, step int) *counts {
+	byStep := m[version]
+	if byStep == nil {
+		byStep = map[int]*counts{}
+		m[version] = byStep
+	}
+	c := byStep[step]
+	if c == nil {
+		c = &counts{}
+		byStep[step] = c
+	}
+	return c
+}
+
+// errNoChecks is returned for a release without checks: the engine should not have asked.
+var errNoChecks = errors.New("the release has no checks")
+
+// Validate checks, before a release is created, that what the checks name exists: the alarms and
+// the hook functions.
+func (c *Checker) Validate(ctx context.Context, ch *release.Checks) error {
+	if ch == nil {
+		return errNoChecks
+	}
+	var problems []string
+	if len(ch.Alarms) > 0 {
+		states, err := c.describeAlarms(ctx, ch.Alarms)
+		if err != nil {
+			return fmt.Errorf("read the alarms: %w", err)
+		}
+		for _, a := range states {
+			if a.missing {
+				problems = append(problems, fmt.Sprintf("alarm %s does not exist (create it, or fix its name under checks.alarms)", a.name))
+			}
+		}
+	}
+	for _, h := range []struct{ name, which string }{{ch.PreTraffic, "pre_traffic"}, {ch.PostTraffic, "post_traffic"}} {
+		if h.name == "" {
+			continue
+		}
+		if _, err := c.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(h.name)}); err != nil {
+			if isNotFound(err) {
+				problems = append(problems, fmt.Sprintf("hook function %s does not exist (checks.hooks.%s)", h.name, h.which))
+				continue
+			}
+			return fmt.Errorf("read hook function %s: %w", h.name, err)
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,305 @@
+package health
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/aviary-deploy/aviary/release"
+)
+
+// smoke invokes every new version (qualifier = the version itself, so no alias traffic is
+// involved) with each configured payload. It returns nil when all pass, else the failure.
+func (c *Checker) smoke(ctx context.Context, r *release.Release, w *watch, when string) *release.Verdict {
+	type job struct {
+		fn release.Function
+		sm release.Smoke
+	}
+	var jobs []job
+	for _, fn := range r.Functions {
+		for _, sm := range r.Checks.Smoke {
+			if sm.Function == "" || sm.Function == fn.Name {
+				jobs = append(jobs, job{fn, sm})
+			}
+		}
+	}
+	var (
+		mu       sync.Mutex
+		failures []string
+		first    string
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, c.parallelism())
+	)
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			id, problem := c.smokeOne(ctx, j.fn, j.sm)
+			mu.Lock()
+			defer mu.Unlock()
+			if id != "" {
+				w.smokeIDs[id] = true
+			}
+			if problem != "" {
+				failures = append(failures, problem)
+				if first == "" {
+					first = j.fn.FunctionName
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) == 0 {
+		return nil
+	}
+	sort.Strings(failures)
+	return &release.Verdict{Result: release.Fail, Check: "smoke", Function: first,
+		Reason: fmt.Sprintf("smoke invocation %s failed: %s", when, strings.Join(failures, "; "))}
+}
+
+// smokeOne invokes one version once; it returns the invocation's request ID and, if it failed,
+// why.
+func (c *Checker) smokeOne(ctx context.Context, fn release.Function, sm release.Smoke) (string, string) {
+	timeout := time.Duration(max(fn.Timeout, 3))*time.Second + 10*time.Second
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	payload := sm.Payload
+	if payload == "" {
+		payload = "{}"
+	}
+	out, err := c.Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(fn.FunctionName), Qualifier: aws.String(fn.New), Payload: []byte(payload)})
+	what := fmt.Sprintf("%s version %s with %s", fn.FunctionName, fn.New, abbreviate(payload, 80))
+	if err != nil {
+		return "", fmt.Sprintf("%s: %v", what, err)
+	}
+	id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+	if out.FunctionError != nil {
+		return id, fmt.Sprintf("%s: function error %s: %s", what, aws.ToString(out.FunctionError), abbreviate(string(out.Payload), 200))
+	}
+	if len(sm.Expect) > 0 {
+		var doc any
+		if err := json.Unmarshal(out.Payload, &doc); err != nil {
+			return id, fmt.Sprintf("%s: the answer is not JSON (%s), so %s cannot be checked", what, abbreviate(string(out.Payload), 80), keys(sm.Expect))
+		}
+		paths := make([]string, 0, len(sm.Expect))
+		for p := range sm.Expect {
+			paths = append(paths, p)
+		}
+		sort.Strings(paths)
+		for _, p := range paths {
+			got, ok := JSONPath(doc, p)
+			want := sm.Expect[p]
+			if !ok {
+				return id, fmt.Sprintf("%s: the answer has no %s (want %s): %s", what, p, show(want), abbreviate(string(out.Payload), 200))
+			}
+			if !reflect.DeepEqual(got, want) {
+				return id, fmt.Sprintf("%s: %s is %s, want %s", what, p, show(got), show(want))
+			}
+		}
+	}
+	return id, ""
+}
+
+func keys(m map[string]any) string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, ", ")
+}
+
+func show(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func abbreviate(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+var pathPartRE = regexp.MustCompile(`^(?:\.([A-Za-z_][A-Za-z0-9_-]*)|\[([0-9]+)\]|\["([^"]*)"\])`)
+
+// JSONPath reads a value at a simple JSON path: $, $.a.b, $.list[0], $["odd key"].
+func JSONPath(doc any, path string) (any, bool) {
+	if !strings.HasPrefix(path, "$") {
+		return nil, false
+	}
+	rest, cur := path[1:], doc
+	for rest != "" {
+		m := pathPartRE.FindStringSubmatch(rest)
+		if m == nil {
+			return nil, false
+		}
+		rest = rest[len(m[0]):]
+		switch {
+		case m[2] != "":
+			i, _ := strconv.Atoi(m[2])
+			list, ok := cur.([]any)
+			if !ok || i >= len(list) {
+				return nil, false
+			}
+			cur = list[i]
+		default:
+			key := m[1] + m[3]
+			obj, ok := cur.(map[string]any)
+			if !ok {
+				return nil, false
+			}
+			if cur, ok = obj[key]; !ok {
+				return nil, false
+			}
+		}
+	}
+	return cur, true
+}
+
+// HookEvent is what a pre- or post-traffic hook function is invoked with.
+type HookEvent struct {
+	Hook        string         `json:"hook"` // pre-traffic or post-traffic
+	Service     string         `json:"service"`
+	Environment string         `json:"environment"`
+	Release     string         `json:"release"`
+	Alias       string         `json:"alias"`
+	Region      string         `json:"region,omitempty"`
+	Functions   []HookFunction `json:"functions"`
+}
+
+// HookFunction is one function of a hook's event: the version under test and the one it replaces.
+type HookFunction struct {
+	Name            string `json:"name"`
+	FunctionName    string `json:"functionName"`
+	PreviousVersion string `json:"previousVersion,omitempty"`
+	NewVersion      string `json:"newVersion"`
+}
+
+// hook invokes a hook function with the release's facts; it passes when the function answers
+// {"status": "success"} within the hook timeout.
+func (c *Checker) hook(ctx context.Context, r *release.Release, name, which string) release.Verdict {
+	ev := HookEvent{Hook: which, Service: r.Service, Environment: r.Environment, Release: r.ID, Alias: r.Alias, Region: r.Region}
+	for _, fn := range r.Functions {
+		ev.Functions = append(ev.Functions, HookFunction{Name: fn.Name, FunctionName: fn.FunctionName, PreviousVersion: fn.Previous, NewVersion: fn.New})
+	}
+	payload, _ := json.Marshal(ev)
+	timeout := r.Checks.HookTimeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	fail := func(format string, args ...any) release.Verdict {
+		return release.Verdict{Result: release.Fail, Check: "hook", Reason: fmt.Sprintf("%s hook %s ", which, name) + fmt.Sprintf(format, args...)}
+	}
+	out, err := c.Lambda.Invoke(hctx, &lambda.InvokeInput{FunctionName: aws.String(name), Payload: payload})
+	switch {
+	case err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
+		return fail("did not answer within %s", timeout)
+	case err != nil:
+		return fail("could not be invoked: %v", err)
+	case out.FunctionError != nil:
+		return fail("failed (%s): %s", aws.ToString(out.FunctionError), abbreviate(string(out.Payload), 300))
+	}
+	var ans struct {
+		Status string `json:"status"`
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(out.Payload), &ans); err != nil || ans.Status == "" {
+		return fail(`answered %s; a hook answers {"status": "success"} or {"status": "failure", "reason": "..."}`, abbreviate(string(out.Payload), 200))
+	}
+	if s := strings.ToLower(ans.Status); s != "success" && s != "succeeded" {
+		if ans.Reason != "" {
+			return fail("answered %s: %s", ans.Status, ans.Reason)
+		}
+		return fail("answered %s", ans.Status)
+	}
+	return release.Verdict{Result: release.Pass, Check: "hook", Reason: fmt.Sprintf("%s hook %s answered success", which, name)}
+}
+
+// alarmState is one alarm as DescribeAlarms tells it.
+type alarmState struct {
+	name, state, reason string
+	updated             time.Time
+	missing             bool
+}
+
+// describeAlarms reads alarms by name, metric and composite alike.
+func (c *Checker) describeAlarms(ctx context.Context, names []string) ([]alarmState, error) {
+	found := map[string]alarmState{}
+	for i := 0; i < len(names); i += 100 {
+		in := &cloudwatch.DescribeAlarmsInput{AlarmNames: names[i:min(i+100, len(names))],
+			AlarmTypes: []cwtypes.AlarmType{cwtypes.AlarmTypeMetricAlarm, cwtypes.AlarmTypeCompositeAlarm}}
+		for {
+			out, err := c.CloudWatch.DescribeAlarms(ctx, in)
+			if err != nil {
+				return nil, fmt.Errorf("DescribeAlarms: %w", err)
+			}
+			for _, a := range out.MetricAlarms {
+				found[aws.ToString(a.AlarmName)] = alarmState{name: aws.ToString(a.AlarmName), state: string(a.StateValue), reason: aws.ToString(a.StateReason), updated: aws.ToTime(a.StateUpdatedTimestamp)}
+			}
+			for _, a := range out.CompositeAlarms {
+				found[aws.ToString(a.AlarmName)] = alarmState{name: aws.ToString(a.AlarmName), state: string(a.StateValue), reason: aws.ToString(a.StateReason), updated: aws.ToTime(a.StateUpdatedTimestamp)}
+			}
+			if out.NextToken == nil {
+				break
+			}
+			in.NextToken = out.NextToken
+		}
+	}
+	out := make([]alarmState, 0, len(names))
+	for _, n := range names {
+		a, ok := found[n]
+		if !ok {
+			a = alarmState{name: n, missing: true}
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// alarmVerdict fails the step if an alarm is in ALARM, unless it has been since before the
+// release (and the manifest does not block on that); the rest is noted.
+func alarmVerdict(r *release.Release, alarms []alarmState) (*release.Verdict, []string) {
+	var notes []string
+	var since time.Time
+	if r.Health.PreTraffic != nil {
+		since = r.Health.PreTraffic.At
+	}
+	pre := map[string]bool{}
+	for _, n := range r.Health.PreexistingAlarms {
+		pre[n] = true
+	}
+	for _, a := range alarms {
+		switch {
+		case a.missing:
+			notes = append(notes, fmt.Sprintf("alarm %s no longer exists", a.name))
+		case a.state != "ALARM":
+		case pre[a.name] && !a.updated.After(since):
+			notes = append(notes, fmt.Sprintf("alarm %s is still in ALARM, as it was before the release", a.name))
+		default:
+			return &release.Verdict{Result: release.Fail, Check: "alarm",
+				Reason: fmt.Sprintf("alarm %s went into ALARM at %s: %s", a.name, a.updated.Local().Format(time.TimeOnly), a.reason)}, nil
+		}
+	}
+	return nil, notes
+}
