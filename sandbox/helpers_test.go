@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -76,6 +77,7 @@ type env struct {
 	lambda *lambda.Client
 	s3     *s3.Client
 	cw     *cloudwatch.Client
+	logs   *cloudwatchlogs.Client
 }
 
 // fast is a sandbox tuned for tests: no update delay, no quota, 1-second metrics.
@@ -116,6 +118,7 @@ func clients(srv *sandbox.Server) (*env, error) {
 		lambda: lambda.NewFromConfig(cfg),
 		s3:     s3.NewFromConfig(cfg),
 		cw:     cloudwatch.NewFromConfig(cfg),
+		logs:   cloudwatchlogs.NewFromConfig(cfg),
 	}, nil
 }
 

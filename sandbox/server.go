@@ -1,6 +1,6 @@
-// Package sandbox serves AWS-compatible Lambda, S3 and CloudWatch endpoints on one local port, so
-// that a release can be rehearsed with no AWS account. Requests are routed by the service name in
-// their SigV4 credential scope, as LocalStack does; signatures are not verified.
+// Package sandbox serves AWS-compatible Lambda, S3, CloudWatch and CloudWatch Logs endpoints on one
+// local port, so that a release can be rehearsed with no AWS account. Requests are routed by the
+// service name in their SigV4 credential scope, as LocalStack does; signatures are not verified.
 //
 // The rule it keeps: it is a product, not a test double. Where a deploy tool can tell the
 // difference it behaves as AWS documents — error codes and statuses, preconditions, pagination,
@@ -24,6 +24,7 @@ import (
 
 	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
+	"github.com/aviary-deploy/aviary/sandbox/logs"
 	"github.com/aviary-deploy/aviary/sandbox/s3"
 )
 
@@ -68,6 +69,8 @@ type Server struct {
 	Lambda     *lambda.Service
 	S3         *s3.Service
 	CloudWatch *cloudwatch.Service
+	// Logs is CloudWatch Logs, where every invocation's log is written.
+	Logs *logs.Service
 
 	opts     Options
 	ln       net.Listener
@@ -132,8 +135,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	lg, err := logs.New(logs.Config{Region: opts.Region, Account: opts.Account, DataDir: opts.DataDir, Logger: opts.Logger})
+	if err != nil {
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
 	st, err := s3.New(s3.Config{DataDir: opts.DataDir, Logger: opts.Logger})
 	if err != nil {
+		lg.Close()
 		cw.Close()
 		ln.Close()
 		return nil, err
@@ -144,15 +154,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Objects: objectSource{st}, Metrics: lambdaMetrics{cw}, Logger: opts.Logger,
 	})
 	if err != nil {
+		lg.Close()
 		cw.Close()
 		ln.Close()
 		return nil, err
 	}
-	s.Lambda, s.S3, s.CloudWatch = lm, st, cw
+	s.Lambda, s.S3, s.CloudWatch, s.Logs = lm, st, cw, lg
 	s.handlers = map[string]http.Handler{
 		"lambda":     lm.Handler(s.gate),
 		"s3":         st.Handler(s.gate),
 		"monitoring": cw.Handler(s.gate),
+		"logs":       lg.Handler(s.gate),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -164,7 +176,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the server, its function processes and its alarm evaluator.
+// Close stops the server, its function processes and its alarm evaluator, and saves CloudWatch
+// Logs.
 func (s *Server) Close() error {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
@@ -179,7 +192,7 @@ func (s *Server) Close() error {
 		s.http.Close()
 	}
 	<-s.served
-	return errors.Join(s.Lambda.Close(), s.CloudWatch.Close())
+	return errors.Join(s.Lambda.Close(), s.Logs.Close(), s.CloudWatch.Close())
 }
 
 // Env is the environment a client needs to reach the sandbox with the standard AWS config chain.
@@ -230,7 +243,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3 and monitoring (CloudWatch).", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch) and logs (CloudWatch Logs).", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent()}
@@ -265,6 +278,8 @@ func signingService(r *http.Request) string {
 	case strings.HasPrefix(p, "/service/GraniteServiceVersion20100801/"),
 		strings.HasPrefix(r.Header.Get("X-Amz-Target"), "GraniteServiceVersion20100801."):
 		return "monitoring"
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328."):
+		return "logs"
 	case r.Method == http.MethodPost && p == "/" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
 		return "monitoring"
 	}
