@@ -148,13 +148,13 @@ func (j *Judge) Verdict(bakeOver bool) Verdict {
 			t.CanaryThrottles, attempts, 100*j.cfg.MaxThrottleRate), n}
 	}
 	if j.errors.Rejected() {
-		return Verdict{Fail, fmt.Sprintf("the canary's errors are out of proportion: %d errors in %d invocations (%.2f%%) against the baseline's %d in %d (%.2f%%); evidence %.1f ≥ %.1f (α %.0f%%)",
+		return Verdict{Fail, fmt.Sprintf("the canary's errors are out of proportion: %d errors in %d invocations (%.2f%%) against the baseline's %d in %d (%.2f%%); likelihood ratio %s ≥ %s (1/α)",
 			t.CanaryErrors, t.CanaryN, 100*rate(t.CanaryErrors, t.CanaryN), t.BaseErrors, t.BaseN, 100*rate(t.BaseErrors, t.BaseN),
-			j.errors.LogEvidence(), j.errors.Threshold(), 100*j.cfg.Alpha), n}
+			Ratio(j.errors.LogEvidence()), Ratio(j.errors.Threshold())), n}
 	}
 	if j.cfg.Latency && j.slow.Rejected() {
-		return Verdict{Fail, fmt.Sprintf("the canary is slow out of proportion: %d of %d invocations slower than the baseline's reference against the baseline's %d of %d; evidence %.1f ≥ %.1f",
-			t.CanarySlow, t.CanaryN, t.BaseSlow, t.BaseN, j.slow.LogEvidence(), j.slow.Threshold()), n}
+		return Verdict{Fail, fmt.Sprintf("the canary is slow out of proportion: %d of %d invocations slower than the baseline's reference against the baseline's %d of %d; likelihood ratio %s ≥ %s (1/α)",
+			t.CanarySlow, t.CanaryN, t.BaseSlow, t.BaseN, Ratio(j.slow.LogEvidence()), Ratio(j.slow.Threshold())), n}
 	}
 	if !bakeOver {
 		return Verdict{Pass, "no regression so far", n}
@@ -163,8 +163,8 @@ func (j *Judge) Verdict(bakeOver bool) Verdict {
 	expected := j.errors.ExpectedLogEvidence(j.cfg.Detect, p, j.windows)
 	n["powerLogEvidence"] = expected
 	if expected < j.errors.Threshold() {
-		return Verdict{Inconclusive, fmt.Sprintf("too little traffic to judge: the canary ran %d times, too few to see a %g× regression of a %.2f%% error rate (expected evidence %.1f < %.1f)",
-			t.CanaryN, j.cfg.Detect, 100*p, expected, j.errors.Threshold()), n}
+		return Verdict{Inconclusive, fmt.Sprintf("too little traffic to judge: the canary ran %d times, too few to see a %g× regression of a %.2f%% error rate (it would expect a likelihood ratio of %s; %s is needed)",
+			t.CanaryN, j.cfg.Detect, 100*p, Ratio(expected), Ratio(j.errors.Threshold())), n}
 	}
 	reason := fmt.Sprintf("no regression: canary %d errors in %d (%.2f%%), baseline %d in %d (%.2f%%)",
 		t.CanaryErrors, t.CanaryN, 100*rate(t.CanaryErrors, t.CanaryN), t.BaseErrors, t.BaseN, 100*rate(t.BaseErrors, t.BaseN))
@@ -172,4 +172,17 @@ func (j *Judge) Verdict(bakeOver bool) Verdict {
 		reason += fmt.Sprintf("; the canary's error rate is at most %.1f× the baseline's (%.0f%% confidence)", up, 100*(1-j.cfg.Alpha))
 	}
 	return Verdict{Pass, reason, n}
+}
+
+// Ratio writes a log likelihood ratio as the ratio, the way evidence is reported.
+func Ratio(logRatio float64) string {
+	r := math.Exp(logRatio)
+	switch {
+	case r >= 1e6:
+		return fmt.Sprintf("%.1e", r)
+	case r >= 100:
+		return fmt.Sprintf("%.0f", r)
+	default:
+		return fmt.Sprintf("%.2g", r)
+	}
 }

@@ -36,6 +36,7 @@ import (
 var built struct {
 	aviary    string // the aviary binary, for tests that kill it
 	bootstrap []byte // examples/hello, built once
+	bad       []byte // its bad flavour, failing 30% of business requests
 }
 
 func TestMain(m *testing.M) {
@@ -67,6 +68,15 @@ func run(m *testing.M) int {
 		return 1
 	}
 	if built.bootstrap, err = unzipBootstrap(zip); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	bad, err := examplefn.BuildWith(context.Background(), root, "./examples/hello", map[string]string{"flavor": "bad", "badRate": "0.3"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if built.bad, err = unzipBootstrap(bad); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

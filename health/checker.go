@@ -291,7 +291,9 @@ func (c *Checker) verdict(r *release.Release, w *watch, over bool, notes []strin
 	}
 	all := map[string]map[string]float64{}
 	var fail, inconclusive *release.Verdict
-	var passes []string
+	var passed, firsts int
+	var sum counts4
+	worst, worstFn := 0.0, ""
 	for _, fn := range r.Functions {
 		fw := w.fns[fn.FunctionName]
 		j := analysis.NewJudge(cfg)
@@ -343,7 +345,15 @@ func (c *Checker) verdict(r *release.Release, w *watch, over bool, notes []strin
 				inconclusive = &vv
 			}
 		default:
-			passes = append(passes, verdict.Reason)
+			if fn.Previous == "" {
+				firsts++
+				continue
+			}
+			passed++
+			sum.add(nums)
+			if up, ok := nums["rhoUpper"]; ok && up > worst {
+				worst, worstFn = up, name
+			}
 		}
 	}
 	var out release.Verdict
@@ -353,7 +363,7 @@ func (c *Checker) verdict(r *release.Release, w *watch, over bool, notes []strin
 	case inconclusive != nil:
 		out = *inconclusive
 	default:
-		out = release.Verdict{Result: release.Pass, Check: "errors", Reason: summarise(passes, over)}
+		out = release.Verdict{Result: release.Pass, Check: "errors", Reason: summarise(passed, firsts, sum, worst, worstFn, over)}
 	}
 	out.Functions, out.Notes = all, append(out.Notes, notes...)
 	return out
@@ -380,15 +390,43 @@ func checkOf(v analysis.Verdict) string {
 	return "errors"
 }
 
-func summarise(passes []string, over bool) string {
-	if len(passes) == 1 {
-		return passes[0]
+// counts4 sums canary and baseline errors and invocations over functions.
+type counts4 struct{ ce, cn, be, bn float64 }
+
+func (c *counts4) add(n map[string]float64) {
+	c.ce += n["canaryErrors"]
+	c.cn += n["canaryInvocations"]
+	c.be += n["baselineErrors"]
+	c.bn += n["baselineInvocations"]
+}
+
+// summarise says why the fleet passes.
+func summarise(passed, firsts int, sum counts4, worst float64, worstFn string, over bool) string {
+	var parts []string
+	if passed > 0 {
+		s := fmt.Sprintf("no regression in %s: canaries %.0f errors in %.0f invocations, baselines %.0f in %.0f",
+			plural(passed, "function"), sum.ce, sum.cn, sum.be, sum.bn)
+		if !over {
+			s = fmt.Sprintf("no regression so far in %s (canaries %.0f errors in %.0f, baselines %.0f in %.0f)", plural(passed, "function"), sum.ce, sum.cn, sum.be, sum.bn)
+		} else if worstFn != "" {
+			s += fmt.Sprintf("; every canary's error rate is at most %.1f× its baseline's (the loosest bound: %s)", worst, worstFn)
+		}
+		parts = append(parts, s)
 	}
-	if !over {
-		return fmt.Sprintf("no regression so far in %d functions", len(passes))
+	if firsts > 0 {
+		parts = append(parts, fmt.Sprintf("%s with no previous version to compare with, within the ceilings", plural(firsts, "function")))
 	}
-	sort.Strings(passes)
-	return fmt.Sprintf("no regression in %d functions: %s", len(passes), strings.Join(passes, "; "))
+	if len(parts) == 0 {
+		return "nothing to judge"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // merge takes, count by count, the more complete of two sources' views of the same invocations:

@@ -1,12 +1,18 @@
 // Command hello is the example Lambda function the sandbox's tests and demo deploy. It is built
 // with aws-lambda-go and runs unchanged on AWS (provided.al2023) and in the sandbox.
 //
-// Two flavours: "good" answers every event; "bad" fails a share of invocations (HELLO_ERROR_RATE,
-// default 1). The flavour is baked in at build time (-ldflags "-X main.flavor=bad", which also
-// gives the zip a different CodeSha256) and can be overridden with HELLO_FLAVOR.
+// Two flavours: "good" answers every event; "bad" fails a share of invocations (main.badRate baked
+// in at build time, default 1, or HELLO_ERROR_RATE). The bad flavour's bug is in the business
+// path: health-check events ({"action":"echo"}) still pass, as they often do in real smoke tests.
+// The flavour is baked in at build time (-ldflags "-X main.flavor=bad", which also gives the zip a
+// different CodeSha256) and can be overridden with HELLO_FLAVOR.
 //
 // Events may ask for a behaviour, for exercising the platform: {"action":"sleep","ms":5000},
-// {"action":"crash","code":3}, {"action":"panic"}, {"action":"echo", ...}, {"action":"log","text":"..."}.
+// {"action":"crash","code":3}, {"action":"panic"}, {"action":"echo", ...}, {"action":"log","text":"..."},
+// and {"action":"flaky","rate":0.01}, which fails that share of invocations in any flavour (a flaky
+// dependency both versions share). An Aviary hook event ({"hook":"pre-traffic",...}) is answered
+// {"status":"success"} by the good flavour and {"status":"failure"} by the bad one, so the
+// function can stand in as a pre- or post-traffic hook.
 package main
 
 import (
@@ -25,8 +31,9 @@ import (
 )
 
 var (
-	flavor = "good"
-	stamp  = "" // -ldflags "-X main.stamp=..." marks a build, so that a rebuild is new code
+	flavor  = "good"
+	stamp   = ""  // -ldflags "-X main.stamp=..." marks a build, so that a rebuild is new code
+	badRate = "1" // -ldflags "-X main.badRate=0.2": the share of invocations the bad flavour fails
 )
 
 func init() {
@@ -41,6 +48,8 @@ type event struct {
 	MS     int            `json:"ms"`
 	Code   int            `json:"code"`
 	Text   string         `json:"text"`
+	Rate   float64        `json:"rate"`
+	Hook   string         `json:"hook"`
 	Extra  map[string]any `json:"extra,omitempty"`
 }
 
@@ -52,6 +61,8 @@ type response struct {
 	Version   string         `json:"version"`
 	RequestID string         `json:"requestId"`
 	Echo      map[string]any `json:"echo,omitempty"`
+	Status    string         `json:"status,omitempty"`
+	Reason    string         `json:"reason,omitempty"`
 }
 
 func handle(ctx context.Context, e event) (response, error) {
@@ -70,9 +81,19 @@ func handle(ctx context.Context, e event) (response, error) {
 		panic("panicking on purpose")
 	case "log":
 		fmt.Println(e.Text)
+	case "flaky":
+		if rand.Float64() < e.Rate {
+			return response{}, errors.New("flaky dependency: failing as both versions do")
+		}
 	}
-	if f == "bad" {
-		rate := 1.0
+	if e.Hook != "" {
+		if f == "bad" {
+			return response{Status: "failure", Reason: "the bad flavour fails its " + e.Hook + " checks", Flavor: f}, nil
+		}
+		return response{Status: "success", Flavor: f}, nil
+	}
+	if f == "bad" && e.Action != "echo" {
+		rate, _ := strconv.ParseFloat(badRate, 64)
 		if v, err := strconv.ParseFloat(os.Getenv("HELLO_ERROR_RATE"), 64); err == nil {
 			rate = v
 		}

@@ -37,6 +37,7 @@ type app struct {
 
 	Demo    demoCmd    `cmd:"" group:"Sandbox" help:"Rehearse a release on a local sandbox: a fleet deployed, a canary shifted and rolled back, a release promoted. Needs only Go."`
 	Sandbox sandboxCmd `cmd:"" group:"Sandbox" help:"Serve AWS-compatible Lambda, S3 and CloudWatch endpoints on one local port."`
+	Traffic trafficCmd `cmd:"" group:"Sandbox" help:"Invoke an environment's aliases at a steady rate and report what answered, by executed version."`
 
 	Version versionCmd `cmd:"" help:"Print Aviary's version."`
 }

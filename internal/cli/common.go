@@ -16,9 +16,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/aviary-deploy/aviary/awsconfig"
+	"github.com/aviary-deploy/aviary/health"
 	"github.com/aviary-deploy/aviary/lambdafleet"
 	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/release"
@@ -117,26 +119,40 @@ const appID = "aviary"
 // awsFlags configure the AWS clients; everything else comes from the standard chain (profiles,
 // environment, AWS_ENDPOINT_URL).
 type awsFlags struct {
-	Profile string  `help:"AWS profile (default: the standard chain)."`
-	Region  string  `help:"AWS region (default: the environment's, else the standard chain)."`
-	Rate    float64 `default:"15" help:"Lambda control-plane calls per second; AWS allows 15 per account and region."`
+	clientFlags
+	Rate float64 `default:"15" help:"Lambda control-plane calls per second; AWS allows 15 per account and region."`
 }
 
-func (a awsFlags) fleet(ctx context.Context, region string) (*lambdafleet.Fleet, string, error) {
+// clientFlags choose the AWS profile and region.
+type clientFlags struct {
+	Profile string `help:"AWS profile (default: the standard chain)."`
+	Region  string `help:"AWS region (default: the environment's, else the standard chain)."`
+}
+
+func (a awsFlags) fleet(ctx context.Context, region string) (*lambdafleet.Fleet, *health.Checker, string, error) {
+	if a.Rate <= 0 {
+		return nil, nil, "", usageError{errors.New("--rate must be above 0")}
+	}
+	cfg, err := a.config(ctx, region)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return lambdafleet.New(cfg, lambdafleet.Options{Rate: a.Rate}), health.New(cfg), cfg.Region, nil
+}
+
+// config loads the AWS configuration through the standard chain.
+func (a clientFlags) config(ctx context.Context, region string) (aws.Config, error) {
 	if a.Region != "" {
 		region = a.Region
 	}
-	if a.Rate <= 0 {
-		return nil, "", usageError{errors.New("--rate must be above 0")}
-	}
 	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Region: region, Profile: a.Profile, AppID: appID})
 	if err != nil {
-		return nil, "", err
+		return cfg, err
 	}
 	if cfg.Region == "" {
-		return nil, "", usageError{errors.New("no AWS region: set AWS_REGION, pass --region, or give the environment a region in the manifest")}
+		return cfg, usageError{errors.New("no AWS region: set AWS_REGION, pass --region, or give the environment a region in the manifest")}
 	}
-	return lambdafleet.New(cfg, lambdafleet.Options{Rate: a.Rate}), cfg.Region, nil
+	return cfg, nil
 }
 
 // outputFlags choose the output.
@@ -282,9 +298,9 @@ func resolveRelease(ctx context.Context, st store.Store, id string, m *manifest.
 }
 
 // engine builds the release engine for a release.
-func newEngine(st store.Store, fleet release.Fleet, cache release.ArtifactSource, me string) *release.Engine {
+func newEngine(st store.Store, fleet release.Fleet, cache release.ArtifactSource, me string, h release.Health) *release.Engine {
 	return &release.Engine{
-		Store: st, Fleet: fleet, Artifacts: cache, Health: release.BakeOnly{},
+		Store: st, Fleet: fleet, Artifacts: cache, Health: h,
 		Actor: actor(), Source: source(), Owner: me, LockTTL: lockTTL(),
 	}
 }

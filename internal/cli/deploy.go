@@ -59,6 +59,7 @@ func (c *deployCmd) Run(e *env) error {
 		Alias: p.m.Alias, Region: p.region, Strategy: strategy.Name, Functions: fns,
 		Artifacts: release.Artifacts{Bucket: p.m.Artifacts.Bucket, Prefix: p.m.Artifacts.Prefix},
 		Phase:     release.Planned, Force: c.Force, CreatedBy: actor(), CreatedAt: now, UpdatedAt: now,
+		Checks: p.checks,
 	}
 	for _, s := range strategy.Steps {
 		r.Steps = append(r.Steps, release.Step{Weight: s.Weight, Bake: s.Bake})
@@ -83,7 +84,7 @@ func (c *deployCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(log, "Release %s: %s to %s, %s\n", r.ID, plural(len(fns), "function", "functions"), r.Environment, describeSteps(r.Steps))
 	v := newView(log)
-	eng := newEngine(st, p.fleet, cache, me)
+	eng := newEngine(st, p.fleet, cache, me, p.health)
 	eng.Observe = v.observe
 	final, err := eng.Run(e.ctx, r.ID)
 	v.close()

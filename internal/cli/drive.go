@@ -89,7 +89,7 @@ func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af 
 	if told {
 		fmt.Fprintf(log, "Took over release %s.\n", r.ID)
 	}
-	fleet, _, err := af.fleet(e.ctx, r.Region)
+	fleet, checker, _, err := af.fleet(e.ctx, r.Region)
 	if err == nil && locked != nil {
 		err = locked()
 	}
@@ -102,7 +102,7 @@ func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af 
 		cacheDir = m.Artifacts.Cache
 	}
 	v := newView(log)
-	eng := newEngine(st, fleet, artifact.Cache{Dir: cacheDir}, me)
+	eng := newEngine(st, fleet, artifact.Cache{Dir: cacheDir}, me, checker)
 	eng.Observe = v.observe
 	final, err := eng.Run(e.ctx, r.ID)
 	v.close()

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/aviary-deploy/aviary/artifact"
+	"github.com/aviary-deploy/aviary/health"
 	"github.com/aviary-deploy/aviary/lambdafleet"
 	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/release"
@@ -35,6 +36,8 @@ type prepared struct {
 	m      *manifest.Manifest
 	env    *manifest.Environment
 	fleet  *lambdafleet.Fleet
+	health *health.Checker
+	checks *release.Checks
 	region string
 	built  []built
 	rows   []release.PlanRow
@@ -51,11 +54,11 @@ func prepare(ctx context.Context, mf manifestFlags, af awsFlags, envName string,
 	if err != nil {
 		return nil, usageError{err}
 	}
-	fleet, region, err := af.fleet(ctx, env.Region)
+	fleet, checker, region, err := af.fleet(ctx, env.Region)
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{m: m, env: env, fleet: fleet, region: region}
+	p := &prepared{m: m, env: env, fleet: fleet, health: checker, region: region, checks: releaseChecks(env.Checks)}
 	fmt.Fprintf(log, "Building %s of %s\n", plural(len(m.Functions), "function", "functions"), m.Service)
 	if p.built, err = buildAll(ctx, m); err != nil {
 		return nil, usageError{err}
@@ -73,6 +76,11 @@ func prepare(ctx context.Context, mf manifestFlags, af awsFlags, envName string,
 	}
 	if problems := release.Problems(p.rows); len(problems) > 0 {
 		return p, usageError{fmt.Errorf("nothing was changed: %s", strings.Join(problems, "; "))}
+	}
+	if p.checks != nil {
+		if err := checker.Validate(ctx, p.checks); err != nil {
+			return p, usageError{fmt.Errorf("nothing was changed: the checks of %s: %w", env.Name, err)}
+		}
 	}
 	return p, nil
 }
@@ -156,6 +164,7 @@ func printPlan(w io.Writer, p *prepared) {
 		fmt.Fprintf(w, "  %-16s %-36s %-8s %-12s %-12s %s\n", r.Name, r.FunctionName, aliasV, cur, short(r.CodeSha256), what)
 	}
 	fmt.Fprintf(w, "%s change, %d unchanged.\n", plural(changed, "function", "functions"), len(p.rows)-changed)
+	fmt.Fprintf(w, "Checks: %s\n", describeChecks(p.checks))
 }
 
 func short(sha string) string {

@@ -26,6 +26,8 @@ type view struct {
 	r        release.Release
 	bakeLeft time.Duration
 	health   string
+	verdict  *release.Verdict
+	awaiting string
 	drawn    int
 	lastDraw time.Time
 	lastBake time.Time
@@ -55,7 +57,7 @@ func (v *view) observe(p release.Progress) {
 	v.r = p.Release
 	switch p.Kind {
 	case release.ProgressPhase:
-		v.bakeLeft, v.health = 0, ""
+		v.bakeLeft, v.health, v.verdict = 0, "", nil
 		v.clear()
 		fmt.Fprintf(v.w, "%s  %s: %s\n", time.Now().Format("15:04:05"), p.Release.Phase, p.Message)
 		v.draw(true)
@@ -66,19 +68,31 @@ func (v *view) observe(p release.Progress) {
 		}
 		v.draw(false)
 	case release.ProgressBake:
-		v.bakeLeft, v.health = p.BakeLeft, p.Message
+		v.bakeLeft, v.health, v.verdict = p.BakeLeft, p.Message, p.Verdict
 		if !v.tty {
 			if time.Since(v.lastBake) >= 15*time.Second {
 				v.lastBake = time.Now()
-				fmt.Fprintf(v.w, "%s    baking step %d: %s left\n", time.Now().Format("15:04:05"), p.Release.Step+1, p.BakeLeft.Round(time.Second))
+				fmt.Fprintf(v.w, "%s    baking step %d: %s left; %s\n", time.Now().Format("15:04:05"), p.Release.Step+1, p.BakeLeft.Round(time.Second), p.Message)
 			}
 			return
 		}
 		v.draw(false)
 	case release.ProgressHealth:
 		v.clear()
-		fmt.Fprintf(v.w, "%s    health: %s\n", time.Now().Format("15:04:05"), p.Message)
+		if p.Verdict != nil {
+			fmt.Fprintf(v.w, "%s    health: ", time.Now().Format("15:04:05"))
+			printVerdict(v.w, "", p.Verdict)
+		} else {
+			fmt.Fprintf(v.w, "%s    health: %s\n", time.Now().Format("15:04:05"), p.Message)
+		}
 		v.draw(true)
+	case release.ProgressAwaiting:
+		if p.Message != v.awaiting {
+			v.awaiting = p.Message
+			v.clear()
+			fmt.Fprintf(v.w, "%s  waiting for a person: %s\n          `aviary promote %s` goes on, `aviary rollback %s` ends it\n", time.Now().Format("15:04:05"), p.Message, p.Release.ID, p.Release.ID)
+			v.draw(true)
+		}
 	}
 }
 
@@ -100,7 +114,7 @@ func (v *view) draw(force bool) {
 	}
 	v.clear()
 	v.lastDraw = time.Now()
-	lines := liveLines(&v.r, v.bakeLeft)
+	lines := liveLines(&v.r, v.bakeLeft, v.verdict)
 	for _, l := range lines {
 		fmt.Fprintln(v.w, l)
 	}
@@ -115,7 +129,7 @@ func (v *view) close() {
 
 const maxLiveFunctions = 12
 
-func liveLines(r *release.Release, bakeLeft time.Duration) []string {
+func liveLines(r *release.Release, bakeLeft time.Duration, verdict *release.Verdict) []string {
 	done, state := 0, ""
 	switch r.Phase {
 	case release.Publishing:
@@ -162,7 +176,17 @@ func liveLines(r *release.Release, bakeLeft time.Duration) []string {
 			lines = append(lines, fmt.Sprintf("    … and %d more", len(fns)-maxLiveFunctions))
 			break
 		}
-		lines = append(lines, "    "+functionLine(f))
+		line := "    " + functionLine(f)
+		if verdict != nil && r.Phase == release.Shifting {
+			if n, ok := verdict.Functions[f.FunctionName]; ok {
+				line += fmt.Sprintf(" · canary %.0f/%.0f err, baseline %.0f/%.0f, evidence %s of %s",
+					n["canaryErrors"], n["canaryInvocations"], n["baselineErrors"], n["baselineInvocations"], likelihood(n["logEvidence"]), likelihood(n["threshold"]))
+			}
+		}
+		lines = append(lines, line)
+	}
+	if verdict != nil && r.Phase == release.Shifting {
+		lines = append(lines, "    health: "+verdict.Reason)
 	}
 	return lines
 }

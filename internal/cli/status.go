@@ -50,6 +50,9 @@ func (c *statusCmd) Run(e *env) error {
 	if !r.EndedAt.IsZero() {
 		fmt.Fprintf(w, "  ended     %s (%s)\n", r.EndedAt.Local().Format(time.DateTime), r.EndedAt.Sub(r.CreatedAt).Round(time.Second))
 	}
+	if r.Awaiting != "" {
+		fmt.Fprintf(w, "  awaiting  a person: %s\n            `aviary promote %s` goes on, `aviary rollback %s` ends it\n", r.Awaiting, r.ID, r.ID)
+	}
 	if r.Request != nil {
 		fmt.Fprintf(w, "  request   %s by %s at %s %s\n", r.Request.Action, r.Request.By, r.Request.At.Local().Format(time.TimeOnly), r.Request.Reason)
 	}
@@ -61,6 +64,8 @@ func (c *statusCmd) Run(e *env) error {
 	}
 	fmt.Fprintln(w)
 	functionTable(w, r.Functions)
+	fmt.Fprintln(w)
+	printHealth(w, r)
 	fmt.Fprintln(w)
 	shown := evs
 	if c.Events > 0 && len(evs) > c.Events {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/aviary-deploy/aviary/artifact"
@@ -37,6 +38,21 @@ func Root(dir string) (string, error) {
 // into a zip holding a bootstrap, with the given flavour baked in. It runs `go build` with the
 // same flags as examples/build.sh, so both give the same bytes.
 func Build(ctx context.Context, root, pkg, flavor string) ([]byte, error) {
+	return BuildWith(ctx, root, pkg, map[string]string{"flavor": flavor})
+}
+
+// BuildWith is Build with any of the package's string variables set at link time (-X main.k=v),
+// such as {"flavor": "bad", "badRate": "0.3"}.
+func BuildWith(ctx context.Context, root, pkg string, vars map[string]string) ([]byte, error) {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	ldflags := "-s -w -buildid="
+	for _, k := range keys {
+		ldflags += fmt.Sprintf(" -X main.%s=%s", k, vars[k])
+	}
 	tmp, err := os.MkdirTemp("", "aviary-example-")
 	if err != nil {
 		return nil, err
@@ -44,7 +60,7 @@ func Build(ctx context.Context, root, pkg, flavor string) ([]byte, error) {
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "bootstrap")
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-buildvcs=false",
-		"-ldflags", "-s -w -buildid= -X main.flavor="+flavor, "-o", bin, pkg)
+		"-ldflags", ldflags, "-o", bin, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
