@@ -239,7 +239,7 @@ func (c *Checker) hook(ctx context.Context, r *release.Release, name, which stri
 // alarmState is one alarm as DescribeAlarms tells it.
 type alarmState struct {
 	name, state, reason string
-	updated             time.Time
+	updated             time.Time // when its state last changed
 	missing             bool
 }
 
@@ -255,10 +255,12 @@ func (c *Checker) describeAlarms(ctx context.Context, names []string) ([]alarmSt
 				return nil, fmt.Errorf("DescribeAlarms: %w", err)
 			}
 			for _, a := range out.MetricAlarms {
-				found[aws.ToString(a.AlarmName)] = alarmState{name: aws.ToString(a.AlarmName), state: string(a.StateValue), reason: aws.ToString(a.StateReason), updated: aws.ToTime(a.StateUpdatedTimestamp)}
+				found[aws.ToString(a.AlarmName)] = alarmState{name: aws.ToString(a.AlarmName), state: string(a.StateValue), reason: aws.ToString(a.StateReason),
+					updated: changed(a.StateTransitionedTimestamp, a.StateUpdatedTimestamp)}
 			}
 			for _, a := range out.CompositeAlarms {
-				found[aws.ToString(a.AlarmName)] = alarmState{name: aws.ToString(a.AlarmName), state: string(a.StateValue), reason: aws.ToString(a.StateReason), updated: aws.ToTime(a.StateUpdatedTimestamp)}
+				found[aws.ToString(a.AlarmName)] = alarmState{name: aws.ToString(a.AlarmName), state: string(a.StateValue), reason: aws.ToString(a.StateReason),
+					updated: changed(a.StateTransitionedTimestamp, a.StateUpdatedTimestamp)}
 			}
 			if out.NextToken == nil {
 				break
@@ -275,6 +277,15 @@ func (c *Checker) describeAlarms(ctx context.Context, names []string) ([]alarmSt
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// changed is when an alarm's state last changed: StateTransitionedTimestamp, which re-evaluations
+// in the same state leave alone, or StateUpdatedTimestamp where it is missing.
+func changed(transitioned, updated *time.Time) time.Time {
+	if transitioned != nil && !transitioned.IsZero() {
+		return *transitioned
+	}
+	return aws.ToTime(updated)
 }
 
 // alarmVerdict fails the step if an alarm is in ALARM, unless it has been since before the
