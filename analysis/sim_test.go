@@ -10,12 +10,10 @@ import (
 	"testing"
 )
 
-// The simulation: a canary at weight 0.1 under 20 requests/s for 60 minutes, with given error rates
-// for baseline and canary, judged three ways:
-//   - the judge on per-invocation data (each outcome as it happens, as from the logs);
-//   - the judge on 1-minute data (counts per closed minute, as from CloudWatch metrics);
-//   - a CodeDeploy-style alarm: the canary's error rate above 5% in a 60-second period.
-// Each run reports when it rolled back, if it did.
+// The simulation (simulate.go): a canary at weight 0.1 under 20 requests/s for 60 minutes, with
+// given error rates for baseline and canary, judged three ways — the judge on per-invocation data,
+// the judge on 1-minute data, and a CodeDeploy-style alarm (the canary's error rate above 5% in a
+// 60-second period). Each run reports when it rolled back, if it did.
 
 type scenario struct {
 	name           string
@@ -29,63 +27,17 @@ const (
 	simAlpha    = 0.01
 )
 
-// perInvocation: the merged stream of errors is Poisson; each error came from the canary with
-// probability λc/(λc+λb). The judge can only change its mind at an error.
-func perInvocation(s scenario, rng *rand.Rand) float64 {
-	lc := simRate * simWeight * s.canaryP
-	lb := simRate * (1 - simWeight) * s.baseP
-	t := NewSplitTest(simAlpha, simWeight)
-	for now := 0.0; ; {
-		now += rng.ExpFloat64() / (lc + lb)
-		if now > simDuration {
-			return math.Inf(1)
-		}
-		if rng.Float64() < lc/(lc+lb) {
-			t.Observe(simWeight, 1, 0)
-		} else {
-			t.Observe(simWeight, 0, 1)
-		}
-		if t.Rejected() {
-			return now
-		}
-	}
+func (s scenario) sim() Scenario {
+	return Scenario{Rate: simRate, Weight: simWeight, BaseP: s.baseP, CanaryP: s.canaryP, Alpha: simAlpha, Duration: simDuration}
 }
 
-func poisson(rng *rand.Rand, lambda float64) int {
-	if lambda > 50 {
-		return max(0, int(math.Round(lambda+math.Sqrt(lambda)*rng.NormFloat64())))
-	}
-	l, k, p := math.Exp(-lambda), 0, 1.0
-	for {
-		p *= rng.Float64()
-		if p <= l {
-			return k
-		}
-		k++
-	}
-}
+func perInvocation(s scenario, rng *rand.Rand) float64 { return SimulatePerInvocation(s.sim(), rng) }
 
-// perMinute: counts per minute, judged when each minute closes; alarm says whether the
-// CodeDeploy-style alarm judges instead.
 func perMinute(s scenario, rng *rand.Rand, alarm bool) float64 {
-	t := NewSplitTest(simAlpha, simWeight)
-	for m := 1; float64(m)*60 <= simDuration; m++ {
-		nc := poisson(rng, simRate*simWeight*60)
-		nb := poisson(rng, simRate*(1-simWeight)*60)
-		ec := poisson(rng, float64(nc)*s.canaryP)
-		eb := poisson(rng, float64(nb)*s.baseP)
-		if alarm {
-			if nc > 0 && float64(ec)/float64(nc) > 0.05 {
-				return float64(m) * 60
-			}
-			continue
-		}
-		t.Observe(simWeight, float64(ec), float64(eb))
-		if t.Rejected() {
-			return float64(m) * 60
-		}
+	if alarm {
+		return SimulateAlarm(s.sim(), 60, 0.05, rng)
 	}
-	return math.Inf(1)
+	return SimulatePerPeriod(s.sim(), 60, rng)
 }
 
 type outcome struct{ times []float64 }
