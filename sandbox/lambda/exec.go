@@ -76,16 +76,20 @@ type pool struct {
 
 func (e *executor) pool(key poolKey, spec envSpec) (*pool, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
+		e.mu.Unlock()
 		return nil, errors.New("sandbox is stopping")
 	}
 	if p, ok := e.pools[key]; ok {
+		e.mu.Unlock()
+		// p.mu is taken without e.mu held: acquire takes them the other way round (p.mu, then
+		// e.mu to reserve), and holding both here deadlocked busy functions.
 		p.mu.Lock()
 		p.spec.Limit, p.spec.Reserved = spec.Limit, spec.Reserved
 		p.mu.Unlock()
 		return p, nil
 	}
+	defer e.mu.Unlock()
 	// A newer generation of $LATEST replaces the environments of older ones.
 	for k, p := range e.pools {
 		if k.fn == key.fn && k.version == key.version && k.gen < key.gen {
@@ -542,8 +546,10 @@ func (env *execEnv) answer(w http.ResponseWriter, r *http.Request, id string, is
 	case len(body) > maxResponseBytes:
 		res = runtimeResult{isError: true, errorType: "Function.ResponseSizeTooLarge",
 			payload: errorPayload("Function.ResponseSizeTooLarge", fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", maxResponseBytes))}
-		runtimeAPIError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "response too large")
+		// The result is handed over before the runtime hears back: a runtime that exits as soon as
+		// it has posted (aws-lambda-go after a panic) must not turn its answer into an exit error.
 		inv.finish(res)
+		runtimeAPIError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "response too large")
 		return
 	case isError:
 		res.isError = true
@@ -556,10 +562,10 @@ func (env *execEnv) answer(w http.ResponseWriter, r *http.Request, id string, is
 			res.payload = errorPayload(typ, string(body))
 		}
 	}
+	inv.finish(res)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	io.WriteString(w, `{"status":"OK"}`)
-	inv.finish(res)
 }
 
 func (env *execEnv) initError(w http.ResponseWriter, r *http.Request) {
