@@ -565,8 +565,10 @@ func TestTimeoutAndCrash(t *testing.T) {
 	if aws.ToString(out.FunctionError) != "Unhandled" || fe.ErrorType != "Sandbox.Timedout" || !strings.Contains(fe.ErrorMessage, "Task timed out after 1.00 seconds") {
 		t.Errorf("timeout: FunctionError %q, payload %s", aws.ToString(out.FunctionError), out.Payload)
 	}
+	// Lambda's system logs no longer carry a "Task timed out" line (the Developer Guide's "new
+	// style"): REPORT says Status: timeout.
 	logs, _ := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult))
-	if !strings.Contains(string(logs), "Task timed out after 1.00 seconds") || !strings.Contains(string(logs), "Status: timeout") {
+	if !strings.Contains(string(logs), "\tStatus: timeout\n") || strings.Contains(string(logs), "Task timed out") {
 		t.Errorf("timeout log:\n%s", logs)
 	}
 	// The timed-out environment was killed; the next invocation gets a fresh one and works.

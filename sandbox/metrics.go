@@ -3,6 +3,7 @@ package sandbox
 import (
 	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
+	"github.com/aviary-deploy/aviary/sandbox/logs"
 )
 
 // lambdaMetrics records each invocation's AWS/Lambda metrics as Lambda publishes them: across all
@@ -44,4 +45,16 @@ func (m lambdaMetrics) RecordInvocation(inv lambda.Invocation) {
 		m.cw.Put(lambdaNamespace, "Throttles", dims, "Count", inv.Time, 0)
 		m.cw.Put(lambdaNamespace, "Duration", dims, "Milliseconds", inv.Time, float64(inv.Duration.Microseconds())/1000)
 	}
+}
+
+// lambdaLogs writes each invocation's log to CloudWatch Logs, creating the log group and the
+// execution environment's stream as Lambda does.
+type lambdaLogs struct{ logs *logs.Service }
+
+func (l lambdaLogs) WriteLogs(group, stream string, events []lambda.LogEvent) {
+	out := make([]logs.Event, len(events))
+	for i, e := range events {
+		out[i] = logs.Event{Time: e.Time, Message: e.Message}
+	}
+	l.logs.Write(group, stream, out)
 }

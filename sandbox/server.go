@@ -151,7 +151,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	lm, err := lambda.New(lambda.Config{
 		Region: opts.Region, Account: opts.Account, BaseURL: s.URL, DataDir: opts.DataDir,
 		UpdateDelay: opts.UpdateDelay, MaxConcurrency: opts.MaxConcurrency, IdleTimeout: opts.IdleTimeout,
-		Objects: objectSource{st}, Metrics: lambdaMetrics{cw}, Logger: opts.Logger,
+		Objects: objectSource{st}, Metrics: lambdaMetrics{cw}, Logs: lambdaLogs{lg}, Logger: opts.Logger,
 	})
 	if err != nil {
 		lg.Close()
@@ -177,7 +177,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 }
 
 // Close stops the server, its function processes and its alarm evaluator, and saves CloudWatch
-// Logs.
+// Logs once the last invocation has written its log.
 func (s *Server) Close() error {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()

@@ -421,6 +421,7 @@ func (s *Service) httpInvoke(w http.ResponseWriter, r *http.Request, rt route) {
 		return
 	}
 	out, aerr := s.invoke(r.Context(), invokeRequest{
+		RequestID:      w.Header().Get("x-amzn-RequestId"),
 		FunctionName:   rt.fn,
 		Qualifier:      r.URL.Query().Get("Qualifier"),
 		InvocationType: r.Header.Get("X-Amz-Invocation-Type"),

@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,10 @@ type envSpec struct {
 	MemoryMB int
 	Env      map[string]string
 	LogGroup string
+	// LogFormat ("Text" or "JSON") and the log levels are the version's LoggingConfig.
+	LogFormat           string
+	ApplicationLogLevel string
+	SystemLogLevel      string
 	// Limit bounds the environments of this version; Reserved, if set, bounds the whole function.
 	Limit    int
 	Reserved *int
@@ -333,6 +338,9 @@ type runtimeResult struct {
 	payload   []byte
 	errorType string // the Lambda-Runtime-Function-Error-Type, or a platform error type
 	isError   bool
+	// fault marks an error Lambda detected itself (a timeout, a crash, a failed init, a response
+	// too large) rather than one the function reported through /invocation/error.
+	fault bool
 }
 
 // execEnv is one execution environment: a running bootstrap process and its Runtime API endpoint.
@@ -361,6 +369,10 @@ type execEnv struct {
 	cur *invocation
 	// invocations counts invocations run; the first one reports the init duration.
 	invocations int
+
+	memMu   sync.Mutex
+	memMB   int
+	memRead time.Time
 }
 
 func startEnvironment(p *pool, spec envSpec) (*execEnv, error) {
@@ -405,6 +417,13 @@ func startEnvironment(p *pool, spec envSpec) (*execEnv, error) {
 	go env.srv.Serve(ln)
 	go func() {
 		err := cmd.Wait()
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			// The REPORT of an invocation that killed its runtime still has its peak memory.
+			env.memMu.Lock()
+			env.memMB = max(env.memMB, peakRSSMB(ru))
+			env.memRead = time.Now()
+			env.memMu.Unlock()
+		}
 		env.exitErr = err
 		if err == nil {
 			env.exitErr = errors.New("exit status 0")
@@ -544,7 +563,7 @@ func (env *execEnv) answer(w http.ResponseWriter, r *http.Request, id string, is
 	res := runtimeResult{payload: body}
 	switch {
 	case len(body) > maxResponseBytes:
-		res = runtimeResult{isError: true, errorType: "Function.ResponseSizeTooLarge",
+		res = runtimeResult{isError: true, fault: true, errorType: "Function.ResponseSizeTooLarge",
 			payload: errorPayload("Function.ResponseSizeTooLarge", fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", maxResponseBytes))}
 		// The result is handed over before the runtime hears back: a runtime that exits as soon as
 		// it has posted (aws-lambda-go after a panic) must not turn its answer into an exit error.
@@ -577,7 +596,7 @@ func (env *execEnv) initError(w http.ResponseWriter, r *http.Request) {
 	if !json.Valid(body) || len(body) == 0 {
 		body = errorPayload(typ, string(body))
 	}
-	res := &runtimeResult{isError: true, errorType: typ, payload: body}
+	res := &runtimeResult{isError: true, fault: true, errorType: typ, payload: body}
 	env.mu.Lock()
 	env.initErr = res
 	env.mu.Unlock()
@@ -622,10 +641,24 @@ func logStreamName(t time.Time, version string) string {
 	return fmt.Sprintf("%s/[%s]%s", t.UTC().Format("2006/01/02"), version, strings.ReplaceAll(newRevisionID(), "-", ""))
 }
 
+// runReport is what one invocation on an environment left behind: the runtime's answer, the
+// init duration on a cold start (the init error, if init failed), when the invocation started and
+// how long it ran, the output before it started (init output, and anything written between
+// invocations) and during it, and the peak memory.
+type runReport struct {
+	res         runtimeResult
+	initDur     time.Duration
+	initFail    bool
+	initTimeout bool
+	start       time.Time
+	dur         time.Duration
+	pre, out    []logLine
+	maxMemMB    int
+}
+
 // run hands inv to the environment and waits for the runtime's answer, the deadline, or the
-// process's death; it returns the answer, the init duration on a cold start, the invocation's
-// duration and its output. A timed-out or dead environment is not reused.
-func (env *execEnv) run(ctx context.Context, inv *invocation) (res runtimeResult, initDur, dur time.Duration, out []byte) {
+// process's death. A timed-out or dead environment is not reused.
+func (env *execEnv) run(ctx context.Context, inv *invocation) (rep runReport) {
 	env.mu.Lock()
 	env.cur = inv
 	env.invocations++
@@ -636,6 +669,17 @@ func (env *execEnv) run(ctx context.Context, inv *invocation) (res runtimeResult
 		env.cur = nil
 		env.mu.Unlock()
 	}()
+	// finish collects the output and memory; kill first when the environment must not live on.
+	finish := func(res runtimeResult, dur time.Duration, kill bool) runReport {
+		rep.res, rep.dur = res, dur
+		rep.maxMemMB = env.maxMemoryMB()
+		if kill {
+			env.kill()
+			<-env.dead
+		}
+		rep.out = env.logs.take()
+		return rep
+	}
 
 	// Init is not part of the function's timeout, but has its own 10-second limit, as on AWS.
 	if first {
@@ -646,27 +690,33 @@ func (env *execEnv) run(ctx context.Context, inv *invocation) (res runtimeResult
 		case <-env.dead:
 			initTimer.Stop()
 		case <-initTimer.C:
-			env.kill()
-			<-env.dead
-			return runtimeResult{isError: true, errorType: "Runtime.Unknown",
-				payload: errorPayload("Runtime.Unknown", fmt.Sprintf("RequestId: %s Error: Init timed out after 10.00 seconds", inv.id))}, 10 * time.Second, 0, env.logs.take()
+			rep.initDur, rep.initFail, rep.initTimeout, rep.start = 10*time.Second, true, true, time.Now()
+			rep.pre = env.logs.take()
+			return finish(runtimeResult{isError: true, fault: true, errorType: "Runtime.Unknown",
+				payload: errorPayload("Runtime.Unknown", fmt.Sprintf("RequestId: %s Error: Init timed out after 10.00 seconds", inv.id))}, 0, true)
 		}
-		initDur = time.Since(env.started)
+		rep.initDur = time.Since(env.started)
 		select {
 		case <-env.initDone:
-			initDur = env.initDur
+			rep.initDur = env.initDur
 		default:
+			// The runtime died before asking for its first event: its init failed.
+			rep.initFail = true
 		}
 		env.mu.Lock()
 		ie := env.initErr
 		env.mu.Unlock()
 		if ie != nil {
 			<-env.dead
-			return *ie, initDur, 0, env.logs.take()
+			rep.initFail, rep.start = true, time.Now()
+			rep.pre = env.logs.take()
+			return finish(*ie, 0, false)
 		}
 	}
+	rep.pre = env.logs.take()
 	timeout := env.spec.Timeout
 	start := time.Now()
+	rep.start = start
 	inv.deadline = start.Add(timeout)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -674,36 +724,30 @@ func (env *execEnv) run(ctx context.Context, inv *invocation) (res runtimeResult
 	select {
 	case env.next <- inv:
 	case <-env.dead:
-		return env.exitResult(inv), initDur, time.Since(start), env.logs.take()
+		return finish(env.exitResult(inv), time.Since(start), false)
 	case <-timer.C:
-		env.kill()
-		<-env.dead
-		return timeoutResult(inv, timeout), initDur, timeout, env.logs.take()
+		return finish(timeoutResult(inv, timeout), timeout, true)
 	case <-ctx.Done():
-		env.kill()
-		<-env.dead
-		return runtimeResult{isError: true, errorType: "Runtime.Unknown", payload: errorPayload("Runtime.Unknown", "the invocation was cancelled")}, initDur, time.Since(start), env.logs.take()
+		return finish(runtimeResult{isError: true, fault: true, errorType: "Runtime.Unknown", payload: errorPayload("Runtime.Unknown", "the invocation was cancelled")}, time.Since(start), true)
 	}
 	select {
 	case r := <-inv.done:
-		return r, initDur, time.Since(start), env.logs.take()
+		return finish(r, time.Since(start), false)
 	case <-env.dead:
 		// The process may have answered just before exiting.
 		select {
 		case r := <-inv.done:
-			return r, initDur, time.Since(start), env.logs.take()
+			return finish(r, time.Since(start), false)
 		default:
 		}
-		return env.exitResult(inv), initDur, time.Since(start), env.logs.take()
+		return finish(env.exitResult(inv), time.Since(start), false)
 	case <-timer.C:
-		env.kill()
-		<-env.dead
-		return timeoutResult(inv, timeout), initDur, timeout, env.logs.take()
+		return finish(timeoutResult(inv, timeout), timeout, true)
 	}
 }
 
 func timeoutResult(inv *invocation, timeout time.Duration) runtimeResult {
-	return runtimeResult{isError: true, errorType: "Sandbox.Timedout", payload: errorPayload("Sandbox.Timedout",
+	return runtimeResult{isError: true, fault: true, errorType: "Sandbox.Timedout", payload: errorPayload("Sandbox.Timedout",
 		fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds", inv.id, timeout.Seconds()))}
 }
 
@@ -712,41 +756,66 @@ func (env *execEnv) exitResult(inv *invocation) runtimeResult {
 	if env.exitErr != nil {
 		msg = "Runtime exited with error: " + env.exitErr.Error()
 	}
-	return runtimeResult{isError: true, errorType: "Runtime.ExitError",
+	return runtimeResult{isError: true, fault: true, errorType: "Runtime.ExitError",
 		payload: errorPayload("Runtime.ExitError", fmt.Sprintf("RequestId: %s Error: %s", inv.id, msg))}
 }
 
-// maxMemoryMB reads the process's peak resident memory, for the REPORT line.
+// maxMemoryMB is the process's peak resident memory, for the REPORT line. The peak only grows, so
+// a reading less than 50 ms old is reused: busy environments do not read /proc on every
+// invocation.
 func (env *execEnv) maxMemoryMB() int {
+	env.memMu.Lock()
+	defer env.memMu.Unlock()
+	if time.Since(env.memRead) < 50*time.Millisecond {
+		return env.memMB
+	}
 	env.pmu.Lock()
 	p := env.cmd.Process
 	env.pmu.Unlock()
 	if p == nil {
-		return 0
+		return env.memMB
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid))
 	if err != nil {
-		return 0
+		return env.memMB
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
 			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
-			return (kb + 1023) / 1024
+			env.memMB = max(env.memMB, (kb+1023)/1024)
+			env.memRead = time.Now()
+			break
 		}
 	}
-	return 0
+	return env.memMB
 }
 
-// logCapture collects an environment's merged stdout and stderr. Reads happen under mu, both in
-// the background loop and in take, so take sees every byte written before it was called.
+// logCapture collects an environment's merged stdout and stderr as lines, each stamped with the
+// time its first byte was read. Reads happen under mu, both in the background loop and in take,
+// so take sees every byte written before it was called.
 type logCapture struct {
-	mu  sync.Mutex
-	f   *os.File
-	rc  syscall.RawConn
-	buf []byte
+	mu        sync.Mutex
+	f         *os.File
+	rc        syscall.RawConn
+	lines     []logLine
+	bytes     int // held in lines
+	partial   []byte
+	partialAt time.Time
+	scratch   []byte // take's read buffer
 }
 
-const maxLogBytes = 1 << 20
+// logLine is one line of output, with its newline if it had one.
+type logLine struct {
+	at   time.Time
+	text string
+}
+
+const (
+	// maxLogBytes bounds what an environment holds between two takes; the oldest lines go first.
+	maxLogBytes = 1 << 20
+	// maxLineBytes is where Lambda splits a long line into several log events.
+	maxLineBytes = 256 << 10
+)
 
 func newLogCapture(f *os.File) *logCapture {
 	l := &logCapture{f: f}
@@ -770,7 +839,7 @@ func (l *logCapture) loop() {
 			defer l.mu.Unlock()
 			n, rerr := syscall.Read(int(fd), chunk)
 			if n > 0 {
-				l.append(chunk[:n])
+				l.append(chunk[:n], time.Now())
 				return true
 			}
 			if rerr == syscall.EAGAIN {
@@ -788,33 +857,65 @@ func (l *logCapture) loop() {
 	}
 }
 
-func (l *logCapture) append(b []byte) {
-	l.buf = append(l.buf, b...)
-	if len(l.buf) > maxLogBytes {
-		l.buf = append(l.buf[:0], l.buf[len(l.buf)-maxLogBytes:]...)
+// append splits b into lines; the caller holds mu.
+func (l *logCapture) append(b []byte, now time.Time) {
+	for len(b) > 0 {
+		if len(l.partial) == 0 {
+			l.partialAt = now
+		}
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			l.partial = append(l.partial, b...)
+			if len(l.partial) >= maxLineBytes {
+				l.flush()
+			}
+			return
+		}
+		l.partial = append(l.partial, b[:i+1]...)
+		b = b[i+1:]
+		l.flush()
 	}
 }
 
-// take drains what the pipe holds and returns everything captured since the last take.
-func (l *logCapture) take() []byte {
+// flush ends the partial line; the caller holds mu.
+func (l *logCapture) flush() {
+	for len(l.partial) > 0 {
+		n := min(len(l.partial), maxLineBytes)
+		l.lines = append(l.lines, logLine{at: l.partialAt, text: string(l.partial[:n])})
+		l.bytes += n
+		l.partial = l.partial[n:]
+	}
+	l.partial = l.partial[:0]
+	for l.bytes > maxLogBytes && len(l.lines) > 1 {
+		l.bytes -= len(l.lines[0].text)
+		l.lines = l.lines[1:]
+	}
+}
+
+// take drains what the pipe holds and returns every line captured since the last take, the last
+// one even if it has no newline yet.
+func (l *logCapture) take() []logLine {
 	if l == nil {
 		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.rc != nil {
-		chunk := make([]byte, 32<<10)
+		if l.scratch == nil {
+			l.scratch = make([]byte, 32<<10)
+		}
 		_ = l.rc.Control(func(fd uintptr) {
 			for {
-				n, err := syscall.Read(int(fd), chunk)
+				n, err := syscall.Read(int(fd), l.scratch)
 				if n <= 0 || err != nil {
 					return
 				}
-				l.append(chunk[:n])
+				l.append(l.scratch[:n], time.Now())
 			}
 		})
 	}
-	out := l.buf
-	l.buf = nil
+	l.flush()
+	out := l.lines
+	l.lines, l.bytes = nil, 0
 	return out
 }

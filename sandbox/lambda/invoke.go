@@ -13,6 +13,9 @@ import (
 )
 
 type invokeRequest struct {
+	// RequestID is the invocation's request ID: the Invoke response's x-amzn-RequestId and the
+	// RequestId of its log.
+	RequestID      string
 	FunctionName   string
 	Qualifier      string
 	InvocationType string
@@ -81,6 +84,9 @@ func (s *Service) invoke(ctx context.Context, req invokeRequest) (invokeResponse
 	if aerr != nil {
 		return invokeResponse{}, aerr
 	}
+	if req.RequestID == "" {
+		req.RequestID = newRevisionID()
+	}
 	switch req.InvocationType {
 	case "DryRun":
 		return invokeResponse{Status: http.StatusNoContent}, nil
@@ -88,7 +94,7 @@ func (s *Service) invoke(ctx context.Context, req invokeRequest) (invokeResponse
 		s.async.Add(1)
 		go func() {
 			defer s.async.Done()
-			s.runAsync(t, req.Payload, clientContext)
+			s.runAsync(t, req.RequestID, req.Payload, clientContext)
 		}()
 		return invokeResponse{Status: http.StatusAccepted}, nil
 	}
@@ -110,14 +116,13 @@ func (s *Service) invoke(ctx context.Context, req invokeRequest) (invokeResponse
 		}
 		var se *startError
 		if errors.As(err, &se) {
-			out := invokeResponse{Status: http.StatusOK, FunctionError: "Unhandled", ExecutedVersion: t.version,
-				Payload: errorPayload(se.typ, fmt.Sprintf("RequestId: %s Error: %s", newRevisionID(), se.msg))}
-			s.record(t, Invocation{Error: true})
+			res := s.startFailed(t, req.RequestID, se)
+			out := invokeResponse{Status: http.StatusOK, FunctionError: "Unhandled", ExecutedVersion: t.version, Payload: res.payload}
 			return out, nil
 		}
 		return invokeResponse{}, apiErr("ServiceException", "%v", err)
 	}
-	o := s.runOn(ctx, p, env, t, req.Payload, clientContext, req.LogType == "Tail")
+	o := s.runOn(ctx, p, env, t, req.RequestID, req.Payload, clientContext, req.LogType == "Tail")
 	out := invokeResponse{Status: http.StatusOK, Payload: o.res.payload, ExecutedVersion: t.version}
 	if o.res.isError {
 		out.FunctionError = "Unhandled"
@@ -168,14 +173,16 @@ func (s *Service) target(raw, qualifier string) (target, *APIError) {
 		spec: envSpec{
 			Function: f.Name, Version: v.Version, Runtime: v.Runtime, Handler: v.Handler, CodeKey: v.RunKey,
 			Timeout: time.Duration(v.Timeout) * time.Second, MemoryMB: v.MemorySize, Env: v.Env,
-			LogGroup: v.Logging.LogGroup, Limit: limit, Reserved: f.Reserved,
+			LogGroup: v.Logging.LogGroup, LogFormat: v.Logging.LogFormat,
+			ApplicationLogLevel: v.Logging.ApplicationLogLevel, SystemLogLevel: v.Logging.SystemLogLevel,
+			Limit: limit, Reserved: f.Reserved,
 		},
 	}, nil
 }
 
 // runAsync runs an Event invocation: it waits for a free environment instead of throttling, as
 // Lambda's internal queue does.
-func (s *Service) runAsync(t target, payload []byte, clientContext string) {
+func (s *Service) runAsync(t target, id string, payload []byte, clientContext string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -193,11 +200,11 @@ func (s *Service) runAsync(t target, payload []byte, clientContext string) {
 	if err != nil {
 		var se *startError
 		if errors.As(err, &se) {
-			s.record(t, Invocation{Error: true})
+			s.startFailed(t, id, se)
 		}
 		return
 	}
-	s.runOn(ctx, p, env, t, payload, clientContext, false)
+	s.runOn(ctx, p, env, t, id, payload, clientContext, false)
 }
 
 type outcome struct {
@@ -205,16 +212,49 @@ type outcome struct {
 	log []byte
 }
 
-func (s *Service) runOn(ctx context.Context, p *pool, env *execEnv, t target, payload []byte, clientContext string, wantLog bool) outcome {
-	inv := &invocation{id: newRevisionID(), payload: payload, arn: t.arn, clientContext: clientContext, done: make(chan runtimeResult, 1)}
-	res, initDur, dur, out := env.run(ctx, inv)
-	var log []byte
-	if wantLog {
-		log = formatLog(env, s.cfg.Region, inv.id, t.version, res, initDur, dur, out)
-	}
+func (s *Service) runOn(ctx context.Context, p *pool, env *execEnv, t target, id string, payload []byte, clientContext string, wantLog bool) outcome {
+	inv := &invocation{id: id, payload: payload, arn: t.arn, clientContext: clientContext, done: make(chan runtimeResult, 1)}
+	rep := env.run(ctx, inv)
+	end := time.Now()
 	p.release(env)
-	s.record(t, Invocation{Error: res.isError, Duration: dur})
-	return outcome{res: res, log: log}
+	s.record(t, Invocation{Error: rep.res.isError, Duration: rep.dur})
+	var log []byte
+	if wantLog || s.cfg.Logs != nil {
+		l := &invocationLog{id: id, arn: t.arn, region: s.cfg.Region, spec: env.spec, stream: env.stream,
+			coldStart: rep.initDur > 0, envStarted: env.started, rep: rep, end: end}
+		l.spec.Version = t.version
+		evs := l.events()
+		s.writeLogs(l.spec, env.stream, evs)
+		if wantLog {
+			log = logText(evs)
+		}
+	}
+	return outcome{res: rep.res, log: log}
+}
+
+// startFailed records an invocation whose execution environment could not start (no bootstrap,
+// say), logging it as Lambda does: the init fails, and so does the invocation.
+func (s *Service) startFailed(t target, id string, se *startError) runtimeResult {
+	res := runtimeResult{isError: true, fault: true, errorType: se.typ, payload: errorPayload(se.typ, fmt.Sprintf("RequestId: %s Error: %s", id, se.msg))}
+	s.record(t, Invocation{Error: true})
+	if s.cfg.Logs != nil {
+		now := time.Now()
+		l := &invocationLog{id: id, arn: t.arn, region: s.cfg.Region, spec: t.spec, stream: logStreamName(now, t.version),
+			coldStart: true, envStarted: now, rep: runReport{res: res, initFail: true, start: now}, end: now}
+		s.writeLogs(t.spec, l.stream, l.events())
+	}
+	return res
+}
+
+func (s *Service) writeLogs(spec envSpec, stream string, evs []LogEvent) {
+	if s.cfg.Logs == nil {
+		return
+	}
+	group := spec.LogGroup
+	if group == "" {
+		group = "/aws/lambda/" + spec.Function
+	}
+	s.cfg.Logs.WriteLogs(group, stream, evs)
 }
 
 func (s *Service) record(t target, inv Invocation) {
@@ -227,41 +267,6 @@ func (s *Service) record(t target, inv Invocation) {
 	inv.ExecutedVersion = t.version
 	inv.ThroughAlias = t.alias
 	s.cfg.Metrics.RecordInvocation(inv)
-}
-
-// formatLog writes an invocation's log as Lambda does: START, the function's output, END and
-// REPORT, with INIT_START first on a cold start.
-func formatLog(env *execEnv, region, id, version string, res runtimeResult, initDur, dur time.Duration, out []byte) []byte {
-	var b strings.Builder
-	if initDur > 0 {
-		fmt.Fprintf(&b, "INIT_START Runtime Version: %s\tRuntime Version ARN: arn:aws:lambda:%s::runtime:%s\n",
-			strings.Replace(env.spec.Runtime, ".", ":", 1)+".v1", region, runtimeVersionID(env.spec.Runtime))
-	}
-	fmt.Fprintf(&b, "START RequestId: %s Version: %s\n", id, version)
-	b.Write(out)
-	if len(out) > 0 && out[len(out)-1] != '\n' {
-		b.WriteByte('\n')
-	}
-	switch res.errorType {
-	case "Sandbox.Timedout":
-		fmt.Fprintf(&b, "%s %s Task timed out after %.2f seconds\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), id, env.spec.Timeout.Seconds())
-	case "Runtime.ExitError":
-		var p struct{ ErrorMessage string }
-		_ = json.Unmarshal(res.payload, &p)
-		fmt.Fprintf(&b, "%s\nRuntime.ExitError\n", p.ErrorMessage)
-	}
-	fmt.Fprintf(&b, "END RequestId: %s\n", id)
-	ms := float64(dur.Microseconds()) / 1000
-	fmt.Fprintf(&b, "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB\t",
-		id, ms, billed(dur+initDur), env.spec.MemoryMB, env.maxMemoryMB())
-	if initDur > 0 {
-		fmt.Fprintf(&b, "Init Duration: %.2f ms\t", float64(initDur.Microseconds())/1000)
-	}
-	if res.errorType == "Sandbox.Timedout" {
-		b.WriteString("Status: timeout")
-	}
-	b.WriteString("\n")
-	return []byte(b.String())
 }
 
 // billed rounds a duration up to the next millisecond, as Lambda bills provided runtimes (init

@@ -1,6 +1,7 @@
 // Package lambda is the sandbox's AWS Lambda: the REST-JSON control plane (functions, versions,
 // aliases with weighted routing, concurrency) and Invoke, which runs a function's bootstrap from its
-// zip through the Lambda Runtime API.
+// zip through the Lambda Runtime API and writes each invocation's log (START, the function's output,
+// END, REPORT, or their JSON-format records) to its execution environment's log stream.
 //
 // The rule it keeps: where a deploy tool could tell the difference, it behaves as AWS documents
 // (error types and statuses, RevisionId and CodeSha256 preconditions, update states, PublishVersion
@@ -42,8 +43,10 @@ type Config struct {
 	IdleTimeout time.Duration
 	Objects     ObjectSource
 	Metrics     MetricsSink
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// Logs receives each invocation's log events; nil discards them.
+	Logs   LogSink
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // ObjectSource is where CreateFunction and UpdateFunctionCode fetch S3Bucket/S3Key code from.
