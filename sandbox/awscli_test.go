@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,6 +239,109 @@ func TestAWSCLICompatibility(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "An error occurred (ResourceNotFoundException) when calling the GetFunction operation: Function not found: arn:aws:lambda:us-east-1:000000000000:function:no-such-fn") {
 		t.Errorf("get-function of a missing function: exit %d\n%s", code, stderr)
 	}
+
+	// CloudWatch Logs: the invocations above wrote to one stream per execution environment of
+	// each version.
+	streams := aws.ok("logs", "describe-log-streams", "--log-group-name", "/aws/lambda/cli-fn", "--order-by", "LastEventTime", "--descending")
+	list, _ := streams["logStreams"].([]any)
+	versionsLogged := map[string]bool{}
+	for _, s := range list {
+		st := s.(map[string]any)
+		name, _ := st["logStreamName"].(string)
+		if m := streamNameRE.FindStringSubmatch(name); m != nil {
+			versionsLogged[m[1]] = true
+		}
+		for _, ex := range cliExamples(t, "logs", "describe-log-streams", "logStreams") {
+			sameShape(t, "describe-log-streams", st, ex)
+		}
+		if _, ok := st["lastEventTimestamp"].(float64); !ok {
+			t.Errorf("describe-log-streams: stream %v has no lastEventTimestamp", st)
+		}
+	}
+	if !versionsLogged["1"] || !versionsLogged["2"] {
+		t.Errorf("describe-log-streams: streams %v, want some of versions 1 and 2", list)
+	}
+	reports := aws.ok("logs", "filter-log-events", "--log-group-name", "/aws/lambda/cli-fn", "--filter-pattern", `"REPORT RequestId"`)
+	events, _ := reports["events"].([]any)
+	if len(events) != 20 {
+		t.Errorf("filter-log-events: %d REPORT lines for 20 invocations", len(events))
+	}
+	for _, ev := range events {
+		m := ev.(map[string]any)
+		msg, _ := m["message"].(string)
+		if !reportLineRE.MatchString(msg) || m["eventId"] == nil || m["logStreamName"] == nil || m["ingestionTime"] == nil {
+			t.Errorf("filter-log-events event %v", m)
+		}
+	}
+	aws.ok("logs", "create-log-group", "--log-group-name", "/cli/app")
+	aws.ok("logs", "put-retention-policy", "--log-group-name", "/cli/app", "--retention-in-days", "7")
+	aws.ok("logs", "create-log-stream", "--log-group-name", "/cli/app", "--log-stream-name", "20150601")
+	now := time.Now().UnixMilli()
+	put := aws.ok("logs", "put-log-events", "--log-group-name", "/cli/app", "--log-stream-name", "20150601", "--log-events",
+		fmt.Sprintf("timestamp=%d,message=Example Event 1", now), fmt.Sprintf("timestamp=%d,message=Example Event 2", now+2))
+	for _, ex := range cliExamples(t, "logs", "put-log-events", "") {
+		sameShape(t, "put-log-events", put, ex)
+	}
+	groups := aws.ok("logs", "describe-log-groups", "--log-group-name-prefix", "/cli/")
+	for _, ex := range cliExamples(t, "logs", "describe-log-groups", "") {
+		sameShape(t, "describe-log-groups", groups, ex)
+	}
+	if g, _ := groups["logGroups"].([]any); len(g) != 1 || g[0].(map[string]any)["retentionInDays"] != 7.0 {
+		t.Errorf("describe-log-groups: %v", groups)
+	} else {
+		for _, ex := range cliExamples(t, "logs", "describe-log-groups", "logGroups") {
+			sameShape(t, "describe-log-groups", g[0].(map[string]any), ex)
+		}
+	}
+	got2 := aws.ok("logs", "get-log-events", "--log-group-name", "/cli/app", "--log-stream-name", "20150601")
+	for _, ex := range cliExamples(t, "logs", "get-log-events", "") {
+		sameShape(t, "get-log-events", got2, ex)
+	}
+	if evs, _ := got2["events"].([]any); len(evs) != 2 {
+		t.Errorf("get-log-events: %v", got2)
+	}
+	_, stderr, code = aws.run("logs", "create-log-group", "--log-group-name", "/cli/app")
+	if code == 0 || !strings.Contains(stderr, "An error occurred (ResourceAlreadyExistsException) when calling the CreateLogGroup operation: The specified log group already exists") {
+		t.Errorf("create-log-group twice: exit %d\n%s", code, stderr)
+	}
+	_, stderr, code = aws.run("logs", "filter-log-events", "--log-group-name", "/cli/app", "--filter-pattern", "{ $.x = ")
+	if code == 0 || !strings.Contains(stderr, "An error occurred (InvalidParameterException) when calling the FilterLogEvents operation") {
+		t.Errorf("filter-log-events with a broken pattern: exit %d\n%s", code, stderr)
+	}
+}
+
+// cliExamples reads the example outputs of an AWS CLI command from its documentation (awscli's
+// examples/SERVICE/COMMAND.rst); with member set, the items of that list member of each example.
+func cliExamples(t *testing.T, service, command, member string) []map[string]any {
+	t.Helper()
+	path := "/usr/lib/python3/dist-packages/awscli/examples/" + service + "/" + command + ".rst"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("no documented examples at %s: output shapes not compared", path)
+		return nil
+	}
+	var out []map[string]any
+	for _, part := range strings.Split(string(b), "Output::")[1:] {
+		start := strings.Index(part, "{")
+		if start < 0 {
+			continue
+		}
+		var v map[string]any
+		if err := json.NewDecoder(strings.NewReader(part[start:])).Decode(&v); err != nil {
+			t.Fatalf("%s: example output: %v", path, err)
+		}
+		if member == "" {
+			out = append(out, v)
+			continue
+		}
+		items, _ := v[member].([]any)
+		for _, it := range items {
+			if m, ok := it.(map[string]any); ok {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
 }
 
 func TestAWSCLIS3AndCloudWatch(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -294,6 +295,11 @@ func TestPersistence(t *testing.T) {
 		Period: aws.Int32(7200), Statistics: []cwtypes.Statistic{cwtypes.StatisticSum}})
 	if err != nil || len(stats.Datapoints) != 1 || aws.ToFloat64(stats.Datapoints[0].Sum) != 2 {
 		t.Errorf("Invocations across the restart: %v %+v", err, stats)
+	}
+	// So are the invocations' logs, and new ones are added to them.
+	reports, err := e2.logs.FilterLogEvents(c, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/aws/lambda/kept"), FilterPattern: aws.String(`"REPORT RequestId"`)})
+	if err != nil || len(reports.Events) != 2 {
+		t.Errorf("REPORT lines across the restart: %v %+v", err, reports)
 	}
 }
 

@@ -363,11 +363,11 @@ func visible(st *stream, cut int64) []event {
 }
 
 func (s *Service) streamOut(g *group, st *stream, cut int64) logStreamOut {
-	out := logStreamOut{LogStreamName: st.name, CreationTime: st.created, Arn: s.streamARN(g.name, st.name),
-		UploadSequenceToken: sequenceToken(st.uploads)}
+	out := logStreamOut{LogStreamName: st.name, CreationTime: st.created, Arn: s.streamARN(g.name, st.name)}
 	if evs := visible(st, cut); len(evs) > 0 {
 		first, last, ingest := evs[0].ts, evs[len(evs)-1].ts, st.lastIngest
 		out.FirstEventTimestamp, out.LastEventTimestamp, out.LastIngestionTime = &first, &last, &ingest
+		out.UploadSequenceToken = sequenceToken(st.uploads)
 	}
 	return out
 }
@@ -590,23 +590,24 @@ func timeRange(start, end *int64) *apiError {
 	return nil
 }
 
-// A GetLogEvents token is a position between two events of the stream: "f/T/S" is just after
-// the event (T, S), going forward; "b/T/S" is just before it, going backward.
+// A GetLogEvents token is a position between two events of the stream, written as CloudWatch
+// Logs writes its tokens (f/ or b/ and 56 digits): "f/" and an event's ID is just after that
+// event, going forward; "b/" and an event's ID is just before it, going backward.
 func parseGetToken(tok string) (forward bool, ts int64, seq uint64, ok bool) {
-	parts := strings.Split(tok, "/")
-	if len(parts) != 3 || parts[0] != "f" && parts[0] != "b" {
+	dir, digits, found := strings.Cut(tok, "/")
+	if !found || dir != "f" && dir != "b" || len(digits) != 56 {
 		return false, 0, 0, false
 	}
-	t, err1 := strconv.ParseInt(parts[1], 10, 64)
-	q, err2 := strconv.ParseUint(parts[2], 10, 64)
+	t, err1 := strconv.ParseInt(digits[:20], 10, 64)
+	q, err2 := strconv.ParseUint(digits[20:], 10, 64)
 	if err1 != nil || err2 != nil {
 		return false, 0, 0, false
 	}
-	return parts[0] == "f", t, q, true
+	return dir == "f", t, q, true
 }
 
-func forwardToken(ts int64, seq uint64) string  { return fmt.Sprintf("f/%d/%d", ts, seq) }
-func backwardToken(ts int64, seq uint64) string { return fmt.Sprintf("b/%d/%d", ts, seq) }
+func forwardToken(ts int64, seq uint64) string  { return fmt.Sprintf("f/%020d%036d", ts, seq) }
+func backwardToken(ts int64, seq uint64) string { return fmt.Sprintf("b/%020d%036d", ts, seq) }
 
 func (s *Service) getLogEvents(in *getLogEventsInput) (any, *apiError) {
 	name, e := groupParam(in.LogGroupName, in.LogGroupIdentifier)

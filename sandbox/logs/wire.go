@@ -64,7 +64,7 @@ type logStreamOut struct {
 	FirstEventTimestamp *int64 `json:"firstEventTimestamp,omitempty"`
 	LastEventTimestamp  *int64 `json:"lastEventTimestamp,omitempty"`
 	LastIngestionTime   *int64 `json:"lastIngestionTime,omitempty"`
-	UploadSequenceToken string `json:"uploadSequenceToken"`
+	UploadSequenceToken string `json:"uploadSequenceToken,omitempty"`
 	Arn                 string `json:"arn"`
 	StoredBytes         int64  `json:"storedBytes"`
 }
