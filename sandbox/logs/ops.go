@@ -203,7 +203,6 @@ func (s *Service) createLogGroup(in *createLogGroupInput) (any, *apiError) {
 	g := s.newGroup(name, s.cfg.Now().UnixMilli())
 	g.kms, g.class = in.KmsKeyID, class
 	maps.Copy(g.tags, in.Tags)
-	s.dirty = true
 	return nil, nil
 }
 
@@ -213,11 +212,12 @@ func (s *Service) deleteLogGroup(in *logGroupNameInput) (any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.groups[*in.LogGroupName]; !ok {
+	g, ok := s.groups[*in.LogGroupName]
+	if !ok {
 		return nil, groupNotFound()
 	}
 	delete(s.groups, *in.LogGroupName)
-	s.dirty = true
+	s.bury(g, nil)
 	return nil, nil
 }
 
@@ -326,8 +326,7 @@ func (s *Service) createLogStream(in *streamInput) (any, *apiError) {
 	if _, ok := g.streams[*in.LogStreamName]; ok {
 		return nil, alreadyExists("The specified log stream already exists")
 	}
-	g.streams[*in.LogStreamName] = &stream{name: *in.LogStreamName, created: s.cfg.Now().UnixMilli()}
-	s.dirty = true
+	g.newStream(s, *in.LogStreamName, s.cfg.Now().UnixMilli())
 	return nil, nil
 }
 
@@ -352,7 +351,7 @@ func (s *Service) deleteLogStream(in *streamInput) (any, *apiError) {
 		g.bytes -= int64(len(ev.msg))
 	}
 	delete(g.streams, *in.LogStreamName)
-	s.dirty = true
+	s.bury(g, st)
 	return nil, nil
 }
 
@@ -550,16 +549,13 @@ func (s *Service) putLogEvents(in *putLogEventsInput) (any, *apiError) {
 	if first < newStart && *evs[newStart-1].Timestamp-*evs[first].Timestamp > maxBatchSpan.Milliseconds() {
 		return nil, invalidParameter("The batch of log events in a single PutLogEvents request cannot span more than 24 hours.")
 	}
-	nowMS := now.UnixMilli()
+	kept := make([]event, 0, max(0, newStart-first))
 	for _, ev := range evs[first:max(first, newStart)] {
-		s.seq++
-		g.insert(st, event{ts: *ev.Timestamp, ingest: nowMS, seq: s.seq, msg: *ev.Message})
+		kept = append(kept, event{ts: *ev.Timestamp, msg: *ev.Message})
 	}
-	if first < newStart {
-		st.lastIngest = nowMS
-	}
+	s.add(g, st, kept, now.UnixMilli())
 	st.uploads++
-	s.dirty = true
+	s.metaDirty = true
 	out := putLogEventsOutput{NextSequenceToken: sequenceToken(st.uploads)}
 	if oldEnd > 0 || expiredEnd > 0 || newStart < len(evs) {
 		out.RejectedLogEventsInfo = &rejectedLogEventsInfo{}
@@ -892,7 +888,7 @@ func (s *Service) putRetentionPolicy(in *putRetentionPolicyInput) (any, *apiErro
 	}
 	g.retention = *in.RetentionInDays
 	s.expireGroup(g, s.cfg.Now())
-	s.dirty = true
+	s.metaDirty = true
 	return nil, nil
 }
 
@@ -907,7 +903,7 @@ func (s *Service) deleteRetentionPolicy(in *logGroupNameInput) (any, *apiError) 
 		return nil, e
 	}
 	g.retention = 0
-	s.dirty = true
+	s.metaDirty = true
 	return nil, nil
 }
 
@@ -927,7 +923,7 @@ func (s *Service) addTags(name string, tags map[string]string, tooMany func() *a
 		return tooMany()
 	}
 	g.tags = merged
-	s.dirty = true
+	s.metaDirty = true
 	return nil
 }
 
@@ -941,7 +937,7 @@ func (s *Service) removeTags(name string, keys []string) *apiError {
 	for _, k := range keys {
 		delete(g.tags, k)
 	}
-	s.dirty = true
+	s.metaDirty = true
 	return nil
 }
 

@@ -29,7 +29,8 @@ type Config struct {
 	Account string
 	// DataDir keeps log groups and events across restarts; "" keeps them in memory.
 	DataDir string
-	// SaveInterval is how often changed state is written to DataDir (besides at Close).
+	// SaveInterval is how often new events and changed groups are written to DataDir (besides at
+	// Close); the default is a second.
 	SaveInterval time.Duration
 	Now          func() time.Time
 	Logger       *slog.Logger
@@ -41,11 +42,15 @@ type Service struct {
 	mu     sync.RWMutex
 	groups map[string]*group
 	seq    uint64 // the last event sequence number handed out
-	dirty  bool
-	saveMu sync.Mutex
-	stop   chan struct{}
-	done   chan struct{}
-	closed bool
+	// Persistence (with a data directory): events not yet journaled, whether groups or streams
+	// changed, and deletions the journal's replay must honour.
+	pending    []journalEntry
+	metaDirty  bool
+	tombstones []tombstone
+	saveMu     sync.Mutex
+	stop       chan struct{}
+	done       chan struct{}
+	closed     bool
 }
 
 // New starts a Service; Close saves its state and stops it.
@@ -63,7 +68,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.SaveInterval <= 0 {
-		cfg.SaveInterval = 5 * time.Second
+		cfg.SaveInterval = time.Second
 	}
 	s := &Service{cfg: cfg, groups: map[string]*group{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := s.load(); err != nil {
@@ -84,7 +89,7 @@ func (s *Service) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.done
-	return s.save(true)
+	return s.compact()
 }
 
 // background applies retention and saves changed state now and then.
@@ -99,7 +104,7 @@ func (s *Service) background() {
 		case <-t.C:
 		}
 		s.expire()
-		if err := s.save(false); err != nil {
+		if err := s.save(); err != nil {
 			s.cfg.Logger.Error("persist cloudwatch logs", "err", err)
 		}
 	}
