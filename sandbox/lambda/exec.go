@@ -417,13 +417,6 @@ func startEnvironment(p *pool, spec envSpec) (*execEnv, error) {
 	go env.srv.Serve(ln)
 	go func() {
 		err := cmd.Wait()
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			// The REPORT of an invocation that killed its runtime still has its peak memory.
-			env.memMu.Lock()
-			env.memMB = max(env.memMB, peakRSSMB(ru))
-			env.memRead = time.Now()
-			env.memMu.Unlock()
-		}
 		env.exitErr = err
 		if err == nil {
 			env.exitErr = errors.New("exit status 0")
@@ -528,6 +521,10 @@ func (env *execEnv) next0(w http.ResponseWriter, r *http.Request) {
 	env.initOnce.Do(func() {
 		env.initDur = time.Since(env.started)
 		close(env.initDone)
+		// A first reading of the peak memory: an invocation that kills the runtime cannot read it
+		// afterwards. (The rusage of the exited process would not do: on Linux its ru_maxrss
+		// counts the sandbox's own pages from before exec.)
+		env.maxMemoryMB()
 	})
 	select {
 	case inv := <-env.next:
