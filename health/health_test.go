@@ -25,9 +25,11 @@ func TestParseLine(t *testing.T) {
 		{"json report, success", `{"time":"2026-11-23T10:00:00.000Z","type":"platform.report","record":{"requestId":"` + id + `","metrics":{"durationMs":7.5,"billedDurationMs":8},"status":"success"}}`, true, outcome{requestID: id, report: true, millis: 7.5}},
 		{"json report, error", `{"time":"2026-11-23T10:00:00.000Z","type":"platform.report","record":{"requestId":"` + id + `","metrics":{"durationMs":7.5},"status":"error","errorType":"Runtime.Unknown"}}`, true, outcome{requestID: id, report: true, failed: true, millis: 7.5}},
 		{"json report, timeout", `{"time":"x","type":"platform.report","record":{"requestId":"` + id + `","metrics":{"durationMs":3000},"status":"timeout"}}`, true, outcome{requestID: id, report: true, failed: true, millis: 3000}},
-		{"json start", `{"time":"x","type":"platform.start","record":{"requestId":"` + id + `","version":"3"}}`, false, outcome{}},
 		{"function output", "REPORT of the day: all good", false, outcome{}},
-		{"start line", "START RequestId: " + id + " Version: 3", false, outcome{}},
+		{"start line", "START RequestId: " + id + " Version: 3", true, outcome{requestID: id, start: true}},
+		{"json start", `{"time":"x","type":"platform.start","record":{"requestId":"` + id + `","version":"3"}}`, true, outcome{requestID: id, start: true}},
+		{"aws-lambda-go error line", `2026/11/23 16:06:39 {"errorMessage":"bad flavour: failing on purpose","errorType":"errorString"}`, true, outcome{failed: true}},
+		{"json init", `{"time":"x","type":"platform.initStart","record":{"initializationType":"on-demand"}}`, false, outcome{}},
 	} {
 		got, ok := parseLine(tc.line)
 		if ok != tc.ok || got != tc.want {

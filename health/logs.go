@@ -20,20 +20,24 @@ import (
 )
 
 // The fast path: Lambda writes every invocation's platform lines to a log stream named for the
-// version that ran it (YYYY/MM/DD/[VERSION]…), seconds after it ends. In Text format:
+// execution environment and the version it runs (YYYY/MM/DD/[VERSION]…), seconds after they
+// happen. In Text format:
 //
 //	START RequestId: … Version: 7
-//	2024-01-01T00:00:03.000Z … Task timed out after 3.00 seconds
+//	…the function's output…
 //	END RequestId: …
 //	REPORT RequestId: …	Duration: 12.34 ms	…	Status: timeout
 //
-// and in JSON format the same as platform.start and platform.report records, whose status says
-// how the invocation ended. A function error a runtime reports without a platform line (Text
-// format) is seen by the metrics path instead; runtimes that log it (Node's "Invoke Error") are
-// read here too.
+// (REPORT carries Status: timeout or Status: error for what Lambda itself detects; older logs
+// have a "Task timed out after" line instead). In JSON format the same come as platform.start and
+// platform.report records, whose status tells a handled function error too. In Text format a
+// handled error has no platform line: runtimes log it themselves — aws-lambda-go a line
+// `2024/01/01 00:00:00 {"errorMessage":…}` inside the invocation (an environment runs one
+// invocation at a time, so it belongs to the stream's last START), Node `…\tERROR\tInvoke Error`
+// with the request ID. What no line tells is seen by the metrics path.
 
 // logPattern selects the lines that say how an invocation ended.
-const logPattern = `?"REPORT RequestId" ?"Task timed out" ?"Invoke Error" ?"platform.report"`
+const logPattern = `?"START RequestId" ?"REPORT RequestId" ?"Task timed out" ?"Invoke Error" ?"errorMessage" ?"platform.start" ?"platform.report"`
 
 // overlap is how far back each read looks again, for events ingested late; events already seen
 // are skipped by ID.
@@ -41,19 +45,21 @@ const overlap = 10 * time.Second
 
 // logCursor is how far one function's log group has been read.
 type logCursor struct {
-	from    int64            // ms: the next read starts here (minus overlap)
-	seen    map[string]int64 // event ID → timestamp, for the overlap
-	failed  map[string]int64 // request IDs with an error line whose REPORT has not come yet
-	at      time.Time        // last read
-	missing bool             // the log group does not exist (yet)
+	from    int64             // ms: the next read starts here (minus overlap)
+	seen    map[string]int64  // event ID → timestamp, for the overlap
+	failed  map[string]int64  // request IDs with an error line whose REPORT has not come yet
+	current map[string]string // stream → the request it runs (its last START)
+	at      time.Time         // last read
+	missing bool              // the log group does not exist (yet)
 }
 
 // versionRE reads the version from a Lambda log stream's name.
 var versionRE = regexp.MustCompile(`^\d{4}/\d{2}/\d{2}/\[([^\]]+)\]`)
 
-// outcome is one invocation's end as a log line tells it.
+// outcome is what a log line tells of an invocation.
 type outcome struct {
-	requestID string
+	requestID string  // "" for an error line of the stream's current invocation
+	start     bool    // the invocation began
 	report    bool    // the invocation's last line: it ended
 	failed    bool    // it failed (error, timeout, crash)
 	millis    float64 // its duration, on a report
@@ -65,6 +71,8 @@ var (
 	statusRE   = regexp.MustCompile(`\tStatus: ([a-z]+)`)
 	timeoutRE  = regexp.MustCompile(`^\S+ ([0-9a-fA-F-]{36}) Task timed out after`)
 	nodeErrRE  = regexp.MustCompile(`^\S+\t([0-9a-fA-F-]{36})\tERROR\tInvoke Error`)
+	startRE    = regexp.MustCompile(`^START RequestId: ([0-9a-fA-F-]+)`)
+	goErrRE    = regexp.MustCompile(`^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \{"errorMessage":`)
 )
 
 // parseLine reads a platform line; ok is false for lines that are not one.
@@ -81,7 +89,13 @@ func parseLine(msg string) (outcome, bool) {
 				} `json:"metrics"`
 			} `json:"record"`
 		}
-		if json.Unmarshal([]byte(msg), &rec) != nil || rec.Type != "platform.report" || rec.Record.RequestID == "" {
+		if json.Unmarshal([]byte(msg), &rec) != nil || rec.Record.RequestID == "" {
+			return outcome{}, false
+		}
+		if rec.Type == "platform.start" {
+			return outcome{requestID: rec.Record.RequestID, start: true}, true
+		}
+		if rec.Type != "platform.report" {
 			return outcome{}, false
 		}
 		return outcome{requestID: rec.Record.RequestID, report: true, failed: rec.Record.Status != "" && rec.Record.Status != "success", millis: rec.Record.Metrics.DurationMs}, true
@@ -95,6 +109,12 @@ func parseLine(msg string) (outcome, bool) {
 			o.failed = true
 		}
 		return o, true
+	}
+	if m := startRE.FindStringSubmatch(msg); m != nil {
+		return outcome{requestID: m[1], start: true}, true
+	}
+	if goErrRE.MatchString(msg) {
+		return outcome{failed: true}, true
 	}
 	if m := timeoutRE.FindStringSubmatch(msg); m != nil {
 		return outcome{requestID: m[1], failed: true}, true
@@ -138,7 +158,7 @@ func (c *Checker) readLogs(ctx context.Context, r *release.Release, w *watch, no
 func (c *Checker) readGroup(ctx context.Context, r *release.Release, w *watch, fn release.Function, fw *fnWatch, first, now time.Time) error {
 	cur := &fw.logs
 	if cur.seen == nil {
-		cur.seen, cur.failed = map[string]int64{}, map[string]int64{}
+		cur.seen, cur.failed, cur.current = map[string]int64{}, map[string]int64{}, map[string]string{}
 		cur.from = first.UnixMilli()
 	}
 	group := fn.LogGroup
@@ -171,15 +191,33 @@ func (c *Checker) readGroup(ctx context.Context, r *release.Release, w *watch, f
 			}
 			cur.seen[id] = ts
 			newest = max(newest, ts)
+			stream := aws.ToString(ev.LogStreamName)
 			o, ok := parseLine(aws.ToString(ev.Message))
-			if !ok || w.smokeIDs[o.requestID] {
+			if !ok {
 				continue
 			}
-			if !o.report {
-				cur.failed[o.requestID] = ts
+			switch {
+			case o.start:
+				cur.current[stream] = o.requestID
+				continue
+			case !o.report:
+				id := o.requestID
+				if id == "" {
+					id = cur.current[stream]
+				}
+				if id != "" {
+					cur.failed[id] = ts
+				}
 				continue
 			}
-			m := versionRE.FindStringSubmatch(aws.ToString(ev.LogStreamName))
+			if cur.current[stream] == o.requestID {
+				delete(cur.current, stream)
+			}
+			if w.smokeIDs[o.requestID] {
+				delete(cur.failed, o.requestID)
+				continue
+			}
+			m := versionRE.FindStringSubmatch(stream)
 			if m == nil {
 				continue
 			}

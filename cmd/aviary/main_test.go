@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,8 +93,10 @@ func TestSandboxCommand(t *testing.T) {
 	if err != nil || out.FunctionError != nil {
 		t.Fatalf("invoke: %v %v", err, out)
 	}
-	running := functionProcesses()
-	if runtime.GOOS == "linux" && running == 0 {
+	// This sandbox's function processes run from its own task directory (other tests' sandboxes
+	// may run at the same time).
+	tasks := taskDirOf(cmd.Process.Pid)
+	if runtime.GOOS == "linux" && (tasks == "" || functionProcesses(tasks) == 0) {
 		t.Fatal("no function process found while the sandbox runs")
 	}
 
@@ -108,22 +111,46 @@ func TestSandboxCommand(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("aviary sandbox did not stop on Ctrl-C")
 	}
-	if n := functionProcesses(); n != 0 {
+	if n := functionProcesses(tasks); tasks != "" && n != 0 {
 		t.Errorf("%d function processes outlived the sandbox", n)
 	}
 }
 
-// functionProcesses counts running processes started from sandbox task directories (Linux).
-func functionProcesses() int {
+// functionProcesses counts running processes started from a sandbox's task directory (Linux).
+func functionProcesses(tasks string) int {
 	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
 	n := 0
 	for _, p := range procs {
 		target, err := os.Readlink(p)
-		if err == nil && strings.Contains(target, "aviary-sandbox-tasks-") {
+		if err == nil && strings.HasPrefix(target, tasks) {
 			n++
 		}
 	}
 	return n
+}
+
+// taskDirOf finds where the sandbox process pid runs function processes from: the
+// aviary-sandbox-tasks-* directory of one of its children (Linux; "" elsewhere).
+func taskDirOf(pid int) string {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after its closing parenthesis.
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(pid) {
+			continue
+		}
+		target, err := os.Readlink(filepath.Join(filepath.Dir(st), "exe"))
+		if i := strings.Index(target, "aviary-sandbox-tasks-"); err == nil && i >= 0 {
+			if j := strings.IndexByte(target[i:], '/'); j > 0 {
+				return target[:i+j+1]
+			}
+		}
+	}
+	return ""
 }
 
 // TestDemo runs the README's first command as a newcomer would.
@@ -142,7 +169,9 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("aviary demo: %v\n%s", err, out)
 	}
-	for _, want := range []string{"Release 1", "rolled-back: every function is back on its previous version", "promoted: all traffic on the new versions of 3 functions", "Done."} {
+	for _, want := range []string{"Release 1", "health: FAIL: shop-orders-prod: the canary's errors are out of proportion",
+		"rolled-back: every function is back on its previous version (step 1 failed its health check", "CANARY err/inv",
+		"promoted: all traffic on the new versions of 3 functions", "Done in"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
