@@ -95,4 +95,3 @@ func TestLogsOnTheSandbox(t *testing.T) {
 		}
 	}
 }
-
