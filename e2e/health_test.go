@@ -46,6 +46,21 @@ func (f *fleet) appendManifest(s string) {
 	}
 }
 
+// replaceInManifest replaces text in the manifest.
+func (f *fleet) replaceInManifest(old, new string) {
+	path := filepath.Join(f.dir, "aviary.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		f.t.Fatalf("the manifest has no %q", old)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // stampBad makes a function's next zip the bad flavour, which fails 30% of business requests.
 func (f *fleet) stampBad(name, value string) {
 	f.stamp(name, value)

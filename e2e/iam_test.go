@@ -3,25 +3,54 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/iampolicy"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/store/dynamo"
 )
 
 // The policy `aviary iam-policy` prints allows every call Aviary made in a run that exercises every
-// path (an alias on $LATEST pinned, an alias created, a rollback that deletes it, a promotion),
-// and grants no Lambda action the run did not need.
+// path (an alias on $LATEST pinned, an alias created, a rollback that deletes it, a promotion,
+// health checks reading metrics, logs and alarms, smoke invocations and hooks), and grants no
+// Lambda action the run did not need.
 func TestIAMPolicyCoversEveryCall(t *testing.T) {
 	f := newFleet(t, 2, quick, "      canary:\n        - weight: 10%\n          bake: 1h")
+	f.appendManifest(`
+    checks:
+      smoke: [{payload: {action: echo}}]
+      alarms: ["{service}-errors"]
+      hooks: {pre_traffic: "{service}-hook", post_traffic: "{service}-hook"}
+      max_bake: 2h
+      on_inconclusive: promote
+`)
 	ctx := context.Background()
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cloudwatch.NewFromConfig(cfg).PutMetricAlarm(ctx, &cloudwatch.PutMetricAlarmInput{
+		AlarmName: aws.String("shop-errors"), Namespace: aws.String("Shop"), MetricName: aws.String("Failures"), Statistic: cwtypes.StatisticSum,
+		Period: aws.Int32(60), EvaluationPeriods: aws.Int32(1), Threshold: aws.Float64(1), ComparisonOperator: cwtypes.ComparisonOperatorGreaterThanOrEqualToThreshold,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.lambda.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("shop-hook"), Runtime: lambdatypes.RuntimeProvidedal2023,
+		Handler: aws.String("bootstrap"), Role: aws.String("arn:aws:iam::000000000000:role/r"), Code: &lambdatypes.FunctionCode{ZipFile: f.zip(f.names[0])}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.lambda.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String(f.fn(f.names[0])), Name: aws.String("live"), FunctionVersion: aws.String("$LATEST")}); err != nil {
 		t.Fatal(err)
 	}
@@ -30,11 +59,13 @@ func TestIAMPolicyCoversEveryCall(t *testing.T) {
 	done := make(chan int)
 	go func() { code, _, _ := f.aviary("deploy", "-e", "production", "--rate", "200"); done <- code }()
 	r := f.waitFor("the canary", func(r *release.Release) bool { return r.Phase == release.Shifting && !r.StepStarted.IsZero() })
+	time.Sleep(2500 * time.Millisecond) // judged for a while: metrics, logs and alarms read
 	if code, _, errs := f.aviary("rollback", r.ID); code != 0 {
 		t.Fatal(errs)
 	}
 	<-done
 	f.setBake("0s")
+	f.replaceInManifest("max_bake: 2h", "max_bake: 1s") // no traffic here: inconclusive at once, then promote
 	if code, _, errs := f.aviary("plan", "-e", "production"); code != 0 {
 		t.Fatal(errs)
 	}
@@ -60,8 +91,18 @@ func TestIAMPolicyCoversEveryCall(t *testing.T) {
 		switch req.Service {
 		case "lambda":
 			resource = "arn:aws:lambda:us-east-1:000000000000:function:" + req.Resource
+			if q, _ := url.ParseQuery(req.Query); q.Get("Qualifier") != "" {
+				resource += ":" + q.Get("Qualifier")
+			}
 		case "s3":
 			resource = "arn:aws:s3:::" + strings.TrimPrefix(req.Path, "/")
+		case "logs":
+			resource = "arn:aws:logs:us-east-1:000000000000:log-group:" + req.Resource + ":*"
+		case "monitoring":
+			resource = "*"
+			if req.Operation == "DescribeAlarms" {
+				resource = "arn:aws:cloudwatch:us-east-1:000000000000:alarm:shop-errors"
+			}
 		}
 		used[action] = true
 		if !p.Allows(action, resource) {
@@ -81,6 +122,11 @@ func TestIAMPolicyCoversEveryCall(t *testing.T) {
 	}
 	sort.Strings(seen)
 	t.Logf("actions used: %v", seen)
+	for _, a := range []string{"lambda:InvokeFunction", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "logs:FilterLogEvents"} {
+		if !used[a] {
+			t.Errorf("the run never called %s", a)
+		}
+	}
 	if len(used) < 9 {
 		t.Errorf("the run exercised only %v", seen)
 	}

@@ -19,6 +19,18 @@ type Input struct {
 	Bucket    string
 	Prefix    string
 	Table     string // the DynamoDB store's table, if the store is DynamoDB
+	// Checks is what the environment's health checks read, if it has any.
+	Checks *Checks
+}
+
+// Checks is what health checks need: metrics, the functions' log groups, alarms, smoke
+// invocations of the new versions, hook functions.
+type Checks struct {
+	Metrics   bool
+	LogGroups []string // log group names (a function's default is /aws/lambda/NAME)
+	Alarms    []string
+	Smoke     bool
+	Hooks     []string // function names or ARNs
 }
 
 // Policy is an IAM policy document.
@@ -71,6 +83,9 @@ func Build(in Input) Policy {
 			Resource:  []string{fmt.Sprintf("arn:%s:s3:::%s", part, in.Bucket)},
 			Condition: map[string]map[string]string{"StringLike": {"s3:prefix": listPrefix}}},
 	}}
+	if c := in.Checks; c != nil {
+		p.Statement = append(p.Statement, checkStatements(part, in, fnARNs)...)
+	}
 	if in.Table != "" {
 		table := fmt.Sprintf("arn:%s:dynamodb:%s:%s:table/%s", part, in.Region, in.Account, in.Table)
 		p.Statement = append(p.Statement, Statement{Sid: "KeepReleasesInTheStore", Effect: "Allow", Action: dynamoActions,
@@ -83,6 +98,9 @@ func Build(in Input) Policy {
 func Action(service, op string) string {
 	switch service {
 	case "lambda":
+		if op == "Invoke" || op == "InvokeWithResponseStream" {
+			return "lambda:InvokeFunction"
+		}
 		return "lambda:" + op
 	case "s3":
 		switch op {
@@ -94,6 +112,8 @@ func Action(service, op string) string {
 		return "s3:" + op
 	case "monitoring":
 		return "cloudwatch:" + op
+	case "logs":
+		return "logs:" + op
 	case "dynamodb":
 		return "dynamodb:" + op
 	}
@@ -120,4 +140,51 @@ func anyMatch(patterns []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// checkStatements are the health checks' rights: reading (metrics have no resource-level
+// permissions in IAM, so GetMetricData is on *), and invoking the new versions and the hooks.
+func checkStatements(part string, in Input, fnARNs []string) []Statement {
+	c := in.Checks
+	var out []Statement
+	if c.Metrics {
+		out = append(out, Statement{Sid: "ReadLambdaMetrics", Effect: "Allow", Action: []string{"cloudwatch:GetMetricData"}, Resource: []string{"*"}})
+	}
+	if len(c.LogGroups) > 0 {
+		var groups []string
+		for _, g := range c.LogGroups {
+			groups = append(groups, fmt.Sprintf("arn:%s:logs:%s:%s:log-group:%s:*", part, in.Region, in.Account, g))
+		}
+		sort.Strings(groups)
+		out = append(out, Statement{Sid: "ReadFunctionLogs", Effect: "Allow", Action: []string{"logs:FilterLogEvents"}, Resource: groups})
+	}
+	if len(c.Alarms) > 0 {
+		var alarms []string
+		for _, a := range c.Alarms {
+			alarms = append(alarms, fmt.Sprintf("arn:%s:cloudwatch:%s:%s:alarm:%s", part, in.Region, in.Account, a))
+		}
+		sort.Strings(alarms)
+		out = append(out, Statement{Sid: "ReadAlarms", Effect: "Allow", Action: []string{"cloudwatch:DescribeAlarms"}, Resource: alarms})
+	}
+	if c.Smoke {
+		var versions []string
+		for _, a := range fnARNs {
+			if strings.HasSuffix(a, ":*") {
+				versions = append(versions, a)
+			}
+		}
+		out = append(out, Statement{Sid: "SmokeTestNewVersions", Effect: "Allow", Action: []string{"lambda:InvokeFunction"}, Resource: versions})
+	}
+	if len(c.Hooks) > 0 {
+		var hooks []string
+		for _, h := range c.Hooks {
+			if !strings.HasPrefix(h, "arn:") {
+				h = fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", part, in.Region, in.Account, h)
+			}
+			hooks = append(hooks, h, h+":*")
+		}
+		sort.Strings(hooks)
+		out = append(out, Statement{Sid: "InvokeHooks", Effect: "Allow", Action: []string{"lambda:GetFunction", "lambda:InvokeFunction"}, Resource: hooks})
+	}
+	return out
 }

@@ -42,3 +42,31 @@ func TestPolicyNamesOnlyWhatItCovers(t *testing.T) {
 		t.Errorf("a SQLite store needs no DynamoDB rights: %+v", noTable)
 	}
 }
+
+func TestPolicyForChecks(t *testing.T) {
+	p := iampolicy.Build(iampolicy.Input{Region: "eu-west-1", Account: "123456789012", Functions: []string{"shop-api-prod"}, Bucket: "b",
+		Checks: &iampolicy.Checks{Metrics: true, LogGroups: []string{"/aws/lambda/shop-api-prod"}, Alarms: []string{"shop-5xx"}, Smoke: true, Hooks: []string{"shop-check"}}})
+	fn := "arn:aws:lambda:eu-west-1:123456789012:function:"
+	for _, tc := range []struct {
+		action, resource string
+		want             bool
+	}{
+		{"lambda:InvokeFunction", fn + "shop-api-prod:7", true},    // a smoke invocation of a new version
+		{"lambda:InvokeFunction", fn + "shop-api-prod", false},     // not $LATEST
+		{"lambda:InvokeFunction", fn + "shop-check", true},         // the hook
+		{"lambda:InvokeFunction", fn + "shop-other-prod:7", false}, // nothing else
+		{"cloudwatch:GetMetricData", "*", true},                    // no resource-level permissions exist
+		{"cloudwatch:DescribeAlarms", "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:shop-5xx", true},
+		{"cloudwatch:DescribeAlarms", "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:other", false},
+		{"cloudwatch:SetAlarmState", "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:shop-5xx", false},
+		{"logs:FilterLogEvents", "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/shop-api-prod:*", true},
+		{"logs:FilterLogEvents", "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/other:*", false},
+	} {
+		if got := p.Allows(tc.action, tc.resource); got != tc.want {
+			t.Errorf("%s on %s: %v, want %v", tc.action, tc.resource, got, tc.want)
+		}
+	}
+	if iampolicy.Action("lambda", "Invoke") != "lambda:InvokeFunction" || iampolicy.Action("logs", "FilterLogEvents") != "logs:FilterLogEvents" {
+		t.Error("operations are not mapped to their IAM actions")
+	}
+}

@@ -200,6 +200,7 @@ type Request struct {
 	ControlPlane bool          `json:"controlPlane,omitempty"`
 	Method       string        `json:"method"`
 	Path         string        `json:"path"`
+	Query        string        `json:"query,omitempty"`
 	Status       int           `json:"status"`
 	ErrorCode    string        `json:"errorCode,omitempty"`
 	Duration     time.Duration `json:"duration"`

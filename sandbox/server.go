@@ -246,7 +246,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch) and logs (CloudWatch Logs).", service)})
 		return
 	}
-	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent()}
+	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	h.ServeHTTP(rec, r.WithContext(withEntry(r.Context(), entry)))
 	entry.Status = rec.status

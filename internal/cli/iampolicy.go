@@ -19,6 +19,17 @@ type iamPolicyCmd struct {
 	Region  string `help:"The region (default: the environment's, else the standard chain's)."`
 }
 
+func (c *iamPolicyCmd) Help() string {
+	return `Prints the IAM policy CI needs to release to ENV, and nothing more: the environment's functions
+(and their versions and aliases), the artifact prefix, the store's table and, when the environment
+has checks, what they read and invoke: CloudWatch metrics (GetMetricData has no resource-level
+permissions, so it is on *), the functions' log groups (their default /aws/lambda/NAME: a
+function logging to a custom group needs logs:FilterLogEvents on that group too), the named
+alarms, the new versions (for smoke invocations; never $LATEST) and the hook functions.
+
+  aviary iam-policy -e production > policy.json`
+}
+
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
 
 func (c *iamPolicyCmd) Run(e *env) error {
@@ -65,6 +76,19 @@ func (c *iamPolicyCmd) Run(e *env) error {
 	}
 	for _, fn := range m.Functions {
 		in.Functions = append(in.Functions, m.FunctionName(envm, fn.Name))
+	}
+	if ch := envm.Checks; ch != nil {
+		in.Checks = &iampolicy.Checks{Metrics: ch.Metrics, Alarms: ch.Alarms, Smoke: len(ch.Smoke) > 0}
+		if ch.Logs {
+			for _, fn := range in.Functions {
+				in.Checks.LogGroups = append(in.Checks.LogGroups, "/aws/lambda/"+fn)
+			}
+		}
+		for _, h := range []string{ch.PreTraffic, ch.PostTraffic} {
+			if h != "" {
+				in.Checks.Hooks = append(in.Checks.Hooks, h)
+			}
+		}
 	}
 	if url := c.storeFlags.url(m); strings.HasPrefix(url, "dynamodb://") {
 		in.Table = strings.TrimPrefix(url, "dynamodb://")
