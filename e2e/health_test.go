@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,6 +218,35 @@ func TestHealthJudgesTheFleet(t *testing.T) {
 			if _, w := f.alias(name); w != nil || f.served(name) != "3" {
 				t.Errorf("%s after promotion: weights %v, serving %q", name, w, f.served(name))
 			}
+		}
+	})
+
+	t.Run("aviary traffic reports by executed version", func(t *testing.T) {
+		payload := filepath.Join(t.TempDir(), "event.json")
+		if err := os.WriteFile(payload, []byte(`{"action":"flaky","rate":0.5}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := f.aviary("traffic", "-e", "production", "--rate", "25", "--duration", "2s", "--payload", payload, "-o", "json")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, errs)
+		}
+		var rows []struct {
+			Function, Version   string
+			Invocations, Errors int
+		}
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if len(rows) != len(f.names) {
+			t.Fatalf("rows %+v", rows)
+		}
+		for _, r := range rows {
+			if r.Version != "3" || r.Invocations < 30 || r.Invocations > 60 || r.Errors == 0 || r.Errors == r.Invocations {
+				t.Errorf("%+v: want version 3, about 50 invocations, about half failed", r)
+			}
+		}
+		if code, _, errs := f.aviary("traffic", "-e", "production", "--rate", "0"); code != 2 || !strings.Contains(errs, "--rate must be above 0") {
+			t.Errorf("--rate 0: exit %d, %s", code, errs)
 		}
 	})
 }

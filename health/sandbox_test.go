@@ -94,4 +94,105 @@ func TestLogsOnTheSandbox(t *testing.T) {
 			t.Errorf("%s: baseline %+v, canary %+v; want 6 invocations each (smoke invocation not counted), all of the canary's failed", fn.FunctionName, base, canary)
 		}
 	}
+	// Hooks (after the counting: their invocations land in the same versions' logs).
+	t.Run("hooks", func(t *testing.T) {
+		// The example function answers hook events: the good flavour success, the bad failure.
+		for _, h := range []struct {
+			fn, want string
+			result   release.Result
+		}{{"logs-Text:1", "answered success", release.Pass}, {"logs-Text:2", "answered failure: the bad flavour fails its pre-traffic checks", release.Fail}} {
+			v := c.hook(ctx, r, h.fn, "pre-traffic")
+			if v.Result != h.result || !strings.Contains(v.Reason, h.want) {
+				t.Errorf("hook %s: %+v", h.fn, v)
+			}
+		}
+		v := c.hook(ctx, r, "no-such-function", "post-traffic")
+		if v.Result != release.Fail || !strings.Contains(v.Reason, "post-traffic hook no-such-function could not be invoked") {
+			t.Errorf("missing hook: %+v", v)
+		}
+		if err := c.Validate(ctx, &release.Checks{PreTraffic: "no-such-function", Alarms: []string{"no-such-alarm"}}); err == nil ||
+			!strings.Contains(err.Error(), "hook function no-such-function does not exist") || !strings.Contains(err.Error(), "alarm no-such-alarm does not exist") {
+			t.Errorf("validate: %v", err)
+		}
+	})
+}
+
+// Where logs cannot be read, the metrics path still judges, and the verdict says what it could not
+// read.
+func TestMetricsWithoutLogs(t *testing.T) {
+	ctx := context.Background()
+	srv, err := sandbox.Start(ctx, sandbox.Options{UpdateDelay: -1, ControlRate: -1, MetricResolution: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_MAX_ATTEMPTS", "1")
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := examplefn.Root(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := examplefn.Build(ctx, root, "./examples/hello", "good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := examplefn.BuildWith(ctx, root, "./examples/hello", map[string]string{"flavor": "bad", "badRate": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := lambda.NewFromConfig(cfg)
+	if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("m"), Runtime: lambdatypes.RuntimeProvidedal2023,
+		Handler: aws.String("bootstrap"), Role: aws.String("arn:aws:iam::000000000000:role/r"), Code: &lambdatypes.FunctionCode{ZipFile: good}, Publish: true, Timeout: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("m"), ZipFile: bad, Publish: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("m"), Name: aws.String("live"), FunctionVersion: aws.String("1"),
+		RoutingConfig: &lambdatypes.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"2": 0.5}}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-2 * time.Second)
+	r := &release.Release{ID: "r1", Alias: "live", Steps: []release.Step{{Weight: 0.5}},
+		Functions: []release.Function{{FunctionName: "m", Previous: "1", New: "2", Timeout: 1}},
+		Checks: &release.Checks{Logs: true, Metrics: true, MetricsPeriod: time.Second, Alpha: 0.01, Detect: 5, MaxErrorRate: 0.99, MaxThrottleRate: 0.99},
+		Health: release.HealthRecord{Steps: []release.StepRecord{{Step: 0, Weight: 0.5, Shifted: start, Started: start}}}}
+	for range 40 {
+		if _, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("m:live"), Payload: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.SetFaults(sandbox.Faults{Rate: 1, Kinds: []string{"5xx"}, Services: []string{"logs"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := New(cfg)
+	// Periods settle once they closed longer ago than the timeout (1 s) and the delay (0 here).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, err := c.Judge(ctx, r, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := v.Functions["m"]
+		if v.Result == release.Fail {
+			if v.Function != "m" || n["canaryErrors"] == 0 || n["canaryErrors"] != n["canaryInvocations"] || n["baselineErrors"] != 0 ||
+				!strings.Contains(strings.Join(v.Notes, " "), "logs: read log group /aws/lambda/m") {
+				t.Fatalf("verdict %+v", v)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the metrics never showed the canary's errors: %+v", v)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }
