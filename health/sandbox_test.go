@@ -164,8 +164,8 @@ func TestMetricsWithoutLogs(t *testing.T) {
 	start := time.Now().Add(-2 * time.Second)
 	r := &release.Release{ID: "r1", Alias: "live", Steps: []release.Step{{Weight: 0.5}},
 		Functions: []release.Function{{FunctionName: "m", Previous: "1", New: "2", Timeout: 1}},
-		Checks: &release.Checks{Logs: true, Metrics: true, MetricsPeriod: time.Second, Alpha: 0.01, Detect: 5, MaxErrorRate: 0.99, MaxThrottleRate: 0.99},
-		Health: release.HealthRecord{Steps: []release.StepRecord{{Step: 0, Weight: 0.5, Shifted: start, Started: start}}}}
+		Checks:    &release.Checks{Logs: true, Metrics: true, MetricsPeriod: time.Second, Alpha: 0.01, Detect: 5, MaxErrorRate: 0.99, MaxThrottleRate: 0.99},
+		Health:    release.HealthRecord{Steps: []release.StepRecord{{Step: 0, Weight: 0.5, Shifted: start, Started: start}}}}
 	for range 40 {
 		if _, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("m:live"), Payload: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
