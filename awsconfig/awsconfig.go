@@ -6,10 +6,13 @@ package awsconfig
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Options override parts of the standard chain.
@@ -46,7 +49,20 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
+	cfg.Logger = sdkLogger{logging.NewStandardLogger(os.Stderr)}
 	return cfg, nil
+}
+
+// sdkLogger is the SDK's standard logger on stderr, less one warning: that a response body could
+// not be drained for connection reuse after it was read. The request succeeded; seen now and then
+// on CloudWatch Logs reads, it says nothing a user can act on.
+type sdkLogger struct{ logging.Logger }
+
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	if strings.HasPrefix(format, "failed to discard remaining HTTP response body") {
+		return
+	}
+	l.Logger.Logf(c, format, v...)
 }
 
 // Sandbox returns a configuration for an Aviary sandbox at url: its endpoint, its region and
