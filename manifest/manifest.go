@@ -19,10 +19,13 @@ const DefaultFile = "aviary.yaml"
 
 // Manifest is a validated aviary.yaml.
 type Manifest struct {
-	Path         string
-	Service      string
-	Alias        string
-	Store        string // where releases are kept: sqlite://PATH (default) or, with a team store, dynamodb://TABLE
+	Path    string
+	Service string
+	Alias   string
+	Store   string // where releases are kept: sqlite://PATH (default) or, with a team store, dynamodb://TABLE
+	// Dashboard is the public address of `aviary serve` (or the gate's function URL): where
+	// signed approval links and release pages point. AVIARY_URL overrides it.
+	Dashboard    string
 	Artifacts    Artifacts
 	Functions    []Function // sorted by name
 	Environments map[string]*Environment
@@ -64,6 +67,10 @@ type Environment struct {
 	PreApprove bool
 	// Checks say how each step's health is judged; nil: a step passes when its bake ends.
 	Checks *Checks
+	// Approval is the human gate; nil: none.
+	Approval *Approval
+	// Notify says where notices go; nil: nowhere.
+	Notify *Notify
 	Line   int
 }
 

@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -222,7 +223,7 @@ func (p *parser) path(rel string) string {
 }
 
 func (p *parser) manifest(root *yaml.Node) *Manifest {
-	f := p.fields(root, "", "service", "alias", "store", "artifacts", "functions", "environments")
+	f := p.fields(root, "", "service", "alias", "store", "dashboard", "artifacts", "functions", "environments")
 	m := &Manifest{Alias: "live", Environments: map[string]*Environment{}}
 	if s, ok := p.str(f["service"], "service"); ok {
 		if !nameRE.MatchString(s) {
@@ -248,6 +249,12 @@ func (p *parser) manifest(root *yaml.Node) *Manifest {
 		default:
 			p.problem(f["store"], "store", "%q is not a store URL: use sqlite://PATH or dynamodb://TABLE", s)
 		}
+	}
+	if s, ok := p.str(f["dashboard"], "dashboard"); ok {
+		if u, err := url.Parse(s); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p.problem(f["dashboard"], "dashboard", "%q is not an http(s) URL (the public address of aviary serve, for approval links)", s)
+		}
+		m.Dashboard = strings.TrimRight(s, "/")
 	}
 	p.artifacts(f["artifacts"], root, m)
 	p.functions(f["functions"], root, m)
@@ -373,7 +380,6 @@ func (p *parser) environments(n, root *yaml.Node, m *Manifest) {
 			p.problem(k, field, "environment names may hold only letters, digits, - and _")
 		}
 		env := &Environment{Name: k.Value, FunctionName: DefaultFunctionName, Line: k.Line}
-		// approval and notify are read by the gate and notice features.
 		f := p.fields(v, field, "function_name", "region", "strategy", "pre_approve", "checks", "approval", "notify")
 		if s, ok := p.str(f["function_name"], field+".function_name"); ok {
 			env.FunctionName = s
@@ -401,10 +407,11 @@ func (p *parser) environments(n, root *yaml.Node, m *Manifest) {
 		if c := f["checks"]; c != nil {
 			env.Checks = p.checks(c, field+".checks", m, env)
 		}
-		for _, reserved := range []string{"approval", "notify"} {
-			if r := f[reserved]; r != nil && r.Kind != yaml.MappingNode && r.Kind != yaml.SequenceNode {
-				p.problem(r, field+"."+reserved, "must be a mapping or a list, not %s", kindName(r))
-			}
+		if a := f["approval"]; a != nil {
+			env.Approval = p.approval(a, field+".approval", env)
+		}
+		if n := f["notify"]; n != nil {
+			env.Notify = p.notify(n, field+".notify")
 		}
 		if len(m.Functions) > 0 && m.Service != "" {
 			for _, fn := range m.Functions {

@@ -130,7 +130,7 @@ func TestBadManifests(t *testing.T) {
 		{"missing everything", "alias: live\n", []string{
 			"1:1: service: is required", "1:1: artifacts: is required", "1:1: functions: is required", "1:1: environments: is required"}},
 		{"typo and unknown", strings.Replace(good, "alias: live", "alais: live\ncolour: blue", 1), []string{
-			`2:1: alais: unknown field "alais" (did you mean "alias"?)`, `3:1: colour: unknown field "colour" (known: service, alias, store, artifacts, functions, environments)`}},
+			`2:1: alais: unknown field "alais" (did you mean "alias"?)`, `3:1: colour: unknown field "colour" (known: service, alias, store, dashboard, artifacts, functions, environments)`}},
 		{"bad bucket", strings.Replace(good, "bucket: shop-artifacts", "bucket: Shop_Artifacts", 1), []string{
 			`4:11: artifacts.bucket: "Shop_Artifacts" is not an S3 bucket name`}},
 		{"function with two sources", strings.Replace(good, "    dir: static", "    dir: static\n    zip: built.zip", 1), []string{
@@ -212,7 +212,7 @@ func TestSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, body := range map[string]string{"good": good, "checked": checked, "examples/fleet": string(fleet)} {
+	for name, body := range map[string]string{"good": good, "checked": checked, "gated": gated, "examples/fleet": string(fleet)} {
 		if err := check(body); err != nil {
 			t.Errorf("the schema rejects %s: %v", name, err)
 		}
@@ -227,6 +227,8 @@ func TestSchema(t *testing.T) {
 		"pre_approve string": strings.Replace(good, "pre_approve: true", "pre_approve: maybe", 1),
 		"checks typo":        strings.Replace(checked, "max_bake: 10m", "max_bak: 10m", 1),
 		"checks policy":      strings.Replace(checked, "on_inconclusive: gate", "on_inconclusive: shrug", 1),
+		"on_timeout":         strings.Replace(gated, "on_timeout: approve", "on_timeout: wait", 1),
+		"notify typo":        strings.Replace(gated, "webhook:\n", "webhok:\n", 1),
 	} {
 		if err := check(body); err == nil {
 			t.Errorf("the schema accepts a manifest with %s", name)
