@@ -213,18 +213,27 @@ func (e *Engine) advance(ctx context.Context, r *Release) error {
 		if r.Checks != nil && r.Health.PreTraffic == nil {
 			return e.beforeTraffic(ctx, r)
 		}
-		if len(r.Steps) == 0 || (r.Request != nil && r.Request.Action == RequestPromote) {
-			return e.transition(ctx, r, Promoting, "every new version is published; moving all traffic to them", nil)
-		}
-		return e.transition(ctx, r, Shifting, fmt.Sprintf("every new version is published; step 1 of %d: %s on the new versions", len(r.Steps), percent(r.Steps[0].Weight)),
-			func(r *Release) { e.enterStep(r, 0) })
+		return e.continueAfter(ctx, r, 0, "every new version is published", nil)
 	case Shifting:
 		return e.shiftAndBake(ctx, r)
 	case AwaitingApproval:
-		if r.Awaiting == "" {
+		g := r.LastGate()
+		switch {
+		case g == nil && r.Awaiting == "":
 			return e.transition(ctx, r, Promoting, "no approval required", nil)
+		case g == nil:
+			return e.await(ctx, r, nil)
+		case g.Decision != nil:
+			return e.passGate(ctx, r, g)
+		case g.Kind == GateApproval && r.Approval != nil && r.Approval.PreApprove:
+			_, err := Decide(ctx, e.Store, r.ID, Decision{Action: Approve, By: "aviary (pre-approved by " + r.Approval.PreApprovedBy + ")",
+				Via: ViaPreApprove, Source: e.Source, Reason: "the environment is pre-approved", At: e.Clock.Now()})
+			if err != nil {
+				return err
+			}
+			return errInterrupted
 		}
-		return e.await(ctx, r)
+		return e.await(ctx, r, g)
 	case Promoting:
 		if err := e.promote(ctx, r); err != nil {
 			return e.rollbackOn(ctx, r, "promoting", err)
@@ -567,10 +576,10 @@ func (e *Engine) shiftAndBake(ctx context.Context, r *Release) error {
 	case v.Result == Fail:
 		return e.transition(ctx, r, RollingBack, fmt.Sprintf("step %d failed its health check: %s", n, v.Reason), record, healthEvent)
 	case v.Result == Inconclusive && r.Checks != nil && r.Checks.OnInconclusive == OnInconclusiveGate:
-		return e.transition(ctx, r, AwaitingApproval, fmt.Sprintf("step %d was inconclusive (%s); waiting for a person to promote or roll back", n, v.Reason),
+		return e.transition(ctx, r, AwaitingApproval, fmt.Sprintf("step %d was inconclusive (%s); waiting for a person to approve or roll back", n, v.Reason),
 			func(r *Release) {
 				record(r)
-				r.Awaiting = fmt.Sprintf("step %d was inconclusive after its longest bake: %s", n, v.Reason)
+				e.openGate(r, n, GateInconclusive, fmt.Sprintf("step %d was inconclusive after its longest bake: %s", n, v.Reason))
 			}, healthEvent)
 	case v.Result == Inconclusive && (r.Checks == nil || r.Checks.OnInconclusive != OnInconclusivePromote):
 		return e.transition(ctx, r, RollingBack, fmt.Sprintf("step %d was inconclusive after its longest bake (on_inconclusive: rollback): %s", n, v.Reason), record, healthEvent)
@@ -579,18 +588,81 @@ func (e *Engine) shiftAndBake(ctx context.Context, r *Release) error {
 	if v.Result == Inconclusive {
 		passed = fmt.Sprintf("step %d was inconclusive (%s); going on as on_inconclusive: promote says", n, v.Reason)
 	}
+	return e.continueAfter(ctx, r, n, passed, record, healthEvent)
+}
+
+// continueAfter moves a release on once n steps are done (0: none, as published): to the
+// approval gate if the environment has one here that nobody passed yet, else to the next step,
+// else to promotion (at once on a promotion request).
+func (e *Engine) continueAfter(ctx context.Context, r *Release, n int, done string, mutate func(*Release), extra ...Event) error {
 	if req := r.Request; req != nil && req.Action == RequestPromote {
-		return e.transition(ctx, r, Promoting, fmt.Sprintf("%s; %s", passed, requestReason("promotion", req)), record, healthEvent)
+		return e.transition(ctx, r, Promoting, fmt.Sprintf("%s; %s", done, requestReason("promotion", req)), mutate, extra...)
 	}
-	if r.Step+1 < len(r.Steps) {
-		next := r.Step + 1
-		return e.transition(ctx, r, Shifting, fmt.Sprintf("%s; step %d of %d: %s on the new versions", passed, next+1, len(r.Steps), percent(r.Steps[next].Weight)),
+	if a := r.Approval; a != nil && a.AtStep == n && !gatePassed(r, n) {
+		why := "the environment requires approval"
+		switch {
+		case n == 0:
+			why += " before any traffic moves"
+		case n == len(r.Steps):
+			why += fmt.Sprintf(" after the last step (%s on the new versions)", percent(r.Steps[n-1].Weight))
+		default:
+			why += fmt.Sprintf(" after step %d of %d (%s on the new versions)", n, len(r.Steps), percent(r.Steps[n-1].Weight))
+		}
+		msg := done + "; waiting for a decision: " + why
+		if a.PreApprove {
+			msg = done + "; at the gate, pre-approved by " + a.PreApprovedBy
+		}
+		return e.transition(ctx, r, AwaitingApproval, msg, func(r *Release) {
+			if mutate != nil {
+				mutate(r)
+			}
+			e.openGate(r, n, GateApproval, why)
+		}, extra...)
+	}
+	if n < len(r.Steps) {
+		return e.transition(ctx, r, Shifting, fmt.Sprintf("%s; step %d of %d: %s on the new versions", done, n+1, len(r.Steps), percent(r.Steps[n].Weight)),
 			func(r *Release) {
-				record(r)
-				e.enterStep(r, next)
-			}, healthEvent)
+				if mutate != nil {
+					mutate(r)
+				}
+				e.enterStep(r, n)
+			}, extra...)
 	}
-	return e.transition(ctx, r, Promoting, passed+"; moving all traffic to the new versions", record, healthEvent)
+	return e.transition(ctx, r, Promoting, done+"; moving all traffic to the new versions", mutate, extra...)
+}
+
+// openGate starts a wait for a decision after n steps.
+func (e *Engine) openGate(r *Release, n int, kind, why string) {
+	now := e.Clock.Now()
+	g := Gate{Step: n, Kind: kind, Opened: now, Why: why}
+	if a := r.Approval; a != nil && a.Timeout > 0 {
+		g.Deadline = now.Add(a.Timeout)
+	}
+	r.Gates = append(r.Gates, g)
+	r.Awaiting = why
+}
+
+// gatePassed reports whether someone approved the release at a gate after n steps.
+func gatePassed(r *Release, n int) bool {
+	for _, g := range r.Gates {
+		if g.Step == n && g.Decision != nil && g.Decision.Action == Approve {
+			return true
+		}
+	}
+	return false
+}
+
+// passGate acts on a gate's decision.
+func (e *Engine) passGate(ctx context.Context, r *Release, g *Gate) error {
+	d := g.Decision
+	by := fmt.Sprintf("%s via %s", d.By, d.Via)
+	if d.Reason != "" {
+		by += ": " + d.Reason
+	}
+	if d.Action == DecideRollback {
+		return e.transition(ctx, r, RollingBack, "rollback decided at the gate by "+by, nil)
+	}
+	return e.continueAfter(ctx, r, g.Step, "approved at the gate by "+by, nil)
 }
 
 // enterStep makes step i current, recording when its shift began.
@@ -715,15 +787,57 @@ func (e *Engine) afterTraffic(ctx context.Context, r *Release) error {
 	}, ev)
 }
 
-// await waits, in AwaitingApproval, for someone to promote or roll back the release.
-func (e *Engine) await(ctx context.Context, r *Release) error {
+// await waits, in AwaitingApproval, for a decision at gate g (nil: for a promote or rollback
+// request), reading the store with backoff. Health is judged all the while, since the canary
+// keeps its weight: a failure rolls back as usual. When the gate's deadline passes, the gate
+// decides as its approval says, through Decide like any decider.
+func (e *Engine) await(ctx context.Context, r *Release, g *Gate) error {
+	wait := e.Poll
 	for {
 		e.observe(Progress{Release: *r, Kind: ProgressAwaiting, Message: r.Awaiting})
+		now := e.Clock.Now()
+		if g != nil && !g.Deadline.IsZero() && !now.Before(g.Deadline) {
+			action := DecideRollback
+			if r.Approval != nil && r.Approval.OnTimeout == string(Approve) {
+				action = Approve
+			}
+			_, err := Decide(ctx, e.Store, r.ID, Decision{Action: action, By: "aviary (gate timeout)", Via: ViaTimeout, Source: e.Source,
+				Reason: fmt.Sprintf("nobody decided within %s; on_timeout: %s", g.Deadline.Sub(g.Opened).Round(time.Second), action), At: now})
+			if err != nil {
+				var late *TooLateError
+				if !errors.As(err, &late) {
+					return err
+				}
+			}
+			return errInterrupted
+		}
+		if r.Checks != nil && g != nil && g.Step > 0 {
+			v, err := e.Health.Judge(ctx, r, true)
+			if err == nil && v.Result == Fail {
+				v.At = now
+				n := g.Step
+				return e.transition(ctx, r, RollingBack, fmt.Sprintf("step %d failed its health check while waiting at the gate: %s", n, v.Reason),
+					func(r *Release) {
+						if rec := e.stepRecord(r); rec.Step == n-1 {
+							rec.Verdict = &v
+						}
+					}, Event{Kind: EventHealth, Step: n, Message: fmt.Sprintf("step %d: %s while waiting at the gate: %s", n, v.Result, v.Reason), Data: v.Data()})
+			}
+			if err != nil && context.Cause(ctx) != nil {
+				return context.Cause(ctx)
+			}
+		}
+		d := wait
+		if g != nil && !g.Deadline.IsZero() {
+			d = min(d, max(g.Deadline.Sub(now), time.Millisecond))
+		}
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-e.Clock.After(e.Poll):
+		case <-e.Clock.After(d):
 		}
+		// Poll with backoff, up to 2 s: a gate may wait for hours.
+		wait = min(wait*3/2, max(2*time.Second, e.Poll))
 		fresh, err := e.load(ctx, r.ID)
 		if err != nil {
 			return err

@@ -74,6 +74,12 @@ type Release struct {
 	Awaiting string `json:"awaiting,omitempty"`
 	// Health is what the checks found: before traffic, at every step, after traffic.
 	Health HealthRecord `json:"health,omitzero"`
+	// Approval is the environment's gate as it was when the release was planned; nil: no gate.
+	Approval *Approval `json:"approval,omitempty"`
+	// Gates are the waits for a decision, in order: when each opened, until when it waits, and
+	// the decision that closed it (the first one wins). The last is open while it is undecided
+	// and the release is AwaitingApproval.
+	Gates []Gate `json:"gates,omitempty"`
 	// Request is an operator's pending request (rollback, or promote now), acted on by whichever
 	// process drives the release.
 	Request *Request `json:"request,omitempty"`
@@ -133,6 +139,83 @@ type Checks struct {
 	MaxBake        time.Duration `json:"maxBake"`
 	OnInconclusive string        `json:"onInconclusive"`
 }
+
+// Approval is a gate: after step AtStep (1-based; 0: before any traffic moves) the release waits
+// for a person to approve or roll it back, for at most Timeout (0: no limit), then decides
+// OnTimeout. PreApprove decides "approve" at once, as the system, through the same path.
+type Approval struct {
+	AtStep     int           `json:"atStep"`
+	Timeout    time.Duration `json:"timeout,omitempty"`
+	OnTimeout  string        `json:"onTimeout,omitempty"`
+	PreApprove bool          `json:"preApprove,omitempty"`
+	// PreApprovedBy says where pre-approval came from: the manifest or AVIARY_PRE_APPROVE.
+	PreApprovedBy string `json:"preApprovedBy,omitempty"`
+}
+
+// Gate is one wait for a decision.
+type Gate struct {
+	// Step is the step (1-based) after which the release waits; 0: before any traffic moved.
+	Step     int       `json:"step"`
+	Opened   time.Time `json:"opened"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	// Kind is approval (the environment requires it) or inconclusive (on_inconclusive: gate).
+	Kind string `json:"kind"`
+	// Why says why a person must decide.
+	Why      string    `json:"why"`
+	Decision *Decision `json:"decision,omitempty"`
+}
+
+// Gate kinds.
+const (
+	GateApproval     = "approval"
+	GateInconclusive = "inconclusive"
+)
+
+// OpenGate is the gate the release waits at, or nil.
+func (r *Release) OpenGate() *Gate {
+	if r.Phase != AwaitingApproval || len(r.Gates) == 0 || r.Gates[len(r.Gates)-1].Decision != nil {
+		return nil
+	}
+	return &r.Gates[len(r.Gates)-1]
+}
+
+// LastGate is the latest gate, open or decided, or nil.
+func (r *Release) LastGate() *Gate {
+	if len(r.Gates) == 0 {
+		return nil
+	}
+	return &r.Gates[len(r.Gates)-1]
+}
+
+// Decision is what closed a gate: approve or roll back, by whom, through what, from where.
+type Decision struct {
+	Action DecisionAction `json:"action"`
+	By     string         `json:"by"`
+	// Via is how it came: cli, dashboard, link, pre-approve or timeout.
+	Via       string    `json:"via"`
+	Source    string    `json:"source,omitempty"`
+	UserAgent string    `json:"userAgent,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// DecisionAction is a gate's outcome.
+type DecisionAction string
+
+// Decisions.
+const (
+	Approve        DecisionAction = "approve"
+	DecideRollback DecisionAction = "rollback"
+)
+
+// How decisions come.
+const (
+	ViaCLI        = "cli"
+	ViaDashboard  = "dashboard"
+	ViaLink       = "link"
+	ViaPreApprove = "pre-approve"
+	ViaTimeout    = "timeout"
+)
 
 // Smoke is one smoke invocation: Payload sent to the new version of Function (every function
 // when empty); it passes with no function error and, for each JSON path in Expect, that value.
@@ -266,6 +349,10 @@ const (
 	EventRequest    = "request"
 	EventHealth     = "health"
 	EventNote       = "note"
+	// EventDecision is a gate decision; Data["tooLate"] marks one that came after the first.
+	EventDecision = "decision"
+	// EventNotice records a notice sent (or not) to Slack or a webhook.
+	EventNotice = "notice"
 )
 
 // LockKey names the lock a release of a service to an environment takes.
@@ -277,6 +364,10 @@ func (r *Release) Describe() string {
 	case Shifting:
 		if r.Step < len(r.Steps) {
 			return fmt.Sprintf("%s (step %d of %d: %s on the new versions)", r.Phase, r.Step+1, len(r.Steps), percent(r.Steps[r.Step].Weight))
+		}
+	case AwaitingApproval:
+		if r.Awaiting != "" {
+			return fmt.Sprintf("%s: %s", r.Phase, r.Awaiting)
 		}
 	case RollingBack, RolledBack, Failed:
 		if r.Reason != "" {

@@ -1,0 +1,136 @@
+package release
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrNotWaiting: a decision came for a release that has not reached a gate.
+var ErrNotWaiting = errors.New("is not waiting for a decision")
+
+// TooLateError says a decision came after the gate was closed: by an earlier decision, or by the
+// release ending. It was recorded in the audit trail and not applied.
+type TooLateError struct {
+	Release *Release
+	// First is the decision that closed the gate; nil when the release ended otherwise.
+	First *Decision
+}
+
+func (e *TooLateError) Error() string {
+	if e.First != nil {
+		return fmt.Sprintf("too late: release %s was already decided (%s by %s via %s at %s); this decision was recorded, not applied",
+			e.Release.ID, e.First.Action, e.First.By, e.First.Via, e.First.At.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("too late: release %s is %s; this decision was recorded, not applied", e.Release.ID, e.Release.Describe())
+}
+
+// Decide closes the release's open gate with d, if nobody decided first: the decision is written
+// with its audit entry in one update conditional on the revision it read, so of two decisions
+// racing exactly one is applied. A decision that comes after the gate closed is appended to the
+// audit trail marked too late and returned as a *TooLateError; one for a release that has not
+// reached a gate changes nothing and returns ErrNotWaiting. Every decider (the CLI, the
+// dashboard, signed links, pre-approval and the gate's timeout) goes through here.
+func Decide(ctx context.Context, st Store, id string, d Decision) (*Release, error) {
+	if d.Action != Approve && d.Action != DecideRollback {
+		return nil, fmt.Errorf("unknown decision %q (approve or rollback)", d.Action)
+	}
+	if d.At.IsZero() {
+		d.At = time.Now()
+	}
+	for {
+		r, err := st.GetRelease(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		g := r.OpenGate()
+		if g == nil {
+			last := r.LastGate()
+			if last == nil && !r.Phase.Final() {
+				return r, fmt.Errorf("release %s %w: it is %s", r.ID, ErrNotWaiting, r.Describe())
+			}
+			tl := &TooLateError{Release: r}
+			if last != nil {
+				tl.First = last.Decision
+			}
+			ev := decisionEvent(r, d, true)
+			ev.Key = r.ID + "/late/" + nonce()
+			if err := st.AppendEvent(ctx, &ev); err != nil {
+				return r, fmt.Errorf("record the late decision: %w", err)
+			}
+			return r, tl
+		}
+		// The last writer's entries go to the trail before its outbox is replaced.
+		for i := range r.Outbox {
+			ev := r.Outbox[i]
+			if err := st.AppendEvent(ctx, &ev); err != nil {
+				return r, fmt.Errorf("audit trail of %s: %w", r.ID, err)
+			}
+		}
+		dd := d
+		g.Decision = &dd
+		ev := decisionEvent(r, d, false)
+		ev.Key = fmt.Sprintf("%s/%d/0", r.ID, r.Revision)
+		ev.Time = d.At
+		r.Outbox = []Event{ev}
+		r.UpdatedAt = time.Now()
+		if err := st.UpdateRelease(ctx, r); err != nil {
+			if errors.Is(err, ErrConflict) {
+				continue // someone wrote first: read again and see whether the gate is still open
+			}
+			return nil, err
+		}
+		if err := st.AppendEvent(ctx, &r.Outbox[0]); err != nil {
+			// The entry is in the release's outbox: whoever next loads it appends it.
+			return r, nil
+		}
+		return r, nil
+	}
+}
+
+func decisionEvent(r *Release, d Decision, late bool) Event {
+	what := "approved"
+	if d.Action == DecideRollback {
+		what = "rollback decided"
+	}
+	msg := fmt.Sprintf("gate: %s by %s via %s", what, d.By, d.Via)
+	if d.Reason != "" {
+		msg += ": " + d.Reason
+	}
+	if late {
+		msg = fmt.Sprintf("gate: too late, not applied: %s by %s via %s", d.Action, d.By, d.Via)
+		if last := r.LastGate(); last != nil && last.Decision != nil {
+			msg += fmt.Sprintf(" (already decided: %s by %s)", last.Decision.Action, last.Decision.By)
+		} else {
+			msg += fmt.Sprintf(" (the release is %s)", r.Phase)
+		}
+	}
+	data := map[string]any{"action": string(d.Action), "by": d.By, "via": d.Via, "tooLate": late}
+	if d.Source != "" {
+		data["source"] = d.Source
+	}
+	if d.UserAgent != "" {
+		data["userAgent"] = d.UserAgent
+	}
+	if d.Reason != "" {
+		data["reason"] = d.Reason
+	}
+	return Event{ReleaseID: r.ID, Time: d.At, Actor: d.By, Source: sourceOf(d), Kind: EventDecision, Phase: r.Phase, Message: msg, Data: data}
+}
+
+func sourceOf(d Decision) string {
+	s := d.Via
+	if d.Source != "" {
+		s += " from " + d.Source
+	}
+	return s
+}
+
+func nonce() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
