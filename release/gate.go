@@ -134,3 +134,42 @@ func nonce() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Change applies a request (or, for an ended release, its reopening) to a release: mutate sees
+// the stored release and returns the audit entry of its change (nil: nothing to change). The
+// change and its entry are written in one update conditional on the revision read, retried on
+// conflict; entries the last writer did not get to append are appended first.
+func Change(ctx context.Context, st Store, id, actor, source string, mutate func(r *Release) (*Event, error)) (*Release, error) {
+	for {
+		r, err := st.GetRelease(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for i := range r.Outbox {
+			ev := r.Outbox[i]
+			if err := st.AppendEvent(ctx, &ev); err != nil {
+				return nil, err
+			}
+		}
+		ev, err := mutate(r)
+		if err != nil || ev == nil {
+			return r, err
+		}
+		now := time.Now()
+		r.UpdatedAt = now
+		ev.ReleaseID, ev.Key, ev.Time = r.ID, fmt.Sprintf("%s/%d/request", r.ID, r.Revision), now
+		ev.Actor, ev.Source = actor, source
+		r.Outbox = []Event{*ev}
+		err = st.UpdateRelease(ctx, r)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := st.AppendEvent(ctx, ev); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+}

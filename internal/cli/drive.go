@@ -113,38 +113,7 @@ func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af 
 // conditional on the revision it read, retried on conflict, with its audit entry in the same write.
 // Entries the last writer did not get to append are appended first.
 func request(ctx context.Context, st store.Store, id string, mutate func(r *release.Release) (*release.Event, error)) (*release.Release, error) {
-	for {
-		r, err := st.GetRelease(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		for i := range r.Outbox {
-			ev := r.Outbox[i]
-			if err := st.AppendEvent(ctx, &ev); err != nil {
-				return nil, err
-			}
-		}
-		ev, err := mutate(r)
-		if err != nil || ev == nil {
-			return r, err
-		}
-		now := time.Now()
-		r.UpdatedAt = now
-		ev.ReleaseID, ev.Key, ev.Time = r.ID, fmt.Sprintf("%s/%d/request", r.ID, r.Revision), now
-		ev.Actor, ev.Source = actor(), source()
-		r.Outbox = []release.Event{*ev}
-		err = st.UpdateRelease(ctx, r)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := st.AppendEvent(ctx, ev); err != nil {
-			return nil, err
-		}
-		return r, nil
-	}
+	return release.Change(ctx, st, id, actor(), source(), mutate)
 }
 
 // settle finishes what a process that died after a release's last transition left undone: it
