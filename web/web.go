@@ -1,0 +1,627 @@
+// Package web is Aviary's server: the dashboard (releases, a release's functions, steps, health
+// judgements and audit trail), the approval gate's confirmation pages for signed links, the
+// admin's approve and rollback buttons, /metrics and /healthz. It reads and writes the same store
+// as the CLI, and is one http.Handler: `aviary serve` runs it, and web/lambdaurl runs it as a
+// Lambda behind a function URL.
+//
+// The rule it keeps: a GET never changes anything (chat unfurlers and link scanners follow
+// links). A decision is only the POST of a confirmation page, carrying a CSRF token bound to the
+// browser's cookie and to the link; the store applies the first decision and records later ones
+// as too late.
+package web
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aviary-deploy/aviary/links"
+	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/store"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Config is what the server needs.
+type Config struct {
+	Store store.Store
+	// Signer verifies approval links and signs CSRF tokens and sessions; required.
+	Signer *links.Signer
+	// AdminToken lets a person log in to the dashboard's buttons; empty: no buttons.
+	AdminToken string
+	// UserHeader names the header an authenticating proxy sets to the signed-in user (such as
+	// X-Forwarded-User); when a request has it, it says who decided. It also means the server
+	// is behind a proxy, so the client address is taken from X-Forwarded-For.
+	UserHeader string
+	// Refresh is how often a live release's page reloads itself (default 5 s).
+	Refresh time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Log receives one line per decision and per error (default: discarded).
+	Log io.Writer
+}
+
+// Server is the handler.
+type Server struct {
+	cfg  Config
+	mux  *http.ServeMux
+	tmpl *template.Template
+	log  *log.Logger
+}
+
+const (
+	csrfCookie    = "aviary_csrf"
+	sessionCookie = "aviary_session"
+	sessionTTL    = 12 * time.Hour
+)
+
+// New makes the server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Signer == nil {
+		return nil, errors.New("web: a store and a link signer are required")
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	t, err := template.New("").Funcs(funcs).ParseFS(assets, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), tmpl: t, log: log.New(cfg.Log, "aviary serve: ", log.LstdFlags)}
+	static, _ := fs.Sub(assets, "static")
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	s.mux.HandleFunc("GET /{$}", s.releases)
+	s.mux.HandleFunc("GET /releases/{id}", s.release)
+	s.mux.HandleFunc("POST /releases/{id}/{action}", s.adminDecide)
+	s.mux.HandleFunc("GET /gate/{action}", s.confirm)
+	s.mux.HandleFunc("POST /gate/{action}", s.linkDecide)
+	s.mux.HandleFunc("GET /login", s.loginPage)
+	s.mux.HandleFunc("POST /login", s.login)
+	s.mux.HandleFunc("POST /logout", s.logout)
+	s.mux.HandleFunc("GET /metrics", s.metrics)
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	return s, nil
+}
+
+// ServeHTTP serves a request, with headers that keep pages out of frames and caches.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Referrer-Policy", "no-referrer") // a link's token must not leak to other sites
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	s.mux.ServeHTTP(w, r)
+}
+
+// page is what every template gets.
+type page struct {
+	Title   string
+	Refresh int // seconds; 0: no refresh
+	Admin   string
+	CSRF    string
+	Data    any
+	Now     time.Time
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	if p.Admin == "" {
+		if name, sid, ok := s.session(r); ok {
+			p.Admin = name
+			p.CSRF = s.sessionCSRF(w, r, sid)
+		}
+	}
+	p.Now = s.cfg.Now()
+	var b strings.Builder
+	if err := s.tmpl.ExecuteTemplate(&b, name, p); err != nil {
+		s.log.Printf("render %s: %v", name, err)
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	io.WriteString(w, b.String())
+}
+
+// problem is the error page: what is wrong and what to do; nothing was changed.
+type problem struct {
+	Heading string
+	Detail  string
+	Hint    string
+	Release *release.Release
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, p problem) {
+	s.render(w, r, status, "error.html", page{Title: p.Heading, Data: p})
+}
+
+// ---- the dashboard ----
+
+type listData struct {
+	Releases                    []*release.Release
+	Service, Environment, Phase string
+	Services, Environments      []string
+	Phases                      []release.Phase
+	Live                        int
+}
+
+func (s *Server) releases(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.Filter{Service: q.Get("service"), Environment: q.Get("environment"), Phase: release.Phase(q.Get("phase")), Limit: 200}
+	rs, err := s.cfg.Store.ListReleases(r.Context(), f)
+	if err != nil {
+		s.storeFailed(w, r, err)
+		return
+	}
+	all, err := s.cfg.Store.ListReleases(r.Context(), store.Filter{Limit: 1000})
+	if err != nil {
+		s.storeFailed(w, r, err)
+		return
+	}
+	d := listData{Releases: rs, Service: f.Service, Environment: f.Environment, Phase: string(f.Phase),
+		Phases: []release.Phase{release.Shifting, release.AwaitingApproval, release.Promoted, release.RolledBack, release.Failed}}
+	svc, envs := map[string]bool{}, map[string]bool{}
+	for _, x := range all {
+		svc[x.Service], envs[x.Environment] = true, true
+	}
+	d.Services, d.Environments = keys(svc), keys(envs)
+	refresh := 0
+	for _, x := range rs {
+		if !x.Phase.Final() {
+			d.Live++
+			refresh = s.refreshSeconds()
+		}
+	}
+	s.render(w, r, http.StatusOK, "releases.html", page{Title: "Releases", Refresh: refresh, Data: d})
+}
+
+type releaseData struct {
+	R      *release.Release
+	Events []release.Event
+	Gate   *release.Gate
+	// Late are decisions that came after the first.
+	Late []release.Event
+}
+
+func (s *Server) release(w http.ResponseWriter, r *http.Request) {
+	rel, evs, ok := s.load(w, r, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	d := releaseData{R: rel, Events: evs, Gate: rel.OpenGate()}
+	for _, e := range evs {
+		if e.Kind == release.EventDecision && e.Data["tooLate"] == true {
+			d.Late = append(d.Late, e)
+		}
+	}
+	refresh := 0
+	if !rel.Phase.Final() {
+		refresh = s.refreshSeconds()
+	}
+	s.render(w, r, http.StatusOK, "release.html", page{Title: rel.ID, Refresh: refresh, Data: d})
+}
+
+func (s *Server) load(w http.ResponseWriter, r *http.Request, id string) (*release.Release, []release.Event, bool) {
+	rel, err := s.cfg.Store.GetRelease(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(w, r, http.StatusNotFound, problem{Heading: "No such release", Detail: fmt.Sprintf("There is no release %q in this store.", id), Hint: "Check the link, or find the release in the list."})
+		return nil, nil, false
+	}
+	if err != nil {
+		s.storeFailed(w, r, err)
+		return nil, nil, false
+	}
+	evs, err := s.cfg.Store.Events(r.Context(), id)
+	if err != nil {
+		s.storeFailed(w, r, err)
+		return nil, nil, false
+	}
+	// Entries the last writer did not get to append are shown all the same.
+	seen := map[string]bool{}
+	for _, e := range evs {
+		seen[e.Key] = true
+	}
+	for _, e := range rel.Outbox {
+		if !seen[e.Key] {
+			evs = append(evs, e)
+		}
+	}
+	return rel, evs, true
+}
+
+func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Printf("store: %v", err)
+	s.fail(w, r, http.StatusServiceUnavailable, problem{Heading: "The store cannot be read", Detail: err.Error(), Hint: "Nothing was changed. Try again in a moment."})
+}
+
+func (s *Server) refreshSeconds() int { return max(1, int(s.cfg.Refresh/time.Second)) }
+
+// ---- signed links ----
+
+type confirmData struct {
+	R      *release.Release
+	Action release.DecisionAction
+	Token  string
+	CSRF   string
+	// ProxyUser is who an authenticating proxy says the person is; empty: they type a name.
+	ProxyUser string
+	Expires   time.Time
+	// Closed says the gate is no longer open: by this decision, or another.
+	Closed  string
+	Decided *release.Decision
+}
+
+// verifyLink checks a link's token for the action in its path. It writes the error page and
+// returns false when the link is not good.
+func (s *Server) verifyLink(w http.ResponseWriter, r *http.Request, token string) (links.Claims, bool) {
+	action := release.DecisionAction(r.PathValue("action"))
+	if action != release.Approve && action != release.DecideRollback {
+		s.fail(w, r, http.StatusNotFound, problem{Heading: "No such action", Detail: fmt.Sprintf("%q is neither approve nor rollback.", action), Hint: "Nothing was changed. Use the link exactly as it was sent."})
+		return links.Claims{}, false
+	}
+	c, err := s.cfg.Signer.Verify(token, action, s.cfg.Now())
+	if err != nil {
+		p := problem{Heading: "This link cannot be used", Detail: err.Error() + ".", Hint: "Nothing was changed. Ask for a fresh link, or decide with `aviary approve` or `aviary rollback`."}
+		switch {
+		case errors.Is(err, links.ErrExpired):
+			p.Heading = "This link has expired"
+			p.Detail = fmt.Sprintf("It was valid until %s.", c.Expires.UTC().Format(time.RFC1123))
+		case errors.Is(err, links.ErrAction):
+			p.Heading = "This link is for another action"
+			p.Detail = fmt.Sprintf("It was signed to %s, not to %s.", c.Action, action)
+		case errors.Is(err, links.ErrSignature), errors.Is(err, links.ErrMalformed):
+			p.Heading = "This link is not valid"
+		}
+		s.log.Printf("refused a %s link from %s: %v", action, s.clientAddr(r), err)
+		s.fail(w, r, http.StatusForbidden, p)
+		return c, false
+	}
+	return c, true
+}
+
+// confirm shows what a link would do. It changes nothing.
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
+	token := r.URL.Query().Get("t")
+	c, ok := s.verifyLink(w, r, token)
+	if !ok {
+		return
+	}
+	rel, _, ok := s.load(w, r, c.Release)
+	if !ok {
+		return
+	}
+	d := confirmData{R: rel, Action: c.Action, Token: token, Expires: c.Expires, ProxyUser: s.proxyUser(r)}
+	if closed, first := closedReason(rel); closed != "" {
+		d.Closed, d.Decided = closed, first
+	} else {
+		d.CSRF = s.cfg.Signer.CSRF(s.csrfCookie(w, r), token)
+	}
+	title := "Approve " + rel.ID
+	if c.Action == release.DecideRollback {
+		title = "Roll back " + rel.ID
+	}
+	s.render(w, r, http.StatusOK, "confirm.html", page{Title: title, Data: d})
+}
+
+// closedReason says why a release can no longer be decided at a gate, or "" when it can.
+func closedReason(rel *release.Release) (string, *release.Decision) {
+	if rel.OpenGate() != nil {
+		return "", nil
+	}
+	if g := rel.LastGate(); g != nil && g.Decision != nil {
+		d := g.Decision
+		return fmt.Sprintf("This release was already decided: %s by %s via %s at %s.", d.Action, d.By, d.Via, d.At.UTC().Format(time.RFC1123)), d
+	}
+	if rel.Phase.Final() {
+		return fmt.Sprintf("This release has ended: %s.", rel.Describe()), nil
+	}
+	return fmt.Sprintf("This release is not waiting for a decision: it is %s.", rel.Describe()), nil
+}
+
+// linkDecide is the POST of a confirmation page: the decision.
+func (s *Server) linkDecide(w http.ResponseWriter, r *http.Request) {
+	if !s.sameOrigin(w, r) {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		s.fail(w, r, http.StatusBadRequest, problem{Heading: "The form could not be read", Detail: err.Error(), Hint: "Nothing was changed."})
+		return
+	}
+	token := r.PostForm.Get("t")
+	c, ok := s.verifyLink(w, r, token)
+	if !ok {
+		return
+	}
+	cookie, _ := r.Cookie(csrfCookie)
+	if cookie == nil || !s.cfg.Signer.CheckCSRF(r.PostForm.Get("csrf"), cookie.Value, token) {
+		s.fail(w, r, http.StatusForbidden, problem{Heading: "This form has expired or did not come from this page",
+			Detail: "The confirmation form's security token does not match this browser.", Hint: "Nothing was changed. Open the link again and use the button on its page."})
+		return
+	}
+	by, ok := s.decider(w, r, r.PostForm.Get("name"))
+	if !ok {
+		return
+	}
+	s.decide(w, r, c.Release, release.Decision{Action: c.Action, By: by, Via: release.ViaLink, Reason: strings.TrimSpace(r.PostForm.Get("reason"))})
+}
+
+// decider is who decides: the proxy's user, or the name typed on the page.
+func (s *Server) decider(w http.ResponseWriter, r *http.Request, typed string) (string, bool) {
+	if u := s.proxyUser(r); u != "" {
+		return u, true
+	}
+	name := strings.TrimSpace(typed)
+	if name == "" || len(name) > 100 || strings.ContainsAny(name, "\r\n\t") {
+		s.fail(w, r, http.StatusBadRequest, problem{Heading: "Say who you are", Detail: "The decision needs your name (up to 100 characters) for the audit trail.", Hint: "Nothing was changed. Go back, type your name and press the button again."})
+		return "", false
+	}
+	return name, true
+}
+
+// decide applies a decision through release.Decide and shows what happened.
+func (s *Server) decide(w http.ResponseWriter, r *http.Request, id string, d release.Decision) {
+	d.Source, d.UserAgent, d.At = s.clientAddr(r), truncate(r.UserAgent(), 300), s.cfg.Now()
+	rel, err := release.Decide(r.Context(), s.cfg.Store, id, d)
+	var late *release.TooLateError
+	switch {
+	case errors.As(err, &late):
+		s.log.Printf("too late: %s of %s by %s from %s", d.Action, id, d.By, d.Source)
+		closed, _ := closedReason(late.Release)
+		s.render(w, r, http.StatusConflict, "decided.html", page{Title: "Too late", Data: decidedData{R: late.Release, D: d, Late: true, Closed: closed}})
+	case errors.Is(err, release.ErrNotWaiting):
+		s.fail(w, r, http.StatusConflict, problem{Heading: "Not waiting for a decision", Detail: err.Error() + ".", Hint: "Nothing was changed.", Release: rel})
+	case errors.Is(err, store.ErrNotFound):
+		s.fail(w, r, http.StatusNotFound, problem{Heading: "No such release", Detail: fmt.Sprintf("There is no release %q in this store.", id), Hint: "Nothing was changed."})
+	case err != nil:
+		s.storeFailed(w, r, err)
+	default:
+		s.log.Printf("%s: %s by %s via %s from %s", id, d.Action, d.By, d.Via, d.Source)
+		s.render(w, r, http.StatusOK, "decided.html", page{Title: "Decided", Data: decidedData{R: rel, D: d}})
+	}
+}
+
+type decidedData struct {
+	R      *release.Release
+	D      release.Decision
+	Late   bool
+	Closed string
+}
+
+// ---- the admin's buttons ----
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.AdminToken == "" {
+		s.fail(w, r, http.StatusNotFound, problem{Heading: "No admin login here", Detail: "This server was started without an admin token.", Hint: "Set AVIARY_ADMIN_TOKEN where `aviary serve` runs to turn the dashboard's buttons on."})
+		return
+	}
+	s.render(w, r, http.StatusOK, "login.html", page{Title: "Log in", Data: map[string]string{"CSRF": s.cfg.Signer.CSRF(s.csrfCookie(w, r), "login"), "Next": safeNext(r.URL.Query().Get("next"))}})
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.AdminToken == "" || !s.sameOrigin(w, r) {
+		if s.cfg.AdminToken == "" {
+			s.fail(w, r, http.StatusNotFound, problem{Heading: "No admin login here", Detail: "This server was started without an admin token."})
+		}
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	_ = r.ParseForm()
+	cookie, _ := r.Cookie(csrfCookie)
+	if cookie == nil || !s.cfg.Signer.CheckCSRF(r.PostForm.Get("csrf"), cookie.Value, "login") {
+		s.fail(w, r, http.StatusForbidden, problem{Heading: "This form has expired", Detail: "The login form's security token does not match this browser.", Hint: "Open the login page again."})
+		return
+	}
+	if !hmac.Equal([]byte(r.PostForm.Get("token")), []byte(s.cfg.AdminToken)) {
+		s.log.Printf("a wrong admin token from %s", s.clientAddr(r))
+		s.fail(w, r, http.StatusForbidden, problem{Heading: "Wrong admin token", Detail: "The token does not match AVIARY_ADMIN_TOKEN.", Hint: "Nothing was changed."})
+		return
+	}
+	name, ok := s.decider(w, r, r.PostForm.Get("name"))
+	if !ok {
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.cfg.Signer.Session(name, s.cfg.Now().Add(sessionTTL)), Path: "/", HttpOnly: true,
+		Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL / time.Second)})
+	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (s *Server) session(r *http.Request) (name, id string, ok bool) {
+	if s.cfg.AdminToken == "" {
+		return "", "", false
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return "", "", false
+	}
+	return s.cfg.Signer.CheckSession(c.Value, s.cfg.Now())
+}
+
+func (s *Server) sessionCSRF(w http.ResponseWriter, r *http.Request, sid string) string {
+	return s.cfg.Signer.CSRF(s.csrfCookie(w, r), "session\n"+sid)
+}
+
+// adminDecide is a dashboard button: a gate decision, or (away from a gate) a rollback request.
+func (s *Server) adminDecide(w http.ResponseWriter, r *http.Request) {
+	if !s.sameOrigin(w, r) {
+		return
+	}
+	name, sid, ok := s.session(r)
+	if !ok {
+		s.fail(w, r, http.StatusForbidden, problem{Heading: "Log in first", Detail: "The buttons are for people holding the admin token.", Hint: "Nothing was changed. Log in, then press the button again."})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	_ = r.ParseForm()
+	cookie, _ := r.Cookie(csrfCookie)
+	if cookie == nil || !s.cfg.Signer.CheckCSRF(r.PostForm.Get("csrf"), cookie.Value, "session\n"+sid) {
+		s.fail(w, r, http.StatusForbidden, problem{Heading: "This form has expired or did not come from this dashboard", Detail: "The button's security token does not match this session.", Hint: "Nothing was changed. Reload the release's page and press the button again."})
+		return
+	}
+	id := r.PathValue("id")
+	action := release.DecisionAction(r.PathValue("action"))
+	reason := strings.TrimSpace(r.PostForm.Get("reason"))
+	switch action {
+	case release.Approve:
+		s.decide(w, r, id, release.Decision{Action: release.Approve, By: name, Via: release.ViaDashboard, Reason: reason})
+	case release.DecideRollback:
+		rel, err := s.cfg.Store.GetRelease(r.Context(), id)
+		if err != nil {
+			s.storeFailed(w, r, err)
+			return
+		}
+		if rel.OpenGate() != nil {
+			s.decide(w, r, id, release.Decision{Action: release.DecideRollback, By: name, Via: release.ViaDashboard, Reason: reason})
+			return
+		}
+		s.requestRollback(w, r, id, name, reason)
+	default:
+		s.fail(w, r, http.StatusNotFound, problem{Heading: "No such action", Detail: fmt.Sprintf("%q is neither approve nor rollback.", action)})
+	}
+}
+
+// requestRollback asks the release's driver to roll back a live release, as `aviary rollback`
+// does. An ended release is rolled back from the CLI, which acts on aliases itself.
+func (s *Server) requestRollback(w http.ResponseWriter, r *http.Request, id, by, reason string) {
+	if reason == "" {
+		reason = "no reason given"
+	}
+	src := "dashboard from " + s.clientAddr(r)
+	rel, err := release.Change(r.Context(), s.cfg.Store, id, by, src, func(rel *release.Release) (*release.Event, error) {
+		if rel.Phase.Final() {
+			return nil, fmt.Errorf("release %s has ended (%s): roll it back with `aviary rollback %s`, which moves the aliases itself", rel.ID, rel.Describe(), rel.ID)
+		}
+		if rel.Request != nil && rel.Request.Action == release.RequestRollback {
+			return nil, nil
+		}
+		rel.Request = &release.Request{Action: release.RequestRollback, By: by, Reason: reason, At: s.cfg.Now()}
+		return &release.Event{Kind: release.EventRequest, Phase: rel.Phase, Message: fmt.Sprintf("rollback requested by %s from the dashboard: %s", by, reason),
+			Data: map[string]any{"userAgent": truncate(r.UserAgent(), 300), "source": s.clientAddr(r)}}, nil
+	})
+	if err != nil {
+		s.fail(w, r, http.StatusConflict, problem{Heading: "Not rolled back", Detail: err.Error(), Hint: "Nothing was changed.", Release: rel})
+		return
+	}
+	s.log.Printf("%s: rollback requested by %s from %s", id, by, s.clientAddr(r))
+	http.Redirect(w, r, "/releases/"+url.PathEscape(id), http.StatusSeeOther)
+}
+
+// ---- helpers ----
+
+// csrfCookie returns the browser's CSRF cookie, setting a fresh one when it has none.
+func (s *Server) csrfCookie(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 32 {
+		return c.Value
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	v := hex.EncodeToString(b)
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
+	r.AddCookie(&http.Cookie{Name: csrfCookie, Value: v}) // later renders of this request see it
+	return v
+}
+
+// sameOrigin refuses a POST that a browser says came from another site.
+func (s *Server) sameOrigin(w http.ResponseWriter, r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+		s.fail(w, r, http.StatusForbidden, problem{Heading: "Refused a form from another site", Detail: "Decisions are only taken from this server's own pages.", Hint: "Nothing was changed."})
+		return false
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		u, err := url.Parse(o)
+		if err != nil || !strings.EqualFold(u.Host, r.Host) {
+			s.fail(w, r, http.StatusForbidden, problem{Heading: "Refused a form from another site", Detail: fmt.Sprintf("The form came from %s.", o), Hint: "Nothing was changed."})
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) proxyUser(r *http.Request) string {
+	if s.cfg.UserHeader == "" {
+		return ""
+	}
+	return truncate(strings.TrimSpace(r.Header.Get(s.cfg.UserHeader)), 100)
+}
+
+// clientAddr is where a request came from: behind a proxy, the first X-Forwarded-For address.
+func (s *Server) clientAddr(r *http.Request) string {
+	if s.cfg.UserHeader != "" {
+		if f := r.Header.Get("X-Forwarded-For"); f != "" {
+			first, _, _ := strings.Cut(f, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
+}
+
+func secure(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// safeNext keeps a redirect on this server.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		if k != "" {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if _, err := s.cfg.Store.ListReleases(ctx, store.Filter{Limit: 1}); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "store: %v\n", err)
+		return
+	}
+	io.WriteString(w, "ok\n")
+}
