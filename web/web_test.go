@@ -397,7 +397,7 @@ func TestAdminButtons(t *testing.T) {
 	bf := form(t, page)
 	// The button's token is bound to the session: a form from another session does not work.
 	other := browser(t)
-	read(t)(other.Get(fx.srv.URL+"/releases/rel-1"))
+	read(t)(other.Get(fx.srv.URL + "/releases/rel-1"))
 	if code, _ := read(t)(other.PostForm(fx.srv.URL+"/releases/rel-1/approve", bf)); code != http.StatusForbidden {
 		t.Errorf("another browser's POST: %d", code)
 	}
