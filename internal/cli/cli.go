@@ -25,8 +25,12 @@ type app struct {
 	Status   statusCmd   `cmd:"" group:"Releases" help:"Show where a release is and what happened to it."`
 	History  historyCmd  `cmd:"" group:"Releases" help:"List an environment's releases, newest first."`
 	Rollback rollbackCmd `cmd:"" group:"Releases" help:"Put every function of a release back on its previous version, from any phase."`
+	Approve  approveCmd  `cmd:"" group:"Releases" help:"Approve a release waiting at its gate (the first decision wins)."`
 	Promote  promoteCmd  `cmd:"" group:"Releases" help:"Skip a release's remaining steps and move all traffic to the new versions."`
 	Resume   resumeCmd   `cmd:"" group:"Releases" help:"Continue a release whose process died, from its record."`
+
+	Serve serveCmd `cmd:"" group:"Gate" help:"Serve the dashboard and the approval gate (signed links, admin buttons, /metrics) over the store."`
+	Link  linkCmd  `cmd:"" group:"Gate" help:"Print fresh signed approve and rollback links for a release waiting at its gate."`
 
 	Store     storeCmd     `cmd:"" group:"Releases" help:"Set up the store that keeps releases, the audit trail and locks."`
 	IAMPolicy iamPolicyCmd `cmd:"" name:"iam-policy" group:"Releases" help:"Print the least-privilege IAM policy (JSON) for what Aviary does in an environment."`

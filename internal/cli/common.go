@@ -33,6 +33,7 @@ import (
 const (
 	ExitRolledBack = 3 // the release was rolled back
 	ExitLocked     = 4 // another release holds the environment
+	ExitTooLate    = 5 // someone decided the gate first; this decision was recorded, not applied
 )
 
 // exitError carries an exit code with its message.

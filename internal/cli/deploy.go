@@ -48,18 +48,27 @@ func (c *deployCmd) Run(e *env) error {
 		return nil
 	}
 
+	approval, err := approvalOf(p.env)
+	if err != nil {
+		return err
+	}
 	st, err := c.storeFlags.open(e.ctx, p.m)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	kit, err := newGateKit(p.m, p.env, st, log)
+	if err != nil {
+		return err
+	}
+	defer kit.close()
 	now := time.Now()
 	r := &release.Release{
 		ID: newReleaseID(p.m.Service, p.env.Name, now), Service: p.m.Service, Environment: p.env.Name,
 		Alias: p.m.Alias, Region: p.region, Strategy: strategy.Name, Functions: fns,
 		Artifacts: release.Artifacts{Bucket: p.m.Artifacts.Bucket, Prefix: p.m.Artifacts.Prefix},
 		Phase:     release.Planned, Force: c.Force, CreatedBy: actor(), CreatedAt: now, UpdatedAt: now,
-		Checks: p.checks,
+		Checks: p.checks, Approval: approval,
 	}
 	for _, s := range strategy.Steps {
 		r.Steps = append(r.Steps, release.Step{Weight: s.Weight, Bake: s.Bake})
@@ -85,7 +94,7 @@ func (c *deployCmd) Run(e *env) error {
 	fmt.Fprintf(log, "Release %s: %s to %s, %s\n", r.ID, plural(len(fns), "function", "functions"), r.Environment, describeSteps(r.Steps))
 	v := newView(log)
 	eng := newEngine(st, p.fleet, cache, me, p.health)
-	eng.Observe = v.observe
+	eng.Observe = kit.announcer(v).observe
 	final, err := eng.Run(e.ctx, r.ID)
 	v.close()
 	return finish(e, c.outputFlags, log, final, err)

@@ -101,9 +101,16 @@ func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af 
 	if m != nil {
 		cacheDir = m.Artifacts.Cache
 	}
+	kit, err := gateKitFor(m, r, st, log)
+	if err != nil {
+		// Links and notices are extras here: the release's decision must not wait on them.
+		fmt.Fprintf(log, "No links or notices: %v\n", err)
+		kit = nil
+	}
+	defer kit.close()
 	v := newView(log)
 	eng := newEngine(st, fleet, artifact.Cache{Dir: cacheDir}, me, checker)
-	eng.Observe = v.observe
+	eng.Observe = kit.announcer(v).observe
 	final, err := eng.Run(e.ctx, r.ID)
 	v.close()
 	return final, err

@@ -165,6 +165,7 @@ func printPlan(w io.Writer, p *prepared) {
 	}
 	fmt.Fprintf(w, "%s change, %d unchanged.\n", plural(changed, "function", "functions"), len(p.rows)-changed)
 	fmt.Fprintf(w, "Checks: %s\n", describeChecks(p.checks))
+	fmt.Fprintf(w, "Gate: %s\n", describeGate(p.env))
 }
 
 func short(sha string) string {
@@ -172,4 +173,30 @@ func short(sha string) string {
 		return sha[:10]
 	}
 	return sha
+}
+
+// describeGate says in a line whether and where a release of env waits for a person.
+func describeGate(env *manifest.Environment) string {
+	a, err := approvalOf(env)
+	if err != nil {
+		return err.Error()
+	}
+	if a == nil {
+		return "none (add approval: to the environment to wait for a person)"
+	}
+	where := fmt.Sprintf("after step %d", a.AtStep)
+	switch {
+	case a.AtStep == 0:
+		where = "before any traffic moves"
+	case a.AtStep == len(env.Strategy.Steps):
+		where = "after the last step"
+	}
+	s := "waits for approval " + where
+	if a.Timeout > 0 {
+		s += fmt.Sprintf(", then %s after %s", a.OnTimeout, a.Timeout)
+	}
+	if a.PreApprove {
+		s += "; pre-approved by " + a.PreApprovedBy
+	}
+	return s
 }

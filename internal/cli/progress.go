@@ -90,7 +90,7 @@ func (v *view) observe(p release.Progress) {
 		if p.Message != v.awaiting {
 			v.awaiting = p.Message
 			v.clear()
-			fmt.Fprintf(v.w, "%s  waiting for a person: %s\n          `aviary promote %s` goes on, `aviary rollback %s` ends it\n", time.Now().Format("15:04:05"), p.Message, p.Release.ID, p.Release.ID)
+			fmt.Fprintf(v.w, "%s  waiting for a decision: %s\n          `aviary approve %s` goes on, `aviary rollback %s` ends it\n", time.Now().Format("15:04:05"), p.Message, p.Release.ID, p.Release.ID)
 			v.draw(true)
 		}
 	}

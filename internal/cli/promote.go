@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -25,6 +26,17 @@ func (c *promoteCmd) Run(e *env) error {
 	}
 	defer st.Close()
 	log := logWriter(e, c.outputFlags)
+	// At a gate, the promotion is the gate's decision too: it fails if someone decided first.
+	if r.OpenGate() != nil {
+		_, err := release.Decide(e.ctx, st, r.ID, release.Decision{Action: release.Approve, By: actor(), Via: release.ViaCLI, Source: source(), Reason: c.Reason, At: time.Now()})
+		var late *release.TooLateError
+		if errors.As(err, &late) {
+			return exitError{ExitTooLate, err}
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (*release.Event, error) {
 		switch {
 		case r.Phase.Final() || r.Phase == release.Promoting:

@@ -79,6 +79,10 @@ func (c *rollbackCmd) Run(e *env) error {
 			return err
 		}
 	default:
+		// At a gate, the rollback is the gate's decision too (unless someone decided first).
+		if _, err := decideAtGate(e, st, r, release.DecideRollback, reason); err != nil {
+			return err
+		}
 		if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (*release.Event, error) {
 			if r.Request != nil && r.Request.Action == release.RequestRollback {
 				return nil, nil // already asked

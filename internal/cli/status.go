@@ -50,8 +50,30 @@ func (c *statusCmd) Run(e *env) error {
 	if !r.EndedAt.IsZero() {
 		fmt.Fprintf(w, "  ended     %s (%s)\n", r.EndedAt.Local().Format(time.DateTime), r.EndedAt.Sub(r.CreatedAt).Round(time.Second))
 	}
-	if r.Awaiting != "" {
-		fmt.Fprintf(w, "  awaiting  a person: %s\n            `aviary promote %s` goes on, `aviary rollback %s` ends it\n", r.Awaiting, r.ID, r.ID)
+	if r.OpenGate() != nil || (r.Awaiting != "" && r.Phase == release.AwaitingApproval) {
+		fmt.Fprintf(w, "  awaiting  a decision: %s\n            `aviary approve %s` goes on, `aviary rollback %s` ends it (`aviary link %s` prints signed links)\n", r.Awaiting, r.ID, r.ID, r.ID)
+	}
+	for _, g := range r.Gates {
+		where := fmt.Sprintf("after step %d", g.Step)
+		if g.Step == 0 {
+			where = "before traffic"
+		}
+		if d := g.Decision; d != nil {
+			fmt.Fprintf(w, "  gate      %s: %s by %s via %s at %s", where, d.Action, d.By, d.Via, d.At.Local().Format(time.DateTime))
+			if d.Source != "" {
+				fmt.Fprintf(w, " from %s", d.Source)
+			}
+			if d.Reason != "" {
+				fmt.Fprintf(w, ": %s", d.Reason)
+			}
+			fmt.Fprintln(w)
+		} else {
+			fmt.Fprintf(w, "  gate      %s: waiting since %s", where, g.Opened.Local().Format(time.DateTime))
+			if !g.Deadline.IsZero() {
+				fmt.Fprintf(w, " (decides itself at %s)", g.Deadline.Local().Format(time.DateTime))
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	if r.Request != nil {
 		fmt.Fprintf(w, "  request   %s by %s at %s %s\n", r.Request.Action, r.Request.By, r.Request.At.Local().Format(time.TimeOnly), r.Request.Reason)

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aviary-deploy/aviary/release"
+)
+
+type approveCmd struct {
+	storeFlags
+	awsFlags
+	outputFlags
+	Release string        `arg:"" optional:"" help:"The release (default: the environment's latest)."`
+	Env     string        `short:"e" placeholder:"ENV" help:"Approve the environment's latest release."`
+	File    string        `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its service, store and artifact cache."`
+	Reason  string        `help:"Why, for the audit trail."`
+	Detach  bool          `help:"Record the decision and return; the process driving the release acts on it."`
+	Wait    time.Duration `default:"30m" help:"How long to follow the release after deciding, while another process drives it."`
+}
+
+func (c *approveCmd) Help() string {
+	return `Approve a release waiting at its gate: the decision is written to the store, where the
+process driving the release (the deploy that is waiting) acts on it within seconds. The first
+decision wins: if someone approved or rolled the release back first (from the dashboard, a
+signed link, or the gate's timeout), this one is recorded as too late and changes nothing.
+
+Then it follows the release to its end (or, if no process drives it any more, drives it itself),
+unless --detach.`
+}
+
+func (c *approveCmd) Run(e *env) error {
+	m, st, r, err := openRelease(e, c.File, c.storeFlags, c.Release, c.Env)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log := logWriter(e, c.outputFlags)
+	r, err = release.Decide(e.ctx, st, r.ID, release.Decision{Action: release.Approve, By: actor(), Via: release.ViaCLI, Source: source(), Reason: c.Reason, At: time.Now()})
+	var late *release.TooLateError
+	switch {
+	case errors.As(err, &late):
+		return exitError{ExitTooLate, err}
+	case errors.Is(err, release.ErrNotWaiting):
+		return badInput("%v; nothing was changed (`aviary promote %s` skips the remaining steps instead)", err, r.ID)
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(log, "Approved release %s (%s → %s).\n", r.ID, r.Service, r.Environment)
+	if c.Detach {
+		if c.json() {
+			return writeJSON(e.stdout, resultJSON(r))
+		}
+		return nil
+	}
+	final, err := drive(e, st, r, m, c.awsFlags, log, c.Wait, nil)
+	return finish(e, c.outputFlags, log, final, err)
+}
+
+// decideAtGate makes an operator's promote or rollback the gate's decision too, when the release
+// waits at one, so that the first decision still wins. It says whether a decision was recorded.
+func decideAtGate(e *env, st release.Store, r *release.Release, action release.DecisionAction, reason string) (bool, error) {
+	if r.OpenGate() == nil {
+		return false, nil
+	}
+	_, err := release.Decide(e.ctx, st, r.ID, release.Decision{Action: action, By: actor(), Via: release.ViaCLI, Source: source(), Reason: reason, At: time.Now()})
+	var late *release.TooLateError
+	if errors.As(err, &late) {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/aviary-deploy/aviary/links"
+	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/web"
+)
+
+type serveCmd struct {
+	storeFlags
+	Addr           string `default:"127.0.0.1:8080" placeholder:"HOST:PORT" help:"Where to listen (127.0.0.1:0 picks a free port)."`
+	File           string `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its store (when --store and AVIARY_STORE do not say)."`
+	LinkSecretFile string `placeholder:"PATH" help:"Read the link secret from this file instead of AVIARY_LINK_SECRET."`
+	UserHeader     string `env:"AVIARY_USER_HEADER" placeholder:"HEADER" help:"The header an authenticating proxy sets to the signed-in user (such as X-Forwarded-User); it then says who decided, and the client address is read from X-Forwarded-For."`
+}
+
+func (c *serveCmd) Help() string {
+	return `Serves, over the same store the CLI uses:
+  /                  releases, filtered by service, environment and phase
+  /releases/ID       a release: functions and versions, weights, steps, health, gates, audit trail
+  /gate/approve?t=…  the confirmation page a signed link opens (a GET never decides;
+  /gate/rollback?t=… only the page's button, a POST with a CSRF token, does)
+  /login             admin log in with AVIARY_ADMIN_TOKEN, for the approve and rollback buttons
+  /metrics           Prometheus: releases by outcome, step, gate and release durations
+  /healthz           ok when the store answers
+
+Environment:
+  AVIARY_LINK_SECRET   the secret links are signed with (at least 16 bytes; the deploying side
+                       signs with the same one); or --link-secret-file / AVIARY_LINK_SECRET_FILE
+  AVIARY_ADMIN_TOKEN   turns the dashboard's buttons on for people who hold it
+  AVIARY_URL           this server's public address, for the links deploys print and send
+
+Put it behind TLS (a proxy, or a load balancer) when people reach it over a network. To run it
+as a Lambda behind a function URL instead, see cmd/aviary-gate.`
+}
+
+func (c *serveCmd) Run(e *env) error {
+	var secret []byte
+	var err error
+	if c.LinkSecretFile != "" {
+		secret, err = links.ReadSecretFile(c.LinkSecretFile)
+	} else {
+		secret, err = links.SecretFromEnv()
+	}
+	if err != nil {
+		return badInput("%v", err)
+	}
+	if secret == nil {
+		return badInput("set AVIARY_LINK_SECRET (or --link-secret-file) to the secret approval links are signed with: at least 16 random bytes, such as the output of `openssl rand -hex 32`")
+	}
+	signer, err := links.NewSigner(secret)
+	if err != nil {
+		return badInput("%v", err)
+	}
+	m, _ := manifestFlags{File: c.File}.load()
+	st, err := c.storeFlags.open(e.ctx, m)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	admin := os.Getenv("AVIARY_ADMIN_TOKEN")
+	if admin != "" && len(admin) < 12 {
+		return badInput("AVIARY_ADMIN_TOKEN is %d characters; use at least 12 (anyone who guesses it can approve releases)", len(admin))
+	}
+	h, err := web.New(web.Config{Store: st, Signer: signer, AdminToken: admin, UserHeader: c.UserHeader, Log: e.stderr})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return badInput("listen on %s: %v", c.Addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	fmt.Fprintf(e.stdout, "Aviary dashboard on http://%s (store %s)\n", ln.Addr(), c.storeFlags.url(m))
+	if admin == "" {
+		fmt.Fprintln(e.stdout, "No AVIARY_ADMIN_TOKEN: the dashboard is read-only; decisions come from signed links and the CLI.")
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-e.ctx.Done():
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+type linkCmd struct {
+	storeFlags
+	outputFlags
+	Release string        `arg:"" optional:"" help:"The release (default: the environment's latest)."`
+	Env     string        `short:"e" placeholder:"ENV" help:"The environment's latest release."`
+	File    string        `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its service, store and dashboard address."`
+	TTL     time.Duration `default:"24h" help:"How long the links are valid (never past the gate's deadline)."`
+}
+
+func (c *linkCmd) Run(e *env) error {
+	m, st, r, err := openRelease(e, c.File, c.storeFlags, c.Release, c.Env)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	kit, err := newGateKit(m, nil, st, e.stderr)
+	if err != nil {
+		return err
+	}
+	switch {
+	case kit.signer == nil:
+		return badInput("set AVIARY_LINK_SECRET (or AVIARY_LINK_SECRET_FILE) to the secret aviary serve uses")
+	case kit.base == "":
+		return badInput("the dashboard's address is unknown: set dashboard: in the manifest or AVIARY_URL")
+	}
+	g := r.OpenGate()
+	if g == nil {
+		return badInput("release %s is not waiting for a decision: it is %s", r.ID, r.Describe())
+	}
+	expires := time.Now().Add(c.TTL)
+	if !g.Deadline.IsZero() && g.Deadline.Before(expires) {
+		expires = g.Deadline
+	}
+	approve := kit.signer.URL(kit.base, r.ID, release.Approve, expires)
+	rollback := kit.signer.URL(kit.base, r.ID, release.DecideRollback, expires)
+	if c.json() {
+		return writeJSON(e.stdout, map[string]any{"release": r.ID, "approve": approve, "rollback": rollback, "expires": expires})
+	}
+	fmt.Fprintf(e.stdout, "Release %s waits: %s\n  approve:   %s\n  roll back: %s\n  valid until %s\n", r.ID, r.Awaiting, approve, rollback, expires.Local().Format(time.DateTime))
+	return nil
+}
