@@ -90,14 +90,17 @@ type watch struct {
 	smokeIDs map[string]bool
 }
 
-// fnWatch is one function's observations, in buckets per version and step.
+// fnWatch is one function's observations, in buckets per version and period. Both sources count
+// on the same grid (the metrics period, see grid): the logs by when each invocation was routed,
+// the metrics as CloudWatch aggregates them. A bucket is merged across the sources before it is
+// given to a step (stepOfPeriod), so that no invocation is counted twice.
 type fnWatch struct {
 	logs    logCursor
 	logsErr error
-	// fromLogs and fromMetrics count per version, per step index.
-	fromLogs    map[string]map[int]*counts
-	fromMetrics map[string]map[int]*counts
-	throttles   map[int]float64 // alias throttles per step (metrics)
+	// fromLogs and fromMetrics count per version, per period (its start, Unix ms).
+	fromLogs    map[string]map[int64]*counts
+	fromMetrics map[string]map[int64]*counts
+	throttles   map[int64]float64 // alias throttles per period (metrics)
 }
 
 type counts struct{ n, errors, slow float64 }
@@ -112,7 +115,7 @@ func (c *Checker) watch(r *release.Release) *watch {
 	if w == nil {
 		w = &watch{fns: map[string]*fnWatch{}, smokeIDs: map[string]bool{}}
 		for _, fn := range r.Functions {
-			w.fns[fn.FunctionName] = &fnWatch{fromLogs: map[string]map[int]*counts{}, fromMetrics: map[string]map[int]*counts{}, throttles: map[int]float64{}}
+			w.fns[fn.FunctionName] = &fnWatch{fromLogs: map[string]map[int64]*counts{}, fromMetrics: map[string]map[int64]*counts{}, throttles: map[int64]float64{}}
 		}
 		c.releases[r.ID] = w
 	}
@@ -297,19 +300,10 @@ func (c *Checker) verdict(r *release.Release, w *watch, over bool, notes []strin
 	for _, fn := range r.Functions {
 		fw := w.fns[fn.FunctionName]
 		j := analysis.NewJudge(cfg)
-		var aliasThrottles, canaryN float64
-		for i, rec := range r.Health.Steps {
-			win := analysis.Window{Weight: rec.Weight}
-			canary := merge(fw.fromLogs[fn.New][i], fw.fromMetrics[fn.New][i])
-			win.CanaryN, win.CanaryErrors, win.CanarySlow = int(canary.n), int(canary.errors), int(canary.slow)
-			if fn.Previous != "" {
-				base := merge(fw.fromLogs[fn.Previous][i], fw.fromMetrics[fn.Previous][i])
-				win.BaseN, win.BaseErrors, win.BaseSlow = int(base.n), int(base.errors), int(base.slow)
-			} else {
-				win.Weight = 1
-			}
-			aliasThrottles += fw.throttles[i]
-			canaryN += canary.n
+		var canaryN float64
+		wins, aliasThrottles := fw.windows(r, fn, grid(ch))
+		for _, win := range wins {
+			canaryN += float64(win.CanaryN)
 			j.Add(win)
 		}
 		v := j.Verdict(over)
@@ -429,9 +423,9 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-// merge takes, count by count, the more complete of two sources' views of the same invocations:
-// logs arrive in seconds but may miss errors a runtime does not log; metrics are complete once
-// their period has settled.
+// merge takes, count by count, the more complete of two sources' views of the same invocations
+// (one period's): logs arrive in seconds but may miss errors a runtime does not log; metrics are
+// complete once their period has settled.
 func merge(a, b *counts) counts {
 	var out counts
 	for _, c := range []*counts{a, b} {
@@ -453,16 +447,101 @@ func stepAt(steps []release.StepRecord, t time.Time) int {
 	return i - 1
 }
 
-func bucket(m map[string]map[int]*counts, version string, step int) *counts {
-	byStep := m[version]
-	if byStep == nil {
-		byStep = map[int]*counts{}
-		m[version] = byStep
+// grid is the period both sources count in: the metrics period when metrics are read (AWS: 1
+// minute), else a second (the logs alone time each invocation to the millisecond).
+func grid(ch *release.Checks) time.Duration {
+	switch {
+	case !ch.Metrics:
+		return time.Second
+	case ch.MetricsPeriod <= 0:
+		return time.Minute
 	}
-	c := byStep[step]
+	return ch.MetricsPeriod
+}
+
+// periodOf is the start (Unix ms) of the period holding t, periods aligned to the Unix epoch as
+// CloudWatch aligns them.
+func periodOf(t time.Time, period time.Duration) int64 {
+	ms, p := t.UnixMilli(), period.Milliseconds()
+	if ms < 0 {
+		return (ms - p + 1) / p * p
+	}
+	return ms / p * p
+}
+
+// stepOfPeriod is the step a whole period is judged in: of the steps in force during it, the one
+// with the highest canary weight (-1: the period ended before the first step). A period that a
+// step change cuts in two is given wholly to one step, the same for both sources; the higher
+// weight is the cautious one, since a bad outcome judged at a weight at least that at which it
+// was routed can only weaken the evidence against the canary.
+func stepOfPeriod(steps []release.StepRecord, start int64, period time.Duration) int {
+	from := time.UnixMilli(start)
+	lo, hi := stepAt(steps, from), stepAt(steps, from.Add(period-time.Nanosecond))
+	best := -1
+	for i := max(lo, 0); i <= hi; i++ {
+		if best < 0 || steps[i].Weight > steps[best].Weight {
+			best = i
+		}
+	}
+	return best
+}
+
+// windows sums the function's counts per step: period by period, each the more complete of the
+// two sources' counts of it (merge), given wholly to one step (stepOfPeriod). A period not yet
+// settled for the metrics is counted from the logs alone. It also returns the alias's throttles
+// in the periods the steps were judged over.
+func (fw *fnWatch) windows(r *release.Release, fn release.Function, period time.Duration) ([]analysis.Window, float64) {
+	steps := r.Health.Steps
+	wins := make([]analysis.Window, len(steps))
+	for i, rec := range steps {
+		wins[i].Weight = rec.Weight
+		if fn.Previous == "" {
+			wins[i].Weight = 1
+		}
+	}
+	var throttles float64
+	periods := map[int64]bool{}
+	for _, m := range []map[string]map[int64]*counts{fw.fromLogs, fw.fromMetrics} {
+		for _, v := range []string{fn.New, fn.Previous} {
+			for p := range m[v] {
+				periods[p] = true
+			}
+		}
+	}
+	for p := range fw.throttles {
+		periods[p] = true
+	}
+	for p := range periods {
+		i := stepOfPeriod(steps, p, period)
+		if i < 0 {
+			continue
+		}
+		win := &wins[i]
+		canary := merge(fw.fromLogs[fn.New][p], fw.fromMetrics[fn.New][p])
+		win.CanaryN += int(canary.n)
+		win.CanaryErrors += int(canary.errors)
+		win.CanarySlow += int(canary.slow)
+		if fn.Previous != "" {
+			base := merge(fw.fromLogs[fn.Previous][p], fw.fromMetrics[fn.Previous][p])
+			win.BaseN += int(base.n)
+			win.BaseErrors += int(base.errors)
+			win.BaseSlow += int(base.slow)
+		}
+		throttles += fw.throttles[p]
+	}
+	return wins, throttles
+}
+
+func bucket(m map[string]map[int64]*counts, version string, period int64) *counts {
+	byPeriod := m[version]
+	if byPeriod == nil {
+		byPeriod = map[int64]*counts{}
+		m[version] = byPeriod
+	}
+	c := byPeriod[period]
 	if c == nil {
 		c = &counts{}
-		byStep[step] = c
+		byPeriod[period] = c
 	}
 	return c
 }

@@ -2,10 +2,12 @@ package health
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aviary-deploy/aviary/analysis"
 	"github.com/aviary-deploy/aviary/release"
 )
 
@@ -129,7 +131,7 @@ func TestFleetVerdict(t *testing.T) {
 		if fromLogs {
 			m = w.fns[fn].fromLogs
 		}
-		b := bucket(m, version, 0)
+		b := bucket(m, version, periodOf(t0, time.Minute))
 		b.n, b.errors = n, errs
 	}
 	set("api", "2", 1000, 10, true)
@@ -171,5 +173,55 @@ func TestFleetVerdict(t *testing.T) {
 	v = c3.verdict(r, w3, false, nil)
 	if v.Result != release.Fail || v.Function != "fresh" || v.Check != "ceiling" {
 		t.Fatalf("catastrophic first release: %+v", v)
+	}
+}
+
+// Both sources count on the metrics' grid, and a period is given wholly to one step (the one of
+// highest weight in force during it) after its two counts are merged: no part of it is counted
+// in two steps.
+func TestPeriodsToSteps(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	steps := []release.StepRecord{{Step: 0, Weight: 0.1, Shifted: t0.Add(10 * time.Second)}, {Step: 1, Weight: 0.5, Shifted: t0.Add(90 * time.Second)},
+		{Step: 2, Weight: 0.2, Shifted: t0.Add(150 * time.Second)}}
+	minute := func(n int) int64 { return periodOf(t0.Add(time.Duration(n)*time.Minute), time.Minute) }
+	for p, want := range map[int64]int{minute(-1): -1, minute(0): 0, minute(1): 1, minute(2): 1, minute(3): 2} {
+		if got := stepOfPeriod(steps, p, time.Minute); got != want {
+			t.Errorf("period %s: step %d, want %d", time.UnixMilli(p).UTC().Format(time.TimeOnly), got, want)
+		}
+	}
+	if p := periodOf(t0.Add(59999*time.Millisecond), time.Minute); p != t0.UnixMilli() {
+		t.Errorf("periodOf: %d, want %d", p, t0.UnixMilli())
+	}
+	r := &release.Release{Health: release.HealthRecord{Steps: steps}}
+	fn := release.Function{FunctionName: "f", Previous: "1", New: "2"}
+	fw := &fnWatch{fromLogs: map[string]map[int64]*counts{}, fromMetrics: map[string]map[int64]*counts{}, throttles: map[int64]float64{}}
+	set := func(m map[string]map[int64]*counts, version string, p int64, n, errs float64) {
+		b := bucket(m, version, p)
+		b.n, b.errors = n, errs
+	}
+	// Minute 0, settled: the logs missed an error the metrics saw.
+	set(fw.fromLogs, "2", minute(0), 10, 1)
+	set(fw.fromMetrics, "2", minute(0), 10, 2)
+	set(fw.fromLogs, "1", minute(0), 90, 1)
+	set(fw.fromMetrics, "1", minute(0), 90, 1)
+	// Minute 1, cut by the shift to step 1 and settled: counted once, in step 1.
+	set(fw.fromLogs, "2", minute(1), 30, 3)
+	set(fw.fromMetrics, "2", minute(1), 31, 3)
+	set(fw.fromLogs, "1", minute(1), 70, 0)
+	set(fw.fromMetrics, "1", minute(1), 70, 0)
+	fw.throttles[minute(1)] = 4
+	// Minute 2, not settled yet: the logs alone.
+	set(fw.fromLogs, "2", minute(2), 50, 5)
+	set(fw.fromLogs, "1", minute(2), 50, 0)
+	// Before the release: not counted.
+	set(fw.fromMetrics, "1", minute(-1), 100, 100)
+	wins, throttles := fw.windows(r, fn, time.Minute)
+	want := []analysis.Window{
+		{Weight: 0.1, CanaryN: 10, CanaryErrors: 2, BaseN: 90, BaseErrors: 1},
+		{Weight: 0.5, CanaryN: 81, CanaryErrors: 8, BaseN: 120},
+		{Weight: 0.2},
+	}
+	if !reflect.DeepEqual(wins, want) || throttles != 4 {
+		t.Errorf("windows %+v, throttles %v; want %+v, 4", wins, throttles, want)
 	}
 }

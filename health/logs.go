@@ -126,7 +126,7 @@ func parseLine(msg string) (outcome, bool) {
 }
 
 // readLogs reads what each function's log group gained since the last read, at most every
-// LogsEvery per function, and counts invocations per version and step. A group that cannot be
+// LogsEvery per function, and counts invocations per version and period. A group that cannot be
 // read is noted on its function (fnWatch.logsErr); only the context's end is an error.
 func (c *Checker) readLogs(ctx context.Context, r *release.Release, w *watch, now time.Time) error {
 	every := c.LogsEvery
@@ -166,6 +166,7 @@ func (c *Checker) readGroup(ctx context.Context, r *release.Release, w *watch, f
 		group = "/aws/lambda/" + fn.FunctionName
 	}
 	ref, hasRef := r.Health.Reference[fn.FunctionName]
+	period := grid(r.Checks)
 	start := max(cur.from-overlap.Milliseconds(), first.UnixMilli())
 	in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(group), StartTime: aws.Int64(start), FilterPattern: aws.String(logPattern)}
 	newest := cur.from
@@ -221,13 +222,11 @@ func (c *Checker) readGroup(ctx context.Context, r *release.Release, w *watch, f
 			if m == nil {
 				continue
 			}
-			// Routed when it started: its end less its duration.
+			// Routed when it started: its end less its duration. Counted in the period that
+			// holds that, as CloudWatch times an invocation's metrics by when it was invoked;
+			// the checker gives periods to steps.
 			routed := time.UnixMilli(ts).Add(-time.Duration(o.millis * float64(time.Millisecond)))
-			step := stepAt(r.Health.Steps, routed)
-			if step < 0 {
-				continue
-			}
-			b := bucket(fw.fromLogs, m[1], step)
+			b := bucket(fw.fromLogs, m[1], periodOf(routed, period))
 			b.n++
 			if _, f := cur.failed[o.requestID]; o.failed || f {
 				b.errors++

@@ -76,7 +76,7 @@ func (c *Checker) getMetricData(ctx context.Context, qs []cwtypes.MetricDataQuer
 }
 
 // readMetrics recounts every settled period since the release's first step, per function, version
-// and step.
+// and period (the checker gives periods to steps, the same way for both sources).
 func (c *Checker) readMetrics(ctx context.Context, r *release.Release, w *watch, now time.Time) error {
 	ch := r.Checks
 	period := ch.MetricsPeriod
@@ -105,21 +105,16 @@ func (c *Checker) readMetrics(ctx context.Context, r *release.Release, w *watch,
 	for i, fn := range r.Functions {
 		fw := w.fns[fn.FunctionName]
 		timeout := time.Duration(max(fn.Timeout, 3)) * time.Second
-		settled := func(at time.Time) (int, bool) {
-			end := at.Add(period)
-			if end.Add(timeout).Add(ch.MetricsDelay).After(now) {
-				return 0, false
-			}
-			step := stepAt(r.Health.Steps, end.Add(-time.Nanosecond))
-			return step, step >= 0
+		settled := func(at time.Time) bool {
+			return !at.Add(period).Add(timeout).Add(ch.MetricsDelay).After(now)
 		}
-		fw.fromMetrics = map[string]map[int]*counts{}
-		fw.throttles = map[int]float64{}
+		fw.fromMetrics = map[string]map[int64]*counts{}
+		fw.throttles = map[int64]float64{}
 		p := fmt.Sprintf("f%d_", i)
 		add := func(id, version string, set func(*counts, float64)) {
 			for _, pt := range points[p+id] {
-				if step, ok := settled(pt.at); ok {
-					set(bucket(fw.fromMetrics, version, step), pt.value)
+				if settled(pt.at) {
+					set(bucket(fw.fromMetrics, version, periodOf(pt.at, period)), pt.value)
 				}
 			}
 		}
@@ -130,8 +125,8 @@ func (c *Checker) readMetrics(ctx context.Context, r *release.Release, w *watch,
 			add("be", fn.Previous, func(c *counts, v float64) { c.errors += v })
 		}
 		for _, pt := range points[p+"th"] {
-			if step, ok := settled(pt.at); ok {
-				fw.throttles[step] += pt.value
+			if settled(pt.at) {
+				fw.throttles[periodOf(pt.at, period)] += pt.value
 			}
 		}
 	}

@@ -89,8 +89,8 @@ func TestLogsOnTheSandbox(t *testing.T) {
 		if fw.logsErr != nil {
 			t.Fatalf("%s: %v", fn.FunctionName, fw.logsErr)
 		}
-		base, canary := fw.fromLogs["1"][0], fw.fromLogs["2"][0]
-		if base == nil || canary == nil || base.n != 6 || base.errors != 0 || canary.n != 6 || canary.errors != 6 {
+		base, canary := total(fw.fromLogs["1"]), total(fw.fromLogs["2"])
+		if base.n != 6 || base.errors != 0 || canary.n != 6 || canary.errors != 6 {
 			t.Errorf("%s: baseline %+v, canary %+v; want 6 invocations each (smoke invocation not counted), all of the canary's failed", fn.FunctionName, base, canary)
 		}
 	}
@@ -194,5 +194,51 @@ func TestMetricsWithoutLogs(t *testing.T) {
 			t.Fatalf("the metrics never showed the canary's errors: %+v", v)
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// The two sources count the same invocations once, also in a metrics period that a step change
+// cuts in two: the logs see each invocation's routing time, the metrics only its period, and the
+// merge must not count one part of the period in both steps.
+func TestStepChangeInsideAPeriod(t *testing.T) {
+	ctx := context.Background()
+	_, cfg := onSandbox(t)
+	twoVersions(t, cfg, "m", "0", 0.5)
+	lc := lambda.NewFromConfig(cfg)
+	invoke := func(n int) {
+		for range n {
+			if _, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("m:live"), Payload: []byte(`{}`)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const period = 5 * time.Second
+	first := time.Now().Add(-time.Second)
+	invoke(6) // warm both versions up
+	// Half the invocations at the first step's weight, half after the next step's shift, all in
+	// one period.
+	boundary := time.Now().Truncate(period).Add(period)
+	time.Sleep(time.Until(boundary.Add(100 * time.Millisecond)))
+	invoke(15)
+	shift := time.Now()
+	invoke(15)
+	if time.Now().After(boundary.Add(period - 100*time.Millisecond)) {
+		t.Skip("the invocations did not fit in one period")
+	}
+	r := &release.Release{ID: "r1", Alias: "live", Steps: []release.Step{{Weight: 0.1}, {Weight: 0.5}},
+		Functions: []release.Function{{FunctionName: "m", Previous: "1", New: "2", Timeout: 1}},
+		Checks:    &release.Checks{Logs: true, Metrics: true, MetricsPeriod: period, Alpha: 0.01, Detect: 5, MaxErrorRate: 0.99, MaxThrottleRate: 0.99},
+		Health: release.HealthRecord{Steps: []release.StepRecord{{Step: 0, Weight: 0.1, Shifted: first, Started: first},
+			{Step: 1, Weight: 0.5, Shifted: shift, Started: shift}}}}
+	// Settled: the period closed longer ago than the timeout (at least 3 s) and the delay (0).
+	time.Sleep(time.Until(boundary.Add(period + 3*time.Second + 500*time.Millisecond)))
+	c := New(cfg)
+	v, err := c.Judge(ctx, r, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := v.Functions["m"]
+	if got := n["canaryInvocations"] + n["baselineInvocations"]; got != 36 {
+		t.Fatalf("counted %v invocations of 36 (canary %v, baseline %v): %+v", got, n["canaryInvocations"], n["baselineInvocations"], v)
 	}
 }
