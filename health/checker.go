@@ -229,6 +229,7 @@ func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (rel
 	}
 
 	var notes []string
+	var unread error // a check that could not be read
 	if ch.Logs {
 		if err := c.readLogs(ctx, r, w, now); err != nil {
 			return release.Verdict{}, err
@@ -265,15 +266,25 @@ func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (rel
 			w.alarmsAt = now
 		}
 		if w.alarmsErr != nil {
-			return release.Verdict{}, fmt.Errorf("read alarms: %w", w.alarmsErr)
-		}
-		if v, alarmNotes := alarmVerdict(r, w.alarms); v != nil {
+			unread = fmt.Errorf("read alarms: %w", w.alarmsErr)
+		} else if v, alarmNotes := alarmVerdict(r, w.alarms); v != nil {
 			return *v, nil
 		} else {
 			notes = append(notes, alarmNotes...)
 		}
 	}
-	return c.verdict(r, w, over, notes), nil
+	// What was counted is judged even when a check could not be read: a canary the split test
+	// rejected fails whatever the alarms say. Otherwise the unread check leaves the step
+	// unjudged (the engine takes the error as Inconclusive).
+	v := c.verdict(r, w, over, notes)
+	if unread != nil {
+		if v.Result == release.Fail {
+			v.Notes = append(v.Notes, unread.Error())
+			return v, nil
+		}
+		return release.Verdict{}, unread
+	}
+	return v, nil
 }
 
 // verdict judges every function from the counts so far.

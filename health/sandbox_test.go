@@ -242,3 +242,36 @@ func TestStepChangeInsideAPeriod(t *testing.T) {
 		t.Fatalf("counted %v invocations of 36 (canary %v, baseline %v): %+v", got, n["canaryInvocations"], n["baselineInvocations"], v)
 	}
 }
+
+// An alarm read that fails does not hide a canary the split test has already rejected: the
+// verdict is judged first, and the read error is reported only when the verdict is not a Fail.
+func TestAlarmReadErrorAfterVerdict(t *testing.T) {
+	ctx := context.Background()
+	srv, cfg := onSandbox(t)
+	twoVersions(t, cfg, "m", "1", 0.5)
+	start := time.Now().Add(-time.Second)
+	lc := lambda.NewFromConfig(cfg)
+	for range 40 {
+		if _, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("m:live"), Payload: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.SetFaults(sandbox.Faults{Rate: 1, Kinds: []string{"5xx"}, Services: []string{"monitoring"}, Operations: []string{"DescribeAlarms"}}); err != nil {
+		t.Fatal(err)
+	}
+	release1 := func(id, version string) *release.Release {
+		return &release.Release{ID: id, Alias: "live", Steps: []release.Step{{Weight: 0.5}},
+			Functions: []release.Function{{FunctionName: "m", Previous: "1", New: version, Timeout: 1}},
+			Checks:    &release.Checks{Logs: true, Alpha: 0.01, Detect: 5, MaxErrorRate: 1, MaxThrottleRate: 1, Alarms: []string{"m-errors"}},
+			Health:    release.HealthRecord{Steps: []release.StepRecord{{Step: 0, Weight: 0.5, Shifted: start, Started: start}}}}
+	}
+	c := New(cfg)
+	v, err := c.Judge(ctx, release1("bad", "2"), false)
+	if err != nil || v.Result != release.Fail || v.Check != "errors" || v.Function != "m" || !strings.Contains(strings.Join(v.Notes, " "), "DescribeAlarms") {
+		t.Fatalf("a rejected canary with alarms unreadable: %+v, %v", v, err)
+	}
+	// Judged as a release of version 1 against itself: no regression, so the read error stands.
+	if v, err := c.Judge(ctx, release1("same", "1"), false); err == nil || !strings.Contains(err.Error(), "DescribeAlarms") {
+		t.Fatalf("a healthy canary with alarms unreadable: %+v, %v", v, err)
+	}
+}
