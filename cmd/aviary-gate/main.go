@@ -1,0 +1,194 @@
+// Command aviary-gate is Aviary's approval gate and dashboard (package web, the handler `aviary
+// serve` runs) as an AWS Lambda function behind a function URL, so that a team can host the gate
+// without a server. It is a custom-runtime bootstrap: package web/lambdaurl turns each
+// function-URL event into an HTTP request for the handler and its response back.
+//
+// # Build and deploy
+//
+//	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -o bootstrap ./cmd/aviary-gate
+//	zip aviary-gate.zip bootstrap
+//	aws lambda create-function --function-name aviary-gate --runtime provided.al2023 \
+//	    --architectures arm64 --handler bootstrap --zip-file fileb://aviary-gate.zip \
+//	    --timeout 30 --memory-size 256 --role arn:aws:iam::ACCOUNT:role/aviary-gate \
+//	    --environment 'Variables={AVIARY_STORE=dynamodb://aviary,AVIARY_LINK_SECRET_FILE=...}'
+//	aws lambda create-function-url-config --function-name aviary-gate --auth-type NONE
+//	aws lambda add-permission --function-name aviary-gate --statement-id url \
+//	    --action lambda:InvokeFunctionUrl --principal '*' --function-url-auth-type NONE
+//
+// (GOARCH=amd64 with --architectures x86_64 works as well.) Where releases are deployed, set
+// AVIARY_URL to the function URL, so that the links deploys print and send point at it, and
+// AVIARY_LINK_SECRET to the same secret.
+//
+// Auth type NONE is fine for the gate itself: a decision needs a link signed with the link
+// secret (and a CSRF token from its confirmation page), and the dashboard's buttons need the
+// admin token. But with NONE anyone can read the dashboard; to keep it private, use auth type
+// AWS_IAM and put an authenticating proxy in front (one that signs its requests to the function
+// URL), and set AVIARY_USER_HEADER to the header in which it passes the signed-in user. Never set
+// AVIARY_USER_HEADER on a function URL anyone can reach: whoever sends that header would be
+// believed.
+//
+// # Environment
+//
+//	AVIARY_STORE             required: dynamodb://TABLE (the team store; see `aviary store init`),
+//	                         or sqlite://PATH (only for a file on an EFS mount, or for tests:
+//	                         a function's filesystem is read-only but for /tmp, which is not kept)
+//	AVIARY_LINK_SECRET       required (or AVIARY_LINK_SECRET_FILE, a file in the bundle or on an
+//	                         EFS mount): the secret links are signed with, the same as the CLI's;
+//	                         at least 16 random bytes
+//	AVIARY_ADMIN_TOKEN       optional: turns on the dashboard's approve and rollback buttons for
+//	                         whoever logs in with it; at least 12 characters, long and random
+//	AVIARY_USER_HEADER       optional: the header an authenticating proxy names the user in
+//	                         (such as X-Forwarded-User); see above
+//
+// DynamoDB is reached through the standard AWS configuration chain (the function's role; the
+// region Lambda runs in; AWS_ENDPOINT_URL_DYNAMODB to point it elsewhere).
+//
+// # IAM
+//
+// Besides AWSLambdaBasicExecutionRole (for its logs), the role needs, on the table and its index
+// (arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE and .../TABLE/index/by-environment):
+//
+//	dynamodb:GetItem     read a release, an audit entry by key
+//	dynamodb:PutItem     write a decision (conditional on the release's revision), an audit entry
+//	dynamodb:UpdateItem  the audit trail's counter
+//	dynamodb:Query       a release's audit trail; an environment's releases (the index)
+//	dynamodb:Scan        the dashboard's list of all releases, /metrics
+//
+// It needs no Lambda permissions: the gate records decisions, and the process driving the
+// release (CI's `aviary deploy`) acts on them.
+//
+// A configuration error (such as AVIARY_STORE missing) fails the function's initialisation with
+// a message saying what to set: the function URL answers 502 and the message is in the Invoke
+// error and the function's log.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/aviary-deploy/aviary/awsconfig"
+	"github.com/aviary-deploy/aviary/links"
+	"github.com/aviary-deploy/aviary/store"
+	"github.com/aviary-deploy/aviary/store/dynamo"
+	"github.com/aviary-deploy/aviary/store/sqlite"
+	"github.com/aviary-deploy/aviary/web"
+	"github.com/aviary-deploy/aviary/web/lambdaurl"
+)
+
+// appID marks the gate's AWS requests in their User-Agent (and so in CloudTrail).
+const appID = "aviary-gate"
+
+func main() {
+	// Lambda gives a function's initialisation 10 seconds.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	h, err := newHandler(ctx)
+	cancel()
+	if err != nil {
+		initFailed(err)
+	}
+	lambdaurl.Start(h)
+}
+
+// newHandler builds the gate from the environment.
+func newHandler(ctx context.Context) (http.Handler, error) {
+	st, err := openStore(ctx, os.Getenv("AVIARY_STORE"))
+	if err != nil {
+		return nil, err
+	}
+	secret, err := links.SecretFromEnv()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if len(secret) == 0 {
+		st.Close()
+		return nil, errors.New("no link secret: set AVIARY_LINK_SECRET (or AVIARY_LINK_SECRET_FILE) to the secret the links are signed with")
+	}
+	signer, err := links.NewSigner(secret)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("AVIARY_LINK_SECRET: %w", err)
+	}
+	admin := os.Getenv("AVIARY_ADMIN_TOKEN")
+	if admin != "" && len(admin) < 12 {
+		st.Close()
+		return nil, fmt.Errorf("AVIARY_ADMIN_TOKEN is %d characters; use at least 12 (anyone who guesses it can approve releases)", len(admin))
+	}
+	h, err := web.New(web.Config{
+		Store:      st,
+		Signer:     signer,
+		AdminToken: admin,
+		UserHeader: strings.TrimSpace(os.Getenv("AVIARY_USER_HEADER")),
+		Log:        os.Stderr, // the function's log
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// openStore opens a store URL as the CLI does: sqlite://PATH or dynamodb://TABLE.
+func openStore(ctx context.Context, url string) (store.Store, error) {
+	switch {
+	case url == "":
+		return nil, errors.New("AVIARY_STORE is not set: set it to where releases are kept, dynamodb://TABLE (or sqlite://PATH)")
+	case strings.HasPrefix(url, "sqlite://"):
+		path := strings.TrimPrefix(url, "sqlite://")
+		if path == "" {
+			return nil, fmt.Errorf("AVIARY_STORE=%q names no file: use sqlite://PATH", url)
+		}
+		st, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("AVIARY_STORE: open the store: %w", err)
+		}
+		return st, nil
+	case strings.HasPrefix(url, "dynamodb://"):
+		table := strings.TrimPrefix(url, "dynamodb://")
+		if len(table) < 3 || len(table) > 255 || strings.ContainsAny(table, "/?#") {
+			return nil, fmt.Errorf("AVIARY_STORE=%q: a DynamoDB table name is 3–255 letters, digits, _ - and .", url)
+		}
+		cfg, err := awsconfig.Load(ctx, awsconfig.Options{AppID: appID})
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Region == "" {
+			return nil, errors.New("no AWS region for the DynamoDB store: set AWS_REGION")
+		}
+		return dynamo.Open(dynamodb.NewFromConfig(cfg), table), nil
+	}
+	return nil, fmt.Errorf("AVIARY_STORE=%q is not a store URL: use dynamodb://TABLE or sqlite://PATH", url)
+}
+
+// initFailed reports err as the function's initialisation error through the Runtime API, as
+// Lambda's own runtimes do, so that it is the error every invocation returns; then it exits.
+// Outside Lambda it only prints it.
+func initFailed(err error) {
+	msg := "aviary-gate: " + err.Error()
+	fmt.Fprintln(os.Stderr, msg)
+	if api := os.Getenv("AWS_LAMBDA_RUNTIME_API"); api != "" {
+		const typ = "ConfigError"
+		body, _ := json.Marshal(map[string]string{"errorMessage": msg, "errorType": typ})
+		req, rerr := http.NewRequest(http.MethodPost, "http://"+api+"/2018-06-01/runtime/init/error", bytes.NewReader(body))
+		if rerr == nil {
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Lambda-Runtime-Function-Error-Type", typ)
+			c := &http.Client{Timeout: 5 * time.Second}
+			if resp, perr := c.Do(req); perr != nil {
+				fmt.Fprintln(os.Stderr, "aviary-gate: report the init error:", perr)
+			} else {
+				resp.Body.Close()
+			}
+		}
+	}
+	os.Exit(1)
+}
