@@ -33,7 +33,8 @@ type Window struct {
 
 // Config tunes the judge.
 type Config struct {
-	// Alpha bounds the chance of rolling back a canary that is no worse (default 1%).
+	// Alpha bounds the chance of rolling back a canary that is no worse (default 1%): on errors
+	// and, when latency is judged too, on either (each test gets half).
 	Alpha float64
 	// DesignWeight is the canary weight the test's prior is shaped for (default 10%).
 	DesignWeight float64
@@ -45,6 +46,9 @@ type Config struct {
 	MinRate float64
 	// Latency turns on the split test on slow invocations.
 	Latency bool
+	// LatencyDetect is the ratio of slow-invocation rates the latency test must be able to see:
+	// a step whose canary ran too little to see it is Inconclusive (default 3).
+	LatencyDetect float64
 	// MaxErrorRate and MaxThrottleRate are catastrophic-failure breakers on the canary alone,
 	// once it has CeilingMinN invocations (defaults 50%, 50%, 20).
 	MaxErrorRate    float64
@@ -61,6 +65,9 @@ func (c *Config) defaults() {
 	}
 	if c.Detect <= 1 {
 		c.Detect = 5
+	}
+	if c.LatencyDetect <= 1 {
+		c.LatencyDetect = 3
 	}
 	if c.MinRate <= 0 {
 		c.MinRate = 0.001
@@ -85,10 +92,15 @@ type Judge struct {
 	total   Window
 }
 
-// NewJudge starts a judge.
+// NewJudge starts a judge. Its tests share Alpha equally (Bonferroni), so that a canary no worse
+// than its baseline is rolled back by any of them with probability at most Alpha.
 func NewJudge(cfg Config) *Judge {
 	cfg.defaults()
-	return &Judge{cfg: cfg, errors: NewSplitTest(cfg.Alpha, cfg.DesignWeight), slow: NewSplitTest(cfg.Alpha, cfg.DesignWeight)}
+	alpha := cfg.Alpha
+	if cfg.Latency {
+		alpha /= 2
+	}
+	return &Judge{cfg: cfg, errors: NewSplitTest(alpha, cfg.DesignWeight), slow: NewSplitTest(alpha, cfg.DesignWeight)}
 }
 
 // Add takes a window of observations.
@@ -137,7 +149,7 @@ func (j *Judge) Verdict(bakeOver bool) Verdict {
 	}
 	if j.cfg.Latency {
 		n["canarySlow"], n["baselineSlow"] = float64(t.CanarySlow), float64(t.BaseSlow)
-		n["latencyLogEvidence"] = j.slow.LogEvidence()
+		n["latencyLogEvidence"], n["latencyThreshold"] = j.slow.LogEvidence(), j.slow.Threshold()
 	}
 	if t.CanaryN >= j.cfg.CeilingMinN && rate(t.CanaryErrors, t.CanaryN) > j.cfg.MaxErrorRate {
 		return Verdict{Fail, fmt.Sprintf("the canary failed %d of %d invocations (%.1f%%), above the %.0f%% ceiling",
@@ -166,10 +178,21 @@ func (j *Judge) Verdict(bakeOver bool) Verdict {
 		return Verdict{Inconclusive, fmt.Sprintf("too little traffic to judge: the canary ran %d times, too few to see a %g× regression of a %.2f%% error rate (it would expect a likelihood ratio of %s; %s is needed)",
 			t.CanaryN, j.cfg.Detect, 100*p, Ratio(expected), Ratio(j.errors.Threshold())), n}
 	}
+	if j.cfg.Latency {
+		// The same check for the latency test, at LatencyDetect: the baseline's share of slow
+		// invocations (floored, and capped so that the canary's stays a share).
+		q := math.Min(math.Max(rate(t.BaseSlow, t.BaseN), j.cfg.MinRate), 1/j.cfg.LatencyDetect)
+		expected := j.slow.ExpectedLogEvidence(j.cfg.LatencyDetect, q, j.windows)
+		n["latencyPowerLogEvidence"] = expected
+		if expected < j.slow.Threshold() {
+			return Verdict{Inconclusive, fmt.Sprintf("too little traffic to judge latency: the canary ran %d times, too few to see a %g× rise in invocations slower than the baseline's reference (%.2f%% of the baseline's; it would expect a likelihood ratio of %s; %s is needed)",
+				t.CanaryN, j.cfg.LatencyDetect, 100*q, Ratio(expected), Ratio(j.slow.Threshold())), n}
+		}
+	}
 	reason := fmt.Sprintf("no regression: canary %d errors in %d (%.2f%%), baseline %d in %d (%.2f%%)",
 		t.CanaryErrors, t.CanaryN, 100*rate(t.CanaryErrors, t.CanaryN), t.BaseErrors, t.BaseN, 100*rate(t.BaseErrors, t.BaseN))
 	if up, ok := n["rhoUpper"]; ok {
-		reason += fmt.Sprintf("; the canary's error rate is at most %.1f× the baseline's (%.0f%% confidence)", up, 100*(1-j.cfg.Alpha))
+		reason += fmt.Sprintf("; the canary's error rate is at most %.1f× the baseline's (%g%% confidence)", up, 100*(1-j.errors.alpha))
 	}
 	return Verdict{Pass, reason, n}
 }

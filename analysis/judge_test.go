@@ -40,8 +40,12 @@ func TestJudgeTable(t *testing.T) {
 			if v.Result != tc.want || !strings.Contains(v.Reason, tc.reason) {
 				t.Errorf("%s: %q; want %s containing %q (numbers %v)", v.Result, v.Reason, tc.want, tc.reason, v.Numbers)
 			}
-			if v.Numbers["threshold"] != math.Log(100) {
-				t.Errorf("threshold %v", v.Numbers["threshold"])
+			want := math.Log(100)
+			if tc.cfg.Latency {
+				want = math.Log(200) // two tests share α
+			}
+			if math.Abs(v.Numbers["threshold"]-want) > 1e-12 {
+				t.Errorf("threshold %v, want %v", v.Numbers["threshold"], want)
 			}
 		})
 	}
@@ -117,5 +121,49 @@ func TestRhoUpperBound(t *testing.T) {
 	}
 	if v := regIncBeta(0.3, 1, 1); math.Abs(v-0.3) > 1e-9 {
 		t.Errorf("I_0.3(1,1) = %v", v)
+	}
+}
+
+// With latency judged, a function runs two tests; they share its α, so that a canary no worse on
+// either is rolled back with probability at most α, not 2α.
+func TestTwoTestsShareAlpha(t *testing.T) {
+	const alpha = 0.01
+	// Errors whose evidence lies between 1/α and 2/α: enough for one test at α, not for one of
+	// two sharing it.
+	win := Window{Weight: 0.1, CanaryN: 1000, CanaryErrors: 7, BaseN: 9000, BaseErrors: 9, BaseSlow: 450, CanarySlow: 50}
+	alone := judged(Config{Alpha: alpha}, false, win)
+	if alone.Result != Fail || alone.Numbers["logEvidence"] >= math.Log(2/alpha) {
+		t.Fatalf("the test window: %v, %q, evidence %v (want between %v and %v)", alone.Result, alone.Reason, alone.Numbers["logEvidence"], math.Log(1/alpha), math.Log(2/alpha))
+	}
+	both := judged(Config{Alpha: alpha, Latency: true}, false, win)
+	if both.Result != Pass {
+		t.Errorf("with latency judged too: %v, %q", both.Result, both.Reason)
+	}
+	if both.Numbers["threshold"] != math.Log(2/alpha) || both.Numbers["latencyThreshold"] != math.Log(2/alpha) || both.Numbers["alpha"] != alpha {
+		t.Errorf("numbers %v", both.Numbers)
+	}
+}
+
+// The latency test has a power check too, at latency.detect: a bake whose canary ran too few
+// times for its slow count to show a Detect-fold rise is Inconclusive, though the errors test
+// alone would have had the traffic.
+func TestLatencyPower(t *testing.T) {
+	// A clean baseline: the errors test's power check assumes the 0.1% floor. 2500 canary
+	// invocations are plenty to see a 50-fold rise of it; slow invocations at 5% are far
+	// more common, but a 1.05-fold rise of them needs far more traffic than that.
+	win := Window{Weight: 0.1, CanaryN: 2500, CanarySlow: 125, BaseN: 22500, BaseSlow: 1125}
+	cfg := Config{Detect: 50, Latency: true, LatencyDetect: 1.05}
+	v := judged(cfg, true, win)
+	if v.Result != Inconclusive || !strings.Contains(v.Reason, "slow") {
+		t.Errorf("a 1.05× latency rise at 2500 invocations: %v, %q (numbers %v)", v.Result, v.Reason, v.Numbers)
+	}
+	cfg.LatencyDetect = 3
+	if v := judged(cfg, true, win); v.Result != Pass {
+		t.Errorf("a 3× latency rise at 2500 invocations: %v, %q (numbers %v)", v.Result, v.Reason, v.Numbers)
+	}
+	cfg.Latency = false
+	cfg.LatencyDetect = 1.05
+	if v := judged(cfg, true, win); v.Result != Pass {
+		t.Errorf("latency not judged: %v, %q", v.Result, v.Reason)
 	}
 }

@@ -290,9 +290,10 @@ func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (rel
 // verdict judges every function from the counts so far.
 func (c *Checker) verdict(r *release.Release, w *watch, over bool, notes []string) release.Verdict {
 	ch := r.Checks
-	// The fleet fails if any function fails: each function's test gets an equal share of α, so
-	// that a healthy release is rolled back with probability at most α however many functions
-	// it has.
+	// The fleet fails if any function fails: each function gets an equal share of α, which its
+	// judge shares again between its tests (errors, and latency where it has a baseline
+	// reference to count slow invocations against), so that a healthy release is rolled back
+	// with probability at most α however many functions and tests it has.
 	judged := 0
 	for _, fn := range r.Functions {
 		if fn.Previous != "" {
@@ -301,7 +302,7 @@ func (c *Checker) verdict(r *release.Release, w *watch, over bool, notes []strin
 	}
 	cfg := analysis.Config{
 		Alpha: ch.Alpha / float64(max(judged, 1)), DesignWeight: r.Steps[0].Weight, Detect: ch.Detect,
-		Latency: ch.Latency != "", MaxErrorRate: ch.MaxErrorRate, MaxThrottleRate: ch.MaxThrottleRate,
+		LatencyDetect: ch.LatencyDetect, MaxErrorRate: ch.MaxErrorRate, MaxThrottleRate: ch.MaxThrottleRate,
 	}
 	all := map[string]map[string]float64{}
 	var fail, inconclusive *release.Verdict
@@ -310,6 +311,9 @@ func (c *Checker) verdict(r *release.Release, w *watch, over bool, notes []strin
 	worst, worstFn := 0.0, ""
 	for _, fn := range r.Functions {
 		fw := w.fns[fn.FunctionName]
+		cfg := cfg
+		_, hasRef := r.Health.Reference[fn.FunctionName]
+		cfg.Latency = ch.Latency != "" && hasRef && ch.Logs // slow invocations are counted from the logs
 		j := analysis.NewJudge(cfg)
 		var canaryN float64
 		wins, aliasThrottles := fw.windows(r, fn, grid(ch))

@@ -2,6 +2,7 @@ package health
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -155,6 +156,37 @@ func TestFleetVerdict(t *testing.T) {
 	if a := v.Numbers()["alpha"]; a != 0.005 {
 		t.Errorf("alpha per function %v, want 0.005", a)
 	}
+	// With latency judged, a function with a baseline reference runs two tests: they share its
+	// α. One without a reference runs the errors test alone.
+	r.Checks.Latency, r.Checks.LatencyDetect = "p95", 3
+	r.Health.Reference = map[string]release.Reference{"api": {Percentile: "p95", Millis: 100, Samples: 500}}
+	v = c.verdict(r, w, false, nil)
+	if got := v.Functions["api"]; math.Abs(got["threshold"]-math.Log(400)) > 1e-9 || math.Abs(got["latencyThreshold"]-math.Log(400)) > 1e-9 {
+		t.Errorf("api, judged on errors and latency: thresholds %v and %v, want log(400)", got["threshold"], got["latencyThreshold"])
+	}
+	if got := v.Functions["orders"]; math.Abs(got["threshold"]-math.Log(200)) > 1e-9 || got["latencyThreshold"] != 0 {
+		t.Errorf("orders, no reference: thresholds %v and %v, want log(200) and none", got["threshold"], got["latencyThreshold"])
+	}
+	// The latency test's power check is at latency.detect: the slow counts of a bake too short to
+	// see a rise of that size leave the step Inconclusive.
+	set("orders", "5", 1000, 10, false)
+	set("orders", "4", 9000, 90, false)
+	p := periodOf(t0, time.Minute)
+	w.fns["api"].fromLogs["2"][p].slow, w.fns["api"].fromLogs["1"][p].slow = 50, 450
+	if v = c.verdict(r, w, true, nil); v.Result != release.Pass {
+		t.Errorf("latency judged at 3×: %+v", v)
+	}
+	r.Checks.LatencyDetect = 1.05
+	if v = c.verdict(r, w, true, nil); v.Result != release.Inconclusive || v.Check != "latency" || v.Function != "api" {
+		t.Errorf("latency judged at 1.05×: %+v", v)
+	}
+	// Slow invocations are counted from the logs: without them latency is not judged.
+	r.Checks.Logs = false
+	if v = c.verdict(r, w, true, nil); v.Result != release.Pass || v.Functions["api"]["latencyThreshold"] != 0 {
+		t.Errorf("latency without logs: %+v", v)
+	}
+	r.Checks.Logs = true
+	r.Checks.Latency, r.Health.Reference = "", nil
 	// No data at all is reported as such.
 	c2 := &Checker{}
 	v = c2.verdict(r, c2.watch(r), true, nil)
