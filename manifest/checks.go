@@ -55,6 +55,13 @@ func (p *parser) checks(n *yaml.Node, field string, m *Manifest, env *Environmen
 		}
 		if d := lf["detect"]; d != nil {
 			c.LatencyDetect = p.ratio(d, field+".latency.detect")
+			// About 1 − percentile of the baseline's invocations are slower than its percentile:
+			// the canary's share cannot rise past all of them.
+			var q float64
+			if _, err := fmt.Sscanf(c.Latency, "p%g", &q); err == nil && q < 100 && c.LatencyDetect > 100/(100-q) {
+				p.problem(d, field+".latency.detect", "%g: about %g%% of the baseline's invocations are slower than its %s, so the canary's share cannot rise %g-fold (use at most %g)",
+					c.LatencyDetect, 100-q, c.Latency, c.LatencyDetect, 100/(100-q))
+			}
 		}
 	}
 	if cl := f["ceilings"]; cl != nil {

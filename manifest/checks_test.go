@@ -80,6 +80,8 @@ func TestBadChecks(t *testing.T) {
 		{"alpha", "alpha: 0.5%", "alpha: 50%", []string{"canaried.checks.errors.alpha: 50% is outside (0, 20%]"}},
 		{"detect", "detect: 4x", "detect: 1", []string{"canaried.checks.errors.detect: \"1\": write the regression to detect as a ratio"}},
 		{"percentile", "percentile: p99", "percentile: p50", []string{"latency.percentile: \"p50\": use p90, p95 or p99"}},
+		{"latency detect", "percentile: p99", "percentile: p99, detect: 1", []string{"latency.detect: \"1\": write the regression to detect as a ratio"}},
+		{"latency detect too large", "percentile: p99", "percentile: p95, detect: 25", []string{"latency.detect: 25: about 5% of the baseline's invocations are slower than its p95", "use at most 20"}},
 		{"period", "period: 10s", "period: 90s", []string{"metrics.period: 1m30s is not a CloudWatch period"}},
 		{"smoke function", "function: api", "function: apii", []string{"smoke[1].function: \"apii\" is not one of the manifest's functions"}},
 		{"smoke payload", `payload: '{"ping": true}'`, `payload: '{ping}'`, []string{"smoke[1].payload: is not JSON"}},
@@ -106,5 +108,18 @@ func TestBadChecks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// latency.detect is the rise in slow invocations the latency test must have had the traffic to
+// see (its power check), as errors.detect is for errors.
+func TestLatencyDetect(t *testing.T) {
+	m, err := manifest.Load(write(t, strings.Replace(checked, "percentile: p99", "percentile: p90, detect: 2.5x", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := m.Environment("canaried")
+	if c.Checks.Latency != "p90" || c.Checks.LatencyDetect != 2.5 {
+		t.Errorf("latency %q, detect %v", c.Checks.Latency, c.Checks.LatencyDetect)
 	}
 }
