@@ -171,7 +171,7 @@ func TestDemo(t *testing.T) {
 	}
 	for _, want := range []string{"Release 1", "health: FAIL: shop-orders-prod: the canary's errors are out of proportion",
 		"rolled-back: every function is back on its previous version (step 1 failed its health check", "CANARY err/inv",
-		"promoted: all traffic on the new versions of 3 functions", "Done in"} {
+		"promoted: all traffic on the new versions of 3 functions", "Done in", "Dashboard (aviary serve, read-only): http://127.0.0.1:"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

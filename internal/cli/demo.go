@@ -2,9 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"maps"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,8 +23,10 @@ import (
 
 	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/internal/examplefn"
+	"github.com/aviary-deploy/aviary/links"
 	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/sandbox"
+	"github.com/aviary-deploy/aviary/web"
 )
 
 type demoCmd struct {
@@ -68,6 +74,16 @@ func (c *demoCmd) Run(e *env) error {
 	storeURL := "sqlite://" + filepath.Join(stateDir, "state.db")
 	os.Setenv("AVIARY_STORE", storeURL)
 	fmt.Fprintf(out, "Aviary demo on a local sandbox at %s (Lambda, S3, CloudWatch metrics and logs; AWS's quota of 15 control-plane calls/s)\n", srv.URL)
+	if dash, err := demoDashboard(ctx, storeURL); err != nil {
+		fmt.Fprintf(out, "(no dashboard: %v)\n", err)
+	} else {
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = dash.Shutdown(sctx) // closes its store too
+		}()
+		fmt.Fprintf(out, "Dashboard (aviary serve, read-only): %s — open it to follow the releases\n", "http://"+dash.Addr)
+	}
 
 	cfg, err := awsconfig.Load(ctx, awsconfig.Options{})
 	if err != nil {
@@ -140,7 +156,7 @@ func (c *demoCmd) Run(e *env) error {
 	aviary(nil, "history", "-e", "production")
 	fmt.Fprintf(out, "\nDone in %s. Each step above is a command you can run against AWS or `aviary sandbox` (see README).\n", time.Since(began).Round(time.Second))
 	if c.Keep {
-		fmt.Fprintf(out, "The sandbox stays up at %s, the store at %s; Ctrl-C ends it.\n", srv.URL, storeURL)
+		fmt.Fprintf(out, "The sandbox stays up at %s, the store at %s, the dashboard too; Ctrl-C ends it.\n", srv.URL, storeURL)
 		for _, kv := range srv.Env() {
 			fmt.Fprintln(out, "export "+kv)
 		}
@@ -203,4 +219,31 @@ func (i *indent) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// demoDashboard serves the dashboard over the demo's store on a free local port, read-only (no
+// admin token; links signed with a throwaway secret).
+func demoDashboard(ctx context.Context, storeURL string) (*http.Server, error) {
+	st, err := storeFlags{Store: storeURL}.open(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	signer, err := links.NewSigner(secret)
+	if err != nil {
+		return nil, err
+	}
+	h, err := web.New(web.Config{Store: st, Signer: signer, Refresh: 2 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, Addr: ln.Addr().String(), ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(func() { st.Close() })
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
 }
