@@ -26,6 +26,7 @@ func Run(t *testing.T, open Open) {
 		{"CreateAndGet", testCreateAndGet},
 		{"UpdateAppliesOnlyToItsRevision", testUpdateRevision},
 		{"FirstRequestWins", testFirstRequestWins},
+		{"FirstGateDecisionWins", testFirstDecisionWins},
 		{"ListNewestFirst", testList},
 		{"EventsInOrderNoneLost", testEvents},
 		{"Locks", testLocks},
@@ -150,6 +151,70 @@ func testFirstRequestWins(t *testing.T, s store.Store) {
 	got, _ := s.GetRelease(ctx, "r1")
 	if got.Request == nil || got.Request.By != winner {
 		t.Errorf("stored request %+v, want the winner %s", got.Request, winner)
+	}
+}
+
+// testFirstDecisionWins races gate decisions through release.Decide: exactly one is applied,
+// every other is recorded in the audit trail as too late.
+func testFirstDecisionWins(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := newRelease("r1", "shop", "prod", base)
+	r.Phase, r.Awaiting = release.AwaitingApproval, "approval required"
+	r.Gates = []release.Gate{{Step: 1, Kind: release.GateApproval, Opened: base, Why: "approval required"}}
+	if err := s.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	const deciders = 12
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	applied, late := 0, 0
+	for i := range deciders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := release.Approve
+			if i%2 == 1 {
+				a = release.DecideRollback
+			}
+			_, err := release.Decide(ctx, s, "r1", release.Decision{Action: a, By: fmt.Sprintf("person-%d", i), Via: release.ViaLink, At: base})
+			var tl *release.TooLateError
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				applied++
+			case errors.As(err, &tl):
+				late++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if applied != 1 || late != deciders-1 {
+		t.Fatalf("%d deciders: %d applied, %d too late", deciders, applied, late)
+	}
+	evs, err := s.Events(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.GetRelease(ctx, "r1")
+	inTrail, lateInTrail := 0, 0
+	for _, e := range evs {
+		if e.Kind != release.EventDecision {
+			continue
+		}
+		if e.Data["tooLate"] == true {
+			lateInTrail++
+		} else {
+			inTrail++
+			if e.Actor != got.Gates[0].Decision.By {
+				t.Errorf("the trail says %s decided, the record %s", e.Actor, got.Gates[0].Decision.By)
+			}
+		}
+	}
+	if inTrail != 1 || lateInTrail != deciders-1 {
+		t.Errorf("the trail has %d decisions and %d late ones", inTrail, lateInTrail)
 	}
 }
 
