@@ -651,6 +651,9 @@ type runReport struct {
 	dur         time.Duration
 	pre, out    []logLine
 	maxMemMB    int
+	// undelivered: a warm environment's runtime had exited between invocations, before it asked
+	// for this event; the event is run on a fresh environment instead, as Lambda does.
+	undelivered bool
 }
 
 // run hands inv to the environment and waits for the runtime's answer, the deadline, or the
@@ -721,6 +724,9 @@ func (env *execEnv) run(ctx context.Context, inv *invocation) (rep runReport) {
 	select {
 	case env.next <- inv:
 	case <-env.dead:
+		if !first {
+			rep.undelivered = true
+		}
 		return finish(env.exitResult(inv), time.Since(start), false)
 	case <-timer.C:
 		return finish(timeoutResult(inv, timeout), timeout, true)

@@ -215,6 +215,20 @@ type outcome struct {
 func (s *Service) runOn(ctx context.Context, p *pool, env *execEnv, t target, id string, payload []byte, clientContext string, wantLog bool) outcome {
 	inv := &invocation{id: id, payload: payload, arn: t.arn, clientContext: clientContext, done: make(chan runtimeResult, 1)}
 	rep := env.run(ctx, inv)
+	for retry := 0; rep.undelivered && retry < 2; retry++ {
+		// The warm environment had died between invocations (its runtime exited after its last
+		// answer): Lambda starts a fresh one for the next event rather than failing it.
+		p.release(env)
+		fresh, err := p.acquire(ctx, true)
+		if err != nil {
+			// No environment to run it on: report what the dead one gave.
+			s.record(t, Invocation{Error: true, Duration: rep.dur})
+			return outcome{res: rep.res}
+		}
+		env = fresh
+		inv.done = make(chan runtimeResult, 1)
+		rep = env.run(ctx, inv)
+	}
 	end := time.Now()
 	p.release(env)
 	s.record(t, Invocation{Error: rep.res.isError, Duration: rep.dur})
