@@ -157,7 +157,11 @@ func (c *Checker) BeforeTraffic(ctx context.Context, r *release.Release) (releas
 	}
 	w := c.watch(r)
 	if len(ch.Smoke) > 0 {
-		if v := c.smoke(ctx, r, w, "before traffic"); v != nil {
+		v, err := c.smoke(ctx, r, w, "before traffic")
+		if err != nil {
+			return pre, err
+		}
+		if v != nil {
 			v.Notes = append(notes, v.Notes...)
 			pre.Verdict = *v
 			return pre, nil
@@ -165,7 +169,10 @@ func (c *Checker) BeforeTraffic(ctx context.Context, r *release.Release) (releas
 		done = append(done, fmt.Sprintf("smoke invocations of %s passed", countNew(r)))
 	}
 	if ch.PreTraffic != "" {
-		v := c.hook(ctx, r, ch.PreTraffic, "pre-traffic")
+		v, err := c.hook(ctx, r, ch.PreTraffic, "pre-traffic")
+		if err != nil {
+			return pre, err
+		}
 		if v.Result != release.Pass {
 			v.Notes = append(notes, v.Notes...)
 			pre.Verdict = v
@@ -204,7 +211,7 @@ func (c *Checker) AfterTraffic(ctx context.Context, r *release.Release) (release
 	if r.Checks.PostTraffic == "" {
 		return release.Verdict{Result: release.Pass, Reason: "no post-traffic hook"}, nil
 	}
-	return c.hook(ctx, r, r.Checks.PostTraffic, "post-traffic"), nil
+	return c.hook(ctx, r, r.Checks.PostTraffic, "post-traffic")
 }
 
 // Judge reads what is new (logs every LogsEvery, metrics every half period, alarms every
@@ -220,16 +227,25 @@ func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (rel
 	}
 	now := c.now()
 
-	// Smoke invocations of the new versions, once per step.
+	var notes []string
+	var unread error // a check that could not be read
+
+	// Smoke invocations of the new versions, once per step. What Lambda's API could not invoke
+	// is not remembered: the next look tries again.
 	if len(ch.Smoke) > 0 && !r.StepStarted.Equal(w.smokeFor) {
-		w.smokeFor, w.smokeVerdict = r.StepStarted, c.smoke(ctx, r, w, fmt.Sprintf("at step %d", r.Step+1))
+		v, err := c.smoke(ctx, r, w, fmt.Sprintf("at step %d", r.Step+1))
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return release.Verdict{}, err
+		case err != nil:
+			unread = err
+		default:
+			w.smokeFor, w.smokeVerdict = r.StepStarted, v
+		}
 	}
 	if w.smokeVerdict != nil {
 		return *w.smokeVerdict, nil
 	}
-
-	var notes []string
-	var unread error // a check that could not be read
 	if ch.Logs {
 		if err := c.readLogs(ctx, r, w, now); err != nil {
 			return release.Verdict{}, err
@@ -266,7 +282,7 @@ func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (rel
 			w.alarmsAt = now
 		}
 		if w.alarmsErr != nil {
-			unread = fmt.Errorf("read alarms: %w", w.alarmsErr)
+			unread = errors.Join(unread, fmt.Errorf("read alarms: %w", w.alarmsErr))
 		} else if v, alarmNotes := alarmVerdict(r, w.alarms); v != nil {
 			return *v, nil
 		} else {
@@ -279,7 +295,7 @@ func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (rel
 	v := c.verdict(r, w, over, notes)
 	if unread != nil {
 		if v.Result == release.Fail {
-			v.Notes = append(v.Notes, unread.Error())
+			v.Notes = append(v.Notes, strings.Split(unread.Error(), "\n")...)
 			return v, nil
 		}
 		return release.Verdict{}, unread

@@ -16,16 +16,20 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/smithy-go"
 
 	"github.com/aviary-deploy/aviary/release"
 )
 
 // smoke invokes every new version (qualifier = the version itself, so no alias traffic is
-// involved) with each configured payload. It returns nil when all pass, else the failure.
-func (c *Checker) smoke(ctx context.Context, r *release.Release, w *watch, when string) *release.Verdict {
+// involved) with each configured payload. It returns nil when all pass, else the failure: a
+// function error or an expectation not met. An invocation Lambda's API could not make (after
+// retries) says nothing of the new version: it is the error, unless another invocation failed.
+func (c *Checker) smoke(ctx context.Context, r *release.Release, w *watch, when string) (*release.Verdict, error) {
 	type job struct {
 		fn release.Function
 		sm release.Smoke
@@ -42,6 +46,7 @@ func (c *Checker) smoke(ctx context.Context, r *release.Release, w *watch, when 
 		mu       sync.Mutex
 		failures []string
 		first    string
+		errs     []error
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, c.parallelism())
 	)
@@ -51,11 +56,14 @@ func (c *Checker) smoke(ctx context.Context, r *release.Release, w *watch, when 
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			id, problem := c.smokeOne(ctx, j.fn, j.sm)
+			id, problem, err := c.smokeOne(ctx, j.fn, j.sm)
 			mu.Lock()
 			defer mu.Unlock()
 			if id != "" {
 				w.smokeIDs[id] = true
+			}
+			if err != nil {
+				errs = append(errs, err)
 			}
 			if problem != "" {
 				failures = append(failures, problem)
@@ -66,37 +74,82 @@ func (c *Checker) smoke(ctx context.Context, r *release.Release, w *watch, when 
 		}()
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if len(failures) == 0 {
-		return nil
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("smoke invocation %s: %w", when, errors.Join(errs...))
+		}
+		return nil, nil
 	}
 	sort.Strings(failures)
-	return &release.Verdict{Result: release.Fail, Check: "smoke", Function: first,
+	v := &release.Verdict{Result: release.Fail, Check: "smoke", Function: first,
 		Reason: fmt.Sprintf("smoke invocation %s failed: %s", when, strings.Join(failures, "; "))}
+	for _, err := range errs {
+		v.Notes = append(v.Notes, err.Error())
+	}
+	return v, nil
+}
+
+// invokeAttempts is how many times a smoke invocation or a hook is tried when Lambda's API
+// answers with a transient error (throttling, a 5xx, a lost connection), each try with the SDK's
+// own retries.
+const invokeAttempts = 3
+
+// invokeBackoff is the wait before the second try; it doubles.
+var invokeBackoff = 500 * time.Millisecond
+
+var retryable = retry.IsErrorRetryables(retry.DefaultRetryables)
+
+// invoke calls Lambda's Invoke, trying again on transient API errors; each try may take at most
+// timeout (0: no limit but ctx's).
+func (c *Checker) invoke(ctx context.Context, in *lambda.InvokeInput, timeout time.Duration) (*lambda.InvokeOutput, error) {
+	wait := invokeBackoff
+	for attempt := 1; ; attempt++ {
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if timeout > 0 {
+			tctx, cancel = context.WithTimeout(ctx, timeout)
+		}
+		out, err := c.Lambda.Invoke(tctx, in)
+		cancel()
+		if err == nil || ctx.Err() != nil || attempt == invokeAttempts || retryable.IsErrorRetryable(err) != aws.TrueTernary {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err // the last answer says more than the context's end
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }
 
 // smokeOne invokes one version once; it returns the invocation's request ID and, if it failed,
-// why.
-func (c *Checker) smokeOne(ctx context.Context, fn release.Function, sm release.Smoke) (string, string) {
+// why. An invocation that Lambda's API did not make (the context's end, throttling or service
+// errors after retries, a call that outlived the function's timeout) is the error instead.
+func (c *Checker) smokeOne(ctx context.Context, fn release.Function, sm release.Smoke) (string, string, error) {
 	timeout := time.Duration(max(fn.Timeout, 3))*time.Second + 10*time.Second
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	payload := sm.Payload
 	if payload == "" {
 		payload = "{}"
 	}
-	out, err := c.Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(fn.FunctionName), Qualifier: aws.String(fn.New), Payload: []byte(payload)})
 	what := fmt.Sprintf("%s version %s with %s", fn.FunctionName, fn.New, abbreviate(payload, 80))
+	out, err := c.invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(fn.FunctionName), Qualifier: aws.String(fn.New), Payload: []byte(payload)}, timeout)
 	if err != nil {
-		return "", fmt.Sprintf("%s: %v", what, err)
+		if ctx.Err() != nil {
+			return "", "", ctx.Err()
+		}
+		return "", "", fmt.Errorf("%s: %w", what, err)
 	}
 	id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
 	if out.FunctionError != nil {
-		return id, fmt.Sprintf("%s: function error %s: %s", what, aws.ToString(out.FunctionError), abbreviate(string(out.Payload), 200))
+		return id, fmt.Sprintf("%s: function error %s: %s", what, aws.ToString(out.FunctionError), abbreviate(string(out.Payload), 200)), nil
 	}
 	if len(sm.Expect) > 0 {
 		var doc any
 		if err := json.Unmarshal(out.Payload, &doc); err != nil {
-			return id, fmt.Sprintf("%s: the answer is not JSON (%s), so %s cannot be checked", what, abbreviate(string(out.Payload), 80), keys(sm.Expect))
+			return id, fmt.Sprintf("%s: the answer is not JSON (%s), so %s cannot be checked", what, abbreviate(string(out.Payload), 80), keys(sm.Expect)), nil
 		}
 		paths := make([]string, 0, len(sm.Expect))
 		for p := range sm.Expect {
@@ -107,14 +160,14 @@ func (c *Checker) smokeOne(ctx context.Context, fn release.Function, sm release.
 			got, ok := JSONPath(doc, p)
 			want := sm.Expect[p]
 			if !ok {
-				return id, fmt.Sprintf("%s: the answer has no %s (want %s): %s", what, p, show(want), abbreviate(string(out.Payload), 200))
+				return id, fmt.Sprintf("%s: the answer has no %s (want %s): %s", what, p, show(want), abbreviate(string(out.Payload), 200)), nil
 			}
 			if !reflect.DeepEqual(got, want) {
-				return id, fmt.Sprintf("%s: %s is %s, want %s", what, p, show(got), show(want))
+				return id, fmt.Sprintf("%s: %s is %s, want %s", what, p, show(got), show(want)), nil
 			}
 		}
 	}
-	return id, ""
+	return id, "", nil
 }
 
 func keys(m map[string]any) string {
@@ -195,8 +248,10 @@ type HookFunction struct {
 }
 
 // hook invokes a hook function with the release's facts; it passes when the function answers
-// {"status": "success"} within the hook timeout.
-func (c *Checker) hook(ctx context.Context, r *release.Release, name, which string) release.Verdict {
+// {"status": "success"} within the hook timeout. A hook that cannot be invoked for what it is
+// (it does not exist, it may not be invoked) fails; one that Lambda's API could not invoke for
+// now (throttling or service errors after retries), or the context's end, is the error.
+func (c *Checker) hook(ctx context.Context, r *release.Release, name, which string) (release.Verdict, error) {
 	ev := HookEvent{Hook: which, Service: r.Service, Environment: r.Environment, Release: r.ID, Alias: r.Alias, Region: r.Region}
 	for _, fn := range r.Functions {
 		ev.Functions = append(ev.Functions, HookFunction{Name: fn.Name, FunctionName: fn.FunctionName, PreviousVersion: fn.Previous, NewVersion: fn.New})
@@ -211,29 +266,36 @@ func (c *Checker) hook(ctx context.Context, r *release.Release, name, which stri
 	fail := func(format string, args ...any) release.Verdict {
 		return release.Verdict{Result: release.Fail, Check: "hook", Reason: fmt.Sprintf("%s hook %s ", which, name) + fmt.Sprintf(format, args...)}
 	}
-	out, err := c.Lambda.Invoke(hctx, &lambda.InvokeInput{FunctionName: aws.String(name), Payload: payload})
+	out, err := c.invoke(hctx, &lambda.InvokeInput{FunctionName: aws.String(name), Payload: payload}, 0)
+	var ae smithy.APIError
 	switch {
-	case err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
-		return fail("did not answer within %s", timeout)
+	case err != nil && ctx.Err() != nil:
+		return release.Verdict{}, ctx.Err()
+	case err != nil && errors.As(err, &ae) && ae.ErrorFault() == smithy.FaultClient && retryable.IsErrorRetryable(err) != aws.TrueTernary:
+		return fail("could not be invoked: %v", err), nil
+	case err != nil && errors.As(err, &ae), err != nil && retryable.IsErrorRetryable(err) == aws.TrueTernary:
+		return release.Verdict{}, fmt.Errorf("%s hook %s could not be invoked: %w", which, name, err)
+	case err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded):
+		return fail("did not answer within %s", timeout), nil
 	case err != nil:
-		return fail("could not be invoked: %v", err)
+		return release.Verdict{}, fmt.Errorf("%s hook %s: %w", which, name, err)
 	case out.FunctionError != nil:
-		return fail("failed (%s): %s", aws.ToString(out.FunctionError), abbreviate(string(out.Payload), 300))
+		return fail("failed (%s): %s", aws.ToString(out.FunctionError), abbreviate(string(out.Payload), 300)), nil
 	}
 	var ans struct {
 		Status string `json:"status"`
 		Reason string `json:"reason"`
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(out.Payload), &ans); err != nil || ans.Status == "" {
-		return fail(`answered %s; a hook answers {"status": "success"} or {"status": "failure", "reason": "..."}`, abbreviate(string(out.Payload), 200))
+		return fail(`answered %s; a hook answers {"status": "success"} or {"status": "failure", "reason": "..."}`, abbreviate(string(out.Payload), 200)), nil
 	}
 	if s := strings.ToLower(ans.Status); s != "success" && s != "succeeded" {
 		if ans.Reason != "" {
-			return fail("answered %s: %s", ans.Status, ans.Reason)
+			return fail("answered %s: %s", ans.Status, ans.Reason), nil
 		}
-		return fail("answered %s", ans.Status)
+		return fail("answered %s", ans.Status), nil
 	}
-	return release.Verdict{Result: release.Pass, Check: "hook", Reason: fmt.Sprintf("%s hook %s answered success", which, name)}
+	return release.Verdict{Result: release.Pass, Check: "hook", Reason: fmt.Sprintf("%s hook %s answered success", which, name)}, nil
 }
 
 // alarmState is one alarm as DescribeAlarms tells it.

@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -68,8 +69,8 @@ func TestLogsOnTheSandbox(t *testing.T) {
 	r.Health.Steps = []release.StepRecord{{Step: 0, Weight: 0.5, Shifted: start, Started: start}}
 	c := New(cfg)
 	w := c.watch(r)
-	if v := c.smoke(ctx, r, w, "before traffic"); v != nil {
-		t.Fatalf("smoke: %+v", v)
+	if v, err := c.smoke(ctx, r, w, "before traffic"); v != nil || err != nil {
+		t.Fatalf("smoke: %+v, %v", v, err)
 	}
 	for _, fn := range r.Functions {
 		for range 6 {
@@ -101,14 +102,14 @@ func TestLogsOnTheSandbox(t *testing.T) {
 			fn, want string
 			result   release.Result
 		}{{"logs-Text:1", "answered success", release.Pass}, {"logs-Text:2", "answered failure: the bad flavour fails its pre-traffic checks", release.Fail}} {
-			v := c.hook(ctx, r, h.fn, "pre-traffic")
-			if v.Result != h.result || !strings.Contains(v.Reason, h.want) {
-				t.Errorf("hook %s: %+v", h.fn, v)
+			v, err := c.hook(ctx, r, h.fn, "pre-traffic")
+			if err != nil || v.Result != h.result || !strings.Contains(v.Reason, h.want) {
+				t.Errorf("hook %s: %+v, %v", h.fn, v, err)
 			}
 		}
-		v := c.hook(ctx, r, "no-such-function", "post-traffic")
-		if v.Result != release.Fail || !strings.Contains(v.Reason, "post-traffic hook no-such-function could not be invoked") {
-			t.Errorf("missing hook: %+v", v)
+		v, err := c.hook(ctx, r, "no-such-function", "post-traffic")
+		if err != nil || v.Result != release.Fail || !strings.Contains(v.Reason, "post-traffic hook no-such-function could not be invoked") {
+			t.Errorf("missing hook: %+v, %v", v, err)
 		}
 		if err := c.Validate(ctx, &release.Checks{PreTraffic: "no-such-function", Alarms: []string{"no-such-alarm"}}); err == nil ||
 			!strings.Contains(err.Error(), "hook function no-such-function does not exist") || !strings.Contains(err.Error(), "alarm no-such-alarm does not exist") {
@@ -214,7 +215,10 @@ func TestStepChangeInsideAPeriod(t *testing.T) {
 	}
 	const period = 5 * time.Second
 	first := time.Now().Add(-time.Second)
-	invoke(6) // warm both versions up
+	// Warm both versions up, inside one period: the sandbox times an invocation's metrics by its
+	// end, the logs by its start, so one that straddled two periods would be counted in each.
+	time.Sleep(time.Until(time.Now().Truncate(period).Add(period + 100*time.Millisecond)))
+	invoke(6)
 	// Half the invocations at the first step's weight, half after the next step's shift, all in
 	// one period.
 	boundary := time.Now().Truncate(period).Add(period)
@@ -273,5 +277,74 @@ func TestAlarmReadErrorAfterVerdict(t *testing.T) {
 	// Judged as a release of version 1 against itself: no regression, so the read error stands.
 	if v, err := c.Judge(ctx, release1("same", "1"), false); err == nil || !strings.Contains(err.Error(), "DescribeAlarms") {
 		t.Fatalf("a healthy canary with alarms unreadable: %+v, %v", v, err)
+	}
+}
+
+// A smoke invocation that Lambda's API could not make says nothing of the new version: it is an
+// error, not a Fail, and it is not remembered for the step (the next look tries again). Only a
+// function error or a failed expectation fails. The end of the context is an error, for smoke
+// invocations and hooks alike.
+func TestSmokeAPIErrors(t *testing.T) {
+	ctx := context.Background()
+	srv, cfg := onSandbox(t)
+	twoVersions(t, cfg, "m", "1", 0.5)
+	start := time.Now()
+	r := &release.Release{ID: "r1", Alias: "live", Steps: []release.Step{{Weight: 0.5}}, StepStarted: start,
+		Functions: []release.Function{{FunctionName: "m", Previous: "1", New: "1", Timeout: 1}},
+		Checks: &release.Checks{Logs: true, Alpha: 0.01, Detect: 5, MaxErrorRate: 1, MaxThrottleRate: 1, PostTraffic: "m:1",
+			Smoke: []release.Smoke{{Payload: `{"action":"echo"}`}}},
+		Health: release.HealthRecord{Steps: []release.StepRecord{{Step: 0, Weight: 0.5, Shifted: start, Started: start}}}}
+	c := New(cfg)
+	defer func(b time.Duration) { invokeBackoff = b }(invokeBackoff)
+	invokeBackoff = 10 * time.Millisecond
+	if err := srv.SetFaults(sandbox.Faults{Rate: 1, Kinds: []string{"5xx"}, Services: []string{"lambda"}, Operations: []string{"Invoke"}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.ResetRequests()
+	if pre, err := c.BeforeTraffic(ctx, r); err == nil || pre.Verdict.Result == release.Fail {
+		t.Errorf("before traffic, Invoke failing: %+v, %v", pre.Verdict, err)
+	}
+	invokes := 0
+	for _, req := range srv.Requests() {
+		if req.Operation == "Invoke" {
+			invokes++
+		}
+	}
+	if invokes != invokeAttempts {
+		t.Errorf("the smoke invocation was tried %d times, want %d", invokes, invokeAttempts)
+	}
+	if v, err := c.Judge(ctx, r, false); err == nil || v.Result == release.Fail {
+		t.Errorf("at a step, Invoke failing: %+v, %v", v, err)
+	}
+	hooked := *r
+	hooked.ID = "r2" // AfterTraffic forgets the release it is given
+	if v, err := c.AfterTraffic(ctx, &hooked); err == nil || v.Result == release.Fail {
+		t.Errorf("post-traffic hook, Invoke failing: %+v, %v", v, err)
+	}
+	if err := srv.SetFaults(sandbox.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	// The same step, Lambda answering again: the smoke invocations run again, and pass.
+	if v, err := c.Judge(ctx, r, false); err != nil || v.Result == release.Fail {
+		t.Errorf("at the same step, Invoke answering: %+v, %v", v, err)
+	}
+	// A failed expectation fails, and so does a function error.
+	r.Checks.Smoke[0].Expect = map[string]any{"$.flavor": "bad"}
+	r.StepStarted = start.Add(time.Second)
+	if v, err := c.Judge(ctx, r, false); err != nil || v.Result != release.Fail || v.Check != "smoke" || !strings.Contains(v.Reason, `$.flavor is "good", want "bad"`) {
+		t.Errorf("an expectation not met: %+v, %v", v, err)
+	}
+	r.Functions[0].New, r.StepStarted, r.Checks.Smoke = "2", start.Add(2*time.Second), []release.Smoke{{Payload: `{}`}}
+	if v, err := c.Judge(ctx, r, false); err != nil || v.Result != release.Fail || v.Check != "smoke" || !strings.Contains(v.Reason, "function error") {
+		t.Errorf("a failing new version: %+v, %v", v, err)
+	}
+	// A context that ended.
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if pre, err := c.BeforeTraffic(done, r); !errors.Is(err, context.Canceled) || pre.Verdict.Result == release.Fail {
+		t.Errorf("before traffic, context ended: %+v, %v", pre.Verdict, err)
+	}
+	if v, err := c.AfterTraffic(done, &hooked); !errors.Is(err, context.Canceled) || v.Result == release.Fail {
+		t.Errorf("post-traffic hook, context ended: %+v, %v", v, err)
 	}
 }
