@@ -82,6 +82,10 @@ type watch struct {
 	metricsErr          error
 	alarms              []alarmState
 	alarmsErr           error
+	// firingBefore is, for each alarm in ALARM when the alarms were read before traffic, when
+	// its state last changed as that read told it: a later change happened during the release.
+	// Not kept across a restart (alarmVerdict then falls back to the verdict's time).
+	firingBefore map[string]time.Time
 
 	// smokeFor is the StepStarted whose smoke invocations ran; smokeVerdict their failure.
 	smokeFor     time.Time
@@ -135,11 +139,20 @@ func (c *Checker) BeforeTraffic(ctx context.Context, r *release.Release) (releas
 	ch := r.Checks
 	var pre release.PreTraffic
 	var notes, done []string
+	w := c.watch(r)
 	if len(ch.Alarms) > 0 {
 		states, err := c.describeAlarms(ctx, ch.Alarms)
 		if err != nil {
 			return pre, err
 		}
+		w.mu.Lock()
+		w.firingBefore = map[string]time.Time{}
+		for _, a := range states {
+			if !a.missing && a.state == "ALARM" {
+				w.firingBefore[a.name] = a.updated
+			}
+		}
+		w.mu.Unlock()
 		for _, a := range states {
 			switch {
 			case a.missing:
@@ -155,7 +168,6 @@ func (c *Checker) BeforeTraffic(ctx context.Context, r *release.Release) (releas
 		}
 		done = append(done, fmt.Sprintf("%d alarms read", len(ch.Alarms)))
 	}
-	w := c.watch(r)
 	if len(ch.Smoke) > 0 {
 		v, err := c.smoke(ctx, r, w, "before traffic")
 		if err != nil {
@@ -283,7 +295,7 @@ func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (rel
 		}
 		if w.alarmsErr != nil {
 			unread = errors.Join(unread, fmt.Errorf("read alarms: %w", w.alarmsErr))
-		} else if v, alarmNotes := alarmVerdict(r, w.alarms); v != nil {
+		} else if v, alarmNotes := alarmVerdict(r, w.alarms, w.firingBefore); v != nil {
 			return *v, nil
 		} else {
 			notes = append(notes, alarmNotes...)

@@ -96,18 +96,27 @@ func TestPercentile(t *testing.T) {
 func TestAlarmVerdict(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	r := &release.Release{Health: release.HealthRecord{PreTraffic: &release.Verdict{At: t0}, PreexistingAlarms: []string{"old"}}}
-	v, notes := alarmVerdict(r, []alarmState{{name: "old", state: "ALARM", updated: t0.Add(-time.Hour)}, {name: "quiet", state: "OK"}, {name: "gone", missing: true}})
+	v, notes := alarmVerdict(r, []alarmState{{name: "old", state: "ALARM", updated: t0.Add(-time.Hour)}, {name: "quiet", state: "OK"}, {name: "gone", missing: true}}, nil)
 	if v != nil || len(notes) != 2 || !strings.Contains(notes[0], "still in ALARM") || !strings.Contains(notes[1], "gone no longer exists") {
 		t.Fatalf("verdict %+v, notes %q", v, notes)
 	}
 	// The same alarm going into ALARM again during the release fails it.
-	v, _ = alarmVerdict(r, []alarmState{{name: "old", state: "ALARM", updated: t0.Add(time.Minute), reason: "Threshold Crossed"}})
+	v, _ = alarmVerdict(r, []alarmState{{name: "old", state: "ALARM", updated: t0.Add(time.Minute), reason: "Threshold Crossed"}}, nil)
 	if v == nil || v.Result != release.Fail || v.Check != "alarm" || !strings.Contains(v.Reason, "alarm old went into ALARM") {
 		t.Fatalf("verdict %+v", v)
 	}
-	v, _ = alarmVerdict(r, []alarmState{{name: "new", state: "ALARM", updated: t0.Add(-time.Hour)}})
+	v, _ = alarmVerdict(r, []alarmState{{name: "new", state: "ALARM", updated: t0.Add(-time.Hour)}}, nil)
 	if v == nil || v.Result != release.Fail {
 		t.Fatalf("an alarm not firing before the release: %+v", v)
+	}
+	// What the read before traffic saw decides, not when its verdict was recorded: an alarm that
+	// changed state since that read (during the smoke invocations, say) fails.
+	before := map[string]time.Time{"old": t0.Add(-time.Hour)}
+	if v, _ = alarmVerdict(r, []alarmState{{name: "old", state: "ALARM", updated: t0.Add(-time.Minute)}}, before); v == nil || v.Result != release.Fail {
+		t.Fatalf("an alarm firing again since the read: %+v", v)
+	}
+	if v, _ = alarmVerdict(r, []alarmState{{name: "old", state: "ALARM", updated: t0.Add(-time.Hour)}}, before); v != nil {
+		t.Fatalf("an alarm as the read saw it: %+v", v)
 	}
 }
 

@@ -351,8 +351,11 @@ func changed(transitioned, updated *time.Time) time.Time {
 }
 
 // alarmVerdict fails the step if an alarm is in ALARM, unless it has been since before the
-// release (and the manifest does not block on that); the rest is noted.
-func alarmVerdict(r *release.Release, alarms []alarmState) (*release.Verdict, []string) {
+// release (and the manifest does not block on that); the rest is noted. An alarm is still as it
+// was before the release if its state has not changed since the alarms were read before traffic:
+// firingBefore holds when each had last changed as that read told it. Without it (the checker
+// restarted since) the cutoff is when the verdict before traffic was recorded, a little later.
+func alarmVerdict(r *release.Release, alarms []alarmState, firingBefore map[string]time.Time) (*release.Verdict, []string) {
 	var notes []string
 	var since time.Time
 	if r.Health.PreTraffic != nil {
@@ -363,11 +366,15 @@ func alarmVerdict(r *release.Release, alarms []alarmState) (*release.Verdict, []
 		pre[n] = true
 	}
 	for _, a := range alarms {
+		cutoff := since
+		if t, ok := firingBefore[a.name]; ok {
+			cutoff = t
+		}
 		switch {
 		case a.missing:
 			notes = append(notes, fmt.Sprintf("alarm %s no longer exists", a.name))
 		case a.state != "ALARM":
-		case pre[a.name] && !a.updated.After(since):
+		case pre[a.name] && !a.updated.After(cutoff):
 			notes = append(notes, fmt.Sprintf("alarm %s is still in ALARM, as it was before the release", a.name))
 		default:
 			return &release.Verdict{Result: release.Fail, Check: "alarm",

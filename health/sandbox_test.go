@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
@@ -346,5 +348,56 @@ func TestSmokeAPIErrors(t *testing.T) {
 	}
 	if v, err := c.AfterTraffic(done, &hooked); !errors.Is(err, context.Canceled) || v.Result == release.Fail {
 		t.Errorf("post-traffic hook, context ended: %+v, %v", v, err)
+	}
+}
+
+// An alarm already in ALARM when the alarms were read before traffic does not block the release;
+// but one that changed state after that read, while the smoke invocations and hooks ran and
+// before the verdict before traffic was recorded, did so during the release: it fails.
+func TestPreexistingAlarmCutoff(t *testing.T) {
+	ctx := context.Background()
+	_, cfg := onSandbox(t)
+	twoVersions(t, cfg, "m", "0", 0.5)
+	cw := cloudwatch.NewFromConfig(cfg)
+	if _, err := cw.PutMetricAlarm(ctx, &cloudwatch.PutMetricAlarmInput{
+		AlarmName: aws.String("old"), Namespace: aws.String("Shop"), MetricName: aws.String("Failures"),
+		Statistic: cwtypes.StatisticSum, Period: aws.Int32(60), EvaluationPeriods: aws.Int32(1), Threshold: aws.Float64(1),
+		ComparisonOperator: cwtypes.ComparisonOperatorGreaterThanOrEqualToThreshold, TreatMissingData: aws.String("ignore"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	setAlarm := func(state cwtypes.StateValue) {
+		if _, err := cw.SetAlarmState(ctx, &cloudwatch.SetAlarmStateInput{AlarmName: aws.String("old"), StateValue: state, StateReason: aws.String("set by the test")}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond) // alarm times have a second's precision
+	}
+	setAlarm(cwtypes.StateValueAlarm)
+	start := time.Now()
+	r := &release.Release{ID: "r1", Alias: "live", Steps: []release.Step{{Weight: 0.5}}, StepStarted: start,
+		Functions: []release.Function{{FunctionName: "m", Previous: "1", New: "2", Timeout: 1}},
+		Checks:    &release.Checks{Logs: true, Alpha: 0.01, Detect: 5, MaxErrorRate: 1, MaxThrottleRate: 1, Alarms: []string{"old"}}}
+	c := New(cfg)
+	c.AlarmsEvery = time.Millisecond
+	pre, err := c.BeforeTraffic(ctx, r)
+	if err != nil || pre.Verdict.Result != release.Pass || len(pre.PreexistingAlarms) != 1 {
+		t.Fatalf("before traffic: %+v, %v", pre, err)
+	}
+	record := func() {
+		v := pre.Verdict
+		v.At = time.Now() // as the engine stamps it, once the checks before traffic are over
+		r.Health.PreTraffic, r.Health.PreexistingAlarms = &v, pre.PreexistingAlarms
+		r.Health.Steps = []release.StepRecord{{Step: 0, Weight: 0.5, Shifted: v.At, Started: v.At}}
+	}
+	record()
+	if v, err := c.Judge(ctx, r, false); err != nil || v.Result == release.Fail || !strings.Contains(strings.Join(v.Notes, " "), "still in ALARM") {
+		t.Fatalf("the alarm as it was before the release: %+v, %v", v, err)
+	}
+	// The alarm recovers and fires again after it was read, before the verdict is stamped.
+	setAlarm(cwtypes.StateValueOk)
+	setAlarm(cwtypes.StateValueAlarm)
+	record()
+	if v, err := c.Judge(ctx, r, false); err != nil || v.Result != release.Fail || v.Check != "alarm" {
+		t.Fatalf("the alarm firing again since it was read: %+v, %v", v, err)
 	}
 }
