@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aviary-deploy/aviary/links"
@@ -62,7 +63,23 @@ type Server struct {
 	mux  *http.ServeMux
 	tmpl *template.Template
 	log  *log.Logger
+
+	mu       sync.Mutex
+	failures map[string]*loginFailures // wrong admin tokens, by client address
 }
+
+// loginFailures counts an address's wrong admin tokens within a window.
+type loginFailures struct {
+	n     int
+	since time.Time
+}
+
+// Wrong admin tokens: after maxLoginFailures from one address within loginWindow, that address
+// may not try again until the window has passed.
+const (
+	maxLoginFailures = 5
+	loginWindow      = 15 * time.Minute
+)
 
 const (
 	csrfCookie    = "aviary_csrf"
@@ -88,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), tmpl: t, log: log.New(cfg.Log, "aviary serve: ", log.LstdFlags)}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), tmpl: t, log: log.New(cfg.Log, "aviary serve: ", log.LstdFlags), failures: map[string]*loginFailures{}}
 	static, _ := fs.Sub(assets, "static")
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	s.mux.HandleFunc("GET /{$}", s.releases)
@@ -433,8 +450,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusForbidden, problem{Heading: "This form has expired", Detail: "The login form's security token does not match this browser.", Hint: "Open the login page again."})
 		return
 	}
+	addr := s.clientAddr(r)
+	if wait := s.loginBlocked(addr); wait > 0 {
+		s.fail(w, r, http.StatusTooManyRequests, problem{Heading: "Too many wrong tokens", Detail: fmt.Sprintf("%d wrong admin tokens came from your address.", maxLoginFailures), Hint: fmt.Sprintf("Try again in %s.", wait.Round(time.Minute))})
+		return
+	}
 	if !hmac.Equal([]byte(r.PostForm.Get("token")), []byte(s.cfg.AdminToken)) {
-		s.log.Printf("a wrong admin token from %s", s.clientAddr(r))
+		s.loginFailed(addr)
+		s.log.Printf("a wrong admin token from %s", addr)
 		s.fail(w, r, http.StatusForbidden, problem{Heading: "Wrong admin token", Detail: "The token does not match AVIARY_ADMIN_TOKEN.", Hint: "Nothing was changed."})
 		return
 	}
@@ -624,4 +647,91 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	io.WriteString(w, "ok\n")
+}
+
+// CloseExpiredGates decides every gate whose deadline has passed as its approval says, through
+// release.Decide like every decider, and returns how many it closed. The process driving a
+// release does this itself; the server does it too, so that a gate whose driver died (a CI job
+// cancelled while it waited) still closes on time, and whoever resumes the release finds the
+// decision.
+func (s *Server) CloseExpiredGates(ctx context.Context) (int, error) {
+	rs, err := s.cfg.Store.ListReleases(ctx, store.Filter{Phase: release.AwaitingApproval, Limit: 1000})
+	if err != nil {
+		return 0, err
+	}
+	now, closed := s.cfg.Now(), 0
+	for _, r := range rs {
+		g := r.OpenGate()
+		if g == nil || g.Deadline.IsZero() || now.Before(g.Deadline) {
+			continue
+		}
+		action := release.DecideRollback
+		if r.Approval != nil && r.Approval.OnTimeout == string(release.Approve) {
+			action = release.Approve
+		}
+		_, err := release.Decide(ctx, s.cfg.Store, r.ID, release.Decision{Action: action, By: "aviary (gate timeout)", Via: release.ViaTimeout,
+			Source: "aviary serve", Reason: fmt.Sprintf("nobody decided within %s; on_timeout: %s", g.Deadline.Sub(g.Opened).Round(time.Second), action), At: now})
+		var late *release.TooLateError
+		switch {
+		case err == nil:
+			closed++
+			s.log.Printf("%s: the gate timed out; decided %s", r.ID, action)
+		case errors.As(err, &late):
+		default:
+			return closed, err
+		}
+	}
+	return closed, nil
+}
+
+// Run closes expired gates every interval until ctx ends.
+func (s *Server) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := s.CloseExpiredGates(ctx); err != nil && ctx.Err() == nil {
+			s.log.Printf("closing expired gates: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// loginBlocked says how long addr must wait before trying a token again (0: it may try now).
+func (s *Server) loginBlocked(addr string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.failures[addr]
+	if f == nil {
+		return 0
+	}
+	left := f.since.Add(loginWindow).Sub(s.cfg.Now())
+	if left <= 0 {
+		delete(s.failures, addr)
+		return 0
+	}
+	if f.n < maxLoginFailures {
+		return 0
+	}
+	return left
+}
+
+func (s *Server) loginFailed(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	for a, f := range s.failures { // forget old windows, so that the map stays small
+		if now.Sub(f.since) > loginWindow {
+			delete(s.failures, a)
+		}
+	}
+	f := s.failures[addr]
+	if f == nil {
+		f = &loginFailures{since: now}
+		s.failures[addr] = f
+	}
+	f.n++
 }

@@ -472,3 +472,59 @@ func TestDashboardPages(t *testing.T) {
 		t.Errorf("style %d", code)
 	}
 }
+
+// A gate whose deadline passed is decided by the server too (its driver may have died), through
+// the same path, as its approval says; one still in time is left alone.
+func TestServerClosesExpiredGates(t *testing.T) {
+	fx := setup(t, web.Config{})
+	past := fx.waiting(t, "rel-late")
+	past.Gates[0].Deadline = time.Now().Add(-time.Second)
+	past.Approval.OnTimeout = "approve"
+	if err := fx.st.UpdateRelease(context.Background(), past); err != nil {
+		t.Fatal(err)
+	}
+	future := fx.waiting(t, "rel-early")
+	future.Gates[0].Deadline = time.Now().Add(time.Hour)
+	if err := fx.st.UpdateRelease(context.Background(), future); err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := links.NewSigner([]byte(secret))
+	h, err := web.New(web.Config{Store: fx.st, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := h.CloseExpiredGates(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("closed %d: %v", n, err)
+	}
+	if d := fx.get(t, "rel-late").LastGate().Decision; d == nil || d.Action != release.Approve || d.Via != release.ViaTimeout {
+		t.Errorf("the expired gate: %+v", d)
+	}
+	if d := fx.get(t, "rel-early").LastGate().Decision; d != nil {
+		t.Errorf("a gate in time was decided: %+v", d)
+	}
+	if n, _ := h.CloseExpiredGates(context.Background()); n != 0 {
+		t.Errorf("closed %d again", n)
+	}
+}
+
+// Guessing the admin token is cut short: after five wrong tokens from an address, it must wait,
+// even with the right one.
+func TestWrongAdminTokensAreLimited(t *testing.T) {
+	fx := setup(t, web.Config{AdminToken: "the-right-token"})
+	c := browser(t)
+	_, login := read(t)(c.Get(fx.srv.URL + "/login"))
+	lf := form(t, login)
+	lf.Set("name", "guesser")
+	for i := range 5 {
+		lf.Set("token", fmt.Sprintf("guess-%d", i))
+		if code, _ := read(t)(c.PostForm(fx.srv.URL+"/login", lf)); code != http.StatusForbidden {
+			t.Fatalf("guess %d: %d", i, code)
+		}
+	}
+	lf.Set("token", "the-right-token")
+	code, body := read(t)(c.PostForm(fx.srv.URL+"/login", lf))
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "Too many wrong tokens") {
+		t.Fatalf("after five guesses: %d\n%s", code, body)
+	}
+}

@@ -85,6 +85,8 @@ func (c *serveCmd) Run(e *env) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	// Gates whose deadline passed are decided here too, in case their driver died.
+	go h.Run(e.ctx, 5*time.Second)
 	select {
 	case err := <-done:
 		return err
