@@ -234,3 +234,37 @@ func TestGateDecidedFromTheCLI(t *testing.T) {
 		}
 	}
 }
+
+// Gate settings that cannot work are bad input, refused before anything changes: links that
+// cannot be signed, a notice URL naming an unset variable, AVIARY_PRE_APPROVE that is not a bool.
+func TestGateSettingsCheckedFirst(t *testing.T) {
+	f := newFleet(t, 1, quick, "      canary:\n        - weight: 20%\n          bake: 1s")
+	f.replaceInManifest("service: shop\n", "service: shop\ndashboard: https://gate.example.com\n")
+	f.appendManifest("    approval: {}\n")
+	f.stampAll("1")
+	t.Setenv("AVIARY_LINK_SECRET", "")
+	t.Setenv("AVIARY_PRE_APPROVE", "")
+	code, _, errs := f.aviary("deploy", "-e", "production")
+	if code != 2 || !strings.Contains(errs, "approval links cannot be signed: set AVIARY_LINK_SECRET") {
+		t.Errorf("no secret: %d %s", code, errs)
+	}
+	t.Setenv("AVIARY_PRE_APPROVE", "maybe")
+	code, _, errs = f.aviary("deploy", "-e", "production")
+	if code != 2 || !strings.Contains(errs, `AVIARY_PRE_APPROVE="maybe": use true or false`) {
+		t.Errorf("a bad AVIARY_PRE_APPROVE: %d %s", code, errs)
+	}
+	t.Setenv("AVIARY_PRE_APPROVE", "true")
+	f.appendManifest("    notify:\n      slack: https://hooks.slack.example/services/${AVIARY_TEST_UNSET}\n")
+	code, _, errs = f.aviary("deploy", "-e", "production")
+	if code != 2 || !strings.Contains(errs, "set AVIARY_TEST_UNSET") {
+		t.Errorf("an unset notice variable: %d %s", code, errs)
+	}
+	if n := countReleases(t, f); n != 0 {
+		t.Errorf("%d releases recorded", n)
+	}
+	for _, name := range f.names {
+		if v, _ := f.alias(name); v != "" {
+			t.Errorf("%s has an alias: %s", name, v)
+		}
+	}
+}

@@ -81,7 +81,13 @@ func newGateKit(m *manifest.Manifest, env *manifest.Environment, st store.Store,
 			return nil, badInput("AVIARY_LINK_SECRET: %v", err)
 		}
 	}
-	if env != nil && env.Approval != nil && !env.PreApprove && k.base != "" && k.signer == nil && os.Getenv("AVIARY_PRE_APPROVE") == "" {
+	var gate *release.Approval
+	if env != nil {
+		if gate, err = approvalOf(env); err != nil {
+			return nil, err
+		}
+	}
+	if gate != nil && !gate.PreApprove && k.base != "" && k.signer == nil {
 		return nil, badInput("%s requires approval and the dashboard is at %s, but approval links cannot be signed: set AVIARY_LINK_SECRET (or AVIARY_LINK_SECRET_FILE) to the secret aviary serve uses", env.Name, k.base)
 	}
 	if env != nil && !env.Notify.Empty() {
