@@ -35,6 +35,9 @@ var (
 // Claims are what a link says.
 type Claims struct {
 	Release string
+	// Gate is the gate the link decides (1-based, as the release counts its gates): a link
+	// made for one gate is too late at any later one.
+	Gate    int
 	Action  release.DecisionAction
 	Expires time.Time
 	// Nonce makes every link distinct.
@@ -87,7 +90,7 @@ func (s *Signer) Sign(c Claims) string {
 		_, _ = rand.Read(b)
 		c.Nonce = hex.EncodeToString(b)
 	}
-	payload := strings.Join([]string{"v1", c.Release, string(c.Action), strconv.FormatInt(c.Expires.Unix(), 10), c.Nonce}, "\n")
+	payload := strings.Join([]string{"v2", c.Release, strconv.Itoa(c.Gate), string(c.Action), strconv.FormatInt(c.Expires.Unix(), 10), c.Nonce}, "\n")
 	return b64(payload) + "." + b64(string(mac(s.link, payload)))
 }
 
@@ -107,14 +110,15 @@ func (s *Signer) Verify(token string, action release.DecisionAction, now time.Ti
 		return Claims{}, ErrSignature
 	}
 	f := strings.Split(string(payload), "\n")
-	if len(f) != 5 || f[0] != "v1" {
+	if len(f) != 6 || f[0] != "v2" {
 		return Claims{}, ErrMalformed
 	}
-	exp, err := strconv.ParseInt(f[3], 10, 64)
-	if err != nil {
+	gate, err1 := strconv.Atoi(f[2])
+	exp, err2 := strconv.ParseInt(f[4], 10, 64)
+	if err1 != nil || err2 != nil || gate < 1 {
 		return Claims{}, ErrMalformed
 	}
-	c := Claims{Release: f[1], Action: release.DecisionAction(f[2]), Expires: time.Unix(exp, 0), Nonce: f[4]}
+	c := Claims{Release: f[1], Gate: gate, Action: release.DecisionAction(f[3]), Expires: time.Unix(exp, 0), Nonce: f[5]}
 	if c.Action != release.Approve && c.Action != release.DecideRollback {
 		return c, ErrMalformed
 	}
@@ -127,9 +131,10 @@ func (s *Signer) Verify(token string, action release.DecisionAction, now time.Ti
 	return c, nil
 }
 
-// URL is the link to the confirmation page of action on release id at the gate server base.
-func (s *Signer) URL(base, id string, action release.DecisionAction, expires time.Time) string {
-	t := s.Sign(Claims{Release: id, Action: action, Expires: expires})
+// URL is the link to the confirmation page of action at gate (1-based) of release id, at the
+// gate server base.
+func (s *Signer) URL(base, id string, gate int, action release.DecisionAction, expires time.Time) string {
+	t := s.Sign(Claims{Release: id, Gate: gate, Action: action, Expires: expires})
 	return strings.TrimRight(base, "/") + "/gate/" + string(action) + "?t=" + url.QueryEscape(t)
 }
 
@@ -147,23 +152,27 @@ func (s *Signer) CheckCSRF(token, cookie, bound string) bool {
 	return hmac.Equal([]byte(token), []byte(s.CSRF(cookie, bound)))
 }
 
-// Session makes an admin session cookie value for name until expires.
-func (s *Signer) Session(name string, expires time.Time) string {
+// Session makes an admin session cookie value for name until expires, bound to the admin token
+// it was opened with: changing the token ends every session.
+func (s *Signer) Session(name, token string, expires time.Time) string {
 	b := make([]byte, 9)
 	_, _ = rand.Read(b)
 	payload := strings.Join([]string{"s1", name, strconv.FormatInt(expires.Unix(), 10), hex.EncodeToString(b)}, "\n")
-	return b64(payload) + "." + b64(string(mac(s.session, payload)))
+	return b64(payload) + "." + b64(string(mac(s.sessionKey(token), payload)))
 }
 
-// CheckSession returns the name of a valid, unexpired session, and its id (for CSRF binding).
-func (s *Signer) CheckSession(v string, now time.Time) (name, id string, ok bool) {
+func (s *Signer) sessionKey(token string) []byte { return mac(s.session, "admin token\n"+token) }
+
+// CheckSession returns the name of a valid, unexpired session opened with token, and its id
+// (for CSRF binding).
+func (s *Signer) CheckSession(v, token string, now time.Time) (name, id string, ok bool) {
 	p, sig, found := strings.Cut(v, ".")
 	if !found {
 		return "", "", false
 	}
 	payload, err1 := base64.RawURLEncoding.DecodeString(p)
 	got, err2 := base64.RawURLEncoding.DecodeString(sig)
-	if err1 != nil || err2 != nil || !hmac.Equal(got, mac(s.session, string(payload))) {
+	if err1 != nil || err2 != nil || !hmac.Equal(got, mac(s.sessionKey(token), string(payload))) {
 		return "", "", false
 	}
 	f := strings.Split(string(payload), "\n")

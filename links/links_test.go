@@ -24,12 +24,12 @@ func signer(t *testing.T, secret string) *links.Signer {
 func TestSignAndVerify(t *testing.T) {
 	s := signer(t, "0123456789abcdef0123456789abcdef")
 	now := time.Unix(1_800_000_000, 0)
-	tok := s.Sign(links.Claims{Release: "shop-prod-42", Action: release.Approve, Expires: now.Add(time.Hour)})
+	tok := s.Sign(links.Claims{Release: "shop-prod-42", Gate: 1, Action: release.Approve, Expires: now.Add(time.Hour)})
 	c, err := s.Verify(tok, release.Approve, now)
 	if err != nil || c.Release != "shop-prod-42" || c.Action != release.Approve || c.Nonce == "" {
 		t.Fatalf("%+v %v", c, err)
 	}
-	if tok2 := s.Sign(links.Claims{Release: "shop-prod-42", Action: release.Approve, Expires: now.Add(time.Hour)}); tok2 == tok {
+	if tok2 := s.Sign(links.Claims{Release: "shop-prod-42", Gate: 1, Action: release.Approve, Expires: now.Add(time.Hour)}); tok2 == tok {
 		t.Error("two links are the same: no nonce")
 	}
 
@@ -38,7 +38,11 @@ func TestSignAndVerify(t *testing.T) {
 	raw, _ := base64.RawURLEncoding.DecodeString(payload)
 	forged := base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(raw), "shop-prod-42", "shop-prod-43", 1))) + "." + sig
 	flipped := []byte(tok)
-	flipped[len(flipped)-2] ^= 1
+	if flipped[len(flipped)-2] == 'A' {
+		flipped[len(flipped)-2] = 'B'
+	} else {
+		flipped[len(flipped)-2] = 'A'
+	}
 	other := signer(t, "another secret of enough length!")
 	for name, tc := range map[string]struct {
 		token  string
@@ -50,7 +54,7 @@ func TestSignAndVerify(t *testing.T) {
 		"wrong action":       {tok, release.DecideRollback, now, links.ErrAction},
 		"payload altered":    {forged, release.Approve, now, links.ErrSignature},
 		"signature altered":  {string(flipped), release.Approve, now, links.ErrSignature},
-		"another secret":     {other.Sign(links.Claims{Release: "shop-prod-42", Action: release.Approve, Expires: now.Add(time.Hour)}), release.Approve, now, links.ErrSignature},
+		"another secret":     {other.Sign(links.Claims{Release: "shop-prod-42", Gate: 1, Action: release.Approve, Expires: now.Add(time.Hour)}), release.Approve, now, links.ErrSignature},
 		"unsigned":           {payload, release.Approve, now, links.ErrMalformed},
 		"empty":              {"", release.Approve, now, links.ErrMalformed},
 		"garbage":            {"%%%.@@@", release.Approve, now, links.ErrMalformed},
@@ -65,14 +69,14 @@ func TestSignAndVerify(t *testing.T) {
 func TestURL(t *testing.T) {
 	s := signer(t, "0123456789abcdef0123456789abcdef")
 	now := time.Now()
-	u, err := url.Parse(s.URL("https://gate.example.com/", "r-1", release.DecideRollback, now.Add(time.Hour)))
+	u, err := url.Parse(s.URL("https://gate.example.com/", "r-1", 2, release.DecideRollback, now.Add(time.Hour)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u.Path != "/gate/rollback" {
 		t.Errorf("path %q", u.Path)
 	}
-	if c, err := s.Verify(u.Query().Get("t"), release.DecideRollback, now); err != nil || c.Release != "r-1" {
+	if c, err := s.Verify(u.Query().Get("t"), release.DecideRollback, now); err != nil || c.Release != "r-1" || c.Gate != 2 {
 		t.Errorf("%+v %v", c, err)
 	}
 }
@@ -98,19 +102,22 @@ func TestCSRFAndSession(t *testing.T) {
 		}
 	}
 	now := time.Now()
-	v := s.Session("alice", now.Add(time.Hour))
-	if name, id, ok := s.CheckSession(v, now); !ok || name != "alice" || id == "" {
+	v := s.Session("alice", "token-1", now.Add(time.Hour))
+	if name, id, ok := s.CheckSession(v, "token-1", now); !ok || name != "alice" || id == "" {
 		t.Errorf("session %q %q %v", name, id, ok)
 	}
-	if _, _, ok := s.CheckSession(v, now.Add(2*time.Hour)); ok {
+	if _, _, ok := s.CheckSession(v, "token-2", now); ok {
+		t.Error("a session outlived its admin token")
+	}
+	if _, _, ok := s.CheckSession(v, "token-1", now.Add(2*time.Hour)); ok {
 		t.Error("an expired session accepted")
 	}
 	altered := []byte(v)
 	altered[3] ^= 1
-	if _, _, ok := s.CheckSession(string(altered), now); ok {
+	if _, _, ok := s.CheckSession(string(altered), "token-1", now); ok {
 		t.Error("an altered session accepted")
 	}
-	if _, _, ok := signer(t, "another secret of enough length!").CheckSession(v, now); ok {
+	if _, _, ok := signer(t, "another secret of enough length!").CheckSession(v, "token-1", now); ok {
 		t.Error("a session from another secret accepted")
 	}
 }

@@ -199,7 +199,17 @@ func (e *Engine) advance(ctx context.Context, r *Release) error {
 		switch {
 		case req.Action == RequestRollback && r.Phase != RollingBack:
 			return e.transition(ctx, r, RollingBack, requestReason("rollback", req), nil)
-		case req.Action == RequestPromote && (r.Phase == AwaitingApproval || r.Phase == Shifting && (req.Now || r.StepStarted.IsZero())):
+		case req.Action == RequestPromote && r.OpenGate() != nil:
+			// A promotion at an open gate is that gate's approval: recorded through Decide
+			// (unless someone decided first), then acted on as any decision is.
+			_, err := Decide(ctx, e.Store, r.ID, Decision{Action: Approve, By: req.By, Via: ViaCLI, Reason: "promotion requested: " + orNone(req.Reason),
+				At: e.Clock.Now(), Gate: len(r.Gates)})
+			var late *TooLateError
+			if err != nil && !errors.As(err, &late) {
+				return err
+			}
+			return errInterrupted
+		case req.Action == RequestPromote && (r.Phase == AwaitingApproval && r.LastGate() == nil || r.Phase == Shifting && (req.Now || r.StepStarted.IsZero())):
 			return e.transition(ctx, r, Promoting, requestReason("promotion", req), func(r *Release) { r.Awaiting = "" })
 		}
 	}
@@ -227,11 +237,12 @@ func (e *Engine) advance(ctx context.Context, r *Release) error {
 			return e.passGate(ctx, r, g)
 		case g.Kind == GateApproval && r.Approval != nil && r.Approval.PreApprove:
 			_, err := Decide(ctx, e.Store, r.ID, Decision{Action: Approve, By: "aviary (pre-approved by " + r.Approval.PreApprovedBy + ")",
-				Via: ViaPreApprove, Source: e.Source, Reason: "the environment is pre-approved", At: e.Clock.Now()})
-			if err != nil {
+				Via: ViaPreApprove, Source: e.Source, Reason: "the environment is pre-approved", At: e.Clock.Now(), Gate: len(r.Gates)})
+			var late *TooLateError
+			if err != nil && !errors.As(err, &late) {
 				return err
 			}
-			return errInterrupted
+			return errInterrupted // decided, by this or by someone first: act on the record
 		}
 		return e.await(ctx, r, g)
 	case Promoting:
@@ -635,7 +646,8 @@ func (e *Engine) continueAfter(ctx context.Context, r *Release, n int, done stri
 func (e *Engine) openGate(r *Release, n int, kind, why string) {
 	now := e.Clock.Now()
 	g := Gate{Step: n, Kind: kind, Opened: now, Why: why}
-	if a := r.Approval; a != nil && a.Timeout > 0 {
+	// Only the environment's approval gate times out: an inconclusive step waits for a person.
+	if a := r.Approval; a != nil && a.Timeout > 0 && kind == GateApproval {
 		g.Deadline = now.Add(a.Timeout)
 	}
 	r.Gates = append(r.Gates, g)
@@ -802,7 +814,7 @@ func (e *Engine) await(ctx context.Context, r *Release, g *Gate) error {
 				action = Approve
 			}
 			_, err := Decide(ctx, e.Store, r.ID, Decision{Action: action, By: "aviary (gate timeout)", Via: ViaTimeout, Source: e.Source,
-				Reason: fmt.Sprintf("nobody decided within %s; on_timeout: %s", g.Deadline.Sub(g.Opened).Round(time.Second), action), At: now})
+				Reason: fmt.Sprintf("nobody decided within %s; on_timeout: %s", g.Deadline.Sub(g.Opened).Round(time.Second), action), At: now, Gate: len(r.Gates)})
 			if err != nil {
 				var late *TooLateError
 				if !errors.As(err, &late) {
@@ -897,4 +909,11 @@ func (e *Engine) rollback(ctx context.Context, r *Release) error {
 		}
 		return func(f *Function) { f.AliasRevision, f.Weight, f.Promoted, f.RolledBack = rev, 0, false, true }, msg, nil
 	})
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no reason given"
+	}
+	return s
 }

@@ -47,6 +47,19 @@ func Decide(ctx context.Context, st Store, id string, d Decision) (*Release, err
 			return nil, err
 		}
 		g := r.OpenGate()
+		if g != nil && d.Gate != 0 && d.Gate != len(r.Gates) {
+			// Meant for another gate: one that closed before this one opened.
+			tl := &TooLateError{Release: r}
+			if d.Gate >= 1 && d.Gate <= len(r.Gates) {
+				tl.First = r.Gates[d.Gate-1].Decision
+			}
+			ev := decisionEvent(r, d, true)
+			ev.Key = r.ID + "/late/" + nonce()
+			if err := st.AppendEvent(ctx, &ev); err != nil {
+				return r, fmt.Errorf("record the late decision: %w", err)
+			}
+			return r, tl
+		}
 		if g == nil {
 			last := r.LastGate()
 			if last == nil && !r.Phase.Final() {
@@ -102,13 +115,19 @@ func decisionEvent(r *Release, d Decision, late bool) Event {
 	}
 	if late {
 		msg = fmt.Sprintf("gate: too late, not applied: %s by %s via %s", d.Action, d.By, d.Via)
-		if last := r.LastGate(); last != nil && last.Decision != nil {
+		if d.Gate >= 1 && d.Gate <= len(r.Gates) && r.Gates[d.Gate-1].Decision != nil && d.Gate != len(r.Gates) {
+			first := r.Gates[d.Gate-1].Decision
+			msg += fmt.Sprintf(" (gate %d was already decided: %s by %s)", d.Gate, first.Action, first.By)
+		} else if last := r.LastGate(); last != nil && last.Decision != nil {
 			msg += fmt.Sprintf(" (already decided: %s by %s)", last.Decision.Action, last.Decision.By)
 		} else {
 			msg += fmt.Sprintf(" (the release is %s)", r.Phase)
 		}
 	}
 	data := map[string]any{"action": string(d.Action), "by": d.By, "via": d.Via, "tooLate": late}
+	if d.Gate != 0 {
+		data["gate"] = d.Gate
+	}
 	if d.Source != "" {
 		data["source"] = d.Source
 	}

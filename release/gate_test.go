@@ -315,3 +315,58 @@ func TestDecisionBeforeTheGateChangesNothing(t *testing.T) {
 		t.Error("an early decision changed the release")
 	}
 }
+
+// A decision meant for a gate that has closed is too late at the next one: an old link or a page
+// left open cannot decide a gate its decider never saw.
+func TestDecisionForAnEarlierGateIsTooLate(t *testing.T) {
+	fx := setup(t, release.Step{Weight: 0.1}, release.Step{Weight: 0.5})
+	ctx := context.Background()
+	r, _ := fx.st.GetRelease(ctx, "rel-1")
+	r.Phase, r.Step = release.AwaitingApproval, 1
+	r.Gates = []release.Gate{
+		{Step: 1, Kind: release.GateInconclusive, Opened: time.Now(), Decision: &release.Decision{Action: release.Approve, By: "ann", Via: release.ViaLink, At: time.Now()}},
+		{Step: 2, Kind: release.GateApproval, Opened: time.Now()},
+	}
+	if err := fx.st.UpdateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	_, err := release.Decide(ctx, fx.st, "rel-1", release.Decision{Action: release.Approve, By: "ann", Via: release.ViaLink, Gate: 1})
+	var late *release.TooLateError
+	if !errors.As(err, &late) || late.First == nil || late.First.By != "ann" {
+		t.Fatalf("a decision for gate 1 at gate 2: %v", err)
+	}
+	if cur, _ := fx.st.GetRelease(ctx, "rel-1"); cur.Revision != r.Revision || cur.Gates[1].Decision != nil {
+		t.Fatal("a decision for an earlier gate changed the release")
+	}
+	if _, l := decisions(t, fx.st); len(l) != 1 || !strings.Contains(l[0].Message, "gate 1 was already decided") {
+		t.Errorf("late entries %+v", l)
+	}
+	if _, err := release.Decide(ctx, fx.st, "rel-1", release.Decision{Action: release.Approve, By: "bo", Via: release.ViaLink, Gate: 2}); err != nil {
+		t.Fatalf("a decision for the open gate: %v", err)
+	}
+}
+
+// A promotion requested at an open gate closes that gate as an approval, so the record never
+// shows a promoted release whose gate still waits.
+func TestPromoteRequestAtAGateIsItsApproval(t *testing.T) {
+	fx := setupGated(t, release.Approval{AtStep: 1}, nil, release.Step{Weight: 0.1}, release.Step{Weight: 0.5})
+	done := runAsync(t, fx.engine(nil))
+	for {
+		r := waitGate(t, fx.st)
+		r.Request = &release.Request{Action: release.RequestPromote, By: "alice", Reason: "hotfix", At: time.Now()}
+		if err := fx.st.UpdateRelease(context.Background(), r); err == nil {
+			break
+		}
+	}
+	r := <-done
+	if r.Phase != release.Promoted {
+		t.Fatalf("ended %s", r.Describe())
+	}
+	d := r.Gates[0].Decision
+	if d == nil || d.Action != release.Approve || d.By != "alice" || !strings.Contains(d.Reason, "promotion requested: hotfix") {
+		t.Fatalf("the gate's decision %+v", d)
+	}
+	if got := transitions(t, fx.st, "rel-1"); got != "publishing shifting awaiting-approval promoting promoted" {
+		t.Errorf("transitions %q (the promotion skips step 2)", got)
+	}
+}

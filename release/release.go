@@ -190,7 +190,10 @@ func (r *Release) LastGate() *Gate {
 // Decision is what closed a gate: approve or roll back, by whom, through what, from where.
 type Decision struct {
 	Action DecisionAction `json:"action"`
-	By     string         `json:"by"`
+	// Gate is the gate (1-based) the decider saw and meant; 0: whichever is open. A decision
+	// for a gate that has since closed is too late, even when a later gate is open.
+	Gate int    `json:"gate,omitempty"`
+	By   string `json:"by"`
 	// Via is how it came: cli, dashboard, link, pre-approve or timeout.
 	Via       string    `json:"via"`
 	Source    string    `json:"source,omitempty"`

@@ -27,7 +27,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	rs, err := s.cfg.Store.ListReleases(r.Context(), store.Filter{Limit: metricsWindow})
 	if err != nil {
 		s.log.Printf("metrics: %v", err)
-		http.Error(w, "the store cannot be read: "+err.Error(), http.StatusServiceUnavailable)
+		http.Error(w, "the store cannot be read", http.StatusServiceUnavailable)
 		return
 	}
 	outcomes := map[string]float64{}

@@ -26,9 +26,11 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/aviary-deploy/aviary/links"
 	"github.com/aviary-deploy/aviary/release"
@@ -49,6 +51,9 @@ type Config struct {
 	// X-Forwarded-User); when a request has it, it says who decided. It also means the server
 	// is behind a proxy, so the client address is taken from X-Forwarded-For.
 	UserHeader string
+	// PublicURL is the address people reach the server at, when a proxy or a custom domain
+	// fronts it (AVIARY_URL): forms posted from it are this server's own.
+	PublicURL string
 	// Refresh is how often a live release's page reloads itself (default 5 s).
 	Refresh time.Duration
 	// Now is the clock (default time.Now).
@@ -63,6 +68,8 @@ type Server struct {
 	mux  *http.ServeMux
 	tmpl *template.Template
 	log  *log.Logger
+
+	publicHost string // PublicURL's host
 
 	mu       sync.Mutex
 	failures map[string]*loginFailures // wrong admin tokens, by client address
@@ -106,6 +113,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), tmpl: t, log: log.New(cfg.Log, "aviary serve: ", log.LstdFlags), failures: map[string]*loginFailures{}}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("web: the public URL %q is not a URL", cfg.PublicURL)
+		}
+		s.publicHost = u.Host
+	}
 	static, _ := fs.Sub(assets, "static")
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	s.mux.HandleFunc("GET /{$}", s.releases)
@@ -268,8 +282,8 @@ func (s *Server) load(w http.ResponseWriter, r *http.Request, id string) (*relea
 }
 
 func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.Printf("store: %v", err)
-	s.fail(w, r, http.StatusServiceUnavailable, problem{Heading: "The store cannot be read", Detail: err.Error(), Hint: "Nothing was changed. Try again in a moment."})
+	s.log.Printf("store: %v", err) // the details (tables, accounts, roles) go to the log only
+	s.fail(w, r, http.StatusServiceUnavailable, problem{Heading: "The store cannot be read", Detail: "The server could not reach the store that keeps releases; its log says why.", Hint: "Nothing was changed. Try again in a moment."})
 }
 
 func (s *Server) refreshSeconds() int { return max(1, int(s.cfg.Refresh/time.Second)) }
@@ -329,7 +343,7 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := confirmData{R: rel, Action: c.Action, Token: token, Expires: c.Expires, ProxyUser: s.proxyUser(r)}
-	if closed, first := closedReason(rel); closed != "" {
+	if closed, first := closedReason(rel, c.Gate); closed != "" {
 		d.Closed, d.Decided = closed, first
 	} else {
 		d.CSRF = s.cfg.Signer.CSRF(s.csrfCookie(w, r), token)
@@ -341,10 +355,16 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "confirm.html", page{Title: title, Data: d})
 }
 
-// closedReason says why a release can no longer be decided at a gate, or "" when it can.
-func closedReason(rel *release.Release) (string, *release.Decision) {
-	if rel.OpenGate() != nil {
+// closedReason says why a release can no longer be decided at gate (1-based; 0: whichever is
+// open), or "" when it can.
+func closedReason(rel *release.Release, gate int) (string, *release.Decision) {
+	if rel.OpenGate() != nil && (gate == 0 || gate == len(rel.Gates)) {
 		return "", nil
+	}
+	if gate >= 1 && gate <= len(rel.Gates) && gate != len(rel.Gates) {
+		if d := rel.Gates[gate-1].Decision; d != nil {
+			return fmt.Sprintf("The gate this link was made for was already decided: %s by %s via %s at %s. The release has moved on since.", d.Action, d.By, d.Via, d.At.UTC().Format(time.RFC1123)), d
+		}
 	}
 	if g := rel.LastGate(); g != nil && g.Decision != nil {
 		d := g.Decision
@@ -381,7 +401,7 @@ func (s *Server) linkDecide(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.decide(w, r, c.Release, release.Decision{Action: c.Action, By: by, Via: release.ViaLink, Reason: strings.TrimSpace(r.PostForm.Get("reason"))})
+	s.decide(w, r, c.Release, release.Decision{Action: c.Action, Gate: c.Gate, By: by, Via: release.ViaLink, Reason: truncate(strings.TrimSpace(r.PostForm.Get("reason")), 300)})
 }
 
 // decider is who decides: the proxy's user, or the name typed on the page.
@@ -390,7 +410,7 @@ func (s *Server) decider(w http.ResponseWriter, r *http.Request, typed string) (
 		return u, true
 	}
 	name := strings.TrimSpace(typed)
-	if name == "" || len(name) > 100 || strings.ContainsAny(name, "\r\n\t") {
+	if name == "" || len(name) > 100 || strings.ContainsFunc(name, unicode.IsControl) {
 		s.fail(w, r, http.StatusBadRequest, problem{Heading: "Say who you are", Detail: "The decision needs your name (up to 100 characters) for the audit trail.", Hint: "Nothing was changed. Go back, type your name and press the button again."})
 		return "", false
 	}
@@ -405,7 +425,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, id string, d rel
 	switch {
 	case errors.As(err, &late):
 		s.log.Printf("too late: %s of %s by %s from %s", d.Action, id, d.By, d.Source)
-		closed, _ := closedReason(late.Release)
+		closed, _ := closedReason(late.Release, d.Gate)
 		s.render(w, r, http.StatusConflict, "decided.html", page{Title: "Too late", Data: decidedData{R: late.Release, D: d, Late: true, Closed: closed}})
 	case errors.Is(err, release.ErrNotWaiting):
 		s.fail(w, r, http.StatusConflict, problem{Heading: "Not waiting for a decision", Detail: err.Error() + ".", Hint: "Nothing was changed.", Release: rel})
@@ -465,7 +485,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.cfg.Signer.Session(name, s.cfg.Now().Add(sessionTTL)), Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.cfg.Signer.Session(name, s.cfg.AdminToken, s.cfg.Now().Add(sessionTTL)), Path: "/", HttpOnly: true,
 		Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL / time.Second)})
 	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
 }
@@ -483,7 +503,7 @@ func (s *Server) session(r *http.Request) (name, id string, ok bool) {
 	if err != nil {
 		return "", "", false
 	}
-	return s.cfg.Signer.CheckSession(c.Value, s.cfg.Now())
+	return s.cfg.Signer.CheckSession(c.Value, s.cfg.AdminToken, s.cfg.Now())
 }
 
 func (s *Server) sessionCSRF(w http.ResponseWriter, r *http.Request, sid string) string {
@@ -509,18 +529,19 @@ func (s *Server) adminDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	action := release.DecisionAction(r.PathValue("action"))
-	reason := strings.TrimSpace(r.PostForm.Get("reason"))
+	reason := truncate(strings.TrimSpace(r.PostForm.Get("reason")), 300)
+	gate, _ := strconv.Atoi(r.PostForm.Get("gate")) // the gate the page showed; 0: none
 	switch action {
 	case release.Approve:
-		s.decide(w, r, id, release.Decision{Action: release.Approve, By: name, Via: release.ViaDashboard, Reason: reason})
+		s.decide(w, r, id, release.Decision{Action: release.Approve, Gate: gate, By: name, Via: release.ViaDashboard, Reason: reason})
 	case release.DecideRollback:
 		rel, err := s.cfg.Store.GetRelease(r.Context(), id)
 		if err != nil {
 			s.storeFailed(w, r, err)
 			return
 		}
-		if rel.OpenGate() != nil {
-			s.decide(w, r, id, release.Decision{Action: release.DecideRollback, By: name, Via: release.ViaDashboard, Reason: reason})
+		if rel.OpenGate() != nil || gate > 0 {
+			s.decide(w, r, id, release.Decision{Action: release.DecideRollback, Gate: gate, By: name, Via: release.ViaDashboard, Reason: reason})
 			return
 		}
 		s.requestRollback(w, r, id, name, reason)
@@ -538,7 +559,7 @@ func (s *Server) requestRollback(w http.ResponseWriter, r *http.Request, id, by,
 	src := "dashboard from " + s.clientAddr(r)
 	rel, err := release.Change(r.Context(), s.cfg.Store, id, by, src, func(rel *release.Release) (*release.Event, error) {
 		if rel.Phase.Final() {
-			return nil, fmt.Errorf("release %s has ended (%s): roll it back with `aviary rollback %s`, which moves the aliases itself", rel.ID, rel.Describe(), rel.ID)
+			return nil, fmt.Errorf("%w (%s): roll it back with `aviary rollback %s`, which moves the aliases itself", errEnded, rel.Describe(), rel.ID)
 		}
 		if rel.Request != nil && rel.Request.Action == release.RequestRollback {
 			return nil, nil
@@ -548,12 +569,19 @@ func (s *Server) requestRollback(w http.ResponseWriter, r *http.Request, id, by,
 			Data: map[string]any{"userAgent": truncate(r.UserAgent(), 300), "source": s.clientAddr(r)}}, nil
 	})
 	if err != nil {
+		if !errors.Is(err, errEnded) {
+			s.storeFailed(w, r, err)
+			return
+		}
 		s.fail(w, r, http.StatusConflict, problem{Heading: "Not rolled back", Detail: err.Error(), Hint: "Nothing was changed.", Release: rel})
 		return
 	}
 	s.log.Printf("%s: rollback requested by %s from %s", id, by, s.clientAddr(r))
 	http.Redirect(w, r, "/releases/"+url.PathEscape(id), http.StatusSeeOther)
 }
+
+// errEnded: a release that has ended cannot be asked to roll back from here.
+var errEnded = errors.New("the release has ended")
 
 // ---- helpers ----
 
@@ -565,7 +593,10 @@ func (s *Server) csrfCookie(w http.ResponseWriter, r *http.Request) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	v := hex.EncodeToString(b)
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
+	// Lax, not Strict: a link opened from chat is a cross-site navigation, and a Strict cookie
+	// would not come with it, so a fresh one would spoil every other form open in the browser.
+	// The form's token, bound to this cookie, is what stops forged posts.
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode})
 	r.AddCookie(&http.Cookie{Name: csrfCookie, Value: v}) // later renders of this request see it
 	return v
 }
@@ -578,7 +609,7 @@ func (s *Server) sameOrigin(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		u, err := url.Parse(o)
-		if err != nil || !strings.EqualFold(u.Host, r.Host) {
+		if err != nil || !(strings.EqualFold(u.Host, r.Host) || s.publicHost != "" && strings.EqualFold(u.Host, s.publicHost)) {
 			s.fail(w, r, http.StatusForbidden, problem{Heading: "Refused a form from another site", Detail: fmt.Sprintf("The form came from %s.", o), Hint: "Nothing was changed."})
 			return false
 		}
@@ -593,12 +624,15 @@ func (s *Server) proxyUser(r *http.Request) string {
 	return truncate(strings.TrimSpace(r.Header.Get(s.cfg.UserHeader)), 100)
 }
 
-// clientAddr is where a request came from: behind a proxy, the first X-Forwarded-For address.
+// clientAddr is where a request came from: behind a proxy, the address the proxy saw, which is
+// the last X-Forwarded-For entry (the ones before it are the client's to write).
 func (s *Server) clientAddr(r *http.Request) string {
 	if s.cfg.UserHeader != "" {
-		if f := r.Header.Get("X-Forwarded-For"); f != "" {
-			first, _, _ := strings.Cut(f, ",")
-			return strings.TrimSpace(first)
+		if f := r.Header.Values("X-Forwarded-For"); len(f) > 0 {
+			all := strings.Split(f[len(f)-1], ",")
+			if last := strings.TrimSpace(all[len(all)-1]); last != "" {
+				return truncate(last, 64)
+			}
 		}
 	}
 	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
@@ -613,7 +647,11 @@ func secure(r *http.Request) bool {
 
 // safeNext keeps a redirect on this server.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\") || strings.ContainsFunc(next, unicode.IsControl) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next
@@ -642,8 +680,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if _, err := s.cfg.Store.ListReleases(ctx, store.Filter{Limit: 1}); err != nil {
+		s.log.Printf("healthz: store: %v", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "store: %v\n", err)
+		io.WriteString(w, "the store does not answer\n")
 		return
 	}
 	io.WriteString(w, "ok\n")

@@ -78,7 +78,7 @@ func (fx *fixture) waiting(t *testing.T, id string) *release.Release {
 }
 
 func (fx *fixture) link(id string, a release.DecisionAction, expires time.Time) string {
-	return fx.signer.URL(fx.srv.URL, id, a, expires)
+	return fx.signer.URL(fx.srv.URL, id, 1, a, expires)
 }
 
 func (fx *fixture) get(t *testing.T, id string) *release.Release {
@@ -179,7 +179,7 @@ func TestBadLinksShowAnErrorAndChangeNothing(t *testing.T) {
 		"wrong action": {fx.srv.URL + "/gate/rollback?t=" + url.QueryEscape(tok), "This link is for another action"},
 		"unsigned":     {fx.srv.URL + "/gate/approve?t=" + strings.Split(tok, ".")[0], "This link is not valid"},
 		"no token":     {fx.srv.URL + "/gate/approve", "This link is not valid"},
-		"other secret": {other.URL(fx.srv.URL, "rel-1", release.Approve, time.Now().Add(time.Hour)), "This link is not valid"},
+		"other secret": {other.URL(fx.srv.URL, "rel-1", 1, release.Approve, time.Now().Add(time.Hour)), "This link is not valid"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := browser(t)
@@ -358,7 +358,7 @@ func TestProxyUserSaysWhoDecided(t *testing.T) {
 	post, _ := http.NewRequest("POST", fx.srv.URL+"/gate/approve", strings.NewReader(f.Encode()))
 	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	post.Header.Set("X-Forwarded-User", "alice@example.com")
-	post.Header.Set("X-Forwarded-For", "203.0.113.9, 10.0.0.2")
+	post.Header.Set("X-Forwarded-For", "198.51.100.66, 203.0.113.9") // the first is the client's to write; the proxy appended the last
 	if code, body := read(t)(c.Do(post)); code != 200 {
 		t.Fatalf("%d\n%s", code, body)
 	}
@@ -526,5 +526,77 @@ func TestWrongAdminTokensAreLimited(t *testing.T) {
 	code, body := read(t)(c.PostForm(fx.srv.URL+"/login", lf))
 	if code != http.StatusTooManyRequests || !strings.Contains(body, "Too many wrong tokens") {
 		t.Fatalf("after five guesses: %d\n%s", code, body)
+	}
+}
+
+// A link made for one gate cannot decide a later one: its page says the gate was decided, and
+// its POST is too late.
+func TestLinkForAnEarlierGate(t *testing.T) {
+	fx := setup(t, web.Config{})
+	fx.waiting(t, "rel-1")
+	c := browser(t)
+	_, page := read(t)(c.Get(fx.link("rel-1", release.Approve, time.Now().Add(time.Hour))))
+	f := form(t, page)
+	f.Set("name", "first")
+	if code, _ := read(t)(c.PostForm(fx.srv.URL+"/gate/approve", f)); code != 200 {
+		t.Fatalf("the first decision: %d", code)
+	}
+	// The release moves on to a second gate.
+	r := fx.get(t, "rel-1")
+	r.Gates = append(r.Gates, release.Gate{Step: 2, Kind: release.GateApproval, Opened: time.Now(), Why: "after step 2"})
+	if err := fx.st.UpdateRelease(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	_, page = read(t)(c.Get(fx.link("rel-1", release.Approve, time.Now().Add(time.Hour))))
+	if !strings.Contains(page, "The gate this link was made for was already decided") || strings.Contains(page, `name="csrf"`) {
+		t.Errorf("an old gate's link:\n%s", page)
+	}
+	f.Set("name", "replayer")
+	if code, body := read(t)(c.PostForm(fx.srv.URL+"/gate/approve", f)); code != http.StatusConflict || !strings.Contains(body, "Too late") {
+		t.Fatalf("the old form posted again: %d\n%s", code, body)
+	}
+	if d := fx.get(t, "rel-1").Gates[1].Decision; d != nil {
+		t.Fatalf("an old link decided the second gate: %+v", d)
+	}
+}
+
+func TestHardening(t *testing.T) {
+	fx := setup(t, web.Config{AdminToken: "let-me-in-please", PublicURL: "https://gate.example.com"})
+	fx.waiting(t, "rel-1")
+	c := browser(t)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// A redirect after login stays on this server.
+	_, login := read(t)(c.Get(fx.srv.URL + "/login"))
+	lf := form(t, login)
+	lf.Set("name", "olga")
+	lf.Set("token", "let-me-in-please")
+	for _, next := range []string{"/\t/evil.example", "//evil.example", "/\\evil.example", "https://evil.example/", "/%0a/evil"} {
+		lf.Set("next", next)
+		resp, err := c.PostForm(fx.srv.URL+"/login", lf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || (loc != "/" && loc != "/%0a/evil") {
+			t.Errorf("next=%q: %d to %q", next, resp.StatusCode, loc)
+		}
+	}
+	// A form posted from the public address (a proxy's domain) is this server's own.
+	c2 := browser(t)
+	_, page := read(t)(c2.Get(fx.link("rel-1", release.Approve, time.Now().Add(time.Hour))))
+	f := form(t, page)
+	f.Set("name", "bad\x1bname")
+	req, _ := http.NewRequest("POST", fx.srv.URL+"/gate/approve", strings.NewReader(f.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://gate.example.com")
+	if code, body := read(t)(c2.Do(req)); code != http.StatusBadRequest || !strings.Contains(body, "Say who you are") {
+		t.Errorf("a name with a control character: %d", code)
+	}
+	f.Set("name", "Proxy Patty")
+	req, _ = http.NewRequest("POST", fx.srv.URL+"/gate/approve", strings.NewReader(f.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://gate.example.com")
+	if code, body := read(t)(c2.Do(req)); code != 200 {
+		t.Errorf("from the public address: %d\n%s", code, body)
 	}
 }

@@ -39,6 +39,9 @@
 //	                         whoever logs in with it; at least 12 characters, long and random
 //	AVIARY_USER_HEADER       optional: the header an authenticating proxy names the user in
 //	                         (such as X-Forwarded-User); see above
+//	AVIARY_URL               optional: the address people use when a custom domain (such as a
+//	                         CloudFront distribution) fronts the function URL, so that forms
+//	                         posted from it are accepted as the gate's own
 //
 // DynamoDB is reached through the standard AWS configuration chain (the function's role; the
 // region Lambda runs in; AWS_ENDPOINT_URL_DYNAMODB to point it elsewhere).
@@ -128,7 +131,8 @@ func newHandler(ctx context.Context) (http.Handler, error) {
 		Signer:     signer,
 		AdminToken: admin,
 		UserHeader: strings.TrimSpace(os.Getenv("AVIARY_USER_HEADER")),
-		Log:        os.Stderr, // the function's log
+		PublicURL:  os.Getenv("AVIARY_URL"), // a custom domain in front of the function URL
+		Log:        os.Stderr,               // the function's log
 	})
 	if err != nil {
 		st.Close()

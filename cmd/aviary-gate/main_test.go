@@ -156,7 +156,7 @@ func TestGateThroughFunctionURL(t *testing.T) {
 	})
 
 	t.Run("a signed link approves", func(t *testing.T) {
-		link := signer.URL(fn.URL, "rel-1", release.Approve, time.Now().Add(time.Hour))
+		link := signer.URL(fn.URL, "rel-1", 1, release.Approve, time.Now().Add(time.Hour))
 		code, page := get(t, c, link)
 		if code != 200 {
 			t.Fatalf("GET the link: %d\n%s", code, page)
@@ -200,7 +200,7 @@ func TestGateThroughFunctionURL(t *testing.T) {
 
 	t.Run("a tampered link is refused and changes nothing", func(t *testing.T) {
 		before, _ := getRelease(t, st, "rel-2")
-		good := signer.URL(fn.URL, "rel-2", release.Approve, time.Now().Add(time.Hour))
+		good := signer.URL(fn.URL, "rel-2", 1, release.Approve, time.Now().Add(time.Hour))
 		u, err := url.Parse(good)
 		if err != nil {
 			t.Fatal(err)

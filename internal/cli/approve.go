@@ -58,16 +58,17 @@ func (c *approveCmd) Run(e *env) error {
 	return finish(e, c.outputFlags, log, final, err)
 }
 
-// decideAtGate makes an operator's promote or rollback the gate's decision too, when the release
-// waits at one, so that the first decision still wins. It says whether a decision was recorded.
-func decideAtGate(e *env, st release.Store, r *release.Release, action release.DecisionAction, reason string) (bool, error) {
+// decideAtGate makes an operator's rollback the gate's decision too, when the release waits at
+// one, so that the first decision still wins there. It returns the decision that came first, if
+// one did (the rollback still goes ahead: an operator's rollback always applies).
+func decideAtGate(e *env, st release.Store, r *release.Release, action release.DecisionAction, reason string) (*release.Decision, error) {
 	if r.OpenGate() == nil {
-		return false, nil
+		return nil, nil
 	}
-	_, err := release.Decide(e.ctx, st, r.ID, release.Decision{Action: action, By: actor(), Via: release.ViaCLI, Source: source(), Reason: reason, At: time.Now()})
+	_, err := release.Decide(e.ctx, st, r.ID, release.Decision{Action: action, By: actor(), Via: release.ViaCLI, Source: source(), Reason: reason, At: time.Now(), Gate: len(r.Gates)})
 	var late *release.TooLateError
 	if errors.As(err, &late) {
-		return false, nil
+		return late.First, nil
 	}
-	return err == nil, err
+	return nil, err
 }

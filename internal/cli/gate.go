@@ -128,7 +128,8 @@ func (k *gateKit) links(r *release.Release) (approve, rollback string, expires t
 	if g := r.OpenGate(); g != nil && !g.Deadline.IsZero() {
 		expires = g.Deadline
 	}
-	return k.signer.URL(k.base, r.ID, release.Approve, expires), k.signer.URL(k.base, r.ID, release.DecideRollback, expires), expires
+	n := len(r.Gates)
+	return k.signer.URL(k.base, r.ID, n, release.Approve, expires), k.signer.URL(k.base, r.ID, n, release.DecideRollback, expires), expires
 }
 
 func (k *gateKit) releaseURL(r *release.Release) string {

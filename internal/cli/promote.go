@@ -28,7 +28,7 @@ func (c *promoteCmd) Run(e *env) error {
 	log := logWriter(e, c.outputFlags)
 	// At a gate, the promotion is the gate's decision too: it fails if someone decided first.
 	if r.OpenGate() != nil {
-		_, err := release.Decide(e.ctx, st, r.ID, release.Decision{Action: release.Approve, By: actor(), Via: release.ViaCLI, Source: source(), Reason: c.Reason, At: time.Now()})
+		_, err := release.Decide(e.ctx, st, r.ID, release.Decision{Action: release.Approve, By: actor(), Via: release.ViaCLI, Source: source(), Reason: c.Reason, At: time.Now(), Gate: len(r.Gates)})
 		var late *release.TooLateError
 		if errors.As(err, &late) {
 			return exitError{ExitTooLate, err}

@@ -80,8 +80,13 @@ func (c *rollbackCmd) Run(e *env) error {
 		}
 	default:
 		// At a gate, the rollback is the gate's decision too (unless someone decided first).
-		if _, err := decideAtGate(e, st, r, release.DecideRollback, reason); err != nil {
+		first, err := decideAtGate(e, st, r, release.DecideRollback, reason)
+		if err != nil {
 			return err
+		}
+		if first != nil && first.Action == release.Approve {
+			fmt.Fprintf(log, "The gate was approved first, by %s via %s; rolling back all the same, as an operator's rollback always does.\n", first.By, first.Via)
+			reason += fmt.Sprintf(" (after the gate's approval by %s)", first.By)
 		}
 		if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (*release.Event, error) {
 			if r.Request != nil && r.Request.Action == release.RequestRollback {

@@ -70,7 +70,7 @@ func (c *serveCmd) Run(e *env) error {
 	if admin != "" && len(admin) < 12 {
 		return badInput("AVIARY_ADMIN_TOKEN is %d characters; use at least 12 (anyone who guesses it can approve releases)", len(admin))
 	}
-	h, err := web.New(web.Config{Store: st, Signer: signer, AdminToken: admin, UserHeader: c.UserHeader, Log: e.stderr})
+	h, err := web.New(web.Config{Store: st, Signer: signer, AdminToken: admin, UserHeader: c.UserHeader, PublicURL: dashboardURL(m), Log: e.stderr})
 	if err != nil {
 		return err
 	}
@@ -133,8 +133,8 @@ func (c *linkCmd) Run(e *env) error {
 	if !g.Deadline.IsZero() && g.Deadline.Before(expires) {
 		expires = g.Deadline
 	}
-	approve := kit.signer.URL(kit.base, r.ID, release.Approve, expires)
-	rollback := kit.signer.URL(kit.base, r.ID, release.DecideRollback, expires)
+	approve := kit.signer.URL(kit.base, r.ID, len(r.Gates), release.Approve, expires)
+	rollback := kit.signer.URL(kit.base, r.ID, len(r.Gates), release.DecideRollback, expires)
 	if c.json() {
 		return writeJSON(e.stdout, map[string]any{"release": r.ID, "approve": approve, "rollback": rollback, "expires": expires})
 	}
