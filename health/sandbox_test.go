@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
-	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/internal/examplefn"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/sandbox"
@@ -24,21 +23,7 @@ import (
 // the invocation does. Smoke invocations are not counted as traffic.
 func TestLogsOnTheSandbox(t *testing.T) {
 	ctx := context.Background()
-	srv, err := sandbox.Start(ctx, sandbox.Options{UpdateDelay: -1, ControlRate: -1, MetricResolution: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	cfg, err := awsconfig.Load(ctx, awsconfig.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cfg := onSandbox(t)
 	root, err := examplefn.Root(".")
 	if err != nil {
 		t.Fatal(err)
@@ -124,22 +109,7 @@ func TestLogsOnTheSandbox(t *testing.T) {
 // read.
 func TestMetricsWithoutLogs(t *testing.T) {
 	ctx := context.Background()
-	srv, err := sandbox.Start(ctx, sandbox.Options{UpdateDelay: -1, ControlRate: -1, MetricResolution: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-	cfg, err := awsconfig.Load(ctx, awsconfig.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, cfg := onSandbox(t)
 	root, err := examplefn.Root(".")
 	if err != nil {
 		t.Fatal(err)

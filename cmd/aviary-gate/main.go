@@ -76,13 +76,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
-	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/links"
 	"github.com/aviary-deploy/aviary/store"
-	"github.com/aviary-deploy/aviary/store/dynamo"
-	"github.com/aviary-deploy/aviary/store/sqlite"
+	"github.com/aviary-deploy/aviary/store/storeurl"
 	"github.com/aviary-deploy/aviary/web"
 	"github.com/aviary-deploy/aviary/web/lambdaurl"
 )
@@ -141,36 +137,19 @@ func newHandler(ctx context.Context) (http.Handler, error) {
 	return h, nil
 }
 
-// openStore opens a store URL as the CLI does: sqlite://PATH or dynamodb://TABLE.
+// openStore opens the store AVIARY_STORE names, as the CLI does.
 func openStore(ctx context.Context, url string) (store.Store, error) {
-	switch {
-	case url == "":
+	if url == "" {
 		return nil, errors.New("AVIARY_STORE is not set: set it to where releases are kept, dynamodb://TABLE (or sqlite://PATH)")
-	case strings.HasPrefix(url, "sqlite://"):
-		path := strings.TrimPrefix(url, "sqlite://")
-		if path == "" {
-			return nil, fmt.Errorf("AVIARY_STORE=%q names no file: use sqlite://PATH", url)
-		}
-		st, err := sqlite.Open(ctx, path)
-		if err != nil {
-			return nil, fmt.Errorf("AVIARY_STORE: open the store: %w", err)
-		}
-		return st, nil
-	case strings.HasPrefix(url, "dynamodb://"):
-		table := strings.TrimPrefix(url, "dynamodb://")
-		if len(table) < 3 || len(table) > 255 || strings.ContainsAny(table, "/?#") {
-			return nil, fmt.Errorf("AVIARY_STORE=%q: a DynamoDB table name is 3–255 letters, digits, _ - and .", url)
-		}
-		cfg, err := awsconfig.Load(ctx, awsconfig.Options{AppID: appID})
-		if err != nil {
-			return nil, err
-		}
-		if cfg.Region == "" {
-			return nil, errors.New("no AWS region for the DynamoDB store: set AWS_REGION")
-		}
-		return dynamo.Open(dynamodb.NewFromConfig(cfg), table), nil
 	}
-	return nil, fmt.Errorf("AVIARY_STORE=%q is not a store URL: use dynamodb://TABLE or sqlite://PATH", url)
+	st, err := storeurl.Open(ctx, url, appID)
+	switch {
+	case storeurl.IsBadURL(err):
+		return nil, fmt.Errorf("AVIARY_STORE=%w", err)
+	case err != nil:
+		return nil, fmt.Errorf("AVIARY_STORE: %w", err)
+	}
+	return st, nil
 }
 
 // initFailed reports err as the function's initialisation error through the Runtime API, as

@@ -25,8 +25,7 @@ import (
 	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/store"
-	"github.com/aviary-deploy/aviary/store/dynamo"
-	"github.com/aviary-deploy/aviary/store/sqlite"
+	"github.com/aviary-deploy/aviary/store/storeurl"
 )
 
 // More exit codes CI can branch on.
@@ -78,40 +77,20 @@ func (s storeFlags) url(m *manifest.Manifest) string {
 }
 
 func (s storeFlags) open(ctx context.Context, m *manifest.Manifest) (store.Store, error) {
-	url := s.url(m)
-	switch {
-	case strings.HasPrefix(url, "sqlite://"):
-		st, err := sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite://"))
-		if err != nil {
-			return nil, fmt.Errorf("open the store: %w", err)
-		}
-		return st, nil
-	case strings.HasPrefix(url, "dynamodb://"):
-		db, table, err := dynamoClient(ctx, url)
-		if err != nil {
-			return nil, err
-		}
-		return dynamo.Open(db, table), nil
+	st, err := storeurl.Open(ctx, s.url(m), appID)
+	if storeurl.IsBadURL(err) {
+		return nil, usageError{err}
 	}
-	return nil, usageError{fmt.Errorf("%q is not a store URL: use sqlite://PATH or dynamodb://TABLE", url)}
+	return st, err
 }
 
-// dynamoClient builds a DynamoDB client for a dynamodb://TABLE URL from the standard chain
-// (AWS_ENDPOINT_URL_DYNAMODB points it elsewhere, such as at dynalite, while AWS_ENDPOINT_URL
-// points the rest at a sandbox).
+// dynamoClient builds a DynamoDB client for a dynamodb://TABLE URL from the standard chain.
 func dynamoClient(ctx context.Context, url string) (*dynamodb.Client, string, error) {
-	table := strings.TrimPrefix(url, "dynamodb://")
-	if len(table) < 3 || strings.ContainsAny(table, "/?#") {
-		return nil, "", usageError{fmt.Errorf("%q: a DynamoDB table name is 3–255 letters, digits, _ - and .", url)}
+	db, table, err := storeurl.Dynamo(ctx, url, appID)
+	if storeurl.IsBadURL(err) {
+		return nil, "", usageError{err}
 	}
-	cfg, err := awsconfig.Load(ctx, awsconfig.Options{AppID: appID})
-	if err != nil {
-		return nil, "", err
-	}
-	if cfg.Region == "" {
-		return nil, "", usageError{errors.New("no AWS region for the DynamoDB store: set AWS_REGION")}
-	}
-	return dynamodb.NewFromConfig(cfg), table, nil
+	return db, table, err
 }
 
 // appID marks Aviary's requests in their User-Agent (and so in CloudTrail and the sandbox's log).

@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/aviary-deploy/aviary/internal/atomicfile"
 )
 
 // Config sets up a Service.
@@ -184,7 +186,7 @@ func (c *codeStore) put(zipBytes []byte) (key, codeSha256 string, err error) {
 	if _, err := os.Stat(path); err == nil {
 		return key, codeSha256, nil
 	}
-	return key, codeSha256, writeFileAtomic(path, zipBytes)
+	return key, codeSha256, atomicfile.Write(path, zipBytes)
 }
 
 func (c *codeStore) get(key string) ([]byte, error) {
@@ -336,29 +338,9 @@ func (s *Service) save() {
 	}
 	b, err := json.Marshal(persisted{Functions: s.fns})
 	if err == nil {
-		err = writeFileAtomic(s.statePath(), b)
+		err = atomicfile.Write(s.statePath(), b)
 	}
 	if err != nil {
 		s.cfg.Logger.Error("persist lambda state", "err", err)
 	}
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

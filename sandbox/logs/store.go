@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/aviary-deploy/aviary/internal/atomicfile"
 )
 
 // event is one stored log event. Events of a stream are kept sorted by (ts, seq); seq is unique
@@ -294,7 +296,7 @@ func (s *Service) save() error {
 	if meta != nil {
 		b, err := json.Marshal(meta)
 		if err == nil {
-			err = writeAtomic(s.metaPath(), b)
+			err = atomicfile.Write(s.metaPath(), b)
 		}
 		if err != nil {
 			s.mu.Lock()
@@ -372,7 +374,7 @@ func (s *Service) compact() error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(s.metaPath(), b)
+	return atomicfile.Write(s.metaPath(), b)
 }
 
 func (s *Service) load() error {
@@ -469,23 +471,4 @@ func (s *Service) replayEntry(e journalEntry, dead map[tombstone]bool) {
 		st.lastIngest = max(st.lastIngest, se.I)
 		s.seq = max(s.seq, se.S)
 	}
-}
-func writeAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
