@@ -88,7 +88,7 @@ func decisionEvents(t *testing.T, st store.Store, id string) (applied, late []re
 	return applied, late
 }
 
-// Seed 001: lower environments are pre-approved and go through the same machinery: the release
+// Lower environments are pre-approved and go through the same machinery: the release
 // waits at its gate, the system decides "approve", and the audit trail says so.
 func TestPreApprovedStagingPassesTheGate(t *testing.T) {
 	f := newFleet(t, 2, quick, "      canary:\n        - weight: 10%\n          bake: 1s")

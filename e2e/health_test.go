@@ -105,7 +105,7 @@ func (f *fleet) load(rate float64, payload string) (stop func()) {
 
 const flaky = `{"action":"flaky","rate":0.02}`
 
-// Seed 002: a canary that fails a share of one function's requests is caught from per-version
+// A canary that fails a share of one function's requests is caught from per-version
 // data in seconds and every function of the fleet rolls back; the record and the audit trail
 // carry the verdict with its numbers. A healthy release with the same traffic is promoted.
 func TestHealthJudgesTheFleet(t *testing.T) {

@@ -326,7 +326,7 @@ func countReleases(t *testing.T, f *fleet) int {
 	return len(rs)
 }
 
-// Seed 001's setup: Terraform created the alias on $LATEST. The first release pins it to a
+// A common setup: Terraform created the alias on $LATEST. The first release pins it to a
 // published version of the code it served before touching $LATEST, so a canary is possible and a
 // rollback goes back to that code.
 func TestAliasOnLatestIsPinnedFirst(t *testing.T) {

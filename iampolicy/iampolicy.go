@@ -1,6 +1,6 @@
 // Package iampolicy writes the least-privilege IAM policy for what Aviary does in one environment:
 // only its functions (and their versions and aliases), only the artifact bucket and prefix, only the
-// store's table. Seed 002 wanted CI to hold exactly these rights.
+// store's table: CI holds exactly the rights a release needs, and no more.
 package iampolicy
 
 import (
