@@ -76,7 +76,7 @@ type Server struct {
 	ln       net.Listener
 	http     *http.Server
 	handlers map[string]http.Handler
-	gate     *gatekeeper
+	limits   *limiter
 	log      *requestLog
 	closeMu  sync.Mutex
 	closed   bool
@@ -128,7 +128,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
 	}
 	s := &Server{URL: "http://" + ln.Addr().String(), Region: opts.Region, opts: opts, ln: ln, log: newRequestLog(200000), served: make(chan struct{})}
-	s.gate = newGatekeeper(opts.ControlRate, opts.ControlBurst, opts.Faults, s.log)
+	s.limits = newLimiter(opts.ControlRate, opts.ControlBurst, opts.Faults, s.log)
 
 	cw, err := cloudwatch.New(cloudwatch.Config{Region: opts.Region, Account: opts.Account, Resolution: opts.MetricResolution, DataDir: opts.DataDir, Logger: opts.Logger})
 	if err != nil {
@@ -161,10 +161,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.Lambda, s.S3, s.CloudWatch, s.Logs = lm, st, cw, lg
 	s.handlers = map[string]http.Handler{
-		"lambda":     lm.Handler(s.gate),
-		"s3":         st.Handler(s.gate),
-		"monitoring": cw.Handler(s.gate),
-		"logs":       lg.Handler(s.gate),
+		"lambda":     lm.Handler(s.limits),
+		"s3":         st.Handler(s.limits),
+		"monitoring": cw.Handler(s.limits),
+		"logs":       lg.Handler(s.limits),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -220,14 +220,14 @@ func (s *Server) OnRequest(fn func(Request)) {
 func (s *Server) ResetRequests() { s.log.reset() }
 
 // SetControlRate changes Lambda's control-plane quota (requests per second; 0 turns quotas off).
-func (s *Server) SetControlRate(rate float64, burst int) { s.gate.setQuota(rate, burst) }
+func (s *Server) SetControlRate(rate float64, burst int) { s.limits.setQuota(rate, burst) }
 
 // SetFaults replaces the fault settings.
 func (s *Server) SetFaults(f Faults) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
-	s.gate.setFaults(f)
+	s.limits.setFaults(f)
 	return nil
 }
 
@@ -354,7 +354,7 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 		s.ResetRequests()
 		w.WriteHeader(http.StatusNoContent)
 	case path == "faults" && r.Method == http.MethodGet:
-		writeJSON(http.StatusOK, s.gate.faults())
+		writeJSON(http.StatusOK, s.limits.faults())
 	case path == "faults" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
 		var f Faults
 		if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
@@ -365,7 +365,7 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusBadRequest, err.Error())
 			return
 		}
-		writeJSON(http.StatusOK, s.gate.faults())
+		writeJSON(http.StatusOK, s.limits.faults())
 	case path == "quota" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
 		var q struct {
 			Rate  float64 `json:"rate"`
@@ -378,7 +378,7 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 		s.SetControlRate(q.Rate, q.Burst)
 		writeJSON(http.StatusOK, q)
 	case path == "faults" && r.Method == http.MethodDelete:
-		s.gate.setFaults(Faults{})
+		s.limits.setFaults(Faults{})
 		w.WriteHeader(http.StatusNoContent)
 	case strings.HasPrefix(path, "lambda/code/") && r.Method == http.MethodGet:
 		key := strings.TrimSuffix(strings.TrimPrefix(path, "lambda/code/"), ".zip")

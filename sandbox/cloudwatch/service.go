@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aviary-deploy/aviary/sandbox/gate"
+	"github.com/aviary-deploy/aviary/sandbox/limits"
 )
 
 // Config sets up a Service.
@@ -129,7 +129,7 @@ func newRequestID() string {
 }
 
 // Handler serves the CloudWatch API in whichever protocol a request speaks.
-func (s *Service) Handler(g gate.Gate) http.Handler {
+func (s *Service) Handler(l limits.Limiter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reqID := newRequestID()
 		p, op, err := detect(r)
@@ -143,8 +143,8 @@ func (s *Service) Handler(g gate.Gate) http.Handler {
 				Message: fmt.Sprintf("The action %s is not valid for this web service (the sandbox's CloudWatch serves %s).", op, strings.Join(operationNames(), ", "))})
 			return
 		}
-		if ref := gate.Admit(g, r, gate.Op{Service: "monitoring", Name: op}); ref != nil {
-			if ref.Kind == gate.InjectedServerError {
+		if ref := limits.Admit(l, r, limits.Op{Service: "monitoring", Name: op}); ref != nil {
+			if ref.Kind == limits.InjectedServerError {
 				writeError(w, p, reqID, &apiError{Shape: "InternalServiceFault", Code: "InternalServiceError", Status: 500, Message: "Internal service error (injected by the sandbox's fault settings)."})
 			} else {
 				writeError(w, p, reqID, &apiError{Shape: "LimitExceededException", Code: "Throttling", Status: 400, Sender: true, Message: "Rate exceeded"})

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/aviary-deploy/aviary/sandbox/gate"
+	"github.com/aviary-deploy/aviary/sandbox/limits"
 )
 
 // route is one request, matched to its operation.
@@ -117,7 +117,7 @@ func match(method, escapedPath string) (route, bool) {
 }
 
 // Handler serves the Lambda API; gate is asked about every request once its operation is known.
-func (s *Service) Handler(g gate.Gate) http.Handler {
+func (s *Service) Handler(l limits.Limiter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("x-amzn-RequestId", newRevisionID())
 		rt, ok := match(r.Method, r.URL.EscapedPath())
@@ -132,14 +132,14 @@ func (s *Service) Handler(g gate.Gate) http.Handler {
 		if name, _, err := parseFunctionName(resource); err == nil {
 			resource = name
 		}
-		quota := gate.QuotaControlPlane
+		quota := limits.QuotaControlPlane
 		switch rt.op {
 		case "Invoke":
 			quota = ""
 		case "GetFunction":
-			quota = gate.QuotaGetFunction
+			quota = limits.QuotaGetFunction
 		}
-		if ref := gate.Admit(g, r, gate.Op{Service: "lambda", Name: rt.op, Resource: resource, Quota: quota}); ref != nil {
+		if ref := limits.Admit(l, r, limits.Op{Service: "lambda", Name: rt.op, Resource: resource, Quota: quota}); ref != nil {
 			writeError(w, refusalError(ref))
 			return
 		}
@@ -160,15 +160,15 @@ func peekFunctionName(r *http.Request) string {
 	return in.FunctionName
 }
 
-func refusalError(ref *gate.Refusal) *APIError {
+func refusalError(ref *limits.Refusal) *APIError {
 	switch ref.Kind {
-	case gate.RateLimited:
+	case limits.RateLimited:
 		secs := int(ref.RetryAfter.Seconds() + 0.999)
 		if secs < 1 {
 			secs = 1
 		}
 		return &APIError{Type: "TooManyRequestsException", Message: "Rate exceeded", Reason: "CallerRateLimitExceeded", RetryAfter: secs}
-	case gate.InjectedThrottle:
+	case limits.InjectedThrottle:
 		return &APIError{Type: "TooManyRequestsException", Message: "Rate exceeded", Reason: "CallerRateLimitExceeded", RetryAfter: 1}
 	default:
 		return &APIError{Type: "ServiceException", Message: "An internal error occurred (injected by the sandbox's fault settings)."}

@@ -20,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aviary-deploy/aviary/sandbox/gate"
+	"github.com/aviary-deploy/aviary/sandbox/limits"
 )
 
 // Config sets up a Service.
@@ -146,7 +146,7 @@ func streamNotFound() *apiError { return notFound("The specified log stream does
 func invalidToken() *apiError { return invalidParameter("The specified nextToken is invalid.") }
 
 // Handler serves the CloudWatch Logs API.
-func (s *Service) Handler(g gate.Gate) http.Handler {
+func (s *Service) Handler(l limits.Limiter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reqID := newRequestID()
 		target := r.Header.Get("X-Amz-Target")
@@ -167,8 +167,8 @@ func (s *Service) Handler(g gate.Gate) http.Handler {
 			writeError(w, reqID, &apiError{Type: "SerializationException", Status: http.StatusBadRequest, Message: err.Error()})
 			return
 		}
-		if ref := gate.Admit(g, r, gate.Op{Service: "logs", Name: op, Resource: peekGroup(body)}); ref != nil {
-			if ref.Kind == gate.InjectedServerError {
+		if ref := limits.Admit(l, r, limits.Op{Service: "logs", Name: op, Resource: peekGroup(body)}); ref != nil {
+			if ref.Kind == limits.InjectedServerError {
 				writeError(w, reqID, &apiError{Type: "ServiceUnavailableException", Status: http.StatusInternalServerError, Message: "The service cannot complete the request (injected by the sandbox's fault settings)."})
 			} else {
 				writeError(w, reqID, &apiError{Type: "ThrottlingException", Status: http.StatusBadRequest, Message: "Rate exceeded"})
