@@ -266,4 +266,3 @@ func (s *Service) writeREST(w http.ResponseWriter, req *Request, op *Operation, 
 	w.WriteHeader(status)
 	w.Write(b)
 }
-
