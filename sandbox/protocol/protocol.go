@@ -126,12 +126,18 @@ type Operation struct {
 	path    []string // REST path template segments; "{Label}" matches one segment
 	status  int      // REST success status
 	maxBody int64
-	call    func(ctx context.Context, req *Request, decode func(any) *Error) (any, *Error)
+	// tooLarge is the error an oversized body answers; nil means RequestEntityTooLargeException.
+	tooLarge func(limit int64) *Error
+	call     func(ctx context.Context, req *Request, decode func(any) *Error) (any, *Error)
 }
 
 // MaxBody sets the largest request body this operation accepts; a larger one is answered
 // RequestEntityTooLargeException (413).
 func (o *Operation) MaxBody(n int64) *Operation { o.maxBody = n; return o }
+
+// TooLarge names the modelled error an oversized body answers, for operations whose model has
+// one (Lambda's Invoke: RequestTooLargeException).
+func (o *Operation) TooLarge(f func(limit int64) *Error) *Operation { o.tooLarge = f; return o }
 
 // Handle registers an RPC operation (query, JSON or CBOR, whichever the request speaks).
 func Handle[In, Out any](s *Service, name string, h Handler[In, Out]) *Operation {
@@ -366,6 +372,9 @@ func (s *Service) readBody(req *Request, op *Operation) *Error {
 		// Read (and drop) the rest, so that a client still writing its body reads the answer
 		// instead of a reset connection.
 		_, _ = io.CopyN(io.Discard, req.HTTP.Body, 1<<30)
+		if op != nil && op.tooLarge != nil {
+			return op.tooLarge(limit)
+		}
 		return &Error{Code: "RequestEntityTooLargeException", Status: http.StatusRequestEntityTooLarge,
 			Message: fmt.Sprintf("Request must be smaller than %d bytes for the %s operation", limit, name)}
 	}
