@@ -1,6 +1,8 @@
-// Package sandbox serves AWS-compatible Lambda, S3, CloudWatch and CloudWatch Logs endpoints on one
-// local port, so that a release can be rehearsed with no AWS account. Requests are routed by the
-// service name in their SigV4 credential scope, as LocalStack does; signatures are not verified.
+// Package sandbox serves AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs and STS endpoints
+// on one local port, so that a release can be rehearsed with no AWS account. Requests are routed by
+// the service name in their SigV4 credential scope, as LocalStack does; signatures are not
+// verified. Every service but S3 (served by gofakes3) speaks through sandbox/protocol, one wire layer
+// for AWS's protocols and error envelopes.
 //
 // The rule it keeps: it is a product, not a test double. Where a deploy tool can tell the
 // difference it behaves as AWS documents — error codes and statuses, preconditions, pagination,
@@ -26,6 +28,7 @@ import (
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
 	"github.com/aviary-deploy/aviary/sandbox/logs"
 	"github.com/aviary-deploy/aviary/sandbox/s3"
+	"github.com/aviary-deploy/aviary/sandbox/sts"
 )
 
 // Options configure a Server. The zero value is a usable in-memory sandbox on a random port.
@@ -165,6 +168,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"s3":         st.Handler(s.limits),
 		"monitoring": cw.Handler(s.limits),
 		"logs":       lg.Handler(s.limits),
+		"sts":        sts.New(opts.Account).Handler(s.limits),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -243,7 +247,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch) and logs (CloudWatch Logs).", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs) and sts.", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
