@@ -157,7 +157,7 @@ func TestCreateFunctionFromS3(t *testing.T) {
 		t.Fatalf("invoke: %v %s", err, out.Payload)
 	}
 
-	// A missing artifact fails as it does on AWS (the message seed 000's CloudTrail shows).
+	// A missing artifact fails as it does on AWS (the message AWS answers).
 	_, err = e.lambda.UpdateFunctionCode(c, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("from-s3"), S3Bucket: aws.String("artifacts"), S3Key: aws.String("gone.zip")})
 	ipv := wantAPIError[*lambdatypes.InvalidParameterValueException](t, err, 400)
 	if want := "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: The specified key does not exist."; aws.ToString(ipv.Message) != want {

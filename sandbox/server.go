@@ -1,6 +1,8 @@
-// Package sandbox serves AWS-compatible Lambda, S3, CloudWatch and CloudWatch Logs endpoints on one
-// local port, so that a release can be rehearsed with no AWS account. Requests are routed by the
-// service name in their SigV4 credential scope, as LocalStack does; signatures are not verified.
+// Package sandbox serves AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs and STS endpoints
+// on one local port, so that a release can be rehearsed with no AWS account. Requests are routed by
+// the service name in their SigV4 credential scope, as LocalStack does; signatures are not
+// verified. Every service but S3 (served by gofakes3) speaks through sandbox/protocol, one wire layer
+// for AWS's protocols and error envelopes.
 //
 // The rule it keeps: it is a product, not a test double. Where a deploy tool can tell the
 // difference it behaves as AWS documents — error codes and statuses, preconditions, pagination,
@@ -26,6 +28,7 @@ import (
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
 	"github.com/aviary-deploy/aviary/sandbox/logs"
 	"github.com/aviary-deploy/aviary/sandbox/s3"
+	"github.com/aviary-deploy/aviary/sandbox/sts"
 )
 
 // Options configure a Server. The zero value is a usable in-memory sandbox on a random port.
@@ -76,7 +79,7 @@ type Server struct {
 	ln       net.Listener
 	http     *http.Server
 	handlers map[string]http.Handler
-	gate     *gatekeeper
+	limits   *limiter
 	log      *requestLog
 	closeMu  sync.Mutex
 	closed   bool
@@ -128,7 +131,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
 	}
 	s := &Server{URL: "http://" + ln.Addr().String(), Region: opts.Region, opts: opts, ln: ln, log: newRequestLog(200000), served: make(chan struct{})}
-	s.gate = newGatekeeper(opts.ControlRate, opts.ControlBurst, opts.Faults, s.log)
+	s.limits = newLimiter(opts.ControlRate, opts.ControlBurst, opts.Faults, s.log)
 
 	cw, err := cloudwatch.New(cloudwatch.Config{Region: opts.Region, Account: opts.Account, Resolution: opts.MetricResolution, DataDir: opts.DataDir, Logger: opts.Logger})
 	if err != nil {
@@ -161,10 +164,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.Lambda, s.S3, s.CloudWatch, s.Logs = lm, st, cw, lg
 	s.handlers = map[string]http.Handler{
-		"lambda":     lm.Handler(s.gate),
-		"s3":         st.Handler(s.gate),
-		"monitoring": cw.Handler(s.gate),
-		"logs":       lg.Handler(s.gate),
+		"lambda":     lm.Handler(s.limits),
+		"s3":         st.Handler(s.limits),
+		"monitoring": cw.Handler(s.limits),
+		"logs":       lg.Handler(s.limits),
+		"sts":        sts.New(opts.Account).Handler(s.limits),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -220,14 +224,14 @@ func (s *Server) OnRequest(fn func(Request)) {
 func (s *Server) ResetRequests() { s.log.reset() }
 
 // SetControlRate changes Lambda's control-plane quota (requests per second; 0 turns quotas off).
-func (s *Server) SetControlRate(rate float64, burst int) { s.gate.setQuota(rate, burst) }
+func (s *Server) SetControlRate(rate float64, burst int) { s.limits.setQuota(rate, burst) }
 
 // SetFaults replaces the fault settings.
 func (s *Server) SetFaults(f Faults) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
-	s.gate.setFaults(f)
+	s.limits.setFaults(f)
 	return nil
 }
 
@@ -243,7 +247,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch) and logs (CloudWatch Logs).", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs) and sts.", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -354,7 +358,7 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 		s.ResetRequests()
 		w.WriteHeader(http.StatusNoContent)
 	case path == "faults" && r.Method == http.MethodGet:
-		writeJSON(http.StatusOK, s.gate.faults())
+		writeJSON(http.StatusOK, s.limits.faults())
 	case path == "faults" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
 		var f Faults
 		if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
@@ -365,7 +369,7 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusBadRequest, err.Error())
 			return
 		}
-		writeJSON(http.StatusOK, s.gate.faults())
+		writeJSON(http.StatusOK, s.limits.faults())
 	case path == "quota" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
 		var q struct {
 			Rate  float64 `json:"rate"`
@@ -378,7 +382,7 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 		s.SetControlRate(q.Rate, q.Burst)
 		writeJSON(http.StatusOK, q)
 	case path == "faults" && r.Method == http.MethodDelete:
-		s.gate.setFaults(Faults{})
+		s.limits.setFaults(Faults{})
 		w.WriteHeader(http.StatusNoContent)
 	case strings.HasPrefix(path, "lambda/code/") && r.Method == http.MethodGet:
 		key := strings.TrimSuffix(strings.TrimPrefix(path, "lambda/code/"), ".zip")

@@ -13,6 +13,7 @@ type sandboxCmd struct {
 	Addr           string        `default:"127.0.0.1:4566" help:"Address to listen on."`
 	Data           string        `placeholder:"DIR" help:"Keep functions, objects and alarms in DIR across restarts (default: in memory)."`
 	Region         string        `default:"us-east-1" help:"Region the sandbox answers as."`
+	Account        string        `default:"000000000000" help:"AWS account the sandbox answers as (ARNs, STS GetCallerIdentity)."`
 	ControlRate    float64       `default:"15" help:"Lambda control-plane quota in requests per second (AWS: 15); 0 turns it off."`
 	ControlBurst   int           `help:"Control-plane requests allowed at once (default: the rate)."`
 	UpdateDelay    time.Duration `default:"500ms" help:"How long a new function stays Pending and an update InProgress; 0 for none."`
@@ -22,7 +23,7 @@ type sandboxCmd struct {
 	FaultRate       float64       `help:"Share (0..1) of matching requests to fail on purpose."`
 	FaultKinds      []string      `help:"Failures to inject: throttle, 5xx (default both)." enum:"throttle,5xx"`
 	FaultLatency    time.Duration `help:"Latency to add to matching requests."`
-	FaultServices   []string      `help:"Only inject into these services (lambda, s3, monitoring)."`
+	FaultServices   []string      `help:"Only inject into these services (lambda, s3, monitoring, logs, sts)."`
 	FaultOperations []string      `help:"Only inject into these operations (e.g. UpdateAlias)."`
 	FaultSeed       uint64        `help:"Seed for the fault sequence, so a run can be repeated."`
 
@@ -31,7 +32,7 @@ type sandboxCmd struct {
 
 func (c *sandboxCmd) Run(e *env) error {
 	opts := sandbox.Options{
-		Addr: c.Addr, DataDir: c.Data, Region: c.Region,
+		Addr: c.Addr, DataDir: c.Data, Region: c.Region, Account: c.Account,
 		ControlRate: c.ControlRate, ControlBurst: c.ControlBurst,
 		UpdateDelay: c.UpdateDelay, MetricResolution: c.MetricPeriod, MaxConcurrency: c.MaxConcurrency,
 		Faults: sandbox.Faults{
@@ -47,6 +48,9 @@ func (c *sandboxCmd) Run(e *env) error {
 	}
 	if c.ControlRate < 0 || c.FaultRate < 0 || c.FaultRate > 1 || c.MetricPeriod < time.Second {
 		return badInput("sandbox: --control-rate must be ≥ 0, --fault-rate within 0..1 and --metric-period at least 1s")
+	}
+	if len(c.Account) != 12 || strings.Trim(c.Account, "0123456789") != "" {
+		return badInput("sandbox: --account %q is not an AWS account ID (12 digits)", c.Account)
 	}
 	if c.Verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(e.stderr, nil))

@@ -49,7 +49,7 @@ func (s *Service) putMetricAlarm(in *putMetricAlarmInput) *apiError {
 	case in.Statistic == "" && in.ExtendedStatistic == "":
 		return missingParameter("Statistic or ExtendedStatistic")
 	case in.Statistic != "" && in.ExtendedStatistic != "":
-		return &apiError{Shape: "InvalidParameterCombinationException", Code: "InvalidParameterCombination", Status: 400, Sender: true,
+		return &apiError{Code: "InvalidParameterCombinationException",
 			Message: "Exactly one element of the parameters Statistic and ExtendedStatistic must be specified."}
 	case in.Statistic != "" && (!validStatistic(in.Statistic) || strings.HasPrefix(in.Statistic, "p")):
 		return invalidParameter("The parameter Statistic must be a value in the set [ Average, Sum, SampleCount, Maximum, Minimum ].")
@@ -83,7 +83,7 @@ func (s *Service) putMetricAlarm(in *putMetricAlarmInput) *apiError {
 			AlarmName:  in.AlarmName,
 			AlarmArn:   fmt.Sprintf("arn:aws:cloudwatch:%s:%s:alarm:%s", s.cfg.Region, s.cfg.Account, in.AlarmName),
 			StateValue: stateInsufficient, StateReason: "Unchecked: Initial alarm creation",
-			StateUpdatedTimestamp: ts{now}, StateTransitionedTimestamp: ts{now},
+			StateUpdatedTimestamp: ts{Time: now}, StateTransitionedTimestamp: ts{Time: now},
 		}}
 		s.alarms[in.AlarmName] = a
 	}
@@ -101,7 +101,7 @@ func (s *Service) putMetricAlarm(in *putMetricAlarmInput) *apiError {
 	}
 	m.Period, m.Unit, m.EvaluationPeriods, m.DatapointsToAlarm = in.Period, in.Unit, in.EvaluationPeriods, in.DatapointsToAlarm
 	m.Threshold, m.ComparisonOperator, m.TreatMissingData = *in.Threshold, in.ComparisonOperator, in.TreatMissingData
-	m.AlarmConfigurationUpdatedTimestamp = ts{now}
+	m.AlarmConfigurationUpdatedTimestamp = ts{Time: now}
 	// The first evaluation comes when the current period closes, as on AWS.
 	a.LastEvaluated = periodStart(now, m.Period)
 	verb := "updated"
@@ -126,7 +126,7 @@ func nonNil(s []string) []string {
 }
 
 func (s *Service) recordHistory(name string, t time.Time, typ, summary, data string) {
-	s.history = append(s.history, alarmHistoryItem{AlarmName: name, AlarmType: "MetricAlarm", Timestamp: ts{t}, HistoryItemType: typ, HistorySummary: summary, HistoryData: data})
+	s.history = append(s.history, alarmHistoryItem{AlarmName: name, AlarmType: "MetricAlarm", Timestamp: ts{Time: t}, HistoryItemType: typ, HistorySummary: summary, HistoryData: data})
 	if len(s.history) > 10000 {
 		s.history = s.history[len(s.history)-10000:]
 	}
@@ -137,7 +137,7 @@ func (s *Service) describeAlarms(in *describeAlarmsInput) (*describeAlarmsOutput
 		return nil, invalidParameter("The parameter MaxRecords must be between 1 and 100.")
 	}
 	if len(in.AlarmNames) > 0 && in.AlarmNamePrefix != "" {
-		return nil, &apiError{Shape: "InvalidParameterCombinationException", Code: "InvalidParameterCombination", Status: 400, Sender: true,
+		return nil, &apiError{Code: "InvalidParameterCombinationException",
 			Message: "AlarmNames and AlarmNamePrefix cannot be used together."}
 	}
 	s.mu.Lock()
@@ -224,7 +224,7 @@ func (s *Service) setAlarmState(in *setAlarmStateInput) *apiError {
 		return validationError(fmt.Sprintf("1 validation error detected: Value '%s' at 'stateValue' failed to satisfy constraint: Member must satisfy enum value set: [INSUFFICIENT_DATA, ALARM, OK]", in.StateValue))
 	}
 	if in.StateReasonData != "" && !json.Valid([]byte(in.StateReasonData)) {
-		return &apiError{Shape: "InvalidFormatFault", Code: "InvalidFormat", Status: 400, Sender: true, Message: "The StateReasonData must be valid JSON."}
+		return &apiError{Code: "InvalidFormatFault", Message: "The StateReasonData must be valid JSON."}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -296,12 +296,12 @@ func (s *Service) describeAlarmHistory(in *describeAlarmHistoryInput) (*describe
 // transition moves an alarm to a state, recording history when the state changes.
 func (s *Service) transition(a *alarm, now time.Time, state, reason, data string) {
 	old := a.StateValue
-	a.StateReason, a.StateReasonData, a.StateUpdatedTimestamp = reason, data, ts{now}
+	a.StateReason, a.StateReasonData, a.StateUpdatedTimestamp = reason, data, ts{Time: now}
 	if old == state {
 		return
 	}
 	a.StateValue = state
-	a.StateTransitionedTimestamp = ts{now}
+	a.StateTransitionedTimestamp = ts{Time: now}
 	s.recordHistory(a.AlarmName, now, "StateUpdate", fmt.Sprintf("Alarm updated from %s to %s", old, state),
 		fmt.Sprintf(`{"version":"1.0","oldState":{"stateValue":%q},"newState":{"stateValue":%q,"stateReason":%q}}`, old, state, reason))
 }

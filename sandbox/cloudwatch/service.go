@@ -6,7 +6,7 @@
 package cloudwatch
 
 import (
-	"crypto/rand"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +21,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aviary-deploy/aviary/sandbox/gate"
+	"github.com/aviary-deploy/aviary/sandbox/limits"
+	"github.com/aviary-deploy/aviary/sandbox/protocol"
 )
 
 // Config sets up a Service.
@@ -122,135 +123,42 @@ func (s *Service) Put(namespace, name string, dims []Dimension, unit string, t t
 	s.metrics.get(namespace, name, dims, unit, s.cfg.Resolution).add(t, v, 1, s.cfg.Retention)
 }
 
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+//go:generate go run ../protocol/errorsgen -model cloudwatch/2010-08-01 -o model_gen.go
 
-// Handler serves the CloudWatch API in whichever protocol a request speaks.
-func (s *Service) Handler(g gate.Gate) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reqID := newRequestID()
-		p, op, err := detect(r)
-		if err != nil {
-			writeError(w, p, reqID, &apiError{Shape: "UnknownOperationException", Code: "InvalidAction", Status: 400, Sender: true, Message: err.Error()})
-			return
-		}
-		h, ok := handlers[op]
-		if !ok {
-			writeError(w, p, reqID, &apiError{Shape: "UnknownOperationException", Code: "InvalidAction", Status: 400, Sender: true,
-				Message: fmt.Sprintf("The action %s is not valid for this web service (the sandbox's CloudWatch serves %s).", op, strings.Join(operationNames(), ", "))})
-			return
-		}
-		if ref := gate.Admit(g, r, gate.Op{Service: "monitoring", Name: op}); ref != nil {
-			if ref.Kind == gate.InjectedServerError {
-				writeError(w, p, reqID, &apiError{Shape: "InternalServiceFault", Code: "InternalServiceError", Status: 500, Message: "Internal service error (injected by the sandbox's fault settings)."})
-			} else {
-				writeError(w, p, reqID, &apiError{Shape: "LimitExceededException", Code: "Throttling", Status: 400, Sender: true, Message: "Rate exceeded"})
+// Handler serves the CloudWatch API in whichever protocol a request speaks (RPC v2 CBOR for
+// current SDKs, awsJson1_0, the query protocol for older SDKs and awscli); l is asked about every
+// request.
+func (s *Service) Handler(l limits.Limiter) http.Handler {
+	api := &protocol.Service{Name: "monitoring", Model: apiModel, Limits: l,
+		Refused: func(ref *limits.Refusal) *protocol.Error {
+			if ref.Kind == limits.InjectedServerError {
+				return &protocol.Error{Code: "InternalServiceFault", QueryCode: "InternalServiceError", Status: 500, Message: "Internal service error (injected by the sandbox's fault settings)."}
 			}
-			return
-		}
-		out, aerr := h(s, p, r)
-		if aerr != nil {
-			writeError(w, p, reqID, aerr)
-			return
-		}
-		writeOutput(w, p, op, reqID, out)
-	})
-}
-
-type handler func(s *Service, p protocol, r *http.Request) (any, *apiError)
-
-// decodeAs decodes an operation's input, turning decoding failures into the error AWS answers.
-func decodeAs[T any](p protocol, r *http.Request) (*T, *apiError) {
-	in := new(T)
-	if err := decodeInput(p, r, in); err != nil {
-		return nil, &apiError{Shape: "SerializationException", Code: "MalformedInput", Status: 400, Sender: true, Message: err.Error()}
+			return &protocol.Error{Code: "LimitExceededException", QueryCode: "Throttling", Status: 400, Message: "Rate exceeded"}
+		},
 	}
-	return in, nil
-}
-
-var handlers = map[string]handler{
-	"GetMetricData": func(s *Service, p protocol, r *http.Request) (any, *apiError) {
-		in, err := decodeAs[getMetricDataInput](p, r)
-		if err != nil {
-			return nil, err
-		}
-		return s.getMetricData(in)
-	},
-	"GetMetricStatistics": func(s *Service, p protocol, r *http.Request) (any, *apiError) {
-		in, err := decodeAs[getMetricStatisticsInput](p, r)
-		if err != nil {
-			return nil, err
-		}
-		return s.getMetricStatistics(in)
-	},
-	"PutMetricData": func(s *Service, p protocol, r *http.Request) (any, *apiError) {
-		in, err := decodeAs[putMetricDataInput](p, r)
-		if err != nil {
-			return nil, err
-		}
-		return nil, s.putMetricData(in)
-	},
-	"ListMetrics": func(s *Service, p protocol, r *http.Request) (any, *apiError) {
-		in, err := decodeAs[listMetricsInput](p, r)
-		if err != nil {
-			return nil, err
-		}
-		return s.listMetrics(in)
-	},
-	"PutMetricAlarm": func(s *Service, p protocol, r *http.Request) (any, *apiError) {
-		in, err := decodeAs[putMetricAlarmInput](p, r)
-		if err != nil {
-			return nil, err
-		}
-		return nil, s.putMetricAlarm(in)
-	},
-	"DescribeAlarms": func(s *Service, p protocol, r *http.Request) (any, *apiError) {
-		in, err := decodeAs[describeAlarmsInput](p, r)
-		if err != nil {
-			return nil, err
-		}
-		return s.describeAlarms(in)
-	},
-	"DescribeAlarmsForMetric": func(s *Service, p protocol, r *http.Request) (any, *apiError) {
-		in, err := decodeAs[describeAlarmsForMetricInput](p, r)
-		if err != nil {
-			return nil, err
-		}
+	handle(api, "GetMetricData", s.getMetricData)
+	handle(api, "GetMetricStatistics", s.getMetricStatistics)
+	handle(api, "PutMetricData", noOutput(s.putMetricData))
+	handle(api, "ListMetrics", s.listMetrics)
+	handle(api, "PutMetricAlarm", noOutput(s.putMetricAlarm))
+	handle(api, "DescribeAlarms", s.describeAlarms)
+	handle(api, "DescribeAlarmsForMetric", func(in *describeAlarmsForMetricInput) (*describeAlarmsForMetricOutput, *apiError) {
 		return s.describeAlarmsForMetric(in), nil
-	},
-	"SetAlarmState": func(s *Service, p protocol, r *http.Request) (any, *apiError) {
-		in, err := decodeAs[setAlarmStateInput](p, r)
-		if err != nil {
-			return nil, err
-		}
-		return nil, s.setAlarmState(in)
-	},
-	"DeleteAlarms": func(s *Service, p protocol, r *http.Request) (any, *apiError) {
-		in, err := decodeAs[deleteAlarmsInput](p, r)
-		if err != nil {
-			return nil, err
-		}
-		return nil, s.deleteAlarms(in)
-	},
-	"DescribeAlarmHistory": func(s *Service, p protocol, r *http.Request) (any, *apiError) {
-		in, err := decodeAs[describeAlarmHistoryInput](p, r)
-		if err != nil {
-			return nil, err
-		}
-		return s.describeAlarmHistory(in)
-	},
+	})
+	handle(api, "SetAlarmState", noOutput(s.setAlarmState))
+	handle(api, "DeleteAlarms", noOutput(s.deleteAlarms))
+	handle(api, "DescribeAlarmHistory", s.describeAlarmHistory)
+	return api
 }
 
-func operationNames() []string {
-	names := make([]string, 0, len(handlers))
-	for n := range handlers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+func handle[In, Out any](api *protocol.Service, name string, f func(*In) (*Out, *apiError)) {
+	protocol.Handle(api, name, func(_ context.Context, _ *protocol.Request, in *In) (*Out, *apiError) { return f(in) })
+}
+
+// noOutput adapts an operation whose output has no members.
+func noOutput[In any](f func(*In) *apiError) func(*In) (*struct{}, *apiError) {
+	return func(in *In) (*struct{}, *apiError) { return nil, f(in) }
 }
 
 // checkPeriod enforces what AWS requires of a period for metrics of the given storage
@@ -339,7 +247,7 @@ func (s *Service) getMetricData(in *getMetricDataInput) (*getMetricDataOutput, *
 				if total <= skip || emitted >= limit {
 					continue
 				}
-				res.Timestamps = append(res.Timestamps, ts{time.Unix(k, 0).UTC()})
+				res.Timestamps = append(res.Timestamps, ts{Time: time.Unix(k, 0).UTC()})
 				res.Values = append(res.Values, v)
 				emitted++
 			}
@@ -412,7 +320,7 @@ func (s *Service) getMetricStatistics(in *getMetricStatisticsInput) (*getMetricS
 	}
 	for _, k := range sortedKeys(points, false) {
 		b := points[k]
-		dp := datapoint{Timestamp: ts{time.Unix(k, 0).UTC()}, Unit: sr.Unit}
+		dp := datapoint{Timestamp: ts{Time: time.Unix(k, 0).UTC()}, Unit: sr.Unit}
 		if dp.Unit == "" {
 			dp.Unit = "None"
 		}
@@ -471,7 +379,7 @@ func (s *Service) putMetricData(in *putMetricDataInput) *apiError {
 			n++
 		}
 		if n != 1 {
-			return &apiError{Shape: "InvalidParameterCombinationException", Code: "InvalidParameterCombination", Status: 400, Sender: true,
+			return &apiError{Code: "InvalidParameterCombinationException",
 				Message: fmt.Sprintf("The parameters MetricData.member.%d.Value, MetricData.member.%d.StatisticValues and MetricData.member.%d.Values are mutually exclusive: specify exactly one of them.", i+1, i+1, i+1)}
 		}
 		if len(d.Counts) > 0 && len(d.Counts) != len(d.Values) {

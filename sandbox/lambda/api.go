@@ -1,203 +1,167 @@
 package lambda
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
+	"context"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 
-	"github.com/aviary-deploy/aviary/sandbox/gate"
+	"github.com/aviary-deploy/aviary/sandbox/limits"
+	"github.com/aviary-deploy/aviary/sandbox/protocol"
 )
 
-// route is one request, matched to its operation.
-type route struct {
-	op     string
-	fn     string // FunctionName path label, unescaped
-	alias  string // Name path label
-	handle func(s *Service, w http.ResponseWriter, r *http.Request, rt route)
-}
+//go:generate go run ../protocol/errorsgen -model lambda/2015-03-31 -o model_gen.go
 
-// match maps method and path to an operation, as the model's requestUri templates do.
-func match(method, escapedPath string) (route, bool) {
-	segs := strings.Split(strings.Trim(escapedPath, "/"), "/")
-	for i, s := range segs {
-		u, err := url.PathUnescape(s)
-		if err != nil {
-			return route{}, false
-		}
-		segs[i] = u
+// maxCodeRequest is the largest CreateFunction or UpdateFunctionCode request Lambda accepts: a
+// 50 MB zip (the direct-upload quota) base64-encoded in JSON. AWS answers a larger one with
+// RequestEntityTooLargeException naming this number.
+const maxCodeRequest = 69905067
+
+// Handler serves the Lambda API; l is asked about every request once its operation is known.
+func (s *Service) Handler(l limits.Limiter) http.Handler {
+	api := &protocol.Service{Name: "lambda", Model: apiModel, Limits: l, Classify: classify, Refused: refusalError,
+		DecodeError: func(err error) *protocol.Error {
+			return apiErr("InvalidRequestContentException", "Could not parse request body into json: %v", err)
+		},
 	}
-	if len(segs) < 2 {
-		return route{}, false
-	}
-	ver, coll := segs[0], segs[1]
-	rest := segs[2:]
-	switch {
-	case ver == "2016-08-19" && coll == "account-settings" && len(rest) == 0 && method == http.MethodGet:
-		return route{op: "GetAccountSettings", handle: (*Service).httpAccountSettings}, true
-	case coll != "functions":
-		return route{}, false
-	}
-	if ver == "2015-03-31" && len(rest) == 0 {
-		switch method {
-		case http.MethodPost:
-			return route{op: "CreateFunction", handle: (*Service).httpCreateFunction}, true
-		case http.MethodGet:
-			return route{op: "ListFunctions", handle: (*Service).httpListFunctions}, true
-		}
-		return route{}, false
-	}
-	if len(rest) == 0 {
-		return route{}, false
-	}
-	fn := rest[0]
-	sub := rest[1:]
-	r := func(op string, h func(*Service, http.ResponseWriter, *http.Request, route)) (route, bool) {
-		return route{op: op, fn: fn, handle: h}, true
-	}
-	switch ver {
-	case "2017-10-31":
-		if len(sub) == 1 && sub[0] == "concurrency" {
-			switch method {
-			case http.MethodPut:
-				return r("PutFunctionConcurrency", (*Service).httpPutConcurrency)
-			case http.MethodDelete:
-				return r("DeleteFunctionConcurrency", (*Service).httpDeleteConcurrency)
+	type none = struct{}
+	fn := func(req *protocol.Request) string { return req.Label("FunctionName") }
+	q := func(req *protocol.Request, name string) string { return req.Query().Get(name) }
+
+	protocol.Route(api, "POST /2015-03-31/functions", "CreateFunction", http.StatusCreated,
+		func(_ context.Context, _ *protocol.Request, in *createFunctionInput) (*functionConfiguration, *APIError) {
+			return ptr(s.createFunction(*in))
+		}).MaxBody(maxCodeRequest)
+	protocol.Route(api, "GET /2015-03-31/functions", "ListFunctions", 0,
+		func(_ context.Context, req *protocol.Request, _ *none) (*listFunctionsOutput, *APIError) {
+			n, err := maxItems(req)
+			if err != nil {
+				return nil, err
 			}
-		}
-		return route{}, false
-	case "2019-09-30":
-		if len(sub) == 1 && sub[0] == "concurrency" && method == http.MethodGet {
-			return r("GetFunctionConcurrency", (*Service).httpGetConcurrency)
-		}
-		return route{}, false
-	case "2015-03-31":
-	default:
-		return route{}, false
-	}
-	switch {
-	case len(sub) == 0 && method == http.MethodGet:
-		return r("GetFunction", (*Service).httpGetFunction)
-	case len(sub) == 0 && method == http.MethodDelete:
-		return r("DeleteFunction", (*Service).httpDeleteFunction)
-	case len(sub) == 1 && sub[0] == "configuration" && method == http.MethodGet:
-		return r("GetFunctionConfiguration", (*Service).httpGetFunctionConfiguration)
-	case len(sub) == 1 && sub[0] == "configuration" && method == http.MethodPut:
-		return r("UpdateFunctionConfiguration", (*Service).httpUpdateFunctionConfiguration)
-	case len(sub) == 1 && sub[0] == "code" && method == http.MethodPut:
-		return r("UpdateFunctionCode", (*Service).httpUpdateFunctionCode)
-	case len(sub) == 1 && sub[0] == "versions" && method == http.MethodPost:
-		return r("PublishVersion", (*Service).httpPublishVersion)
-	case len(sub) == 1 && sub[0] == "versions" && method == http.MethodGet:
-		return r("ListVersionsByFunction", (*Service).httpListVersions)
-	case len(sub) == 1 && sub[0] == "aliases" && method == http.MethodPost:
-		return r("CreateAlias", (*Service).httpCreateAlias)
-	case len(sub) == 1 && sub[0] == "aliases" && method == http.MethodGet:
-		return r("ListAliases", (*Service).httpListAliases)
-	case len(sub) == 2 && sub[0] == "aliases":
-		var rt route
-		var ok bool
-		switch method {
-		case http.MethodGet:
-			rt, ok = r("GetAlias", (*Service).httpGetAlias)
-		case http.MethodPut:
-			rt, ok = r("UpdateAlias", (*Service).httpUpdateAlias)
-		case http.MethodDelete:
-			rt, ok = r("DeleteAlias", (*Service).httpDeleteAlias)
-		}
-		rt.alias = sub[1]
-		return rt, ok
-	case len(sub) == 1 && sub[0] == "invocations" && method == http.MethodPost:
-		return r("Invoke", (*Service).httpInvoke)
-	}
-	return route{}, false
+			return ptr(s.listFunctions(q(req, "Marker"), n, q(req, "FunctionVersion") == "ALL"))
+		})
+	protocol.Route(api, "GET /2015-03-31/functions/{FunctionName}", "GetFunction", 0,
+		func(_ context.Context, req *protocol.Request, _ *none) (*getFunctionOutput, *APIError) {
+			return ptr(s.getFunction(fn(req), q(req, "Qualifier")))
+		})
+	protocol.Route(api, "DELETE /2015-03-31/functions/{FunctionName}", "DeleteFunction", http.StatusNoContent,
+		func(_ context.Context, req *protocol.Request, _ *none) (*none, *APIError) {
+			return nil, s.deleteFunction(fn(req), q(req, "Qualifier"))
+		})
+	protocol.Route(api, "GET /2015-03-31/functions/{FunctionName}/configuration", "GetFunctionConfiguration", 0,
+		func(_ context.Context, req *protocol.Request, _ *none) (*functionConfiguration, *APIError) {
+			out, err := s.getFunction(fn(req), q(req, "Qualifier"))
+			return ptr(out.Configuration, err)
+		})
+	protocol.Route(api, "PUT /2015-03-31/functions/{FunctionName}/configuration", "UpdateFunctionConfiguration", 0,
+		func(_ context.Context, req *protocol.Request, in *updateFunctionConfigurationInput) (*functionConfiguration, *APIError) {
+			return ptr(s.updateFunctionConfiguration(fn(req), *in))
+		})
+	protocol.Route(api, "PUT /2015-03-31/functions/{FunctionName}/code", "UpdateFunctionCode", 0,
+		func(_ context.Context, req *protocol.Request, in *updateFunctionCodeInput) (*functionConfiguration, *APIError) {
+			return ptr(s.updateFunctionCode(fn(req), *in))
+		}).MaxBody(maxCodeRequest)
+	protocol.Route(api, "POST /2015-03-31/functions/{FunctionName}/versions", "PublishVersion", http.StatusCreated,
+		func(_ context.Context, req *protocol.Request, in *publishVersionInput) (*functionConfiguration, *APIError) {
+			return ptr(s.publishVersion(fn(req), *in))
+		})
+	protocol.Route(api, "GET /2015-03-31/functions/{FunctionName}/versions", "ListVersionsByFunction", 0,
+		func(_ context.Context, req *protocol.Request, _ *none) (*listVersionsOutput, *APIError) {
+			n, err := maxItems(req)
+			if err != nil {
+				return nil, err
+			}
+			return ptr(s.listVersions(fn(req), q(req, "Marker"), n))
+		})
+	protocol.Route(api, "POST /2015-03-31/functions/{FunctionName}/aliases", "CreateAlias", http.StatusCreated,
+		func(_ context.Context, req *protocol.Request, in *createAliasInput) (*aliasConfiguration, *APIError) {
+			return ptr(s.createAlias(fn(req), *in))
+		})
+	protocol.Route(api, "GET /2015-03-31/functions/{FunctionName}/aliases", "ListAliases", 0,
+		func(_ context.Context, req *protocol.Request, _ *none) (*listAliasesOutput, *APIError) {
+			n, err := maxItems(req)
+			if err != nil {
+				return nil, err
+			}
+			return ptr(s.listAliases(fn(req), q(req, "FunctionVersion"), q(req, "Marker"), n))
+		})
+	protocol.Route(api, "GET /2015-03-31/functions/{FunctionName}/aliases/{Name}", "GetAlias", 0,
+		func(_ context.Context, req *protocol.Request, _ *none) (*aliasConfiguration, *APIError) {
+			return ptr(s.getAlias(fn(req), req.Label("Name")))
+		})
+	protocol.Route(api, "PUT /2015-03-31/functions/{FunctionName}/aliases/{Name}", "UpdateAlias", 0,
+		func(_ context.Context, req *protocol.Request, in *updateAliasInput) (*aliasConfiguration, *APIError) {
+			return ptr(s.updateAlias(fn(req), req.Label("Name"), *in))
+		})
+	protocol.Route(api, "DELETE /2015-03-31/functions/{FunctionName}/aliases/{Name}", "DeleteAlias", http.StatusNoContent,
+		func(_ context.Context, req *protocol.Request, _ *none) (*none, *APIError) {
+			return nil, s.deleteAlias(fn(req), req.Label("Name"))
+		})
+	protocol.Route(api, "PUT /2017-10-31/functions/{FunctionName}/concurrency", "PutFunctionConcurrency", 0,
+		func(_ context.Context, req *protocol.Request, in *concurrencyInput) (*concurrencyOutput, *APIError) {
+			return ptr(s.putConcurrency(fn(req), *in))
+		})
+	protocol.Route(api, "DELETE /2017-10-31/functions/{FunctionName}/concurrency", "DeleteFunctionConcurrency", http.StatusNoContent,
+		func(_ context.Context, req *protocol.Request, _ *none) (*none, *APIError) {
+			return nil, s.deleteConcurrency(fn(req))
+		})
+	protocol.Route(api, "GET /2019-09-30/functions/{FunctionName}/concurrency", "GetFunctionConcurrency", 0,
+		func(_ context.Context, req *protocol.Request, _ *none) (*concurrencyOutput, *APIError) {
+			return ptr(s.getConcurrency(fn(req)))
+		})
+	protocol.Route(api, "GET /2016-08-19/account-settings", "GetAccountSettings", 0,
+		func(_ context.Context, _ *protocol.Request, _ *none) (*accountSettingsOutput, *APIError) {
+			out := s.accountSettings()
+			return &out, nil
+		})
+	protocol.Route(api, "POST /2015-03-31/functions/{FunctionName}/invocations", "Invoke", 0, s.httpInvoke).
+		MaxBody(maxSyncPayload).
+		TooLarge(func(limit int64) *protocol.Error {
+			return apiErr("RequestTooLargeException", "Request must be smaller than %d bytes for the InvokeFunction operation", limit)
+		})
+	return api
 }
 
-// Handler serves the Lambda API; gate is asked about every request once its operation is known.
-func (s *Service) Handler(g gate.Gate) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("x-amzn-RequestId", newRevisionID())
-		rt, ok := match(r.Method, r.URL.EscapedPath())
-		if !ok {
-			writeError(w, &APIError{Type: "UnknownOperationException", Message: "Unknown operation " + r.Method + " " + r.URL.Path})
-			return
-		}
-		resource := rt.fn
-		if rt.op == "CreateFunction" {
-			resource = peekFunctionName(r)
-		}
-		if name, _, err := parseFunctionName(resource); err == nil {
-			resource = name
-		}
-		quota := gate.QuotaControlPlane
-		switch rt.op {
-		case "Invoke":
-			quota = ""
-		case "GetFunction":
-			quota = gate.QuotaGetFunction
-		}
-		if ref := gate.Admit(g, r, gate.Op{Service: "lambda", Name: rt.op, Resource: resource, Quota: quota}); ref != nil {
-			writeError(w, refusalError(ref))
-			return
-		}
-		rt.handle(s, w, r, rt)
-	})
-}
-
-// peekFunctionName reads CreateFunction's FunctionName from the body, leaving the body to be read
-// again.
-func peekFunctionName(r *http.Request) string {
-	b, err := io.ReadAll(io.LimitReader(r.Body, 80<<20))
-	r.Body = io.NopCloser(bytes.NewReader(b))
+// ptr adapts an operation's (value, error) to a handler's (pointer, error).
+func ptr[T any](v T, err *APIError) (*T, *APIError) {
 	if err != nil {
-		return ""
+		return nil, err
 	}
-	var in struct{ FunctionName string }
-	_ = json.Unmarshal(b, &in)
-	return in.FunctionName
+	return &v, nil
 }
 
-func refusalError(ref *gate.Refusal) *APIError {
+// classify names the function a request acts on and the quota it counts against: Invoke has
+// none of the control plane's, GetFunction its own.
+func classify(req *protocol.Request, in any) (resource, quota string) {
+	resource = req.Label("FunctionName")
+	if c, ok := in.(*createFunctionInput); ok {
+		resource = c.FunctionName
+	}
+	if name, _, err := parseFunctionName(resource); err == nil {
+		resource = name
+	}
+	switch req.Operation {
+	case "Invoke":
+		return resource, ""
+	case "GetFunction":
+		return resource, limits.QuotaGetFunction
+	}
+	return resource, limits.QuotaControlPlane
+}
+
+func refusalError(ref *limits.Refusal) *protocol.Error {
 	switch ref.Kind {
-	case gate.RateLimited:
-		secs := int(ref.RetryAfter.Seconds() + 0.999)
-		if secs < 1 {
-			secs = 1
-		}
-		return &APIError{Type: "TooManyRequestsException", Message: "Rate exceeded", Reason: "CallerRateLimitExceeded", RetryAfter: secs}
-	case gate.InjectedThrottle:
-		return &APIError{Type: "TooManyRequestsException", Message: "Rate exceeded", Reason: "CallerRateLimitExceeded", RetryAfter: 1}
+	case limits.RateLimited:
+		secs := max(int(ref.RetryAfter.Seconds()+0.999), 1)
+		return tooManyRequests("Rate exceeded", "CallerRateLimitExceeded", secs)
+	case limits.InjectedThrottle:
+		return tooManyRequests("Rate exceeded", "CallerRateLimitExceeded", 1)
 	default:
-		return &APIError{Type: "ServiceException", Message: "An internal error occurred (injected by the sandbox's fault settings)."}
+		return apiErr("ServiceException", "An internal error occurred (injected by the sandbox's fault settings).")
 	}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// decode reads a JSON request body into v; an empty body is an empty object.
-func decode(r *http.Request, v any) *APIError {
-	b, err := io.ReadAll(io.LimitReader(r.Body, 80<<20))
-	if err != nil {
-		return apiErr("InvalidRequestContentException", "Could not read request body: %v", err)
-	}
-	if len(b) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return apiErr("InvalidRequestContentException", "Could not parse request body into json: %v", err)
-	}
-	return nil
-}
-
-func maxItems(r *http.Request) (int, *APIError) {
-	raw := r.URL.Query().Get("MaxItems")
+func maxItems(req *protocol.Request) (int, *APIError) {
+	raw := req.Query().Get("MaxItems")
 	if raw == "" {
 		return 0, nil
 	}
@@ -208,246 +172,41 @@ func maxItems(r *http.Request) (int, *APIError) {
 	return n, nil
 }
 
-func (s *Service) httpCreateFunction(w http.ResponseWriter, r *http.Request, _ route) {
-	var in createFunctionInput
-	if err := decode(r, &in); err != nil {
-		writeError(w, err)
-		return
-	}
-	out, err := s.createFunction(in)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, out)
+// invokeInput and invokeOutput are Invoke's shapes: the payload is the raw body, the rest
+// travels in the query and headers.
+type invokeInput struct {
+	Qualifier      string `aws:"query:Qualifier"`
+	InvocationType string `aws:"header:X-Amz-Invocation-Type"`
+	LogType        string `aws:"header:X-Amz-Log-Type"`
+	ClientContext  string `aws:"header:X-Amz-Client-Context"`
+	Payload        []byte `aws:"body"`
 }
 
-func (s *Service) httpListFunctions(w http.ResponseWriter, r *http.Request, _ route) {
-	n, err := maxItems(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	q := r.URL.Query()
-	out, err := s.listFunctions(q.Get("Marker"), n, q.Get("FunctionVersion") == "ALL")
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+type invokeOutput struct {
+	StatusCode      int    `aws:"status"`
+	ExecutedVersion string `aws:"header:X-Amz-Executed-Version"`
+	FunctionError   string `aws:"header:X-Amz-Function-Error"`
+	LogResult       string `aws:"header:X-Amz-Log-Result"`
+	ContentType     string `aws:"header:Content-Type"`
+	Payload         []byte `aws:"body"`
 }
 
-func (s *Service) httpGetFunction(w http.ResponseWriter, r *http.Request, rt route) {
-	out, err := s.getFunction(rt.fn, r.URL.Query().Get("Qualifier"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Service) httpGetFunctionConfiguration(w http.ResponseWriter, r *http.Request, rt route) {
-	out, err := s.getFunction(rt.fn, r.URL.Query().Get("Qualifier"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out.Configuration)
-}
-
-func (s *Service) httpDeleteFunction(w http.ResponseWriter, r *http.Request, rt route) {
-	if err := s.deleteFunction(rt.fn, r.URL.Query().Get("Qualifier")); err != nil {
-		writeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Service) httpUpdateFunctionCode(w http.ResponseWriter, r *http.Request, rt route) {
-	var in updateFunctionCodeInput
-	if err := decode(r, &in); err != nil {
-		writeError(w, err)
-		return
-	}
-	out, err := s.updateFunctionCode(rt.fn, in)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Service) httpUpdateFunctionConfiguration(w http.ResponseWriter, r *http.Request, rt route) {
-	var in updateFunctionConfigurationInput
-	if err := decode(r, &in); err != nil {
-		writeError(w, err)
-		return
-	}
-	out, err := s.updateFunctionConfiguration(rt.fn, in)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Service) httpPublishVersion(w http.ResponseWriter, r *http.Request, rt route) {
-	var in publishVersionInput
-	if err := decode(r, &in); err != nil {
-		writeError(w, err)
-		return
-	}
-	out, err := s.publishVersion(rt.fn, in)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, out)
-}
-
-func (s *Service) httpListVersions(w http.ResponseWriter, r *http.Request, rt route) {
-	n, err := maxItems(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	out, err := s.listVersions(rt.fn, r.URL.Query().Get("Marker"), n)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Service) httpCreateAlias(w http.ResponseWriter, r *http.Request, rt route) {
-	var in createAliasInput
-	if err := decode(r, &in); err != nil {
-		writeError(w, err)
-		return
-	}
-	out, err := s.createAlias(rt.fn, in)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, out)
-}
-
-func (s *Service) httpListAliases(w http.ResponseWriter, r *http.Request, rt route) {
-	n, err := maxItems(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	q := r.URL.Query()
-	out, err := s.listAliases(rt.fn, q.Get("FunctionVersion"), q.Get("Marker"), n)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Service) httpGetAlias(w http.ResponseWriter, r *http.Request, rt route) {
-	out, err := s.getAlias(rt.fn, rt.alias)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Service) httpUpdateAlias(w http.ResponseWriter, r *http.Request, rt route) {
-	var in updateAliasInput
-	if err := decode(r, &in); err != nil {
-		writeError(w, err)
-		return
-	}
-	out, err := s.updateAlias(rt.fn, rt.alias, in)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Service) httpDeleteAlias(w http.ResponseWriter, r *http.Request, rt route) {
-	if err := s.deleteAlias(rt.fn, rt.alias); err != nil {
-		writeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Service) httpPutConcurrency(w http.ResponseWriter, r *http.Request, rt route) {
-	var in concurrencyInput
-	if err := decode(r, &in); err != nil {
-		writeError(w, err)
-		return
-	}
-	out, err := s.putConcurrency(rt.fn, in)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Service) httpGetConcurrency(w http.ResponseWriter, r *http.Request, rt route) {
-	out, err := s.getConcurrency(rt.fn)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Service) httpDeleteConcurrency(w http.ResponseWriter, r *http.Request, rt route) {
-	if err := s.deleteConcurrency(rt.fn); err != nil {
-		writeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Service) httpAccountSettings(w http.ResponseWriter, r *http.Request, _ route) {
-	writeJSON(w, http.StatusOK, s.accountSettings())
-}
-
-func (s *Service) httpInvoke(w http.ResponseWriter, r *http.Request, rt route) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxSyncPayload+1))
-	if err != nil {
-		writeError(w, apiErr("InvalidRequestContentException", "Could not read request body: %v", err))
-		return
-	}
-	out, aerr := s.invoke(r.Context(), invokeRequest{
-		RequestID:      w.Header().Get("x-amzn-RequestId"),
-		FunctionName:   rt.fn,
-		Qualifier:      r.URL.Query().Get("Qualifier"),
-		InvocationType: r.Header.Get("X-Amz-Invocation-Type"),
-		LogType:        r.Header.Get("X-Amz-Log-Type"),
-		ClientContext:  r.Header.Get("X-Amz-Client-Context"),
-		Payload:        body,
+func (s *Service) httpInvoke(ctx context.Context, req *protocol.Request, in *invokeInput) (*invokeOutput, *APIError) {
+	out, err := s.invoke(ctx, invokeRequest{
+		RequestID:      req.ID,
+		FunctionName:   req.Label("FunctionName"),
+		Qualifier:      in.Qualifier,
+		InvocationType: in.InvocationType,
+		LogType:        in.LogType,
+		ClientContext:  in.ClientContext,
+		Payload:        in.Payload,
 	})
-	if aerr != nil {
-		writeError(w, aerr)
-		return
+	if err != nil {
+		return nil, err
 	}
-	h := w.Header()
-	if out.ExecutedVersion != "" {
-		h.Set("X-Amz-Executed-Version", out.ExecutedVersion)
-	}
-	if out.FunctionError != "" {
-		h.Set("X-Amz-Function-Error", out.FunctionError)
-	}
-	if out.LogResult != "" {
-		h.Set("X-Amz-Log-Result", out.LogResult)
-	}
+	res := &invokeOutput{StatusCode: out.Status, ExecutedVersion: out.ExecutedVersion, FunctionError: out.FunctionError, LogResult: out.LogResult}
 	if out.Status == http.StatusOK {
-		h.Set("Content-Type", "application/json")
+		res.ContentType, res.Payload = "application/json", out.Payload
 	}
-	w.WriteHeader(out.Status)
-	if out.Status == http.StatusOK {
-		w.Write(out.Payload)
-	}
+	return res, nil
 }

@@ -112,7 +112,7 @@ func (s *Service) invoke(ctx context.Context, req invokeRequest) (invokeResponse
 			if th.reserved {
 				reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
 			}
-			return invokeResponse{}, &APIError{Type: "TooManyRequestsException", Message: "Rate Exceeded.", Reason: reason}
+			return invokeResponse{}, tooManyRequests("Rate Exceeded.", reason, 0)
 		}
 		var se *startError
 		if errors.As(err, &se) {

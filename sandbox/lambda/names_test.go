@@ -18,7 +18,7 @@ func TestParseFunctionName(t *testing.T) {
 		}
 	}
 	for _, raw := range []string{"", "has space", "a:b:c", "my-function:", "arn:aws:lambda:us-east-1:123456789012:function:f:a:b", "x:with.dot"} {
-		if _, _, err := parseFunctionName(raw); err == nil || err.Type != "ValidationException" {
+		if _, _, err := parseFunctionName(raw); err == nil || err.Code != "ValidationException" {
 			t.Errorf("parseFunctionName(%q) accepted or answered %v", raw, err)
 		}
 	}

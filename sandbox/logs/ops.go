@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/aviary-deploy/aviary/sandbox/protocol"
 )
 
 // ---- validation, as the model's constraints are enforced (InvalidParameterException) ----
@@ -1010,7 +1012,7 @@ func (s *Service) tagResource(in *tagResourceInput) (any, *apiError) {
 		return nil, e
 	}
 	return nil, s.addTags(name, in.Tags, func() *apiError {
-		return &apiError{Type: "TooManyTagsException", Status: 400, Message: "A resource can have no more than 50 tags."}
+		return protocol.Errorf("TooManyTagsException", "A resource can have no more than 50 tags.")
 	})
 }
 

@@ -9,18 +9,15 @@
 package logs
 
 import (
-	"crypto/rand"
+	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/aviary-deploy/aviary/sandbox/gate"
+	"github.com/aviary-deploy/aviary/sandbox/limits"
+	"github.com/aviary-deploy/aviary/sandbox/protocol"
 )
 
 // Config sets up a Service.
@@ -110,34 +107,22 @@ func (s *Service) background() {
 	}
 }
 
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+//go:generate go run ../protocol/errorsgen -model logs/2014-03-28 -o model_gen.go
 
-const targetPrefix = "Logs_20140328."
-
-// apiError is a CloudWatch Logs error: the model's shape name, which awsJson1_1 clients match on
-// __type, its message and HTTP status.
-type apiError struct {
-	Type    string
-	Message string
-	Status  int
-}
-
-func (e *apiError) Error() string { return e.Type + ": " + e.Message }
+// apiError is a CloudWatch Logs error: the model's shape name (which awsJson1_1 clients match on
+// __type), its message; the status comes from the model.
+type apiError = protocol.Error
 
 func invalidParameter(format string, args ...any) *apiError {
-	return &apiError{Type: "InvalidParameterException", Message: fmt.Sprintf(format, args...), Status: http.StatusBadRequest}
+	return protocol.Errorf("InvalidParameterException", format, args...)
 }
 
 func notFound(format string, args ...any) *apiError {
-	return &apiError{Type: "ResourceNotFoundException", Message: fmt.Sprintf(format, args...), Status: http.StatusBadRequest}
+	return protocol.Errorf("ResourceNotFoundException", format, args...)
 }
 
 func alreadyExists(format string, args ...any) *apiError {
-	return &apiError{Type: "ResourceAlreadyExistsException", Message: fmt.Sprintf(format, args...), Status: http.StatusBadRequest}
+	return protocol.Errorf("ResourceAlreadyExistsException", format, args...)
 }
 
 func groupNotFound() *apiError  { return notFound("The specified log group does not exist.") }
@@ -145,49 +130,49 @@ func streamNotFound() *apiError { return notFound("The specified log stream does
 
 func invalidToken() *apiError { return invalidParameter("The specified nextToken is invalid.") }
 
-// Handler serves the CloudWatch Logs API.
-func (s *Service) Handler(g gate.Gate) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reqID := newRequestID()
-		target := r.Header.Get("X-Amz-Target")
-		op, ok := strings.CutPrefix(target, targetPrefix)
-		if r.Method != http.MethodPost || !ok {
-			writeError(w, reqID, &apiError{Type: "UnknownOperationException", Status: http.StatusBadRequest,
-				Message: fmt.Sprintf("CloudWatch Logs is served as POST / with X-Amz-Target %s<Operation>; got %s %s with X-Amz-Target %q.", targetPrefix, r.Method, r.URL.Path, target)})
-			return
-		}
-		h, ok := handlers[op]
-		if !ok {
-			writeError(w, reqID, &apiError{Type: "UnknownOperationException", Status: http.StatusBadRequest,
-				Message: fmt.Sprintf("The operation %s is not served by the Aviary sandbox's CloudWatch Logs (it serves %s).", op, strings.Join(operationNames(), ", "))})
-			return
-		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
-		if err != nil {
-			writeError(w, reqID, &apiError{Type: "SerializationException", Status: http.StatusBadRequest, Message: err.Error()})
-			return
-		}
-		if ref := gate.Admit(g, r, gate.Op{Service: "logs", Name: op, Resource: peekGroup(body)}); ref != nil {
-			if ref.Kind == gate.InjectedServerError {
-				writeError(w, reqID, &apiError{Type: "ServiceUnavailableException", Status: http.StatusInternalServerError, Message: "The service cannot complete the request (injected by the sandbox's fault settings)."})
-			} else {
-				writeError(w, reqID, &apiError{Type: "ThrottlingException", Status: http.StatusBadRequest, Message: "Rate exceeded"})
+// Handler serves the CloudWatch Logs API; l is asked about every request.
+func (s *Service) Handler(l limits.Limiter) http.Handler {
+	api := &protocol.Service{Name: "logs", Model: apiModel, Limits: l,
+		Classify: func(req *protocol.Request, _ any) (string, string) { return peekGroup(req.Body), "" },
+		Refused: func(ref *limits.Refusal) *protocol.Error {
+			if ref.Kind == limits.InjectedServerError {
+				return protocol.Errorf("ServiceUnavailableException", "The service cannot complete the request (injected by the sandbox's fault settings).")
 			}
-			return
+			return &protocol.Error{Code: "ThrottlingException", Status: http.StatusBadRequest, Message: "Rate exceeded"}
+		},
+		MaxBody: 8 << 20,
+	}
+	handle(api, s, "CreateLogGroup", (*Service).createLogGroup)
+	handle(api, s, "DeleteLogGroup", (*Service).deleteLogGroup)
+	handle(api, s, "DescribeLogGroups", (*Service).describeLogGroups)
+	handle(api, s, "CreateLogStream", (*Service).createLogStream)
+	handle(api, s, "DeleteLogStream", (*Service).deleteLogStream)
+	handle(api, s, "DescribeLogStreams", (*Service).describeLogStreams)
+	handle(api, s, "PutLogEvents", (*Service).putLogEvents)
+	handle(api, s, "GetLogEvents", (*Service).getLogEvents)
+	handle(api, s, "FilterLogEvents", (*Service).filterLogEvents)
+	handle(api, s, "PutRetentionPolicy", (*Service).putRetentionPolicy)
+	handle(api, s, "DeleteRetentionPolicy", (*Service).deleteRetentionPolicy)
+	handle(api, s, "TagLogGroup", (*Service).tagLogGroup)
+	handle(api, s, "UntagLogGroup", (*Service).untagLogGroup)
+	handle(api, s, "ListTagsLogGroup", (*Service).listTagsLogGroup)
+	handle(api, s, "TagResource", (*Service).tagResource)
+	handle(api, s, "UntagResource", (*Service).untagResource)
+	handle(api, s, "ListTagsForResource", (*Service).listTagsForResource)
+	return api
+}
+
+// handle registers an operation whose output is untyped (any): each returns its own shape.
+func handle[T any](api *protocol.Service, s *Service, name string, f func(*Service, *T) (any, *apiError)) {
+	protocol.Handle(api, name, func(_ context.Context, _ *protocol.Request, in *T) (*any, *apiError) {
+		out, err := f(s, in)
+		if err != nil {
+			return nil, err
 		}
-		out, aerr := h(s, body)
-		if aerr != nil {
-			writeError(w, reqID, aerr)
-			return
-		}
-		w.Header().Set("x-amzn-RequestId", reqID)
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.WriteHeader(http.StatusOK)
 		if out == nil {
-			io.WriteString(w, "{}")
-			return
+			return nil, nil
 		}
-		_ = json.NewEncoder(w).Encode(out)
+		return &out, nil
 	})
 }
 
@@ -206,67 +191,4 @@ func peekGroup(body []byte) string {
 		return in.LogGroupIdentifier
 	}
 	return in.ResourceArn
-}
-
-func writeError(w http.ResponseWriter, reqID string, e *apiError) {
-	h := w.Header()
-	h.Set("x-amzn-RequestId", reqID)
-	h.Set("x-amzn-ErrorType", e.Type)
-	h.Set("Content-Type", "application/x-amz-json-1.1")
-	w.WriteHeader(e.Status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"__type": e.Type, "message": e.Message})
-}
-
-type handler func(s *Service, body []byte) (any, *apiError)
-
-// decodeAs decodes an operation's input; a body that is not the input's JSON is a
-// SerializationException, as awsJson services answer it.
-func decodeAs[T any](body []byte) (*T, *apiError) {
-	in := new(T)
-	if len(body) == 0 {
-		return in, nil
-	}
-	if err := json.Unmarshal(body, in); err != nil {
-		return nil, &apiError{Type: "SerializationException", Status: http.StatusBadRequest, Message: err.Error()}
-	}
-	return in, nil
-}
-
-func typed[T any](f func(s *Service, in *T) (any, *apiError)) handler {
-	return func(s *Service, body []byte) (any, *apiError) {
-		in, err := decodeAs[T](body)
-		if err != nil {
-			return nil, err
-		}
-		return f(s, in)
-	}
-}
-
-var handlers = map[string]handler{
-	"CreateLogGroup":        typed((*Service).createLogGroup),
-	"DeleteLogGroup":        typed((*Service).deleteLogGroup),
-	"DescribeLogGroups":     typed((*Service).describeLogGroups),
-	"CreateLogStream":       typed((*Service).createLogStream),
-	"DeleteLogStream":       typed((*Service).deleteLogStream),
-	"DescribeLogStreams":    typed((*Service).describeLogStreams),
-	"PutLogEvents":          typed((*Service).putLogEvents),
-	"GetLogEvents":          typed((*Service).getLogEvents),
-	"FilterLogEvents":       typed((*Service).filterLogEvents),
-	"PutRetentionPolicy":    typed((*Service).putRetentionPolicy),
-	"DeleteRetentionPolicy": typed((*Service).deleteRetentionPolicy),
-	"TagLogGroup":           typed((*Service).tagLogGroup),
-	"UntagLogGroup":         typed((*Service).untagLogGroup),
-	"ListTagsLogGroup":      typed((*Service).listTagsLogGroup),
-	"TagResource":           typed((*Service).tagResource),
-	"UntagResource":         typed((*Service).untagResource),
-	"ListTagsForResource":   typed((*Service).listTagsForResource),
-}
-
-func operationNames() []string {
-	names := make([]string, 0, len(handlers))
-	for n := range handlers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }

@@ -1,7 +1,8 @@
 // Package s3 is the sandbox's Amazon S3: buckets, objects, ListObjectsV2, multipart uploads and
 // versioning served by gofakes3, over a backend of ours that keeps S3's versioning rules and
-// persists to disk; and bucket lifecycle configurations, stored and answered as S3 does, so that
-// Aviary's doctor can audit them.
+// persists to disk; and bucket lifecycle configurations, stored and answered as S3 does, so that a
+// client reading them (to check that no rule expires the artifacts a rollback needs) sees what S3
+// would answer.
 package s3
 
 import (
@@ -19,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aviary-deploy/aviary/sandbox/gate"
+	"github.com/aviary-deploy/aviary/sandbox/limits"
 	"github.com/johannesboyne/gofakes3"
 )
 
@@ -99,12 +100,12 @@ func (s *Service) CreateBucket(name string) error { return s.backend.CreateBucke
 func (s *Service) Keys(bucket, prefix string) []string { return s.backend.keys(bucket, prefix) }
 
 // Handler serves the S3 API.
-func (s *Service) Handler(g gate.Gate) http.Handler {
+func (s *Service) Handler(l limits.Limiter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hostStyle(r)
 		bucket, key := splitPath(r.URL.Path)
 		op := operation(r, bucket, key)
-		if ref := gate.Admit(g, r, gate.Op{Service: "s3", Name: op, Resource: bucket}); ref != nil {
+		if ref := limits.Admit(l, r, limits.Op{Service: "s3", Name: op, Resource: bucket}); ref != nil {
 			writeRefusal(w, ref)
 			return
 		}
@@ -202,9 +203,9 @@ func operation(r *http.Request, bucket, key string) string {
 	return r.Method
 }
 
-func writeRefusal(w http.ResponseWriter, ref *gate.Refusal) {
+func writeRefusal(w http.ResponseWriter, ref *limits.Refusal) {
 	switch ref.Kind {
-	case gate.InjectedServerError:
+	case limits.InjectedServerError:
 		writeS3Error(w, http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
 	default:
 		writeS3Error(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aviary-deploy/aviary/sandbox/gate"
+	"github.com/aviary-deploy/aviary/sandbox/limits"
 )
 
 // Faults says which requests fail on purpose, and how.
@@ -68,14 +68,14 @@ func (f Faults) validate() error {
 	return nil
 }
 
-func (f Faults) matches(op gate.Op) bool {
+func (f Faults) matches(op limits.Op) bool {
 	return (len(f.Services) == 0 || slices.Contains(f.Services, op.Service)) &&
 		(len(f.Operations) == 0 || slices.Contains(f.Operations, op.Name))
 }
 
-// gatekeeper is the sandbox's gate: it records each request's operation, adds fault latency,
+// limiter is the sandbox's [limits.Limiter]: it records each request's operation, adds fault latency,
 // injects faults, and enforces Lambda's request quotas with token buckets.
-type gatekeeper struct {
+type limiter struct {
 	log *requestLog
 
 	mu      sync.Mutex
@@ -106,8 +106,8 @@ func (b *tokenBucket) take(now time.Time) (ok bool, wait time.Duration) {
 // getFunctionRate is GetFunction's own quota on AWS.
 const getFunctionRate = 100
 
-func newGatekeeper(rate float64, burst int, f Faults, log *requestLog) *gatekeeper {
-	g := &gatekeeper{log: log}
+func newLimiter(rate float64, burst int, f Faults, log *requestLog) *limiter {
+	g := &limiter{log: log}
 	g.setQuota(rate, burst)
 	g.setFaults(f)
 	return g
@@ -115,7 +115,7 @@ func newGatekeeper(rate float64, burst int, f Faults, log *requestLog) *gatekeep
 
 // setQuota sets the control-plane quota (rate per second, burst at once); rate 0 turns every
 // quota off.
-func (g *gatekeeper) setQuota(rate float64, burst int) {
+func (g *limiter) setQuota(rate float64, burst int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.buckets = map[string]*tokenBucket{}
@@ -126,39 +126,39 @@ func (g *gatekeeper) setQuota(rate float64, burst int) {
 	if b <= 0 {
 		b = max(rate, 1)
 	}
-	g.buckets[gate.QuotaControlPlane] = &tokenBucket{rate: rate, burst: b, tokens: b}
-	g.buckets[gate.QuotaGetFunction] = &tokenBucket{rate: getFunctionRate, burst: getFunctionRate, tokens: getFunctionRate}
+	g.buckets[limits.QuotaControlPlane] = &tokenBucket{rate: rate, burst: b, tokens: b}
+	g.buckets[limits.QuotaGetFunction] = &tokenBucket{rate: getFunctionRate, burst: getFunctionRate, tokens: getFunctionRate}
 }
 
-func (g *gatekeeper) setFaults(f Faults) {
+func (g *limiter) setFaults(f Faults) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.f = f
 	g.rng = rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
 }
 
-func (g *gatekeeper) faults() Faults {
+func (g *limiter) faults() Faults {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.f
 }
 
-// Admit implements gate.Gate.
-func (g *gatekeeper) Admit(r *http.Request, op gate.Op) *gate.Refusal {
+// Admit implements limits.Gate.
+func (g *limiter) Admit(r *http.Request, op limits.Op) *limits.Refusal {
 	if e := entryFrom(r.Context()); e != nil {
-		e.Operation, e.Resource, e.ControlPlane = op.Name, op.Resource, op.Quota == gate.QuotaControlPlane
+		e.Operation, e.Resource, e.ControlPlane = op.Name, op.Resource, op.Quota == limits.QuotaControlPlane
 	}
 	g.mu.Lock()
 	f := g.f
-	var fail gate.Kind
+	var fail limits.Kind
 	if f.matches(op) && f.Rate > 0 && g.rng.Float64() < f.Rate {
-		fail = gate.InjectedThrottle
+		fail = limits.InjectedThrottle
 		kinds := f.Kinds
 		if len(kinds) == 0 {
 			kinds = []string{"throttle", "5xx"}
 		}
 		if kinds[g.rng.IntN(len(kinds))] == "5xx" {
-			fail = gate.InjectedServerError
+			fail = limits.InjectedServerError
 		}
 	}
 	var wait time.Duration
@@ -175,9 +175,9 @@ func (g *gatekeeper) Admit(r *http.Request, op gate.Op) *gate.Refusal {
 	}
 	switch {
 	case limited:
-		return &gate.Refusal{Kind: gate.RateLimited, RetryAfter: wait}
+		return &limits.Refusal{Kind: limits.RateLimited, RetryAfter: wait}
 	case fail != 0:
-		return &gate.Refusal{Kind: fail}
+		return &limits.Refusal{Kind: fail}
 	}
 	return nil
 }

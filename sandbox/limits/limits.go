@@ -1,8 +1,9 @@
-// Package gate is the seam between the sandbox's front door and its services: once a service
-// knows which operation a request is, it asks the gate whether the request may run. The gate
-// enforces the control-plane quota, injects faults, and records the operation in the request log.
-// Each service renders a refusal in its own protocol.
-package gate
+// Package limits is the seam between the sandbox's front door and its services: once a service
+// knows which operation a request is, it asks a [Limiter] whether the request may run. The
+// sandbox's limiter enforces Lambda's request quotas, injects the faults an operator asked for,
+// and records the operation in the request log. Each service renders a [Refusal] as its own
+// protocol's error (a throttle or a server error).
+package limits
 
 import (
 	"net/http"
@@ -32,7 +33,7 @@ const (
 type Kind int
 
 const (
-	// RateLimited is the control-plane quota: AWS answers a throttle with Retry-After.
+	// RateLimited is a request quota: AWS answers a throttle with Retry-After.
 	RateLimited Kind = iota + 1
 	// InjectedThrottle is a fault: a throttling error, as under load.
 	InjectedThrottle
@@ -40,21 +41,21 @@ const (
 	InjectedServerError
 )
 
-// Refusal is a gate's "no".
+// Refusal is a limiter's "no".
 type Refusal struct {
 	Kind       Kind
 	RetryAfter time.Duration
 }
 
-// Gate admits or refuses requests. A nil Gate admits everything.
-type Gate interface {
+// Limiter admits or refuses requests. A nil Limiter admits everything.
+type Limiter interface {
 	Admit(r *http.Request, op Op) *Refusal
 }
 
-// Admit asks g, tolerating a nil gate.
-func Admit(g Gate, r *http.Request, op Op) *Refusal {
-	if g == nil {
+// Admit asks l, tolerating a nil limiter.
+func Admit(l Limiter, r *http.Request, op Op) *Refusal {
+	if l == nil {
 		return nil
 	}
-	return g.Admit(r, op)
+	return l.Admit(r, op)
 }
