@@ -3,8 +3,9 @@ package release
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
+
+	"github.com/aviary-deploy/aviary/analysis"
 )
 
 // Store is what the engine needs of the store.
@@ -92,45 +93,16 @@ type PreTraffic struct {
 	PreexistingAlarms []string
 }
 
-// Result is a health verdict.
-type Result int
+// Result is a health verdict: analysis's, so that a judgement passes from the statistics to the
+// release's record unchanged.
+type Result = analysis.Result
 
 // Results.
 const (
-	Pass Result = iota
-	Fail
-	Inconclusive
+	Pass         = analysis.Pass
+	Fail         = analysis.Fail
+	Inconclusive = analysis.Inconclusive
 )
-
-func (r Result) String() string {
-	switch r {
-	case Pass:
-		return "pass"
-	case Fail:
-		return "fail"
-	case Inconclusive:
-		return "inconclusive"
-	}
-	return fmt.Sprintf("result(%d)", int(r))
-}
-
-// MarshalText writes a result as its name.
-func (r Result) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
-
-// UnmarshalText reads a result's name.
-func (r *Result) UnmarshalText(b []byte) error {
-	switch string(b) {
-	case "pass":
-		*r = Pass
-	case "fail":
-		*r = Fail
-	case "inconclusive":
-		*r = Inconclusive
-	default:
-		return fmt.Errorf("unknown health result %q", b)
-	}
-	return nil
-}
 
 // Verdict is a judgement with the numbers behind it.
 type Verdict struct {
