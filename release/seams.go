@@ -8,13 +8,17 @@ import (
 	"github.com/aviary-deploy/aviary/analysis"
 )
 
-// Store is what the engine needs of the store.
+// Store is what the lifecycle needs of the store (store.Store is one).
 type Store interface {
+	CreateRelease(ctx context.Context, r *Release) error
 	GetRelease(ctx context.Context, id string) (*Release, error)
 	UpdateRelease(ctx context.Context, r *Release) error
+	ListReleases(ctx context.Context, f Filter) ([]*Release, error)
 	AppendEvent(ctx context.Context, e *Event) error
+	AcquireLock(ctx context.Context, l Lock, now time.Time, takeOver string) (Lock, error)
 	RenewLock(ctx context.Context, key, owner string, expires time.Time) error
 	ReleaseLock(ctx context.Context, key, owner string) error
+	GetLock(ctx context.Context, key string) (*Lock, error)
 }
 
 // Fleet is what the engine needs of Lambda and S3. Every method is idempotent: called again after
