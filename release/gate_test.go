@@ -91,8 +91,8 @@ func TestGateWaitsThenApprovalPromotes(t *testing.T) {
 			t.Errorf("%s at the gate: %+v, want the canary kept at 10%%", fn, a)
 		}
 	}
-	// The engine keeps waiting: nothing is promoted while nobody decides, for an hour.
-	for opened := g.Opened; fx.clock.Now().Sub(opened) < time.Hour; {
+	// The engine keeps waiting: nothing is promoted while nobody decides, for ten minutes.
+	for opened := g.Opened; fx.clock.Now().Sub(opened) < 10*time.Minute; {
 		<-fx.awaiting
 	}
 	if cur, _ := fx.st.GetRelease(context.Background(), "rel-1"); cur.Phase != release.AwaitingApproval {
