@@ -158,11 +158,20 @@ func TestDriveFollowsTheProcessThatDrivesTheRelease(t *testing.T) {
 	driver := fx.engine(onFirst(release.ProgressBake, func(release.Progress) { close(baking) }))
 	done := runAsync(t, driver)
 	<-baking
+	// The driver's rollback waits until the other process follows it.
+	followed := make(chan struct{})
+	fx.fleet.mu.Lock()
+	fx.fleet.fail = func(call, fn string) error {
+		<-followed
+		return nil
+	}
+	fx.fleet.mu.Unlock()
 	other := fx.lifecycle("operator")
 	var following *release.Lock
 	other.Observe = func(p release.Progress) {
 		if p.Kind == release.ProgressFollowing {
 			following = p.Lock
+			close(followed)
 		}
 	}
 	req, err := other.RequestRollback(ctx, "rel-1", "errors in the logs")

@@ -120,7 +120,7 @@ func (e *Engine) orphaned(l *Lock) bool {
 // takeLock takes an environment's lock for release id as e.Owner: when it is free, expired, held
 // by a process of this host that died, or already ours. A lock held for another release that has
 // not ended is never taken, whatever its lease: that release must be resumed or rolled back
-// first. It returns the lock as it was before, when another process held it.
+// first. It returns the lock as it was before, when it took it over from a process that is gone.
 func (e *Engine) takeLock(ctx context.Context, service, environment, id string) (*Lock, error) {
 	key := LockKey(service, environment)
 	now := e.Clock.Now()
@@ -141,7 +141,8 @@ func (e *Engine) takeLock(ctx context.Context, service, environment, id string) 
 	if _, err := e.Store.AcquireLock(ctx, Lock{Key: key, Holder: id, Owner: e.Owner, ExpiresAt: now.Add(e.LockTTL)}, now, takeOver); err != nil {
 		return nil, err
 	}
-	if cur != nil && cur.Owner != e.Owner {
+	// A live owner's lock that could be taken was freed meanwhile: nothing was taken over.
+	if cur != nil && cur.Owner != e.Owner && (!cur.ExpiresAt.After(now) || takeOver != "") {
 		return cur, nil
 	}
 	return nil, nil
