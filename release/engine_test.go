@@ -195,6 +195,12 @@ func transitions(t *testing.T, st store.Store, id string) string {
 	for _, e := range evs {
 		if e.Kind == release.EventTransition {
 			out = append(out, string(e.Phase))
+			// Every move the engine made is a row of the table.
+			from, _ := e.Data["from"].(string)
+			move, _ := e.Data["move"].(string)
+			if to, err := release.Next(release.Phase(from), release.Move(move)); err != nil || to != e.Phase {
+				t.Errorf("the engine moved %s → %s on %q, which the table does not list: %v", from, e.Phase, move, err)
+			}
 		}
 	}
 	return strings.Join(out, " ")
