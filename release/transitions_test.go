@@ -45,7 +45,7 @@ func TestTransitionTable(t *testing.T) {
 
 // memStore keeps one release in memory: enough for the engine's writes.
 type memStore struct {
-	Store // the rest is not used here
+	Store  // the rest is not used here
 	r      *Release
 	events []Event
 }
