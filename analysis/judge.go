@@ -5,7 +5,8 @@ import (
 	"math"
 )
 
-// Result is a verdict.
+// Result is a verdict: the one result type of Aviary's health judgements (the release engine's
+// too). It is written as its name, in JSON and in text.
 type Result int
 
 // Results.
@@ -15,7 +16,35 @@ const (
 	Inconclusive
 )
 
-func (r Result) String() string { return [...]string{"pass", "fail", "inconclusive"}[r] }
+func (r Result) String() string {
+	switch r {
+	case Pass:
+		return "pass"
+	case Fail:
+		return "fail"
+	case Inconclusive:
+		return "inconclusive"
+	}
+	return fmt.Sprintf("result(%d)", int(r))
+}
+
+// MarshalText writes a result as its name.
+func (r Result) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText reads a result's name.
+func (r *Result) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "pass":
+		*r = Pass
+	case "fail":
+		*r = Fail
+	case "inconclusive":
+		*r = Inconclusive
+	default:
+		return fmt.Errorf("unknown health result %q", b)
+	}
+	return nil
+}
 
 // Window is what was observed of one function's canary and baseline over an interval in which the
 // canary's weight was constant. Slow counts invocations slower than the baseline's reference

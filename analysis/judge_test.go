@@ -167,3 +167,23 @@ func TestLatencyPower(t *testing.T) {
 		t.Errorf("latency not judged: %v, %q", v.Result, v.Reason)
 	}
 }
+
+func TestResultNames(t *testing.T) {
+	for _, r := range []Result{Pass, Fail, Inconclusive} {
+		b, err := r.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Result
+		if err := back.UnmarshalText(b); err != nil || back != r {
+			t.Errorf("%v: round trip gave %v, %v", r, back, err)
+		}
+	}
+	if got, want := Result(7).String(), "result(7)"; got != want {
+		t.Errorf("an unknown result: %q, want %q", got, want)
+	}
+	var r Result
+	if err := r.UnmarshalText([]byte("maybe")); err == nil {
+		t.Error("read an unknown result's name")
+	}
+}

@@ -103,7 +103,12 @@ func TestTwoDeploysOneProceeds(t *testing.T) {
 func TestKilledHolderTakenOverAfterLease(t *testing.T) {
 	f := newFleet(t, 2, quick, "      canary:\n        - weight: 10%\n          bake: 1h")
 	st := f.teamStore(t)
+	// A first release goes straight to promotion: the second has a canary to be killed in.
 	f.stampAll("1")
+	if code, out, errs := f.aviary("deploy", "-e", "production", "--rate", "200"); code != 0 {
+		t.Fatalf("first release: %d\n%s\n%s", code, out, errs)
+	}
+	f.stampAll("2")
 	cmd := exec.Command(built.aviary, "deploy", "-e", "production", "--rate", "200")
 	cmd.Dir = f.dir
 	cmd.Env = append(os.Environ(), "AVIARY_HOST=ci-runner-a", "AVIARY_LOCK_LEASE=3s")
@@ -149,7 +154,7 @@ func TestKilledHolderTakenOverAfterLease(t *testing.T) {
 		}
 	}
 	for _, n := range f.names {
-		if _, w := f.alias(n); w != nil || f.served(n) != "1" {
+		if _, w := f.alias(n); w != nil || f.served(n) != "2" {
 			t.Errorf("%s after the takeover: weights %v, serving %q", n, w, f.served(n))
 		}
 	}

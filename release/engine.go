@@ -23,9 +23,14 @@ type Engine struct {
 	// Actor and Source say who acts and from where, for the audit trail.
 	Actor  string
 	Source string
-	// Owner is this process's identity as the lock's owner.
+	// Owner is this process's identity as the lock's owner ([NewOwner]).
 	Owner string
-	// LockTTL is the lease the engine keeps renewing while it runs.
+	// Host is the host part of Owner: a lock whose owner is a process of this host that no
+	// longer runs is taken over at once ([OwnerDead]). Empty: every owner is trusted until its
+	// lease runs out (a controller on Lambda, which shares no host with anyone).
+	Host string
+	// LockTTL is the lock's lease, which the engine keeps renewing while it runs
+	// (default [DefaultLease]). A process that dies holds its environment until then.
 	LockTTL time.Duration
 	// Parallelism bounds how many functions are worked on at once.
 	Parallelism int
@@ -47,6 +52,8 @@ type Progress struct {
 	BakeLeft time.Duration
 	// Verdict is the latest health judgement, with ProgressBake and ProgressHealth.
 	Verdict *Verdict
+	// Lock is the other process's lock, with ProgressFollowing and ProgressTookOver.
+	Lock *Lock
 }
 
 // ProgressKind says what happened.
@@ -60,6 +67,10 @@ const (
 	ProgressHealth
 	// ProgressAwaiting: the release waits for a person to promote or roll it back.
 	ProgressAwaiting
+	// ProgressFollowing: another live process drives the release; Drive follows it (Lock).
+	ProgressFollowing
+	// ProgressTookOver: Drive took the release over from a process that is gone (Lock).
+	ProgressTookOver
 )
 
 // errInterrupted: someone else changed the release (a request, or a transition): stop the
@@ -74,7 +85,7 @@ func (e *Engine) defaults() {
 		e.Health = BakeOnly{}
 	}
 	if e.LockTTL <= 0 {
-		e.LockTTL = 30 * time.Second
+		e.LockTTL = DefaultLease
 	}
 	if e.Parallelism <= 0 {
 		e.Parallelism = 64
@@ -198,7 +209,7 @@ func (e *Engine) advance(ctx context.Context, r *Release) error {
 	if req := r.Request; req != nil {
 		switch {
 		case req.Action == RequestRollback && r.Phase != RollingBack:
-			return e.transition(ctx, r, RollingBack, requestReason("rollback", req), nil)
+			return e.transition(ctx, r, MoveRollback, requestReason("rollback", req), nil)
 		case req.Action == RequestPromote && r.OpenGate() != nil:
 			// A promotion at an open gate is that gate's approval: recorded through Decide
 			// (unless someone decided first), then acted on as any decision is.
@@ -209,13 +220,13 @@ func (e *Engine) advance(ctx context.Context, r *Release) error {
 				return err
 			}
 			return errInterrupted
-		case req.Action == RequestPromote && (r.Phase == AwaitingApproval && r.LastGate() == nil || r.Phase == Shifting && (req.Now || r.StepStarted.IsZero())):
-			return e.transition(ctx, r, Promoting, requestReason("promotion", req), func(r *Release) { r.Awaiting = "" })
+		case req.Action == RequestPromote && (r.Phase == AwaitingApproval && r.LastGate() == nil || r.Phase == Shifting && (req.Now || !r.Baking())):
+			return e.transition(ctx, r, MovePromote, requestReason("promotion", req), func(r *Release) { r.Awaiting = "" })
 		}
 	}
 	switch r.Phase {
 	case Planned:
-		return e.transition(ctx, r, Publishing, "publishing new versions of "+countFunctions(len(r.Functions)), nil)
+		return e.transition(ctx, r, MovePublish, "publishing new versions of "+countFunctions(len(r.Functions)), nil)
 	case Publishing:
 		if err := e.publish(ctx, r); err != nil {
 			return e.rollbackOn(ctx, r, "publishing", err)
@@ -230,7 +241,7 @@ func (e *Engine) advance(ctx context.Context, r *Release) error {
 		g := r.LastGate()
 		switch {
 		case g == nil && r.Awaiting == "":
-			return e.transition(ctx, r, Promoting, "no approval required", nil)
+			return e.transition(ctx, r, MovePromote, "no approval required", nil)
 		case g == nil:
 			return e.await(ctx, r, nil)
 		case g.Decision != nil:
@@ -252,16 +263,16 @@ func (e *Engine) advance(ctx context.Context, r *Release) error {
 		if r.Checks != nil && r.Health.PostTraffic == nil {
 			return e.afterTraffic(ctx, r)
 		}
-		return e.transition(ctx, r, Promoted, "all traffic on the new versions of "+countFunctions(len(r.Functions)), func(r *Release) { r.EndedAt = e.Clock.Now() })
+		return e.transition(ctx, r, MoveDone, "all traffic on the new versions of "+countFunctions(len(r.Functions)), func(r *Release) { r.EndedAt = e.Clock.Now() })
 	case RollingBack:
 		failures := e.rollback(ctx, r)
 		if errors.Is(failures, errInterrupted) || errors.Is(failures, ErrConflict) || context.Cause(ctx) != nil {
 			return failures
 		}
 		if failures != nil {
-			return e.transition(ctx, r, Failed, fmt.Sprintf("%s; rollback could not finish: %v", r.Reason, failures), func(r *Release) { r.EndedAt = e.Clock.Now() })
+			return e.transition(ctx, r, MoveFail, fmt.Sprintf("%s; rollback could not finish: %v", r.Reason, failures), func(r *Release) { r.EndedAt = e.Clock.Now() })
 		}
-		return e.transition(ctx, r, RolledBack, fmt.Sprintf("every function is back on its previous version (%s)", r.Reason), func(r *Release) { r.EndedAt = e.Clock.Now() })
+		return e.transition(ctx, r, MoveDone, fmt.Sprintf("every function is back on its previous version (%s)", r.Reason), func(r *Release) { r.EndedAt = e.Clock.Now() })
 	}
 	return fmt.Errorf("release %s is in an unknown phase %q", r.ID, r.Phase)
 }
@@ -287,14 +298,18 @@ func (e *Engine) rollbackOn(ctx context.Context, r *Release, during string, err 
 	if errors.Is(err, errInterrupted) || errors.Is(err, ErrConflict) || context.Cause(ctx) != nil {
 		return err
 	}
-	return e.transition(ctx, r, RollingBack, fmt.Sprintf("%s failed: %v", during, err), nil)
+	return e.transition(ctx, r, MoveRollback, fmt.Sprintf("%s failed: %v", during, err), nil)
 }
 
 // transition moves the release to a phase: written (with its audit entry) before anything is
 // done in it.
-func (e *Engine) transition(ctx context.Context, r *Release, to Phase, message string, mutate func(*Release), extra ...Event) error {
+func (e *Engine) transition(ctx context.Context, r *Release, move Move, message string, mutate func(*Release), extra ...Event) error {
 	from := r.Phase
-	err := e.save(ctx, r, func(r *Release) {
+	to, err := Next(from, move)
+	if err != nil {
+		return fmt.Errorf("release %s: %w", r.ID, err)
+	}
+	err = e.save(ctx, r, func(r *Release) {
 		if r.Phase != from {
 			return
 		}
@@ -311,7 +326,7 @@ func (e *Engine) transition(ctx context.Context, r *Release, to Phase, message s
 		if mutate != nil {
 			mutate(r)
 		}
-	}, append(extra, Event{Kind: EventTransition, Phase: to, Message: fmt.Sprintf("%s → %s: %s", from, to, message), Data: map[string]any{"from": string(from), "to": string(to)}})...)
+	}, append(extra, Event{Kind: EventTransition, Phase: to, Message: fmt.Sprintf("%s → %s: %s", from, to, message), Data: map[string]any{"from": string(from), "to": string(to), "move": string(move)}})...)
 	if err != nil {
 		return err
 	}
@@ -546,7 +561,7 @@ func target(fn Function, w float64) Routing {
 // shiftAndBake puts every alias at the step's weight, then bakes the step while judging health.
 func (e *Engine) shiftAndBake(ctx context.Context, r *Release) error {
 	step, alias := r.Steps[r.Step], r.Alias
-	if r.StepStarted.IsZero() {
+	if !r.Baking() {
 		err := e.forEach(ctx, r, func(fn Function) bool { return fn.Weight == step.Weight || (fn.Previous == "" && fn.Weight == 1) },
 			func(ctx context.Context, fn Function) (func(*Function), string, error) {
 				to := target(fn, step.Weight)
@@ -585,15 +600,15 @@ func (e *Engine) shiftAndBake(ctx context.Context, r *Release) error {
 	}
 	switch {
 	case v.Result == Fail:
-		return e.transition(ctx, r, RollingBack, fmt.Sprintf("step %d failed its health check: %s", n, v.Reason), record, healthEvent)
+		return e.transition(ctx, r, MoveRollback, fmt.Sprintf("step %d failed its health check: %s", n, v.Reason), record, healthEvent)
 	case v.Result == Inconclusive && r.Checks != nil && r.Checks.OnInconclusive == OnInconclusiveGate:
-		return e.transition(ctx, r, AwaitingApproval, fmt.Sprintf("step %d was inconclusive (%s); waiting for a person to approve or roll back", n, v.Reason),
+		return e.transition(ctx, r, MoveGate, fmt.Sprintf("step %d was inconclusive (%s); waiting for a person to approve or roll back", n, v.Reason),
 			func(r *Release) {
 				record(r)
 				e.openGate(r, n, GateInconclusive, fmt.Sprintf("step %d was inconclusive after its longest bake: %s", n, v.Reason))
 			}, healthEvent)
 	case v.Result == Inconclusive && (r.Checks == nil || r.Checks.OnInconclusive != OnInconclusivePromote):
-		return e.transition(ctx, r, RollingBack, fmt.Sprintf("step %d was inconclusive after its longest bake (on_inconclusive: rollback): %s", n, v.Reason), record, healthEvent)
+		return e.transition(ctx, r, MoveRollback, fmt.Sprintf("step %d was inconclusive after its longest bake (on_inconclusive: rollback): %s", n, v.Reason), record, healthEvent)
 	}
 	passed := fmt.Sprintf("step %d passed (%s)", n, v.Reason)
 	if v.Result == Inconclusive {
@@ -607,11 +622,18 @@ func (e *Engine) shiftAndBake(ctx context.Context, r *Release) error {
 // else to promotion (at once on a promotion request).
 func (e *Engine) continueAfter(ctx context.Context, r *Release, n int, done string, mutate func(*Release), extra ...Event) error {
 	if req := r.Request; req != nil && req.Action == RequestPromote {
-		return e.transition(ctx, r, Promoting, fmt.Sprintf("%s; %s", done, requestReason("promotion", req)), mutate, extra...)
+		return e.transition(ctx, r, MovePromote, fmt.Sprintf("%s; %s", done, requestReason("promotion", req)), mutate, extra...)
 	}
-	if a := r.Approval; a != nil && a.AtStep == n && !gatePassed(r, n) {
+	// A first release has no previous version to share traffic with or to compare a canary
+	// against: its steps would only wait. It goes to promotion, where one alias write per
+	// function creates the alias — still through the environment's approval gate, if it has one.
+	first := firstRelease(r)
+	if a := r.Approval; a != nil && (a.AtStep == n || first && a.AtStep > n) && !gatePassed(r, a.AtStep) {
 		why := "the environment requires approval"
 		switch {
+		case first:
+			why += " before the new versions take traffic (first release: no canary steps)"
+			n = a.AtStep
 		case n == 0:
 			why += " before any traffic moves"
 		case n == len(r.Steps):
@@ -623,15 +645,18 @@ func (e *Engine) continueAfter(ctx context.Context, r *Release, n int, done stri
 		if a.PreApprove {
 			msg = done + "; at the gate, pre-approved by " + a.PreApprovedBy
 		}
-		return e.transition(ctx, r, AwaitingApproval, msg, func(r *Release) {
+		return e.transition(ctx, r, MoveGate, msg, func(r *Release) {
 			if mutate != nil {
 				mutate(r)
 			}
 			e.openGate(r, n, GateApproval, why)
 		}, extra...)
 	}
+	if first {
+		return e.transition(ctx, r, MovePromote, done+"; first release: no previous version to compare a canary with, so all traffic goes to the new versions at once", mutate, extra...)
+	}
 	if n < len(r.Steps) {
-		return e.transition(ctx, r, Shifting, fmt.Sprintf("%s; step %d of %d: %s on the new versions", done, n+1, len(r.Steps), percent(r.Steps[n].Weight)),
+		return e.transition(ctx, r, MoveShift, fmt.Sprintf("%s; step %d of %d: %s on the new versions", done, n+1, len(r.Steps), percent(r.Steps[n].Weight)),
 			func(r *Release) {
 				if mutate != nil {
 					mutate(r)
@@ -639,7 +664,17 @@ func (e *Engine) continueAfter(ctx context.Context, r *Release, n int, done stri
 				e.enterStep(r, n)
 			}, extra...)
 	}
-	return e.transition(ctx, r, Promoting, done+"; moving all traffic to the new versions", mutate, extra...)
+	return e.transition(ctx, r, MovePromote, done+"; moving all traffic to the new versions", mutate, extra...)
+}
+
+// firstRelease reports whether no function of the release has a previous version.
+func firstRelease(r *Release) bool {
+	for _, fn := range r.Functions {
+		if fn.Previous != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // openGate starts a wait for a decision after n steps.
@@ -672,7 +707,7 @@ func (e *Engine) passGate(ctx context.Context, r *Release, g *Gate) error {
 		by += ": " + d.Reason
 	}
 	if d.Action == DecideRollback {
-		return e.transition(ctx, r, RollingBack, "rollback decided at the gate by "+by, nil)
+		return e.transition(ctx, r, MoveRollback, "rollback decided at the gate by "+by, nil)
 	}
 	return e.continueAfter(ctx, r, g.Step, "approved at the gate by "+by, nil)
 }
@@ -772,7 +807,7 @@ func (e *Engine) beforeTraffic(ctx context.Context, r *Release) error {
 	}
 	ev := Event{Kind: EventHealth, Message: fmt.Sprintf("before traffic: %s: %s", v.Result, v.Reason), Data: v.Data()}
 	if v.Result != Pass {
-		return e.transition(ctx, r, RollingBack, "the checks before traffic failed, so no traffic moved: "+v.Reason, record, ev)
+		return e.transition(ctx, r, MoveRollback, "the checks before traffic failed, so no traffic moved: "+v.Reason, record, ev)
 	}
 	if err := e.save(ctx, r, record, ev); err != nil {
 		return err
@@ -791,9 +826,9 @@ func (e *Engine) afterTraffic(ctx context.Context, r *Release) error {
 	record := func(r *Release) { r.Health.PostTraffic = &v }
 	ev := Event{Kind: EventHealth, Message: fmt.Sprintf("after traffic: %s: %s", v.Result, v.Reason), Data: v.Data()}
 	if v.Result != Pass {
-		return e.transition(ctx, r, RollingBack, "the checks after traffic failed: "+v.Reason, record, ev)
+		return e.transition(ctx, r, MoveRollback, "the checks after traffic failed: "+v.Reason, record, ev)
 	}
-	return e.transition(ctx, r, Promoted, "all traffic on the new versions of "+countFunctions(len(r.Functions))+"; "+v.Reason, func(r *Release) {
+	return e.transition(ctx, r, MoveDone, "all traffic on the new versions of "+countFunctions(len(r.Functions))+"; "+v.Reason, func(r *Release) {
 		record(r)
 		r.EndedAt = e.Clock.Now()
 	}, ev)
@@ -828,7 +863,7 @@ func (e *Engine) await(ctx context.Context, r *Release, g *Gate) error {
 			if err == nil && v.Result == Fail {
 				v.At = now
 				n := g.Step
-				return e.transition(ctx, r, RollingBack, fmt.Sprintf("step %d failed its health check while waiting at the gate: %s", n, v.Reason),
+				return e.transition(ctx, r, MoveRollback, fmt.Sprintf("step %d failed its health check while waiting at the gate: %s", n, v.Reason),
 					func(r *Release) {
 						if rec := e.stepRecord(r); rec.Step == n-1 {
 							rec.Verdict = &v

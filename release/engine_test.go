@@ -105,6 +105,9 @@ type fixture struct {
 	st    *sqlite.Store
 	fleet *fakeFleet
 	r     *release.Release
+	clock *release.FakeClock
+	// awaiting hears (the latest) every time an engine of the fixture waits for a decision.
+	awaiting chan release.Release
 }
 
 var fns = []string{"shop-api", "shop-orders", "shop-notifier"}
@@ -123,14 +126,62 @@ func setup(t *testing.T, steps ...release.Step) *fixture {
 	if err := st.CreateRelease(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.AcquireLock(context.Background(), store.Lock{Key: release.LockKey("shop", "prod"), Holder: r.ID, Owner: "me", ExpiresAt: time.Now().Add(time.Minute)}, time.Now(), ""); err != nil {
+	if _, err := st.AcquireLock(context.Background(), store.Lock{Key: release.LockKey("shop", "prod"), Holder: r.ID, Owner: "me", ExpiresAt: time.Now().Add(time.Hour)}, time.Now(), ""); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{st: st, fleet: newFakeFleet(fns...), r: r}
+	return &fixture{st: st, fleet: newFakeFleet(fns...), r: r, clock: release.NewFakeClock(), awaiting: make(chan release.Release, 1)}
 }
 
+// engine is an engine on the fixture's fake clock: its lease's heartbeat waits beyond the
+// clock's horizon, so it renews only as the release's own waits move time on.
 func (fx *fixture) engine(observe func(release.Progress)) *release.Engine {
-	return &release.Engine{Store: fx.st, Fleet: fx.fleet, Actor: "tester", Owner: "me", Poll: 10 * time.Millisecond, LockTTL: time.Minute, Observe: observe}
+	return &release.Engine{Store: fx.st, Fleet: fx.fleet, Actor: "tester", Owner: "me", Poll: 10 * time.Millisecond, LockTTL: time.Hour, Clock: fx.clock,
+		Observe: func(p release.Progress) {
+			if p.Kind == release.ProgressAwaiting {
+				select {
+				case fx.awaiting <- p.Release:
+				default:
+					select { // keep the latest
+					case <-fx.awaiting:
+					default:
+					}
+					select {
+					case fx.awaiting <- p.Release:
+					default:
+					}
+				}
+			}
+			if observe != nil {
+				observe(p)
+			}
+		}}
+}
+
+// onFirst returns an observer that calls do once, at the first progress of the kind.
+func onFirst(kind release.ProgressKind, do func(p release.Progress)) func(release.Progress) {
+	var once sync.Once
+	return func(p release.Progress) {
+		if p.Kind == kind {
+			once.Do(func() { do(p) })
+		}
+	}
+}
+
+// request writes an operator's request into the stored release, as another process would.
+func (fx *fixture) request(t *testing.T, req release.Request) {
+	t.Helper()
+	ctx := context.Background()
+	for {
+		r, err := fx.st.GetRelease(ctx, "rel-1")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		r.Request = &req
+		if err := fx.st.UpdateRelease(ctx, r); err == nil {
+			return
+		}
+	}
 }
 
 // transitions lists the phases the audit trail records, in order.
@@ -144,6 +195,12 @@ func transitions(t *testing.T, st store.Store, id string) string {
 	for _, e := range evs {
 		if e.Kind == release.EventTransition {
 			out = append(out, string(e.Phase))
+			// Every move the engine made is a row of the table.
+			from, _ := e.Data["from"].(string)
+			move, _ := e.Data["move"].(string)
+			if to, err := release.Next(release.Phase(from), release.Move(move)); err != nil || to != e.Phase {
+				t.Errorf("the engine moved %s → %s on %q, which the table does not list: %v", from, e.Phase, move, err)
+			}
 		}
 	}
 	return strings.Join(out, " ")
@@ -217,20 +274,10 @@ func TestPublishFailureRollsBack(t *testing.T) {
 func TestRollbackRequestMidBake(t *testing.T) {
 	fx := setup(t, release.Step{Weight: 0.1, Bake: time.Hour}, release.Step{Weight: 0.5, Bake: time.Hour})
 	ctx := context.Background()
-	go func() {
-		// Another process asks for a rollback once the first step bakes.
-		for {
-			r, err := fx.st.GetRelease(ctx, "rel-1")
-			if err == nil && r.Phase == release.Shifting && !r.StepStarted.IsZero() {
-				r.Request = &release.Request{Action: release.RequestRollback, By: "operator", Reason: "errors in the logs", At: time.Now()}
-				if fx.st.UpdateRelease(ctx, r) == nil {
-					return
-				}
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	r, err := fx.engine(nil).Run(ctx, "rel-1")
+	// Another process asks for a rollback once the first step bakes.
+	r, err := fx.engine(onFirst(release.ProgressBake, func(release.Progress) {
+		fx.request(t, release.Request{Action: release.RequestRollback, By: "operator", Reason: "errors in the logs", At: fx.clock.Now()})
+	})).Run(ctx, "rel-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,19 +294,9 @@ func TestRollbackRequestMidBake(t *testing.T) {
 func TestPromoteNowSkipsSteps(t *testing.T) {
 	fx := setup(t, release.Step{Weight: 0.1, Bake: time.Hour}, release.Step{Weight: 0.5, Bake: time.Hour})
 	ctx := context.Background()
-	go func() {
-		for {
-			r, err := fx.st.GetRelease(ctx, "rel-1")
-			if err == nil && r.Phase == release.Shifting && !r.StepStarted.IsZero() {
-				r.Request = &release.Request{Action: release.RequestPromote, By: "operator", Now: true, At: time.Now()}
-				if fx.st.UpdateRelease(ctx, r) == nil {
-					return
-				}
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	r, err := fx.engine(nil).Run(ctx, "rel-1")
+	r, err := fx.engine(onFirst(release.ProgressBake, func(release.Progress) {
+		fx.request(t, release.Request{Action: release.RequestPromote, By: "operator", Now: true, At: fx.clock.Now()})
+	})).Run(ctx, "rel-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +508,12 @@ func TestInconclusiveExtendsThenFollowsThePolicy(t *testing.T) {
 // on_inconclusive: gate waits for a person; a promotion request moves it on.
 func TestInconclusiveGateWaitsForAPerson(t *testing.T) {
 	fx := setupChecked(t, release.Checks{MaxBake: 20 * time.Millisecond, OnInconclusive: release.OnInconclusiveGate}, release.Step{Weight: 0.1, Bake: 10 * time.Millisecond})
-	e := fx.engine(nil)
+	e := fx.engine(onFirst(release.ProgressAwaiting, func(p release.Progress) {
+		if !strings.Contains(p.Release.Awaiting, "step 1 was inconclusive") {
+			t.Errorf("awaiting %q", p.Release.Awaiting)
+		}
+		fx.request(t, release.Request{Action: release.RequestPromote, By: "alice", At: fx.clock.Now()})
+	}))
 	e.Health = &scriptedHealth{judge: inconclusive}
 	done := make(chan *release.Release)
 	go func() {
@@ -481,28 +523,6 @@ func TestInconclusiveGateWaitsForAPerson(t *testing.T) {
 		}
 		done <- r
 	}()
-	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r, err := fx.st.GetRelease(ctx, "rel-1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Phase == release.AwaitingApproval {
-			if !strings.Contains(r.Awaiting, "step 1 was inconclusive") {
-				t.Fatalf("awaiting %q", r.Awaiting)
-			}
-			r.Request = &release.Request{Action: release.RequestPromote, By: "alice", At: time.Now()}
-			if err := fx.st.UpdateRelease(ctx, r); err != nil {
-				continue
-			}
-			break
-		}
-		if r.Phase.Final() || time.Now().After(deadline) {
-			t.Fatalf("phase %s; never awaited approval", r.Phase)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 	r := <-done
 	if r.Phase != release.Promoted || r.Awaiting != "" {
 		t.Fatalf("phase %s, awaiting %q", r.Phase, r.Awaiting)

@@ -159,6 +159,10 @@ func nonce() string {
 // change and its entry are written in one update conditional on the revision read, retried on
 // conflict; entries the last writer did not get to append are appended first.
 func Change(ctx context.Context, st Store, id, actor, source string, mutate func(r *Release) (*Event, error)) (*Release, error) {
+	return change(ctx, st, id, actor, source, time.Now, mutate)
+}
+
+func change(ctx context.Context, st Store, id, actor, source string, clock func() time.Time, mutate func(r *Release) (*Event, error)) (*Release, error) {
 	for {
 		r, err := st.GetRelease(ctx, id)
 		if err != nil {
@@ -174,7 +178,7 @@ func Change(ctx context.Context, st Store, id, actor, source string, mutate func
 		if err != nil || ev == nil {
 			return r, err
 		}
-		now := time.Now()
+		now := clock()
 		r.UpdatedAt = now
 		ev.ReleaseID, ev.Key, ev.Time = r.ID, fmt.Sprintf("%s/%d/request", r.ID, r.Revision), now
 		ev.Actor, ev.Source = actor, source

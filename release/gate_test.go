@@ -42,21 +42,20 @@ func runAsync(t *testing.T, e *release.Engine) <-chan *release.Release {
 }
 
 // waitGate waits until the release waits at a gate, and returns it.
-func waitGate(t *testing.T, st store.Store) *release.Release {
+func waitGate(t *testing.T, fx *fixture) *release.Release {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r, err := st.GetRelease(context.Background(), "rel-1")
+		p := <-fx.awaiting
+		r, err := fx.st.GetRelease(context.Background(), "rel-1")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r.OpenGate() != nil {
 			return r
 		}
-		if r.Phase.Final() || time.Now().After(deadline) {
-			t.Fatalf("the release is %s; it never waited at a gate", r.Describe())
+		if r.Phase.Final() {
+			t.Fatalf("the release is %s; it never waited at a gate (last awaiting: %s)", r.Describe(), p.Describe())
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -82,7 +81,7 @@ func decisions(t *testing.T, st store.Store) (applied, late []release.Event) {
 func TestGateWaitsThenApprovalPromotes(t *testing.T) {
 	fx := setupGated(t, release.Approval{AtStep: 1}, nil, release.Step{Weight: 0.1})
 	done := runAsync(t, fx.engine(nil))
-	r := waitGate(t, fx.st)
+	r := waitGate(t, fx)
 	g := r.OpenGate()
 	if g.Kind != release.GateApproval || g.Step != 1 || !strings.Contains(r.Awaiting, "after the last step (10% on the new versions)") {
 		t.Errorf("gate %+v, awaiting %q", g, r.Awaiting)
@@ -92,8 +91,10 @@ func TestGateWaitsThenApprovalPromotes(t *testing.T) {
 			t.Errorf("%s at the gate: %+v, want the canary kept at 10%%", fn, a)
 		}
 	}
-	// The engine keeps waiting: nothing is promoted while nobody decides.
-	time.Sleep(50 * time.Millisecond)
+	// The engine keeps waiting: nothing is promoted while nobody decides, for ten minutes.
+	for opened := g.Opened; fx.clock.Now().Sub(opened) < 10*time.Minute; {
+		<-fx.awaiting
+	}
 	if cur, _ := fx.st.GetRelease(context.Background(), "rel-1"); cur.Phase != release.AwaitingApproval {
 		t.Fatalf("moved on without a decision: %s", cur.Describe())
 	}
@@ -123,7 +124,7 @@ func TestGateWaitsThenApprovalPromotes(t *testing.T) {
 func TestGateMidwayContinuesToTheNextStep(t *testing.T) {
 	fx := setupGated(t, release.Approval{AtStep: 1}, nil, release.Step{Weight: 0.1}, release.Step{Weight: 0.5})
 	done := runAsync(t, fx.engine(nil))
-	r := waitGate(t, fx.st)
+	r := waitGate(t, fx)
 	if r.Step != 0 || !strings.Contains(r.Awaiting, "after step 1 of 2") {
 		t.Errorf("gate at step %d: %q", r.Step, r.Awaiting)
 	}
@@ -142,7 +143,7 @@ func TestGateMidwayContinuesToTheNextStep(t *testing.T) {
 func TestGateRollbackDecision(t *testing.T) {
 	fx := setupGated(t, release.Approval{AtStep: 1}, nil, release.Step{Weight: 0.25})
 	done := runAsync(t, fx.engine(nil))
-	waitGate(t, fx.st)
+	waitGate(t, fx)
 	if _, err := release.Decide(context.Background(), fx.st, "rel-1", release.Decision{Action: release.DecideRollback, By: "carol", Via: release.ViaDashboard, Reason: "checkout looks slow"}); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestFirstDecisionWinsUnderConcurrency(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() { _, _ = e.Run(ctx, "rel-1"); close(stopped) }()
-	waitGate(t, fx.st)
+	waitGate(t, fx)
 	const n = 12
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -275,7 +276,7 @@ func TestHealthFailureWhileWaitingRollsBack(t *testing.T) {
 	e := fx.engine(nil)
 	e.Health = h
 	done := runAsync(t, e)
-	waitGate(t, fx.st)
+	waitGate(t, fx)
 	mu.Lock()
 	bad = true
 	mu.Unlock()
@@ -291,7 +292,7 @@ func TestHealthFailureWhileWaitingRollsBack(t *testing.T) {
 func TestGateBeforeTrafficMovesNothing(t *testing.T) {
 	fx := setupGated(t, release.Approval{AtStep: 0}, nil) // all at once
 	done := runAsync(t, fx.engine(nil))
-	r := waitGate(t, fx.st)
+	r := waitGate(t, fx)
 	if !strings.Contains(r.Awaiting, "before any traffic moves") || fx.fleet.count("Route") != 0 {
 		t.Fatalf("awaiting %q with %d alias writes", r.Awaiting, fx.fleet.count("Route"))
 	}
@@ -352,7 +353,7 @@ func TestPromoteRequestAtAGateIsItsApproval(t *testing.T) {
 	fx := setupGated(t, release.Approval{AtStep: 1}, nil, release.Step{Weight: 0.1}, release.Step{Weight: 0.5})
 	done := runAsync(t, fx.engine(nil))
 	for {
-		r := waitGate(t, fx.st)
+		r := waitGate(t, fx)
 		r.Request = &release.Request{Action: release.RequestPromote, By: "alice", Reason: "hotfix", At: time.Now()}
 		if err := fx.st.UpdateRelease(context.Background(), r); err == nil {
 			break

@@ -4,6 +4,17 @@
 //	planned → publishing → shifting(step i) → awaiting-approval → promoting → promoted
 //	any non-final phase → rolling-back → rolled-back        (failed: even rollback could not finish)
 //
+// Every move is one row of [Transitions] (phase × [Move] → phase), which the engine consults on
+// each one and which refuses any move it does not list. A first release (no function has a
+// previous version) goes from publishing straight to promoting: there is no canary to compare.
+//
+// The package owns the whole lifecycle, for the CLI, the dashboard and a controller alike:
+// [Engine.Start] records a planned release and takes its environment's lock, [Engine.Drive]
+// moves it to its end (or follows the process that does), [Engine.TakeOver] takes over from a
+// holder that is gone, [Engine.RequestRollback] and [Engine.RequestPromote] record an
+// operator's requests, and [Decide] closes a gate. Locks are leased ([Engine.LockTTL]); a holder
+// of this host that died is taken over at once ([OwnerDead]).
+//
 // The rule it keeps: every transition is written to the store before it is acted on, and every
 // action is idempotent, so a release whose process died is resumed or rolled back from its record.
 package release

@@ -3,17 +3,22 @@ package release
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
+
+	"github.com/aviary-deploy/aviary/analysis"
 )
 
-// Store is what the engine needs of the store.
+// Store is what the lifecycle needs of the store (store.Store is one).
 type Store interface {
+	CreateRelease(ctx context.Context, r *Release) error
 	GetRelease(ctx context.Context, id string) (*Release, error)
 	UpdateRelease(ctx context.Context, r *Release) error
+	ListReleases(ctx context.Context, f Filter) ([]*Release, error)
 	AppendEvent(ctx context.Context, e *Event) error
+	AcquireLock(ctx context.Context, l Lock, now time.Time, takeOver string) (Lock, error)
 	RenewLock(ctx context.Context, key, owner string, expires time.Time) error
 	ReleaseLock(ctx context.Context, key, owner string) error
+	GetLock(ctx context.Context, key string) (*Lock, error)
 }
 
 // Fleet is what the engine needs of Lambda and S3. Every method is idempotent: called again after
@@ -92,45 +97,16 @@ type PreTraffic struct {
 	PreexistingAlarms []string
 }
 
-// Result is a health verdict.
-type Result int
+// Result is a health verdict: analysis's, so that a judgement passes from the statistics to the
+// release's record unchanged.
+type Result = analysis.Result
 
 // Results.
 const (
-	Pass Result = iota
-	Fail
-	Inconclusive
+	Pass         = analysis.Pass
+	Fail         = analysis.Fail
+	Inconclusive = analysis.Inconclusive
 )
-
-func (r Result) String() string {
-	switch r {
-	case Pass:
-		return "pass"
-	case Fail:
-		return "fail"
-	case Inconclusive:
-		return "inconclusive"
-	}
-	return fmt.Sprintf("result(%d)", int(r))
-}
-
-// MarshalText writes a result as its name.
-func (r Result) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
-
-// UnmarshalText reads a result's name.
-func (r *Result) UnmarshalText(b []byte) error {
-	switch string(b) {
-	case "pass":
-		*r = Pass
-	case "fail":
-		*r = Fail
-	case "inconclusive":
-		*r = Inconclusive
-	default:
-		return fmt.Errorf("unknown health result %q", b)
-	}
-	return nil
-}
 
 // Verdict is a judgement with the numbers behind it.
 type Verdict struct {

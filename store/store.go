@@ -10,7 +10,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/aviary-deploy/aviary/release"
@@ -48,37 +47,20 @@ type Store interface {
 	Close() error
 }
 
-// Filter narrows ListReleases.
-type Filter struct {
-	Service     string
-	Environment string
-	Phase       release.Phase
-	Limit       int // 0: no limit
-}
-
-// Lock is a deploy lock: one live release per service and environment.
-type Lock struct {
-	Key        string    `json:"key"`
-	Holder     string    `json:"holder"` // the release that holds it
-	Owner      string    `json:"owner"`  // the process that acts for it: host/pid/nonce
-	AcquiredAt time.Time `json:"acquiredAt"`
-	ExpiresAt  time.Time `json:"expiresAt"`
-}
+// Filter narrows ListReleases; Lock is a deploy lock. They belong to the release's lifecycle,
+// which takes and checks locks itself.
+type (
+	Filter = release.Filter
+	Lock   = release.Lock
+)
 
 // Errors.
 var (
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = release.ErrNotFound
 	ErrExists   = errors.New("already exists")
 	ErrConflict = release.ErrConflict
 	ErrLockLost = release.ErrLockLost
 )
 
 // LockHeldError says a lock is held by someone else.
-type LockHeldError struct {
-	Lock Lock
-}
-
-func (e *LockHeldError) Error() string {
-	return fmt.Sprintf("release %s holds the lock on %s since %s (owner %s, lease until %s)",
-		e.Lock.Holder, e.Lock.Key, e.Lock.AcquiredAt.UTC().Format(time.RFC3339), e.Lock.Owner, e.Lock.ExpiresAt.UTC().Format(time.RFC3339))
-}
+type LockHeldError = release.LockHeldError

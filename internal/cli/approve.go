@@ -54,21 +54,10 @@ func (c *approveCmd) Run(e *env) error {
 		}
 		return nil
 	}
-	final, err := drive(e, st, r, m, c.awsFlags, log, c.Wait, nil)
+	eng, err := lifecycle(e, st, r, m, c.awsFlags)
+	if err != nil {
+		return err
+	}
+	final, err := drive(e, eng, st, r, m, log, c.Wait, "approved")
 	return finish(e, c.outputFlags, log, final, err)
-}
-
-// decideAtGate makes an operator's rollback the gate's decision too, when the release waits at
-// one, so that the first decision still wins there. It returns the decision that came first, if
-// one did (the rollback still goes ahead: an operator's rollback always applies).
-func decideAtGate(e *env, st release.Store, r *release.Release, action release.DecisionAction, reason string) (*release.Decision, error) {
-	if r.OpenGate() == nil {
-		return nil, nil
-	}
-	_, err := release.Decide(e.ctx, st, r.ID, release.Decision{Action: action, By: actor(), Via: release.ViaCLI, Source: source(), Reason: reason, At: time.Now(), Gate: len(r.Gates)})
-	var late *release.TooLateError
-	if errors.As(err, &late) {
-		return late.First, nil
-	}
-	return nil, err
 }

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,9 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -182,73 +178,25 @@ func host() string {
 }
 
 // owner identifies this process as a lock's owner: host/pid/nonce.
-func owner() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s/%d/%s", host(), os.Getpid(), hex.EncodeToString(b[:]))
-}
+func owner() string { return release.NewOwner(host()) }
 
-// deadOwner reports whether a lock's owner is a process of this host (and PID namespace) that no
-// longer runs: its lock can be taken over at once rather than after its lease.
-func deadOwner(o string) bool {
-	parts := strings.Split(o, "/")
-	if len(parts) != 3 || parts[0] != host() {
-		return false
-	}
-	pid, err := strconv.Atoi(parts[1])
-	if err != nil || pid <= 0 {
-		return false
-	}
-	return syscall.Kill(pid, 0) == syscall.ESRCH
-}
-
-// lockTTL is the lease a running release keeps renewing: AVIARY_LOCK_LEASE, default 30s. A process
-// that dies holds its environment until then, unless a process of the same host sees it is gone.
+// lockTTL is the lease a running release keeps renewing: AVIARY_LOCK_LEASE, default
+// release.DefaultLease. A process that dies holds its environment until then, unless a process
+// of the same host sees it is gone.
 func lockTTL() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv("AVIARY_LOCK_LEASE")); err == nil && d >= time.Second {
 		return d
 	}
-	return 30 * time.Second
+	return release.DefaultLease
 }
 
-// takeLock takes an environment's lock for a release: free, expired, or held by a dead process of
-// this host. A lock held for another release that has not ended is never taken, whatever its lease:
-// that release must be resumed or rolled back first.
-func takeLock(ctx context.Context, st store.Store, r *release.Release, me string) error {
-	key := release.LockKey(r.Service, r.Environment)
-	now := time.Now()
-	l := store.Lock{Key: key, Holder: r.ID, Owner: me, ExpiresAt: now.Add(lockTTL())}
-	takeOver := ""
-	cur, err := st.GetLock(ctx, key)
-	if err != nil {
-		return err
-	}
-	if cur != nil && cur.Holder != r.ID {
-		other, err := st.GetRelease(ctx, cur.Holder)
-		if err == nil && !other.Phase.Final() {
-			msg := fmt.Sprintf("release %s holds the lock on %s since %s (it is at %s)", other.ID, key, cur.AcquiredAt.UTC().Format(time.RFC3339), other.Describe())
-			if !cur.ExpiresAt.After(now) || deadOwner(cur.Owner) {
-				msg += fmt.Sprintf("; the process driving it is gone: `aviary resume %s` continues it, `aviary rollback %s` ends it", other.ID, other.ID)
-			}
-			return exitError{ExitLocked, errors.New(msg)}
-		}
-	}
-	if cur != nil && deadOwner(cur.Owner) {
-		takeOver = cur.Owner
-	}
-	_, err = st.AcquireLock(ctx, l, now, takeOver)
-	var held *store.LockHeldError
+// lockedError maps a held lock to its exit code.
+func lockedError(err error) error {
+	var held *release.LockHeldError
 	if errors.As(err, &held) {
 		return exitError{ExitLocked, err}
 	}
 	return err
-}
-
-// newReleaseID names a release: service, environment, time, and a random suffix.
-func newReleaseID(service, env string, now time.Time) string {
-	var b [2]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%s-%s-%s", service, env, now.UTC().Format("20060102-150405"), hex.EncodeToString(b[:]))
 }
 
 // resolveRelease finds a release by id, or the latest of an environment.
@@ -277,11 +225,12 @@ func resolveRelease(ctx context.Context, st store.Store, id string, m *manifest.
 	return rs[0], nil
 }
 
-// engine builds the release engine for a release.
+// newEngine builds the release's lifecycle for this process; fleet, cache and h may be nil for
+// what does not move aliases (requests, settling an ended release).
 func newEngine(st store.Store, fleet release.Fleet, cache release.ArtifactSource, me string, h release.Health) *release.Engine {
 	return &release.Engine{
 		Store: st, Fleet: fleet, Artifacts: cache, Health: h,
-		Actor: actor(), Source: source(), Owner: me, LockTTL: lockTTL(),
+		Actor: actor(), Source: source(), Owner: me, Host: host(), LockTTL: lockTTL(),
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
-	"time"
 
 	"github.com/aviary-deploy/aviary/artifact"
 	"github.com/aviary-deploy/aviary/manifest"
@@ -24,8 +22,26 @@ type deployCmd struct {
 
 func (c *deployCmd) Run(e *env) error {
 	log := logWriter(e, c.outputFlags)
+	m, err := c.manifestFlags.load()
+	if err != nil {
+		return err
+	}
+	st, err := c.storeFlags.open(e.ctx, m)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	// The lock first: a busy environment is reported as locked (naming its holder), whatever
+	// phase its release is in, before the plan reads aliases that release may be moving.
+	eng := newEngine(st, nil, nil, owner(), nil)
+	if err := eng.CheckLock(e.ctx, m.Service, c.Env); err != nil {
+		return lockedError(err)
+	}
 	p, err := prepare(e.ctx, c.manifestFlags, c.awsFlags, c.Env, c.Force, log)
 	if err != nil {
+		if lerr := eng.CheckLock(e.ctx, m.Service, c.Env); lerr != nil {
+			return lockedError(lerr) // another release started meanwhile: that is why
+		}
 		if p != nil && !c.json() {
 			printPlan(log, p)
 		}
@@ -52,48 +68,32 @@ func (c *deployCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	st, err := c.storeFlags.open(e.ctx, p.m)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
 	kit, err := newGateKit(p.m, p.env, st, log)
 	if err != nil {
 		return err
 	}
 	defer kit.close()
-	now := time.Now()
 	r := &release.Release{
-		ID: newReleaseID(p.m.Service, p.env.Name, now), Service: p.m.Service, Environment: p.env.Name,
+		Service: p.m.Service, Environment: p.env.Name,
 		Alias: p.m.Alias, Region: p.region, Strategy: strategy.Name, Functions: fns,
 		Artifacts: release.Artifacts{Bucket: p.m.Artifacts.Bucket, Prefix: p.m.Artifacts.Prefix},
-		Phase:     release.Planned, Force: c.Force, CreatedBy: actor(), CreatedAt: now, UpdatedAt: now,
-		Checks: p.checks, Approval: approval,
+		Force:     c.Force, Checks: p.checks, Approval: approval,
 	}
 	for _, s := range strategy.Steps {
 		r.Steps = append(r.Steps, release.Step{Weight: s.Weight, Bake: s.Bake})
 	}
-	me := owner()
-	if err := takeLock(e.ctx, st, r, me); err != nil {
-		return err
-	}
 	cache := artifact.Cache{Dir: p.m.Artifacts.Cache}
 	for _, b := range p.built {
 		if _, err := cache.Put(b.zip); err != nil {
-			_ = st.ReleaseLock(e.ctx, release.LockKey(r.Service, r.Environment), me)
 			return err
 		}
 	}
-	r.Outbox = []release.Event{{ReleaseID: r.ID, Key: r.ID + "/created", Time: now, Actor: actor(), Source: source(), Kind: release.EventCreated, Phase: release.Planned,
-		Message: fmt.Sprintf("release of %s to %s: %s changed (%s), %s", r.Service, r.Environment, plural(len(fns), "function", "functions"), names(fns), describeSteps(r.Steps)),
-		Data:    map[string]any{"force": c.Force, "strategy": r.Strategy}}}
-	if err := st.CreateRelease(e.ctx, r); err != nil {
-		_ = st.ReleaseLock(e.ctx, release.LockKey(r.Service, r.Environment), me)
-		return err
+	eng.Fleet, eng.Artifacts, eng.Health = p.fleet, cache, p.health
+	if r, err = eng.Start(e.ctx, r); err != nil {
+		return lockedError(err)
 	}
 	fmt.Fprintf(log, "Release %s: %s to %s, %s\n", r.ID, plural(len(fns), "function", "functions"), r.Environment, describeSteps(r.Steps))
 	v := newView(log)
-	eng := newEngine(st, p.fleet, cache, me, p.health)
 	eng.Observe = kit.announcer(v).observe
 	final, err := eng.Run(e.ctx, r.ID)
 	v.close()
@@ -142,15 +142,4 @@ func resultJSON(r *release.Release) map[string]any {
 		out["reason"] = r.Reason
 	}
 	return out
-}
-
-func names(fns []release.Function) string {
-	var n []string
-	for _, f := range fns {
-		n = append(n, f.Name)
-	}
-	if len(n) > 8 {
-		return strings.Join(n[:8], ", ") + fmt.Sprintf(" and %d more", len(n)-8)
-	}
-	return strings.Join(n, ", ")
 }

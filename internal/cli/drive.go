@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aviary-deploy/aviary/artifact"
+	"github.com/aviary-deploy/aviary/internal/textsafe"
 	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/store"
@@ -39,68 +39,25 @@ func logWriter(e *env, o outputFlags) io.Writer {
 	return e.stdout
 }
 
-// drive moves a release to a final phase: in this process if its lock can be taken (it is free,
-// expired, or its owner died), otherwise by waiting for the process that holds it, which sees any
-// request in the record and acts on it.
-// Once the lock is taken, locked (if set) runs before the engine.
-func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af awsFlags, log io.Writer, wait time.Duration, locked func() error) (*release.Release, error) {
-	me := owner()
-	ctx, cancel := context.WithTimeout(e.ctx, wait)
-	defer cancel()
-	told := false
-	for {
-		err := takeLock(e.ctx, st, r, me)
-		if err == nil {
-			break
-		}
-		var held *store.LockHeldError
-		if !errors.As(err, &held) {
-			return r, err
-		}
-		if held.Lock.Holder != r.ID {
-			return r, exitError{ExitLocked, fmt.Errorf("release %s of %s holds the lock on %s since %s; finish it first",
-				held.Lock.Holder, r.Service, r.Environment, held.Lock.AcquiredAt.Local().Format(time.DateTime))}
-		}
-		// Another process drives the release: it sees the request in the record and acts. If it
-		// died, its lease runs out (or, on this host, its death is seen) and this process takes
-		// over.
-		if !told {
-			fmt.Fprintf(log, "Release %s is driven by %s (lease until %s); waiting for it to act on the record, or for its lease to run out.\n",
-				r.ID, held.Lock.Owner, held.Lock.ExpiresAt.Local().Format(time.TimeOnly))
-			told = true
-		}
-		cur, err := st.GetRelease(ctx, r.ID)
-		if err != nil {
-			return r, err
-		}
-		if cur.Phase.Final() && locked == nil {
-			fmt.Fprintf(log, "%s  %s\n", time.Now().Format("15:04:05"), cur.Describe())
-			return cur, nil
-		}
-		select {
-		case <-ctx.Done():
-			if e.ctx.Err() != nil {
-				return cur, e.ctx.Err()
-			}
-			return cur, fmt.Errorf("release %s is still at %s after %s: its driver has the request; check with `aviary status %s`", r.ID, cur.Describe(), wait, r.ID)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-	if told {
-		fmt.Fprintf(log, "Took over release %s.\n", r.ID)
-	}
+// lifecycle builds the engine that acts on r for a command: its fleet and health checks from
+// the AWS flags, its artifacts from the manifest's cache.
+func lifecycle(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af awsFlags) (*release.Engine, error) {
 	fleet, checker, _, err := af.fleet(e.ctx, r.Region)
-	if err == nil && locked != nil {
-		err = locked()
-	}
 	if err != nil {
-		_ = st.ReleaseLock(e.ctx, release.LockKey(r.Service, r.Environment), me)
-		return r, err
+		return nil, err
 	}
 	cacheDir := filepath.Join(".aviary", "cache")
 	if m != nil {
 		cacheDir = m.Artifacts.Cache
 	}
+	return newEngine(st, fleet, artifact.Cache{Dir: cacheDir}, owner(), checker), nil
+}
+
+// drive moves a release to a final phase through eng (release.Engine.Drive): in this process if
+// its lock can be taken, otherwise by following the process that holds it, which sees any
+// request in the record and acts on it. asked says what this command asked for ("rollback
+// requested"), to say what happened when another process did the work.
+func drive(e *env, eng *release.Engine, st store.Store, r *release.Release, m *manifest.Manifest, log io.Writer, wait time.Duration, asked string) (*release.Release, error) {
 	kit, err := gateKitFor(m, r, st, log)
 	if err != nil {
 		// Links and notices are extras here: the release's decision must not wait on them.
@@ -109,41 +66,50 @@ func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af 
 	}
 	defer kit.close()
 	v := newView(log)
-	eng := newEngine(st, fleet, artifact.Cache{Dir: cacheDir}, me, checker)
-	eng.Observe = kit.announcer(v).observe
-	final, err := eng.Run(e.ctx, r.ID)
-	v.close()
-	return final, err
-}
-
-// request records an operator's request (or, for an ended release, its reopening) on a release:
-// conditional on the revision it read, retried on conflict, with its audit entry in the same write.
-// Entries the last writer did not get to append are appended first.
-func request(ctx context.Context, st store.Store, id string, mutate func(r *release.Release) (*release.Event, error)) (*release.Release, error) {
-	return release.Change(ctx, st, id, actor(), source(), mutate)
-}
-
-// settle finishes what a process that died after a release's last transition left undone: it
-// appends the audit entries of the last write and, if the release still holds its environment's
-// lock through a dead or expired owner, frees it.
-func settle(ctx context.Context, st store.Store, r *release.Release) error {
-	for i := range r.Outbox {
-		ev := r.Outbox[i]
-		if err := st.AppendEvent(ctx, &ev); err != nil {
-			return err
+	announce := kit.announcer(v).observe
+	eng.Observe = func(p release.Progress) {
+		switch p.Kind {
+		case release.ProgressFollowing:
+			fmt.Fprintf(log, "Release %s is driven by %s (lease until %s); waiting for it to act on the record, or for its lease to run out.\n",
+				r.ID, textsafe.Clean(p.Lock.Owner), p.Lock.ExpiresAt.Local().Format(time.TimeOnly))
+		case release.ProgressTookOver:
+			fmt.Fprintf(log, "Took over release %s.\n", r.ID)
+		default:
+			announce(p)
 		}
 	}
-	if !r.Phase.Final() {
-		return nil
+	d, err := eng.Drive(e.ctx, r.ID, wait)
+	v.close()
+	final := d.Release
+	if final == nil {
+		final = r
 	}
-	key := release.LockKey(r.Service, r.Environment)
-	l, err := st.GetLock(ctx, key)
-	if err != nil || l == nil || l.Holder != r.ID {
-		return err
+	var held *release.LockHeldError
+	var still *release.StillDrivenError
+	switch {
+	case errors.As(err, &held) && held.Lock.Holder != r.ID:
+		return final, exitError{ExitLocked, fmt.Errorf("release %s of %s holds the lock on %s since %s; finish it first",
+			textsafe.Clean(held.Lock.Holder), r.Service, r.Environment, held.Lock.AcquiredAt.Local().Format(time.DateTime))}
+	case errors.As(err, &still):
+		return final, fmt.Errorf("release %s is still at %s after %s: its driver has the request; check with `aviary status %s`", r.ID, still.Release.Describe(), wait, r.ID)
+	case err != nil:
+		return final, err
 	}
-	me := owner()
-	if err := takeLock(ctx, st, r, me); err != nil {
-		return nil // a live owner still finishing up frees it itself
+	if d.Waited != nil && !d.Drove && final.Phase.Final() && asked != "" {
+		fmt.Fprintf(log, "Release %s is driven by %s; %s, it %s at %s.\n", r.ID, textsafe.Clean(d.Waited.Owner), asked, ended(final), final.EndedAt.Local().Format(time.TimeOnly))
 	}
-	return st.ReleaseLock(ctx, key, me)
+	return final, nil
+}
+
+// ended says in words how a release ended.
+func ended(r *release.Release) string {
+	switch r.Phase {
+	case release.Promoted:
+		return "was promoted"
+	case release.RolledBack:
+		return "rolled back"
+	case release.Failed:
+		return "failed"
+	}
+	return "is " + r.Describe()
 }

@@ -27,36 +27,22 @@ func (c *promoteCmd) Run(e *env) error {
 	defer st.Close()
 	log := logWriter(e, c.outputFlags)
 	// At a gate, the promotion is the gate's decision too: it fails if someone decided first.
-	if r.OpenGate() != nil {
-		_, err := release.Decide(e.ctx, st, r.ID, release.Decision{Action: release.Approve, By: actor(), Via: release.ViaCLI, Source: source(), Reason: c.Reason, At: time.Now(), Gate: len(r.Gates)})
-		var late *release.TooLateError
-		if errors.As(err, &late) {
-			return exitError{ExitTooLate, err}
-		}
-		if err != nil {
-			return err
-		}
+	_, err = newEngine(st, nil, nil, owner(), nil).RequestPromote(e.ctx, r.ID, c.Reason, c.Now)
+	var late *release.TooLateError
+	var refused *release.RefusedError
+	switch {
+	case errors.As(err, &late):
+		return exitError{ExitTooLate, err}
+	case errors.As(err, &refused):
+		return usageError{err}
+	case err != nil:
+		return err
 	}
-	if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (*release.Event, error) {
-		switch {
-		case r.Phase.Final() || r.Phase == release.Promoting:
-			return nil, badInput("release %s is %s: there is nothing to promote", r.ID, r.Describe())
-		case r.Phase == release.RollingBack:
-			return nil, badInput("release %s is rolling back (%s): it cannot be promoted", r.ID, r.Reason)
-		case r.Request != nil && r.Request.Action == release.RequestRollback:
-			return nil, badInput("a rollback of release %s was requested by %s first", r.ID, r.Request.By)
-		}
-		r.Request = &release.Request{Action: release.RequestPromote, By: actor(), Reason: c.Reason, At: time.Now(), Now: c.Now}
-		when := "after the current step's bake"
-		if c.Now {
-			when = "now"
-		}
-		return &release.Event{Kind: release.EventRequest, Phase: r.Phase,
-			Message: fmt.Sprintf("promotion requested by %s (%s): skip the remaining steps", actor(), when)}, nil
-	}); err != nil {
+	eng, err := lifecycle(e, st, r, m, c.awsFlags)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "Promoting release %s.\n", r.ID)
-	final, err := drive(e, st, r, m, c.awsFlags, log, c.Wait, nil)
+	final, err := drive(e, eng, st, r, m, log, c.Wait, "promotion requested")
 	return finish(e, c.outputFlags, log, final, err)
 }

@@ -22,13 +22,19 @@ func (c *resumeCmd) Run(e *env) error {
 	defer st.Close()
 	log := logWriter(e, c.outputFlags)
 	if r.Phase.Final() {
-		if err := settle(e.ctx, st, r); err != nil {
+		// Settle what a process that died after the release's last transition left undone.
+		d, err := newEngine(st, nil, nil, owner(), nil).Drive(e.ctx, r.ID, 0)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(log, "Release %s already ended: %s.\n", r.ID, r.Describe())
-		return finish(e, c.outputFlags, log, r, nil)
+		fmt.Fprintf(log, "Release %s already ended: %s.\n", r.ID, d.Release.Describe())
+		return finish(e, c.outputFlags, log, d.Release, nil)
+	}
+	eng, err := lifecycle(e, st, r, m, c.awsFlags)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(log, "Resuming release %s from %s.\n", r.ID, r.Describe())
-	final, err := drive(e, st, r, m, c.awsFlags, log, c.Wait, nil)
+	final, err := drive(e, eng, st, r, m, log, c.Wait, "")
 	return finish(e, c.outputFlags, log, final, err)
 }

@@ -1,11 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/aviary-deploy/aviary/release"
-	"github.com/aviary-deploy/aviary/store"
 )
 
 type rollbackCmd struct {
@@ -26,83 +26,42 @@ func (c *rollbackCmd) Run(e *env) error {
 	}
 	defer st.Close()
 	log := logWriter(e, c.outputFlags)
-	reason := c.Reason
-	if reason == "" {
-		reason = "no reason given"
-	}
-	var locked func() error
-	switch r.Phase {
-	case release.RolledBack:
-		if err := settle(e.ctx, st, r); err != nil {
+	eng := newEngine(st, nil, nil, owner(), nil)
+	if r.Phase == release.Promoted || r.Phase == release.Failed {
+		// Ended: nobody drives it, so this process will, under the lock the request takes.
+		if eng, err = lifecycle(e, st, r, m, c.awsFlags); err != nil {
 			return err
 		}
-		fmt.Fprintf(log, "Release %s is already rolled back (%s).\n", r.ID, r.Reason)
+	}
+	req, err := eng.RequestRollback(e.ctx, r.ID, c.Reason)
+	var refused *release.RefusedError
+	if errors.As(err, &refused) {
+		return usageError{err}
+	}
+	if err != nil {
+		return lockedError(err)
+	}
+	if req.Release.Phase == release.RolledBack {
+		// Settle what a process that died after the release's last transition left undone.
+		if _, err := eng.Drive(e.ctx, r.ID, 0); err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "Release %s is already rolled back (%s).\n", r.ID, req.Release.Reason)
 		if c.json() {
-			return writeJSON(e.stdout, resultJSON(r))
+			return writeJSON(e.stdout, resultJSON(req.Release))
 		}
 		return nil
-	case release.Promoted, release.Failed:
-		// Ended: nobody drives it. Roll it back here, under the lock — and only if it is still
-		// what the environment runs (checked again under the lock).
-		latest := func() error {
-			rs, err := st.ListReleases(e.ctx, store.Filter{Service: r.Service, Environment: r.Environment, Limit: 1})
-			if err != nil {
-				return err
-			}
-			if len(rs) > 0 && rs[0].ID != r.ID {
-				return badInput("release %s is not the latest of %s (%s is): roll that one back instead", r.ID, r.Environment, rs[0].ID)
-			}
-			return nil
-		}
-		if err := latest(); err != nil {
-			return err
-		}
-		from := r.Phase
-		locked = func() error {
-			if err := latest(); err != nil {
-				return err
-			}
-			_, err := request(e.ctx, st, r.ID, func(r *release.Release) (*release.Event, error) {
-				if r.Phase != from {
-					return nil, fmt.Errorf("release %s moved to %s meanwhile", r.ID, r.Phase)
-				}
-				r.Phase, r.EndedAt = release.RollingBack, time.Time{}
-				r.Reason = fmt.Sprintf("rollback requested by %s after the release %s: %s", actor(), from, reason)
-				r.Request = &release.Request{Action: release.RequestRollback, By: actor(), Reason: reason, At: time.Now()}
-				for i := range r.Functions {
-					r.Functions[i].RolledBack = false
-				}
-				return &release.Event{Kind: release.EventTransition, Phase: release.RollingBack,
-					Message: fmt.Sprintf("%s → %s: %s", from, release.RollingBack, r.Reason),
-					Data:    map[string]any{"from": string(from), "to": string(release.RollingBack)}}, nil
-			})
-			return err
-		}
-	default:
-		// At a gate, the rollback is the gate's decision too (unless someone decided first).
-		first, err := decideAtGate(e, st, r, release.DecideRollback, reason)
-		if err != nil {
-			return err
-		}
-		if first != nil && first.Action == release.Approve {
-			fmt.Fprintf(log, "The gate was approved first, by %s via %s; rolling back all the same, as an operator's rollback always does.\n", first.By, first.Via)
-			reason += fmt.Sprintf(" (after the gate's approval by %s)", first.By)
-		}
-		if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (*release.Event, error) {
-			if r.Request != nil && r.Request.Action == release.RequestRollback {
-				return nil, nil // already asked
-			}
-			if r.Phase.Final() {
-				return nil, fmt.Errorf("release %s reached %s meanwhile; run rollback again to roll it back from there", r.ID, r.Phase)
-			}
-			r.Request = &release.Request{Action: release.RequestRollback, By: actor(), Reason: reason, At: time.Now()}
-			return &release.Event{Kind: release.EventRequest, Phase: r.Phase, Message: fmt.Sprintf("rollback requested by %s: %s", actor(), reason)}, nil
-		}); err != nil {
+	}
+	if first := req.First; first != nil && first.Action == release.Approve {
+		fmt.Fprintf(log, "The gate was approved first, by %s via %s; rolling back all the same, as an operator's rollback always does.\n", first.By, first.Via)
+	}
+	if eng.Fleet == nil {
+		if eng, err = lifecycle(e, st, r, m, c.awsFlags); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(log, "Rolling back release %s (%s → %s).\n", r.ID, r.Service, r.Environment)
-	final, err := drive(e, st, r, m, c.awsFlags, log, c.Wait, locked)
+	final, err := drive(e, eng, st, r, m, log, c.Wait, "rollback requested")
 	if err != nil || final == nil {
 		return finish(e, c.outputFlags, log, final, err)
 	}
