@@ -328,7 +328,9 @@ func TestSmoke(t *testing.T) {
 			return answer(requestID(2, 5), `ok`, "")
 		}, `the answer is not JSON (ok), so $.ok cannot be checked`},
 	} {
-		lc.setInvoke(func(_ context.Context, in *lambda.InvokeInput) (*lambda.InvokeOutput, error) { return tc.answer(in), nil })
+		lc.setInvoke(func(_ context.Context, in *lambda.InvokeInput) (*lambda.InvokeOutput, error) {
+			return tc.answer(in), nil
+		})
 		r.ID = tc.name
 		pre, err := c.BeforeTraffic(ctx, r)
 		if err != nil || pre.Verdict.Result != release.Fail || pre.Verdict.Check != "smoke" || !strings.Contains(pre.Verdict.Reason, tc.want) {
@@ -373,12 +375,16 @@ func TestSmokeAPIErrorIsNotAFailure(t *testing.T) {
 	}
 
 	c, clock, lc, _, _ := testChecker(t0)
-	lc.setInvoke(func(context.Context, *lambda.InvokeInput) (*lambda.InvokeOutput, error) { return nil, lambdaServiceError() })
+	lc.setInvoke(func(context.Context, *lambda.InvokeInput) (*lambda.InvokeOutput, error) {
+		return nil, lambdaServiceError()
+	})
 	if v, err := c.Judge(ctx, r, false); err == nil || v.Result == release.Fail {
 		t.Errorf("at a step, Invoke failing: %+v, %v", v, err)
 	}
 	// The same step, Lambda answering again: the smoke invocation runs again and passes, once.
-	lc.setInvoke(func(context.Context, *lambda.InvokeInput) (*lambda.InvokeOutput, error) { return answer(requestID(3, 1), `{}`, ""), nil })
+	lc.setInvoke(func(context.Context, *lambda.InvokeInput) (*lambda.InvokeOutput, error) {
+		return answer(requestID(3, 1), `{}`, ""), nil
+	})
 	for range 2 {
 		clock.set(clock.Now().Add(time.Second))
 		if v, err := c.Judge(ctx, r, false); err != nil || v.Result == release.Fail {
@@ -416,7 +422,9 @@ func TestSmokeNotCounted(t *testing.T) {
 	c, clock, lc, _, logs := testChecker(t0)
 	const group = "/aws/lambda/m"
 	smokeID := requestID(4, 1)
-	lc.setInvoke(func(context.Context, *lambda.InvokeInput) (*lambda.InvokeOutput, error) { return answer(smokeID, `{}`, ""), nil })
+	lc.setInvoke(func(context.Context, *lambda.InvokeInput) (*lambda.InvokeOutput, error) {
+		return answer(smokeID, `{}`, ""), nil
+	})
 	r := &release.Release{ID: "r", Alias: "live", Steps: []release.Step{{Weight: 0.5}},
 		Functions: []release.Function{{Name: "m", FunctionName: "m", Previous: "1", New: "2"}},
 		Checks:    &release.Checks{Logs: true, Alpha: 0.01, Detect: 5, MaxErrorRate: 1, MaxThrottleRate: 1, Smoke: []release.Smoke{{Payload: `{}`}}}}
