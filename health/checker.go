@@ -27,13 +27,15 @@ import (
 	"github.com/aviary-deploy/aviary/release"
 )
 
-// Checker is the release engine's Health for AWS (and the sandbox).
+// Checker is the release engine's Health for AWS (and the sandbox). New makes one with the SDK's
+// clients; anything that has the methods of [LambdaAPI], [CloudWatchAPI] and [LogsAPI] will do.
 type Checker struct {
-	Lambda     *lambda.Client
-	CloudWatch *cloudwatch.Client
-	Logs       *cloudwatchlogs.Client
-	// Now is the clock (default time.Now).
-	Now func() time.Time
+	Lambda     LambdaAPI
+	CloudWatch CloudWatchAPI
+	Logs       LogsAPI
+	// Clock is the checker's time (default release.RealClock): what has settled, when each source
+	// is read again, and every wait between calls.
+	Clock release.Clock
 	// LogsRate bounds FilterLogEvents calls per second across the fleet (CloudWatch Logs'
 	// quota; default 5).
 	LogsRate float64
@@ -41,6 +43,9 @@ type Checker struct {
 	// metrics are read every half period, at least every second.
 	LogsEvery   time.Duration
 	AlarmsEvery time.Duration
+	// InvokeBackoff is the wait before a smoke invocation or a hook is tried again after a
+	// transient API error; it doubles at each try (default 500 ms).
+	InvokeBackoff time.Duration
 	// Parallelism bounds concurrent smoke invocations and reads (default 8).
 	Parallelism int
 
@@ -58,12 +63,14 @@ func New(cfg aws.Config) *Checker {
 	}
 }
 
-func (c *Checker) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
+func (c *Checker) clock() release.Clock {
+	if c.Clock != nil {
+		return c.Clock
 	}
-	return time.Now()
+	return release.RealClock{}
 }
+
+func (c *Checker) now() time.Time { return c.clock().Now() }
 
 func (c *Checker) parallelism() int {
 	if c.Parallelism > 0 {

@@ -97,15 +97,15 @@ func (c *Checker) smoke(ctx context.Context, r *release.Release, w *watch, when 
 // own retries.
 const invokeAttempts = 3
 
-// invokeBackoff is the wait before the second try; it doubles.
-var invokeBackoff = 500 * time.Millisecond
-
 var retryable = retry.IsErrorRetryables(retry.DefaultRetryables)
 
 // invoke calls Lambda's Invoke, trying again on transient API errors; each try may take at most
 // timeout (0: no limit but ctx's).
 func (c *Checker) invoke(ctx context.Context, in *lambda.InvokeInput, timeout time.Duration) (*lambda.InvokeOutput, error) {
-	wait := invokeBackoff
+	wait := c.InvokeBackoff
+	if wait <= 0 {
+		wait = 500 * time.Millisecond
+	}
 	for attempt := 1; ; attempt++ {
 		tctx, cancel := ctx, context.CancelFunc(func() {})
 		if timeout > 0 {
@@ -119,7 +119,7 @@ func (c *Checker) invoke(ctx context.Context, in *lambda.InvokeInput, timeout ti
 		select {
 		case <-ctx.Done():
 			return nil, err // the last answer says more than the context's end
-		case <-time.After(wait):
+		case <-c.clock().After(wait):
 		}
 		wait *= 2
 	}

@@ -171,7 +171,7 @@ func (c *Checker) readGroup(ctx context.Context, r *release.Release, w *watch, f
 	in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(group), StartTime: aws.Int64(start), FilterPattern: aws.String(logPattern)}
 	newest := cur.from
 	for pages := 0; pages < 20; pages++ {
-		if err := c.logsTicker().wait(ctx); err != nil {
+		if err := c.logsTicker().wait(ctx, c.clock()); err != nil {
 			return err
 		}
 		out, err := c.Logs.FilterLogEvents(ctx, in)
@@ -277,20 +277,20 @@ func (c *Checker) logsTicker() *ticker {
 	return c.logsTick
 }
 
-func (t *ticker) wait(ctx context.Context) error {
+func (t *ticker) wait(ctx context.Context, clock release.Clock) error {
 	t.mu.Lock()
-	now := time.Now()
+	now := clock.Now()
 	at := t.next
 	if at.Before(now) {
 		at = now
 	}
 	t.next = at.Add(t.gap)
 	t.mu.Unlock()
-	if d := time.Until(at); d > 0 {
+	if d := at.Sub(now); d > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(d):
+		case <-clock.After(d):
 		}
 	}
 	return nil

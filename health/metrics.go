@@ -213,7 +213,7 @@ func (c *Checker) referenceFromLogs(ctx context.Context, r *release.Release, fn 
 			StartTime: aws.Int64(now.Add(-referenceWindow).UnixMilli()), FilterPattern: aws.String(logPattern),
 		}
 		for pages := 0; pages < 50 && len(millis) < 100000; pages++ {
-			if err := c.logsTicker().wait(ctx); err != nil {
+			if err := c.logsTicker().wait(ctx, c.clock()); err != nil {
 				return release.Reference{}, err
 			}
 			out, err := c.Logs.FilterLogEvents(ctx, in)

@@ -1,4 +1,9 @@
-package health
+package e2e
+
+// The health checker against the sandbox, through its public API (the release engine's Health
+// seam): what it reads of Lambda's logs, CloudWatch's metrics and alarms, and Lambda's Invoke, as
+// the real SDK sees them over HTTP. The health package's unit tests cover the same behaviour with
+// fakes; these prove it holds against the AWS-compatible services.
 
 import (
 	"context"
@@ -13,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"github.com/aviary-deploy/aviary/awsconfig"
+	"github.com/aviary-deploy/aviary/health"
 	"github.com/aviary-deploy/aviary/internal/examplefn"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/sandbox"
@@ -20,22 +27,12 @@ import (
 
 // The checker reads per-version outcomes from the logs Lambda writes, in both formats: in JSON
 // the platform.report status tells a handled error; in Text, aws-lambda-go's own error line inside
-// the invocation does. Smoke invocations are not counted as traffic.
-func TestLogsOnTheSandbox(t *testing.T) {
+// the invocation does. Smoke invocations are not counted as traffic. Hooks are invoked with the
+// release's facts and answer for themselves.
+func TestHealthLogsOnTheSandbox(t *testing.T) {
 	ctx := context.Background()
-	_, cfg := onSandbox(t)
-	root, err := examplefn.Root(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	good, err := examplefn.Build(ctx, root, "./examples/hello", "good")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad, err := examplefn.BuildWith(ctx, root, "./examples/hello", map[string]string{"flavor": "bad", "badRate": "1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cfg := healthSandbox(t)
+	good, bad := exampleFlavours(t, "1")
 	lc := lambda.NewFromConfig(cfg)
 	r := &release.Release{ID: "r1", Alias: "live", Steps: []release.Step{{Weight: 0.5}},
 		Checks: &release.Checks{Logs: true, Alpha: 0.01, Detect: 5, MaxErrorRate: 0.99, MaxThrottleRate: 0.99,
@@ -53,12 +50,13 @@ func TestLogsOnTheSandbox(t *testing.T) {
 		}
 		r.Functions = append(r.Functions, release.Function{FunctionName: name, Previous: "1", New: "2", LogGroup: "/aws/lambda/" + name, Timeout: 3})
 	}
-	r.Health.Steps = []release.StepRecord{{Step: 0, Weight: 0.5, Shifted: start, Started: start}}
-	c := New(cfg)
-	w := c.watch(r)
-	if v, err := c.smoke(ctx, r, w, "before traffic"); v != nil || err != nil {
-		t.Fatalf("smoke: %+v, %v", v, err)
+	c := health.New(cfg)
+	// The smoke invocations of both new versions, before traffic: they pass (echo works in
+	// either flavour), and they land in the versions' logs.
+	if pre, err := c.BeforeTraffic(ctx, r); err != nil || pre.Verdict.Result != release.Pass {
+		t.Fatalf("smoke before traffic: %+v, %v", pre.Verdict, err)
 	}
+	r.Health.Steps = []release.StepRecord{{Step: 0, Weight: 0.5, Shifted: start, Started: start}}
 	for _, fn := range r.Functions {
 		for range 6 {
 			for _, v := range []string{"1", "2"} {
@@ -69,71 +67,50 @@ func TestLogsOnTheSandbox(t *testing.T) {
 			}
 		}
 	}
-	if err := c.readLogs(ctx, r, w, time.Now()); err != nil {
+	v, err := c.Judge(ctx, r, false)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if len(v.Notes) > 0 {
+		t.Errorf("notes %q: a source could not be read", v.Notes)
+	}
 	for _, fn := range r.Functions {
-		fw := w.fns[fn.FunctionName]
-		if fw.logsErr != nil {
-			t.Fatalf("%s: %v", fn.FunctionName, fw.logsErr)
-		}
-		base, canary := total(fw.fromLogs["1"]), total(fw.fromLogs["2"])
-		if base.n != 6 || base.errors != 0 || canary.n != 6 || canary.errors != 6 {
-			t.Errorf("%s: baseline %+v, canary %+v; want 6 invocations each (smoke invocation not counted), all of the canary's failed", fn.FunctionName, base, canary)
+		n := v.Functions[fn.FunctionName]
+		if n["baselineInvocations"] != 6 || n["baselineErrors"] != 0 || n["canaryInvocations"] != 6 || n["canaryErrors"] != 6 {
+			t.Errorf("%s: %v; want 6 invocations of each version (smoke invocation not counted), all of the canary's failed", fn.FunctionName, n)
 		}
 	}
-	// Hooks (after the counting: their invocations land in the same versions' logs).
-	t.Run("hooks", func(t *testing.T) {
-		// The example function answers hook events: the good flavour success, the bad failure.
-		for _, h := range []struct {
-			fn, want string
-			result   release.Result
-		}{{"logs-Text:1", "answered success", release.Pass}, {"logs-Text:2", "answered failure: the bad flavour fails its pre-traffic checks", release.Fail}} {
-			v, err := c.hook(ctx, r, h.fn, "pre-traffic")
-			if err != nil || v.Result != h.result || !strings.Contains(v.Reason, h.want) {
-				t.Errorf("hook %s: %+v, %v", h.fn, v, err)
-			}
+	// Hooks: the example function answers hook events, the good flavour with success, the bad
+	// with failure; a hook function that does not exist fails.
+	for i, h := range []struct {
+		fn, want string
+		result   release.Result
+	}{{"logs-Text:1", "answered success", release.Pass}, {"logs-Text:2", "answered failure: the bad flavour fails its pre-traffic checks", release.Fail}} {
+		hooked := *r
+		hooked.ID, hooked.Checks = "hook"+string(rune('a'+i)), &release.Checks{PreTraffic: h.fn}
+		pre, err := c.BeforeTraffic(ctx, &hooked)
+		if err != nil || pre.Verdict.Result != h.result || !strings.Contains(pre.Verdict.Reason, h.want) {
+			t.Errorf("hook %s: %+v, %v", h.fn, pre.Verdict, err)
 		}
-		v, err := c.hook(ctx, r, "no-such-function", "post-traffic")
-		if err != nil || v.Result != release.Fail || !strings.Contains(v.Reason, "post-traffic hook no-such-function could not be invoked") {
-			t.Errorf("missing hook: %+v, %v", v, err)
-		}
-		if err := c.Validate(ctx, &release.Checks{PreTraffic: "no-such-function", Alarms: []string{"no-such-alarm"}}); err == nil ||
-			!strings.Contains(err.Error(), "hook function no-such-function does not exist") || !strings.Contains(err.Error(), "alarm no-such-alarm does not exist") {
-			t.Errorf("validate: %v", err)
-		}
-	})
+	}
+	hooked := *r
+	hooked.ID, hooked.Checks = "hook-missing", &release.Checks{PostTraffic: "no-such-function"}
+	if v, err := c.AfterTraffic(ctx, &hooked); err != nil || v.Result != release.Fail || !strings.Contains(v.Reason, "post-traffic hook no-such-function could not be invoked") {
+		t.Errorf("missing hook: %+v, %v", v, err)
+	}
+	if err := c.Validate(ctx, &release.Checks{PreTraffic: "no-such-function", Alarms: []string{"no-such-alarm"}}); err == nil ||
+		!strings.Contains(err.Error(), "hook function no-such-function does not exist") || !strings.Contains(err.Error(), "alarm no-such-alarm does not exist") {
+		t.Errorf("validate: %v", err)
+	}
 }
 
 // Where logs cannot be read, the metrics path still judges, and the verdict says what it could not
 // read.
-func TestMetricsWithoutLogs(t *testing.T) {
+func TestHealthMetricsWithoutLogs(t *testing.T) {
 	ctx := context.Background()
-	srv, cfg := onSandbox(t)
-	root, err := examplefn.Root(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	good, err := examplefn.Build(ctx, root, "./examples/hello", "good")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad, err := examplefn.BuildWith(ctx, root, "./examples/hello", map[string]string{"flavor": "bad", "badRate": "1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, cfg := healthSandbox(t)
+	twoVersions(t, cfg, "m", "1", 0.5)
 	lc := lambda.NewFromConfig(cfg)
-	if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("m"), Runtime: lambdatypes.RuntimeProvidedal2023,
-		Handler: aws.String("bootstrap"), Role: aws.String("arn:aws:iam::000000000000:role/r"), Code: &lambdatypes.FunctionCode{ZipFile: good}, Publish: true, Timeout: aws.Int32(1)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lc.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("m"), ZipFile: bad, Publish: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lc.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("m"), Name: aws.String("live"), FunctionVersion: aws.String("1"),
-		RoutingConfig: &lambdatypes.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"2": 0.5}}}); err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now().Add(-2 * time.Second)
 	r := &release.Release{ID: "r1", Alias: "live", Steps: []release.Step{{Weight: 0.5}},
 		Functions: []release.Function{{FunctionName: "m", Previous: "1", New: "2", Timeout: 1}},
@@ -147,8 +124,9 @@ func TestMetricsWithoutLogs(t *testing.T) {
 	if err := srv.SetFaults(sandbox.Faults{Rate: 1, Kinds: []string{"5xx"}, Services: []string{"logs"}}); err != nil {
 		t.Fatal(err)
 	}
-	c := New(cfg)
-	// Periods settle once they closed longer ago than the timeout (1 s) and the delay (0 here).
+	c := health.New(cfg)
+	// Periods settle once they closed longer ago than the timeout (3 s at least) and the delay (0
+	// here): the sandbox's metrics are stamped with the wall clock, so the test waits for it.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		v, err := c.Judge(ctx, r, false)
@@ -173,9 +151,9 @@ func TestMetricsWithoutLogs(t *testing.T) {
 // The two sources count the same invocations once, also in a metrics period that a step change
 // cuts in two: the logs see each invocation's routing time, the metrics only its period, and the
 // merge must not count one part of the period in both steps.
-func TestStepChangeInsideAPeriod(t *testing.T) {
+func TestHealthStepChangeInsideAPeriod(t *testing.T) {
 	ctx := context.Background()
-	_, cfg := onSandbox(t)
+	_, cfg := healthSandbox(t)
 	twoVersions(t, cfg, "m", "0", 0.5)
 	lc := lambda.NewFromConfig(cfg)
 	invoke := func(n int) {
@@ -189,6 +167,8 @@ func TestStepChangeInsideAPeriod(t *testing.T) {
 	first := time.Now().Add(-time.Second)
 	// Warm both versions up, inside one period: the sandbox times an invocation's metrics by its
 	// end, the logs by its start, so one that straddled two periods would be counted in each.
+	// The sandbox stamps metrics and logs with the wall clock: the test lines its invocations up
+	// with the periods it makes.
 	time.Sleep(time.Until(time.Now().Truncate(period).Add(period + 100*time.Millisecond)))
 	invoke(6)
 	// Half the invocations at the first step's weight, half after the next step's shift, all in
@@ -208,7 +188,7 @@ func TestStepChangeInsideAPeriod(t *testing.T) {
 			{Step: 1, Weight: 0.5, Shifted: shift, Started: shift}}}}
 	// Settled: the period closed longer ago than the timeout (at least 3 s) and the delay (0).
 	time.Sleep(time.Until(boundary.Add(period + 3*time.Second + 500*time.Millisecond)))
-	c := New(cfg)
+	c := health.New(cfg)
 	v, err := c.Judge(ctx, r, false)
 	if err != nil {
 		t.Fatal(err)
@@ -221,9 +201,9 @@ func TestStepChangeInsideAPeriod(t *testing.T) {
 
 // An alarm read that fails does not hide a canary the split test has already rejected: the
 // verdict is judged first, and the read error is reported only when the verdict is not a Fail.
-func TestAlarmReadErrorAfterVerdict(t *testing.T) {
+func TestHealthAlarmReadErrorAfterVerdict(t *testing.T) {
 	ctx := context.Background()
-	srv, cfg := onSandbox(t)
+	srv, cfg := healthSandbox(t)
 	twoVersions(t, cfg, "m", "1", 0.5)
 	start := time.Now().Add(-time.Second)
 	lc := lambda.NewFromConfig(cfg)
@@ -241,7 +221,7 @@ func TestAlarmReadErrorAfterVerdict(t *testing.T) {
 			Checks:    &release.Checks{Logs: true, Alpha: 0.01, Detect: 5, MaxErrorRate: 1, MaxThrottleRate: 1, Alarms: []string{"m-errors"}},
 			Health:    release.HealthRecord{Steps: []release.StepRecord{{Step: 0, Weight: 0.5, Shifted: start, Started: start}}}}
 	}
-	c := New(cfg)
+	c := health.New(cfg)
 	v, err := c.Judge(ctx, release1("bad", "2"), false)
 	if err != nil || v.Result != release.Fail || v.Check != "errors" || v.Function != "m" || !strings.Contains(strings.Join(v.Notes, " "), "DescribeAlarms") {
 		t.Fatalf("a rejected canary with alarms unreadable: %+v, %v", v, err)
@@ -256,9 +236,9 @@ func TestAlarmReadErrorAfterVerdict(t *testing.T) {
 // error, not a Fail, and it is not remembered for the step (the next look tries again). Only a
 // function error or a failed expectation fails. The end of the context is an error, for smoke
 // invocations and hooks alike.
-func TestSmokeAPIErrors(t *testing.T) {
+func TestHealthSmokeAPIErrors(t *testing.T) {
 	ctx := context.Background()
-	srv, cfg := onSandbox(t)
+	srv, cfg := healthSandbox(t)
 	twoVersions(t, cfg, "m", "1", 0.5)
 	start := time.Now()
 	r := &release.Release{ID: "r1", Alias: "live", Steps: []release.Step{{Weight: 0.5}}, StepStarted: start,
@@ -266,9 +246,8 @@ func TestSmokeAPIErrors(t *testing.T) {
 		Checks: &release.Checks{Logs: true, Alpha: 0.01, Detect: 5, MaxErrorRate: 1, MaxThrottleRate: 1, PostTraffic: "m:1",
 			Smoke: []release.Smoke{{Payload: `{"action":"echo"}`}}},
 		Health: release.HealthRecord{Steps: []release.StepRecord{{Step: 0, Weight: 0.5, Shifted: start, Started: start}}}}
-	c := New(cfg)
-	defer func(b time.Duration) { invokeBackoff = b }(invokeBackoff)
-	invokeBackoff = 10 * time.Millisecond
+	c := health.New(cfg)
+	c.InvokeBackoff = 10 * time.Millisecond
 	if err := srv.SetFaults(sandbox.Faults{Rate: 1, Kinds: []string{"5xx"}, Services: []string{"lambda"}, Operations: []string{"Invoke"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -282,8 +261,9 @@ func TestSmokeAPIErrors(t *testing.T) {
 			invokes++
 		}
 	}
-	if invokes != invokeAttempts {
-		t.Errorf("the smoke invocation was tried %d times, want %d", invokes, invokeAttempts)
+	// The checker tries a transient failure three times (AWS_MAX_ATTEMPTS=1: the SDK once each).
+	if invokes != 3 {
+		t.Errorf("the smoke invocation was tried %d times, want 3", invokes)
 	}
 	if v, err := c.Judge(ctx, r, false); err == nil || v.Result == release.Fail {
 		t.Errorf("at a step, Invoke failing: %+v, %v", v, err)
@@ -324,9 +304,9 @@ func TestSmokeAPIErrors(t *testing.T) {
 // An alarm already in ALARM when the alarms were read before traffic does not block the release;
 // but one that changed state after that read, while the smoke invocations and hooks ran and
 // before the verdict before traffic was recorded, did so during the release: it fails.
-func TestPreexistingAlarmCutoff(t *testing.T) {
+func TestHealthPreexistingAlarmCutoff(t *testing.T) {
 	ctx := context.Background()
-	_, cfg := onSandbox(t)
+	_, cfg := healthSandbox(t)
 	twoVersions(t, cfg, "m", "0", 0.5)
 	cw := cloudwatch.NewFromConfig(cfg)
 	if _, err := cw.PutMetricAlarm(ctx, &cloudwatch.PutMetricAlarmInput{
@@ -340,14 +320,16 @@ func TestPreexistingAlarmCutoff(t *testing.T) {
 		if _, err := cw.SetAlarmState(ctx, &cloudwatch.SetAlarmStateInput{AlarmName: aws.String("old"), StateValue: state, StateReason: aws.String("set by the test")}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1100 * time.Millisecond) // alarm times have a second's precision
+		// The sandbox stamps alarm changes with the wall clock, to the second: the next change
+		// must be stamped later.
+		time.Sleep(1100 * time.Millisecond)
 	}
 	setAlarm(cwtypes.StateValueAlarm)
 	start := time.Now()
 	r := &release.Release{ID: "r1", Alias: "live", Steps: []release.Step{{Weight: 0.5}}, StepStarted: start,
 		Functions: []release.Function{{FunctionName: "m", Previous: "1", New: "2", Timeout: 1}},
 		Checks:    &release.Checks{Logs: true, Alpha: 0.01, Detect: 5, MaxErrorRate: 1, MaxThrottleRate: 1, Alarms: []string{"old"}}}
-	c := New(cfg)
+	c := health.New(cfg)
 	c.AlarmsEvery = time.Millisecond
 	pre, err := c.BeforeTraffic(ctx, r)
 	if err != nil || pre.Verdict.Result != release.Pass || len(pre.PreexistingAlarms) != 1 {
@@ -369,5 +351,68 @@ func TestPreexistingAlarmCutoff(t *testing.T) {
 	record()
 	if v, err := c.Judge(ctx, r, false); err != nil || v.Result != release.Fail || v.Check != "alarm" {
 		t.Fatalf("the alarm firing again since it was read: %+v, %v", v, err)
+	}
+}
+
+// healthSandbox starts a sandbox with 1-second metric periods for one test and returns it with a
+// client configuration for it.
+func healthSandbox(t *testing.T) (*sandbox.Server, aws.Config) {
+	t.Helper()
+	ctx := context.Background()
+	srv, err := sandbox.Start(ctx, sandbox.Options{UpdateDelay: -1, ControlRate: -1, MetricResolution: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_MAX_ATTEMPTS", "1")
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, cfg
+}
+
+// exampleFlavours builds the example function's good flavour and its bad flavour failing the
+// given share of requests ("0": none).
+func exampleFlavours(t *testing.T, badRate string) (good, bad []byte) {
+	t.Helper()
+	ctx := context.Background()
+	root, err := examplefn.Root(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if good, err = examplefn.Build(ctx, root, "./examples/hello", "good"); err != nil {
+		t.Fatal(err)
+	}
+	if bad, err = examplefn.BuildWith(ctx, root, "./examples/hello", map[string]string{"flavor": "bad", "badRate": badRate}); err != nil {
+		t.Fatal(err)
+	}
+	return good, bad
+}
+
+// twoVersions creates function name with the example's good flavour as version 1 and, as version
+// 2, the bad flavour failing the given share of requests, and alias live on version 1 with weight
+// on version 2.
+func twoVersions(t *testing.T, cfg aws.Config, name, badRate string, weight float64) {
+	t.Helper()
+	ctx := context.Background()
+	good, bad := exampleFlavours(t, badRate)
+	lc := lambda.NewFromConfig(cfg)
+	if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String(name), Runtime: lambdatypes.RuntimeProvidedal2023,
+		Handler: aws.String("bootstrap"), Role: aws.String("arn:aws:iam::000000000000:role/r"), Code: &lambdatypes.FunctionCode{ZipFile: good}, Publish: true, Timeout: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String(name), ZipFile: bad, Publish: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String(name), Name: aws.String("live"), FunctionVersion: aws.String("1"),
+		RoutingConfig: &lambdatypes.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"2": weight}}}); err != nil {
+		t.Fatal(err)
 	}
 }
