@@ -243,7 +243,7 @@ func TestGateThroughFunctionURL(t *testing.T) {
 
 	t.Run("metrics", func(t *testing.T) {
 		code, body := get(t, c, fn.URL+"/metrics")
-		want := `aviary_releases_live{service="shop",environment="production",phase="awaiting-approval"}`
+		want := `aviary_releases_live{environment="production",phase="awaiting-approval",service="shop"}`
 		if code != 200 || !strings.Contains(body, want) {
 			t.Fatalf("GET /metrics: %d\n%s", code, body)
 		}
