@@ -142,7 +142,7 @@ func newHandler(ctx context.Context) (http.Handler, error) {
 		AdminToken:     admin,
 		UserHeader:     strings.TrimSpace(os.Getenv("AVIARY_USER_HEADER")),
 		TrustedProxies: proxies,
-		PublicURL:      os.Getenv("AVIARY_URL"),                     // a custom domain in front of the function URL
+		PublicURL:      os.Getenv("AVIARY_URL"),                       // a custom domain in front of the function URL
 		Log:            slog.New(slog.NewJSONHandler(os.Stderr, nil)), // the function's log, one JSON object a line
 	})
 	if err != nil {

@@ -17,9 +17,9 @@ import (
 
 type serveCmd struct {
 	storeFlags
-	Addr           string `default:"127.0.0.1:8080" placeholder:"HOST:PORT" help:"Where to listen (127.0.0.1:0 picks a free port)."`
-	File           string `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its store (when --store and AVIARY_STORE do not say)."`
-	LinkSecretFile string `placeholder:"PATH" help:"Read the link secret from this file instead of AVIARY_LINK_SECRET."`
+	Addr           string   `default:"127.0.0.1:8080" placeholder:"HOST:PORT" help:"Where to listen (127.0.0.1:0 picks a free port)."`
+	File           string   `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its store (when --store and AVIARY_STORE do not say)."`
+	LinkSecretFile string   `placeholder:"PATH" help:"Read the link secret from this file instead of AVIARY_LINK_SECRET."`
 	UserHeader     string   `env:"AVIARY_USER_HEADER" placeholder:"HEADER" help:"The header an authenticating proxy sets to the signed-in user (such as X-Forwarded-User); it then says who decided, and the client address is read from X-Forwarded-For."`
 	TrustedProxy   []string `env:"AVIARY_TRUSTED_PROXIES" sep:"," placeholder:"CIDR,..." help:"The addresses of the proxies in front of the server (such as 10.0.0.0/8,192.0.2.7): the user header and X-Forwarded-For are believed only from them. Without it, --user-header believes them from any client that connects."`
 }
