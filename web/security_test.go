@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -364,6 +365,7 @@ func scrape(t *testing.T, base string) map[string]float64 {
 			for _, l := range m.Label {
 				ls = append(ls, l.GetName()+"="+l.GetValue())
 			}
+			sort.Strings(ls)
 			key := name + "{" + strings.Join(ls, ",") + "}"
 			switch {
 			case m.Counter != nil:

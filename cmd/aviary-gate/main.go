@@ -23,9 +23,11 @@
 // secret (and a CSRF token from its confirmation page), and the dashboard's buttons need the
 // admin token. But with NONE anyone can read the dashboard; to keep it private, use auth type
 // AWS_IAM and put an authenticating proxy in front (one that signs its requests to the function
-// URL), and set AVIARY_USER_HEADER to the header in which it passes the signed-in user. Never set
-// AVIARY_USER_HEADER on a function URL anyone can reach: whoever sends that header would be
-// believed.
+// URL), and set AVIARY_USER_HEADER to the header in which it passes the signed-in user, and
+// AVIARY_TRUSTED_PROXIES to the proxy's addresses as the function URL sees them: the header and
+// X-Forwarded-For are then believed only from the proxy. Without AVIARY_TRUSTED_PROXIES, whoever
+// sends that header would be believed (the gate logs a warning at start): never set
+// AVIARY_USER_HEADER alone on a function URL anyone can reach.
 //
 // # Environment
 //
