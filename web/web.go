@@ -351,7 +351,7 @@ func (s *Server) verifyLink(w http.ResponseWriter, r *http.Request, token string
 		case errors.Is(err, links.ErrSignature), errors.Is(err, links.ErrMalformed):
 			p.Heading = "This link is not valid"
 		}
-		s.log.Warn("refused a link", "action", textsafe.Clean(string(action)), "from", s.clientAddr(r), "err", err)
+		s.log.Warn("refused a "+string(action)+" link", "from", s.clientAddr(r), "err", err) // action is approve or rollback
 		s.fail(w, r, http.StatusForbidden, p)
 		return c, false
 	}
