@@ -7,7 +7,16 @@
 // The rule it keeps: a GET never changes anything (chat unfurlers and link scanners follow
 // links). A decision is only the POST of a confirmation page, carrying a CSRF token bound to the
 // browser's cookie and to the link; the store applies the first decision and records later ones
-// as too late.
+// as too late (once per link and decider: see lateOnce).
+//
+// What it keeps in the store rather than in memory, so that several servers sharing one store
+// (several instances of the gate's Lambda) behave as one: decisions, the end of an admin session
+// at log out, and the numbers /metrics reports (counted from the whole store at each scrape).
+// Only the count of wrong admin tokens is kept per process.
+//
+// Text from outside (names, reasons, user agents, addresses) goes through internal/textsafe:
+// names and reasons with control or format characters are refused, and the rest is escaped
+// before it reaches the audit trail or the log.
 package web
 
 import (
