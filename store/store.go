@@ -4,7 +4,7 @@
 //
 // The rules it keeps: an update applies only to the revision it was computed from (so the first
 // decision wins and no transition is lost); the audit trail is append-only; a lock is taken only
-// when free or expired, renewed only by its owner.
+// when free or expired, renewed only by its owner; an admin session, once revoked, stays revoked.
 package store
 
 import (
@@ -43,6 +43,13 @@ type Store interface {
 	ReleaseLock(ctx context.Context, key, owner string) error
 	// GetLock returns the lock, or nil if none is held.
 	GetLock(ctx context.Context, key string) (*Lock, error)
+
+	// RevokeSession records that the admin session id has ended (its holder logged out), so that
+	// its cookie, captured before, no longer works on any server sharing the store. expires is
+	// when the session would have expired anyway: the record is not needed after it.
+	RevokeSession(ctx context.Context, id string, expires time.Time) error
+	// SessionRevoked reports whether the session id was revoked.
+	SessionRevoked(ctx context.Context, id string) (bool, error)
 
 	Close() error
 }

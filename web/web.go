@@ -7,13 +7,23 @@
 // The rule it keeps: a GET never changes anything (chat unfurlers and link scanners follow
 // links). A decision is only the POST of a confirmation page, carrying a CSRF token bound to the
 // browser's cookie and to the link; the store applies the first decision and records later ones
-// as too late.
+// as too late (once per link and decider: see lateOnce).
+//
+// What it keeps in the store rather than in memory, so that several servers sharing one store
+// (several instances of the gate's Lambda) behave as one: decisions, the end of an admin session
+// at log out, and the numbers /metrics reports (counted from the whole store at each scrape).
+// Only the count of wrong admin tokens is kept per process.
+//
+// Text from outside (names, reasons, user agents, addresses) goes through internal/textsafe:
+// names and reasons with control or format characters are refused, and the rest is escaped
+// before it reaches the audit trail or the log.
 package web
 
 import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"errors"
@@ -21,9 +31,10 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
@@ -31,7 +42,9 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
+	"github.com/aviary-deploy/aviary/internal/textsafe"
 	"github.com/aviary-deploy/aviary/links"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/store"
@@ -51,6 +64,12 @@ type Config struct {
 	// X-Forwarded-User); when a request has it, it says who decided. It also means the server
 	// is behind a proxy, so the client address is taken from X-Forwarded-For.
 	UserHeader string
+	// TrustedProxies are the addresses of the proxies in front of the server (AVIARY_TRUSTED_PROXIES,
+	// --trusted-proxy). When set, UserHeader and X-Forwarded-For are believed only from a request
+	// that comes from one of them, and the client is the nearest address in X-Forwarded-For that
+	// is not one of them. When empty and UserHeader is set, both are believed from any client
+	// that connects, and New logs a warning saying so.
+	TrustedProxies []netip.Prefix
 	// PublicURL is the address people reach the server at, when a proxy or a custom domain
 	// fronts it (AVIARY_URL): forms posted from it are this server's own.
 	PublicURL string
@@ -58,8 +77,8 @@ type Config struct {
 	Refresh time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Log receives one line per decision and per error (default: discarded).
-	Log io.Writer
+	// Log receives one record per decision and per error (default: discarded).
+	Log *slog.Logger
 }
 
 // Server is the handler.
@@ -67,12 +86,13 @@ type Server struct {
 	cfg  Config
 	mux  *http.ServeMux
 	tmpl *template.Template
-	log  *log.Logger
+	log  *slog.Logger
 
 	publicHost string // PublicURL's host
 
 	mu       sync.Mutex
 	failures map[string]*loginFailures // wrong admin tokens, by client address
+	all      loginFailures             // wrong admin tokens from every address
 }
 
 // loginFailures counts an address's wrong admin tokens within a window.
@@ -82,10 +102,22 @@ type loginFailures struct {
 }
 
 // Wrong admin tokens: after maxLoginFailures from one address within loginWindow, that address
-// may not try again until the window has passed.
+// may not try again until the window has passed; after maxLoginFailuresAll from all addresses
+// together (a guesser with many addresses, or one that forges X-Forwarded-For), nobody may until
+// that window has passed. The counts are kept by each server process: several gate Lambdas
+// each keep their own, so reserved concurrency bounds the guesses too. Signed links and the CLI
+// keep working while the login is closed.
 const (
-	maxLoginFailures = 5
-	loginWindow      = 15 * time.Minute
+	maxLoginFailures    = 5
+	maxLoginFailuresAll = 50
+	loginWindow         = 15 * time.Minute
+)
+
+// Limits on text from the forms.
+const (
+	maxName   = 100 // a decider's name, bytes
+	maxReason = 300 // a decision's reason, bytes
+	maxAgent  = 300 // a user agent, bytes
 )
 
 const (
@@ -106,19 +138,23 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Log == nil {
-		cfg.Log = io.Discard
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	t, err := template.New("").Funcs(funcs).ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), tmpl: t, log: log.New(cfg.Log, "aviary serve: ", log.LstdFlags), failures: map[string]*loginFailures{}}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), tmpl: t, log: cfg.Log, failures: map[string]*loginFailures{}}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
 		if err != nil || u.Host == "" {
 			return nil, fmt.Errorf("web: the public URL %q is not a URL", cfg.PublicURL)
 		}
 		s.publicHost = u.Host
+	}
+	if cfg.UserHeader != "" && len(cfg.TrustedProxies) == 0 {
+		cfg.Log.Warn("the user header and X-Forwarded-For are believed from any client that connects: anyone who can reach this server can claim to be anyone and come from anywhere; list the proxies in front of it (--trusted-proxy, AVIARY_TRUSTED_PROXIES), or make sure only they can reach it",
+			"header", cfg.UserHeader)
 	}
 	static, _ := fs.Sub(assets, "static")
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
@@ -130,7 +166,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /login", s.loginPage)
 	s.mux.HandleFunc("POST /login", s.login)
 	s.mux.HandleFunc("POST /logout", s.logout)
-	s.mux.HandleFunc("GET /metrics", s.metrics)
+	s.mux.Handle("GET /metrics", metricsHandler(newCollector(cfg.Store, cfg.Log), cfg.Log))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	return s, nil
 }
@@ -166,7 +202,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	p.Now = s.cfg.Now()
 	var b strings.Builder
 	if err := s.tmpl.ExecuteTemplate(&b, name, p); err != nil {
-		s.log.Printf("render %s: %v", name, err)
+		s.log.Error("render", "page", name, "err", err)
 		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
 		return
 	}
@@ -282,7 +318,7 @@ func (s *Server) load(w http.ResponseWriter, r *http.Request, id string) (*relea
 }
 
 func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.Printf("store: %v", err) // the details (tables, accounts, roles) go to the log only
+	s.log.Error("store", "err", err) // the details (tables, accounts, roles) go to the log only
 	s.fail(w, r, http.StatusServiceUnavailable, problem{Heading: "The store cannot be read", Detail: "The server could not reach the store that keeps releases; its log says why.", Hint: "Nothing was changed. Try again in a moment."})
 }
 
@@ -324,7 +360,7 @@ func (s *Server) verifyLink(w http.ResponseWriter, r *http.Request, token string
 		case errors.Is(err, links.ErrSignature), errors.Is(err, links.ErrMalformed):
 			p.Heading = "This link is not valid"
 		}
-		s.log.Printf("refused a %s link from %s: %v", action, s.clientAddr(r), err)
+		s.log.Warn("refused a "+string(action)+" link", "from", s.clientAddr(r), "err", err) // action is approve or rollback
 		s.fail(w, r, http.StatusForbidden, p)
 		return c, false
 	}
@@ -401,30 +437,57 @@ func (s *Server) linkDecide(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.decide(w, r, c.Release, release.Decision{Action: c.Action, Gate: c.Gate, By: by, Via: release.ViaLink, Reason: truncate(strings.TrimSpace(r.PostForm.Get("reason")), 300)})
+	reason, ok := s.reason(w, r)
+	if !ok {
+		return
+	}
+	s.decide(w, r, c.Release, "link "+c.Nonce, release.Decision{Action: c.Action, Gate: c.Gate, By: by, Via: release.ViaLink, Reason: reason})
+}
+
+// reason is the form's reason for a decision, without the spaces around it and cut to maxReason
+// bytes on a character boundary. A reason with a control or format character (an escape
+// sequence that would clear the terminal of whoever runs `aviary status`, a CR or LF that would
+// forge lines in a CI log, a right-to-left override) is refused: a text field cannot hold one
+// typed by hand.
+func (s *Server) reason(w http.ResponseWriter, r *http.Request) (string, bool) {
+	reason := strings.TrimSpace(r.PostForm.Get("reason"))
+	if strings.ContainsFunc(reason, textsafe.Dangerous) || !utf8.ValidString(reason) {
+		s.fail(w, r, http.StatusBadRequest, problem{Heading: "The reason cannot be recorded", Detail: "It contains a control character or an invisible formatting character.", Hint: "Nothing was changed. Go back, type the reason again as plain text and press the button again."})
+		return "", false
+	}
+	return textsafe.Cut(reason, maxReason), true
 }
 
 // decider is who decides: the proxy's user, or the name typed on the page.
 func (s *Server) decider(w http.ResponseWriter, r *http.Request, typed string) (string, bool) {
 	if u := s.proxyUser(r); u != "" {
+		if err := textsafe.Name(u, maxName); err != nil {
+			s.log.Warn("refused the proxy's user", "header", s.cfg.UserHeader, "user", textsafe.Clean(textsafe.Cut(u, maxName)), "err", err)
+			s.fail(w, r, http.StatusBadRequest, problem{Heading: "Your proxy's user name cannot be recorded", Detail: fmt.Sprintf("The name in %s %s.", s.cfg.UserHeader, err), Hint: "Nothing was changed. Ask whoever runs the proxy."})
+			return "", false
+		}
 		return u, true
 	}
+	// Names are checked by textsafe.Name: no control characters, and no format characters (a
+	// right-to-left override or a zero-width space can make one name look like another).
 	name := strings.TrimSpace(typed)
-	if name == "" || len(name) > 100 || strings.ContainsFunc(name, unicode.IsControl) {
-		s.fail(w, r, http.StatusBadRequest, problem{Heading: "Say who you are", Detail: "The decision needs your name (up to 100 characters) for the audit trail.", Hint: "Nothing was changed. Go back, type your name and press the button again."})
+	if err := textsafe.Name(name, maxName); err != nil {
+		s.fail(w, r, http.StatusBadRequest, problem{Heading: "Say who you are", Detail: fmt.Sprintf("The decision needs your name (up to %d bytes, plain text) for the audit trail; the name given %s.", maxName, err), Hint: "Nothing was changed. Go back, type your name and press the button again."})
 		return "", false
 	}
 	return name, true
 }
 
-// decide applies a decision through release.Decide and shows what happened.
-func (s *Server) decide(w http.ResponseWriter, r *http.Request, id string, d release.Decision) {
-	d.Source, d.UserAgent, d.At = s.clientAddr(r), truncate(r.UserAgent(), 300), s.cfg.Now()
-	rel, err := release.Decide(r.Context(), s.cfg.Store, id, d)
+// decide applies a decision through release.Decide and shows what happened. from names what
+// the decision came through (a link's nonce, an admin session's id), to bound the "too late"
+// entries a used form can add to the audit trail (see lateOnce).
+func (s *Server) decide(w http.ResponseWriter, r *http.Request, id, from string, d release.Decision) {
+	d.Source, d.UserAgent, d.At = s.clientAddr(r), userAgent(r), s.cfg.Now()
+	rel, err := release.Decide(r.Context(), &lateOnce{Store: s.cfg.Store, from: from, by: d.By}, id, d)
 	var late *release.TooLateError
 	switch {
 	case errors.As(err, &late):
-		s.log.Printf("too late: %s of %s by %s from %s", d.Action, id, d.By, d.Source)
+		s.log.Info("too late", "release", textsafe.Clean(id), "action", d.Action, "by", textsafe.Clean(d.By), "from", d.Source)
 		closed, _ := closedReason(late.Release, d.Gate)
 		s.render(w, r, http.StatusConflict, "decided.html", page{Title: "Too late", Data: decidedData{R: late.Release, D: d, Late: true, Closed: closed}})
 	case errors.Is(err, release.ErrNotWaiting):
@@ -434,9 +497,60 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, id string, d rel
 	case err != nil:
 		s.storeFailed(w, r, err)
 	default:
-		s.log.Printf("%s: %s by %s via %s from %s", id, d.Action, d.By, d.Via, d.Source)
+		s.log.Info("decided", "release", textsafe.Clean(id), "action", d.Action, "by", textsafe.Clean(d.By), "via", d.Via, "from", d.Source)
 		s.render(w, r, http.StatusOK, "decided.html", page{Title: "Decided", Data: decidedData{R: rel, D: d}})
 	}
+}
+
+// lateOnce is the store a decision is made through. A decision that comes too late changes
+// nothing but adds an entry to the audit trail; a used link's form could be posted again and
+// again, each adding one. lateOnce bounds them in the store itself, so that it holds for every
+// server sharing it (several gate Lambdas): the entry's key is made of the form's origin (the
+// link, or the admin session), the gate and the decider, so a repeat adds nothing; and at most
+// maxLatePerOrigin deciders are recorded per origin, since the name on a link's page is typed
+// and a replayer could change it each time.
+type lateOnce struct {
+	store.Store
+	from, by string
+}
+
+const maxLatePerOrigin = 5
+
+func (l *lateOnce) AppendEvent(ctx context.Context, e *release.Event) error {
+	if e.Data["tooLate"] != true || l.from == "" {
+		return l.Store.AppendEvent(ctx, e)
+	}
+	origin := digest(l.from)
+	evs, err := l.Store.Events(ctx, e.ReleaseID)
+	if err != nil {
+		return err
+	}
+	key := e.ReleaseID + "/late/" + digest(l.from+"\n"+fmt.Sprint(e.Data["gate"], e.Data["action"])+"\n"+l.by)
+	n := 0
+	for _, old := range evs {
+		if old.Key == key {
+			e.Seq = old.Seq
+			return nil
+		}
+		if old.Data["origin"] == origin {
+			n++
+		}
+	}
+	if n >= maxLatePerOrigin {
+		return nil // enough said through this link
+	}
+	e.Key = key
+	if e.Data == nil {
+		e.Data = map[string]any{}
+	}
+	e.Data["origin"] = origin
+	return l.Store.AppendEvent(ctx, e)
+}
+
+// digest is a short, stable name for s that does not reveal it.
+func digest(s string) string {
+	h := sha256.Sum256([]byte("aviary/late\n" + s))
+	return hex.EncodeToString(h[:8])
 }
 
 type decidedData struct {
@@ -471,13 +585,17 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr := s.clientAddr(r)
-	if wait := s.loginBlocked(addr); wait > 0 {
-		s.fail(w, r, http.StatusTooManyRequests, problem{Heading: "Too many wrong tokens", Detail: fmt.Sprintf("%d wrong admin tokens came from your address.", maxLoginFailures), Hint: fmt.Sprintf("Try again in %s.", wait.Round(time.Minute))})
+	if wait, everyone := s.loginBlocked(addr); wait > 0 {
+		detail := fmt.Sprintf("%d wrong admin tokens came from your address.", maxLoginFailures)
+		if everyone {
+			detail = fmt.Sprintf("%d wrong admin tokens came to this server: logging in is closed for everyone for a while.", maxLoginFailuresAll)
+		}
+		s.fail(w, r, http.StatusTooManyRequests, problem{Heading: "Too many wrong tokens", Detail: detail, Hint: fmt.Sprintf("Try again in %s. Signed links and the CLI still decide meanwhile.", wait.Round(time.Minute))})
 		return
 	}
 	if !hmac.Equal([]byte(r.PostForm.Get("token")), []byte(s.cfg.AdminToken)) {
 		s.loginFailed(addr)
-		s.log.Printf("a wrong admin token from %s", addr)
+		s.log.Warn("a wrong admin token", "from", addr)
 		s.fail(w, r, http.StatusForbidden, problem{Heading: "Wrong admin token", Detail: "The token does not match AVIARY_ADMIN_TOKEN.", Hint: "Nothing was changed."})
 		return
 	}
@@ -490,11 +608,34 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
 }
 
+// logout ends the session: in the store, so that its cookie, even one captured before, no longer
+// works on any server sharing the store; and in the browser. Like every POST that changes
+// something it needs the page's token, so another site cannot log a person out.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if !s.sameOrigin(w, r) {
+		return
+	}
+	if _, sid, ok := s.session(r); ok {
+		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+		_ = r.ParseForm()
+		cookie, _ := r.Cookie(csrfCookie)
+		if cookie == nil || !s.cfg.Signer.CheckCSRF(r.PostForm.Get("csrf"), cookie.Value, "session\n"+sid) {
+			s.fail(w, r, http.StatusForbidden, problem{Heading: "This form has expired or did not come from this dashboard", Detail: "The log out button's security token does not match this session.", Hint: "You are still logged in. Reload the page and press Log out again."})
+			return
+		}
+		// A session lives sessionTTL at most, so its revocation is not needed after that.
+		if err := s.cfg.Store.RevokeSession(r.Context(), sid, s.cfg.Now().Add(sessionTTL)); err != nil {
+			s.log.Error("store: revoke a session", "err", err)
+			s.fail(w, r, http.StatusServiceUnavailable, problem{Heading: "Not logged out", Detail: "The server could not record the end of your session in the store; its log says why.", Hint: "You are still logged in. Try again in a moment."})
+			return
+		}
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// session is the admin session the request's cookie holds: signed with the admin token, not
+// expired, and not ended by a log out (a store that cannot be read counts as ended).
 func (s *Server) session(r *http.Request) (name, id string, ok bool) {
 	if s.cfg.AdminToken == "" {
 		return "", "", false
@@ -503,7 +644,19 @@ func (s *Server) session(r *http.Request) (name, id string, ok bool) {
 	if err != nil {
 		return "", "", false
 	}
-	return s.cfg.Signer.CheckSession(c.Value, s.cfg.AdminToken, s.cfg.Now())
+	name, id, ok = s.cfg.Signer.CheckSession(c.Value, s.cfg.AdminToken, s.cfg.Now())
+	if !ok {
+		return "", "", false
+	}
+	revoked, err := s.cfg.Store.SessionRevoked(r.Context(), id)
+	if err != nil {
+		s.log.Error("store: read a session", "err", err)
+		return "", "", false
+	}
+	if revoked {
+		return "", "", false
+	}
+	return name, id, true
 }
 
 func (s *Server) sessionCSRF(w http.ResponseWriter, r *http.Request, sid string) string {
@@ -529,19 +682,27 @@ func (s *Server) adminDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	action := release.DecisionAction(r.PathValue("action"))
-	reason := truncate(strings.TrimSpace(r.PostForm.Get("reason")), 300)
+	reason, ok := s.reason(w, r)
+	if !ok {
+		return
+	}
 	gate, _ := strconv.Atoi(r.PostForm.Get("gate")) // the gate the page showed; 0: none
+	from := "session " + sid
 	switch action {
 	case release.Approve:
-		s.decide(w, r, id, release.Decision{Action: release.Approve, Gate: gate, By: name, Via: release.ViaDashboard, Reason: reason})
+		s.decide(w, r, id, from, release.Decision{Action: release.Approve, Gate: gate, By: name, Via: release.ViaDashboard, Reason: reason})
 	case release.DecideRollback:
 		rel, err := s.cfg.Store.GetRelease(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			s.fail(w, r, http.StatusNotFound, problem{Heading: "No such release", Detail: fmt.Sprintf("There is no release %q in this store.", id), Hint: "Nothing was changed."})
+			return
+		}
 		if err != nil {
 			s.storeFailed(w, r, err)
 			return
 		}
 		if rel.OpenGate() != nil || gate > 0 {
-			s.decide(w, r, id, release.Decision{Action: release.DecideRollback, Gate: gate, By: name, Via: release.ViaDashboard, Reason: reason})
+			s.decide(w, r, id, from, release.Decision{Action: release.DecideRollback, Gate: gate, By: name, Via: release.ViaDashboard, Reason: reason})
 			return
 		}
 		s.requestRollback(w, r, id, name, reason)
@@ -566,9 +727,13 @@ func (s *Server) requestRollback(w http.ResponseWriter, r *http.Request, id, by,
 		}
 		rel.Request = &release.Request{Action: release.RequestRollback, By: by, Reason: reason, At: s.cfg.Now()}
 		return &release.Event{Kind: release.EventRequest, Phase: rel.Phase, Message: fmt.Sprintf("rollback requested by %s from the dashboard: %s", by, reason),
-			Data: map[string]any{"userAgent": truncate(r.UserAgent(), 300), "source": s.clientAddr(r)}}, nil
+			Data: map[string]any{"userAgent": userAgent(r), "source": s.clientAddr(r)}}, nil
 	})
 	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.fail(w, r, http.StatusNotFound, problem{Heading: "No such release", Detail: fmt.Sprintf("There is no release %q in this store.", id), Hint: "Nothing was changed."})
+			return
+		}
 		if !errors.Is(err, errEnded) {
 			s.storeFailed(w, r, err)
 			return
@@ -576,7 +741,7 @@ func (s *Server) requestRollback(w http.ResponseWriter, r *http.Request, id, by,
 		s.fail(w, r, http.StatusConflict, problem{Heading: "Not rolled back", Detail: err.Error(), Hint: "Nothing was changed.", Release: rel})
 		return
 	}
-	s.log.Printf("%s: rollback requested by %s from %s", id, by, s.clientAddr(r))
+	s.log.Info("rollback requested", "release", textsafe.Clean(id), "by", textsafe.Clean(by), "from", s.clientAddr(r))
 	http.Redirect(w, r, "/releases/"+url.PathEscape(id), http.StatusSeeOther)
 }
 
@@ -617,28 +782,104 @@ func (s *Server) sameOrigin(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// proxyUser is who the authenticating proxy says the person is ("" when the request did not
+// come through a proxy this server believes). decider checks the name.
 func (s *Server) proxyUser(r *http.Request) string {
-	if s.cfg.UserHeader == "" {
+	if s.cfg.UserHeader == "" || !s.fromTrustedProxy(r) {
 		return ""
 	}
-	return truncate(strings.TrimSpace(r.Header.Get(s.cfg.UserHeader)), 100)
+	return strings.TrimSpace(r.Header.Get(s.cfg.UserHeader))
 }
 
-// clientAddr is where a request came from: behind a proxy, the address the proxy saw, which is
-// the last X-Forwarded-For entry (the ones before it are the client's to write).
-func (s *Server) clientAddr(r *http.Request) string {
-	if s.cfg.UserHeader != "" {
-		if f := r.Header.Values("X-Forwarded-For"); len(f) > 0 {
-			all := strings.Split(f[len(f)-1], ",")
-			if last := strings.TrimSpace(all[len(all)-1]); last != "" {
-				return truncate(last, 64)
-			}
-		}
-	}
+// peer is the address that connected (for a Lambda, the function URL's source IP).
+func peer(r *http.Request) string {
 	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		return h
 	}
 	return r.RemoteAddr
+}
+
+// fromTrustedProxy says whether the request came through a proxy whose headers this server
+// believes: with TrustedProxies, one of them connected; without, any request is believed when
+// UserHeader is set (New warns about it).
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	if s.cfg.UserHeader == "" && len(s.cfg.TrustedProxies) == 0 {
+		return false
+	}
+	if len(s.cfg.TrustedProxies) == 0 {
+		return true
+	}
+	return s.trusted(peer(r))
+}
+
+func (s *Server) trusted(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientAddr is where a request came from. Behind a proxy this server believes, it is read from
+// X-Forwarded-For, from the right: each proxy appends the address it saw, and the entries
+// before the nearest proxy's are the client's to write. With TrustedProxies, the client is the
+// rightmost entry that is not a trusted proxy; without, it is the last entry.
+func (s *Server) clientAddr(r *http.Request) string {
+	if !s.fromTrustedProxy(r) {
+		return peer(r)
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		for _, h := range strings.Split(v, ",") {
+			hops = append(hops, strings.TrimSpace(h))
+		}
+	}
+	addr := peer(r)
+	for i := len(hops) - 1; i >= 0; i-- {
+		if hops[i] == "" {
+			break
+		}
+		addr = hops[i]
+		if len(s.cfg.TrustedProxies) == 0 || !s.trusted(addr) {
+			break
+		}
+	}
+	return textsafe.Clean(textsafe.Cut(addr, 64))
+}
+
+// ParseProxies reads a list of trusted proxies: addresses (192.0.2.1, 2001:db8::1) or ranges in
+// CIDR notation (10.0.0.0/8).
+func ParseProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range list {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q is neither an address nor a CIDR range (such as 10.0.0.0/8)", v)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// userAgent is the request's user agent as the audit trail keeps it: control and format
+// characters escaped, cut to maxAgent bytes.
+func userAgent(r *http.Request) string {
+	return textsafe.Cut(textsafe.Clean(r.UserAgent()), maxAgent)
 }
 
 func secure(r *http.Request) bool {
@@ -657,13 +898,6 @@ func safeNext(next string) string {
 	return next
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
-
 func keys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -680,7 +914,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if _, err := s.cfg.Store.ListReleases(ctx, store.Filter{Limit: 1}); err != nil {
-		s.log.Printf("healthz: store: %v", err)
+		s.log.Error("healthz: store", "err", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "the store does not answer\n")
 		return
@@ -714,7 +948,7 @@ func (s *Server) CloseExpiredGates(ctx context.Context) (int, error) {
 		switch {
 		case err == nil:
 			closed++
-			s.log.Printf("%s: the gate timed out; decided %s", r.ID, action)
+			s.log.Info("the gate timed out", "release", textsafe.Clean(r.ID), "decided", action)
 		case errors.As(err, &late):
 		default:
 			return closed, err
@@ -729,7 +963,7 @@ func (s *Server) Run(ctx context.Context, every time.Duration) {
 	defer t.Stop()
 	for {
 		if _, err := s.CloseExpiredGates(ctx); err != nil && ctx.Err() == nil {
-			s.log.Printf("closing expired gates: %v", err)
+			s.log.Error("closing expired gates", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -739,10 +973,21 @@ func (s *Server) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// loginBlocked says how long addr must wait before trying a token again (0: it may try now).
-func (s *Server) loginBlocked(addr string) time.Duration {
+// loginBlocked says how long addr must wait before trying a token again (0: it may try now),
+// and whether everyone must (the ceiling on all addresses was reached).
+func (s *Server) loginBlocked(addr string) (time.Duration, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.all.n >= maxLoginFailuresAll {
+		if left := s.all.since.Add(loginWindow).Sub(s.cfg.Now()); left > 0 {
+			return left, true
+		}
+		s.all = loginFailures{}
+	}
+	return s.addrBlocked(addr), false
+}
+
+func (s *Server) addrBlocked(addr string) time.Duration {
 	f := s.failures[addr]
 	if f == nil {
 		return 0
@@ -773,4 +1018,8 @@ func (s *Server) loginFailed(addr string) {
 		s.failures[addr] = f
 	}
 	f.n++
+	if s.all.n == 0 || now.Sub(s.all.since) > loginWindow {
+		s.all = loginFailures{since: now}
+	}
+	s.all.n++
 }

@@ -458,11 +458,12 @@ func TestDashboardPages(t *testing.T) {
 	}
 	code, body = read(t)(http.Get(fx.srv.URL + "/metrics"))
 	for _, want := range []string{
-		`aviary_releases_total{service="billing",environment="staging",outcome="promoted"} 1`,
-		`aviary_releases_live{service="shop",environment="production",phase="awaiting-approval"} 1`,
-		`aviary_step_duration_seconds_bucket{service="shop",environment="production",result="pass",le="60"} 1`,
-		`aviary_release_duration_seconds_count{service="billing",environment="staging",outcome="promoted"} 1`,
-		"# TYPE aviary_gate_wait_seconds histogram",
+		`aviary_releases_total{environment="staging",outcome="promoted",service="billing"} 1`,
+		`aviary_releases_started_total{environment="production",service="shop"} 1`,
+		`aviary_releases_live{environment="production",phase="awaiting-approval",service="shop"} 1`,
+		`aviary_step_duration_seconds_bucket{environment="production",result="pass",service="shop",le="60"} 1`,
+		`aviary_release_duration_seconds_count{environment="staging",outcome="promoted",service="billing"} 1`,
+		"# TYPE aviary_releases_total counter",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)

@@ -23,9 +23,11 @@
 // secret (and a CSRF token from its confirmation page), and the dashboard's buttons need the
 // admin token. But with NONE anyone can read the dashboard; to keep it private, use auth type
 // AWS_IAM and put an authenticating proxy in front (one that signs its requests to the function
-// URL), and set AVIARY_USER_HEADER to the header in which it passes the signed-in user. Never set
-// AVIARY_USER_HEADER on a function URL anyone can reach: whoever sends that header would be
-// believed.
+// URL), and set AVIARY_USER_HEADER to the header in which it passes the signed-in user, and
+// AVIARY_TRUSTED_PROXIES to the proxy's addresses as the function URL sees them: the header and
+// X-Forwarded-For are then believed only from the proxy. Without AVIARY_TRUSTED_PROXIES, whoever
+// sends that header would be believed (the gate logs a warning at start): never set
+// AVIARY_USER_HEADER alone on a function URL anyone can reach.
 //
 // # Environment
 //
@@ -39,6 +41,10 @@
 //	                         whoever logs in with it; at least 12 characters, long and random
 //	AVIARY_USER_HEADER       optional: the header an authenticating proxy names the user in
 //	                         (such as X-Forwarded-User); see above
+//	AVIARY_TRUSTED_PROXIES   optional: the addresses of the proxies in front of the function
+//	                         URL (CIDR ranges or addresses, comma-separated), as the function
+//	                         URL sees them; the user header and X-Forwarded-For are then
+//	                         believed only from them
 //	AVIARY_URL               optional: the address people use when a custom domain (such as a
 //	                         CloudFront distribution) fronts the function URL, so that forms
 //	                         posted from it are accepted as the gate's own
@@ -51,8 +57,9 @@
 // Besides AWSLambdaBasicExecutionRole (for its logs), the role needs, on the table and its index
 // (arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE and .../TABLE/index/by-environment):
 //
-//	dynamodb:GetItem     read a release, an audit entry by key
-//	dynamodb:PutItem     write a decision (conditional on the release's revision), an audit entry
+//	dynamodb:GetItem     read a release, an audit entry by key, whether a session was logged out
+//	dynamodb:PutItem     write a decision (conditional on the release's revision), an audit
+//	                     entry, a log out
 //	dynamodb:UpdateItem  the audit trail's counter
 //	dynamodb:Query       a release's audit trail; an environment's releases (the index)
 //	dynamodb:Scan        the dashboard's list of all releases, /metrics
@@ -71,7 +78,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -122,13 +131,21 @@ func newHandler(ctx context.Context) (http.Handler, error) {
 		st.Close()
 		return nil, fmt.Errorf("AVIARY_ADMIN_TOKEN is %d characters; use at least 12 (anyone who guesses it can approve releases)", len(admin))
 	}
+	var proxies []netip.Prefix
+	if v := os.Getenv("AVIARY_TRUSTED_PROXIES"); v != "" {
+		if proxies, err = web.ParseProxies(strings.Split(v, ",")); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("AVIARY_TRUSTED_PROXIES: %w", err)
+		}
+	}
 	h, err := web.New(web.Config{
-		Store:      st,
-		Signer:     signer,
-		AdminToken: admin,
-		UserHeader: strings.TrimSpace(os.Getenv("AVIARY_USER_HEADER")),
-		PublicURL:  os.Getenv("AVIARY_URL"), // a custom domain in front of the function URL
-		Log:        os.Stderr,               // the function's log
+		Store:          st,
+		Signer:         signer,
+		AdminToken:     admin,
+		UserHeader:     strings.TrimSpace(os.Getenv("AVIARY_USER_HEADER")),
+		TrustedProxies: proxies,
+		PublicURL:      os.Getenv("AVIARY_URL"),                       // a custom domain in front of the function URL
+		Log:            slog.New(slog.NewJSONHandler(os.Stderr, nil)), // the function's log, one JSON object a line
 	})
 	if err != nil {
 		st.Close()

@@ -243,9 +243,30 @@ func TestGateThroughFunctionURL(t *testing.T) {
 
 	t.Run("metrics", func(t *testing.T) {
 		code, body := get(t, c, fn.URL+"/metrics")
-		want := `aviary_releases_live{service="shop",environment="production",phase="awaiting-approval"}`
+		want := `aviary_releases_live{environment="production",phase="awaiting-approval",service="shop"}`
 		if code != 200 || !strings.Contains(body, want) {
 			t.Fatalf("GET /metrics: %d\n%s", code, body)
+		}
+	})
+
+	// The session ends in the store: a cookie captured before logging out no longer works, on
+	// whichever instance of the function answers.
+	t.Run("logging out ends the session", func(t *testing.T) {
+		u, err := url.Parse(fn.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		captured := c.Jar.Cookies(u)
+		_, page := get(t, c, fn.URL+"/releases/rel-2")
+		if code, body := post(t, c, fn.URL, fn.URL+"/logout", form(t, page)); code != 200 || strings.Contains(body, "Signed in as") {
+			t.Fatalf("POST /logout: %d\n%s", code, body)
+		}
+		tjar, _ := cookiejar.New(nil)
+		tjar.SetCookies(u, captured)
+		thief := *fn.Client
+		thief.Jar = tjar
+		if _, body := get(t, &thief, fn.URL+"/releases/rel-2"); strings.Contains(body, `action="/releases/rel-2/approve"`) {
+			t.Fatalf("the cookie captured before logging out still shows the buttons:\n%s", body)
 		}
 	})
 }
@@ -269,6 +290,7 @@ func TestConfigErrorsFailInit(t *testing.T) {
 		{"no-secret", map[string]string{"AVIARY_STORE": db}, "no link secret: set AVIARY_LINK_SECRET"},
 		{"short-secret", map[string]string{"AVIARY_STORE": db, "AVIARY_LINK_SECRET": "short"}, "AVIARY_LINK_SECRET: the link secret is 5 bytes"},
 		{"short-admin-token", map[string]string{"AVIARY_STORE": db, "AVIARY_LINK_SECRET": secret, "AVIARY_ADMIN_TOKEN": "abc"}, "AVIARY_ADMIN_TOKEN is 3 characters"},
+		{"bad-trusted-proxies", map[string]string{"AVIARY_STORE": db, "AVIARY_LINK_SECRET": secret, "AVIARY_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}, `AVIARY_TRUSTED_PROXIES: trusted proxy "proxy.internal" is neither`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fn := lambdaurltest.Deploy(t, pkg, lambdaurltest.Options{Sandbox: sb, Name: "aviary-gate-" + tc.name, Env: tc.env})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,10 +17,11 @@ import (
 
 type serveCmd struct {
 	storeFlags
-	Addr           string `default:"127.0.0.1:8080" placeholder:"HOST:PORT" help:"Where to listen (127.0.0.1:0 picks a free port)."`
-	File           string `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its store (when --store and AVIARY_STORE do not say)."`
-	LinkSecretFile string `placeholder:"PATH" help:"Read the link secret from this file instead of AVIARY_LINK_SECRET."`
-	UserHeader     string `env:"AVIARY_USER_HEADER" placeholder:"HEADER" help:"The header an authenticating proxy sets to the signed-in user (such as X-Forwarded-User); it then says who decided, and the client address is read from X-Forwarded-For."`
+	Addr           string   `default:"127.0.0.1:8080" placeholder:"HOST:PORT" help:"Where to listen (127.0.0.1:0 picks a free port)."`
+	File           string   `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its store (when --store and AVIARY_STORE do not say)."`
+	LinkSecretFile string   `placeholder:"PATH" help:"Read the link secret from this file instead of AVIARY_LINK_SECRET."`
+	UserHeader     string   `env:"AVIARY_USER_HEADER" placeholder:"HEADER" help:"The header an authenticating proxy sets to the signed-in user (such as X-Forwarded-User); it then says who decided, and the client address is read from X-Forwarded-For."`
+	TrustedProxy   []string `env:"AVIARY_TRUSTED_PROXIES" sep:"," placeholder:"CIDR,..." help:"The addresses of the proxies in front of the server (such as 10.0.0.0/8,192.0.2.7): the user header and X-Forwarded-For are believed only from them. Without it, --user-header believes them from any client that connects."`
 }
 
 func (c *serveCmd) Help() string {
@@ -29,7 +31,10 @@ func (c *serveCmd) Help() string {
   /gate/approve?t=…  the confirmation page a signed link opens (a GET never decides;
   /gate/rollback?t=… only the page's button, a POST with a CSRF token, does)
   /login             admin log in with AVIARY_ADMIN_TOKEN, for the approve and rollback buttons
-  /metrics           Prometheus: releases by outcome, step, gate and release durations
+  /metrics           Prometheus: releases started and ended (by outcome), live releases, step,
+                     gate and release durations; counted from the whole store, so every server
+                     on one store agrees, and counters never fall
+  /logout            ends the admin session in the store, for every server sharing it
   /healthz           ok when the store answers
 
 Environment:
@@ -70,7 +75,12 @@ func (c *serveCmd) Run(e *env) error {
 	if admin != "" && len(admin) < 12 {
 		return badInput("AVIARY_ADMIN_TOKEN is %d characters; use at least 12 (anyone who guesses it can approve releases)", len(admin))
 	}
-	h, err := web.New(web.Config{Store: st, Signer: signer, AdminToken: admin, UserHeader: c.UserHeader, PublicURL: dashboardURL(m), Log: e.stderr})
+	proxies, err := web.ParseProxies(c.TrustedProxy)
+	if err != nil {
+		return badInput("--trusted-proxy: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	h, err := web.New(web.Config{Store: st, Signer: signer, AdminToken: admin, UserHeader: c.UserHeader, TrustedProxies: proxies, PublicURL: dashboardURL(m), Log: log})
 	if err != nil {
 		return err
 	}

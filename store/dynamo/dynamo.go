@@ -11,6 +11,8 @@
 //	REL#<id>         EV#<seq>        an audit entry
 //	REL#<id>         EVKEY#<key>     an audit entry appended by key (idempotent)
 //	LOCK#<key>       LOCK            a deploy lock: holder, owner, acquired, expires
+//	SESSION#<id>     REVOKED         an admin session that was logged out: expires (when its
+//	                                 cookie would have expired; the item is not needed after it)
 //
 // The global secondary index by-environment (gpk = ENV#<service>#<environment>, gsk = creation
 // time and id) lists an environment's releases newest first.
@@ -461,4 +463,25 @@ func (s *Store) ReleaseLock(ctx context.Context, k, owner string) error {
 		return fmt.Errorf("release lock %s: %w", k, err)
 	}
 	return nil
+}
+
+func sessionKey(id string) map[string]types.AttributeValue { return key("SESSION#"+id, "REVOKED") }
+
+// RevokeSession writes the session's revocation. A revocation is never undone, so a plain put is
+// enough: two servers revoking the same session write the same thing.
+func (s *Store) RevokeSession(ctx context.Context, id string, expires time.Time) error {
+	item := sessionKey(id)
+	item["expires"] = nv(expires.UnixNano())
+	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) SessionRevoked(ctx context.Context, id string) (bool, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: sessionKey(id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return false, fmt.Errorf("session: %w", err)
+	}
+	return out.Item != nil, nil
 }

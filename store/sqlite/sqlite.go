@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS locks (
 	acquired_at INTEGER NOT NULL,
 	expires_at  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS revoked_sessions (
+	id         TEXT PRIMARY KEY,
+	expires_at INTEGER NOT NULL
+);
 `
 
 // Open opens (creating if needed) the store at path.
@@ -286,4 +290,33 @@ func (s *Store) ReleaseLock(ctx context.Context, key, owner string) error {
 
 func (s *Store) GetLock(ctx context.Context, key string) (*store.Lock, error) {
 	return getLock(ctx, s.db, key)
+}
+
+// RevokeSession records the revocation, and forgets revocations of sessions that have expired
+// since (their cookies no longer work anyway), so that the table stays small.
+func (s *Store) RevokeSession(ctx context.Context, id string, expires time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM revoked_sessions WHERE expires_at < ?`, time.Now().UnixNano()); err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_sessions (id, expires_at) VALUES (?, ?)
+		ON CONFLICT (id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`, id, expires.UnixNano()); err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) SessionRevoked(ctx context.Context, id string) (bool, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM revoked_sessions WHERE id = ?`, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("session: %w", err)
+	}
+	return n > 0, nil
 }

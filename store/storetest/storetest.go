@@ -31,6 +31,7 @@ func Run(t *testing.T, open Open) {
 		{"EventsInOrderNoneLost", testEvents},
 		{"Locks", testLocks},
 		{"LockRace", testLockRace},
+		{"RevokedSessionsStayRevoked", testSessions},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -398,5 +399,36 @@ func testLockRace(t *testing.T, s store.Store) {
 	wg.Wait()
 	if got != 1 {
 		t.Errorf("%d racers took the lock, want exactly 1", got)
+	}
+}
+
+// A revoked session is revoked for every handle on the store, revoking it again changes nothing,
+// other sessions are untouched, and the records are not releases.
+func testSessions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	expires := time.Now().Add(12 * time.Hour)
+	if err := s.CreateRelease(ctx, newRelease("r1", "shop", "production", base)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SessionRevoked(ctx, "s-1"); err != nil || got {
+		t.Fatalf("SessionRevoked(s-1) before = %v, %v; want false", got, err)
+	}
+	for range 2 {
+		if err := s.RevokeSession(ctx, "s-1", expires); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.SessionRevoked(ctx, "s-1"); err != nil || !got {
+		t.Fatalf("SessionRevoked(s-1) after = %v, %v; want true", got, err)
+	}
+	if got, err := s.SessionRevoked(ctx, "s-2"); err != nil || got {
+		t.Fatalf("SessionRevoked(s-2) = %v, %v; want false", got, err)
+	}
+	rs, err := s.ListReleases(ctx, store.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(rs), 1; got != want {
+		t.Fatalf("ListReleases returned %d, want %d (a session record listed as a release?)", got, want)
 	}
 }
