@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"path"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/time/rate"
 
+	"github.com/aviary-deploy/aviary/internal/textsafe"
 	"github.com/aviary-deploy/aviary/release"
 )
 
@@ -62,6 +64,15 @@ type Fleet struct {
 	S3     S3API
 	// UpdatePoll is the first wait between checks of an update in progress; it doubles up to 2s.
 	UpdatePoll time.Duration
+	// Log receives warnings (nil: slog.Default()).
+	Log *slog.Logger
+}
+
+func (f *Fleet) log() *slog.Logger {
+	if f.Log != nil {
+		return f.Log
+	}
+	return slog.Default()
 }
 
 // Options configure New.
@@ -296,11 +307,24 @@ func (f *Fleet) Publish(ctx context.Context, a release.Artifacts, fn release.Fun
 	if aws.ToString(gf.Configuration.CodeSha256) == fn.CodeSha256 {
 		return f.publishLatest(ctx, fn)
 	}
+	in := &lambda.UpdateFunctionCodeInput{
+		FunctionName: aws.String(fn.FunctionName), S3Bucket: aws.String(a.Bucket), S3Key: aws.String(fn.ArtifactKey), Publish: true,
+	}
 	base := fn.BaseRevision
-	up, err := f.Lambda.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{
-		FunctionName: aws.String(fn.FunctionName), S3Bucket: aws.String(a.Bucket), S3Key: aws.String(fn.ArtifactKey),
-		RevisionId: aws.String(base), Publish: true,
-	})
+	if base != "" {
+		in.RevisionId = aws.String(base)
+	} else {
+		// AWS always returns a RevisionId; an emulator may not. An empty one is no precondition
+		// (it would be refused, or worse, taken as "any"), so the next best is checked here: the
+		// code is still what the plan saw. Someone's change in the instant between this read and
+		// the update would be overwritten, which is why it is said loudly.
+		if got := aws.ToString(gf.Configuration.CodeSha256); got != fn.BaseCodeSha256 {
+			return "", fmt.Errorf("%s was changed by someone else since the plan (its code is no longer %s): plan and deploy again", fn.FunctionName, fn.BaseCodeSha256)
+		}
+		f.log().Warn("Lambda reported no RevisionId for this function, so its code update cannot be conditional: updating it unconditionally, its code checked unchanged since the plan just before",
+			"function", textsafe.Clean(fn.FunctionName), "code_sha256", fn.BaseCodeSha256)
+	}
+	up, err := f.Lambda.UpdateFunctionCode(ctx, in)
 	if err != nil {
 		var pf *lambdatypes.PreconditionFailedException
 		if !errors.As(err, &pf) {

@@ -1,8 +1,10 @@
 package manifest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -92,24 +94,30 @@ func Parse(path string, data []byte) (*Manifest, error) {
 		return nil, err
 	}
 	p := &parser{file: path, dir: filepath.Dir(abs)}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line := 0
-		var te *yaml.TypeError
-		msg := err.Error()
-		if errors.As(err, &te) {
-			msg = strings.Join(te.Errors, "; ")
-		}
-		if m := regexp.MustCompile(`line (\d+)`).FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-		}
-		return nil, &Error{Problems: []Problem{{File: path, Line: line, Message: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")}}}
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
+		return nil, &Error{Problems: []Problem{notYAML(path, err)}}
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, &Error{Problems: []Problem{{File: path, Message: "the manifest is empty"}}}
 	}
+	// A second document (after ---) would be ignored by a reader of the first: refuse it,
+	// unless it is empty (a trailing --- hides nothing).
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == io.EOF:
+	case err != nil:
+		return nil, &Error{Problems: []Problem{notYAML(path, err)}}
+	case len(next.Content) > 0 && !empty(next.Content[0]):
+		return nil, &Error{Problems: []Problem{{File: path, Line: next.Line, Column: next.Column,
+			Message: "a second YAML document (after ---): a manifest is one document; merge the two or remove the ---"}}}
+	}
 	root := doc.Content[0]
-	resolveAliases(root, 0)
+	if !p.checkAliases(root) {
+		return nil, &Error{Problems: p.problems}
+	}
+	resolveAliases(root)
 	m := p.manifest(root)
 	if len(p.problems) > 0 {
 		sort.SliceStable(p.problems, func(i, j int) bool { return p.problems[i].Line < p.problems[j].Line })
@@ -119,17 +127,104 @@ func Parse(path string, data []byte) (*Manifest, error) {
 	return m, nil
 }
 
-// resolveAliases replaces YAML aliases (*name) by the nodes they stand for.
-func resolveAliases(n *yaml.Node, depth int) {
-	if depth > 64 {
-		return
+// MaxAliasNodes is how many nodes YAML aliases (*name) may add to a manifest once expanded. A
+// manifest that reuses a block of settings through anchors adds tens or hundreds; nested aliases
+// can add billions from a few hundred bytes (the "billion laughs"), which would take minutes of
+// CPU to walk. Past this budget the manifest is refused before anything walks the expansion.
+const MaxAliasNodes = 10000
+
+// checkAliases refuses an alias inside the node it names (its expansion never ends) and aliases
+// that add more than MaxAliasNodes nodes to the document once expanded. It remembers each node's
+// expanded size, so it visits each node of the document once, whatever the expansion would be.
+func (p *parser) checkAliases(root *yaml.Node) bool {
+	own := 0
+	var count func(n *yaml.Node)
+	count = func(n *yaml.Node) {
+		own++
+		for _, c := range n.Content {
+			count(c)
+		}
 	}
+	count(root)
+	over := own + MaxAliasNodes + 1 // sizes are capped here: past it, the count no longer matters
+	const visiting = -1
+	sizes := map[*yaml.Node]int{}
+	var culprit, cycle *yaml.Node // the first alias past the budget; an alias inside what it names
+	var size func(n *yaml.Node) int
+	size = func(n *yaml.Node) int {
+		for n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		switch s, seen := sizes[n]; {
+		case seen && s == visiting:
+			return -1
+		case seen:
+			return s
+		}
+		sizes[n] = visiting
+		total := 1
+		for _, c := range n.Content {
+			s := size(c)
+			if s < 0 {
+				if cycle == nil {
+					cycle = c
+				}
+				s = over
+			}
+			if total += s; total >= over {
+				if culprit == nil && c.Kind == yaml.AliasNode {
+					culprit = c
+				}
+				total = over
+				break
+			}
+		}
+		sizes[n] = total
+		return total
+	}
+	if size(root) < over && cycle == nil {
+		return true
+	}
+	switch {
+	case cycle != nil:
+		p.problem(cycle, "", "the alias *%s is inside the node it names: its expansion never ends", cycle.Value)
+	case culprit != nil:
+		p.problem(culprit, "", "aliases (*%s here) expand the manifest by more than %d nodes, as a YAML bomb does: write the settings out or use fewer aliases", culprit.Value, MaxAliasNodes)
+	default:
+		p.problem(root, "", "aliases expand the manifest by more than %d nodes, as a YAML bomb does: write the settings out or use fewer aliases", MaxAliasNodes)
+	}
+	return false
+}
+
+func notYAML(path string, err error) Problem {
+	line := 0
+	var te *yaml.TypeError
+	msg := err.Error()
+	if errors.As(err, &te) {
+		msg = strings.Join(te.Errors, "; ")
+	}
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+	}
+	return Problem{File: path, Line: line, Message: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+var lineRE = regexp.MustCompile(`line (\d+)`)
+
+// empty reports whether a document's content is nothing at all (a null written as nothing).
+func empty(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == "" && n.Anchor == ""
+}
+
+// resolveAliases replaces YAML aliases (*name) by the nodes they stand for. checkAliases has
+// bounded the expansion and ruled out cycles.
+func resolveAliases(n *yaml.Node) {
 	for i, c := range n.Content {
 		for c.Kind == yaml.AliasNode && c.Alias != nil {
 			c = c.Alias
 		}
 		n.Content[i] = c
-		resolveAliases(c, depth+1)
+		resolveAliases(c)
 	}
 }
 
@@ -220,6 +315,24 @@ func (p *parser) path(rel string) string {
 		return rel
 	}
 	return filepath.Join(p.dir, rel)
+}
+
+// inside refuses a path a function is packaged from (zip or dir) that lies outside the
+// manifest's directory, symbolic links followed: a slip such as dir: ../../.. would package
+// whatever is there, home directory and credentials included, and ship it to Lambda. A manifest
+// sits at the top of what it ships (in a monorepo, at the top of the part it ships).
+func (p *parser) inside(n *yaml.Node, field, written, full string) {
+	base := p.dir
+	if b, err := filepath.EvalSymlinks(base); err == nil {
+		base = b
+	}
+	if f, err := filepath.EvalSymlinks(full); err == nil {
+		full = f
+	}
+	rel, err := filepath.Rel(base, full)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		p.problem(n, field, "%s is outside the manifest's directory %s: a function is made only from files under it (move aviary.yaml up to the top of what it ships)", written, p.dir)
+	}
 }
 
 func (p *parser) manifest(root *yaml.Node) *Manifest {
@@ -315,6 +428,8 @@ func (p *parser) functions(n, root *yaml.Node, m *Manifest) {
 			fn.Zip = p.path(s)
 			if st, err := os.Stat(fn.Zip); err != nil || st.IsDir() {
 				p.problem(f["zip"], field+".zip", "%s is not a file", s)
+			} else {
+				p.inside(f["zip"], field+".zip", s, fn.Zip)
 			}
 		}
 		if s, ok := p.str(f["dir"], field+".dir"); ok {
@@ -322,6 +437,8 @@ func (p *parser) functions(n, root *yaml.Node, m *Manifest) {
 			fn.Dir = p.path(s)
 			if st, err := os.Stat(fn.Dir); err != nil || !st.IsDir() {
 				p.problem(f["dir"], field+".dir", "%s is not a directory", s)
+			} else {
+				p.inside(f["dir"], field+".dir", s, fn.Dir)
 			}
 		}
 		if b := f["build"]; b != nil {
@@ -351,6 +468,8 @@ func (p *parser) build(n *yaml.Node, field string) *Build {
 			p.problem(n, field+".command", "is required")
 		}
 		if s, ok := p.str(f["dir"], field+".dir"); ok {
+			// A build may run anywhere (a monorepo builds from its root): what it ships is
+			// what it writes into $AVIARY_OUT, not the directory it runs in.
 			b.Dir = p.path(s)
 		}
 	}
@@ -437,8 +556,8 @@ func (p *parser) strategy(n *yaml.Node, field string) Strategy {
 			g := presetCanary.FindStringSubmatch(name)
 			w, _ := strconv.Atoi(g[1])
 			mins, _ := strconv.Atoi(g[2])
-			if w <= 0 || w > 100 {
-				p.problem(n, field, "%s: the canary weight must be between 1 and 100 percent", name)
+			if w <= 0 || w >= 100 {
+				p.problem(n, field, "%s: the canary weight must be between 1 and 99 percent (100%% is the promotion that follows the bake; for no canary use AllAtOnce)", name)
 			}
 			return Strategy{Name: name, Steps: []Step{{Weight: float64(w) / 100, Bake: time.Duration(mins) * time.Minute}}}
 		case presetLinear.MatchString(name):
@@ -474,6 +593,13 @@ func (p *parser) strategy(n *yaml.Node, field string) Strategy {
 			st := Step{}
 			if w := sf["weight"]; w != nil {
 				st.Weight = p.weight(w, at+".weight")
+				switch prev := s.Steps; {
+				case st.Weight >= 1:
+					p.problem(w, at+".weight", "100%% is not a canary step: promotion moves all traffic after the last step's bake (end the steps below 100%%)")
+				case len(prev) > 0 && st.Weight > 0 && st.Weight <= prev[len(prev)-1].Weight:
+					p.problem(w, at+".weight", "%s after %s: each step must put more traffic on the new version than the one before (a rollback, not a step, takes traffic away)",
+						Percent(st.Weight), Percent(prev[len(prev)-1].Weight))
+				}
 			} else {
 				p.problem(item, at+".weight", "is required: the share of traffic on the new version, such as 10%%")
 			}

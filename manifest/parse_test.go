@@ -3,6 +3,8 @@ package manifest_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,6 +154,20 @@ func TestBadManifests(t *testing.T) {
 			"environments.lab.strategy.linear.interval: is required"}},
 		{"pre_approve not a bool", strings.Replace(good, "pre_approve: true", "pre_approve: maybe", 1), []string{
 			`18:18: environments.staging.pre_approve: must be true or false, not the value "maybe"`}},
+		{"canary going down", strings.Replace(good, "weight: 10%", "weight: 60%", 1), []string{
+			"26:19: environments.production.strategy.canary[1].weight: 50% after 60%: each step must put more traffic on the new version"}},
+		{"canary step at 100%", strings.Replace(good, "weight: 50", "weight: 100", 1), []string{
+			"26:19: environments.production.strategy.canary[1].weight: 100% is not a canary step"}},
+		{"canary preset at 100%", strings.Replace(good, "Canary10Percent15Minutes", "Canary100Percent15Minutes", 1), []string{
+			"29:15: environments.qa.strategy: Canary100Percent15Minutes: the canary weight must be between 1 and 99 percent"}},
+		{"second document", good + "---\nservice: other\n", []string{
+			"aviary.yaml:37:1: a second YAML document (after ---)"}},
+		{"second document not YAML", good + "---\nservice: [other\n", []string{
+			"aviary.yaml:37:0: not valid YAML: line 37"}},
+		{"dir outside", strings.Replace(good, "    dir: static", "    dir: ../../..", 1), []string{
+			"14:10: functions.static.dir: ../../.. is outside the manifest's directory"}},
+		{"alias in itself", strings.Replace(good, "alias: live", "alias: live\ncolour: &c [*c]", 1), []string{
+			"3:13: the alias *c is inside the node it names"}},
 		{"duplicate function", strings.Replace(good, "  static:\n    dir: static", "  static:\n    dir: static\n  api:\n    dir: static", 1), []string{
 			"functions.api: appears twice"}},
 	} {
@@ -221,6 +237,9 @@ func TestSchema(t *testing.T) {
 		"unknown field":      strings.Replace(good, "alias: live", "alais: live", 1),
 		"two sources":        strings.Replace(good, "    dir: static", "    dir: static\n    zip: x.zip", 1),
 		"weight above 100":   strings.Replace(good, "weight: 50", "weight: 150", 1),
+		"canary step at 100": strings.Replace(good, "weight: 50", "weight: 100", 1),
+		"canary step 100%":   strings.Replace(good, "weight: 50", `weight: "100%"`, 1),
+		"canary preset 100":  strings.Replace(good, "Canary10Percent15Minutes", "Canary100Percent15Minutes", 1),
 		"unknown preset":     strings.Replace(good, "Canary10Percent15Minutes", "Canary10PercentSometimes", 1),
 		"bad bake":           strings.Replace(good, "bake: 10m", "bake: ten minutes", 1),
 		"missing strategy":   strings.Replace(good, "    strategy: all-at-once\n", "", 1),
@@ -246,5 +265,87 @@ func TestParseWeight(t *testing.T) {
 		if _, err := manifest.ParseWeight(in); err == nil {
 			t.Errorf("ParseWeight(%q) accepted", in)
 		}
+	}
+}
+
+// A trailing --- starts an empty document: nothing is ignored, so it is accepted. Anchors and
+// aliases that reuse settings are accepted too.
+func TestAcceptedShapes(t *testing.T) {
+	reuse := strings.Replace(good, "    strategy: Canary10Percent15Minutes", "    strategy: &canary\n      canary: [{weight: 5%, bake: 1m}, {weight: 20%}]", 1)
+	reuse = strings.Replace(reuse, "    strategy: CodeDeployDefault.LambdaLinear10PercentEvery2Minutes", "    strategy: *canary", 1)
+	for name, body := range map[string]string{"trailing ---": good + "---\n", "leading ---": "---\n" + good, "anchors": reuse} {
+		t.Run(name, func(t *testing.T) {
+			m, err := manifest.Load(write(t, body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == "anchors" {
+				perf, _ := m.Environment("perf")
+				if got, want := perf.Strategy.Describe(), "5% for 1m0s, 20% for 0s, then 100%"; got != want {
+					t.Errorf("perf's strategy through an alias: %s, want %s", got, want)
+				}
+			}
+		})
+	}
+}
+
+// bomb is a manifest whose aliases nest levels deep, each level nine times the one below: ten
+// levels expand to 9^10 (3.5 billion) nodes from under a kilobyte.
+func bomb(levels int) string {
+	var b strings.Builder
+	b.WriteString(good)
+	b.WriteString("x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n")
+	for i := 1; i < levels; i++ {
+		fmt.Fprintf(&b, "x%d: &x%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*x%d, ", i-1), 9), ", "))
+	}
+	return b.String()
+}
+
+// A YAML bomb is refused from its shape, without expanding it: the expansion of ten levels
+// would take minutes of CPU, so a parse that expanded it would not finish.
+func TestAliasBomb(t *testing.T) {
+	body := bomb(10)
+	if len(body) > 2000 {
+		t.Fatalf("the bomb is %d bytes", len(body))
+	}
+	path := write(t, body)
+	_, err := manifest.Load(path)
+	var me *manifest.Error
+	if !errors.As(err, &me) {
+		t.Fatalf("Load = %v, want a *manifest.Error", err)
+	}
+	if got, want := strings.ReplaceAll(err.Error(), path, "aviary.yaml"),
+		"aviary.yaml:41:15: aliases (*x3 here) expand the manifest by more than 10000 nodes, as a YAML bomb does"; !strings.Contains(got, want) {
+		t.Errorf("error %q lacks %q", got, want)
+	}
+	// Four levels (9^4 = 6561 nodes) are within the budget and reach the field checks.
+	_, err = manifest.Load(write(t, bomb(4)))
+	if err == nil || strings.Contains(err.Error(), "YAML bomb") || !strings.Contains(err.Error(), `x3: unknown field "x3"`) {
+		t.Errorf("four levels: %v", err)
+	}
+}
+
+// A path a function is packaged from may not lead out of the manifest's directory through a
+// symbolic link either.
+func TestPackagedPathsStayInside(t *testing.T) {
+	path := write(t, strings.Replace(good, "    dir: static", "    dir: escape/static", 1))
+	outside := t.TempDir()
+	if err := os.Mkdir(filepath.Join(outside, "static"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(filepath.Dir(path), "escape")); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	_, err := manifest.Load(path)
+	if err == nil || !strings.Contains(err.Error(), "functions.static.dir: escape/static is outside the manifest's directory") {
+		t.Errorf("a dir through a link out: %v", err)
+	}
+	// A link that stays inside is fine.
+	inside := write(t, strings.Replace(good, "    dir: static", "    dir: again", 1))
+	if err := os.Symlink("static", filepath.Join(filepath.Dir(inside), "again")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := manifest.Load(inside); err != nil {
+		t.Errorf("a dir through a link inside: %v", err)
 	}
 }

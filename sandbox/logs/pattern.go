@@ -669,6 +669,9 @@ type slot struct {
 type delimitedPattern struct {
 	slots []slot
 	names map[string]bool
+	// local says every condition names its own slot's field (the usual case): then each slot is
+	// judged as it is bound, and whether slots si… fit fields fi… depends on si and fi alone.
+	local bool
 }
 
 func compileDelimited(src string) (pattern, error) {
@@ -687,7 +690,10 @@ func compileDelimited(src string) (pattern, error) {
 			p.slots = append(p.slots, slot{})
 		} else if sc.hasPrefix("...") {
 			sc.pos += 3
-			p.slots = append(p.slots, slot{ellipsis: true})
+			// Two ellipses in a row stretch as one does.
+			if n := len(p.slots); n == 0 || !p.slots[n-1].ellipsis {
+				p.slots = append(p.slots, slot{ellipsis: true})
+			}
 		} else {
 			name, err := fieldName(sc)
 			if err != nil {
@@ -714,6 +720,14 @@ func compileDelimited(src string) (pattern, error) {
 			return nil, badPattern("Invalid filter pattern: expected , at character %d of %s", sc.pos+1, src)
 		}
 		sc.pos++
+	}
+	p.local = true
+	for _, s := range p.slots {
+		for _, and := range s.expr {
+			for _, c := range and {
+				p.local = p.local && c.name == s.name
+			}
+		}
 	}
 	return p, nil
 }
@@ -808,8 +822,35 @@ func splitFields(msg string) []string {
 
 func (p delimitedPattern) match(msg string) bool {
 	fields := splitFields(msg)
+	if p.local {
+		return p.alignLocal(fields, 0, 0, map[[2]int]bool{})
+	}
 	bound := map[string]string{}
 	return p.align(fields, 0, 0, bound)
+}
+
+// alignLocal says whether slots si… fit fields fi…, when every condition is its own slot's:
+// each (si, fi) is worked out once, so a match takes time in proportion to slots × fields
+// however many ellipses the pattern has (trying every stretch of each would take fields^ellipses).
+func (p delimitedPattern) alignLocal(fields []string, si, fi int, memo map[[2]int]bool) bool {
+	if si == len(p.slots) {
+		return fi == len(fields)
+	}
+	key := [2]int{si, fi}
+	if ok, seen := memo[key]; seen {
+		return ok
+	}
+	s := p.slots[si]
+	var ok bool
+	switch {
+	case s.ellipsis:
+		// It stretches over no more fields, or over one more.
+		ok = p.alignLocal(fields, si+1, fi, memo) || fi < len(fields) && p.alignLocal(fields, si, fi+1, memo)
+	case fi < len(fields):
+		ok = (len(s.expr) == 0 || s.expr.holds(map[string]string{s.name: fields[fi]})) && p.alignLocal(fields, si+1, fi+1, memo)
+	}
+	memo[key] = ok
+	return ok
 }
 
 // align binds slots to fields, trying every way the ellipses can stretch, and checks the
@@ -841,27 +882,27 @@ func (p delimitedPattern) align(fields []string, si, fi int, bound map[string]st
 
 func (p delimitedPattern) check(bound map[string]string) bool {
 	for _, s := range p.slots {
-		if len(s.expr) == 0 {
-			continue
-		}
-		ok := false
-		for _, and := range s.expr {
-			all := true
-			for _, c := range and {
-				v, present := bound[c.name]
-				if !present || !compare(c.op, c.lit, v, 0, false) {
-					all = false
-					break
-				}
-			}
-			if all {
-				ok = true
-				break
-			}
-		}
-		if !ok {
+		if len(s.expr) != 0 && !s.expr.holds(bound) {
 			return false
 		}
 	}
 	return true
+}
+
+// holds says whether the condition holds of the fields bound by name.
+func (e slotExpr) holds(bound map[string]string) bool {
+	for _, and := range e {
+		all := true
+		for _, c := range and {
+			v, present := bound[c.name]
+			if !present || !compare(c.op, c.lit, v, 0, false) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }
