@@ -32,8 +32,12 @@ func openRelease(e *env, file string, sf storeFlags, id, envName string) (*manif
 }
 
 // logWriter is where a command's narrative goes: stdout, or stderr when stdout carries JSON.
+// With --quiet it goes nowhere: errors and the final result are printed apart.
 func logWriter(e *env, o outputFlags) io.Writer {
-	if o.json() {
+	switch {
+	case e.quiet:
+		return io.Discard
+	case o.json():
 		return e.stderr
 	}
 	return e.stdout
@@ -59,14 +63,14 @@ func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af 
 		}
 		if held.Lock.Holder != r.ID {
 			return r, exitError{ExitLocked, fmt.Errorf("release %s of %s holds the lock on %s since %s; finish it first",
-				held.Lock.Holder, r.Service, r.Environment, held.Lock.AcquiredAt.Local().Format(time.DateTime))}
+				safe(held.Lock.Holder), safe(r.Service), safe(r.Environment), held.Lock.AcquiredAt.Local().Format(time.DateTime))}
 		}
 		// Another process drives the release: it sees the request in the record and acts. If it
 		// died, its lease runs out (or, on this host, its death is seen) and this process takes
 		// over.
 		if !told {
 			fmt.Fprintf(log, "Release %s is driven by %s (lease until %s); waiting for it to act on the record, or for its lease to run out.\n",
-				r.ID, held.Lock.Owner, held.Lock.ExpiresAt.Local().Format(time.TimeOnly))
+				safe(r.ID), safe(held.Lock.Owner), held.Lock.ExpiresAt.Local().Format(time.TimeOnly))
 			told = true
 		}
 		cur, err := st.GetRelease(ctx, r.ID)
@@ -74,7 +78,7 @@ func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af 
 			return r, err
 		}
 		if cur.Phase.Final() && locked == nil {
-			fmt.Fprintf(log, "%s  %s\n", time.Now().Format("15:04:05"), cur.Describe())
+			fmt.Fprintf(log, "%s  %s\n", time.Now().Format("15:04:05"), safe(cur.Describe()))
 			return cur, nil
 		}
 		select {
@@ -87,7 +91,7 @@ func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af 
 		}
 	}
 	if told {
-		fmt.Fprintf(log, "Took over release %s.\n", r.ID)
+		fmt.Fprintf(log, "Took over release %s.\n", safe(r.ID))
 	}
 	fleet, checker, _, err := af.fleet(e.ctx, r.Region)
 	if err == nil && locked != nil {
@@ -104,11 +108,11 @@ func drive(e *env, st store.Store, r *release.Release, m *manifest.Manifest, af 
 	kit, err := gateKitFor(m, r, st, log)
 	if err != nil {
 		// Links and notices are extras here: the release's decision must not wait on them.
-		fmt.Fprintf(log, "No links or notices: %v\n", err)
+		fmt.Fprintf(log, "No links or notices: %s\n", safe(err.Error()))
 		kit = nil
 	}
 	defer kit.close()
-	v := newView(log)
+	v := newView(log, e.color)
 	eng := newEngine(st, fleet, artifact.Cache{Dir: cacheDir}, me, checker)
 	eng.Observe = kit.announcer(v).observe
 	final, err := eng.Run(e.ctx, r.ID)

@@ -9,14 +9,14 @@ import (
 )
 
 type promoteCmd struct {
+	manifestFlags
 	storeFlags
 	awsFlags
 	outputFlags
-	Release string        `arg:"" help:"The release."`
-	File    string        `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its store and artifact cache."`
-	Now     bool          `help:"Do not wait for the current step's bake to end."`
-	Reason  string        `help:"Why, for the audit trail."`
-	Wait    time.Duration `default:"30m" help:"How long to wait for another process driving the release to finish."`
+	waitFlags
+	Release string `arg:"" help:"The release."`
+	Now     bool   `help:"Do not wait for the current step's bake to end."`
+	Reason  string `help:"Why, for the audit trail."`
 }
 
 func (c *promoteCmd) Run(e *env) error {
@@ -56,7 +56,7 @@ func (c *promoteCmd) Run(e *env) error {
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "Promoting release %s.\n", r.ID)
+	fmt.Fprintf(log, "Promoting release %s.\n", safe(r.ID))
 	final, err := drive(e, st, r, m, c.awsFlags, log, c.Wait, nil)
 	return finish(e, c.outputFlags, log, final, err)
 }

@@ -2,16 +2,15 @@ package cli
 
 import (
 	"fmt"
-	"time"
 )
 
 type resumeCmd struct {
+	manifestFlags
 	storeFlags
 	awsFlags
 	outputFlags
-	Release string        `arg:"" help:"The release."`
-	File    string        `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its store and artifact cache."`
-	Wait    time.Duration `default:"30m" help:"How long to wait if another process still drives the release."`
+	waitFlags
+	Release string `arg:"" help:"The release."`
 }
 
 func (c *resumeCmd) Run(e *env) error {
@@ -25,10 +24,10 @@ func (c *resumeCmd) Run(e *env) error {
 		if err := settle(e.ctx, st, r); err != nil {
 			return err
 		}
-		fmt.Fprintf(log, "Release %s already ended: %s.\n", r.ID, r.Describe())
+		fmt.Fprintf(log, "Release %s already ended: %s.\n", safe(r.ID), safe(r.Describe()))
 		return finish(e, c.outputFlags, log, r, nil)
 	}
-	fmt.Fprintf(log, "Resuming release %s from %s.\n", r.ID, r.Describe())
+	fmt.Fprintf(log, "Resuming release %s from %s.\n", safe(r.ID), safe(r.Describe()))
 	final, err := drive(e, st, r, m, c.awsFlags, log, c.Wait, nil)
 	return finish(e, c.outputFlags, log, final, err)
 }

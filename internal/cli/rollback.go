@@ -9,14 +9,14 @@ import (
 )
 
 type rollbackCmd struct {
+	manifestFlags
 	storeFlags
 	awsFlags
 	outputFlags
-	Release string        `arg:"" optional:"" help:"The release (default: the environment's latest)."`
-	Env     string        `short:"e" placeholder:"ENV" help:"Roll back the environment's latest release."`
-	File    string        `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its service, store and artifact cache."`
-	Reason  string        `help:"Why, for the audit trail."`
-	Wait    time.Duration `default:"10m" help:"How long to wait for another process driving the release to finish the rollback."`
+	waitFlags
+	Release string `arg:"" optional:"" help:"The release (default: the environment's latest)."`
+	Env     string `short:"e" placeholder:"ENV" help:"Roll back the environment's latest release."`
+	Reason  string `help:"Why, for the audit trail."`
 }
 
 func (c *rollbackCmd) Run(e *env) error {
@@ -36,10 +36,10 @@ func (c *rollbackCmd) Run(e *env) error {
 		if err := settle(e.ctx, st, r); err != nil {
 			return err
 		}
-		fmt.Fprintf(log, "Release %s is already rolled back (%s).\n", r.ID, r.Reason)
 		if c.json() {
-			return writeJSON(e.stdout, resultJSON(r))
+			return writeJSON(e.stdout, resultOf(r))
 		}
+		fmt.Fprintf(e.stdout, "Release %s is already rolled back (%s).\n", safe(r.ID), safe(r.Reason))
 		return nil
 	case release.Promoted, release.Failed:
 		// Ended: nobody drives it. Roll it back here, under the lock — and only if it is still
@@ -85,7 +85,7 @@ func (c *rollbackCmd) Run(e *env) error {
 			return err
 		}
 		if first != nil && first.Action == release.Approve {
-			fmt.Fprintf(log, "The gate was approved first, by %s via %s; rolling back all the same, as an operator's rollback always does.\n", first.By, first.Via)
+			fmt.Fprintf(log, "The gate was approved first, by %s via %s; rolling back all the same, as an operator's rollback always does.\n", safe(first.By), safe(first.Via))
 			reason += fmt.Sprintf(" (after the gate's approval by %s)", first.By)
 		}
 		if _, err := request(e.ctx, st, r.ID, func(r *release.Release) (*release.Event, error) {
@@ -101,7 +101,7 @@ func (c *rollbackCmd) Run(e *env) error {
 			return err
 		}
 	}
-	fmt.Fprintf(log, "Rolling back release %s (%s → %s).\n", r.ID, r.Service, r.Environment)
+	fmt.Fprintf(log, "Rolling back release %s (%s → %s).\n", safe(r.ID), safe(r.Service), safe(r.Environment))
 	final, err := drive(e, st, r, m, c.awsFlags, log, c.Wait, locked)
 	if err != nil || final == nil {
 		return finish(e, c.outputFlags, log, final, err)
