@@ -130,3 +130,7 @@ func TestOneMeaningPerFlag(t *testing.T) {
 		}
 	}
 }
+
+type kongNode = kong.Node
+
+const kongCommand = kong.CommandNode
