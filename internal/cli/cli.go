@@ -57,7 +57,7 @@ type app struct {
 // globalFlags apply to every command.
 type globalFlags struct {
 	VersionFlag kong.VersionFlag `name:"version" env:"-" help:"Print Aviary's version and exit."`
-	Quiet       bool             `short:"q" help:"Print only errors and the final result."`
+	Quiet       bool             `short:"q" help:"Print only errors and the final result (not the progress, nor a gate's approval links: aviary link prints those)."`
 	NoColor     bool             `help:"Never colour the output (NO_COLOR, set to anything, does the same)."`
 }
 

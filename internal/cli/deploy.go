@@ -41,10 +41,12 @@ func (c *deployCmd) Run(e *env) error {
 	}
 	fns := release.FunctionsOf(p.rows)
 	if len(fns) == 0 {
-		fmt.Fprintf(log, "Nothing to deploy: every alias %s of %s in %s already serves its artifact.\n", p.m.Alias, p.m.Service, p.env.Name)
 		if c.json() {
+			fmt.Fprintf(log, "Nothing to deploy: every alias %s of %s in %s already serves its artifact.\n", p.m.Alias, p.m.Service, p.env.Name)
 			return writeJSON(e.stdout, &resultOutput{Outcome: "unchanged", Service: p.m.Service, Environment: p.env.Name, Functions: []functionOutput{}})
 		}
+		// The final result: printed even with --quiet.
+		fmt.Fprintf(e.stdout, "Nothing to deploy: every alias %s of %s in %s already serves its artifact.\n", p.m.Alias, p.m.Service, p.env.Name)
 		return nil
 	}
 

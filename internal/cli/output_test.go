@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,5 +151,36 @@ func TestFunctionLineEscapes(t *testing.T) {
 	line := functionLine(release.Function{Name: "a\x1b[2J", FunctionName: "b\r\nc", Previous: "1", New: "2"})
 	if strings.ContainsAny(line, "\x1b\r\n") {
 		t.Errorf("functionLine prints raw control characters: %q", line)
+	}
+}
+
+// TestQuietPrintsOnlyTheResult: with --quiet the narrative goes nowhere and the final result
+// still prints.
+func TestQuietPrintsOnlyTheResult(t *testing.T) {
+	var out, errs bytes.Buffer
+	e := &env{ctx: t.Context(), stdout: &out, stderr: &errs, quiet: true}
+	log := logWriter(e, outputFlags{Output: "text"})
+	fmt.Fprintln(log, "Building 3 functions of shop")
+	r := sample()
+	r.Phase, r.Reason = release.Promoted, ""
+	if err := finish(e, outputFlags{Output: "text"}, log, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); strings.Contains(got, "Building") || !strings.Contains(got, "Release shop-production-20250304-100000-ab12 promoted") {
+		t.Errorf("quiet output:\n%s", got)
+	}
+	if errs.Len() != 0 {
+		t.Errorf("quiet wrote to stderr: %s", errs.String())
+	}
+}
+
+// TestNoColourOffATerminal: colour only ever reaches a terminal, and never when it is turned off.
+func TestNoColourOffATerminal(t *testing.T) {
+	var b bytes.Buffer
+	if got := paint(true, &b, "32", "promoted"); got != "promoted" {
+		t.Errorf("paint to a buffer = %q", got)
+	}
+	if got := paint(false, os.Stdout, "32", "promoted"); got != "promoted" {
+		t.Errorf("paint with colour off = %q", got)
 	}
 }
