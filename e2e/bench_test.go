@@ -22,7 +22,7 @@ func BenchmarkFleet100(b *testing.B) {
 	f := newFleet(b, n, sandbox.Options{ControlRate: -1},
 		"      canary:\n        - weight: 10%\n          bake: 0s\n        - weight: 50%\n          bake: 0s")
 	f.stampAll("1")
-	if code, out, errs := f.aviary("deploy", "-e", "production", "--rate", "1000"); code != 0 {
+	if code, out, errs := f.aviary("deploy", "-e", "production", "--api-rate", "1000"); code != 0 {
 		b.Fatalf("first release: %d\n%s\n%s", code, out, errs)
 	}
 	f.srv.SetControlRate(quota, 0)

@@ -50,7 +50,7 @@ func TestTwoDeploysOneProceeds(t *testing.T) {
 	f := newFleet(t, 2, quick, "      canary:\n        - weight: 10%\n          bake: 2s")
 	st := f.teamStore(t)
 	f.stampAll("1")
-	if code, out, errs := f.aviary("deploy", "-e", "production", "--rate", "200"); code != 0 {
+	if code, out, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200"); code != 0 {
 		t.Fatalf("first release: %d\n%s\n%s", code, out, errs)
 	}
 	f.stampAll("2")
@@ -65,7 +65,7 @@ func TestTwoDeploysOneProceeds(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command(built.aviary, "deploy", "-e", "production", "--rate", "200")
+			cmd := exec.Command(built.aviary, "deploy", "-e", "production", "--api-rate", "200")
 			cmd.Dir, cmd.Env = f.dir, os.Environ()
 			var errb bytes.Buffer
 			cmd.Stderr = &errb
@@ -105,11 +105,11 @@ func TestKilledHolderTakenOverAfterLease(t *testing.T) {
 	st := f.teamStore(t)
 	// A first release goes straight to promotion: the second has a canary to be killed in.
 	f.stampAll("1")
-	if code, out, errs := f.aviary("deploy", "-e", "production", "--rate", "200"); code != 0 {
+	if code, out, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200"); code != 0 {
 		t.Fatalf("first release: %d\n%s\n%s", code, out, errs)
 	}
 	f.stampAll("2")
-	cmd := exec.Command(built.aviary, "deploy", "-e", "production", "--rate", "200")
+	cmd := exec.Command(built.aviary, "deploy", "-e", "production", "--api-rate", "200")
 	cmd.Dir = f.dir
 	cmd.Env = append(os.Environ(), "AVIARY_HOST=ci-runner-a", "AVIARY_LOCK_LEASE=3s")
 	if err := cmd.Start(); err != nil {

@@ -122,7 +122,7 @@ func TestPreApprovedStagingPassesTheGate(t *testing.T) {
 
 	// AVIARY_PRE_APPROVE=false makes the same environment wait for a person.
 	f.stampAll("2")
-	wait := f.background([]string{"AVIARY_PRE_APPROVE=false"}, "deploy", "-e", "staging", "--rate", "200")
+	wait := f.background([]string{"AVIARY_PRE_APPROVE=false"}, "deploy", "-e", "staging", "--api-rate", "200")
 	var waiting *release.Release
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && waiting == nil; time.Sleep(20 * time.Millisecond) {
 		rs, err := st.ListReleases(context.Background(), store.Filter{Service: "shop", Environment: "staging", Limit: 1})
@@ -160,7 +160,7 @@ func TestGateDecidedFromTheCLI(t *testing.T) {
 	t.Setenv("AVIARY_PRE_APPROVE", "")
 
 	f.stampAll("2")
-	wait := f.background([]string{secret}, "deploy", "-e", "production", "--rate", "200")
+	wait := f.background([]string{secret}, "deploy", "-e", "production", "--api-rate", "200")
 	r := f.waitFor("the gate", func(r *release.Release) bool { return r.OpenGate() != nil })
 	for _, fn := range f.names {
 		if v, w := f.alias(fn); len(w) != 1 || v == "" {
@@ -212,7 +212,7 @@ func TestGateDecidedFromTheCLI(t *testing.T) {
 
 	// A rollback at the gate is the gate's decision, and the fleet goes back.
 	f.stampAll("3")
-	wait = f.background([]string{secret}, "deploy", "-e", "production", "--rate", "200")
+	wait = f.background([]string{secret}, "deploy", "-e", "production", "--api-rate", "200")
 	r3 := f.waitFor("the next gate", func(x *release.Release) bool { return x.ID != r.ID && x.OpenGate() != nil })
 	code, out, errs = f.aviary("rollback", r3.ID, "--reason", "not today")
 	if code != 0 {

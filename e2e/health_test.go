@@ -230,13 +230,16 @@ func TestHealthJudgesTheFleet(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d\n%s", code, errs)
 		}
-		var rows []struct {
-			Function, Version   string
-			Invocations, Errors int
+		var doc struct {
+			Results []struct {
+				Function, Version   string
+				Invocations, Errors int
+			}
 		}
-		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
+		rows := doc.Results
 		if len(rows) != len(f.names) {
 			t.Fatalf("rows %+v", rows)
 		}

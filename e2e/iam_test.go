@@ -57,7 +57,7 @@ func TestIAMPolicyCoversEveryCall(t *testing.T) {
 	f.srv.ResetRequests()
 	f.stampAll("1")
 	done := make(chan int)
-	go func() { code, _, _ := f.aviary("deploy", "-e", "production", "--rate", "200"); done <- code }()
+	go func() { code, _, _ := f.aviary("deploy", "-e", "production", "--api-rate", "200"); done <- code }()
 	r := f.waitFor("the canary", func(r *release.Release) bool { return r.Phase == release.Shifting && !r.StepStarted.IsZero() })
 	time.Sleep(2500 * time.Millisecond) // judged for a while: metrics, logs and alarms read
 	if code, _, errs := f.aviary("rollback", r.ID); code != 0 {
@@ -69,7 +69,7 @@ func TestIAMPolicyCoversEveryCall(t *testing.T) {
 	if code, _, errs := f.aviary("plan", "-e", "production"); code != 0 {
 		t.Fatal(errs)
 	}
-	if code, _, errs := f.aviary("deploy", "-e", "production", "--rate", "200"); code != 0 {
+	if code, _, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200"); code != 0 {
 		t.Fatal(errs)
 	}
 

@@ -23,7 +23,7 @@ func TestKillAnywhere(t *testing.T) {
 	}
 	f := newFleet(t, 3, quick, "      canary:\n        - weight: 10%\n          bake: 400ms\n        - weight: 50%\n          bake: 400ms")
 	f.stampAll("1")
-	if code, out, errs := f.aviary("deploy", "-e", "production", "--rate", "200"); code != 0 {
+	if code, out, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200"); code != 0 {
 		t.Fatalf("first release: %d\n%s\n%s", code, out, errs)
 	}
 	f.lastPromotedStamp = "1"
@@ -56,7 +56,7 @@ func TestKillAnywhere(t *testing.T) {
 			before := f.latest()
 			f.stampAll(stamp)
 			f.srv.ResetRequests()
-			cmd := exec.Command(built.aviary, "deploy", "-e", "production", "--rate", "200")
+			cmd := exec.Command(built.aviary, "deploy", "-e", "production", "--api-rate", "200")
 			cmd.Dir = f.dir
 			cmd.Env = os.Environ()
 			if err := cmd.Start(); err != nil {

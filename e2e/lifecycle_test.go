@@ -20,11 +20,11 @@ import (
 func TestBusyEnvironmentIsLockedAndRollbackSaysWhoRolledBack(t *testing.T) {
 	f := newFleet(t, 2, quick, "      canary:\n        - weight: 10%\n          bake: 1h")
 	f.stampAll("1")
-	if code, out, errs := f.aviary("deploy", "-e", "production", "--rate", "200"); code != 0 {
+	if code, out, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200"); code != 0 {
 		t.Fatalf("first release: %d\n%s\n%s", code, out, errs)
 	}
 	f.stampAll("2")
-	cmd := exec.Command(built.aviary, "deploy", "-e", "production", "--rate", "200")
+	cmd := exec.Command(built.aviary, "deploy", "-e", "production", "--api-rate", "200")
 	cmd.Dir, cmd.Env = f.dir, os.Environ()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -47,7 +47,7 @@ func TestBusyEnvironmentIsLockedAndRollbackSaysWhoRolledBack(t *testing.T) {
 	f.stampAll("3")
 	f.srv.ResetRequests()
 	before := countReleases(t, f)
-	code, stdout, errs := f.aviary("deploy", "-e", "production", "--rate", "200")
+	code, stdout, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200")
 	if code != cli.ExitLocked || !strings.Contains(errs, "release "+r.ID+" holds the lock on shop/production since") || strings.Contains(errs, "--force") {
 		t.Errorf("a deploy while another shifts: exit %d\n%s\n%s", code, stdout, errs)
 	}

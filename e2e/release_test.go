@@ -37,7 +37,7 @@ func TestFleetReleases(t *testing.T) {
 
 	// The first release creates every alias, at the new version.
 	f.stampAll("1")
-	code, out, errs := f.aviary("deploy", "-e", "production", "--rate", "200")
+	code, out, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200")
 	if code != 0 {
 		t.Fatalf("first deploy: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -80,7 +80,7 @@ func TestFleetReleases(t *testing.T) {
 			}
 		}
 	}()
-	code, out, errs = f.aviary("deploy", "-e", "production", "--rate", "200")
+	code, out, errs = f.aviary("deploy", "-e", "production", "--api-rate", "200")
 	close(stop)
 	<-watching
 	look()
@@ -104,7 +104,7 @@ func TestFleetReleases(t *testing.T) {
 	f.stampAll("3")
 	f.setBake("1h")
 	done := make(chan int)
-	go func() { code, _, _ := f.aviary("deploy", "-e", "production", "--rate", "200"); done <- code }()
+	go func() { code, _, _ := f.aviary("deploy", "-e", "production", "--api-rate", "200"); done <- code }()
 	r := f.waitFor("the first step to bake", func(r *release.Release) bool {
 		return r.Phase == release.Shifting && !r.StepStarted.IsZero() && r.Functions[0].CodeSha256 != second.Functions[0].CodeSha256
 	})
@@ -123,7 +123,7 @@ func TestFleetReleases(t *testing.T) {
 	// A rollback from mid-step restores every alias, and the deploy exits "rolled back".
 	f.stampAll("4")
 	go func() {
-		code, _, _ := f.aviary("deploy", "-e", "production", "--rate", "200", "--weight", "25")
+		code, _, _ := f.aviary("deploy", "-e", "production", "--api-rate", "200", "--weight", "25")
 		done <- code
 	}()
 	r = f.waitFor("the first step to bake", func(r *release.Release) bool {
@@ -154,7 +154,7 @@ func TestFleetReleases(t *testing.T) {
 	// Nothing changed since the last promoted release: no write at all.
 	f.stampAll("3")
 	f.srv.ResetRequests()
-	code, out, errs = f.aviary("deploy", "-e", "production", "--rate", "200")
+	code, out, errs = f.aviary("deploy", "-e", "production", "--api-rate", "200")
 	if code != 0 || !strings.Contains(out, "Nothing to deploy") {
 		t.Fatalf("unchanged deploy: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -166,7 +166,7 @@ func TestFleetReleases(t *testing.T) {
 	f.stamp(f.names[1], "5")
 	f.setBake("0s")
 	f.srv.ResetRequests()
-	code, out, errs = f.aviary("deploy", "-e", "production", "--rate", "200", "-o", "json")
+	code, out, errs = f.aviary("deploy", "-e", "production", "--api-rate", "200", "-o", "json")
 	if code != 0 {
 		t.Fatalf("one-function deploy: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -245,7 +245,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 
 	f.stampAll("1")
-	if code, out, errs := f.aviary("deploy", "-e", "production", "--rate", "200"); code != 0 {
+	if code, out, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200"); code != 0 {
 		t.Fatalf("deploy: %d\n%s\n%s", code, out, errs)
 	}
 	f.stampAll("2")
@@ -269,7 +269,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.srv.ResetRequests()
-	code, out, errs := f.aviary("deploy", "-e", "production", "--rate", "200")
+	code, out, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200")
 	if code != cli.ExitBadInput || !strings.Contains(errs, "already routes 20% on version "+aws.ToString(pv.Version)) || !strings.Contains(errs, "--force") {
 		t.Errorf("deploy over a foreign canary: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -283,7 +283,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if _, err := st.AcquireLock(ctx, store.Lock{Key: "shop/production", Holder: "shop-production-other", Owner: "elsewhere/1/x", ExpiresAt: time.Now().Add(time.Hour)}, time.Now(), ""); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errs = f.aviary("deploy", "-e", "production", "--rate", "200", "--force")
+	code, _, errs = f.aviary("deploy", "-e", "production", "--api-rate", "200", "--force")
 	if code != cli.ExitLocked || !strings.Contains(errs, "release shop-production-other holds the lock on shop/production since") {
 		t.Errorf("deploy with the lock held: exit %d\n%s", code, errs)
 	}
@@ -293,7 +293,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	st.ReleaseLock(ctx, "shop/production", "elsewhere/1/x")
 
 	// --force takes the foreign canary over.
-	code, out, errs = f.aviary("deploy", "-e", "production", "--rate", "200", "--force")
+	code, out, errs = f.aviary("deploy", "-e", "production", "--api-rate", "200", "--force")
 	if code != 0 {
 		t.Fatalf("deploy --force: %d\n%s\n%s", code, out, errs)
 	}
@@ -309,7 +309,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	f.stampAll("3")
 	f.srv.ResetRequests()
-	code, _, errs = f.aviary("deploy", "-e", "production", "--rate", "200")
+	code, _, errs = f.aviary("deploy", "-e", "production", "--api-rate", "200")
 	if code != cli.ExitBadInput || !strings.Contains(errs, "function shop-fn01-prod does not exist") {
 		t.Errorf("deploy with a missing function: exit %d\n%s", code, errs)
 	}
@@ -339,7 +339,7 @@ func TestAliasOnLatestIsPinnedFirst(t *testing.T) {
 	}
 	f.stampAll("1")
 	done := make(chan int)
-	go func() { code, _, _ := f.aviary("deploy", "-e", "production", "--rate", "200"); done <- code }()
+	go func() { code, _, _ := f.aviary("deploy", "-e", "production", "--api-rate", "200"); done <- code }()
 	r := f.waitFor("the canary to bake", func(r *release.Release) bool { return r.Phase == release.Shifting && !r.StepStarted.IsZero() })
 	for i, n := range f.names {
 		v, w := f.alias(n)

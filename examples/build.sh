@@ -19,4 +19,4 @@ trap 'rm -rf "$tmp"' EXIT
 cd "$root"
 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -buildvcs=false \
 	-ldflags "-s -w -buildid= -X main.flavor=$flavor" -o "$tmp/bootstrap" "$pkg"
-go run ./cmd/aviary package -o "$out" "$tmp/bootstrap"
+go run ./cmd/aviary package --zip "$out" "$tmp/bootstrap"

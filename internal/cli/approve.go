@@ -9,15 +9,15 @@ import (
 )
 
 type approveCmd struct {
+	manifestFlags
 	storeFlags
 	awsFlags
 	outputFlags
-	Release string        `arg:"" optional:"" help:"The release (default: the environment's latest)."`
-	Env     string        `short:"e" placeholder:"ENV" help:"Approve the environment's latest release."`
-	File    string        `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its service, store and artifact cache."`
-	Reason  string        `help:"Why, for the audit trail."`
-	Detach  bool          `help:"Record the decision and return; the process driving the release acts on it."`
-	Wait    time.Duration `default:"30m" help:"How long to follow the release after deciding, while another process drives it."`
+	waitFlags
+	Release string `arg:"" optional:"" help:"The release (default: the environment's latest)."`
+	Env     string `short:"e" placeholder:"ENV" help:"Approve the environment's latest release."`
+	Reason  string `help:"Why, for the audit trail."`
+	Detach  bool   `help:"Record the decision and return; the process driving the release acts on it."`
 }
 
 func (c *approveCmd) Help() string {
@@ -27,7 +27,9 @@ decision wins: if someone approved or rolled the release back first (from the da
 signed link, or the gate's timeout), this one is recorded as too late and changes nothing.
 
 Then it follows the release to its end (or, if no process drives it any more, drives it itself),
-unless --detach.`
+unless --detach.
+
+` + envDriving
 }
 
 func (c *approveCmd) Run(e *env) error {
@@ -47,10 +49,15 @@ func (c *approveCmd) Run(e *env) error {
 	case err != nil:
 		return err
 	}
-	fmt.Fprintf(log, "Approved release %s (%s → %s).\n", r.ID, r.Service, r.Environment)
+	fmt.Fprintf(log, "Approved release %s (%s → %s).\n", safe(r.ID), safe(r.Service), safe(r.Environment))
 	if c.Detach {
 		if c.json() {
-			return writeJSON(e.stdout, resultJSON(r))
+			out := resultOf(r)
+			out.Outcome = "approved"
+			return writeJSON(e.stdout, out)
+		}
+		if e.quiet {
+			fmt.Fprintf(e.stdout, "Approved release %s.\n", safe(r.ID))
 		}
 		return nil
 	}

@@ -61,12 +61,12 @@ func describeChecks(c *release.Checks) string {
 		parts = append(parts, "post-traffic hook "+c.PostTraffic)
 	}
 	parts = append(parts, fmt.Sprintf("inconclusive steps bake up to %s, then %s", c.MaxBake, c.OnInconclusive))
-	return strings.Join(parts, "; ")
+	return safe(strings.Join(parts, "; "))
 }
 
 // verdictLine is a verdict in a line.
 func verdictLine(v *release.Verdict) string {
-	return fmt.Sprintf("%s: %s", strings.ToUpper(v.Result.String()), v.Reason)
+	return fmt.Sprintf("%s: %s", strings.ToUpper(v.Result.String()), safe(v.Reason))
 }
 
 // printVerdict writes a verdict with every function's numbers.
@@ -84,7 +84,7 @@ func printVerdict(w io.Writer, indent string, v *release.Verdict) {
 		}
 	}
 	for _, note := range v.Notes {
-		fmt.Fprintf(w, "%s  note: %s\n", indent, note)
+		fmt.Fprintf(w, "%s  note: %s\n", indent, safe(note))
 	}
 }
 
@@ -96,7 +96,7 @@ func numbersLine(name string, n map[string]float64) string {
 	if up, ok := n["rhoUpper"]; ok {
 		rho = fmt.Sprintf("%.1f×", up)
 	}
-	return fmt.Sprintf("%-32s %15s %15s %17s %9s", name,
+	return fmt.Sprintf("%-32s %15s %15s %17s %9s", safe(name),
 		fmt.Sprintf("%.0f/%.0f", n["canaryErrors"], n["canaryInvocations"]),
 		fmt.Sprintf("%.0f/%.0f", n["baselineErrors"], n["baselineInvocations"]),
 		fmt.Sprintf("%s/%s", likelihood(n["logEvidence"]), likelihood(n["threshold"])), rho)
@@ -117,7 +117,7 @@ func printHealth(w io.Writer, r *release.Release) {
 		printVerdict(w, "    ", h.PreTraffic)
 	}
 	for _, ref := range sortedRefs(h.Reference) {
-		fmt.Fprintf(w, "    baseline %s of %s: %.1f ms from %d invocations (%s)\n", ref.r.Percentile, ref.name, ref.r.Millis, ref.r.Samples, ref.r.Source)
+		fmt.Fprintf(w, "    baseline %s of %s: %.1f ms from %d invocations (%s)\n", ref.r.Percentile, safe(ref.name), ref.r.Millis, ref.r.Samples, safe(ref.r.Source))
 	}
 	for _, s := range h.Steps {
 		head := fmt.Sprintf("  step %d (%s on the new versions)", s.Step+1, manifest.Percent(s.Weight))

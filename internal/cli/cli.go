@@ -7,8 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/aviary-deploy/aviary/internal/textsafe"
 )
 
 // Exit codes CI can branch on.
@@ -18,8 +22,11 @@ const (
 	ExitBadInput = 2 // the command line or its inputs are wrong; nothing was changed
 )
 
-// app is the command tree.
+// app is the command tree. Every flag has an AVIARY_* environment variable (kong.DefaultEnvars;
+// `env:"…"` names another), shown in --help; a flag name means one thing in every command.
 type app struct {
+	globalFlags
+
 	Deploy   deployCmd   `cmd:"" group:"Releases" help:"Ship the changed functions of an environment: publish, shift traffic step by step, promote (or roll back)."`
 	Plan     planCmd     `cmd:"" group:"Releases" help:"Show what a deploy would change. Changes nothing."`
 	Status   statusCmd   `cmd:"" group:"Releases" help:"Show where a release is and what happened to it."`
@@ -43,7 +50,15 @@ type app struct {
 	Sandbox sandboxCmd `cmd:"" group:"Sandbox" help:"Serve AWS-compatible Lambda, S3 and CloudWatch endpoints on one local port."`
 	Traffic trafficCmd `cmd:"" group:"Sandbox" help:"Invoke an environment's aliases at a steady rate and report what answered, by executed version."`
 
-	Version versionCmd `cmd:"" help:"Print Aviary's version."`
+	Completion completionCmd `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
+	Version    versionCmd    `cmd:"" help:"Print Aviary's version."`
+}
+
+// globalFlags apply to every command.
+type globalFlags struct {
+	VersionFlag kong.VersionFlag `name:"version" env:"-" help:"Print Aviary's version and exit."`
+	Quiet       bool             `short:"q" help:"Print only errors and the final result (not the progress, nor a gate's approval links: aviary link prints those)."`
+	NoColor     bool             `help:"Never colour the output (NO_COLOR, set to anything, does the same)."`
 }
 
 // env is what every command gets: where to write, and the context to stop on.
@@ -51,7 +66,15 @@ type env struct {
 	ctx    context.Context
 	stdout io.Writer
 	stderr io.Writer
+	quiet  bool // print only errors and the final result
+	color  bool // colour is allowed (not --no-color, not NO_COLOR); a terminal is still needed
 }
+
+// silentExit ends a command with a code and no message: the output already said it all (plan
+// --detailed-exitcode's 2, "there are changes").
+type silentExit int
+
+func (e silentExit) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
 // usageError is bad input: the command line or its inputs are wrong and nothing was changed.
 type usageError struct{ err error }
@@ -77,31 +100,29 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) (code in
 		}
 	}()
 	var a app
-	parser, err := kong.New(&a,
-		kong.Name("aviary"),
-		kong.Description("Aviary ships fleets of AWS Lambda functions safely: canary, linear or all-at-once traffic shifts on aliases, health checks, a human gate, and a fleet-wide rollback in seconds."),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(c int) { panic(exitPanic(c)) }),
-		kong.UsageOnError(),
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-	)
+	parser, err := newParser(&a, stdout, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "aviary:", err)
 		return ExitFailed
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintln(stderr, "aviary:", err)
+		fmt.Fprintln(stderr, "aviary:", cleanLines(err.Error()))
 		if kctx != nil {
 			_ = kctx.PrintUsage(true)
 		}
 		return ExitBadInput
 	}
-	err = kctx.Run(&env{ctx: ctx, stdout: stdout, stderr: stderr})
+	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, quiet: a.Quiet, color: !a.NoColor && os.Getenv("NO_COLOR") == ""}
+	err = kctx.Run(e, kctx.Model)
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintln(stderr, "aviary:", err)
+	var silent silentExit
+	if errors.As(err, &silent) {
+		return int(silent)
+	}
+	fmt.Fprintln(stderr, "aviary:", cleanLines(err.Error()))
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -111,4 +132,28 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) (code in
 		return ExitBadInput
 	}
 	return ExitFailed
+}
+
+// newParser builds the command line's parser over a.
+func newParser(a *app, stdout, stderr io.Writer) (*kong.Kong, error) {
+	return kong.New(a,
+		kong.Name("aviary"),
+		kong.Description("Aviary ships fleets of AWS Lambda functions safely: canary, linear or all-at-once traffic shifts on aliases, health checks, a human gate, and a fleet-wide rollback in seconds."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(c int) { panic(exitPanic(c)) }),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.DefaultEnvars("AVIARY"),
+		kong.Vars{"version": versionString()},
+	)
+}
+
+// cleanLines escapes what would act on a terminal in an error message (which may quote a reason,
+// a name or an id from the store or AWS), line by line: the message's own line breaks stay.
+func cleanLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = textsafe.Clean(l)
+	}
+	return strings.Join(lines, "\n")
 }

@@ -40,9 +40,9 @@ type exitError struct {
 func (e exitError) Error() string { return e.err.Error() }
 func (e exitError) Unwrap() error { return e.err }
 
-// manifestFlags name the manifest.
+// manifestFlags name the manifest: the one -f/--file of every command.
 type manifestFlags struct {
-	File string `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest (aviary.yaml)."`
+	File string `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest (for commands about a release: its service, store and artifact cache, when it exists)."`
 }
 
 func (m manifestFlags) load() (*manifest.Manifest, error) {
@@ -96,7 +96,18 @@ const appID = "aviary"
 // environment, AWS_ENDPOINT_URL).
 type awsFlags struct {
 	clientFlags
-	Rate float64 `default:"15" help:"Lambda control-plane calls per second; AWS allows 15 per account and region."`
+	APIRate float64 `name:"api-rate" default:"15" placeholder:"R" help:"Lambda control-plane calls per second; AWS allows 15 per account and region."`
+	// OldRate is --rate, what --api-rate was called before --rate came to mean only traffic's
+	// invocations; kept working, hidden, and with no environment variable (AVIARY_RATE is traffic's).
+	OldRate float64 `name:"rate" hidden:"" env:"-" help:"Deprecated: --api-rate."`
+}
+
+// rate is the control-plane rate asked for: --api-rate, or the deprecated --rate when given.
+func (a awsFlags) rate() float64 {
+	if a.OldRate != 0 {
+		return a.OldRate
+	}
+	return a.APIRate
 }
 
 // clientFlags choose the AWS profile and region.
@@ -106,14 +117,14 @@ type clientFlags struct {
 }
 
 func (a awsFlags) fleet(ctx context.Context, region string) (*lambdafleet.Fleet, *health.Checker, string, error) {
-	if a.Rate <= 0 {
-		return nil, nil, "", usageError{errors.New("--rate must be above 0")}
+	if a.rate() <= 0 {
+		return nil, nil, "", usageError{errors.New("--api-rate must be above 0")}
 	}
 	cfg, err := a.config(ctx, region)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return lambdafleet.New(cfg, lambdafleet.Options{Rate: a.Rate}), health.New(cfg), cfg.Region, nil
+	return lambdafleet.New(cfg, lambdafleet.Options{Rate: a.rate()}), health.New(cfg), cfg.Region, nil
 }
 
 // config loads the AWS configuration through the standard chain.
@@ -133,12 +144,26 @@ func (a clientFlags) config(ctx context.Context, region string) (aws.Config, err
 
 // outputFlags choose the output.
 type outputFlags struct {
-	Output string `short:"o" enum:"text,json" default:"text" help:"text, or json for machines."`
+	Output string `short:"o" enum:"text,json" default:"text" help:"text, or json for machines (a document whose \"schema\" is \"aviary/v1\")."`
 }
 
 func (o outputFlags) json() bool { return o.Output == "json" }
 
-func writeJSON(w io.Writer, v any) error {
+// waitFlags bound how long a command follows a release another process drives. One default for
+// every command (rollback, promote, resume, approve): 30 minutes, longer than any bake we expect.
+type waitFlags struct {
+	Wait time.Duration `default:"30m" placeholder:"D" help:"How long to follow a release that another process drives before giving up (the release goes on)."`
+}
+
+// writeJSON writes a versioned JSON document (see output.go).
+func writeJSON(w io.Writer, doc document) error {
+	doc.stamp()
+	return writeRaw(w, doc)
+}
+
+// writeRaw writes v as indented JSON, as it is: for documents whose format is someone else's
+// (an IAM policy).
+func writeRaw(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)

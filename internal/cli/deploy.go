@@ -57,10 +57,12 @@ func (c *deployCmd) Run(e *env) error {
 	}
 	fns := release.FunctionsOf(p.rows)
 	if len(fns) == 0 {
-		fmt.Fprintf(log, "Nothing to deploy: every alias %s of %s in %s already serves its artifact.\n", p.m.Alias, p.m.Service, p.env.Name)
 		if c.json() {
-			return writeJSON(e.stdout, map[string]any{"outcome": "unchanged", "service": p.m.Service, "environment": p.env.Name})
+			fmt.Fprintf(log, "Nothing to deploy: every alias %s of %s in %s already serves its artifact.\n", p.m.Alias, p.m.Service, p.env.Name)
+			return writeJSON(e.stdout, &resultOutput{Outcome: "unchanged", Service: p.m.Service, Environment: p.env.Name, Functions: []functionOutput{}})
 		}
+		// The final result: printed even with --quiet.
+		fmt.Fprintf(e.stdout, "Nothing to deploy: every alias %s of %s in %s already serves its artifact.\n", p.m.Alias, p.m.Service, p.env.Name)
 		return nil
 	}
 
@@ -92,8 +94,8 @@ func (c *deployCmd) Run(e *env) error {
 	if r, err = eng.Start(e.ctx, r); err != nil {
 		return lockedError(err)
 	}
-	fmt.Fprintf(log, "Release %s: %s to %s, %s\n", r.ID, plural(len(fns), "function", "functions"), r.Environment, describeSteps(r.Steps))
-	v := newView(log)
+	fmt.Fprintf(log, "Release %s: %s to %s, %s\n", safe(r.ID), plural(len(fns), "function", "functions"), r.Environment, describeSteps(r.Steps))
+	v := newView(log, e.color)
 	eng.Observe = kit.announcer(v).observe
 	final, err := eng.Run(e.ctx, r.ID)
 	v.close()
@@ -111,35 +113,18 @@ func finish(e *env, o outputFlags, log io.Writer, r *release.Release, runErr err
 			}
 		}
 		if o.json() && r != nil {
-			_ = writeJSON(e.stdout, resultJSON(r))
+			_ = writeJSON(e.stdout, resultOf(r))
 		}
 		return runErr
 	}
 	if o.json() {
-		if err := writeJSON(e.stdout, resultJSON(r)); err != nil {
+		if err := writeJSON(e.stdout, resultOf(r)); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(log, "\nRelease %s %s\n", r.ID, r.Describe())
-		functionTable(log, r.Functions)
+		// The final result: printed even with --quiet.
+		fmt.Fprintf(e.stdout, "\nRelease %s %s\n", safe(r.ID), paint(e.color, e.stdout, phaseColor(r.Phase), safe(r.Describe())))
+		functionTable(e.stdout, r.Functions)
 	}
 	return outcome(r)
-}
-
-func resultJSON(r *release.Release) map[string]any {
-	out := map[string]any{"release": r.ID, "service": r.Service, "environment": r.Environment, "phase": r.Phase, "functions": r.Functions}
-	switch r.Phase {
-	case release.Promoted:
-		out["outcome"] = "promoted"
-	case release.RolledBack:
-		out["outcome"] = "rolled-back"
-	case release.Failed:
-		out["outcome"] = "failed"
-	default:
-		out["outcome"] = "stopped"
-	}
-	if r.Reason != "" {
-		out["reason"] = r.Reason
-	}
-	return out
 }

@@ -32,8 +32,12 @@ func openRelease(e *env, file string, sf storeFlags, id, envName string) (*manif
 }
 
 // logWriter is where a command's narrative goes: stdout, or stderr when stdout carries JSON.
+// With --quiet it goes nowhere: errors and the final result are printed apart.
 func logWriter(e *env, o outputFlags) io.Writer {
-	if o.json() {
+	switch {
+	case e.quiet:
+		return io.Discard
+	case o.json():
 		return e.stderr
 	}
 	return e.stdout
@@ -61,19 +65,19 @@ func drive(e *env, eng *release.Engine, st store.Store, r *release.Release, m *m
 	kit, err := gateKitFor(m, r, st, log)
 	if err != nil {
 		// Links and notices are extras here: the release's decision must not wait on them.
-		fmt.Fprintf(log, "No links or notices: %v\n", err)
+		fmt.Fprintf(log, "No links or notices: %s\n", safe(err.Error()))
 		kit = nil
 	}
 	defer kit.close()
-	v := newView(log)
+	v := newView(log, e.color)
 	announce := kit.announcer(v).observe
 	eng.Observe = func(p release.Progress) {
 		switch p.Kind {
 		case release.ProgressFollowing:
 			fmt.Fprintf(log, "Release %s is driven by %s (lease until %s); waiting for it to act on the record, or for its lease to run out.\n",
-				r.ID, textsafe.Clean(p.Lock.Owner), p.Lock.ExpiresAt.Local().Format(time.TimeOnly))
+				safe(r.ID), textsafe.Clean(p.Lock.Owner), p.Lock.ExpiresAt.Local().Format(time.TimeOnly))
 		case release.ProgressTookOver:
-			fmt.Fprintf(log, "Took over release %s.\n", r.ID)
+			fmt.Fprintf(log, "Took over release %s.\n", safe(r.ID))
 		default:
 			announce(p)
 		}
@@ -96,7 +100,7 @@ func drive(e *env, eng *release.Engine, st store.Store, r *release.Release, m *m
 		return final, err
 	}
 	if d.Waited != nil && !d.Drove && final.Phase.Final() && asked != "" {
-		fmt.Fprintf(log, "Release %s is driven by %s; %s, it %s at %s.\n", r.ID, textsafe.Clean(d.Waited.Owner), asked, ended(final), final.EndedAt.Local().Format(time.TimeOnly))
+		fmt.Fprintf(log, "Release %s is driven by %s; %s, it %s at %s.\n", safe(r.ID), textsafe.Clean(d.Waited.Owner), asked, ended(final), final.EndedAt.Local().Format(time.TimeOnly))
 	}
 	return final, nil
 }

@@ -33,15 +33,15 @@ func (c *historyCmd) Run(e *env) error {
 		return err
 	}
 	if c.json() {
-		return writeJSON(e.stdout, rs)
+		return writeJSON(e.stdout, historyOf(rs))
 	}
 	if len(rs) == 0 {
-		fmt.Fprintf(e.stdout, "No releases of %s to %s yet.\n", m.Service, c.Env)
+		fmt.Fprintf(e.stdout, "No releases of %s to %s yet.\n", safe(m.Service), safe(c.Env))
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "%-40s %-20s %-10s %-20s %s\n", "RELEASE", "STARTED", "FUNCTIONS", "BY", "PHASE")
 	for _, r := range rs {
-		fmt.Fprintf(e.stdout, "%-40s %-20s %-10d %-20s %s\n", r.ID, r.CreatedAt.Local().Format(time.DateTime), len(r.Functions), r.CreatedBy, r.Describe())
+		fmt.Fprintf(e.stdout, "%-40s %-20s %-10d %-20s %s\n", safe(r.ID), r.CreatedAt.Local().Format(time.DateTime), len(r.Functions), safe(r.CreatedBy), safe(r.Describe()))
 	}
 	return nil
 }

@@ -93,7 +93,7 @@ func (c *iamPolicyCmd) Run(e *env) error {
 	if url := c.storeFlags.url(m); strings.HasPrefix(url, "dynamodb://") {
 		in.Table = strings.TrimPrefix(url, "dynamodb://")
 	}
-	if err := writeJSON(e.stdout, iampolicy.Build(in)); err != nil {
+	if err := writeRaw(e.stdout, iampolicy.Build(in)); err != nil {
 		return fmt.Errorf("iam-policy: %w", err)
 	}
 	return nil

@@ -8,7 +8,8 @@ import (
 )
 
 type packageCmd struct {
-	Out   string   `short:"o" required:"" placeholder:"FILE.zip" help:"Where to write the zip."`
+	outputFlags
+	Zip   string   `required:"" placeholder:"FILE.zip" help:"Where to write the zip."`
 	Paths []string `arg:"" name:"path" help:"Files (stored by base name) or directories (stored relative to themselves) to package. A Lambda on provided.al2023 needs an executable named bootstrap at the top."`
 }
 
@@ -24,10 +25,13 @@ func (c *packageCmd) Run(e *env) error {
 	if err != nil {
 		return badInput("package: %w", err)
 	}
-	if err := os.WriteFile(c.Out, zip, 0o644); err != nil {
+	if err := os.WriteFile(c.Zip, zip, 0o644); err != nil {
 		return fmt.Errorf("package: %w", err)
 	}
 	d := artifact.DigestOf(zip)
-	fmt.Fprintf(e.stdout, "%s  %d files, %d bytes, sha256 %s (CodeSha256 %s)\n", c.Out, len(files), len(zip), d.Hex, d.CodeSha256)
+	if c.json() {
+		return writeJSON(e.stdout, &packageOutput{Zip: c.Zip, Files: len(files), Bytes: len(zip), Sha256: d.Hex, CodeSha256: d.CodeSha256})
+	}
+	fmt.Fprintf(e.stdout, "%s  %d files, %d bytes, sha256 %s (CodeSha256 %s)\n", c.Zip, len(files), len(zip), d.Hex, d.CodeSha256)
 	return nil
 }

@@ -19,8 +19,9 @@ type planCmd struct {
 	manifestFlags
 	awsFlags
 	outputFlags
-	Env   string `short:"e" required:"" placeholder:"ENV" help:"The environment to plan for."`
-	Force bool   `help:"Plan as deploy --force would: take over aliases that carry weights from another release."`
+	Env              string `short:"e" required:"" placeholder:"ENV" help:"The environment to plan for."`
+	Force            bool   `help:"Plan as deploy --force would: take over aliases that carry weights from another release."`
+	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when nothing would change, 2 when a deploy would change something, 1 on any error (bad input included), as terraform plan -detailed-exitcode does."`
 }
 
 // built is a function's artifact, made locally.
@@ -115,38 +116,40 @@ func buildAll(ctx context.Context, m *manifest.Manifest) ([]built, error) {
 }
 
 func (c *planCmd) Run(e *env) error {
+	err := c.plan(e)
+	if !c.DetailedExitcode {
+		return err
+	}
+	var silent silentExit
+	if err != nil && !errors.As(err, &silent) {
+		return exitError{ExitFailed, err} // bad input too: 2 means changes here
+	}
+	return err
+}
+
+func (c *planCmd) plan(e *env) error {
 	log := logWriter(e, c.outputFlags)
 	p, err := prepare(e.ctx, c.manifestFlags, c.awsFlags, c.Env, c.Force, log)
 	if p == nil {
 		return err
 	}
+	out := planOf(p)
 	if c.json() {
-		type row struct {
-			Function     string `json:"function"`
-			FunctionName string `json:"functionName"`
-			AliasVersion string `json:"aliasVersion,omitempty"`
-			Current      string `json:"currentCodeSha256,omitempty"`
-			New          string `json:"newCodeSha256"`
-			ArtifactKey  string `json:"artifactKey"`
-			Change       bool   `json:"change"`
-			Problem      string `json:"problem,omitempty"`
-		}
-		var rows []row
-		for _, r := range p.rows {
-			rows = append(rows, row{r.Name, r.FunctionName, r.Current.AliasVersion, r.Current.AliasCodeSha256, r.CodeSha256, r.ArtifactKey, r.Change, r.Problem})
-		}
-		if werr := writeJSON(e.stdout, map[string]any{"service": p.m.Service, "environment": p.env.Name, "alias": p.m.Alias, "strategy": p.env.Strategy.Describe(), "functions": rows}); werr != nil {
+		if werr := writeJSON(e.stdout, out); werr != nil {
 			return werr
 		}
-		return err
+	} else {
+		printPlan(e.stdout, p)
 	}
-	printPlan(e.stdout, p)
+	if err == nil && c.DetailedExitcode && out.Changes > 0 {
+		return silentExit(2)
+	}
 	return err
 }
 
 func printPlan(w io.Writer, p *prepared) {
 	changed := 0
-	fmt.Fprintf(w, "\n%s → %s (alias %s, %s)\n", p.m.Service, p.env.Name, p.m.Alias, p.env.Strategy.Describe())
+	fmt.Fprintf(w, "\n%s → %s (alias %s, %s)\n", safe(p.m.Service), safe(p.env.Name), safe(p.m.Alias), p.env.Strategy.Describe())
 	fmt.Fprintf(w, "  %-16s %-36s %-8s %-12s %-12s %s\n", "FUNCTION", "LAMBDA", "ALIAS", "CURRENT", "NEW", "")
 	for _, r := range p.rows {
 		aliasV, cur := r.Current.AliasVersion, short(r.Current.AliasCodeSha256)
@@ -156,16 +159,16 @@ func printPlan(w io.Writer, p *prepared) {
 		what := "unchanged"
 		switch {
 		case r.Problem != "":
-			what = "PROBLEM: " + r.Problem
+			what = "PROBLEM: " + safe(r.Problem)
 		case r.Change:
 			what = "changes"
 			changed++
 		}
-		fmt.Fprintf(w, "  %-16s %-36s %-8s %-12s %-12s %s\n", r.Name, r.FunctionName, aliasV, cur, short(r.CodeSha256), what)
+		fmt.Fprintf(w, "  %-16s %-36s %-8s %-12s %-12s %s\n", safe(r.Name), safe(r.FunctionName), safe(aliasV), safe(cur), short(r.CodeSha256), what)
 	}
 	fmt.Fprintf(w, "%s change, %d unchanged.\n", plural(changed, "function", "functions"), len(p.rows)-changed)
 	fmt.Fprintf(w, "Checks: %s\n", describeChecks(p.checks))
-	fmt.Fprintf(w, "Gate: %s\n", describeGate(p.env))
+	fmt.Fprintf(w, "Gate: %s\n", safe(describeGate(p.env)))
 }
 
 func short(sha string) string {

@@ -19,8 +19,9 @@ import (
 // done, per-function state, bake time left) under the log of what happened; elsewhere it writes
 // plain lines, fit for CI logs.
 type view struct {
-	w   io.Writer
-	tty bool
+	w     io.Writer
+	tty   bool
+	color bool // colour phases (a terminal, and neither NO_COLOR nor --no-color)
 
 	mu       sync.Mutex
 	r        release.Release
@@ -38,8 +39,31 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func newView(w io.Writer) *view {
-	return &view{w: w, tty: isTerminal(w) && os.Getenv("TERM") != "dumb"}
+func newView(w io.Writer, color bool) *view {
+	return &view{w: w, tty: isTerminal(w) && os.Getenv("TERM") != "dumb", color: color}
+}
+
+// paint colours s with an SGR code (32 green, 31 red, 33 yellow) when color allows it and w is a
+// terminal; as it is otherwise (NO_COLOR, --no-color, a pipe, TERM=dumb).
+func paint(color bool, w io.Writer, code, s string) string {
+	if code == "" || !color || !isTerminal(w) || os.Getenv("TERM") == "dumb" {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+// phaseColor is the colour of a phase: green promoted, red rolled back or failed, yellow at a
+// gate; "" for the others.
+func phaseColor(p release.Phase) string {
+	switch p {
+	case release.Promoted:
+		return "32"
+	case release.RolledBack, release.RollingBack, release.Failed:
+		return "31"
+	case release.AwaitingApproval:
+		return "33"
+	}
+	return ""
 }
 
 // logf writes a line to the log, above the live block.
@@ -59,11 +83,15 @@ func (v *view) observe(p release.Progress) {
 	case release.ProgressPhase:
 		v.bakeLeft, v.health, v.verdict = 0, "", nil
 		v.clear()
-		fmt.Fprintf(v.w, "%s  %s: %s\n", time.Now().Format("15:04:05"), p.Release.Phase, p.Message)
+		phase := string(p.Release.Phase)
+		if v.tty {
+			phase = paint(v.color, v.w, phaseColor(p.Release.Phase), phase)
+		}
+		fmt.Fprintf(v.w, "%s  %s: %s\n", time.Now().Format("15:04:05"), phase, safe(p.Message))
 		v.draw(true)
 	case release.ProgressFunction:
 		if !v.tty {
-			fmt.Fprintf(v.w, "%s    %s: %s\n", time.Now().Format("15:04:05"), p.Function, p.Message)
+			fmt.Fprintf(v.w, "%s    %s: %s\n", time.Now().Format("15:04:05"), safe(p.Function), safe(p.Message))
 			return
 		}
 		v.draw(false)
@@ -72,7 +100,7 @@ func (v *view) observe(p release.Progress) {
 		if !v.tty {
 			if time.Since(v.lastBake) >= 15*time.Second {
 				v.lastBake = time.Now()
-				fmt.Fprintf(v.w, "%s    baking step %d: %s left; %s\n", time.Now().Format("15:04:05"), p.Release.Step+1, p.BakeLeft.Round(time.Second), p.Message)
+				fmt.Fprintf(v.w, "%s    baking step %d: %s left; %s\n", time.Now().Format("15:04:05"), p.Release.Step+1, p.BakeLeft.Round(time.Second), safe(p.Message))
 			}
 			return
 		}
@@ -83,14 +111,14 @@ func (v *view) observe(p release.Progress) {
 			fmt.Fprintf(v.w, "%s    health: ", time.Now().Format("15:04:05"))
 			printVerdict(v.w, "", p.Verdict)
 		} else {
-			fmt.Fprintf(v.w, "%s    health: %s\n", time.Now().Format("15:04:05"), p.Message)
+			fmt.Fprintf(v.w, "%s    health: %s\n", time.Now().Format("15:04:05"), safe(p.Message))
 		}
 		v.draw(true)
 	case release.ProgressAwaiting:
 		if p.Message != v.awaiting {
 			v.awaiting = p.Message
 			v.clear()
-			fmt.Fprintf(v.w, "%s  waiting for a decision: %s\n          `aviary approve %s` goes on, `aviary rollback %s` ends it\n", time.Now().Format("15:04:05"), p.Message, p.Release.ID, p.Release.ID)
+			fmt.Fprintf(v.w, "%s  waiting for a decision: %s\n          `aviary approve %s` goes on, `aviary rollback %s` ends it\n", time.Now().Format("15:04:05"), safe(p.Message), safe(p.Release.ID), safe(p.Release.ID))
 			v.draw(true)
 		}
 	}
@@ -186,7 +214,7 @@ func liveLines(r *release.Release, bakeLeft time.Duration, verdict *release.Verd
 		lines = append(lines, line)
 	}
 	if verdict != nil && r.Phase == release.Shifting {
-		lines = append(lines, "    health: "+verdict.Reason)
+		lines = append(lines, "    health: "+safe(verdict.Reason))
 	}
 	return lines
 }
@@ -212,7 +240,7 @@ func functionLine(f release.Function) string {
 	default:
 		where = "untouched"
 	}
-	return fmt.Sprintf("%-16s %-36s %6s → %-6s %s", f.Name, f.FunctionName, prev, newV, where)
+	return fmt.Sprintf("%-16s %-36s %6s → %-6s %s", safe(f.Name), safe(f.FunctionName), safe(prev), safe(newV), where)
 }
 
 // functionTable lists a release's functions.

@@ -3,20 +3,19 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/aviary-deploy/aviary/release"
 )
 
 type promoteCmd struct {
+	manifestFlags
 	storeFlags
 	awsFlags
 	outputFlags
-	Release string        `arg:"" help:"The release."`
-	File    string        `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its store and artifact cache."`
-	Now     bool          `help:"Do not wait for the current step's bake to end."`
-	Reason  string        `help:"Why, for the audit trail."`
-	Wait    time.Duration `default:"30m" help:"How long to wait for another process driving the release to finish."`
+	waitFlags
+	Release string `arg:"" help:"The release."`
+	Now     bool   `help:"Do not wait for the current step's bake to end."`
+	Reason  string `help:"Why, for the audit trail."`
 }
 
 func (c *promoteCmd) Run(e *env) error {
@@ -42,7 +41,7 @@ func (c *promoteCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "Promoting release %s.\n", r.ID)
+	fmt.Fprintf(log, "Promoting release %s.\n", safe(r.ID))
 	final, err := drive(e, eng, st, r, m, log, c.Wait, "promotion requested")
 	return finish(e, c.outputFlags, log, final, err)
 }

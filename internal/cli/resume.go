@@ -2,16 +2,15 @@ package cli
 
 import (
 	"fmt"
-	"time"
 )
 
 type resumeCmd struct {
+	manifestFlags
 	storeFlags
 	awsFlags
 	outputFlags
-	Release string        `arg:"" help:"The release."`
-	File    string        `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its store and artifact cache."`
-	Wait    time.Duration `default:"30m" help:"How long to wait if another process still drives the release."`
+	waitFlags
+	Release string `arg:"" help:"The release."`
 }
 
 func (c *resumeCmd) Run(e *env) error {
@@ -27,14 +26,14 @@ func (c *resumeCmd) Run(e *env) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(log, "Release %s already ended: %s.\n", r.ID, d.Release.Describe())
+		fmt.Fprintf(log, "Release %s already ended: %s.\n", safe(r.ID), safe(d.Release.Describe()))
 		return finish(e, c.outputFlags, log, d.Release, nil)
 	}
 	eng, err := lifecycle(e, st, r, m, c.awsFlags)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "Resuming release %s from %s.\n", r.ID, r.Describe())
+	fmt.Fprintf(log, "Resuming release %s from %s.\n", safe(r.ID), safe(r.Describe()))
 	final, err := drive(e, eng, st, r, m, log, c.Wait, "")
 	return finish(e, c.outputFlags, log, final, err)
 }

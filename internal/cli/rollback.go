@@ -3,20 +3,19 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/aviary-deploy/aviary/release"
 )
 
 type rollbackCmd struct {
+	manifestFlags
 	storeFlags
 	awsFlags
 	outputFlags
-	Release string        `arg:"" optional:"" help:"The release (default: the environment's latest)."`
-	Env     string        `short:"e" placeholder:"ENV" help:"Roll back the environment's latest release."`
-	File    string        `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its service, store and artifact cache."`
-	Reason  string        `help:"Why, for the audit trail."`
-	Wait    time.Duration `default:"10m" help:"How long to wait for another process driving the release to finish the rollback."`
+	waitFlags
+	Release string `arg:"" optional:"" help:"The release (default: the environment's latest)."`
+	Env     string `short:"e" placeholder:"ENV" help:"Roll back the environment's latest release."`
+	Reason  string `help:"Why, for the audit trail."`
 }
 
 func (c *rollbackCmd) Run(e *env) error {
@@ -46,21 +45,22 @@ func (c *rollbackCmd) Run(e *env) error {
 		if _, err := eng.Drive(e.ctx, r.ID, 0); err != nil {
 			return err
 		}
-		fmt.Fprintf(log, "Release %s is already rolled back (%s).\n", r.ID, req.Release.Reason)
+		fmt.Fprintf(log, "Release %s is already rolled back (%s).\n", safe(r.ID), safe(req.Release.Reason))
 		if c.json() {
-			return writeJSON(e.stdout, resultJSON(req.Release))
+			return writeJSON(e.stdout, resultOf(req.Release))
 		}
+		fmt.Fprintf(e.stdout, "Release %s is already rolled back (%s).\n", safe(r.ID), safe(r.Reason))
 		return nil
 	}
 	if first := req.First; first != nil && first.Action == release.Approve {
-		fmt.Fprintf(log, "The gate was approved first, by %s via %s; rolling back all the same, as an operator's rollback always does.\n", first.By, first.Via)
+		fmt.Fprintf(log, "The gate was approved first, by %s via %s; rolling back all the same, as an operator's rollback always does.\n", safe(first.By), safe(first.Via))
 	}
 	if eng.Fleet == nil {
 		if eng, err = lifecycle(e, st, r, m, c.awsFlags); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(log, "Rolling back release %s (%s → %s).\n", r.ID, r.Service, r.Environment)
+	fmt.Fprintf(log, "Rolling back release %s (%s → %s).\n", safe(r.ID), safe(r.Service), safe(r.Environment))
 	final, err := drive(e, eng, st, r, m, log, c.Wait, "rollback requested")
 	if err != nil || final == nil {
 		return finish(e, c.outputFlags, log, final, err)

@@ -16,9 +16,9 @@ import (
 )
 
 type serveCmd struct {
+	manifestFlags
 	storeFlags
 	Addr           string   `default:"127.0.0.1:8080" placeholder:"HOST:PORT" help:"Where to listen (127.0.0.1:0 picks a free port)."`
-	File           string   `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its store (when --store and AVIARY_STORE do not say)."`
 	LinkSecretFile string   `placeholder:"PATH" help:"Read the link secret from this file instead of AVIARY_LINK_SECRET."`
 	UserHeader     string   `env:"AVIARY_USER_HEADER" placeholder:"HEADER" help:"The header an authenticating proxy sets to the signed-in user (such as X-Forwarded-User); it then says who decided, and the client address is read from X-Forwarded-For."`
 	TrustedProxy   []string `env:"AVIARY_TRUSTED_PROXIES" sep:"," placeholder:"CIDR,..." help:"The addresses of the proxies in front of the server (such as 10.0.0.0/8,192.0.2.7): the user header and X-Forwarded-For are believed only from them. Without it, --user-header believes them from any client that connects."`
@@ -111,11 +111,11 @@ func (c *serveCmd) Run(e *env) error {
 }
 
 type linkCmd struct {
+	manifestFlags
 	storeFlags
 	outputFlags
 	Release string        `arg:"" optional:"" help:"The release (default: the environment's latest)."`
 	Env     string        `short:"e" placeholder:"ENV" help:"The environment's latest release."`
-	File    string        `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its service, store and dashboard address."`
 	TTL     time.Duration `default:"24h" help:"How long the links are valid (never past the gate's deadline)."`
 }
 
@@ -137,7 +137,7 @@ func (c *linkCmd) Run(e *env) error {
 	}
 	g := r.OpenGate()
 	if g == nil {
-		return badInput("release %s is not waiting for a decision: it is %s", r.ID, r.Describe())
+		return badInput("release %s is not waiting for a decision: it is %s", safe(r.ID), safe(r.Describe()))
 	}
 	expires := time.Now().Add(c.TTL)
 	if !g.Deadline.IsZero() && g.Deadline.Before(expires) {
@@ -146,8 +146,8 @@ func (c *linkCmd) Run(e *env) error {
 	approve := kit.signer.URL(kit.base, r.ID, len(r.Gates), release.Approve, expires)
 	rollback := kit.signer.URL(kit.base, r.ID, len(r.Gates), release.DecideRollback, expires)
 	if c.json() {
-		return writeJSON(e.stdout, map[string]any{"release": r.ID, "approve": approve, "rollback": rollback, "expires": expires})
+		return writeJSON(e.stdout, &linkOutput{Release: r.ID, Approve: approve, Rollback: rollback, Expires: expires})
 	}
-	fmt.Fprintf(e.stdout, "Release %s waits: %s\n  approve:   %s\n  roll back: %s\n  valid until %s\n", r.ID, r.Awaiting, approve, rollback, expires.Local().Format(time.DateTime))
+	fmt.Fprintf(e.stdout, "Release %s waits: %s\n  approve:   %s\n  roll back: %s\n  valid until %s\n", safe(r.ID), safe(r.Awaiting), approve, rollback, expires.Local().Format(time.DateTime))
 	return nil
 }

@@ -2,19 +2,26 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"time"
 
+	"github.com/aviary-deploy/aviary/internal/textsafe"
 	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/store"
 )
 
 type statusCmd struct {
+	manifestFlags
 	storeFlags
 	outputFlags
 	Release string `arg:"" optional:"" help:"The release (default: the environment's latest)."`
 	Env     string `short:"e" placeholder:"ENV" help:"Show the environment's latest release."`
-	File    string `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its service and store."`
 	Events  int    `default:"15" help:"How many of the latest audit entries to show (0: all)."`
 }
+
+// safe escapes what would act on a terminal in text from outside (see internal/textsafe): every
+// reason, name, user agent, release id and function name printed for people goes through it.
+func safe(s string) string { return textsafe.Clean(s) }
 
 func (c *statusCmd) Run(e *env) error {
 	_, st, r, err := openRelease(e, c.File, c.storeFlags, c.Release, c.Env)
@@ -35,23 +42,26 @@ func (c *statusCmd) Run(e *env) error {
 	}
 	lock, _ := st.GetLock(e.ctx, release.LockKey(r.Service, r.Environment))
 	if c.json() {
-		out := map[string]any{"release": r, "events": evs}
-		if lock != nil && lock.Holder == r.ID {
-			out["lock"] = lock
-		}
-		return writeJSON(e.stdout, out)
+		return writeJSON(e.stdout, statusOf(r, evs, lock))
 	}
-	w := e.stdout
-	fmt.Fprintf(w, "Release %s\n", r.ID)
-	fmt.Fprintf(w, "  %s → %s, alias %s, region %s\n", r.Service, r.Environment, r.Alias, orNone(r.Region))
-	fmt.Fprintf(w, "  phase     %s\n", r.Describe())
-	fmt.Fprintf(w, "  strategy  %s (%s)\n", r.Strategy, describeSteps(r.Steps))
-	fmt.Fprintf(w, "  started   %s by %s\n", r.CreatedAt.Local().Format(time.DateTime), r.CreatedBy)
+	printStatus(e.stdout, r, evs, lock, c.Events)
+	return nil
+}
+
+// printStatus shows a release for people: where it is, its gates, who drives it, its functions,
+// health and the latest maxEvents entries of its audit trail (0: all).
+func printStatus(w io.Writer, r *release.Release, evs []release.Event, lock *store.Lock, maxEvents int) {
+	id := safe(r.ID)
+	fmt.Fprintf(w, "Release %s\n", id)
+	fmt.Fprintf(w, "  %s → %s, alias %s, region %s\n", safe(r.Service), safe(r.Environment), safe(r.Alias), safe(orNone(r.Region)))
+	fmt.Fprintf(w, "  phase     %s\n", safe(r.Describe()))
+	fmt.Fprintf(w, "  strategy  %s (%s)\n", safe(r.Strategy), describeSteps(r.Steps))
+	fmt.Fprintf(w, "  started   %s by %s\n", r.CreatedAt.Local().Format(time.DateTime), safe(r.CreatedBy))
 	if !r.EndedAt.IsZero() {
 		fmt.Fprintf(w, "  ended     %s (%s)\n", r.EndedAt.Local().Format(time.DateTime), r.EndedAt.Sub(r.CreatedAt).Round(time.Second))
 	}
 	if r.OpenGate() != nil || (r.Awaiting != "" && r.Phase == release.AwaitingApproval) {
-		fmt.Fprintf(w, "  awaiting  a decision: %s\n            `aviary approve %s` goes on, `aviary rollback %s` ends it (`aviary link %s` prints signed links)\n", r.Awaiting, r.ID, r.ID, r.ID)
+		fmt.Fprintf(w, "  awaiting  a decision: %s\n            `aviary approve %s` goes on, `aviary rollback %s` ends it (`aviary link %s` prints signed links)\n", safe(r.Awaiting), id, id, id)
 	}
 	for _, g := range r.Gates {
 		where := fmt.Sprintf("after step %d", g.Step)
@@ -59,12 +69,12 @@ func (c *statusCmd) Run(e *env) error {
 			where = "before traffic"
 		}
 		if d := g.Decision; d != nil {
-			fmt.Fprintf(w, "  gate      %s: %s by %s via %s at %s", where, d.Action, d.By, d.Via, d.At.Local().Format(time.DateTime))
+			fmt.Fprintf(w, "  gate      %s: %s by %s via %s at %s", where, d.Action, safe(d.By), safe(d.Via), d.At.Local().Format(time.DateTime))
 			if d.Source != "" {
-				fmt.Fprintf(w, " from %s", d.Source)
+				fmt.Fprintf(w, " from %s", safe(d.Source))
 			}
 			if d.Reason != "" {
-				fmt.Fprintf(w, ": %s", d.Reason)
+				fmt.Fprintf(w, ": %s", safe(d.Reason))
 			}
 			fmt.Fprintln(w)
 		} else {
@@ -76,13 +86,13 @@ func (c *statusCmd) Run(e *env) error {
 		}
 	}
 	if r.Request != nil {
-		fmt.Fprintf(w, "  request   %s by %s at %s %s\n", r.Request.Action, r.Request.By, r.Request.At.Local().Format(time.TimeOnly), r.Request.Reason)
+		fmt.Fprintf(w, "  request   %s by %s at %s %s\n", r.Request.Action, safe(r.Request.By), r.Request.At.Local().Format(time.TimeOnly), safe(r.Request.Reason))
 	}
 	switch {
 	case lock != nil && lock.Holder == r.ID:
-		fmt.Fprintf(w, "  driven by %s (lease until %s)\n", lock.Owner, lock.ExpiresAt.Local().Format(time.TimeOnly))
+		fmt.Fprintf(w, "  driven by %s (lease until %s)\n", safe(lock.Owner), lock.ExpiresAt.Local().Format(time.TimeOnly))
 	case !r.Phase.Final():
-		fmt.Fprintf(w, "  no process drives it: `aviary resume %s` continues it, `aviary rollback %s` ends it\n", r.ID, r.ID)
+		fmt.Fprintf(w, "  no process drives it: `aviary resume %s` continues it, `aviary rollback %s` ends it\n", id, id)
 	}
 	fmt.Fprintln(w)
 	functionTable(w, r.Functions)
@@ -90,16 +100,15 @@ func (c *statusCmd) Run(e *env) error {
 	printHealth(w, r)
 	fmt.Fprintln(w)
 	shown := evs
-	if c.Events > 0 && len(evs) > c.Events {
-		shown = evs[len(evs)-c.Events:]
-		fmt.Fprintf(w, "  audit trail (latest %d of %d; --events 0 shows all):\n", c.Events, len(evs))
+	if maxEvents > 0 && len(evs) > maxEvents {
+		shown = evs[len(evs)-maxEvents:]
+		fmt.Fprintf(w, "  audit trail (latest %d of %d; --events 0 shows all):\n", maxEvents, len(evs))
 	} else {
 		fmt.Fprintln(w, "  audit trail:")
 	}
 	for _, ev := range shown {
-		fmt.Fprintf(w, "  %4d  %s  %-22s %s\n", ev.Seq, ev.Time.Local().Format("15:04:05.000"), ev.Actor, ev.Message)
+		fmt.Fprintf(w, "  %4d  %s  %-22s %s\n", ev.Seq, ev.Time.Local().Format("15:04:05.000"), safe(ev.Actor), safe(ev.Message))
 	}
-	return nil
 }
 
 func orNone(s string) string {

@@ -13,8 +13,22 @@ type storeCmd struct {
 }
 
 type storeInitCmd struct {
+	manifestFlags
 	storeFlags
-	File string `short:"f" default:"aviary.yaml" placeholder:"PATH" help:"The manifest, for its store."`
+}
+
+func (c *storeInitCmd) Help() string {
+	return `Creates the store named by --store (or AVIARY_STORE, else the manifest's store:, else
+sqlite://.aviary/state.db). For dynamodb://TABLE it creates the table with on-demand billing
+and waits until it is active; for sqlite://PATH it creates the file and its schema.
+
+DynamoDB is reached through the standard AWS chain (AWS_PROFILE, AWS_REGION, credentials). To
+use a local DynamoDB server (DynamoDB Local, dynalite) instead, point the SDK at it:
+
+  AWS_ENDPOINT_URL_DYNAMODB=http://localhost:8000 aviary store init --store dynamodb://aviary-releases
+
+(AWS_ENDPOINT_URL sets every service's endpoint at once.) Every command that opens the store
+honours the same variables.`
 }
 
 func (c *storeInitCmd) Run(e *env) error {

@@ -25,7 +25,7 @@ type trafficCmd struct {
 	Rate     float64       `required:"" placeholder:"R" help:"Invocations per second, per function."`
 	Duration time.Duration `placeholder:"D" help:"How long to run, such as 2m (default: until Ctrl-C)."`
 	Payload  string        `placeholder:"FILE" help:"A JSON file sent as every invocation's event (default: {})."`
-	Function []string      `placeholder:"NAME" help:"Only these functions (as the manifest names them); repeatable."`
+	Function []string      `env:"AVIARY_TRAFFIC_FUNCTIONS" placeholder:"NAME" help:"Only these functions (as the manifest names them); repeatable, or comma-separated in the variable. (AVIARY_FUNCTION is what build commands get.)"`
 	Every    time.Duration `default:"10s" help:"How often to print the counts so far (0: only at the end)."`
 }
 
@@ -106,7 +106,7 @@ func (c *trafficCmd) Run(e *env) error {
 	<-ctx.Done()
 	t.stop()
 	if c.json() {
-		return writeJSON(e.stdout, t.rows())
+		return writeJSON(e.stdout, &trafficOutput{Results: append([]trafficRow{}, t.rows()...)})
 	}
 	fmt.Fprintln(e.stdout)
 	t.table(e.stdout)

@@ -1,0 +1,292 @@
+package cli
+
+import (
+	"time"
+
+	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/store"
+)
+
+// schemaV1 names the format of every document -o json prints. A change that could break a reader
+// (a field removed, renamed or changing type) comes with aviary/v2; new fields may appear in v1.
+const schemaV1 = "aviary/v1"
+
+// v1 leads every JSON document with its schema: embed it first.
+type v1 struct {
+	Schema string `json:"schema"`
+}
+
+func (h *v1) stamp() { h.Schema = schemaV1 }
+
+// document is a JSON document of the CLI: a struct that embeds v1 first. The output structs are
+// the CLI's own, so that what the store keeps for itself (revisions, lock owners, outboxes) never
+// leaks into what scripts read.
+type document interface{ stamp() }
+
+// releaseOutput is a release as -o json shows it.
+type releaseOutput struct {
+	ID          string           `json:"id"`
+	Service     string           `json:"service"`
+	Environment string           `json:"environment"`
+	Alias       string           `json:"alias"`
+	Region      string           `json:"region,omitempty"`
+	Strategy    string           `json:"strategy"`
+	Steps       []stepOutput     `json:"steps"`
+	Phase       release.Phase    `json:"phase"`
+	Summary     string           `json:"summary"` // the phase in words, as status prints it
+	Step        int              `json:"step"`    // the current step, from 0
+	Reason      string           `json:"reason,omitempty"`
+	Awaiting    string           `json:"awaiting,omitempty"`
+	Functions   []functionOutput `json:"functions"`
+	Gates       []gateOutput     `json:"gates,omitempty"`
+	Request     *requestOutput   `json:"request,omitempty"`
+	CreatedBy   string           `json:"createdBy"`
+	CreatedAt   time.Time        `json:"createdAt"`
+	UpdatedAt   time.Time        `json:"updatedAt"`
+	EndedAt     *time.Time       `json:"endedAt,omitempty"`
+}
+
+type stepOutput struct {
+	Weight float64 `json:"weight"` // 0..1
+	Bake   string  `json:"bake"`   // a Go duration, such as 5m0s
+}
+
+type functionOutput struct {
+	Name         string  `json:"name"`
+	FunctionName string  `json:"functionName"`
+	Previous     string  `json:"previous,omitempty"`
+	New          string  `json:"new,omitempty"`
+	CodeSha256   string  `json:"codeSha256"`
+	ArtifactKey  string  `json:"artifactKey"`
+	Weight       float64 `json:"weight"`
+	Promoted     bool    `json:"promoted"`
+	RolledBack   bool    `json:"rolledBack"`
+}
+
+type gateOutput struct {
+	Step     int             `json:"step"`
+	Kind     string          `json:"kind"`
+	Why      string          `json:"why"`
+	Opened   time.Time       `json:"opened"`
+	Deadline *time.Time      `json:"deadline,omitempty"`
+	Decision *decisionOutput `json:"decision,omitempty"`
+}
+
+type decisionOutput struct {
+	Action string    `json:"action"`
+	By     string    `json:"by"`
+	Via    string    `json:"via"`
+	Source string    `json:"source,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+type requestOutput struct {
+	Action string    `json:"action"`
+	By     string    `json:"by"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+type eventOutput struct {
+	Seq     int64          `json:"seq"`
+	Time    time.Time      `json:"time"`
+	Actor   string         `json:"actor"`
+	Source  string         `json:"source,omitempty"`
+	Kind    string         `json:"kind"`
+	Phase   release.Phase  `json:"phase,omitempty"`
+	Step    int            `json:"step,omitempty"`
+	Message string         `json:"message"`
+	Data    map[string]any `json:"data,omitempty"`
+}
+
+// statusOutput is `aviary status -o json`.
+type statusOutput struct {
+	v1
+	Release releaseOutput `json:"release"`
+	// Driven says a process holds the environment's lock for this release, and until when its
+	// lease runs; absent when none does.
+	Driven *drivenOutput `json:"driven,omitempty"`
+	Events []eventOutput `json:"events"`
+}
+
+type drivenOutput struct {
+	LeaseExpiresAt time.Time `json:"leaseExpiresAt"`
+}
+
+// historyOutput is `aviary history -o json`: releases newest first, [] when there are none.
+type historyOutput struct {
+	v1
+	Releases []releaseOutput `json:"releases"`
+}
+
+// resultOutput is where a release command (deploy, rollback, promote, resume, approve) left a
+// release.
+type resultOutput struct {
+	v1
+	// Outcome: promoted, rolled-back, failed, stopped (not ended: interrupted, or waiting was cut
+	// short), approved (approve --detach), or unchanged (deploy found nothing to ship).
+	Outcome     string           `json:"outcome"`
+	Release     string           `json:"release,omitempty"`
+	Service     string           `json:"service"`
+	Environment string           `json:"environment"`
+	Phase       release.Phase    `json:"phase,omitempty"`
+	Reason      string           `json:"reason,omitempty"`
+	Functions   []functionOutput `json:"functions"`
+}
+
+// planOutput is `aviary plan -o json`.
+type planOutput struct {
+	v1
+	Service     string          `json:"service"`
+	Environment string          `json:"environment"`
+	Alias       string          `json:"alias"`
+	Strategy    string          `json:"strategy"`
+	Changes     int             `json:"changes"` // functions a deploy would change
+	Functions   []planRowOutput `json:"functions"`
+	Checks      string          `json:"checks"` // how a release would be judged, in words
+	Gate        string          `json:"gate"`   // whether and where it would wait for a person
+}
+
+type planRowOutput struct {
+	Function     string `json:"function"`
+	FunctionName string `json:"functionName"`
+	AliasVersion string `json:"aliasVersion,omitempty"`
+	Current      string `json:"currentCodeSha256,omitempty"`
+	New          string `json:"newCodeSha256"`
+	ArtifactKey  string `json:"artifactKey"`
+	Change       bool   `json:"change"`
+	Problem      string `json:"problem,omitempty"`
+}
+
+// linkOutput is `aviary link -o json`.
+type linkOutput struct {
+	v1
+	Release  string    `json:"release"`
+	Approve  string    `json:"approve"`
+	Rollback string    `json:"rollback"`
+	Expires  time.Time `json:"expires"`
+}
+
+// trafficOutput is `aviary traffic -o json`: one result per alias and executed version.
+type trafficOutput struct {
+	v1
+	Results []trafficRow `json:"results"`
+}
+
+// packageOutput is `aviary package -o json`.
+type packageOutput struct {
+	v1
+	Zip        string `json:"zip"`
+	Files      int    `json:"files"`
+	Bytes      int    `json:"bytes"`
+	Sha256     string `json:"sha256"`
+	CodeSha256 string `json:"codeSha256"`
+}
+
+// validateOutput is `aviary validate -o json`.
+type validateOutput struct {
+	v1
+	File         string              `json:"file"`
+	Service      string              `json:"service"`
+	Alias        string              `json:"alias"`
+	Functions    []string            `json:"functions"`
+	Bucket       string              `json:"bucket"`
+	Prefix       string              `json:"prefix"`
+	Environments []environmentOutput `json:"environments"`
+}
+
+type environmentOutput struct {
+	Name         string `json:"name"`
+	Strategy     string `json:"strategy"`
+	Steps        string `json:"steps"`
+	PreApprove   bool   `json:"preApprove"`
+	FunctionName string `json:"functionName"` // how the first function is named there
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func releaseOf(r *release.Release) releaseOutput {
+	out := releaseOutput{
+		ID: r.ID, Service: r.Service, Environment: r.Environment, Alias: r.Alias, Region: r.Region,
+		Strategy: r.Strategy, Steps: []stepOutput{}, Phase: r.Phase, Summary: r.Describe(), Step: r.Step,
+		Reason: r.Reason, Awaiting: r.Awaiting, Functions: functionsOf(r.Functions),
+		CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, EndedAt: optTime(r.EndedAt),
+	}
+	for _, s := range r.Steps {
+		out.Steps = append(out.Steps, stepOutput{Weight: s.Weight, Bake: s.Bake.String()})
+	}
+	for _, g := range r.Gates {
+		gate := gateOutput{Step: g.Step, Kind: g.Kind, Why: g.Why, Opened: g.Opened, Deadline: optTime(g.Deadline)}
+		if d := g.Decision; d != nil {
+			gate.Decision = &decisionOutput{Action: string(d.Action), By: d.By, Via: d.Via, Source: d.Source, Reason: d.Reason, At: d.At}
+		}
+		out.Gates = append(out.Gates, gate)
+	}
+	if q := r.Request; q != nil {
+		out.Request = &requestOutput{Action: string(q.Action), By: q.By, Reason: q.Reason, At: q.At}
+	}
+	return out
+}
+
+func functionsOf(fns []release.Function) []functionOutput {
+	out := []functionOutput{}
+	for _, f := range fns {
+		out = append(out, functionOutput{
+			Name: f.Name, FunctionName: f.FunctionName, Previous: f.Previous, New: f.New,
+			CodeSha256: f.CodeSha256, ArtifactKey: f.ArtifactKey, Weight: f.Weight, Promoted: f.Promoted, RolledBack: f.RolledBack,
+		})
+	}
+	return out
+}
+
+func statusOf(r *release.Release, evs []release.Event, lock *store.Lock) *statusOutput {
+	out := &statusOutput{Release: releaseOf(r), Events: []eventOutput{}}
+	if lock != nil && lock.Holder == r.ID {
+		out.Driven = &drivenOutput{LeaseExpiresAt: lock.ExpiresAt}
+	}
+	for _, ev := range evs {
+		out.Events = append(out.Events, eventOutput{Seq: ev.Seq, Time: ev.Time, Actor: ev.Actor, Source: ev.Source, Kind: ev.Kind, Phase: ev.Phase, Step: ev.Step, Message: ev.Message, Data: ev.Data})
+	}
+	return out
+}
+
+func historyOf(rs []*release.Release) *historyOutput {
+	out := &historyOutput{Releases: []releaseOutput{}}
+	for _, r := range rs {
+		out.Releases = append(out.Releases, releaseOf(r))
+	}
+	return out
+}
+
+func resultOf(r *release.Release) *resultOutput {
+	out := &resultOutput{Release: r.ID, Service: r.Service, Environment: r.Environment, Phase: r.Phase, Reason: r.Reason, Functions: functionsOf(r.Functions)}
+	switch r.Phase {
+	case release.Promoted:
+		out.Outcome = "promoted"
+	case release.RolledBack:
+		out.Outcome = "rolled-back"
+	case release.Failed:
+		out.Outcome = "failed"
+	default:
+		out.Outcome = "stopped"
+	}
+	return out
+}
+
+func planOf(p *prepared) *planOutput {
+	out := &planOutput{Service: p.m.Service, Environment: p.env.Name, Alias: p.m.Alias, Strategy: p.env.Strategy.Describe(),
+		Functions: []planRowOutput{}, Checks: describeChecks(p.checks), Gate: describeGate(p.env)}
+	for _, r := range p.rows {
+		if r.Change && r.Problem == "" {
+			out.Changes++
+		}
+		out.Functions = append(out.Functions, planRowOutput{r.Name, r.FunctionName, r.Current.AliasVersion, r.Current.AliasCodeSha256, r.CodeSha256, r.ArtifactKey, r.Change, r.Problem})
+	}
+	return out
+}
