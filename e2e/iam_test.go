@@ -73,7 +73,7 @@ func TestIAMPolicyCoversEveryCall(t *testing.T) {
 		t.Fatal(errs)
 	}
 
-	code, out, errs := f.aviary("iam-policy", "-e", "production", "--account", "000000000000", "--store", "dynamodb://aviary-releases")
+	code, out, errs := f.aviary("iam-policy", "-e", "production", "--store", "dynamodb://aviary-releases")
 	if code != 0 {
 		t.Fatalf("iam-policy: %s", errs)
 	}

@@ -228,18 +228,44 @@ func (e *Engine) RequestRollback(ctx context.Context, id, reason string) (*Reque
 			reason += fmt.Sprintf(" (after the gate's approval by %s)", out.First.By)
 		}
 	}
-	out.Release, err = e.change(ctx, id, func(r *Release) (*Event, error) {
-		if r.Request != nil && r.Request.Action == RequestRollback {
-			out.Already = true
+	out.Release, err = e.change(ctx, id, askRollback(e.Actor, reason, e.Clock.Now(), nil, &out.Already))
+	if errors.Is(err, ErrEnded) {
+		err = fmt.Errorf("%w; run rollback again to roll it back from there", err)
+	}
+	return out, err
+}
+
+// ErrEnded: a request only a live release can take (its driver acts on it) came for a release
+// that has ended.
+var ErrEnded = errors.New("the release has ended")
+
+// AskRollback records a rollback request on a live release, for the process that drives it (a
+// deploy, a controller) to act on at once: the request and its audit entry (with data, such as
+// who asked from where) in one conditional write. It is how a caller without AWS access — the
+// dashboard, the gate's Lambda — rolls a release back. already reports a request that was there
+// before. An ended release is refused with an error wrapping [ErrEnded]: rolling it back moves
+// aliases, which [Engine.RequestRollback] does in a process that can.
+func AskRollback(ctx context.Context, st Store, id, by, source, reason string, data map[string]any) (r *Release, already bool, err error) {
+	if reason == "" {
+		reason = "no reason given"
+	}
+	r, err = change(ctx, st, id, by, source, time.Now, askRollback(by, reason, time.Now(), data, &already))
+	return r, already, err
+}
+
+// askRollback is the change that records a rollback request on a live release.
+func askRollback(by, reason string, at time.Time, data map[string]any, already *bool) func(r *Release) (*Event, error) {
+	return func(r *Release) (*Event, error) {
+		if r.Phase == RolledBack || !r.Phase.Final() && r.Request != nil && r.Request.Action == RequestRollback {
+			*already = true
 			return nil, nil
 		}
 		if r.Phase.Final() {
-			return nil, fmt.Errorf("release %s reached %s meanwhile; run rollback again to roll it back from there", r.ID, r.Phase)
+			return nil, fmt.Errorf("release %s is %s: %w", r.ID, r.Describe(), ErrEnded)
 		}
-		r.Request = &Request{Action: RequestRollback, By: e.Actor, Reason: reason, At: e.Clock.Now()}
-		return &Event{Kind: EventRequest, Phase: r.Phase, Message: fmt.Sprintf("rollback requested by %s: %s", e.Actor, reason)}, nil
-	})
-	return out, err
+		r.Request = &Request{Action: RequestRollback, By: by, Reason: reason, At: at}
+		return &Event{Kind: EventRequest, Phase: r.Phase, Message: fmt.Sprintf("rollback requested by %s: %s", by, reason), Data: data}, nil
+	}
 }
 
 // reopen moves an ended release back to RollingBack, holding its lock.

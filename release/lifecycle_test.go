@@ -330,3 +330,50 @@ func TestRequestPromote(t *testing.T) {
 		t.Errorf("promoting a promoted release: %v", err)
 	}
 }
+
+// The dashboard and the gate's Lambda, which cannot move aliases, ask a live release's driver to
+// roll back through AskRollback: one request with its audit entry, a second one changes nothing,
+// and an ended release is refused (aviary rollback, which can move aliases, reopens it).
+func TestAskRollback(t *testing.T) {
+	fx := setup(t, release.Step{Weight: 0.1, Bake: time.Hour})
+	ctx := context.Background()
+	r, already, err := release.AskRollback(ctx, fx.st, "rel-1", "Ada", "dashboard from 127.0.0.1", "", map[string]any{"via": "dashboard"})
+	if err != nil || already {
+		t.Fatalf("first ask: already=%v err=%v", already, err)
+	}
+	if r.Request == nil || r.Request.Action != release.RequestRollback || r.Request.By != "Ada" || r.Request.Reason != "no reason given" {
+		t.Fatalf("request %+v", r.Request)
+	}
+	if _, already, err = release.AskRollback(ctx, fx.st, "rel-1", "Bob", "cli", "again", nil); err != nil || !already {
+		t.Fatalf("second ask: already=%v err=%v", already, err)
+	}
+	evs, err := fx.st.Events(ctx, "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asks []release.Event
+	for _, ev := range evs {
+		if ev.Kind == release.EventRequest {
+			asks = append(asks, ev)
+		}
+	}
+	if len(asks) != 1 || asks[0].Actor != "Ada" || asks[0].Source != "dashboard from 127.0.0.1" || asks[0].Data["via"] != "dashboard" {
+		t.Fatalf("request entries %+v", asks)
+	}
+	if r, err := fx.engine(nil).Run(ctx, "rel-1"); err != nil || r.Phase != release.RolledBack {
+		t.Fatalf("run: %v, %v", r, err)
+	}
+	if _, already, err := release.AskRollback(ctx, fx.st, "rel-1", "Ada", "dashboard", "again", nil); err != nil || !already {
+		t.Fatalf("ask of a rolled-back release: already=%v err=%v", already, err)
+	}
+	promoted := setup(t, release.Step{Weight: 0.1, Bake: 0})
+	if r, err := promoted.engine(nil).Run(ctx, "rel-1"); err != nil || r.Phase != release.Promoted {
+		t.Fatalf("run: %v, %v", r, err)
+	}
+	if _, _, err := release.AskRollback(ctx, promoted.st, "rel-1", "Ada", "dashboard", "late", nil); !errors.Is(err, release.ErrEnded) {
+		t.Fatalf("ask of a promoted release: %v, want ErrEnded", err)
+	}
+	if _, _, err := release.AskRollback(ctx, fx.st, "rel-404", "Ada", "dashboard", "", nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ask of a missing release: %v, want ErrNotFound", err)
+	}
+}

@@ -718,35 +718,22 @@ func (s *Server) requestRollback(w http.ResponseWriter, r *http.Request, id, by,
 		reason = "no reason given"
 	}
 	src := "dashboard from " + s.clientAddr(r)
-	rel, err := release.Change(r.Context(), s.cfg.Store, id, by, src, func(rel *release.Release) (*release.Event, error) {
-		if rel.Phase.Final() {
-			return nil, fmt.Errorf("%w (%s): roll it back with `aviary rollback %s`, which moves the aliases itself", errEnded, rel.Describe(), rel.ID)
-		}
-		if rel.Request != nil && rel.Request.Action == release.RequestRollback {
-			return nil, nil
-		}
-		rel.Request = &release.Request{Action: release.RequestRollback, By: by, Reason: reason, At: s.cfg.Now()}
-		return &release.Event{Kind: release.EventRequest, Phase: rel.Phase, Message: fmt.Sprintf("rollback requested by %s from the dashboard: %s", by, reason),
-			Data: map[string]any{"userAgent": userAgent(r), "source": s.clientAddr(r)}}, nil
-	})
+	rel, _, err := release.AskRollback(r.Context(), s.cfg.Store, id, by, src, reason, map[string]any{"userAgent": userAgent(r), "source": s.clientAddr(r), "via": "dashboard"})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			s.fail(w, r, http.StatusNotFound, problem{Heading: "No such release", Detail: fmt.Sprintf("There is no release %q in this store.", id), Hint: "Nothing was changed."})
 			return
 		}
-		if !errors.Is(err, errEnded) {
+		if !errors.Is(err, release.ErrEnded) {
 			s.storeFailed(w, r, err)
 			return
 		}
-		s.fail(w, r, http.StatusConflict, problem{Heading: "Not rolled back", Detail: err.Error(), Hint: "Nothing was changed.", Release: rel})
+		s.fail(w, r, http.StatusConflict, problem{Heading: "Not rolled back", Detail: fmt.Sprintf("%v: roll it back with `aviary rollback %s`, which moves the aliases itself", err, id), Hint: "Nothing was changed.", Release: rel})
 		return
 	}
 	s.log.Info("rollback requested", "release", textsafe.Clean(id), "by", textsafe.Clean(by), "from", s.clientAddr(r))
 	http.Redirect(w, r, "/releases/"+url.PathEscape(id), http.StatusSeeOther)
 }
-
-// errEnded: a release that has ended cannot be asked to roll back from here.
-var errEnded = errors.New("the release has ended")
 
 // ---- helpers ----
 
