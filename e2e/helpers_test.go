@@ -310,7 +310,14 @@ func (f *fleet) waitFor(what string, ok func(*release.Release) bool) *release.Re
 	f.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		rs, err := f.openStore().ListReleases(context.Background(), store.Filter{Service: "shop", Environment: "production", Limit: 1})
+		// Opened and closed at each look: kept open until the test ends, a long wait held
+		// thousands of descriptors.
+		st, err := sqlite.Open(context.Background(), f.store)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		rs, err := st.ListReleases(context.Background(), store.Filter{Service: "shop", Environment: "production", Limit: 1})
+		st.Close()
 		if err == nil && len(rs) > 0 && ok(rs[0]) {
 			return rs[0]
 		}
