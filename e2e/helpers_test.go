@@ -298,11 +298,27 @@ func (f *fleet) openStore() store.Store {
 
 // latest is the newest release of production.
 func (f *fleet) latest() *release.Release {
-	rs, err := f.openStore().ListReleases(context.Background(), store.Filter{Service: "shop", Environment: "production", Limit: 1})
-	if err != nil || len(rs) == 0 {
+	r, err := f.newest()
+	if err != nil || r == nil {
 		f.t.Fatalf("no release in the store: %v", err)
 	}
-	return rs[0]
+	return r
+}
+
+// newest reads the newest release of production, nil if there is none. The store is closed
+// after each read: tests poll it in tight loops, and stores kept open until the test ended held
+// thousands of descriptors.
+func (f *fleet) newest() (*release.Release, error) {
+	st, err := sqlite.Open(context.Background(), f.store)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	rs, err := st.ListReleases(context.Background(), store.Filter{Service: "shop", Environment: "production", Limit: 1})
+	if err != nil || len(rs) == 0 {
+		return nil, err
+	}
+	return rs[0], nil
 }
 
 // waitFor polls the latest release until ok says so.
@@ -310,16 +326,8 @@ func (f *fleet) waitFor(what string, ok func(*release.Release) bool) *release.Re
 	f.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		// Opened and closed at each look: kept open until the test ends, a long wait held
-		// thousands of descriptors.
-		st, err := sqlite.Open(context.Background(), f.store)
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		rs, err := st.ListReleases(context.Background(), store.Filter{Service: "shop", Environment: "production", Limit: 1})
-		st.Close()
-		if err == nil && len(rs) > 0 && ok(rs[0]) {
-			return rs[0]
+		if r, err := f.newest(); err == nil && r != nil && ok(r) {
+			return r
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
