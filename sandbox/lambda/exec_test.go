@@ -28,9 +28,9 @@ func TestFreshBootstrapsStartWhileOthersFork(t *testing.T) {
 	}
 	t.Cleanup(func() { c.close() })
 
-	const workers, perWorker = 8, 40
+	const workers, perWorker = 8, 20
 	// The padding makes each write take a little while, so that other goroutines fork during it.
-	script := "#!/bin/sh\n#" + strings.Repeat("x", 256<<10) + "\nexit 0\n"
+	script := "#!/bin/sh\n#" + strings.Repeat("x", 1<<20) + "\nexit 0\n"
 	var (
 		mu     sync.Mutex
 		busy   int
@@ -83,7 +83,7 @@ func startBootstrap(c *codeStore, key string) error {
 func bootstrapZip(t *testing.T, content string) []byte {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
-	h := &zip.FileHeader{Name: "bootstrap", Method: zip.Deflate}
+	h := &zip.FileHeader{Name: "bootstrap", Method: zip.Store}
 	h.SetMode(0o755)
 	f, err := zw.CreateHeader(h)
 	if err == nil {
