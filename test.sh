@@ -7,6 +7,43 @@
 set -eu
 cd "$(dirname "$0")"
 
+# apt_get waits up to two minutes for dpkg's lock when another process holds it (an install in
+# another shell, unattended-upgrades) instead of failing at once.
+apt_get() {
+	$sudo env DEBIAN_FRONTEND=noninteractive LC_ALL=C apt-get -o DPkg::Lock::Timeout=120 "$@"
+}
+
+# update_waiting runs apt-get update, waiting up to two minutes for the lock of apt's lists: the
+# DPkg::Lock::Timeout option does not cover that lock (apt 2.6 fails at once), so update is tried
+# again while apt says another process holds it.
+update_waiting() {
+	deadline=$(($(date +%s) + 120))
+	waiting=""
+	while :; do
+		if out=$(apt_get update -q 2>&1); then
+			printf '%s\n' "$out" >&2
+			return 0
+		fi
+		case $out in
+		*"Could not get lock"*) ;;
+		*)
+			printf '%s\n' "$out" >&2
+			return 1
+			;;
+		esac
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			printf '%s\n' "$out" >&2
+			echo "test.sh: apt's lists were still locked after two minutes" >&2
+			return 1
+		fi
+		if [ -z "$waiting" ]; then
+			echo "test.sh: another process holds apt's lock; waiting up to two minutes" >&2
+			waiting=1
+		fi
+		sleep 3
+	done
+}
+
 missing=""
 [ -x /usr/bin/aws ] || missing="$missing awscli"
 command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
@@ -14,8 +51,8 @@ command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ]; then
 	echo "test.sh: installing$missing" >&2
 	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-	$sudo apt-get update -q >&2
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing >&2
+	update_waiting
+	apt_get install -y -q --no-install-recommends $missing >&2
 fi
 
 if [ ! -x node_modules/.bin/dynalite ] || [ ! -d node_modules/playwright-core ]; then

@@ -223,7 +223,9 @@ func TestHealthJudgesTheFleet(t *testing.T) {
 
 	t.Run("aviary traffic reports by executed version", func(t *testing.T) {
 		payload := filepath.Join(t.TempDir(), "event.json")
-		if err := os.WriteFile(payload, []byte(`{"action":"flaky","rate":0.5}`), 0o644); err != nil {
+		// Every invocation fails: how many complete in the two seconds depends on how busy the
+		// machine is, and a share that fails at random could fail none or all of a few.
+		if err := os.WriteFile(payload, []byte(`{"action":"flaky","rate":1}`), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		code, out, errs := f.aviary("traffic", "-e", "production", "--rate", "25", "--duration", "2s", "--payload", payload, "-o", "json")
@@ -244,8 +246,10 @@ func TestHealthJudgesTheFleet(t *testing.T) {
 			t.Fatalf("rows %+v", rows)
 		}
 		for _, r := range rows {
-			if r.Version != "3" || r.Invocations < 30 || r.Invocations > 60 || r.Errors == 0 || r.Errors == r.Invocations {
-				t.Errorf("%+v: want version 3, about 50 invocations, about half failed", r)
+			// At 25/s for 2 s, at most 50 invocations start; those still running at the end are
+			// not counted.
+			if r.Version != "3" || r.Invocations < 1 || r.Invocations > 50 || r.Errors != r.Invocations {
+				t.Errorf("%+v: want version 3, 1 to 50 invocations, every one a function error", r)
 			}
 		}
 		if code, _, errs := f.aviary("traffic", "-e", "production", "--rate", "0"); code != 2 || !strings.Contains(errs, "--rate must be above 0") {

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,13 +208,55 @@ func (f *fleet) zip(name string) []byte {
 func (f *fleet) aviary(args ...string) (code int, stdout, stderr string) {
 	f.t.Helper()
 	var out, errb bytes.Buffer
-	wd, _ := os.Getwd()
-	if err := os.Chdir(f.dir); err != nil {
+	if err := fleetDir.enter(f.dir); err != nil {
 		f.t.Fatal(err)
 	}
-	defer os.Chdir(wd)
+	defer fleetDir.leave()
 	code = cli.Main(context.Background(), args, &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// fleetDir keeps the process in a fleet's directory while any command runs there. The working
+// directory is the process's: a deploy running in a goroutine while the test runs promote must
+// not see it change under it, and whichever command ends last must restore the directory the
+// tests started in (saving and restoring around each command left the process in a removed
+// temporary directory when two overlapped, failing later tests with "getwd: no such file").
+var fleetDir workDir
+
+type workDir struct {
+	mu      sync.Mutex
+	running int
+	dir     string // where the running commands are
+	was     string // where the process was before the first of them
+}
+
+func (w *workDir) enter(dir string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.running > 0 {
+		if dir != w.dir {
+			return fmt.Errorf("a command runs in %s while another runs in %s", dir, w.dir)
+		}
+		w.running++
+		return nil
+	}
+	was, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if err := os.Chdir(dir); err != nil {
+		return err
+	}
+	w.running, w.dir, w.was = 1, dir, was
+	return nil
+}
+
+func (w *workDir) leave() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.running--; w.running == 0 {
+		os.Chdir(w.was)
+	}
 }
 
 // alias reads a function's alias: its version and extra weights ("" if it does not exist).
@@ -255,11 +298,27 @@ func (f *fleet) openStore() store.Store {
 
 // latest is the newest release of production.
 func (f *fleet) latest() *release.Release {
-	rs, err := f.openStore().ListReleases(context.Background(), store.Filter{Service: "shop", Environment: "production", Limit: 1})
-	if err != nil || len(rs) == 0 {
+	r, err := f.newest()
+	if err != nil || r == nil {
 		f.t.Fatalf("no release in the store: %v", err)
 	}
-	return rs[0]
+	return r
+}
+
+// newest reads the newest release of production, nil if there is none. The store is closed
+// after each read: tests poll it in tight loops, and stores kept open until the test ended held
+// thousands of descriptors.
+func (f *fleet) newest() (*release.Release, error) {
+	st, err := sqlite.Open(context.Background(), f.store)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	rs, err := st.ListReleases(context.Background(), store.Filter{Service: "shop", Environment: "production", Limit: 1})
+	if err != nil || len(rs) == 0 {
+		return nil, err
+	}
+	return rs[0], nil
 }
 
 // waitFor polls the latest release until ok says so.
@@ -267,9 +326,8 @@ func (f *fleet) waitFor(what string, ok func(*release.Release) bool) *release.Re
 	f.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		rs, err := f.openStore().ListReleases(context.Background(), store.Filter{Service: "shop", Environment: "production", Limit: 1})
-		if err == nil && len(rs) > 0 && ok(rs[0]) {
-			return rs[0]
+		if r, err := f.newest(); err == nil && r != nil && ok(r) {
+			return r
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -21,9 +21,15 @@ import (
 	"github.com/aviary-deploy/aviary/sandbox"
 )
 
+// slowUpdates keeps new functions Pending and updates InProgress for tests that look at them in
+// that state.
+const slowUpdates = 2 * time.Second
+
 func TestFunctionLifecycle(t *testing.T) {
 	t.Parallel()
-	e := start(t, sandbox.Options{UpdateDelay: 300 * time.Millisecond, ControlRate: -1})
+	// Calls made right after a change must find it still Pending or InProgress: the delay is long
+	// enough that a busy machine's pause between two calls does not end it (waiters wait it out).
+	e := start(t, sandbox.Options{UpdateDelay: slowUpdates, ControlRate: -1})
 	c := ctx(t)
 
 	created, err := e.lambda.CreateFunction(c, &lambda.CreateFunctionInput{
@@ -170,7 +176,9 @@ func TestCreateFunctionFromS3(t *testing.T) {
 
 func TestUpdateCodeAndPublish(t *testing.T) {
 	t.Parallel()
-	e := start(t, sandbox.Options{UpdateDelay: 200 * time.Millisecond, ControlRate: -1})
+	// Calls made right after a change must find it still Pending or InProgress: the delay is long
+	// enough that a busy machine's pause between two calls does not end it (waiters wait it out).
+	e := start(t, sandbox.Options{UpdateDelay: slowUpdates, ControlRate: -1})
 	c := ctx(t)
 	e.createFunction(t, "pub", zips.good)
 

@@ -427,6 +427,19 @@ func startEnvironment(p *pool, spec envSpec) (*execEnv, error) {
 	return env, nil
 }
 
+// writeTaskFile writes one file of an unpacked zip. An executable is opened, written and closed
+// holding syscall.ForkLock for reading; every fork in this process holds it for writing. Otherwise
+// a process forked meanwhile (another environment starting) would hold a copy of the descriptor,
+// open for writing, until it execs, and the exec of this file — a bootstrap is started as soon as
+// it is unpacked — would fail with ETXTBSY, "text file busy" (golang/go#22315).
+func writeTaskFile(path string, data []byte, mode os.FileMode) error {
+	if mode&0o111 != 0 {
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+	}
+	return os.WriteFile(path, data, mode)
+}
+
 // startError is an environment that could not start; Invoke reports it as a function error.
 type startError struct{ typ, msg string }
 

@@ -273,7 +273,7 @@ func unzipTo(b []byte, dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(path, data.Bytes(), mode); err != nil {
+		if err := writeTaskFile(path, data.Bytes(), mode); err != nil {
 			return err
 		}
 	}
