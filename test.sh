@@ -70,3 +70,13 @@ if [ -n "$unformatted" ]; then
 fi
 echo "test.sh: go test" >&2
 go test -count=1 -timeout 25m "$@" ./...
+
+# A short run of every fuzz target (a few thousand inputs each, on top of their seed corpora, which
+# go test above already ran). Longer runs: the same with -fuzztime 10m (see README, Fuzzing).
+if [ "$#" -eq 0 ]; then
+	echo "test.sh: fuzz (short)" >&2
+	for target in manifest:FuzzParse links:FuzzVerify links:FuzzSignVerify sandbox/logs:FuzzFilterPattern \
+		sandbox/protocol:FuzzQuery sandbox/protocol:FuzzJSON sandbox/protocol:FuzzRESTJSON sandbox/protocol:FuzzCBOR; do
+		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime 2000x -parallel 1 "./${target%%:*}"
+	done
+fi
