@@ -14,7 +14,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -55,7 +55,7 @@ func Handler(h http.Handler) func(ctx context.Context, ev events.LambdaFunctionU
 		defer func() {
 			if p := recover(); p != nil {
 				if p != http.ErrAbortHandler {
-					log.Printf("lambdaurl: panic serving %s %s: %v\n%s", r.Method, r.URL.Path, p, debug.Stack())
+					slog.ErrorContext(ctx, "lambdaurl: panic serving a request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				}
 				res, err = events.LambdaFunctionURLResponse{}, fmt.Errorf("lambdaurl: panic serving %s %s: %v", r.Method, r.URL.Path, p)
 			}

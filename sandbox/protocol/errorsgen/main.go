@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"go/format"
 	"io"
-	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,19 +53,26 @@ func main() {
 	data := flag.String("botocore", "", "botocore's data directory")
 	flag.Parse()
 	if *name == "" || *pkg == "" {
-		log.Fatal("errorsgen: -model and -package (or go generate's GOPACKAGE) are required")
+		fmt.Fprintln(os.Stderr, "errorsgen: -model and -package (or go generate's GOPACKAGE) are required")
+		os.Exit(2)
 	}
-	m, err := load(*data, *name)
+	if err := run(*data, *name, *pkg, *out); err != nil {
+		fmt.Fprintf(os.Stderr, "errorsgen: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run writes the Go description of one botocore model to out.
+func run(data, name, pkg, out string) error {
+	m, err := load(data, name)
 	if err != nil {
-		log.Fatalf("errorsgen: %v", err)
+		return err
 	}
-	src, err := generate(m, *name, *pkg)
+	src, err := generate(m, name, pkg)
 	if err != nil {
-		log.Fatalf("errorsgen: %v", err)
+		return err
 	}
-	if err := os.WriteFile(*out, src, 0o644); err != nil {
-		log.Fatalf("errorsgen: %v", err)
-	}
+	return os.WriteFile(out, src, 0o644)
 }
 
 func dataDirs(flagDir string) []string {
