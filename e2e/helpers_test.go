@@ -1,5 +1,3 @@
-// Package e2e tests releases end to end: the aviary command against the sandbox over HTTP, with
-// the real SDK and a real SQLite store.
 package e2e
 
 import (
