@@ -77,6 +77,7 @@ func (f Faults) matches(op limits.Op) bool {
 // injects faults, and enforces Lambda's request quotas with token buckets.
 type limiter struct {
 	log *requestLog
+	now func() time.Time // the quotas' clock
 
 	mu      sync.Mutex
 	f       Faults
@@ -92,10 +93,12 @@ type tokenBucket struct {
 
 // take spends a token, or says how long until one is free.
 func (b *tokenBucket) take(now time.Time) (ok bool, wait time.Duration) {
-	if !b.last.IsZero() {
+	if !b.last.IsZero() && now.After(b.last) {
 		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 	}
-	b.last = now
+	if now.After(b.last) {
+		b.last = now
+	}
 	if b.tokens >= 1 {
 		b.tokens--
 		return true, 0
@@ -107,7 +110,7 @@ func (b *tokenBucket) take(now time.Time) (ok bool, wait time.Duration) {
 const getFunctionRate = 100
 
 func newLimiter(rate float64, burst int, f Faults, log *requestLog) *limiter {
-	g := &limiter{log: log}
+	g := &limiter{log: log, now: time.Now}
 	g.setQuota(rate, burst)
 	g.setFaults(f)
 	return g
@@ -165,7 +168,7 @@ func (g *limiter) Admit(r *http.Request, op limits.Op) *limits.Refusal {
 	limited := false
 	if b := g.buckets[op.Quota]; b != nil {
 		var ok bool
-		ok, wait = b.take(time.Now())
+		ok, wait = b.take(g.now())
 		limited = !ok
 	}
 	g.mu.Unlock()

@@ -30,10 +30,13 @@ import (
 // Invoke do not count against the shared quota.
 func TestControlPlaneQuota(t *testing.T) {
 	t.Parallel()
-	e := start(t, sandbox.Options{UpdateDelay: -1, ControlRate: 15})
+	clock := &stoppedClock{}
+	e := start(t, sandbox.Options{UpdateDelay: -1, ControlRate: 15, QuotaClock: clock.Now})
 	c := ctx(t)
 	e.createFunction(t, "quota", zips.good)
-	time.Sleep(1100 * time.Millisecond) // let the bucket refill after the setup calls
+	// Two seconds on, the bucket has refilled after the setup calls; then time stands still, so
+	// exactly the burst is admitted however long the machine takes to send 40 calls.
+	clock.stop(2 * time.Second)
 
 	burst := func(client *lambda.Client, n int) (ok, throttled int, first error) {
 		var mu sync.Mutex
@@ -65,8 +68,8 @@ func TestControlPlaneQuota(t *testing.T) {
 	}
 
 	ok, throttled, first := burst(e.noRetry(), 40)
-	if throttled == 0 || ok < 15 || ok > 20 {
-		t.Fatalf("40 calls at once without retries: %d ok, %d throttled; want about 15 ok (the burst), the rest throttled", ok, throttled)
+	if ok != 15 || throttled != 25 {
+		t.Fatalf("40 calls at once without retries: %d ok, %d throttled; want 15 ok (the burst), the rest throttled", ok, throttled)
 	}
 	tmr := wantAPIError[*lambdatypes.TooManyRequestsException](t, first, 429)
 	if tmr.Reason != lambdatypes.ThrottleReasonCallerRateLimitExceeded || aws.ToString(tmr.RetryAfterSeconds) == "" || aws.ToString(tmr.Message) != "Rate exceeded" {
@@ -74,6 +77,7 @@ func TestControlPlaneQuota(t *testing.T) {
 	}
 
 	// The SDK's retryer recovers: every call of a second burst succeeds, some after 429s.
+	clock.run()
 	e.srv.ResetRequests()
 	retried := lambda.NewFromConfig(e.cfg, func(o *lambda.Options) { o.Retryer = retrying() })
 	ok, throttled, _ = burst(retried, 40)
@@ -93,6 +97,38 @@ func TestControlPlaneQuota(t *testing.T) {
 			t.Fatalf("Invoke throttled by the control-plane quota: %v", err)
 		}
 	}
+}
+
+// stoppedClock is the quotas' clock in a test: running, it is the wall clock (plus the time it
+// was moved on); stopped, it stands still.
+type stoppedClock struct {
+	mu      sync.Mutex
+	stopped bool
+	at      time.Time
+	offset  time.Duration
+}
+
+func (c *stoppedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return c.at
+	}
+	return time.Now().Add(c.offset)
+}
+
+// stop moves the clock on by d and stops it there.
+func (c *stoppedClock) stop(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at, c.stopped = time.Now().Add(c.offset+d), true
+}
+
+// run starts the clock again from where it stopped.
+func (c *stoppedClock) run() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset, c.stopped = c.at.Sub(time.Now()), false
 }
 
 func countStatus(reqs []sandbox.Request, op string, status int) int {

@@ -56,6 +56,10 @@ type Options struct {
 	// IdleTimeout is how long an idle execution environment stays warm.
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
+	// QuotaClock is the clock the control-plane quotas refill by; nil means time.Now. A test
+	// that checks how many calls of a burst the quota admits stops it, so that a busy machine
+	// spreading the burst over time does not refill the bucket meanwhile.
+	QuotaClock func() time.Time
 }
 
 // Defaults.
@@ -132,6 +136,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{URL: "http://" + ln.Addr().String(), Region: opts.Region, opts: opts, ln: ln, log: newRequestLog(200000), served: make(chan struct{})}
 	s.limits = newLimiter(opts.ControlRate, opts.ControlBurst, opts.Faults, s.log)
+	if opts.QuotaClock != nil {
+		s.limits.now = opts.QuotaClock
+	}
 
 	cw, err := cloudwatch.New(cloudwatch.Config{Region: opts.Region, Account: opts.Account, Resolution: opts.MetricResolution, DataDir: opts.DataDir, Logger: opts.Logger})
 	if err != nil {
