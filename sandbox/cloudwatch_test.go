@@ -386,3 +386,44 @@ func jsonNum(t time.Time) string {
 	b, _ := json.Marshal(float64(t.UnixMilli()) / 1000)
 	return string(b)
 }
+
+// CloudWatch refuses values no statistic can use — NaN, infinities, a statistic set of no
+// samples, a percentile that is not a number — with 400 InvalidParameterValue, and records
+// nothing; before, it stored them and every later read of the metric answered 500.
+func TestNonFiniteMetricValuesAreRefused(t *testing.T) {
+	t.Parallel()
+	e := start(t, fast)
+	c := ctx(t)
+	for name, fields := range map[string]url.Values{
+		"NaN":          {"MetricData.member.1.Value": {"NaN"}},
+		"+Inf":         {"MetricData.member.1.Value": {"+Inf"}},
+		"Values -Inf":  {"MetricData.member.1.Values.member.1": {"-Inf"}},
+		"no samples":   {"MetricData.member.1.StatisticValues.SampleCount": {"0"}, "MetricData.member.1.StatisticValues.Sum": {"0"}, "MetricData.member.1.StatisticValues.Minimum": {"0"}, "MetricData.member.1.StatisticValues.Maximum": {"0"}},
+		"count is NaN": {"MetricData.member.1.Values.member.1": {"1"}, "MetricData.member.1.Counts.member.1": {"NaN"}},
+	} {
+		form := url.Values{"Action": {"PutMetricData"}, "Version": {"2010-08-01"}, "Namespace": {"App"}, "MetricData.member.1.MetricName": {"Odd"}}
+		for k, v := range fields {
+			form[k] = v
+		}
+		resp, err := http.PostForm(e.srv.URL+"/", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(raw), "<Code>InvalidParameterValue</Code>") {
+			t.Errorf("%s: %d %s, want 400 InvalidParameterValue", name, resp.StatusCode, raw)
+		}
+	}
+	now := time.Now()
+	_, err := e.cw.GetMetricStatistics(c, &cloudwatch.GetMetricStatisticsInput{Namespace: aws.String("App"), MetricName: aws.String("Odd"),
+		StartTime: aws.Time(now.Add(-time.Minute)), EndTime: aws.Time(now.Add(time.Minute)), Period: aws.Int32(60), ExtendedStatistics: []string{"pNaN"}})
+	var ipv *cwtypes.InvalidParameterValueException
+	if !errors.As(err, &ipv) {
+		t.Errorf("the statistic pNaN: %v, want InvalidParameterValueException", err)
+	}
+	out, err := e.cw.ListMetrics(c, &cloudwatch.ListMetricsInput{Namespace: aws.String("App")})
+	if err != nil || len(out.Metrics) != 0 {
+		t.Errorf("refused data was recorded: %+v, %v", out, err)
+	}
+}

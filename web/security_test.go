@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -21,6 +23,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/store"
 	"github.com/aviary-deploy/aviary/web"
 )
 
@@ -427,5 +430,49 @@ func TestMetricsCountersNeverFall(t *testing.T) {
 	t.Cleanup(srv2.Close)
 	if got, want := scrape(t, srv2.URL)[started], after[started]; got != want {
 		t.Errorf("another server: %s = %v, want %v", started, got, want)
+	}
+}
+
+// unreadableSessions is a store whose revocation list cannot be read while down is set.
+type unreadableSessions struct {
+	store.Store
+	down atomic.Bool
+}
+
+func (s *unreadableSessions) SessionRevoked(ctx context.Context, id string) (bool, error) {
+	if s.down.Load() {
+		return false, errors.New("the store is unreachable")
+	}
+	return s.Store.SessionRevoked(ctx, id)
+}
+
+// A log out while the store cannot say whether the session was revoked still revokes it: the
+// cookie's signature says there is a session to end, so its copies die with it.
+func TestLogoutWhileSessionsCannotBeRead(t *testing.T) {
+	const token = "let-me-in-please"
+	fx := setup(t, web.Config{AdminToken: token})
+	fx.waiting(t, "rel-1")
+	st := &unreadableSessions{Store: fx.st}
+	h, err := web.New(web.Config{Store: st, Signer: fx.signer, AdminToken: token, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx2 := *fx
+	fx2.srv = httptest.NewServer(h)
+	t.Cleanup(fx2.srv.Close)
+
+	c := browser(t)
+	page := fx2.login(t, c, "Olga", token)
+	u, _ := url.Parse(fx2.srv.URL)
+	captured := c.Jar.Cookies(u)
+	st.down.Store(true)
+	read(t)(c.PostForm(fx2.srv.URL+"/logout", form(t, page)))
+	st.down.Store(false)
+
+	jar, _ := cookiejar.New(nil)
+	jar.SetCookies(u, captured)
+	thief := &http.Client{Jar: jar}
+	if _, p := read(t)(thief.Get(fx2.srv.URL + "/releases/rel-1")); strings.Contains(p, "Signed in as") {
+		t.Fatal("a cookie copied before a log out made while the store could not be read still works")
 	}
 }

@@ -615,7 +615,9 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if !s.sameOrigin(w, r) {
 		return
 	}
-	if _, sid, ok := s.session(r); ok {
+	// The cookie's signature, not the store, says whether there is a session to end: a store
+	// that cannot be read must not turn a log out into a cleared cookie whose copies live on.
+	if _, sid, ok := s.signedSession(r); ok {
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 		_ = r.ParseForm()
 		cookie, _ := r.Cookie(csrfCookie)
@@ -637,14 +639,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 // session is the admin session the request's cookie holds: signed with the admin token, not
 // expired, and not ended by a log out (a store that cannot be read counts as ended).
 func (s *Server) session(r *http.Request) (name, id string, ok bool) {
-	if s.cfg.AdminToken == "" {
-		return "", "", false
-	}
-	c, err := r.Cookie(sessionCookie)
-	if err != nil {
-		return "", "", false
-	}
-	name, id, ok = s.cfg.Signer.CheckSession(c.Value, s.cfg.AdminToken, s.cfg.Now())
+	name, id, ok = s.signedSession(r)
 	if !ok {
 		return "", "", false
 	}
@@ -657,6 +652,18 @@ func (s *Server) session(r *http.Request) (name, id string, ok bool) {
 		return "", "", false
 	}
 	return name, id, true
+}
+
+// signedSession is the session the request's cookie holds, by its signature and expiry alone.
+func (s *Server) signedSession(r *http.Request) (name, id string, ok bool) {
+	if s.cfg.AdminToken == "" {
+		return "", "", false
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return "", "", false
+	}
+	return s.cfg.Signer.CheckSession(c.Value, s.cfg.AdminToken, s.cfg.Now())
 }
 
 func (s *Server) sessionCSRF(w http.ResponseWriter, r *http.Request, sid string) string {

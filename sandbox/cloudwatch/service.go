@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -385,6 +386,9 @@ func (s *Service) putMetricData(in *putMetricDataInput) *apiError {
 		if len(d.Counts) > 0 && len(d.Counts) != len(d.Values) {
 			return invalidParameter("The parameters MetricData.member.%d.Values and MetricData.member.%d.Counts must be of the same size.", i+1, i+1)
 		}
+		if e := finiteValues(i+1, d); e != nil {
+			return e
+		}
 		times[i] = now
 		if d.Timestamp != nil {
 			times[i] = d.Timestamp.Time
@@ -506,4 +510,40 @@ func (s *Service) save() {
 	if err != nil {
 		s.cfg.Logger.Error("persist cloudwatch alarms", "err", err)
 	}
+}
+
+// finiteValues refuses what CloudWatch refuses and no statistic could use: a value, count or
+// statistic that is NaN or infinite, and a statistic set of no samples.
+func finiteValues(member int, d metricDatum) *apiError {
+	bad := func(field string, v float64) *apiError {
+		return invalidParameter("The value %v for parameter MetricData.member.%d.%s is invalid.", v, member, field)
+	}
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	if d.Value != nil && !finite(*d.Value) {
+		return bad("Value", *d.Value)
+	}
+	for j, v := range d.Values {
+		if !finite(v) {
+			return bad(fmt.Sprintf("Values.member.%d", j+1), v)
+		}
+	}
+	for j, c := range d.Counts {
+		if !finite(c) || c < 0 {
+			return bad(fmt.Sprintf("Counts.member.%d", j+1), c)
+		}
+	}
+	if sv := d.StatisticValues; sv != nil {
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"SampleCount", sv.SampleCount}, {"Sum", sv.Sum}, {"Minimum", sv.Minimum}, {"Maximum", sv.Maximum}} {
+			if !finite(f.v) {
+				return bad("StatisticValues."+f.name, f.v)
+			}
+		}
+		if sv.SampleCount <= 0 {
+			return bad("StatisticValues.SampleCount", sv.SampleCount)
+		}
+	}
+	return nil
 }

@@ -196,7 +196,7 @@ func percentile(stat string) (float64, bool) {
 		return 0, false
 	}
 	v, err := strconv.ParseFloat(rest, 64)
-	if err != nil || v < 0 || v > 100 {
+	if err != nil || !(v >= 0 && v <= 100) { // NaN is neither
 		return 0, false
 	}
 	return v / 100, true

@@ -826,8 +826,14 @@ func (p delimitedPattern) match(msg string) bool {
 		return p.alignLocal(fields, 0, 0, map[[2]int]bool{})
 	}
 	bound := map[string]string{}
-	return p.align(fields, 0, 0, bound)
+	budget := alignBudget
+	return p.align(fields, 0, 0, bound, &budget)
 }
+
+// alignBudget bounds the bindings tried for one line when a condition names another slot's
+// field, so that no pattern can hold the service for long (trying every stretch of k ellipses
+// over n fields takes about n^k steps); a line that needs more does not match.
+const alignBudget = 100_000
 
 // alignLocal says whether slots si… fit fields fi…, when every condition is its own slot's:
 // each (si, fi) is worked out once, so a match takes time in proportion to slots × fields
@@ -855,14 +861,17 @@ func (p delimitedPattern) alignLocal(fields []string, si, fi int, memo map[[2]in
 
 // align binds slots to fields, trying every way the ellipses can stretch, and checks the
 // conditions once every slot is bound.
-func (p delimitedPattern) align(fields []string, si, fi int, bound map[string]string) bool {
+func (p delimitedPattern) align(fields []string, si, fi int, bound map[string]string, budget *int) bool {
+	if *budget--; *budget < 0 {
+		return false
+	}
 	if si == len(p.slots) {
 		return fi == len(fields) && p.check(bound)
 	}
 	s := p.slots[si]
 	if s.ellipsis {
 		for k := fi; k <= len(fields); k++ {
-			if p.align(fields, si+1, k, bound) {
+			if p.align(fields, si+1, k, bound, budget) {
 				return true
 			}
 		}
@@ -872,10 +881,10 @@ func (p delimitedPattern) align(fields []string, si, fi int, bound map[string]st
 		return false
 	}
 	if s.name == "" {
-		return p.align(fields, si+1, fi+1, bound)
+		return p.align(fields, si+1, fi+1, bound, budget)
 	}
 	bound[s.name] = fields[fi]
-	ok := p.align(fields, si+1, fi+1, bound)
+	ok := p.align(fields, si+1, fi+1, bound, budget)
 	delete(bound, s.name)
 	return ok
 }
