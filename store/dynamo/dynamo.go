@@ -13,6 +13,9 @@
 //	LOCK#<key>       LOCK            a deploy lock: holder, owner, acquired, expires
 //	SESSION#<id>     REVOKED         an admin session that was logged out: expires (when its
 //	                                 cookie would have expired; the item is not needed after it)
+//	                                 and ttl, the same in epoch seconds: turn on the table's Time to
+//	                                 Live on attribute ttl and DynamoDB deletes revocations no
+//	                                 cookie can use any more (nothing else in the table has a ttl)
 //
 // The global secondary index by-environment (gpk = ENV#<service>#<environment>, gsk = creation
 // time and id) lists an environment's releases newest first.
@@ -472,6 +475,7 @@ func sessionKey(id string) map[string]types.AttributeValue { return key("SESSION
 func (s *Store) RevokeSession(ctx context.Context, id string, expires time.Time) error {
 	item := sessionKey(id)
 	item["expires"] = nv(expires.UnixNano())
+	item["ttl"] = nv(expires.Unix())
 	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
