@@ -124,6 +124,9 @@ func (e *Engine) Drive(ctx context.Context, id string, wait time.Duration) (*Dri
 			return d, err
 		}
 		d.Release = r
+		if r.Phase.Final() {
+			return d, e.settle(ctx, r)
+		}
 		prev, err := e.takeLock(ctx, r.Service, r.Environment, id)
 		if err == nil {
 			d.TookOver = prev
@@ -170,6 +173,47 @@ func (e *Engine) Drive(ctx context.Context, id string, wait time.Duration) (*Dri
 		d.Release = final
 	}
 	return d, err
+}
+
+// settle finishes what the process that ended a release left undone: it appends the audit
+// entries of the release's last write and frees the environment's lock if this release still
+// holds it through an owner that is gone. A lock held by another release, or by a live process
+// still finishing up, is left alone: settling never makes an environment look busy.
+func (e *Engine) settle(ctx context.Context, r *Release) error {
+	if err := e.flush(ctx, r); err != nil {
+		return err
+	}
+	key := LockKey(r.Service, r.Environment)
+	l, err := e.Store.GetLock(ctx, key)
+	if err != nil || l == nil || l.Holder != r.ID || !e.orphaned(l) {
+		return err
+	}
+	takeOver := ""
+	if e.dead(l.Owner) {
+		takeOver = l.Owner
+	}
+	now := e.Clock.Now()
+	if _, err := e.Store.AcquireLock(ctx, Lock{Key: key, Holder: r.ID, Owner: e.Owner, ExpiresAt: now.Add(e.LockTTL)}, now, takeOver); err != nil {
+		var held *LockHeldError
+		if errors.As(err, &held) {
+			return nil // taken meanwhile: no longer this release's to free
+		}
+		return err
+	}
+	return e.freeLock(ctx, r)
+}
+
+// promotable refuses a promotion the release cannot take, as a *RefusedError.
+func promotable(r *Release) error {
+	switch {
+	case r.Phase.Final() || r.Phase == Promoting:
+		return &RefusedError{Release: r, Why: fmt.Sprintf("release %s is %s: there is nothing to promote", r.ID, r.Describe())}
+	case r.Phase == RollingBack:
+		return &RefusedError{Release: r, Why: fmt.Sprintf("release %s is rolling back (%s): it cannot be promoted", r.ID, r.Reason)}
+	case r.Request != nil && r.Request.Action == RequestRollback:
+		return &RefusedError{Release: r, Why: fmt.Sprintf("a rollback of release %s was requested by %s first", r.ID, r.Request.By)}
+	}
+	return nil
 }
 
 // RefusedError is a request that does not apply to the release as it is: nothing was changed.
@@ -327,19 +371,18 @@ func (e *Engine) RequestPromote(ctx context.Context, id, reason string, now bool
 	if err != nil {
 		return nil, err
 	}
+	// Refused before the gate is decided, so a refusal leaves no approval behind.
+	if err := promotable(r); err != nil {
+		return nil, err
+	}
 	if r.OpenGate() != nil {
 		if _, err := Decide(ctx, e.Store, r.ID, Decision{Action: Approve, By: e.Actor, Via: ViaCLI, Source: e.Source, Reason: reason, At: e.Clock.Now(), Gate: len(r.Gates)}); err != nil {
 			return nil, err
 		}
 	}
 	fresh, err := e.change(ctx, id, func(r *Release) (*Event, error) {
-		switch {
-		case r.Phase.Final() || r.Phase == Promoting:
-			return nil, &RefusedError{Release: r, Why: fmt.Sprintf("release %s is %s: there is nothing to promote", r.ID, r.Describe())}
-		case r.Phase == RollingBack:
-			return nil, &RefusedError{Release: r, Why: fmt.Sprintf("release %s is rolling back (%s): it cannot be promoted", r.ID, r.Reason)}
-		case r.Request != nil && r.Request.Action == RequestRollback:
-			return nil, &RefusedError{Release: r, Why: fmt.Sprintf("a rollback of release %s was requested by %s first", r.ID, r.Request.By)}
+		if err := promotable(r); err != nil {
+			return nil, err
 		}
 		r.Request = &Request{Action: RequestPromote, By: e.Actor, Reason: reason, At: e.Clock.Now(), Now: now}
 		when := "after the current step's bake"

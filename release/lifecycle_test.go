@@ -377,3 +377,50 @@ func TestAskRollback(t *testing.T) {
 		t.Fatalf("ask of a missing release: %v, want ErrNotFound", err)
 	}
 }
+
+// Driving a release that already ended settles it and nothing more: with a newer release holding
+// the environment, it is not an error and the newer release's lock is left alone.
+func TestDriveOfAnEndedReleaseLeavesANewerLockAlone(t *testing.T) {
+	fx := setup(t, release.Step{Weight: 0.1, Bake: 0})
+	ctx := context.Background()
+	if r, err := fx.engine(nil).Run(ctx, "rel-1"); err != nil || r.Phase != release.Promoted {
+		t.Fatalf("run: %v, %v", r, err)
+	}
+	b := fx.lifecycle("b")
+	if _, err := b.Start(ctx, planned("rel-2")); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := fx.st.GetLock(ctx, "shop/prod")
+	d, err := fx.lifecycle("c").Drive(ctx, "rel-1", time.Minute)
+	if err != nil || d.Drove || d.TookOver != nil || d.Release.Phase != release.Promoted {
+		t.Fatalf("drive of an ended release: %+v, %v", d, err)
+	}
+	if after, _ := fx.st.GetLock(ctx, "shop/prod"); after == nil || *after != *before {
+		t.Fatalf("the newer release's lock changed: %+v, was %+v", after, before)
+	}
+}
+
+// A promotion that must be refused is refused before the gate is decided: no approval is left
+// in the record for a release that will roll back.
+func TestRefusedPromotionLeavesTheGateUndecided(t *testing.T) {
+	fx := setupGated(t, release.Approval{AtStep: 1}, nil, release.Step{Weight: 0.1, Bake: 0})
+	ctx := context.Background()
+	done := runAsync(t, fx.engine(nil))
+	waitGate(t, fx)
+	if _, _, err := release.AskRollback(ctx, fx.st, "rel-1", "ops", "dashboard", "wrong build", nil); err != nil {
+		t.Fatal(err)
+	}
+	var refused *release.RefusedError
+	if _, err := fx.lifecycle("b").RequestPromote(ctx, "rel-1", "ship it", false); !errors.As(err, &refused) {
+		t.Fatalf("promote after a rollback request: %v, want a RefusedError", err)
+	}
+	r := <-done
+	for _, g := range r.Gates {
+		if g.Decision != nil && g.Decision.Action == release.Approve {
+			t.Fatalf("a refused promotion approved gate %+v", g)
+		}
+	}
+	if r.Phase != release.RolledBack {
+		t.Fatalf("ended %s", r.Describe())
+	}
+}

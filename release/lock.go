@@ -130,8 +130,12 @@ func (e *Engine) takeLock(ctx context.Context, service, environment, id string) 
 	}
 	if cur != nil && cur.Holder != id {
 		other, err := e.Store.GetRelease(ctx, cur.Holder)
-		if err == nil && !other.Phase.Final() {
+		switch {
+		case err == nil && !other.Phase.Final():
 			return nil, &LockHeldError{Lock: *cur, Release: other, Orphaned: e.orphaned(cur)}
+		case err != nil && !errors.Is(err, ErrNotFound):
+			// Unknown is not ended: a live release's lock is never taken on a read error.
+			return nil, fmt.Errorf("read the release holding %s: %w", cur.Key, err)
 		}
 	}
 	takeOver := ""
@@ -141,8 +145,9 @@ func (e *Engine) takeLock(ctx context.Context, service, environment, id string) 
 	if _, err := e.Store.AcquireLock(ctx, Lock{Key: key, Holder: id, Owner: e.Owner, ExpiresAt: now.Add(e.LockTTL)}, now, takeOver); err != nil {
 		return nil, err
 	}
-	// A live owner's lock that could be taken was freed meanwhile: nothing was taken over.
-	if cur != nil && cur.Owner != e.Owner && (!cur.ExpiresAt.After(now) || takeOver != "") {
+	// A live owner's lock that could be taken was freed meanwhile: nothing was taken over. Only
+	// this release's own lock is taken over; one left by another release that ended is not.
+	if cur != nil && cur.Holder == id && cur.Owner != e.Owner && (!cur.ExpiresAt.After(now) || takeOver != "") {
 		return cur, nil
 	}
 	return nil, nil

@@ -39,6 +39,13 @@ func (c *approveCmd) Run(e *env) error {
 	}
 	defer st.Close()
 	log := logWriter(e, c.outputFlags)
+	// The AWS settings are checked before the decision is written: bad input changes nothing.
+	var eng *release.Engine
+	if !c.Detach {
+		if eng, err = lifecycle(e, st, r, m, c.awsFlags); err != nil {
+			return err
+		}
+	}
 	r, err = release.Decide(e.ctx, st, r.ID, release.Decision{Action: release.Approve, By: actor(), Via: release.ViaCLI, Source: source(), Reason: c.Reason, At: time.Now()})
 	var late *release.TooLateError
 	switch {
@@ -60,10 +67,6 @@ func (c *approveCmd) Run(e *env) error {
 			fmt.Fprintf(e.stdout, "Approved release %s.\n", safe(r.ID))
 		}
 		return nil
-	}
-	eng, err := lifecycle(e, st, r, m, c.awsFlags)
-	if err != nil {
-		return err
 	}
 	final, err := drive(e, eng, st, r, m, log, c.Wait, "approved")
 	return finish(e, c.outputFlags, log, final, err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -111,6 +112,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) (code in
 		if kctx != nil {
 			_ = kctx.PrintUsage(true)
 		}
+		if detailedExitCode(args) {
+			return ExitFailed // 2 would say "changes" to a CI that asked for detailed exit codes
+		}
 		return ExitBadInput
 	}
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, quiet: a.Quiet, color: !a.NoColor && os.Getenv("NO_COLOR") == ""}
@@ -156,4 +160,19 @@ func cleanLines(s string) string {
 		lines[i] = textsafe.Clean(l)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// detailedExitCode reports whether the command line (or its variable) asked plan for Terraform's
+// exit codes, in which 2 means changes and every error is 1.
+func detailedExitCode(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--detailed-exitcode" || strings.HasPrefix(a, "--detailed-exitcode=") && a != "--detailed-exitcode=false" {
+			return true
+		}
+	}
+	v, _ := strconv.ParseBool(os.Getenv("AVIARY_DETAILED_EXITCODE"))
+	return v
 }

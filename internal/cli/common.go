@@ -199,6 +199,12 @@ func host() string {
 	if ns, err := os.Readlink("/proc/self/ns/pid"); err == nil {
 		h += "@" + strings.TrimSuffix(strings.TrimPrefix(ns, "pid:["), "]")
 	}
+	// PID namespace numbers repeat across machines (the host's own is the same everywhere), so
+	// the boot's id is part of the name too: a process of another machine with the same name
+	// and namespace is never taken for a dead one of this machine.
+	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil && len(b) >= 8 {
+		h += "@" + string(b[:8])
+	}
 	return strings.ReplaceAll(h, "/", "_")
 }
 

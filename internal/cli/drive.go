@@ -18,7 +18,12 @@ import (
 // service, store and artifact cache), the store, and the release by id or as the environment's
 // latest. The caller closes the store.
 func openRelease(e *env, file string, sf storeFlags, id, envName string) (*manifest.Manifest, store.Store, *release.Release, error) {
-	m, _ := manifestFlags{File: file}.load()
+	m, merr := manifestFlags{File: file}.load()
+	if id == "" && envName != "" && merr != nil {
+		// An environment names a release only with its service: without the manifest, the
+		// newest release of any service in that environment could be the one acted on.
+		return nil, nil, nil, usageError{fmt.Errorf("-e %s names the latest release of the manifest's service, and the manifest cannot be read: %w; name the release instead", envName, merr)}
+	}
 	st, err := sf.open(e.ctx, m)
 	if err != nil {
 		return nil, nil, nil, err

@@ -94,7 +94,8 @@ func TestEnvironmentOnlyVariablesInHelp(t *testing.T) {
 	}
 }
 
-// TestOneMeaningPerFlag: a flag name has one type and one variable in every command, and --rate
+// TestOneMeaningPerFlag: a flag name has one type and one variable in every command (the
+// sandbox's own address and region have their own variables), and --rate
 // (invocations per second) is traffic's alone; control-plane calls are --api-rate everywhere.
 func TestOneMeaningPerFlag(t *testing.T) {
 	type meaning struct {
@@ -109,6 +110,14 @@ func TestOneMeaningPerFlag(t *testing.T) {
 				continue
 			}
 			m := meaning{f.Target.Type(), strings.Join(f.Envs, ",")}
+			if path == "sandbox" && (f.Name == "addr" || f.Name == "region") {
+				// The emulator's own address and region: one exported for aviary serve's address
+				// or the AWS clients' region must not move it.
+				if m.envs != "AVIARY_SANDBOX_"+strings.ToUpper(f.Name) {
+					t.Errorf("aviary sandbox --%s reads $%s, want its own $AVIARY_SANDBOX_%s", f.Name, m.envs, strings.ToUpper(f.Name))
+				}
+				continue
+			}
 			if prev, ok := seen[f.Name]; ok && prev != m {
 				t.Errorf("--%s is %v ($%s) in aviary %s but %v ($%s) in aviary %s", f.Name, m.typ, m.envs, path, prev.typ, prev.envs, where[f.Name])
 			}

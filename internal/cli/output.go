@@ -245,9 +245,10 @@ func functionsOf(fns []release.Function) []functionOutput {
 	return out
 }
 
-func statusOf(r *release.Release, evs []release.Event, lock *store.Lock) *statusOutput {
+// statusOf is the JSON status of r at now (a lock whose lease ran out by then drives nothing).
+func statusOf(r *release.Release, evs []release.Event, lock *store.Lock, now time.Time) *statusOutput {
 	out := &statusOutput{Release: releaseOf(r), Events: []eventOutput{}}
-	if lock != nil && lock.Holder == r.ID {
+	if lock != nil && lock.Holder == r.ID && lock.ExpiresAt.After(now) {
 		out.Driven = &drivenOutput{LeaseExpiresAt: lock.ExpiresAt}
 	}
 	for _, ev := range evs {

@@ -69,7 +69,7 @@ func TestJSONOutputGolden(t *testing.T) {
 	t.Setenv("AVIARY_PRE_APPROVE", "")
 	lock := &store.Lock{Key: "shop/production", Holder: "shop-production-20250304-100000-ab12", Owner: "host@pid/123/secret-owner", AcquiredAt: t0, ExpiresAt: t0.Add(30 * time.Second)}
 	docs := map[string]document{
-		"status":        statusOf(sample(), sampleEvents(), lock),
+		"status":        statusOf(sample(), sampleEvents(), lock, t0),
 		"history":       historyOf([]*release.Release{sample()}),
 		"history-empty": historyOf(nil),
 		"deploy-result": resultOf(sample()),
@@ -132,7 +132,7 @@ func TestStatusEscapesTextFromOutside(t *testing.T) {
 	r.ID += "\x1b[2J"
 	r.Functions[0].Name = "api\x1b[8m"
 	var b bytes.Buffer
-	printStatus(&b, r, sampleEvents(), &store.Lock{Holder: r.ID, Owner: "evil\x1b]0;x\x07", ExpiresAt: t0}, 0)
+	printStatus(&b, r, sampleEvents(), &store.Lock{Holder: r.ID, Owner: "evil\x1b]0;x\x07", ExpiresAt: t0.Add(time.Minute)}, 0, t0)
 	out := b.String()
 	for _, raw := range []string{"\x1b", "\x07", "\r", "\u202e", "\nforged"} {
 		if strings.Contains(out, raw) {

@@ -25,8 +25,13 @@ func (c *promoteCmd) Run(e *env) error {
 	}
 	defer st.Close()
 	log := logWriter(e, c.outputFlags)
+	// The AWS settings are checked before the request is written: bad input changes nothing.
+	eng, err := lifecycle(e, st, r, m, c.awsFlags)
+	if err != nil {
+		return err
+	}
 	// At a gate, the promotion is the gate's decision too: it fails if someone decided first.
-	_, err = newEngine(st, nil, nil, owner(), nil).RequestPromote(e.ctx, r.ID, c.Reason, c.Now)
+	_, err = eng.RequestPromote(e.ctx, r.ID, c.Reason, c.Now)
 	var late *release.TooLateError
 	var refused *release.RefusedError
 	switch {
@@ -35,10 +40,6 @@ func (c *promoteCmd) Run(e *env) error {
 	case errors.As(err, &refused):
 		return usageError{err}
 	case err != nil:
-		return err
-	}
-	eng, err := lifecycle(e, st, r, m, c.awsFlags)
-	if err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "Promoting release %s.\n", safe(r.ID))

@@ -25,12 +25,11 @@ func (c *rollbackCmd) Run(e *env) error {
 	}
 	defer st.Close()
 	log := logWriter(e, c.outputFlags)
-	eng := newEngine(st, nil, nil, owner(), nil)
-	if r.Phase == release.Promoted || r.Phase == release.Failed {
-		// Ended: nobody drives it, so this process will, under the lock the request takes.
-		if eng, err = lifecycle(e, st, r, m, c.awsFlags); err != nil {
-			return err
-		}
+	// The AWS settings are checked before the request is written: bad input changes nothing. An
+	// ended release is driven by this process, under the lock the request takes.
+	eng, err := lifecycle(e, st, r, m, c.awsFlags)
+	if err != nil {
+		return err
 	}
 	req, err := eng.RequestRollback(e.ctx, r.ID, c.Reason)
 	var refused *release.RefusedError
@@ -45,20 +44,14 @@ func (c *rollbackCmd) Run(e *env) error {
 		if _, err := eng.Drive(e.ctx, r.ID, 0); err != nil {
 			return err
 		}
-		fmt.Fprintf(log, "Release %s is already rolled back (%s).\n", safe(r.ID), safe(req.Release.Reason))
 		if c.json() {
 			return writeJSON(e.stdout, resultOf(req.Release))
 		}
-		fmt.Fprintf(e.stdout, "Release %s is already rolled back (%s).\n", safe(r.ID), safe(r.Reason))
+		fmt.Fprintf(e.stdout, "Release %s is already rolled back (%s).\n", safe(r.ID), safe(req.Release.Reason))
 		return nil
 	}
 	if first := req.First; first != nil && first.Action == release.Approve {
 		fmt.Fprintf(log, "The gate was approved first, by %s via %s; rolling back all the same, as an operator's rollback always does.\n", safe(first.By), safe(first.Via))
-	}
-	if eng.Fleet == nil {
-		if eng, err = lifecycle(e, st, r, m, c.awsFlags); err != nil {
-			return err
-		}
 	}
 	fmt.Fprintf(log, "Rolling back release %s (%s → %s).\n", safe(r.ID), safe(r.Service), safe(r.Environment))
 	final, err := drive(e, eng, st, r, m, log, c.Wait, "rollback requested")

@@ -10,9 +10,9 @@ import (
 )
 
 type sandboxCmd struct {
-	Addr           string        `default:"127.0.0.1:4566" help:"Address to listen on."`
+	Addr           string        `default:"127.0.0.1:4566" env:"AVIARY_SANDBOX_ADDR" help:"Address to listen on (its own variable: AVIARY_ADDR is aviary serve's)."`
 	Data           string        `placeholder:"DIR" help:"Keep functions, objects and alarms in DIR across restarts (default: in memory)."`
-	Region         string        `default:"us-east-1" help:"Region the sandbox answers as."`
+	Region         string        `default:"us-east-1" env:"AVIARY_SANDBOX_REGION" help:"Region the sandbox answers as (its own variable: AVIARY_REGION is the region the AWS clients use)."`
 	Account        string        `default:"000000000000" help:"AWS account the sandbox answers as (ARNs, STS GetCallerIdentity)."`
 	ControlRate    float64       `default:"15" help:"Lambda control-plane quota in requests per second (AWS: 15); 0 turns it off."`
 	ControlBurst   int           `help:"Control-plane requests allowed at once (default: the rate)."`

@@ -42,15 +42,15 @@ func (c *statusCmd) Run(e *env) error {
 	}
 	lock, _ := st.GetLock(e.ctx, release.LockKey(r.Service, r.Environment))
 	if c.json() {
-		return writeJSON(e.stdout, statusOf(r, evs, lock))
+		return writeJSON(e.stdout, statusOf(r, evs, lock, time.Now()))
 	}
-	printStatus(e.stdout, r, evs, lock, c.Events)
+	printStatus(e.stdout, r, evs, lock, c.Events, time.Now())
 	return nil
 }
 
 // printStatus shows a release for people: where it is, its gates, who drives it, its functions,
 // health and the latest maxEvents entries of its audit trail (0: all).
-func printStatus(w io.Writer, r *release.Release, evs []release.Event, lock *store.Lock, maxEvents int) {
+func printStatus(w io.Writer, r *release.Release, evs []release.Event, lock *store.Lock, maxEvents int, now time.Time) {
 	id := safe(r.ID)
 	fmt.Fprintf(w, "Release %s\n", id)
 	fmt.Fprintf(w, "  %s → %s, alias %s, region %s\n", safe(r.Service), safe(r.Environment), safe(r.Alias), safe(orNone(r.Region)))
@@ -89,7 +89,7 @@ func printStatus(w io.Writer, r *release.Release, evs []release.Event, lock *sto
 		fmt.Fprintf(w, "  request   %s by %s at %s %s\n", r.Request.Action, safe(r.Request.By), r.Request.At.Local().Format(time.TimeOnly), safe(r.Request.Reason))
 	}
 	switch {
-	case lock != nil && lock.Holder == r.ID:
+	case lock != nil && lock.Holder == r.ID && lock.ExpiresAt.After(now):
 		fmt.Fprintf(w, "  driven by %s (lease until %s)\n", safe(lock.Owner), lock.ExpiresAt.Local().Format(time.TimeOnly))
 	case !r.Phase.Final():
 		fmt.Fprintf(w, "  no process drives it: `aviary resume %s` continues it, `aviary rollback %s` ends it\n", id, id)
