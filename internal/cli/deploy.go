@@ -105,7 +105,8 @@ func (c *deployCmd) Run(e *env) error {
 // finish reports where a release ended and maps it to the exit code.
 func finish(e *env, o outputFlags, log io.Writer, r *release.Release, runErr error) error {
 	if runErr != nil {
-		if r != nil && !r.Phase.Final() {
+		var f followed
+		if r != nil && !r.Phase.Final() && !errors.As(runErr, &f) {
 			if errors.Is(runErr, e.ctx.Err()) || e.ctx.Err() != nil {
 				runErr = fmt.Errorf("interrupted with release %s at %s: `aviary resume %s` continues it, `aviary rollback %s` ends it", r.ID, r.Describe(), r.ID, r.ID)
 			} else {

@@ -100,7 +100,10 @@ func drive(e *env, eng *release.Engine, st store.Store, r *release.Release, m *m
 		return final, exitError{ExitLocked, fmt.Errorf("release %s of %s holds the lock on %s since %s; finish it first",
 			textsafe.Clean(held.Lock.Holder), r.Service, r.Environment, held.Lock.AcquiredAt.Local().Format(time.DateTime))}
 	case errors.As(err, &still):
-		return final, fmt.Errorf("release %s is still at %s after %s: its driver has the request; check with `aviary status %s`", r.ID, still.Release.Describe(), wait, r.ID)
+		return final, followed{fmt.Errorf("release %s is still at %s after %s: its driver (%s) has the request and acts on it; check with `aviary status %s`",
+			safe(r.ID), safe(still.Release.Describe()), wait, textsafe.Clean(still.Lock.Owner), safe(r.ID))}
+	case err != nil && d.Waited != nil && !d.Drove && e.ctx.Err() != nil:
+		return final, followed{fmt.Errorf("stopped following release %s at %s: %s still drives it and acts on the request", safe(r.ID), safe(final.Describe()), textsafe.Clean(d.Waited.Owner))}
 	case err != nil:
 		return final, err
 	}
@@ -122,3 +125,9 @@ func ended(r *release.Release) string {
 	}
 	return "is " + r.Describe()
 }
+
+// followed is how following another process's release ended early: that process still drives
+// it, so no "resume it" hint applies.
+type followed struct{ error }
+
+func (f followed) Unwrap() error { return f.error }
