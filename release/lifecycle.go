@@ -333,6 +333,7 @@ func (e *Engine) reopen(ctx context.Context, r *Release, reason string) (*Reques
 		if err != nil {
 			return nil, err
 		}
+		r.Earlier = append(r.Earlier, Ending{Phase: from, At: r.EndedAt})
 		r.Phase, r.EndedAt = to, time.Time{}
 		r.Reason = fmt.Sprintf("rollback requested by %s after the release %s: %s", e.Actor, from, reason)
 		r.Request = &Request{Action: RequestRollback, By: e.Actor, Reason: reason, At: e.Clock.Now()}

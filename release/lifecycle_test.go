@@ -272,6 +272,9 @@ func TestRequestRollbackReopensAnEndedRelease(t *testing.T) {
 	if l, _ := fx.st.GetLock(ctx, "shop/prod"); l == nil || l.Owner != "operator" {
 		t.Fatalf("lock after reopening: %+v", l)
 	}
+	if e := req.Release.Earlier; len(e) != 1 || e[0].Phase != release.Promoted || e[0].At.IsZero() {
+		t.Fatalf("the earlier end is not kept: %+v", e)
+	}
 	d, err := op.Drive(ctx, "rel-1", time.Minute)
 	if err != nil || !d.Drove || d.Release.Phase != release.RolledBack {
 		t.Fatalf("Drive = %+v, %v", d, err)

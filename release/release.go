@@ -110,7 +110,17 @@ type Release struct {
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 	EndedAt   time.Time `json:"endedAt,omitzero"`
-	Revision  int64     `json:"revision"`
+	// Earlier are the ends a release had before an operator reopened it to roll it back (a
+	// promoted release rolled back after the fact): an end, once recorded, is never lost, so
+	// what counts releases by how they ended (the dashboard's /metrics) only ever counts up.
+	Earlier  []Ending `json:"earlier,omitempty"`
+	Revision int64    `json:"revision"`
+}
+
+// Ending is how and when a release ended.
+type Ending struct {
+	Phase Phase     `json:"phase"`
+	At    time.Time `json:"at"`
 }
 
 // Checks say how a release's health is judged, as the environment's checks were when it was

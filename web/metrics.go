@@ -39,12 +39,12 @@ var (
 // restart or a new instance starts from the store's totals rather than from zero. The store
 // never deletes a release, a step's record or a gate's decision, and the collector reads all of
 // them (no window of the newest releases, which made counts fall as old releases left it), so
-// these counts only grow. The one exception is a release reopened after it ended (`aviary
-// rollback` of a promoted release): it moves from one outcome to another, and its duration
-// changes. For that case the collector keeps, per series, the highest value it has reported
-// (its high-water mark): within a process a counter never falls; an instance started after the
-// reopen counts the release under its new outcome only, which Prometheus reads as a reset of
-// that one series and handles in rate() and increase().
+// these counts only grow. A release reopened after it ended (`aviary rollback` of a promoted
+// release) keeps its earlier end in the record ([release.Release.Earlier]), and it is counted
+// under both, so every server, started before the reopening or after it, reports the same
+// counts. As a last guard the collector also keeps, per series, the highest value it has
+// reported (its high-water mark), so within a process a counter never falls whatever the store
+// holds.
 type collector struct {
 	st  store.Store
 	log *slog.Logger
@@ -132,6 +132,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, rel := range rs {
 		svc, env := rel.Service, rel.Environment
 		started.get(svc, env).n++
+		for _, end := range rel.Earlier { // ends undone by a reopening still count
+			ended.get(svc, env, string(end.Phase)).n++
+			if !end.At.IsZero() {
+				runs.get(svc, env, string(end.Phase)).observe(end.At.Sub(rel.CreatedAt).Seconds())
+			}
+		}
 		if rel.Phase.Final() {
 			ended.get(svc, env, string(rel.Phase)).n++
 			if !rel.EndedAt.IsZero() {
