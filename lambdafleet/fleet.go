@@ -91,6 +91,20 @@ const getFunctionRate = 100
 
 // New builds the fleet's clients from cfg, with the rate limiter and retryer.
 func New(cfg aws.Config, o Options) *Fleet {
+	c := NewClients(cfg, o)
+	return &Fleet{Lambda: c.Lambda, S3: c.S3}
+}
+
+// Clients are the SDK clients every Aviary command shares: Lambda's control-plane calls pace
+// through one limiter (o.Rate), throttles and failures are retried.
+type Clients struct {
+	Lambda *lambda.Client
+	S3     *s3.Client
+}
+
+// NewClients builds the Lambda and S3 clients New uses, for the commands that call more of
+// Lambda than the release engine does (retention) under the same limiter.
+func NewClients(cfg aws.Config, o Options) Clients {
 	if o.Rate <= 0 {
 		o.Rate = DefaultRate
 	}
@@ -99,21 +113,23 @@ func New(cfg aws.Config, o Options) *Fleet {
 	}
 	control := rate.NewLimiter(rate.Limit(o.Rate), 1)
 	getFunction := rate.NewLimiter(getFunctionRate, 1)
-	retryer := func() aws.Retryer {
-		return retry.NewStandard(func(so *retry.StandardOptions) {
-			so.MaxAttempts = o.MaxAttempts
-			so.MaxBackoff = 5 * time.Second
-			// The client-side limiter already paces calls; the SDK's retry quota would only turn
-			// a burst of throttles into failures.
-			so.RateLimiter = ratelimit.None
-		})
-	}
 	lc := lambda.NewFromConfig(cfg, func(lo *lambda.Options) {
-		lo.Retryer = retryer()
+		lo.Retryer = Retryer(o.MaxAttempts)
 		lo.APIOptions = append(lo.APIOptions, limit(control, getFunction))
 	})
-	sc := s3.NewFromConfig(cfg, func(so *s3.Options) { so.Retryer = retryer() })
-	return &Fleet{Lambda: lc, S3: sc}
+	sc := s3.NewFromConfig(cfg, func(so *s3.Options) { so.Retryer = Retryer(o.MaxAttempts) })
+	return Clients{Lambda: lc, S3: sc}
+}
+
+// Retryer retries throttles and failures up to attempts times with backoff capped at 5 s.
+func Retryer(attempts int) aws.Retryer {
+	return retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = attempts
+		so.MaxBackoff = 5 * time.Second
+		// The client-side limiter already paces calls; the SDK's retry quota would only turn
+		// a burst of throttles into failures.
+		so.RateLimiter = ratelimit.None
+	})
 }
 
 // limit makes every attempt of a Lambda control-plane call wait for the shared limiter; Invoke

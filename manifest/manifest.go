@@ -71,8 +71,21 @@ type Environment struct {
 	Approval *Approval
 	// Notify says where notices go; nil: nowhere.
 	Notify *Notify
+	// Retain says what retention (`aviary prune`, `aviary gc`, `aviary doctor`) keeps for
+	// rollbacks beyond what aliases and live releases use.
+	Retain Retain
 	Line   int
 }
+
+// Retain is an environment's `retain:` block.
+type Retain struct {
+	// Releases is how many of the environment's latest promoted releases keep their versions and
+	// artifacts, so that `aviary rollback` of any of them still works (default 3).
+	Releases int
+}
+
+// DefaultRetainReleases is how many promoted releases are retained when the manifest is silent.
+const DefaultRetainReleases = 3
 
 // Checks are an environment's health checks (`checks:`).
 type Checks struct {

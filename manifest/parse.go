@@ -499,7 +499,7 @@ func (p *parser) environments(n, root *yaml.Node, m *Manifest) {
 			p.problem(k, field, "environment names may hold only letters, digits, - and _")
 		}
 		env := &Environment{Name: k.Value, FunctionName: DefaultFunctionName, Line: k.Line}
-		f := p.fields(v, field, "function_name", "region", "strategy", "pre_approve", "checks", "approval", "notify")
+		f := p.fields(v, field, "function_name", "region", "strategy", "pre_approve", "checks", "approval", "notify", "retain")
 		if s, ok := p.str(f["function_name"], field+".function_name"); ok {
 			env.FunctionName = s
 			for _, ph := range placeholderRE.FindAllString(s, -1) {
@@ -532,6 +532,7 @@ func (p *parser) environments(n, root *yaml.Node, m *Manifest) {
 		if n := f["notify"]; n != nil {
 			env.Notify = p.notify(n, field+".notify")
 		}
+		env.Retain = p.retain(f["retain"], field+".retain")
 		if len(m.Functions) > 0 && m.Service != "" {
 			for _, fn := range m.Functions {
 				if name := m.FunctionName(env, fn.Name); !lambdaNameRE.MatchString(name) {
@@ -544,6 +545,28 @@ func (p *parser) environments(n, root *yaml.Node, m *Manifest) {
 	if len(m.Environments) == 0 {
 		p.problem(n, "environments", "lists no environments")
 	}
+}
+
+func (p *parser) retain(n *yaml.Node, field string) Retain {
+	r := Retain{Releases: DefaultRetainReleases}
+	if n == nil {
+		return r
+	}
+	f := p.fields(n, field, "releases")
+	if v := f["releases"]; v != nil {
+		k, err := strconv.Atoi(v.Value)
+		switch {
+		case v.Kind != yaml.ScalarNode || err != nil:
+			p.problem(v, field+".releases", "%q is not a whole number (how many promoted releases keep what a rollback needs; default %d)", v.Value, DefaultRetainReleases)
+		case k < 1:
+			p.problem(v, field+".releases", "must be at least 1: the release before the current one is what `aviary rollback` restores")
+		case k > 100:
+			p.problem(v, field+".releases", "%d is more than 100; retention keeps every version these releases name, so keep it small", k)
+		default:
+			r.Releases = k
+		}
+	}
+	return r
 }
 
 func (p *parser) strategy(n *yaml.Node, field string) Strategy {

@@ -87,6 +87,16 @@ func TestGoodManifest(t *testing.T) {
 	if got := m.FunctionName(staging, "api"); got != "shop-api-staging" || !staging.PreApprove || len(staging.Strategy.Steps) != 0 {
 		t.Errorf("staging: %s %+v", got, staging)
 	}
+	if staging.Retain.Releases != manifest.DefaultRetainReleases {
+		t.Errorf("staging retains %d releases, want the default %d", staging.Retain.Releases, manifest.DefaultRetainReleases)
+	}
+	r, err := manifest.Load(write(t, strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    retain: {releases: 7}\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := r.Environment("staging"); e.Retain.Releases != 7 {
+		t.Errorf("retain: {releases: 7} gives %d", e.Retain.Releases)
+	}
 	for env, want := range map[string][]manifest.Step{
 		"production": {{Weight: 0.1, Bake: 5 * time.Minute}, {Weight: 0.5, Bake: 10 * time.Minute}},
 		"qa":         {{Weight: 0.1, Bake: 15 * time.Minute}},
@@ -160,6 +170,12 @@ func TestBadManifests(t *testing.T) {
 			"26:19: environments.production.strategy.canary[1].weight: 100% is not a canary step"}},
 		{"canary preset at 100%", strings.Replace(good, "Canary10Percent15Minutes", "Canary100Percent15Minutes", 1), []string{
 			"29:15: environments.qa.strategy: Canary100Percent15Minutes: the canary weight must be between 1 and 99 percent"}},
+		{"retain zero", strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    retain: {releases: 0}\n", 1), []string{
+			"environments.staging.retain.releases: must be at least 1"}},
+		{"retain not a number", strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    retain: {releases: few}\n", 1), []string{
+			`environments.staging.retain.releases: "few" is not a whole number`}},
+		{"retain typo", strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    retain: {release: 2}\n", 1), []string{
+			"environments.staging.retain.release"}},
 		{"second document", good + "---\nservice: other\n", []string{
 			"aviary.yaml:37:1: a second YAML document (after ---)"}},
 		{"second document not YAML", good + "---\nservice: [other\n", []string{
@@ -228,7 +244,8 @@ func TestSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, body := range map[string]string{"good": good, "checked": checked, "gated": gated, "examples/fleet": string(fleet)} {
+	retained := strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    retain: {releases: 5}\n", 1)
+	for name, body := range map[string]string{"good": good, "checked": checked, "gated": gated, "retained": retained, "examples/fleet": string(fleet)} {
 		if err := check(body); err != nil {
 			t.Errorf("the schema rejects %s: %v", name, err)
 		}
@@ -248,6 +265,7 @@ func TestSchema(t *testing.T) {
 		"checks policy":      strings.Replace(checked, "on_inconclusive: gate", "on_inconclusive: shrug", 1),
 		"on_timeout":         strings.Replace(gated, "on_timeout: approve", "on_timeout: wait", 1),
 		"notify typo":        strings.Replace(gated, "webhook:\n", "webhok:\n", 1),
+		"retain zero":        strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    retain: {releases: 0}\n", 1),
 	} {
 		if err := check(body); err == nil {
 			t.Errorf("the schema accepts a manifest with %s", name)
