@@ -37,6 +37,8 @@ type app struct {
 	Promote  promoteCmd  `cmd:"" group:"Releases" help:"Skip a release's remaining steps and move all traffic to the new versions."`
 	Resume   resumeCmd   `cmd:"" group:"Releases" help:"Continue a release whose process died, from its record."`
 
+	Prune pruneCmd `cmd:"" group:"Retention" help:"Delete the function versions nothing needs: no alias, retained release, CloudFront association, event source mapping or provisioned concurrency, nor among the newest."`
+
 	Serve serveCmd `cmd:"" group:"Gate" help:"Serve the dashboard and the approval gate (signed links, admin buttons, /metrics) over the store."`
 	Link  linkCmd  `cmd:"" group:"Gate" help:"Print fresh signed approve and rollback links for a release waiting at its gate."`
 

@@ -30,7 +30,10 @@ import (
 )
 
 type demoCmd struct {
-	Keep bool `help:"Keep the sandbox running after the demo, so you can look around with the AWS CLI and aviary status/history."`
+	KeepRunning bool `name:"keep-running" help:"Keep the sandbox running after the demo, so you can look around with the AWS CLI and aviary status/history."`
+	// OldKeep is --keep-running's former name, kept working and hidden: --keep is prune's count
+	// of newest versions, and a flag name means one thing in every command.
+	OldKeep bool `name:"keep" hidden:"" env:"-" help:"Deprecated: --keep-running."`
 }
 
 // demo rehearses what Aviary is for, on a sandbox in this process: the example fleet deployed by
@@ -155,7 +158,7 @@ func (c *demoCmd) Run(e *env) error {
 	say("The record: every release and every transition, with who and why")
 	aviary(nil, "history", "-e", "production")
 	fmt.Fprintf(out, "\nDone in %s. Each step above is a command you can run against AWS or `aviary sandbox` (see README).\n", time.Since(began).Round(time.Second))
-	if c.Keep {
+	if c.KeepRunning || c.OldKeep {
 		fmt.Fprintf(out, "The sandbox stays up at %s, the store at %s, the dashboard too; Ctrl-C ends it.\n", srv.URL, storeURL)
 		for _, kv := range srv.Env() {
 			fmt.Fprintln(out, "export "+kv)

@@ -3,7 +3,9 @@ package cli
 import (
 	"time"
 
+	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/retention"
 	"github.com/aviary-deploy/aviary/store"
 )
 
@@ -288,6 +290,89 @@ func planOf(p *prepared) *planOutput {
 			out.Changes++
 		}
 		out.Functions = append(out.Functions, planRowOutput{r.Name, r.FunctionName, r.Current.AliasVersion, r.Current.AliasCodeSha256, r.CodeSha256, r.ArtifactKey, r.Change, r.Problem})
+	}
+	return out
+}
+
+// pruneOutput is what `aviary prune -o json` prints.
+type pruneOutput struct {
+	v1
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
+	Keep        int    `json:"keep"`
+	// DryRun: nothing was deleted; Deleted lists what would have been.
+	DryRun bool `json:"dryRun"`
+	// Retained are the releases whose versions were kept (live ones and the last K promoted).
+	Retained  []string               `json:"retained"`
+	Functions []prunedFunctionOutput `json:"functions"`
+	Totals    pruneTotals            `json:"totals"`
+}
+
+type prunedFunctionOutput struct {
+	Name         string `json:"name"`
+	FunctionName string `json:"functionName"`
+	// Missing: the function does not exist.
+	Missing bool `json:"missing,omitempty"`
+	// Error: the function could not be read, and nothing of it was deleted.
+	Error    string                `json:"error,omitempty"`
+	Deleted  []string              `json:"deleted"`
+	Deferred []deferredOutput      `json:"deferred"`
+	Kept     []keptOutput          `json:"kept"`
+	Failed   []failedVersionOutput `json:"failed"`
+}
+
+type deferredOutput struct {
+	Version string `json:"version"`
+	Reason  string `json:"reason"`
+}
+
+type keptOutput struct {
+	Version string           `json:"version"`
+	Reasons []retention.Need `json:"reasons"`
+}
+
+type failedVersionOutput struct {
+	Version string `json:"version"`
+	Error   string `json:"error"`
+}
+
+type pruneTotals struct {
+	Deleted  int `json:"deleted"`
+	Deferred int `json:"deferred"`
+	Kept     int `json:"kept"`
+	// Failed counts the versions whose deletion failed and the functions that could not be read.
+	Failed int `json:"failed"`
+}
+
+func pruneOf(service, envName string, keep int, dryRun bool, retained []*release.Release, fns []manifest.Function, res []pruned) *pruneOutput {
+	out := &pruneOutput{Service: service, Environment: envName, Keep: keep, DryRun: dryRun, Retained: []string{}, Functions: []prunedFunctionOutput{}}
+	for _, r := range retained {
+		out.Retained = append(out.Retained, r.ID)
+	}
+	for i, p := range res {
+		f := prunedFunctionOutput{FunctionName: p.name, Missing: p.missing, Deleted: []string{}, Deferred: []deferredOutput{}, Kept: []keptOutput{}, Failed: []failedVersionOutput{}}
+		if i < len(fns) {
+			f.Name = fns[i].Name
+		}
+		if p.err != nil {
+			f.Error = p.err.Error()
+			out.Totals.Failed++
+		}
+		f.Deleted = append(f.Deleted, p.deleted...)
+		for _, d := range p.deferred {
+			f.Deferred = append(f.Deferred, deferredOutput{d.version, apiMessage(d.err)})
+		}
+		for _, k := range p.kept {
+			f.Kept = append(f.Kept, keptOutput{k.Version, k.Needs})
+		}
+		for _, x := range p.failed {
+			f.Failed = append(f.Failed, failedVersionOutput{x.version, x.err.Error()})
+		}
+		out.Totals.Deleted += len(f.Deleted)
+		out.Totals.Deferred += len(f.Deferred)
+		out.Totals.Kept += len(f.Kept)
+		out.Totals.Failed += len(f.Failed)
+		out.Functions = append(out.Functions, f)
 	}
 	return out
 }

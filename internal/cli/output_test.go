@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/retention"
 	"github.com/aviary-deploy/aviary/store"
 )
 
@@ -63,6 +65,26 @@ func samplePlan() *prepared {
 	}
 }
 
+// samplePrune is a prune of two functions: one with every fate, one that could not be read.
+func samplePrune() *pruneOutput {
+	r := sample()
+	r.Phase = release.Promoted
+	return pruneOf("shop", "production", 2, false, []*release.Release{r},
+		[]manifest.Function{{Name: "api"}, {Name: "orders"}},
+		[]pruned{
+			{name: "shop-api-prod", deleted: []string{"1", "2", "4"},
+				deferred: []deferredVersion{{"3", errors.New("Lambda was unable to delete arn:aws:lambda:eu-west-1:123456789012:function:shop-api-prod:3 because it is a replicated function.")}},
+				kept: []retention.Verdict{
+					{Version: "5", Needs: []retention.Need{{Kind: retention.ByInUse, By: "Lambda refused: Unable to delete version because the following aliases reference it: [live]"}}},
+					{Version: "7", Needs: []retention.Need{{Kind: retention.ByAlias, By: "live"}, {Kind: retention.ByRelease, By: "shop-production-20250304-100000-ab12 (promoted, previous)"}}},
+					{Version: "8", Needs: []retention.Need{{Kind: retention.ByRelease, By: "shop-production-20250304-100000-ab12 (promoted, new)"}, {Kind: retention.ByNewest}}},
+				},
+				failed: []failedVersion{{"6", errors.New("operation error Lambda: DeleteFunction, ServiceException: boom")}},
+			},
+			{name: "shop-orders-prod", err: errors.New("list the versions of shop-orders-prod: AccessDeniedException")},
+		})
+}
+
 // TestJSONOutputGolden holds the aviary/v1 documents to golden files: a change to what scripts
 // read shows up here, to be made on purpose (go test ./internal/cli -run Golden -update).
 func TestJSONOutputGolden(t *testing.T) {
@@ -74,6 +96,7 @@ func TestJSONOutputGolden(t *testing.T) {
 		"history-empty": historyOf(nil),
 		"deploy-result": resultOf(sample()),
 		"plan":          planOf(samplePlan()),
+		"prune":         samplePrune(),
 	}
 	for name, doc := range docs {
 		t.Run(name, func(t *testing.T) {
