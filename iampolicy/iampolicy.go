@@ -83,6 +83,7 @@ func Build(in Input) Policy {
 			Resource:  []string{fmt.Sprintf("arn:%s:s3:::%s", part, in.Bucket)},
 			Condition: map[string]map[string]string{"StringLike": {"s3:prefix": listPrefix}}},
 	}}
+	p.Statement = append(p.Statement, pruneStatements(part, in.Account, fnARNs)...)
 	if c := in.Checks; c != nil {
 		p.Statement = append(p.Statement, checkStatements(part, in, fnARNs)...)
 	}
@@ -187,4 +188,26 @@ func checkStatements(part string, in Input, fnARNs []string) []Statement {
 		out = append(out, Statement{Sid: "InvokeHooks", Effect: "Allow", Action: []string{"lambda:GetFunction", "lambda:InvokeFunction"}, Resource: hooks})
 	}
 	return out
+}
+
+// pruneStatements are `aviary prune`'s rights: reading the functions' versions, aliases and
+// provisioned concurrency, deleting their versions (DeleteFunction with a qualifier is authorized
+// on the qualified ARN, so the functions themselves cannot be deleted), and reading what else
+// names a version: event source mappings (ListEventSourceMappings has no resource-level
+// permissions) and CloudFront's Lambda@Edge associations.
+func pruneStatements(part, account string, fnARNs []string) []Statement {
+	var versions []string
+	for _, a := range fnARNs {
+		if strings.HasSuffix(a, ":*") {
+			versions = append(versions, a)
+		}
+	}
+	return []Statement{
+		{Sid: "PruneReadVersions", Effect: "Allow", Action: []string{"lambda:ListAliases", "lambda:ListProvisionedConcurrencyConfigs", "lambda:ListVersionsByFunction"}, Resource: fnARNs},
+		{Sid: "PruneDeleteVersions", Effect: "Allow", Action: []string{"lambda:DeleteFunction"}, Resource: versions},
+		{Sid: "PruneSeeEventSourceMappings", Effect: "Allow", Action: []string{"lambda:ListEventSourceMappings"}, Resource: []string{"*"}},
+		{Sid: "PruneSeeLambdaAtEdge", Effect: "Allow", Action: []string{"cloudfront:ListDistributions"}, Resource: []string{"*"}},
+		{Sid: "PruneReadDistributions", Effect: "Allow", Action: []string{"cloudfront:GetDistributionConfig"},
+			Resource: []string{fmt.Sprintf("arn:%s:cloudfront::%s:distribution/*", part, account)}},
+	}
 }

@@ -26,6 +26,16 @@ func TestPolicyNamesOnlyWhatItCovers(t *testing.T) {
 		{"dynamodb:Query", "arn:aws:dynamodb:eu-west-1:123456789012:table/aviary/index/by-environment", true},
 		{"dynamodb:DeleteTable", "arn:aws:dynamodb:eu-west-1:123456789012:table/aviary", false},
 		{"dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/other", false},
+		// prune: a version of these functions, never the function, never another's
+		{"lambda:DeleteFunction", "arn:aws:lambda:eu-west-1:123456789012:function:shop-api-prod:7", true},
+		{"lambda:DeleteFunction", "arn:aws:lambda:eu-west-1:123456789012:function:shop-other-prod:7", false},
+		{"lambda:ListVersionsByFunction", "arn:aws:lambda:eu-west-1:123456789012:function:shop-api-prod", true},
+		{"lambda:ListAliases", "arn:aws:lambda:eu-west-1:123456789012:function:shop-api-prod", true},
+		{"lambda:ListProvisionedConcurrencyConfigs", "arn:aws:lambda:eu-west-1:123456789012:function:shop-api-prod", true},
+		{"lambda:ListEventSourceMappings", "*", true},
+		{"cloudfront:ListDistributions", "*", true},
+		{"cloudfront:GetDistributionConfig", "arn:aws:cloudfront::123456789012:distribution/E2QWRUHAPOMQZL", true},
+		{"cloudfront:UpdateDistribution", "arn:aws:cloudfront::123456789012:distribution/E2QWRUHAPOMQZL", false},
 	} {
 		if got := p.Allows(tc.action, tc.resource); got != tc.want {
 			t.Errorf("Allows(%s, %s) = %v, want %v", tc.action, tc.resource, got, tc.want)
@@ -38,7 +48,7 @@ func TestPolicyNamesOnlyWhatItCovers(t *testing.T) {
 		t.Errorf("HeadBucket needs %s", got)
 	}
 	noTable := iampolicy.Build(iampolicy.Input{Region: "eu-west-1", Account: "123456789012", Functions: []string{"f"}, Bucket: "b"})
-	if noTable.Allows("dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/aviary") || len(noTable.Statement) != 3 {
+	if noTable.Allows("dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/aviary") || len(noTable.Statement) != 8 {
 		t.Errorf("a SQLite store needs no DynamoDB rights: %+v", noTable)
 	}
 }

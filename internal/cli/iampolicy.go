@@ -25,7 +25,10 @@ func (c *iamPolicyCmd) Help() string {
 has checks, what they read and invoke: CloudWatch metrics (GetMetricData has no resource-level
 permissions, so it is on *), the functions' log groups (their default /aws/lambda/NAME: a
 function logging to a custom group needs logs:FilterLogEvents on that group too), the named
-alarms, the new versions (for smoke invocations; never $LATEST) and the hook functions.
+alarms, the new versions (for smoke invocations; never $LATEST) and the hook functions. It
+covers aviary prune too: listing the functions' versions, aliases and provisioned concurrency,
+deleting their versions (only qualified ARNs: never a function), and reading what else uses a
+version (event source mappings, on * as IAM allows no narrower, and CloudFront distributions).
 
   aviary iam-policy -e production > policy.json`
 }
