@@ -1,5 +1,5 @@
 // Package lambda is the sandbox's AWS Lambda: the REST-JSON control plane (functions, versions,
-// aliases with weighted routing, concurrency) and Invoke, which runs a function's bootstrap from its
+// aliases with weighted routing, concurrency, provisioned concurrency, event source mappings) and Invoke, which runs a function's bootstrap from its
 // zip through the Lambda Runtime API and writes each invocation's log (START, the function's output,
 // END, REPORT, or their JSON-format records) to its execution environment's log stream.
 //

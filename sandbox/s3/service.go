@@ -1,6 +1,7 @@
 // Package s3 is the sandbox's Amazon S3: buckets, objects, ListObjectsV2, multipart uploads and
 // versioning served by gofakes3, over a backend of ours that keeps S3's versioning rules and
-// persists to disk; and bucket lifecycle configurations, stored and answered as S3 does, so that a
+// persists to disk; and bucket lifecycle configurations, stored and answered as S3 does (and applied
+// on request, see ApplyLifecycle), so that a
 // client reading them (to check that no rule expires the artifacts a rollback needs) sees what S3
 // would answer.
 package s3
