@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -391,6 +392,19 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 	case path == "faults" && r.Method == http.MethodDelete:
 		s.limits.setFaults(Faults{})
 		w.WriteHeader(http.StatusNoContent)
+	case path == "s3/lifecycle/apply" && r.Method == http.MethodPost:
+		// Runs lifecycle rules now, as S3 would after {"days": N} more days (see s3.ApplyLifecycle).
+		var opts s3.LifecycleOptions
+		if err := json.NewDecoder(r.Body).Decode(&opts); err != nil && !errors.Is(err, io.EOF) {
+			fail(http.StatusBadRequest, `lifecycle/apply: send {"bucket": "b", "days": 30} (both optional)`)
+			return
+		}
+		rep, err := s.S3.ApplyLifecycle(opts)
+		if err != nil {
+			fail(http.StatusNotFound, "lifecycle/apply: "+err.Error())
+			return
+		}
+		writeJSON(http.StatusOK, rep)
 	case strings.HasPrefix(path, "lambda/code/") && r.Method == http.MethodGet:
 		key := strings.TrimSuffix(strings.TrimPrefix(path, "lambda/code/"), ".zip")
 		b, err := s.Lambda.CodeZip(key)

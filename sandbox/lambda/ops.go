@@ -541,6 +541,7 @@ func (s *Service) deleteFunction(raw, qualifier string) *APIError {
 			return conflict("Unable to delete version because the following aliases reference it: [%s]", strings.Join(refs, ", "))
 		}
 		delete(f.Versions, q)
+		delete(f.Provisioned, q) // the version's provisioned concurrency goes with it
 		s.exec.retire(f.Name, q)
 	}
 	s.save()

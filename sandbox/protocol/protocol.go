@@ -121,10 +121,12 @@ type Handler[In, Out any] func(ctx context.Context, req *Request, in *In) (*Out,
 
 // Operation is one registered operation.
 type Operation struct {
-	Name    string
-	method  string
-	path    []string // REST path template segments; "{Label}" matches one segment
-	status  int      // REST success status
+	Name   string
+	method string
+	path   []string // REST path template segments; "{Label}" matches one segment
+	// query is a requestUri's constant query ("?List=ALL"): two operations on one path differ by it.
+	query   url.Values
+	status  int // REST success status
 	maxBody int64
 	// tooLarge is the error an oversized body answers; nil means RequestEntityTooLargeException.
 	tooLarge func(limit int64) *Error
@@ -162,7 +164,12 @@ func Route[In, Out any](s *Service, pattern, name string, status int, h Handler[
 	if status == 0 {
 		status = http.StatusOK
 	}
-	op := &Operation{Name: name, method: method, path: splitPath(path), status: status, call: typed(h)}
+	path, rawQuery, _ := strings.Cut(path, "?")
+	query, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		panic("protocol.Route: bad query in " + pattern)
+	}
+	op := &Operation{Name: name, method: method, path: splitPath(path), query: query, status: status, call: typed(h)}
 	s.routes = append(s.routes, op)
 	return op
 }
@@ -288,7 +295,7 @@ func (s *Service) identify(req *Request) (*Operation, *Error) {
 		if m.speaks(RESTXML) {
 			req.Protocol = RESTXML
 		}
-		op, labels := s.match(r.Method, r.URL.EscapedPath())
+		op, labels := s.match(r.Method, r.URL.EscapedPath(), r.URL.Query())
 		if op == nil {
 			return nil, &Error{Code: "UnknownOperationException", Status: http.StatusNotFound,
 				Message: fmt.Sprintf("No operation of %s is served at %s %s.", s.Name, r.Method, r.URL.EscapedPath())}
@@ -396,7 +403,7 @@ func (s *Service) readBody(req *Request, op *Operation) *Error {
 }
 
 // match finds the REST operation whose method and path template fit.
-func (s *Service) match(method, escapedPath string) (*Operation, map[string]string) {
+func (s *Service) match(method, escapedPath string, query url.Values) (*Operation, map[string]string) {
 	segs := splitPath(escapedPath)
 	for i, seg := range segs {
 		u, err := url.PathUnescape(seg)
@@ -405,8 +412,21 @@ func (s *Service) match(method, escapedPath string) (*Operation, map[string]stri
 		}
 		segs[i] = u
 	}
+	// An operation whose requestUri carries a constant query is more specific than one on the
+	// same path without: try those first.
+	ordered := make([]*Operation, 0, len(s.routes))
 	for _, op := range s.routes {
-		if op.method != method || len(op.path) != len(segs) {
+		if len(op.query) > 0 {
+			ordered = append(ordered, op)
+		}
+	}
+	for _, op := range s.routes {
+		if len(op.query) == 0 {
+			ordered = append(ordered, op)
+		}
+	}
+	for _, op := range ordered {
+		if op.method != method || len(op.path) != len(segs) || !hasQuery(query, op.query) {
 			continue
 		}
 		labels := map[string]string{}
@@ -428,6 +448,16 @@ func (s *Service) match(method, escapedPath string) (*Operation, map[string]stri
 		}
 	}
 	return nil, nil
+}
+
+// hasQuery reports whether q carries every constant of want.
+func hasQuery(q, want url.Values) bool {
+	for k := range want {
+		if q.Get(k) != want.Get(k) {
+			return false
+		}
+	}
+	return true
 }
 
 func splitPath(p string) []string {
