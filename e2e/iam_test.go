@@ -73,6 +73,15 @@ func TestIAMPolicyCoversEveryCall(t *testing.T) {
 		t.Fatal(errs)
 	}
 
+	// A prune: versions no release made go (one deleted, the newest kept), with a CloudFront
+	// distribution to read.
+	f.publish(f.names[0], "x1")
+	f.publish(f.names[0], "x2")
+	distribution(t, f.cloudfront(), "iam", "", "")
+	if code, _, errs := f.aviary("prune", "-e", "production", "--keep", "1"); code != 0 {
+		t.Fatal(errs)
+	}
+
 	code, out, errs := f.aviary("iam-policy", "-e", "production", "--store", "dynamodb://aviary-releases")
 	if code != 0 {
 		t.Fatalf("iam-policy: %s", errs)
@@ -105,6 +114,13 @@ func TestIAMPolicyCoversEveryCall(t *testing.T) {
 			resource = "arn:aws:s3:::" + strings.TrimPrefix(req.Path, "/")
 		case "logs":
 			resource = "arn:aws:logs:us-east-1:000000000000:log-group:" + req.Resource + ":*"
+		case "cloudfront":
+			resource = "*"
+			if req.Operation == "GetDistributionConfig" {
+				// /2020-05-31/distribution/ID/config
+				parts := strings.Split(strings.Trim(req.Path, "/"), "/")
+				resource = "arn:aws:cloudfront::000000000000:distribution/" + parts[len(parts)-2]
+			}
 		case "monitoring":
 			resource = "*"
 			if req.Operation == "DescribeAlarms" {
@@ -129,7 +145,9 @@ func TestIAMPolicyCoversEveryCall(t *testing.T) {
 	}
 	sort.Strings(seen)
 	t.Logf("actions used: %v", seen)
-	for _, a := range []string{"lambda:InvokeFunction", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "logs:FilterLogEvents", "sts:GetCallerIdentity"} {
+	for _, a := range []string{"lambda:InvokeFunction", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "logs:FilterLogEvents", "sts:GetCallerIdentity",
+		"lambda:DeleteFunction", "lambda:ListVersionsByFunction", "lambda:ListEventSourceMappings", "lambda:ListProvisionedConcurrencyConfigs",
+		"cloudfront:ListDistributions", "cloudfront:GetDistributionConfig"} {
 		if !used[a] {
 			t.Errorf("the run never called %s", a)
 		}
