@@ -298,7 +298,7 @@ func TestPruneKeepsWhatAnythingNeeds(t *testing.T) {
 		t.Errorf("the text dry run: %d\n%s\n%s", code, text, errs)
 	}
 	// Bad input: exit 2, nothing deleted.
-	for _, args := range [][]string{{"prune", "-e", "production", "--keep", "0"}, {"prune", "-e", "production", "--keep", "-3"}, {"prune", "-e", "staging"}} {
+	for _, args := range [][]string{{"prune", "-e", "production", "--keep", "0"}, {"prune", "-e", "production", "--keep", "-3"}, {"prune", "-e", "staging"}, {"prune", "-e", "production", "--store", "sqlite://no-such/state.db"}} {
 		f.srv.ResetRequests()
 		code, _, errs := f.aviary(args...)
 		if code != 2 {

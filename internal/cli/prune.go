@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,6 +74,13 @@ func (c *pruneCmd) Run(e *env) error {
 	}
 	if c.rate() <= 0 {
 		return badInput("--api-rate must be above 0")
+	}
+	// A SQLite store that is not there would open empty: no release would be known, and the
+	// versions their rollbacks need would go.
+	if url := c.storeFlags.url(m); strings.HasPrefix(url, "sqlite://") {
+		if _, err := os.Stat(strings.TrimPrefix(url, "sqlite://")); err != nil {
+			return badInput("the store %s cannot be read (%v): prune keeps what releases need and knows them only from the store; nothing was deleted", url, err)
+		}
 	}
 	st, err := c.storeFlags.open(e.ctx, m)
 	if err != nil {
