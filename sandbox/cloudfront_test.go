@@ -319,6 +319,13 @@ func TestCloudFrontListDistributionsPagination(t *testing.T) {
 	if got, want := fmt.Sprint(sizes), "[2 2 1]"; got != want || len(seen) != 5 {
 		t.Errorf("page sizes = %s, want %s; %d distributions listed", got, want, len(seen))
 	}
+
+	// CloudFront is global: a client configured for another Region sees the same distributions.
+	other := cloudfront.NewFromConfig(e.cfg, func(o *cloudfront.Options) { o.Region = "eu-west-1" })
+	all, err := other.ListDistributions(ctx(t), &cloudfront.ListDistributionsInput{})
+	if err != nil || len(all.DistributionList.Items) != 5 {
+		t.Fatalf("ListDistributions from eu-west-1 = %v, %v", all, err)
+	}
 }
 
 func TestCloudFrontStateSurvivesRestart(t *testing.T) {
