@@ -47,9 +47,18 @@ type Config struct {
 	Objects     ObjectSource
 	Metrics     MetricsSink
 	// Logs receives each invocation's log events; nil discards them.
-	Logs   LogSink
-	Now    func() time.Time
-	Logger *slog.Logger
+	Logs LogSink
+	// Replicas says which versions CloudFront replicates (Lambda@Edge); DeleteFunction refuses
+	// to delete one. Nil means none is.
+	Replicas Replicas
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
+
+// Replicas is CloudFront as Lambda sees it: whether it holds replicas of a version of the
+// function that an unqualified ARN names.
+type Replicas interface {
+	Replicated(functionARN, version string) bool
 }
 
 // ObjectSource is where CreateFunction and UpdateFunctionCode fetch S3Bucket/S3Key code from.

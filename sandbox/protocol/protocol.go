@@ -154,8 +154,10 @@ func Handle[In, Out any](s *Service, name string, h Handler[In, Out]) *Operation
 // Route registers a REST operation. pattern is "METHOD /path/{Label}/..." as the model's
 // requestUri writes it; status is the model's success code (200 when zero). Input members tagged
 // aws:"uri:Label", aws:"query:Name" or aws:"header:Name" are bound from the request, a []byte
-// member tagged aws:"body" takes the raw body, and the rest is decoded from the JSON or XML body;
-// output members tagged aws:"header:Name", aws:"status" or aws:"body" shape the response.
+// member tagged aws:"body" takes the raw body, a member tagged aws:"payload" is decoded from the
+// whole body (the model's "payload"), and otherwise the rest is decoded from the JSON or XML body;
+// output members tagged aws:"header:Name", aws:"status", aws:"body" or aws:"payload" shape the
+// response (a REST-XML output without a payload member marks its header members xml:"-").
 func Route[In, Out any](s *Service, pattern, name string, status int, h Handler[In, Out]) *Operation {
 	method, path, ok := strings.Cut(pattern, " ")
 	if !ok {
