@@ -66,6 +66,9 @@ type Options struct {
 	// that checks how many calls of a burst the quota admits stops it, so that a busy machine
 	// spreading the burst over time does not refill the bucket meanwhile.
 	QuotaClock func() time.Time
+	// CloudFrontClock is the clock CloudFront's deployments and replica releases run by; nil
+	// means time.Now. A test advances it past ReplicationDelay instead of sleeping.
+	CloudFrontClock func() time.Time
 }
 
 // Defaults.
@@ -178,7 +181,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	// whether a version is replicated: versions is set once Lambda exists, before serving.
 	versions := &lambdaVersions{}
 	cf, err := cloudfront.New(cloudfront.Config{Account: opts.Account, Functions: versions, DataDir: opts.DataDir,
-		DeployDelay: opts.UpdateDelay, ReplicationDelay: opts.ReplicationDelay, Logger: opts.Logger})
+		DeployDelay: opts.UpdateDelay, ReplicationDelay: opts.ReplicationDelay, Now: opts.CloudFrontClock, Logger: opts.Logger})
 	if err != nil {
 		lg.Close()
 		cw.Close()
