@@ -1,7 +1,8 @@
 // Package inventory reads what exists on AWS that retention decides about: a function's versions
 // and aliases, and (in the files beside this one) what else names its versions and what the
-// artifact bucket holds. It only reads; every list is paginated to its end, and every call goes
-// through the clients it is given (Lambda's under the shared control-plane limiter).
+// artifact bucket holds. It reads, except for DeleteVersion (delete.go), which deletes one version
+// prune chose and classifies Lambda's answer; every list is paginated to its end, and every call
+// goes through the clients it is given (Lambda's under the shared control-plane limiter).
 package inventory
 
 import (
