@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/aviary-deploy/aviary/awsconfig"
+	"github.com/aviary-deploy/aviary/internal/cli"
+)
+
+const quickCanary = "      canary:\n        - weight: 50%\n          bake: 0s"
+
+// retentionFleet is a fleet whose artifacts live under releases/shop, released twice: the
+// aliases serve stamp 2, the releases name stamp 1 as what a rollback restores.
+func retentionFleet(t *testing.T) (*fleet, *s3.Client) {
+	t.Helper()
+	f := newFleet(t, 2, quick, quickCanary)
+	f.replaceInManifest("bucket: shop-artifacts", "bucket: shop-artifacts\n  prefix: releases/shop")
+	for _, s := range []string{"1", "2"} {
+		f.stampAll(s)
+		if code, out, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200"); code != 0 {
+			t.Fatalf("deploy %s: exit %d\n%s\n%s", s, code, out, errs)
+		}
+	}
+	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+}
+
+// keyOf is the artifact key of a function's zip at a stamp.
+func (f *fleet) keyOf(name, stamp string) (key string, zip []byte) {
+	f.stamp(name, stamp)
+	zip = f.zip(name)
+	sum := sha256.Sum256(zip)
+	return "releases/shop/" + hex.EncodeToString(sum[:]) + ".zip", zip
+}
+
+func getObject(t *testing.T, c *s3.Client, key string) []byte {
+	t.Helper()
+	out, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("shop-artifacts"), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	b, _ := io.ReadAll(out.Body)
+	return b
+}
+
+// Seed 000's story: doctor passes a healthy environment; fails naming a lifecycle rule that would
+// expire the artifacts; names the key an expiry (here a deletion) removed; and --restore puts it
+// back byte for byte, from the local cache and, with the cache gone, from the deployed version's
+// own code.
+func TestDoctorFindsAndRestoresWhatARollbackNeeds(t *testing.T) {
+	f, s3c := retentionFleet(t)
+	ctx := context.Background()
+
+	code, out, errs := f.aviary("doctor", "-e", "production")
+	if code != 0 || !strings.Contains(out, "Ready: every rollback of production can run") || !strings.Contains(out, "2 artifacts") {
+		t.Fatalf("doctor on a healthy environment: exit %d\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(out, "versioning is off") {
+		t.Errorf("doctor does not say the bucket is unversioned:\n%s", out)
+	}
+
+	// A lifecycle rule that would expire every artifact.
+	if _, err := s3c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: aws.String("shop-artifacts"),
+		LifecycleConfiguration: &s3types.BucketLifecycleConfiguration{Rules: []s3types.LifecycleRule{
+			{ID: aws.String("expire-old-builds"), Status: s3types.ExpirationStatusEnabled, Filter: &s3types.LifecycleRuleFilter{Prefix: aws.String("releases/")},
+				Expiration: &s3types.LifecycleExpiration{Days: aws.Int32(30)}},
+			{ID: aws.String("logs"), Status: s3types.ExpirationStatusEnabled, Filter: &s3types.LifecycleRuleFilter{Prefix: aws.String("logs/")},
+				Expiration: &s3types.LifecycleExpiration{Days: aws.Int32(1)}},
+		}}}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = f.aviary("doctor", "-e", "production")
+	if code != cli.ExitNotReady || !strings.Contains(out, "rule expire-old-builds: expires (deletes) artifacts 30 days after their upload") || strings.Contains(out, "rule logs") {
+		t.Fatalf("doctor with an expiring rule: exit %d\n%s\n%s", code, out, errs)
+	}
+	if _, err := s3c.DeleteBucketLifecycle(ctx, &s3.DeleteBucketLifecycleInput{Bucket: aws.String("shop-artifacts")}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The expiry ran: stamp 1's artifact of fn00 is gone.
+	key, zip := f.keyOf("fn00", "1")
+	del := func() {
+		if _, err := s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("shop-artifacts"), Key: aws.String(key)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del()
+	code, out, errs = f.aviary("doctor", "-e", "production")
+	if code != cli.ExitNotReady || !strings.Contains(out, "s3://shop-artifacts/"+key+": missing: needed by shop-fn00-prod:") || !strings.Contains(out, "--restore") {
+		t.Fatalf("doctor with a missing artifact: exit %d\n%s\n%s", code, out, errs)
+	}
+
+	code, out, errs = f.aviary("doctor", "-e", "production", "--restore")
+	if code != 0 || !strings.Contains(out, "restored from the local cache") {
+		t.Fatalf("doctor --restore: exit %d\n%s\n%s", code, out, errs)
+	}
+	if !bytes.Equal(getObject(t, s3c, key), zip) {
+		t.Fatal("the artifact restored from the cache differs from the original")
+	}
+
+	// Gone again, and from the cache too: the deployed version's code is the last copy.
+	del()
+	cached := filepath.Join(f.dir, ".aviary", "cache", strings.TrimPrefix(key, "releases/shop/"))
+	if err := os.Remove(cached); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = f.aviary("doctor", "-e", "production", "--restore", "-o", "json")
+	if code != 0 {
+		t.Fatalf("doctor --restore without the cache: exit %d\n%s\n%s", code, out, errs)
+	}
+	var doc struct {
+		Schema    string
+		Ready     bool
+		Artifacts []struct {
+			Key, S3, Cache, RestoredFrom, CacheRestoredFrom string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Schema != "aviary/v1" || !doc.Ready {
+		t.Fatalf("doctor -o json: %v\n%s", err, out)
+	}
+	found := false
+	for _, a := range doc.Artifacts {
+		if a.Key == key {
+			found = true
+			if !strings.Contains(a.RestoredFrom, "deployed code of shop-fn00-prod:") || !strings.Contains(a.CacheRestoredFrom, "GetFunction") {
+				t.Errorf("restored %+v", a)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("%s not among the artifacts: %s", key, out)
+	}
+	if !bytes.Equal(getObject(t, s3c, key), zip) {
+		t.Fatal("the artifact restored from the deployed code differs from the original")
+	}
+	if b, err := os.ReadFile(cached); err != nil || !bytes.Equal(b, zip) {
+		t.Fatalf("the cache was not refilled byte for byte: %v", err)
+	}
+	if code, out, errs = f.aviary("doctor", "-e", "production"); code != 0 {
+		t.Fatalf("doctor after the restores: exit %d\n%s\n%s", code, out, errs)
+	}
+
+	// Bad input: an unknown environment.
+	if code, _, errs = f.aviary("doctor", "-e", "nowhere"); code != cli.ExitBadInput {
+		t.Errorf("doctor -e nowhere: exit %d %s", code, errs)
+	}
+}
