@@ -18,6 +18,7 @@ import (
 
 	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/internal/cli"
+	"github.com/aviary-deploy/aviary/sandbox"
 )
 
 const quickCanary = "      canary:\n        - weight: 50%\n          bake: 0s"
@@ -160,5 +161,67 @@ func TestDoctorFindsAndRestoresWhatARollbackNeeds(t *testing.T) {
 	// Bad input: an unknown environment.
 	if code, _, errs = f.aviary("doctor", "-e", "nowhere"); code != cli.ExitBadInput {
 		t.Errorf("doctor -e nowhere: exit %d %s", code, errs)
+	}
+}
+
+// deploy runs doctor's artifact part before its first write: the artifact of the version each
+// function would roll back to is restored when it went missing, and when it cannot be restored
+// the deploy refuses with exit 2, having changed nothing.
+func TestDeployRestoresOrRefusesWhatARollbackNeeds(t *testing.T) {
+	f, s3c := retentionFleet(t)
+	ctx := context.Background()
+	gone := func(stamp string, cacheToo bool) string {
+		key, _ := f.keyOf(f.names[0], stamp) // every function's zip is the same at a stamp
+		if _, err := s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("shop-artifacts"), Key: aws.String(key)}); err != nil {
+			t.Fatal(err)
+		}
+		if cacheToo {
+			if err := os.Remove(filepath.Join(f.dir, ".aviary", "cache", strings.TrimPrefix(key, "releases/shop/"))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return key
+	}
+
+	// Restorable: the aliases serve stamp 2, whose artifact is gone from S3 but cached.
+	key := gone("2", false)
+	f.stampAll("3")
+	code, out, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200")
+	if code != 0 || !strings.Contains(out, "Restored s3://shop-artifacts/"+key+" from the local cache") {
+		t.Fatalf("deploy with a restorable artifact: exit %d\n%s\n%s", code, out, errs)
+	}
+	_, want := f.keyOf(f.names[0], "2")
+	if !bytes.Equal(getObject(t, s3c, key), want) {
+		t.Fatal("the restored artifact differs")
+	}
+
+	// Unrestorable: stamp 3's artifact is gone from S3 and the cache, and S3 refuses every
+	// upload, so not even the deployed code can be put back.
+	key = gone("3", true)
+	if err := f.srv.SetFaults(sandbox.Faults{Rate: 1, Kinds: []string{"5xx"}, Services: []string{"s3"}, Operations: []string{"PutObject"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.stampAll("4")
+	f.srv.ResetRequests()
+	code, out, errs = f.aviary("deploy", "-e", "production", "--api-rate", "200")
+	if code != cli.ExitBadInput || !strings.Contains(errs, "nothing was changed: a rollback of this release could not run: s3://shop-artifacts/"+key) || !strings.Contains(errs, "--allow-unrestorable") {
+		t.Fatalf("deploy with an unrestorable artifact: exit %d\n%s\n%s", code, out, errs)
+	}
+	if w := writes(f.srv.Requests()); len(w) != 0 {
+		t.Errorf("the refused deploy wrote %v", w)
+	}
+	if v, _ := f.alias(f.names[0]); v != "3" {
+		t.Errorf("the alias moved to %s", v)
+	}
+
+	// S3 takes uploads again: the deployed code of version 3 is the only copy left.
+	f.srv.SetFaults(sandbox.Faults{})
+	code, out, errs = f.aviary("deploy", "-e", "production", "--api-rate", "200")
+	if code != 0 || !strings.Contains(out, "Restored s3://shop-artifacts/"+key+" from the deployed code of shop-fn0") {
+		t.Fatalf("deploy after S3 recovered: exit %d\n%s\n%s", code, out, errs)
+	}
+	_, want = f.keyOf(f.names[0], "3")
+	if !bytes.Equal(getObject(t, s3c, key), want) {
+		t.Fatal("the artifact restored from the deployed code differs")
 	}
 }

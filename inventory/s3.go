@@ -21,6 +21,11 @@ type S3API interface {
 	GetBucketVersioning(context.Context, *s3.GetBucketVersioningInput, ...func(*s3.Options)) (*s3.GetBucketVersioningOutput, error)
 }
 
+// HeadAPI reads one object.
+type HeadAPI interface {
+	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+}
+
 // AccountAPI is the part of *lambda.Client that reads the account's code storage.
 type AccountAPI interface {
 	GetAccountSettings(context.Context, *lambda.GetAccountSettingsInput, ...func(*lambda.Options)) (*lambda.GetAccountSettingsOutput, error)
@@ -69,7 +74,7 @@ func ListObjects(ctx context.Context, c S3API, bucket, prefix string) ([]Object,
 
 // HeadObject reads one object's size, checksum and storage class; found is false when there is
 // no such key.
-func HeadObject(ctx context.Context, c S3API, bucket, key string) (obj Object, found bool, err error) {
+func HeadObject(ctx context.Context, c HeadAPI, bucket, key string) (obj Object, found bool, err error) {
 	out, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: s3types.ChecksumModeEnabled})
 	if err != nil {
 		var nf *s3types.NotFound

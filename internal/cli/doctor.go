@@ -71,12 +71,12 @@ type artifactKit struct {
 	http   *http.Client
 }
 
-// artifactS3 is the part of *s3.Client doctor, deploy's readiness and gc use.
+// artifactS3 is the part of *s3.Client doctor and deploy's readiness check read and restore
+// artifacts with.
 type artifactS3 interface {
-	inventory.S3API
+	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 }
 
 // codeAPI reads a version's code location.
@@ -86,7 +86,9 @@ type codeAPI interface {
 
 var (
 	_ artifactS3 = (*s3.Client)(nil)
+	_ artifactS3 = lambdafleet.S3API(nil)
 	_ codeAPI    = (*lambda.Client)(nil)
+	_ codeAPI    = lambdafleet.LambdaAPI(nil)
 )
 
 func newArtifactKit(c lambdafleet.Clients, m *manifest.Manifest) *artifactKit {
@@ -342,11 +344,11 @@ func (c *doctorCmd) Run(e *env) error {
 	restoreFix := fmt.Sprintf("aviary doctor -e %s --restore", envm.Name)
 
 	// The bucket first: an unreadable one is bad input, before anything else is read.
-	versioning, err := inventory.Versioning(e.ctx, kit.s3, kit.bucket)
+	versioning, err := inventory.Versioning(e.ctx, clients.S3, kit.bucket)
 	if err != nil {
 		return usageError{fmt.Errorf("the artifact bucket %s cannot be read: %w", kit.bucket, err)}
 	}
-	rules, err := inventory.Lifecycle(e.ctx, kit.s3, kit.bucket)
+	rules, err := inventory.Lifecycle(e.ctx, clients.S3, kit.bucket)
 	if err != nil {
 		return usageError{fmt.Errorf("the artifact bucket %s cannot be read: %w", kit.bucket, err)}
 	}
@@ -502,4 +504,65 @@ func readFunctions(ctx context.Context, c inventory.LambdaAPI, names []string) (
 	}
 	wg.Wait()
 	return out, errors.Join(errs...)
+}
+
+// checkRollbackArtifacts is doctor's artifact part for a deploy, before its first write: the
+// artifact of every version the release would roll back to (each changed function's current
+// alias version) must be in S3 — a rollback moves the alias back to that version, and anything
+// that redeploys it (a CloudFormation or Terraform rollback, a recreated function) reads it from
+// S3. A missing one is restored (from the cache or the deployed code, verified); one that cannot
+// be restored stops the deploy before it changes anything, unless allow. The local cache is not
+// required here: a CI runner's cache is often fresh, and the S3 copy is what a rollback reads.
+func checkRollbackArtifacts(ctx context.Context, p *prepared, log io.Writer, allow bool) error {
+	kit := &artifactKit{s3: p.fleet.S3, lambda: p.fleet.Lambda, bucket: p.m.Artifacts.Bucket, prefix: p.m.Artifacts.Prefix,
+		cache: artifact.Cache{Dir: p.m.Artifacts.Cache}, http: http.DefaultClient}
+	byKey := map[string]*retention.Wanted{}
+	var keys []string
+	for _, r := range p.rows {
+		cur := r.Current
+		if !r.Change || !cur.AliasExists || cur.AliasVersion == "" || cur.AliasCodeSha256 == "" {
+			continue
+		}
+		key, err := retention.KeyOf(p.m.Artifacts.Prefix, cur.AliasCodeSha256)
+		if err != nil {
+			return fmt.Errorf("%s version %s: %w", r.FunctionName, cur.AliasVersion, err)
+		}
+		w := byKey[key]
+		if w == nil {
+			w = &retention.Wanted{Key: key, CodeSha256: cur.AliasCodeSha256}
+			byKey[key] = w
+			keys = append(keys, key)
+		}
+		w.Versions = append(w.Versions, r.FunctionName+":"+cur.AliasVersion)
+	}
+	wanted := make([]retention.Wanted, 0, len(keys))
+	for _, k := range keys {
+		wanted = append(wanted, *byKey[k])
+	}
+	states, err := kit.check(ctx, wanted, false)
+	if err != nil {
+		return fmt.Errorf("nothing was changed: checking the artifacts a rollback needs: %w", err)
+	}
+	var broken []string
+	for i := range states {
+		s := &states[i]
+		if s.S3 == "" {
+			continue
+		}
+		fmt.Fprintf(log, "The artifact a rollback to %s needs, s3://%s/%s, is %s: restoring it\n", strings.Join(s.Versions, ", "), kit.bucket, s.Key, s.S3)
+		kit.restore(ctx, s, false)
+		if s.Restored != "" {
+			fmt.Fprintf(log, "Restored s3://%s/%s from %s, verified against its SHA-256\n", kit.bucket, s.Key, s.Restored)
+			continue
+		}
+		broken = append(broken, fmt.Sprintf("s3://%s/%s (for %s) is %s and cannot be restored: %s", kit.bucket, s.Key, strings.Join(s.Versions, ", "), s.S3, s.RestoreError))
+	}
+	if len(broken) == 0 {
+		return nil
+	}
+	if allow {
+		fmt.Fprintf(log, "Deploying anyway (--allow-unrestorable), although a rollback of this release could not redeploy: %s\n", strings.Join(broken, "; "))
+		return nil
+	}
+	return usageError{fmt.Errorf("nothing was changed: a rollback of this release could not run: %s. Rebuild and upload that code, or deploy with --allow-unrestorable", strings.Join(broken, "; "))}
 }
