@@ -21,6 +21,10 @@ type Input struct {
 	Table     string // the DynamoDB store's table, if the store is DynamoDB
 	// Checks is what the environment's health checks read, if it has any.
 	Checks *Checks
+	// ReadFunctions are the functions whose versions and aliases `aviary doctor` and `aviary gc`
+	// read: gc marks the artifacts of every environment sharing the bucket, so this is every
+	// environment's functions. Empty: only Functions.
+	ReadFunctions []string
 }
 
 // Checks is what health checks need: metrics, the functions' log groups, alarms, smoke
@@ -83,6 +87,7 @@ func Build(in Input) Policy {
 			Resource:  []string{fmt.Sprintf("arn:%s:s3:::%s", part, in.Bucket)},
 			Condition: map[string]map[string]string{"StringLike": {"s3:prefix": listPrefix}}},
 	}}
+	p.Statement = append(p.Statement, retentionStatements(part, in, fnARNs, objects)...)
 	if c := in.Checks; c != nil {
 		p.Statement = append(p.Statement, checkStatements(part, in, fnARNs)...)
 	}
@@ -108,6 +113,12 @@ func Action(service, op string) string {
 			return "s3:GetObject"
 		case "HeadBucket", "ListObjects", "ListObjectsV2":
 			return "s3:ListBucket"
+		case "ListObjectVersions":
+			return "s3:ListBucketVersions"
+		case "GetBucketLifecycleConfiguration":
+			return "s3:GetLifecycleConfiguration"
+		case "DeleteObjects":
+			return "s3:DeleteObject"
 		}
 		return "s3:" + op
 	case "monitoring":
@@ -187,4 +198,28 @@ func checkStatements(part string, in Input, fnARNs []string) []Statement {
 		out = append(out, Statement{Sid: "InvokeHooks", Effect: "Allow", Action: []string{"lambda:GetFunction", "lambda:InvokeFunction"}, Resource: hooks})
 	}
 	return out
+}
+
+// retentionStatements are doctor's and gc's rights: reading versions and aliases (of every
+// environment, for gc's marking), the account's code storage (GetAccountSettings has no
+// resource-level permissions), the bucket's lifecycle and versioning, and deleting unreachable
+// artifacts under the prefix. Restoring an artifact uses GetFunction and PutObject, granted above.
+func retentionStatements(part string, in Input, fnARNs []string, objects string) []Statement {
+	read := fnARNs
+	if len(in.ReadFunctions) > 0 {
+		fns := append([]string(nil), in.ReadFunctions...)
+		sort.Strings(fns)
+		read = nil
+		for _, f := range fns {
+			arn := fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", part, in.Region, in.Account, f)
+			read = append(read, arn, arn+":*")
+		}
+	}
+	bucket := fmt.Sprintf("arn:%s:s3:::%s", part, in.Bucket)
+	return []Statement{
+		{Sid: "ReadVersionsAndAliases", Effect: "Allow", Action: []string{"lambda:ListVersionsByFunction", "lambda:ListAliases"}, Resource: read},
+		{Sid: "ReadCodeStorage", Effect: "Allow", Action: []string{"lambda:GetAccountSettings"}, Resource: []string{"*"}},
+		{Sid: "ReadArtifactBucketRules", Effect: "Allow", Action: []string{"s3:GetLifecycleConfiguration", "s3:GetBucketVersioning"}, Resource: []string{bucket}},
+		{Sid: "CollectUnreachableArtifacts", Effect: "Allow", Action: []string{"s3:DeleteObject"}, Resource: []string{objects}},
+	}
 }

@@ -126,11 +126,7 @@ func (c *gcCmd) Run(e *env) error {
 	}
 	defer st.Close()
 	var retained []*release.Release
-	envNames := make([]string, 0, len(m.Environments))
-	for name := range m.Environments {
-		envNames = append(envNames, name)
-	}
-	sort.Strings(envNames)
+	envNames := sortedEnvs(m)
 	var fns []inventory.Function
 	for _, name := range envNames {
 		other := m.Environments[name]
@@ -189,13 +185,16 @@ func (c *gcCmd) Run(e *env) error {
 	return nil
 }
 
-func manifestEnvs(m *manifest.Manifest) string {
+func manifestEnvs(m *manifest.Manifest) string { return strings.Join(sortedEnvs(m), ", ") }
+
+// sortedEnvs are the manifest's environment names, sorted.
+func sortedEnvs(m *manifest.Manifest) []string {
 	names := make([]string, 0, len(m.Environments))
 	for n := range m.Environments {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return strings.Join(names, ", ")
+	return names
 }
 
 func printGC(w io.Writer, out *gcOutput, envs string) {

@@ -25,7 +25,10 @@ func (c *iamPolicyCmd) Help() string {
 has checks, what they read and invoke: CloudWatch metrics (GetMetricData has no resource-level
 permissions, so it is on *), the functions' log groups (their default /aws/lambda/NAME: a
 function logging to a custom group needs logs:FilterLogEvents on that group too), the named
-alarms, the new versions (for smoke invocations; never $LATEST) and the hook functions.
+alarms, the new versions (for smoke invocations; never $LATEST) and the hook functions. For aviary
+doctor and gc: the versions and aliases of every environment's functions (gc marks the artifacts
+of every environment sharing the bucket), the account's code storage (GetAccountSettings, on *),
+the bucket's lifecycle and versioning, and DeleteObject under the prefix.
 
   aviary iam-policy -e production > policy.json`
 }
@@ -76,6 +79,10 @@ func (c *iamPolicyCmd) Run(e *env) error {
 	}
 	for _, fn := range m.Functions {
 		in.Functions = append(in.Functions, m.FunctionName(envm, fn.Name))
+	}
+	// gc marks the artifacts of every environment sharing the bucket: it reads all their versions.
+	for _, name := range sortedEnvs(m) {
+		in.ReadFunctions = append(in.ReadFunctions, functionNames(m, m.Environments[name])...)
 	}
 	if ch := envm.Checks; ch != nil {
 		in.Checks = &iampolicy.Checks{Metrics: ch.Metrics, Alarms: ch.Alarms, Smoke: len(ch.Smoke) > 0}
