@@ -261,41 +261,6 @@ func verify(b []byte, codeSha256 string) error {
 	return nil
 }
 
-// finding is one line of doctor's report.
-type finding struct {
-	Severity retention.Severity `json:"severity"`
-	Check    string             `json:"check"` // artifact, cache, version, lifecycle, versioning, code-storage, function
-	Subject  string             `json:"subject"`
-	Message  string             `json:"message"`
-	Fix      string             `json:"fix,omitempty"`
-}
-
-// doctorOutput is `aviary doctor -o json`.
-type doctorOutput struct {
-	v1
-	Service     string `json:"service"`
-	Environment string `json:"environment"`
-	Bucket      string `json:"bucket"`
-	Prefix      string `json:"prefix"`
-	// Ready says every rollback can run: no finding is an error.
-	Ready     bool             `json:"ready"`
-	Findings  []finding        `json:"findings"`
-	Artifacts []artifactOutput `json:"artifacts"`
-}
-
-type artifactOutput struct {
-	Key        string           `json:"key"`
-	CodeSha256 string           `json:"codeSha256"`
-	Versions   []string         `json:"versions"`
-	Needs      []retention.Need `json:"needs"`
-	// S3 and Cache are "ok" or the problem found.
-	S3            string `json:"s3"`
-	Cache         string `json:"cache"`
-	Restored      string `json:"restoredFrom,omitempty"`
-	CacheRestored string `json:"cacheRestoredFrom,omitempty"`
-	RestoreError  string `json:"restoreError,omitempty"`
-}
-
 func okOr(s string) string {
 	if s == "" {
 		return "ok"

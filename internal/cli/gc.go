@@ -48,34 +48,6 @@ Exit codes: 0 done; 2 bad input (unknown environment, bad --grace, unreadable bu
 or the store that cannot be read), nothing deleted; 1 a deletion failed.`
 }
 
-// gcOutput is `aviary gc -o json`.
-type gcOutput struct {
-	v1
-	Service     string `json:"service"`
-	Environment string `json:"environment"`
-	Bucket      string `json:"bucket"`
-	Prefix      string `json:"prefix"`
-	Grace       string `json:"grace"`
-	DryRun      bool   `json:"dryRun"`
-	// Versioned says the bucket keeps deleted objects as noncurrent versions (still billed).
-	Versioned bool `json:"versioned"`
-	// Deleted are the keys deleted (in a dry run: that would be); Bytes their total size.
-	Deleted []gcObjectOutput `json:"deleted"`
-	Bytes   int64            `json:"bytes"`
-	Kept    []gcObjectOutput `json:"kept"`
-	Foreign []string         `json:"foreign,omitempty"`
-	// Failed are deletions that failed, with why.
-	Failed []gcObjectOutput `json:"failed,omitempty"`
-}
-
-type gcObjectOutput struct {
-	Key          string           `json:"key"`
-	Size         int64            `json:"size"`
-	LastModified time.Time        `json:"lastModified"`
-	Needs        []retention.Need `json:"needs,omitempty"`
-	Error        string           `json:"error,omitempty"`
-}
-
 func gcObjectOf(v retention.Verdict) gcObjectOutput {
 	return gcObjectOutput{Key: v.Object.Key, Size: v.Object.Size, LastModified: v.Object.LastModified, Needs: v.Needs}
 }
