@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/aviary-deploy/aviary/internal/cli"
 )
@@ -120,11 +121,31 @@ func TestGCDeletesOnlyUnreachableOldArtifacts(t *testing.T) {
 		}
 	}
 
+	// A versioned bucket: the deletion leaves a noncurrent version, and gc says so.
+	if _, err := s3c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("shop-artifacts"),
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("shop-artifacts"), Key: aws.String(orphan), Body: bytes.NewReader(orphanBody)}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = f.aviary("gc", "-e", "production", "--grace", "0s")
+	if code != 0 || !strings.Contains(out, "Deleted 1 artifact") || !strings.Contains(out, "noncurrent version, still billed") {
+		t.Fatalf("gc in a versioned bucket: exit %d\n%s\n%s", code, out, errs)
+	}
+	vs, err := s3c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String("shop-artifacts"), Prefix: aws.String(orphan)})
+	if err != nil || len(vs.Versions) == 0 || len(vs.DeleteMarkers) != 1 {
+		t.Errorf("after gc in a versioned bucket: %v, %d versions, %d markers (want the noncurrent version kept)", err, len(vs.Versions), len(vs.DeleteMarkers))
+	}
+
 	// A bucket that cannot be read: exit 2, nothing deleted.
 	f.replaceInManifest("bucket: shop-artifacts", "bucket: no-such-bucket")
 	f.srv.ResetRequests()
 	code, out, errs = f.aviary("gc", "-e", "production", "--grace", "0s")
 	if code != cli.ExitBadInput || !strings.Contains(errs, "nothing was deleted") || !strings.Contains(errs, "no-such-bucket") || deletes() != 0 {
 		t.Errorf("gc on a missing bucket: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, out, errs = f.aviary("doctor", "-e", "production"); code != cli.ExitBadInput || !strings.Contains(errs, "no-such-bucket") {
+		t.Errorf("doctor on a missing bucket: exit %d\n%s\n%s", code, out, errs)
 	}
 }
