@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -156,6 +157,22 @@ func TestDoctorFindsAndRestoresWhatARollbackNeeds(t *testing.T) {
 	}
 	if code, out, errs = f.aviary("doctor", "-e", "production"); code != 0 {
 		t.Fatalf("doctor after the restores: exit %d\n%s\n%s", code, out, errs)
+	}
+
+	// Overwritten with other bytes of the same size: the SHA-256 S3 recorded gives it away, and
+	// --restore puts the right bytes back.
+	wrong := bytes.Repeat([]byte{'x'}, len(zip))
+	wsum := sha256.Sum256(wrong)
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("shop-artifacts"), Key: aws.String(key), Body: bytes.NewReader(wrong),
+		ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256, ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(wsum[:]))}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = f.aviary("doctor", "-e", "production")
+	if code != cli.ExitNotReady || !strings.Contains(out, "S3 records SHA-256 "+base64.StdEncoding.EncodeToString(wsum[:])) {
+		t.Fatalf("doctor with a corrupt artifact: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, out, errs = f.aviary("doctor", "-e", "production", "--restore"); code != 0 || !bytes.Equal(getObject(t, s3c, key), zip) {
+		t.Fatalf("doctor --restore of a corrupt artifact: exit %d\n%s\n%s", code, out, errs)
 	}
 
 	// Bad input: an unknown environment.
