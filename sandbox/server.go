@@ -1,5 +1,5 @@
-// Package sandbox serves AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs and STS endpoints
-// on one local port, so that a release can be rehearsed with no AWS account. Requests are routed by
+// Package sandbox serves AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs, STS and CloudFront
+// endpoints on one local port, so that a release can be rehearsed with no AWS account. Requests are routed by
 // the service name in their SigV4 credential scope, as LocalStack does; signatures are not
 // verified. Every service but S3 (served by gofakes3) speaks through sandbox/protocol, one wire layer
 // for AWS's protocols and error envelopes.
@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aviary-deploy/aviary/sandbox/cloudfront"
 	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
 	"github.com/aviary-deploy/aviary/sandbox/logs"
@@ -49,6 +51,10 @@ type Options struct {
 	// UpdateDelay is how long new functions stay Pending and updates InProgress; zero means
 	// the default, negative means none.
 	UpdateDelay time.Duration
+	// ReplicationDelay is how long a Lambda version stays replicated (undeletable) after the last
+	// CloudFront association naming it was removed; AWS takes hours. Zero means
+	// DefaultReplicationDelay, negative means none.
+	ReplicationDelay time.Duration
 	// MetricResolution is the finest period of the AWS/Lambda metrics (AWS: 60 s).
 	MetricResolution time.Duration
 	// MaxConcurrency bounds the execution environments of each function version.
@@ -60,6 +66,9 @@ type Options struct {
 	// that checks how many calls of a burst the quota admits stops it, so that a busy machine
 	// spreading the burst over time does not refill the bucket meanwhile.
 	QuotaClock func() time.Time
+	// CloudFrontClock is the clock CloudFront's deployments and replica releases run by; nil
+	// means time.Now. A test advances it past ReplicationDelay instead of sleeping.
+	CloudFrontClock func() time.Time
 }
 
 // Defaults.
@@ -67,6 +76,8 @@ const (
 	DefaultAddr        = "127.0.0.1:4566"
 	DefaultControlRate = 15
 	DefaultUpdateDelay = 500 * time.Millisecond
+	// DefaultReplicationDelay is short next to AWS's hours, so that a rehearsal can wait it out.
+	DefaultReplicationDelay = 30 * time.Second
 )
 
 // Server is a running sandbox.
@@ -78,6 +89,8 @@ type Server struct {
 	CloudWatch *cloudwatch.Service
 	// Logs is CloudWatch Logs, where every invocation's log is written.
 	Logs *logs.Service
+	// CloudFront keeps distributions and the Lambda@Edge replicas they hold.
+	CloudFront *cloudfront.Service
 
 	opts     Options
 	ln       net.Listener
@@ -115,6 +128,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		opts.UpdateDelay = DefaultUpdateDelay
 	case opts.UpdateDelay < 0:
 		opts.UpdateDelay = 0
+	}
+	switch {
+	case opts.ReplicationDelay == 0:
+		opts.ReplicationDelay = DefaultReplicationDelay
+	case opts.ReplicationDelay < 0:
+		opts.ReplicationDelay = 0
 	}
 	if err := opts.Faults.validate(); err != nil {
 		return nil, err
@@ -158,10 +177,21 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	// CloudFront asks Lambda whether an associated version exists, and Lambda asks CloudFront
+	// whether a version is replicated: versions is set once Lambda exists, before serving.
+	versions := &lambdaVersions{}
+	cf, err := cloudfront.New(cloudfront.Config{Account: opts.Account, Functions: versions, DataDir: opts.DataDir,
+		DeployDelay: opts.UpdateDelay, ReplicationDelay: opts.ReplicationDelay, Now: opts.CloudFrontClock, Logger: opts.Logger})
+	if err != nil {
+		lg.Close()
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
 	lm, err := lambda.New(lambda.Config{
 		Region: opts.Region, Account: opts.Account, BaseURL: s.URL, DataDir: opts.DataDir,
 		UpdateDelay: opts.UpdateDelay, MaxConcurrency: opts.MaxConcurrency, IdleTimeout: opts.IdleTimeout,
-		Objects: objectSource{st}, Metrics: lambdaMetrics{cw}, Logs: lambdaLogs{lg}, Logger: opts.Logger,
+		Objects: objectSource{st}, Metrics: lambdaMetrics{cw}, Logs: lambdaLogs{lg}, Replicas: cf, Logger: opts.Logger,
 	})
 	if err != nil {
 		lg.Close()
@@ -169,13 +199,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s.Lambda, s.S3, s.CloudWatch, s.Logs = lm, st, cw, lg
+	versions.lambda = lm
+	s.Lambda, s.S3, s.CloudWatch, s.Logs, s.CloudFront = lm, st, cw, lg, cf
 	s.handlers = map[string]http.Handler{
 		"lambda":     lm.Handler(s.limits),
 		"s3":         st.Handler(s.limits),
 		"monitoring": cw.Handler(s.limits),
 		"logs":       lg.Handler(s.limits),
 		"sts":        sts.New(opts.Account).Handler(s.limits),
+		"cloudfront": cf.Handler(s.limits),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -254,7 +286,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs) and sts.", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts and cloudfront.", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -291,6 +323,8 @@ func signingService(r *http.Request) string {
 		return "monitoring"
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328."):
 		return "logs"
+	case strings.HasPrefix(p, "/2020-05-31/distribution"):
+		return "cloudfront"
 	case r.Method == http.MethodPost && p == "/" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
 		return "monitoring"
 	}
@@ -345,6 +379,13 @@ func (o objectSource) GetObject(bucket, key, version string) ([]byte, error) {
 	return b, err
 }
 
+// lambdaVersions lets CloudFront check a Lambda@Edge association against the sandbox's Lambda.
+type lambdaVersions struct{ lambda *lambda.Service }
+
+func (v *lambdaVersions) HasVersion(functionARN, version string) bool {
+	return v.lambda != nil && v.lambda.HasVersion(functionARN, version)
+}
+
 // admin serves the sandbox's own API under /_aviary/.
 func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/_aviary/")
@@ -391,6 +432,19 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 	case path == "faults" && r.Method == http.MethodDelete:
 		s.limits.setFaults(Faults{})
 		w.WriteHeader(http.StatusNoContent)
+	case path == "s3/lifecycle/apply" && r.Method == http.MethodPost:
+		// Runs lifecycle rules now, as S3 would after {"days": N} more days (see s3.ApplyLifecycle).
+		var opts s3.LifecycleOptions
+		if err := json.NewDecoder(r.Body).Decode(&opts); err != nil && !errors.Is(err, io.EOF) {
+			fail(http.StatusBadRequest, `lifecycle/apply: send {"bucket": "b", "days": 30} (both optional)`)
+			return
+		}
+		rep, err := s.S3.ApplyLifecycle(opts)
+		if err != nil {
+			fail(http.StatusNotFound, "lifecycle/apply: "+err.Error())
+			return
+		}
+		writeJSON(http.StatusOK, rep)
 	case strings.HasPrefix(path, "lambda/code/") && r.Method == http.MethodGet:
 		key := strings.TrimSuffix(strings.TrimPrefix(path, "lambda/code/"), ".zip")
 		b, err := s.Lambda.CodeZip(key)

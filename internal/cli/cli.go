@@ -51,7 +51,7 @@ type app struct {
 	Package  packageCmd  `cmd:"" group:"Manifest" help:"Package files or directories into a reproducible Lambda zip and print its SHA-256."`
 
 	Demo    demoCmd    `cmd:"" group:"Sandbox" help:"Rehearse a release on a local sandbox: a fleet deployed, a canary shifted and rolled back, a release promoted. Needs only Go."`
-	Sandbox sandboxCmd `cmd:"" group:"Sandbox" help:"Serve AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs and STS endpoints on one local port."`
+	Sandbox sandboxCmd `cmd:"" group:"Sandbox" help:"Serve AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs, STS and CloudFront endpoints on one local port."`
 	Traffic trafficCmd `cmd:"" group:"Sandbox" help:"Invoke an environment's aliases at a steady rate and report what answered, by executed version."`
 
 	Completion completionCmd `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`

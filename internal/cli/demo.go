@@ -30,13 +30,44 @@ import (
 )
 
 type demoCmd struct {
-	Keep bool `help:"Keep the sandbox running after the demo, so you can look around with the AWS CLI and aviary status/history."`
+	Chapter string `arg:"" optional:"" enum:"release,retention" default:"release" help:"release: a faulty canary caught and the fleet rolled back, a good release promoted (default). retention: an S3 lifecycle rule expires the artifacts a rollback needs; aviary doctor finds it and restores them, and aviary prune deletes only what nothing needs."`
+	Keep    bool   `help:"Keep the sandbox running after the demo, so you can look around with the AWS CLI and aviary status/history."`
 }
 
-// demo rehearses what Aviary is for, on a sandbox in this process: the example fleet deployed by
-// its first release; live traffic; a release whose canary fails a share of one function's requests,
-// caught by the health checks and rolled back fleet-wide; and a good release promoted — all
-// through `aviary deploy`, as CI and people run it.
+// rehearsal is a demo's sandbox, store and example fleet, and the way it runs aviary commands.
+type rehearsal struct {
+	ctx      context.Context
+	out      io.Writer
+	iout     *indent
+	ierr     *indent
+	srv      *sandbox.Server
+	m        *manifest.Manifest
+	env      *manifest.Environment
+	cfg      aws.Config
+	lambda   *lambda.Client
+	root     string
+	fleetDir string
+	storeURL string
+	targets  []string
+}
+
+func (r *rehearsal) say(format string, args ...any) {
+	fmt.Fprintf(r.out, "\n▸ "+format+"\n", args...)
+}
+
+// aviary runs a command as a user would type it (the manifest's builds read FLAVOR, STAMP and the
+// like from the environment), showing its output under the prompt.
+func (r *rehearsal) aviary(env map[string]string, args ...string) int {
+	for k, v := range env {
+		os.Setenv(k, v)
+		defer os.Unsetenv(k)
+	}
+	fmt.Fprintf(r.out, "  $ %saviary %s\n", envPrefix(env), quoteArgs(args))
+	return Main(r.ctx, append(args, "-f", filepath.Join(r.fleetDir, manifest.DefaultFile)), r.iout, r.ierr)
+}
+
+// The demo rehearses what Aviary is for, on a sandbox in this process, through the commands CI
+// and people run. Its chapters: release (the default) and retention.
 func (c *demoCmd) Run(e *env) error {
 	cwd, _ := os.Getwd()
 	root, err := examplefn.Root(cwd)
@@ -49,7 +80,6 @@ func (c *demoCmd) Run(e *env) error {
 		return err
 	}
 	ctx, out := e.ctx, e.stdout
-	say := func(format string, args ...any) { fmt.Fprintf(out, "\n▸ "+format+"\n", args...) }
 	began := time.Now()
 
 	srv, err := sandbox.Start(ctx, sandbox.Options{MetricResolution: time.Second, UpdateDelay: 300 * time.Millisecond})
@@ -89,22 +119,48 @@ func (c *demoCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	lc := lambda.NewFromConfig(cfg)
 	env, _ := m.Environment("production")
-
-	say("The infrastructure, as Terraform would own it: bucket %s and functions %s (JSON logs)", m.Artifacts.Bucket, names3(m, env))
-	if _, err := s3.NewFromConfig(cfg).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(m.Artifacts.Bucket)}); err != nil {
+	r := &rehearsal{ctx: ctx, out: out, iout: &indent{w: out}, ierr: &indent{w: e.stderr}, srv: srv, m: m, env: env, cfg: cfg, lambda: lambda.NewFromConfig(cfg),
+		root: root, fleetDir: fleetDir, storeURL: storeURL}
+	if err := r.infrastructure(); err != nil {
 		return err
 	}
-	placeholder, err := examplefn.Build(ctx, root, "./examples/hello", "good")
+	switch c.Chapter {
+	case "retention":
+		err = r.retention()
+	default:
+		err = r.release()
+	}
 	if err != nil {
 		return err
 	}
-	var targets []string
+	fmt.Fprintf(out, "\nDone in %s. Each step above is a command you can run against AWS or `aviary sandbox` (see README).\n", time.Since(began).Round(time.Second))
+	if c.Keep {
+		fmt.Fprintf(out, "The sandbox stays up at %s, the store at %s, the dashboard too; Ctrl-C ends it.\n", srv.URL, storeURL)
+		for _, kv := range srv.Env() {
+			fmt.Fprintln(out, "export "+kv)
+		}
+		fmt.Fprintln(out, "export AVIARY_STORE="+storeURL)
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// infrastructure creates what Terraform would own: the bucket and the functions.
+func (r *rehearsal) infrastructure() error {
+	ctx, m, env := r.ctx, r.m, r.env
+	r.say("The infrastructure, as Terraform would own it: bucket %s and functions %s (JSON logs)", m.Artifacts.Bucket, names3(m, env))
+	if _, err := s3.NewFromConfig(r.cfg).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(m.Artifacts.Bucket)}); err != nil {
+		return err
+	}
+	placeholder, err := examplefn.Build(ctx, r.root, "./examples/hello", "good")
+	if err != nil {
+		return err
+	}
 	for _, fn := range m.Functions {
 		name := m.FunctionName(env, fn.Name)
-		targets = append(targets, name+":"+m.Alias)
-		if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
+		r.targets = append(r.targets, name+":"+m.Alias)
+		if _, err := r.lambda.CreateFunction(ctx, &lambda.CreateFunctionInput{
 			FunctionName: aws.String(name), Runtime: lambdatypes.RuntimeProvidedal2023, Handler: aws.String("bootstrap"),
 			Role: aws.String("arn:aws:iam::000000000000:role/shop"), Code: &lambdatypes.FunctionCode{ZipFile: placeholder},
 			LoggingConfig: &lambdatypes.LoggingConfig{LogFormat: lambdatypes.LogFormatJson},
@@ -112,19 +168,14 @@ func (c *demoCmd) Run(e *env) error {
 			return fmt.Errorf("demo: create %s: %w", fn.Name, err)
 		}
 	}
+	return nil
+}
 
-	iout, ierr := &indent{w: out}, &indent{w: e.stderr}
-	// aviary runs a command as a user would type it (the manifest's builds read FLAVOR, STAMP and
-	// the like from the environment), showing its output under the prompt.
-	aviary := func(env map[string]string, args ...string) int {
-		for k, v := range env {
-			os.Setenv(k, v)
-			defer os.Unsetenv(k)
-		}
-		fmt.Fprintf(out, "  $ %saviary %s\n", envPrefix(env), quoteArgs(args))
-		return Main(ctx, append(args, "-f", filepath.Join(fleetDir, manifest.DefaultFile)), iout, ierr)
-	}
-
+// release is the default chapter: the example fleet deployed by its first release; live traffic;
+// a release whose canary fails a share of one function's requests, caught by the health checks and
+// rolled back fleet-wide; and a good release promoted.
+func (r *rehearsal) release() error {
+	say, aviary := r.say, r.aviary
 	say("Release 1: the first release of the fleet creates the aliases (no previous versions to compare with: smoke tests and ceilings only)")
 	if code := aviary(map[string]string{"STAMP": "1"}, "deploy", "-e", "production"); code != ExitOK {
 		return fmt.Errorf("demo: the first release exited %d", code)
@@ -132,8 +183,8 @@ func (c *demoCmd) Run(e *env) error {
 
 	const rate, flaky = 100, `{"action":"flaky","rate":0.01}`
 	say("Live traffic from here on: %d invocations/s per function, 1%% of which fail in every version (a flaky dependency)", rate)
-	fmt.Fprintf(out, "  (what `aviary traffic -e production --rate %d --payload flaky.json` sends, with flaky.json holding %s)\n", rate, flaky)
-	traffic := startTraffic(ctx, lc, targets, rate, []byte(flaky))
+	fmt.Fprintf(r.out, "  (what `aviary traffic -e production --rate %d --payload flaky.json` sends, with flaky.json holding %s)\n", rate, flaky)
+	traffic := startTraffic(r.ctx, r.lambda, r.targets, rate, []byte(flaky))
 	defer traffic.stop()
 
 	say("Release 2: orders has a bug that fails 20%% of its business requests; its smoke test still passes. Every function's canary is judged against its baseline as invocations come in")
@@ -150,20 +201,16 @@ func (c *demoCmd) Run(e *env) error {
 	}
 	traffic.stop()
 	say("The traffic, by the version that answered")
-	traffic.table(iout)
+	traffic.table(r.iout)
 
 	say("The record: every release and every transition, with who and why")
 	aviary(nil, "history", "-e", "production")
-	fmt.Fprintf(out, "\nDone in %s. Each step above is a command you can run against AWS or `aviary sandbox` (see README).\n", time.Since(began).Round(time.Second))
-	if c.Keep {
-		fmt.Fprintf(out, "The sandbox stays up at %s, the store at %s, the dashboard too; Ctrl-C ends it.\n", srv.URL, storeURL)
-		for _, kv := range srv.Env() {
-			fmt.Fprintln(out, "export "+kv)
-		}
-		fmt.Fprintln(out, "export AVIARY_STORE="+storeURL)
-		<-ctx.Done()
-	}
 	return nil
+}
+
+// retention is the retention chapter (see retention.go... written with doctor and prune).
+func (r *rehearsal) retention() error {
+	return fmt.Errorf("demo retention: not written yet")
 }
 
 func names3(m *manifest.Manifest, env *manifest.Environment) string {

@@ -19,11 +19,13 @@ type sandboxCmd struct {
 	UpdateDelay    time.Duration `default:"500ms" help:"How long a new function stays Pending and an update InProgress; 0 for none."`
 	MetricPeriod   time.Duration `default:"60s" help:"Finest period of the AWS/Lambda metrics (AWS: 60s); shorter makes rehearsals fast."`
 	MaxConcurrency int           `default:"64" help:"Execution environments per function version before Invoke is throttled."`
+	// ReplicationDelay's default is sandbox.DefaultReplicationDelay.
+	ReplicationDelay time.Duration `default:"30s" help:"How long a Lambda@Edge version stays replicated, so DeleteFunction refuses it, after its last CloudFront association is removed (AWS: hours); 0 for none."`
 
 	FaultRate       float64       `help:"Share (0..1) of matching requests to fail on purpose."`
 	FaultKinds      []string      `help:"Failures to inject: throttle, 5xx (default both)." enum:"throttle,5xx"`
 	FaultLatency    time.Duration `help:"Latency to add to matching requests."`
-	FaultServices   []string      `help:"Only inject into these services (lambda, s3, monitoring, logs, sts)."`
+	FaultServices   []string      `help:"Only inject into these services (lambda, s3, monitoring, logs, sts, cloudfront)."`
 	FaultOperations []string      `help:"Only inject into these operations (e.g. UpdateAlias)."`
 	FaultSeed       uint64        `help:"Seed for the fault sequence, so a run can be repeated."`
 
@@ -35,6 +37,7 @@ func (c *sandboxCmd) Run(e *env) error {
 		Addr: c.Addr, DataDir: c.Data, Region: c.Region, Account: c.Account,
 		ControlRate: c.ControlRate, ControlBurst: c.ControlBurst,
 		UpdateDelay: c.UpdateDelay, MetricResolution: c.MetricPeriod, MaxConcurrency: c.MaxConcurrency,
+		ReplicationDelay: c.ReplicationDelay,
 		Faults: sandbox.Faults{
 			Rate: c.FaultRate, Kinds: c.FaultKinds, Latency: sandbox.Duration(c.FaultLatency),
 			Services: c.FaultServices, Operations: c.FaultOperations, Seed: c.FaultSeed,
@@ -46,8 +49,11 @@ func (c *sandboxCmd) Run(e *env) error {
 	if c.UpdateDelay == 0 {
 		opts.UpdateDelay = -1
 	}
-	if c.ControlRate < 0 || c.FaultRate < 0 || c.FaultRate > 1 || c.MetricPeriod < time.Second {
-		return badInput("sandbox: --control-rate must be ≥ 0, --fault-rate within 0..1 and --metric-period at least 1s")
+	if c.ReplicationDelay == 0 {
+		opts.ReplicationDelay = -1
+	}
+	if c.ControlRate < 0 || c.FaultRate < 0 || c.FaultRate > 1 || c.MetricPeriod < time.Second || c.ReplicationDelay < 0 {
+		return badInput("sandbox: --control-rate must be ≥ 0, --fault-rate within 0..1, --metric-period at least 1s and --replication-delay ≥ 0")
 	}
 	if len(c.Account) != 12 || strings.Trim(c.Account, "0123456789") != "" {
 		return badInput("sandbox: --account %q is not an AWS account ID (12 digits)", c.Account)
@@ -75,7 +81,7 @@ func (c *sandboxCmd) Run(e *env) error {
 		quota = fmt.Sprintf("%g requests/s", c.ControlRate)
 	}
 	w := e.stdout
-	fmt.Fprintf(w, "Aviary sandbox: Lambda, S3, CloudWatch, CloudWatch Logs and STS on %s (region %s, control-plane quota %s, state %s)\n\n", srv.URL, c.Region, quota, state)
+	fmt.Fprintf(w, "Aviary sandbox: Lambda, S3, CloudWatch, CloudWatch Logs, STS and CloudFront on %s (region %s, control-plane quota %s, state %s)\n\n", srv.URL, c.Region, quota, state)
 	fmt.Fprintln(w, "Point the AWS SDKs and CLI at it:")
 	for _, kv := range srv.Env() {
 		fmt.Fprintln(w, "export "+kv)

@@ -108,6 +108,7 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 		func(_ context.Context, req *protocol.Request, _ *none) (*concurrencyOutput, *APIError) {
 			return ptr(s.getConcurrency(fn(req)))
 		})
+	s.routeExtras(api)
 	protocol.Route(api, "GET /2016-08-19/account-settings", "GetAccountSettings", 0,
 		func(_ context.Context, _ *protocol.Request, _ *none) (*accountSettingsOutput, *APIError) {
 			out := s.accountSettings()
@@ -209,4 +210,68 @@ func (s *Service) httpInvoke(ctx context.Context, req *protocol.Request, in *inv
 		res.ContentType, res.Payload = "application/json", out.Payload
 	}
 	return res, nil
+}
+
+// maxItemsUpTo reads MaxItems where the model bounds it lower than 10000.
+func maxItemsUpTo(req *protocol.Request, limit int) (int, *APIError) {
+	raw := req.Query().Get("MaxItems")
+	if raw == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > limit {
+		return 0, validation("maxItems", raw, "Member must have value between 1 and "+strconv.Itoa(limit))
+	}
+	return n, nil
+}
+
+// routeExtras registers event source mappings and provisioned concurrency.
+func (s *Service) routeExtras(api *protocol.Service) {
+	type none = struct{}
+	fn := func(req *protocol.Request) string { return req.Label("FunctionName") }
+	q := func(req *protocol.Request, name string) string { return req.Query().Get(name) }
+	protocol.Route(api, "POST /2015-03-31/event-source-mappings", "CreateEventSourceMapping", http.StatusAccepted,
+		func(_ context.Context, _ *protocol.Request, in *createEventSourceMappingInput) (*eventSourceMappingConfiguration, *APIError) {
+			return ptr(s.createEventSourceMapping(*in))
+		})
+	protocol.Route(api, "GET /2015-03-31/event-source-mappings", "ListEventSourceMappings", 0,
+		func(_ context.Context, req *protocol.Request, _ *none) (*listEventSourceMappingsOutput, *APIError) {
+			n, err := maxItems(req)
+			if err != nil {
+				return nil, err
+			}
+			return ptr(s.listEventSourceMappings(q(req, "FunctionName"), q(req, "EventSourceArn"), q(req, "Marker"), n))
+		})
+	protocol.Route(api, "GET /2015-03-31/event-source-mappings/{UUID}", "GetEventSourceMapping", 0,
+		func(_ context.Context, req *protocol.Request, _ *none) (*eventSourceMappingConfiguration, *APIError) {
+			return ptr(s.getEventSourceMapping(req.Label("UUID")))
+		})
+	protocol.Route(api, "PUT /2015-03-31/event-source-mappings/{UUID}", "UpdateEventSourceMapping", http.StatusAccepted,
+		func(_ context.Context, req *protocol.Request, in *updateEventSourceMappingInput) (*eventSourceMappingConfiguration, *APIError) {
+			return ptr(s.updateEventSourceMapping(req.Label("UUID"), *in))
+		})
+	protocol.Route(api, "DELETE /2015-03-31/event-source-mappings/{UUID}", "DeleteEventSourceMapping", http.StatusAccepted,
+		func(_ context.Context, req *protocol.Request, _ *none) (*eventSourceMappingConfiguration, *APIError) {
+			return ptr(s.deleteEventSourceMapping(req.Label("UUID")))
+		})
+	protocol.Route(api, "PUT /2019-09-30/functions/{FunctionName}/provisioned-concurrency", "PutProvisionedConcurrencyConfig", http.StatusAccepted,
+		func(_ context.Context, req *protocol.Request, in *putProvisionedInput) (*provisionedOutput, *APIError) {
+			return ptr(s.putProvisioned(fn(req), q(req, "Qualifier"), *in))
+		})
+	protocol.Route(api, "GET /2019-09-30/functions/{FunctionName}/provisioned-concurrency?List=ALL", "ListProvisionedConcurrencyConfigs", 0,
+		func(_ context.Context, req *protocol.Request, _ *none) (*listProvisionedOutput, *APIError) {
+			n, err := maxItemsUpTo(req, 50)
+			if err != nil {
+				return nil, err
+			}
+			return ptr(s.listProvisioned(fn(req), q(req, "Marker"), n))
+		})
+	protocol.Route(api, "GET /2019-09-30/functions/{FunctionName}/provisioned-concurrency", "GetProvisionedConcurrencyConfig", 0,
+		func(_ context.Context, req *protocol.Request, _ *none) (*provisionedOutput, *APIError) {
+			return ptr(s.getProvisioned(fn(req), q(req, "Qualifier")))
+		})
+	protocol.Route(api, "DELETE /2019-09-30/functions/{FunctionName}/provisioned-concurrency", "DeleteProvisionedConcurrencyConfig", http.StatusNoContent,
+		func(_ context.Context, req *protocol.Request, _ *none) (*none, *APIError) {
+			return nil, s.deleteProvisioned(fn(req), q(req, "Qualifier"))
+		})
 }

@@ -527,6 +527,11 @@ func (s *Service) deleteFunction(raw, qualifier string) *APIError {
 	}
 	switch {
 	case q == "":
+		for _, v := range f.sortedVersions() {
+			if err := s.checkReplicated(f, v.Version); err != nil {
+				return err
+			}
+		}
 		delete(s.fns, f.Name)
 		s.exec.retire(f.Name, "")
 	case q == latest:
@@ -537,14 +542,44 @@ func (s *Service) deleteFunction(raw, qualifier string) *APIError {
 		if _, ok := f.Versions[q]; !ok {
 			return nil // AWS answers 204 for a version that does not exist
 		}
+		if err := s.checkReplicated(f, q); err != nil {
+			return err
+		}
 		if refs := f.aliasesReferencing(q); len(refs) > 0 {
 			return conflict("Unable to delete version because the following aliases reference it: [%s]", strings.Join(refs, ", "))
 		}
 		delete(f.Versions, q)
+		delete(f.Provisioned, q) // the version's provisioned concurrency goes with it
 		s.exec.retire(f.Name, q)
 	}
 	s.save()
 	return nil
+}
+
+// checkReplicated refuses to delete a version CloudFront replicates, in AWS's words.
+func (s *Service) checkReplicated(f *function, version string) *APIError {
+	if s.cfg.Replicas == nil || !s.cfg.Replicas.Replicated(s.functionARN(f.Name), version) {
+		return nil
+	}
+	return invalidParam("Lambda was unable to delete %s because it is a replicated function. Please see our documentation for Deleting Lambda@Edge Functions and Replicas.",
+		s.qualifiedARN(f.Name, version))
+}
+
+// HasVersion reports whether the function that the unqualified ARN names has the published
+// version; CloudFront asks it about a Lambda@Edge association.
+func (s *Service) HasVersion(functionARN, version string) bool {
+	i := strings.LastIndex(functionARN, ":")
+	if i < 0 || functionARN != s.functionARN(functionARN[i+1:]) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.fns[functionARN[i+1:]]
+	if !ok {
+		return false
+	}
+	_, ok = f.Versions[version]
+	return ok
 }
 
 func (s *Service) createAlias(raw string, in createAliasInput) (aliasConfiguration, *APIError) {

@@ -1,5 +1,5 @@
 // Package lambda is the sandbox's AWS Lambda: the REST-JSON control plane (functions, versions,
-// aliases with weighted routing, concurrency) and Invoke, which runs a function's bootstrap from its
+// aliases with weighted routing, concurrency, provisioned concurrency, event source mappings) and Invoke, which runs a function's bootstrap from its
 // zip through the Lambda Runtime API and writes each invocation's log (START, the function's output,
 // END, REPORT, or their JSON-format records) to its execution environment's log stream.
 //
@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -46,9 +47,18 @@ type Config struct {
 	Objects     ObjectSource
 	Metrics     MetricsSink
 	// Logs receives each invocation's log events; nil discards them.
-	Logs   LogSink
-	Now    func() time.Time
-	Logger *slog.Logger
+	Logs LogSink
+	// Replicas says which versions CloudFront replicates (Lambda@Edge); DeleteFunction refuses
+	// to delete one. Nil means none is.
+	Replicas Replicas
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
+
+// Replicas is CloudFront as Lambda sees it: whether it holds replicas of a version of the
+// function that an unqualified ARN names.
+type Replicas interface {
+	Replicated(functionARN, version string) bool
 }
 
 // ObjectSource is where CreateFunction and UpdateFunctionCode fetch S3Bucket/S3Key code from.
@@ -86,6 +96,7 @@ type Service struct {
 	cfg     Config
 	mu      sync.Mutex
 	fns     map[string]*function
+	esms    map[string]*eventSourceMapping // by UUID
 	code    *codeStore
 	exec    *executor
 	closing chan struct{}
@@ -116,7 +127,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, fns: map[string]*function{}, code: code, closing: make(chan struct{})}
+	s := &Service{cfg: cfg, fns: map[string]*function{}, esms: map[string]*eventSourceMapping{}, code: code, closing: make(chan struct{})}
 	if err := s.load(); err != nil {
 		code.close()
 		return nil, err
@@ -298,6 +309,7 @@ func checkZip(b []byte) *APIError {
 
 type persisted struct {
 	Functions map[string]*function
+	Mappings  map[string]*eventSourceMapping
 }
 
 func (s *Service) statePath() string {
@@ -328,6 +340,7 @@ func (s *Service) load() error {
 		}
 		s.fns[name] = f
 	}
+	maps.Copy(s.esms, p.Mappings)
 	return nil
 }
 
@@ -336,7 +349,7 @@ func (s *Service) save() {
 	if s.cfg.DataDir == "" {
 		return
 	}
-	b, err := json.Marshal(persisted{Functions: s.fns})
+	b, err := json.Marshal(persisted{Functions: s.fns, Mappings: s.esms})
 	if err == nil {
 		err = atomicfile.Write(s.statePath(), b)
 	}

@@ -35,6 +35,8 @@ type function struct {
 	Aliases     map[string]*alias
 	Reserved    *int
 	Tags        map[string]string
+	// Provisioned holds provisioned-concurrency configurations by qualifier (version or alias).
+	Provisioned map[string]*provisioned
 	// Published is the fingerprint of $LATEST when PublishedVersion was published from it:
 	// PublishVersion on an unchanged function returns that version, as AWS does.
 	Published        string

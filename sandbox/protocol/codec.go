@@ -78,6 +78,13 @@ func bindREST(req *Request, in any) error {
 			raw = true
 			continue
 		}
+		if tag == "payload" {
+			raw = true
+			if err := decodePayload(req, f); err != nil {
+				return err
+			}
+			continue
+		}
 		where, name, _ := strings.Cut(tag, ":")
 		var val string
 		var has bool
@@ -109,6 +116,23 @@ func bindREST(req *Request, in any) error {
 		return xml.Unmarshal(req.Body, in)
 	}
 	return DecodeJSON(req.Body, in)
+}
+
+// decodePayload decodes the whole body into a structure member that is the input's payload (a
+// REST-XML payload is the member's own element: <DistributionConfig xmlns=...>). An empty body
+// leaves the member zero, so that the handler can answer the service's missing-body error.
+func decodePayload(req *Request, f reflect.Value) error {
+	if len(bytes.TrimSpace(req.Body)) == 0 {
+		return nil
+	}
+	if f.Kind() == reflect.Pointer {
+		f.Set(reflect.New(f.Type().Elem()))
+		f = f.Elem()
+	}
+	if req.Protocol == RESTXML {
+		return xml.Unmarshal(req.Body, f.Addr().Interface())
+	}
+	return json.Unmarshal(req.Body, f.Addr().Interface())
 }
 
 // setScalar sets a string, number or boolean member (or a pointer to one) from its text.
@@ -220,12 +244,17 @@ func (s *Service) writeREST(w http.ResponseWriter, req *Request, op *Operation, 
 	}
 	var raw []byte
 	hasRaw := false
+	var payload *reflect.StructField
+	var payloadValue reflect.Value
 	if v.Kind() == reflect.Struct {
 		t := v.Type()
 		for i := range t.NumField() {
 			tag, f := t.Field(i).Tag.Get("aws"), v.Field(i)
 			switch {
 			case tag == "":
+			case tag == "payload":
+				sf := t.Field(i)
+				payload, payloadValue = &sf, f
 			case tag == "status":
 				if n := f.Int(); n != 0 {
 					status = int(n)
@@ -250,6 +279,10 @@ func (s *Service) writeREST(w http.ResponseWriter, req *Request, op *Operation, 
 		w.Write(raw)
 		return
 	}
+	if payload != nil {
+		s.writePayload(w, req, status, *payload, payloadValue)
+		return
+	}
 	var b []byte
 	var err error
 	if req.Protocol == RESTXML {
@@ -265,4 +298,40 @@ func (s *Service) writeREST(w http.ResponseWriter, req *Request, op *Operation, 
 	}
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// writePayload writes an output whose body is one structure member (the model's "payload"). In
+// REST-XML the body is that member's element, named by its xml tag (else the member's name) and
+// qualified with the model's namespace, as <Distribution xmlns="..."> is; in REST-JSON it is the
+// member's JSON. A nil payload is an empty body.
+func (s *Service) writePayload(w http.ResponseWriter, req *Request, status int, sf reflect.StructField, f reflect.Value) {
+	if f.Kind() == reflect.Pointer && f.IsNil() {
+		w.WriteHeader(status)
+		return
+	}
+	var buf bytes.Buffer
+	if req.Protocol == RESTXML {
+		name, _, _ := strings.Cut(sf.Tag.Get("xml"), ",")
+		if name == "" || name == "-" {
+			name = sf.Name
+		}
+		buf.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+		enc := xml.NewEncoder(&buf)
+		if err := enc.EncodeElement(f.Interface(), xml.StartElement{Name: xml.Name{Space: s.Model.XMLNamespace, Local: name}}); err != nil {
+			s.writeError(w, req, Internal(err))
+			return
+		}
+		enc.Flush()
+		w.Header().Set("Content-Type", "text/xml")
+	} else {
+		b, err := json.Marshal(f.Interface())
+		if err != nil {
+			s.writeError(w, req, Internal(err))
+			return
+		}
+		buf.Write(b)
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
 }

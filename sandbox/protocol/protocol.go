@@ -121,10 +121,12 @@ type Handler[In, Out any] func(ctx context.Context, req *Request, in *In) (*Out,
 
 // Operation is one registered operation.
 type Operation struct {
-	Name    string
-	method  string
-	path    []string // REST path template segments; "{Label}" matches one segment
-	status  int      // REST success status
+	Name   string
+	method string
+	path   []string // REST path template segments; "{Label}" matches one segment
+	// query is a requestUri's constant query ("?List=ALL"): two operations on one path differ by it.
+	query   url.Values
+	status  int // REST success status
 	maxBody int64
 	// tooLarge is the error an oversized body answers; nil means RequestEntityTooLargeException.
 	tooLarge func(limit int64) *Error
@@ -152,8 +154,10 @@ func Handle[In, Out any](s *Service, name string, h Handler[In, Out]) *Operation
 // Route registers a REST operation. pattern is "METHOD /path/{Label}/..." as the model's
 // requestUri writes it; status is the model's success code (200 when zero). Input members tagged
 // aws:"uri:Label", aws:"query:Name" or aws:"header:Name" are bound from the request, a []byte
-// member tagged aws:"body" takes the raw body, and the rest is decoded from the JSON or XML body;
-// output members tagged aws:"header:Name", aws:"status" or aws:"body" shape the response.
+// member tagged aws:"body" takes the raw body, a member tagged aws:"payload" is decoded from the
+// whole body (the model's "payload"), and otherwise the rest is decoded from the JSON or XML body;
+// output members tagged aws:"header:Name", aws:"status", aws:"body" or aws:"payload" shape the
+// response (a REST-XML output without a payload member marks its header members xml:"-").
 func Route[In, Out any](s *Service, pattern, name string, status int, h Handler[In, Out]) *Operation {
 	method, path, ok := strings.Cut(pattern, " ")
 	if !ok {
@@ -162,7 +166,12 @@ func Route[In, Out any](s *Service, pattern, name string, status int, h Handler[
 	if status == 0 {
 		status = http.StatusOK
 	}
-	op := &Operation{Name: name, method: method, path: splitPath(path), status: status, call: typed(h)}
+	path, rawQuery, _ := strings.Cut(path, "?")
+	query, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		panic("protocol.Route: bad query in " + pattern)
+	}
+	op := &Operation{Name: name, method: method, path: splitPath(path), query: query, status: status, call: typed(h)}
 	s.routes = append(s.routes, op)
 	return op
 }
@@ -288,7 +297,7 @@ func (s *Service) identify(req *Request) (*Operation, *Error) {
 		if m.speaks(RESTXML) {
 			req.Protocol = RESTXML
 		}
-		op, labels := s.match(r.Method, r.URL.EscapedPath())
+		op, labels := s.match(r.Method, r.URL.EscapedPath(), r.URL.Query())
 		if op == nil {
 			return nil, &Error{Code: "UnknownOperationException", Status: http.StatusNotFound,
 				Message: fmt.Sprintf("No operation of %s is served at %s %s.", s.Name, r.Method, r.URL.EscapedPath())}
@@ -396,7 +405,7 @@ func (s *Service) readBody(req *Request, op *Operation) *Error {
 }
 
 // match finds the REST operation whose method and path template fit.
-func (s *Service) match(method, escapedPath string) (*Operation, map[string]string) {
+func (s *Service) match(method, escapedPath string, query url.Values) (*Operation, map[string]string) {
 	segs := splitPath(escapedPath)
 	for i, seg := range segs {
 		u, err := url.PathUnescape(seg)
@@ -405,8 +414,21 @@ func (s *Service) match(method, escapedPath string) (*Operation, map[string]stri
 		}
 		segs[i] = u
 	}
+	// An operation whose requestUri carries a constant query is more specific than one on the
+	// same path without: try those first.
+	ordered := make([]*Operation, 0, len(s.routes))
 	for _, op := range s.routes {
-		if op.method != method || len(op.path) != len(segs) {
+		if len(op.query) > 0 {
+			ordered = append(ordered, op)
+		}
+	}
+	for _, op := range s.routes {
+		if len(op.query) == 0 {
+			ordered = append(ordered, op)
+		}
+	}
+	for _, op := range ordered {
+		if op.method != method || len(op.path) != len(segs) || !hasQuery(query, op.query) {
 			continue
 		}
 		labels := map[string]string{}
@@ -428,6 +450,16 @@ func (s *Service) match(method, escapedPath string) (*Operation, map[string]stri
 		}
 	}
 	return nil, nil
+}
+
+// hasQuery reports whether q carries every constant of want.
+func hasQuery(q, want url.Values) bool {
+	for k := range want {
+		if q.Get(k) != want.Get(k) {
+			return false
+		}
+	}
+	return true
 }
 
 func splitPath(p string) []string {

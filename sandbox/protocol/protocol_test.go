@@ -259,3 +259,70 @@ func TestQueryListIsLinear(t *testing.T) {
 		t.Fatalf("decoded %d dimensions (%v), want %d", len(in.Dimensions), err, n)
 	}
 }
+
+// A REST-XML service whose input and output are payloads, as CloudFront's are.
+type xmlConfig struct {
+	Comment string `xml:"Comment"`
+	Inner   []byte `xml:",innerxml"`
+}
+
+type xmlPutIn struct {
+	ID      string     `aws:"uri:Id"`
+	IfMatch string     `aws:"header:If-Match"`
+	Config  *xmlConfig `aws:"payload"`
+}
+
+type xmlThing struct {
+	ID     string `xml:"Id"`
+	Config struct {
+		Inner []byte `xml:",innerxml"`
+	} `xml:"Config"`
+}
+
+type xmlPutOut struct {
+	ETag  string    `aws:"header:ETag"`
+	Thing *xmlThing `aws:"payload" xml:"Thing"`
+}
+
+func TestRESTXMLPayload(t *testing.T) {
+	model := &protocol.Model{Protocols: []protocol.Protocol{protocol.RESTXML}, XMLNamespace: "http://test.amazonaws.com/doc/2020/",
+		Errors: map[string]protocol.ErrorShape{"PreconditionFailed": {Status: 412, MessageMember: "Message"}}}
+	s := &protocol.Service{Name: "xml", Model: model}
+	protocol.Route(s, "PUT /2020/thing/{Id}/config", "PutThing", 0, func(_ context.Context, _ *protocol.Request, in *xmlPutIn) (*xmlPutOut, *protocol.Error) {
+		if in.IfMatch != "E1" {
+			return nil, protocol.Errorf("PreconditionFailed", "stale %s", in.IfMatch)
+		}
+		if in.Config == nil {
+			return &xmlPutOut{ETag: "E2"}, nil
+		}
+		out := &xmlPutOut{ETag: "E2", Thing: &xmlThing{ID: in.ID}}
+		out.Thing.Config.Inner = in.Config.Inner
+		return out, nil
+	})
+	body := `<Config xmlns="http://test.amazonaws.com/doc/2020/"><Comment>c</Comment><Unknown><A>1</A></Unknown></Config>`
+	req := httptest.NewRequest("PUT", "/2020/thing/t1/config", strings.NewReader(body))
+	req.Header.Set("If-Match", "E1")
+	rec := serve(s, req)
+	want := `<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
+		`<Thing xmlns="http://test.amazonaws.com/doc/2020/"><Id>t1</Id><Config><Comment>c</Comment><Unknown><A>1</A></Unknown></Config></Thing>`
+	if got := rec.Body.String(); rec.Code != 200 || rec.Header().Get("ETag") != "E2" || got != want {
+		t.Errorf("PutThing: %d %v\n got %s\nwant %s", rec.Code, rec.Header(), got, want)
+	}
+	req = httptest.NewRequest("PUT", "/2020/thing/t1/config", nil)
+	req.Header.Set("If-Match", "E1")
+	if rec := serve(s, req); rec.Code != 200 || rec.Body.Len() != 0 {
+		t.Errorf("empty payload: %d %q", rec.Code, rec.Body)
+	}
+	req = httptest.NewRequest("PUT", "/2020/thing/t1/config", strings.NewReader(body))
+	req.Header.Set("If-Match", "E0")
+	rec = serve(s, req)
+	wantErr := `<ErrorResponse xmlns="http://test.amazonaws.com/doc/2020/"><Error><Type>Sender</Type><Code>PreconditionFailed</Code><Message>stale E0</Message></Error>`
+	if rec.Code != 412 || !strings.Contains(rec.Body.String(), wantErr) {
+		t.Errorf("rest-xml error: %d %s", rec.Code, rec.Body)
+	}
+	req = httptest.NewRequest("PUT", "/2020/thing/t1/config", strings.NewReader("<Config><unclosed>"))
+	req.Header.Set("If-Match", "E1")
+	if rec := serve(s, req); rec.Code != 400 || !strings.Contains(rec.Body.String(), "<Code>SerializationException</Code>") {
+		t.Errorf("malformed payload: %d %s", rec.Code, rec.Body)
+	}
+}

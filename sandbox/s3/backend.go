@@ -54,6 +54,8 @@ type objectVersion struct {
 	MD5          []byte
 	Meta         map[string]string
 	LastModified time.Time
+	StorageClass string            // "" is STANDARD; lifecycle transitions set others
+	Tags         map[string]string // PutObjectTagging's
 }
 
 const nullVersion = "null"
@@ -339,6 +341,9 @@ func (b *backend) object(v *objectVersion, name string, rng *gofakes3.ObjectRang
 		obj.Metadata = map[string]string{}
 	}
 	obj.Metadata["Last-Modified"] = v.LastModified.UTC().Format(http1123)
+	if v.StorageClass != "" && v.StorageClass != "STANDARD" {
+		obj.Metadata["X-Amz-Storage-Class"] = v.StorageClass // S3 omits the header for STANDARD
+	}
 	if !withBody || v.DeleteMarker {
 		obj.Contents = io.NopCloser(bytes.NewReader(nil))
 		return obj, nil
@@ -704,7 +709,7 @@ func (b *backend) ListBucketVersions(bucketName string, prefix *gofakes3.Prefix,
 			} else {
 				res.Versions = append(res.Versions, &gofakes3.Version{
 					Key: key, VersionID: gofakes3.VersionID(v.ID), IsLatest: latest, LastModified: gofakes3.NewContentTime(v.LastModified),
-					Size: v.Size, ETag: gofakes3.FormatETag(v.MD5), StorageClass: "STANDARD",
+					Size: v.Size, ETag: gofakes3.FormatETag(v.MD5), StorageClass: storageClassOf(v),
 				})
 			}
 			count++
@@ -752,4 +757,41 @@ func (b *backend) keys(bucketName, prefix string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func storageClassOf(v *objectVersion) gofakes3.StorageClass {
+	if v.StorageClass == "" {
+		return gofakes3.StorageStandard
+	}
+	return gofakes3.StorageClass(v.StorageClass)
+}
+
+// tags returns the tags of the version a tagging call names.
+func (b *backend) tags(bucketName, key, versionID string) (map[string]string, string, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	v, err := b.tagged(bucketName, key, versionID)
+	if err != nil {
+		return nil, "", err
+	}
+	return maps.Clone(v.Tags), v.ID, nil
+}
+
+func (b *backend) setTags(bucketName, key, versionID string, tags map[string]string) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v, err := b.tagged(bucketName, key, versionID)
+	if err != nil {
+		return "", err
+	}
+	v.Tags = tags
+	return v.ID, b.save()
+}
+
+func (b *backend) tagged(bucketName, key, versionID string) (*objectVersion, error) {
+	if versionID != "" {
+		return b.version(bucketName, key, versionID)
+	}
+	_, v, err := b.current(bucketName, key)
+	return v, err
 }

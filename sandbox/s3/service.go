@@ -1,6 +1,7 @@
 // Package s3 is the sandbox's Amazon S3: buckets, objects, ListObjectsV2, multipart uploads and
 // versioning served by gofakes3, over a backend of ours that keeps S3's versioning rules and
-// persists to disk; and bucket lifecycle configurations, stored and answered as S3 does, so that a
+// persists to disk; and bucket lifecycle configurations, stored and answered as S3 does (and applied
+// on request, see ApplyLifecycle), so that a
 // client reading them (to check that no rule expires the artifacts a rollback needs) sees what S3
 // would answer.
 package s3
@@ -14,9 +15,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,6 +116,14 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 			s.serveLifecycle(w, r, bucket)
 			return
 		}
+		if _, ok := r.URL.Query()["tagging"]; ok && bucket != "" && key != "" {
+			s.serveTagging(w, r, bucket, key)
+			return
+		}
+		if op == "GetObject" && archived(s.backend.storageClass(bucket, key, r.URL.Query().Get("versionId"))) {
+			writeS3Error(w, http.StatusForbidden, "InvalidObjectState", "The operation is not valid for the object's storage class")
+			return
+		}
 		if op == "PutObject" || op == "UploadPart" {
 			if !checkSHA256(w, r) {
 				return
@@ -181,6 +192,8 @@ func operation(r *http.Request, bucket, key string) string {
 		}
 	default:
 		switch {
+		case has("tagging"):
+			return map[string]string{http.MethodGet: "GetObjectTagging", http.MethodPut: "PutObjectTagging", http.MethodDelete: "DeleteObjectTagging"}[r.Method]
 		case has("uploads") && r.Method == http.MethodPost:
 			return "CreateMultipartUpload"
 		case has("uploadId"):
@@ -304,6 +317,69 @@ func (s *Service) serveLifecycle(w http.ResponseWriter, r *http.Request, bucket 
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeS3Error(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+	}
+}
+
+type tagging struct {
+	XMLName xml.Name `xml:"Tagging"`
+	Xmlns   string   `xml:"xmlns,attr,omitempty"`
+	Tags    []lcTag  `xml:"TagSet>Tag"`
+}
+
+// serveTagging answers PutObjectTagging, GetObjectTagging and DeleteObjectTagging, which
+// gofakes3 does not serve; lifecycle Tag filters match these tags.
+func (s *Service) serveTagging(w http.ResponseWriter, r *http.Request, bucket, key string) {
+	versionID := r.URL.Query().Get("versionId")
+	fail := func(err error) {
+		code := gofakes3.ErrNoSuchKey
+		var coded interface{ ErrorCode() gofakes3.ErrorCode }
+		if errors.As(err, &coded) {
+			code = coded.ErrorCode()
+		}
+		writeS3Error(w, code.Status(), string(code), err.Error())
+	}
+	switch r.Method {
+	case http.MethodGet:
+		tags, id, err := s.backend.tags(bucket, key, versionID)
+		if err != nil {
+			fail(err)
+			return
+		}
+		out := tagging{Xmlns: "http://s3.amazonaws.com/doc/2006-03-01/", Tags: []lcTag{}}
+		for _, k := range slices.Sorted(maps.Keys(tags)) {
+			out.Tags = append(out.Tags, lcTag{Key: k, Value: tags[k]})
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		w.Header().Set("x-amz-version-id", id)
+		w.Write([]byte(xml.Header))
+		xml.NewEncoder(w).Encode(out)
+	case http.MethodPut, http.MethodDelete:
+		tags := map[string]string{}
+		if r.Method == http.MethodPut {
+			var in tagging
+			raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			if err == nil {
+				err = xml.Unmarshal(raw, &in)
+			}
+			if err != nil || len(in.Tags) > 10 {
+				writeS3Error(w, http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
+				return
+			}
+			for _, t := range in.Tags {
+				tags[t.Key] = t.Value
+			}
+		}
+		id, err := s.backend.setTags(bucket, key, versionID, tags)
+		if err != nil {
+			fail(err)
+			return
+		}
+		w.Header().Set("x-amz-version-id", id)
+		if r.Method == http.MethodDelete {
+			w.WriteHeader(http.StatusNoContent)
+		}
 	default:
 		writeS3Error(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
 	}

@@ -146,8 +146,8 @@ func generate(m *model, name, pkg string) ([]byte, error) {
 	if md.TargetPrefix != "" {
 		fmt.Fprintf(&b, "TargetPrefix: %q,\n", md.TargetPrefix)
 	}
-	if md.XMLNamespace != "" {
-		fmt.Fprintf(&b, "XMLNamespace: %q,\n", md.XMLNamespace)
+	if ns := xmlNamespace(m); ns != "" {
+		fmt.Fprintf(&b, "XMLNamespace: %q,\n", ns)
 	}
 	fmt.Fprintf(&b, "Namespace: %q,\n", "com.amazonaws."+strings.ToLower(strings.ReplaceAll(md.ServiceID, " ", "")))
 	if len(md.AWSQueryCompatible) > 0 && string(md.AWSQueryCompatible) != "null" {
@@ -190,4 +190,36 @@ func generate(m *model, name, pkg string) ([]byte, error) {
 	}
 	fmt.Fprintf(&b, "},\n}\n")
 	return format.Source(b.Bytes())
+}
+
+// xmlNamespace is the service's XML namespace: the metadata's, or else (REST-XML models such as
+// CloudFront's) the one its payload members declare.
+func xmlNamespace(m *model) string {
+	if m.Metadata.XMLNamespace != "" {
+		return m.Metadata.XMLNamespace
+	}
+	var names []string
+	for n := range m.Shapes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		members := m.Shapes[n].Members
+		var keys []string
+		for k := range members {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			var mem struct {
+				XMLNamespace struct {
+					URI string `json:"uri"`
+				} `json:"xmlNamespace"`
+			}
+			if json.Unmarshal(members[k], &mem) == nil && mem.XMLNamespace.URI != "" {
+				return mem.XMLNamespace.URI
+			}
+		}
+	}
+	return ""
 }
