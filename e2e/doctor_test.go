@@ -20,6 +20,7 @@ import (
 	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/internal/cli"
 	"github.com/aviary-deploy/aviary/sandbox"
+	s3sandbox "github.com/aviary-deploy/aviary/sandbox/s3"
 )
 
 const quickCanary = "      canary:\n        - weight: 50%\n          bake: 0s"
@@ -92,11 +93,53 @@ func TestDoctorFindsAndRestoresWhatARollbackNeeds(t *testing.T) {
 	if code != cli.ExitNotReady || !strings.Contains(out, "rule expire-old-builds: expires (deletes) artifacts 30 days after their upload") || strings.Contains(out, "rule logs") {
 		t.Fatalf("doctor with an expiring rule: exit %d\n%s\n%s", code, out, errs)
 	}
+
+	// The rule runs (as S3 would 31 days on): every artifact is gone, and doctor names each key.
+	days := 31
+	rep, err := f.srv.S3.ApplyLifecycle(s3sandbox.LifecycleOptions{Bucket: "shop-artifacts", Days: &days})
+	if err != nil || len(rep.Expired) != 2 {
+		t.Fatalf("lifecycle apply: %v %+v", err, rep)
+	}
+	key1, zip1 := f.keyOf("fn00", "1")
+	key2, zip2 := f.keyOf("fn00", "2")
+	code, out, errs = f.aviary("doctor", "-e", "production")
+	for _, k := range []string{key1, key2} {
+		if code != cli.ExitNotReady || !strings.Contains(out, "s3://shop-artifacts/"+k+": missing: needed by shop-fn00-prod:") {
+			t.Fatalf("doctor after the expiry: exit %d, want %s named\n%s\n%s", code, k, out, errs)
+		}
+	}
+	if code, out, errs = f.aviary("doctor", "-e", "production", "--restore"); code != cli.ExitNotReady || strings.Count(out, "restored from the local cache") != 2 {
+		t.Fatalf("doctor --restore with the rule still there (restores, still not ready): exit %d\n%s\n%s", code, out, errs)
+	}
+	for k, want := range map[string][]byte{key1: zip1, key2: zip2} {
+		if !bytes.Equal(getObject(t, s3c, k), want) {
+			t.Fatalf("%s restored differs from the original", k)
+		}
+	}
+
+	// An archive rule: the artifacts go to DEEP_ARCHIVE, which Lambda cannot read until restored.
+	if _, err := s3c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: aws.String("shop-artifacts"),
+		LifecycleConfiguration: &s3types.BucketLifecycleConfiguration{Rules: []s3types.LifecycleRule{
+			{ID: aws.String("cold-storage"), Status: s3types.ExpirationStatusEnabled, Filter: &s3types.LifecycleRuleFilter{Prefix: aws.String("")},
+				Transitions: []s3types.Transition{{Days: aws.Int32(1), StorageClass: s3types.TransitionStorageClassDeepArchive}}},
+		}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.S3.ApplyLifecycle(s3sandbox.LifecycleOptions{Bucket: "shop-artifacts", Days: &days}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = f.aviary("doctor", "-e", "production")
+	if code != cli.ExitNotReady || !strings.Contains(out, "rule cold-storage: archives artifacts to DEEP_ARCHIVE") || !strings.Contains(out, "it is in DEEP_ARCHIVE") {
+		t.Fatalf("doctor after archiving: exit %d\n%s\n%s", code, out, errs)
+	}
 	if _, err := s3c.DeleteBucketLifecycle(ctx, &s3.DeleteBucketLifecycleInput{Bucket: aws.String("shop-artifacts")}); err != nil {
 		t.Fatal(err)
 	}
+	if code, out, errs = f.aviary("doctor", "-e", "production", "--restore"); code != 0 {
+		t.Fatalf("doctor --restore of archived artifacts: exit %d\n%s\n%s", code, out, errs)
+	}
 
-	// The expiry ran: stamp 1's artifact of fn00 is gone.
+	// Deleted by hand: stamp 1's artifact of fn00 is gone.
 	key, zip := f.keyOf("fn00", "1")
 	del := func() {
 		if _, err := s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("shop-artifacts"), Key: aws.String(key)}); err != nil {
