@@ -25,9 +25,6 @@ import (
 	"github.com/aviary-deploy/aviary/store"
 )
 
-// ExitNotReady: doctor found something that would stop a rollback.
-const ExitNotReady = 6
-
 type doctorCmd struct {
 	manifestFlags
 	storeFlags
