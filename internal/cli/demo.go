@@ -215,7 +215,6 @@ func (r *rehearsal) release() error {
 	return nil
 }
 
-
 func names3(m *manifest.Manifest, env *manifest.Environment) string {
 	var n []string
 	for _, f := range m.Functions {
