@@ -357,16 +357,16 @@ func (s *Service) attachTargetGroups(_ context.Context, _ *protocol.Request, in 
 	if err := s.checkTargetGroups(in.TargetGroupARNs); err != nil {
 		return nil, err
 	}
-	return nil, s.update(in.AutoScalingGroupName, func(g *Group) { g.TargetGroupARNs = dedupe(append(g.TargetGroupARNs, in.TargetGroupARNs...)) })
+	return result(s.update(in.AutoScalingGroupName, func(g *Group) { g.TargetGroupARNs = dedupe(append(g.TargetGroupARNs, in.TargetGroupARNs...)) }))
 }
 
 func (s *Service) detachTargetGroups(_ context.Context, _ *protocol.Request, in *targetGroupsInput) (*struct{}, *protocol.Error) {
 	if in.TargetGroupARNs == nil {
 		return nil, validation("1 validation error detected: Value null at 'targetGroupARNs' failed to satisfy constraint: Member must not be null")
 	}
-	return nil, s.update(in.AutoScalingGroupName, func(g *Group) {
+	return result(s.update(in.AutoScalingGroupName, func(g *Group) {
 		g.TargetGroupARNs = slices.DeleteFunc(g.TargetGroupARNs, func(a string) bool { return slices.Contains(in.TargetGroupARNs, a) })
-	})
+	}))
 }
 
 func (s *Service) attachLoadBalancers(_ context.Context, _ *protocol.Request, in *loadBalancersInput) (*struct{}, *protocol.Error) {
@@ -376,16 +376,25 @@ func (s *Service) attachLoadBalancers(_ context.Context, _ *protocol.Request, in
 	if len(in.LoadBalancerNames) > attachLimit {
 		return nil, validation("Cannot attach more than %d load balancers in one call.", attachLimit)
 	}
-	return nil, s.update(in.AutoScalingGroupName, func(g *Group) { g.LoadBalancerNames = dedupe(append(g.LoadBalancerNames, in.LoadBalancerNames...)) })
+	return result(s.update(in.AutoScalingGroupName, func(g *Group) { g.LoadBalancerNames = dedupe(append(g.LoadBalancerNames, in.LoadBalancerNames...)) }))
 }
 
 func (s *Service) detachLoadBalancers(_ context.Context, _ *protocol.Request, in *loadBalancersInput) (*struct{}, *protocol.Error) {
 	if in.LoadBalancerNames == nil {
 		return nil, validation("1 validation error detected: Value null at 'loadBalancerNames' failed to satisfy constraint: Member must not be null")
 	}
-	return nil, s.update(in.AutoScalingGroupName, func(g *Group) {
+	return result(s.update(in.AutoScalingGroupName, func(g *Group) {
 		g.LoadBalancerNames = slices.DeleteFunc(g.LoadBalancerNames, func(n string) bool { return slices.Contains(in.LoadBalancerNames, n) })
-	})
+	}))
+}
+
+// result is the empty output of an operation whose model has an output shape: query clients
+// (awscli) expect its <OperationResult/> element.
+func result(err *protocol.Error) (*struct{}, *protocol.Error) {
+	if err != nil {
+		return nil, err
+	}
+	return &struct{}{}, nil
 }
 
 func (s *Service) update(name string, fn func(*Group)) *protocol.Error {
