@@ -64,8 +64,8 @@ func newBlueGreen(t *testing.T, e *env, ready cdtypes.DeploymentReadyAction, blu
 		AutoScalingGroups: []string{b.asg},
 		DeploymentStyle:   &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeBlueGreen, DeploymentOption: cdtypes.DeploymentOptionWithTrafficControl},
 		BlueGreenDeploymentConfiguration: &cdtypes.BlueGreenDeploymentConfiguration{
-			GreenFleetProvisioningOption: &cdtypes.GreenFleetProvisioningOption{Action: cdtypes.GreenFleetProvisioningActionCopyAutoScalingGroup},
-			DeploymentReadyOption:        &cdtypes.DeploymentReadyOption{ActionOnTimeout: ready},
+			GreenFleetProvisioningOption:              &cdtypes.GreenFleetProvisioningOption{Action: cdtypes.GreenFleetProvisioningActionCopyAutoScalingGroup},
+			DeploymentReadyOption:                     &cdtypes.DeploymentReadyOption{ActionOnTimeout: ready},
 			TerminateBlueInstancesOnDeploymentSuccess: &cdtypes.BlueInstanceTerminationOption{Action: blue, TerminationWaitTimeInMinutes: 0},
 		},
 		LoadBalancerInfo: &cdtypes.LoadBalancerInfo{TargetGroupInfoList: []cdtypes.TargetGroupInfo{{Name: aws.String("shop-web")}}},

@@ -258,7 +258,7 @@ func (s *Service) delete(_ context.Context, _ *protocol.Request, in *deleteInput
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.groups, in.TargetGroupArn) // deleting a group that does not exist succeeds, as in AWS
-	return &struct{}{}, nil // the model has an (empty) output shape: awscli expects its element
+	return &struct{}{}, nil             // the model has an (empty) output shape: awscli expects its element
 }
 
 // HasTargetGroup reports whether the target group exists.
