@@ -14,9 +14,10 @@ import (
 type iamPolicyCmd struct {
 	manifestFlags
 	storeFlags
-	Env     string `short:"e" required:"" placeholder:"ENV" help:"The environment whose functions the policy covers."`
+	Env     string `short:"e" placeholder:"ENV" help:"The environment whose functions the policy covers (required unless --keeper)."`
 	Account string `placeholder:"ID" help:"The AWS account (default: the caller's, from STS)."`
 	Region  string `help:"The region (default: the environment's, else the standard chain's)."`
+	keeperPolicyFlags
 }
 
 func (c *iamPolicyCmd) Help() string {
@@ -27,12 +28,24 @@ permissions, so it is on *), the functions' log groups (their default /aws/lambd
 function logging to a custom group needs logs:FilterLogEvents on that group too), the named
 alarms, the new versions (for smoke invocations; never $LATEST) and the hook functions.
 
-  aviary iam-policy -e production > policy.json`
+  aviary iam-policy -e production > policy.json
+
+With --keeper it prints instead the policy of the blue/green keeper (cmd/aviary-keeper, aviary
+keeper): read the deployment group's deployments, describe Auto Scaling groups and target groups,
+and attach only to the replacement groups CodeDeploy creates for the deployment group.
+
+  aviary iam-policy --keeper --application shop --deployment-group shop-prod`
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
 
 func (c *iamPolicyCmd) Run(e *env) error {
+	if c.Keeper {
+		return c.keeperPolicy(e, c.Account, c.Region)
+	}
+	if c.Env == "" {
+		return badInput("iam-policy: pass -e ENV (the environment whose policy to print), or --keeper")
+	}
 	m, err := c.load()
 	if err != nil {
 		return err
