@@ -81,6 +81,12 @@ func newEC2Shop(t *testing.T) *ec2Shop {
 	if err := lambda.NewFunctionActiveV2Waiter(s.lambda).Wait(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(keeperFn)}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	// One notification at a time, as the README advises: two handled at once could both find
+	// the replacement lacking its target groups and both attach them.
+	if _, err := s.lambda.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String(keeperFn),
+		ReservedConcurrentExecutions: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
 	topic, err := s.sns.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("deploys")})
 	if err != nil {
 		t.Fatal(err)

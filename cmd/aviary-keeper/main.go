@@ -13,6 +13,7 @@
 //	    --timeout 30 --role arn:aws:iam::ACCOUNT:role/aviary-keeper
 //	aws sns subscribe --topic-arn arn:aws:sns:REGION:ACCOUNT:deploys --protocol lambda \
 //	    --notification-endpoint arn:aws:lambda:REGION:ACCOUNT:function:aviary-keeper
+//	aws lambda put-function-concurrency --function-name aviary-keeper --reserved-concurrent-executions 1
 //	aws lambda add-permission --function-name aviary-keeper --statement-id sns \
 //	    --action lambda:InvokeFunction --principal sns.amazonaws.com \
 //	    --source-arn arn:aws:sns:REGION:ACCOUNT:deploys
