@@ -670,6 +670,9 @@ func (s *Service) succeed(d *deployment, g *deploymentGroup) {
 	s.after(time.Duration(t.TerminationWaitTimeInMinutes)*time.Minute, func() { s.cfg.Groups.DeleteGroup(original) })
 }
 
+// triggerMessage is the JSON message of a deployment-based trigger: the members CodeDeploy's
+// documentation shows, with the status in capitals and the times as CodeDeploy's messages carry
+// them ("Thu Dec 13 20:23:06 UTC 2018"; completeTime null until the deployment ends).
 type triggerMessage struct {
 	Region              string            `json:"region"`
 	AccountID           string            `json:"accountId"`
@@ -678,18 +681,23 @@ type triggerMessage struct {
 	DeploymentID        string            `json:"deploymentId"`
 	DeploymentGroupName string            `json:"deploymentGroupName"`
 	CreateTime          string            `json:"createTime"`
-	CompleteTime        string            `json:"completeTime,omitempty"`
+	CompleteTime        *string           `json:"completeTime"`
 	DeploymentOverview  map[string]string `json:"deploymentOverview"`
 	Status              string            `json:"status"`
 	ErrorInformation    map[string]string `json:"errorInformation,omitempty"`
 }
 
-func epochString(t protocol.Timestamp) string {
+func messageTime(t protocol.Timestamp) *string {
 	if t.IsZero() {
-		return ""
+		return nil
 	}
-	return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)
+	s := t.UTC().Format("Mon Jan 02 15:04:05 UTC 2006")
+	return &s
 }
+
+// triggerStatus is the status a trigger's message and subject carry for each event.
+var triggerStatus = map[string]string{"DeploymentStart": "CREATED", "DeploymentReady": "READY", "DeploymentSuccess": "SUCCEEDED",
+	"DeploymentFailure": "FAILED", "DeploymentStop": "STOPPED", "DeploymentRollback": "ROLLBACK"}
 
 // triggers returns the sends of the group's triggers for event, as CodeDeploy publishes them.
 func (s *Service) triggers(d *deployment, g *deploymentGroup, event string) []func() {
@@ -701,8 +709,8 @@ func (s *Service) triggers(d *deployment, g *deploymentGroup, event string) []fu
 		o := d.DeploymentOverview
 		m := triggerMessage{
 			Region: s.cfg.Region, AccountID: s.cfg.Account, EventTriggerName: t.TriggerName, ApplicationName: d.ApplicationName,
-			DeploymentID: d.DeploymentID, DeploymentGroupName: d.DeploymentGroupName, CreateTime: epochString(d.CreateTime),
-			CompleteTime: epochString(d.CompleteTime), Status: d.Status,
+			DeploymentID: d.DeploymentID, DeploymentGroupName: d.DeploymentGroupName, CreateTime: *messageTime(d.CreateTime),
+			CompleteTime: messageTime(d.CompleteTime), Status: triggerStatus[event],
 			DeploymentOverview: map[string]string{"Failed": strconv.Itoa(o.Failed), "InProgress": strconv.Itoa(o.InProgress),
 				"Pending": strconv.Itoa(o.Pending), "Skipped": strconv.Itoa(o.Skipped), "Succeeded": strconv.Itoa(o.Succeeded)},
 		}
@@ -710,7 +718,7 @@ func (s *Service) triggers(d *deployment, g *deploymentGroup, event string) []fu
 			m.ErrorInformation = map[string]string{"ErrorCode": d.ErrorInformation.Code, "ErrorMessage": d.ErrorInformation.Message}
 		}
 		body, _ := json.Marshal(m)
-		subject := fmt.Sprintf("%s: AWS CodeDeploy %s in %s to %s", upper(d.Status), d.DeploymentID, s.cfg.Region, d.ApplicationName)
+		subject := fmt.Sprintf("%s: AWS CodeDeploy %s in %s to %s", m.Status, d.DeploymentID, s.cfg.Region, d.ApplicationName)
 		topic, log := t.TriggerTargetArn, s.cfg.Logger
 		sends = append(sends, func() {
 			if _, err := s.cfg.Topics.Publish(topic, subject, string(body), nil); err != nil {
@@ -719,16 +727,6 @@ func (s *Service) triggers(d *deployment, g *deploymentGroup, event string) []fu
 		})
 	}
 	return sends
-}
-
-func upper(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'a' <= c && c <= 'z' {
-			b[i] = c - 'a' + 'A'
-		}
-	}
-	return string(b)
 }
 
 var deploymentIDPattern = regexp.MustCompile(`^d-[A-Z0-9]{9}$`)
