@@ -66,9 +66,9 @@ func (c *keeperCmd) Run(e *env) error {
 	case !r.Act:
 		fmt.Fprintf(w, "Nothing to do for %s: %s.\n", safe(r.DeploymentID), safe(r.Reason))
 	case r.DryRun:
-		fmt.Fprintf(w, "Would attach to %s (from the %s):\n", safe(r.Replacement), safe(string(r.Source)))
+		fmt.Fprintf(w, "Would attach to %s what %s names:\n", safe(r.Replacement), sourceWords(r.Source))
 	default:
-		fmt.Fprintf(w, "Attached to %s (from the %s):\n", safe(r.Replacement), safe(string(r.Source)))
+		fmt.Fprintf(w, "Attached to %s what %s names:\n", safe(r.Replacement), sourceWords(r.Source))
 	}
 	if r.Act {
 		for _, tg := range r.AttachTargetGroups {
@@ -79,6 +79,13 @@ func (c *keeperCmd) Run(e *env) error {
 		}
 	}
 	return nil
+}
+
+func sourceWords(s keeper.Source) string {
+	if s == keeper.FromOriginal {
+		return "the original group"
+	}
+	return "the deployment group's load balancer info"
 }
 
 // keeperOutput is `aviary keeper -o json`.
