@@ -14,9 +14,10 @@ import (
 type iamPolicyCmd struct {
 	manifestFlags
 	storeFlags
-	Env     string `short:"e" required:"" placeholder:"ENV" help:"The environment whose functions the policy covers."`
+	Env     string `short:"e" placeholder:"ENV" help:"The environment whose functions the policy covers (required unless --keeper)."`
 	Account string `placeholder:"ID" help:"The AWS account (default: the caller's, from STS)."`
 	Region  string `help:"The region (default: the environment's, else the standard chain's)."`
+	keeperPolicyFlags
 }
 
 func (c *iamPolicyCmd) Help() string {
@@ -33,12 +34,24 @@ provisioned concurrency, deleting their versions (only qualified ARNs: never a f
 reading what else uses a version (event source mappings, on * as IAM allows no narrower, and
 CloudFront distributions).
 
-  aviary iam-policy -e production > policy.json`
+  aviary iam-policy -e production > policy.json
+
+With --keeper it prints instead the policy of the blue/green keeper (cmd/aviary-keeper, aviary
+keeper): read the deployment group's deployments, describe Auto Scaling groups and target groups,
+and attach only to the replacement groups CodeDeploy creates for the deployment group.
+
+  aviary iam-policy --keeper --application shop --deployment-group shop-prod`
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
 
 func (c *iamPolicyCmd) Run(e *env) error {
+	if c.Keeper {
+		return c.keeperPolicy(e, c.Account, c.Region)
+	}
+	if c.Env == "" {
+		return badInput("iam-policy: pass -e ENV (the environment whose policy to print), or --keeper")
+	}
 	m, err := c.load()
 	if err != nil {
 		return err
