@@ -1,5 +1,5 @@
-// Package sandbox serves AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs and STS endpoints
-// on one local port, so that a release can be rehearsed with no AWS account. Requests are routed by
+// Package sandbox serves AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs, STS,
+// CloudFormation and CloudTrail endpoints on one local port, so that a release can be rehearsed with no AWS account. Requests are routed by
 // the service name in their SigV4 credential scope, as LocalStack does; signatures are not
 // verified. Every service but S3 (served by gofakes3) speaks through sandbox/protocol, one wire layer
 // for AWS's protocols and error envelopes.
@@ -24,6 +24,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	lambdasdk "github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/aviary-deploy/aviary/sandbox/cloudformation"
+	"github.com/aviary-deploy/aviary/sandbox/cloudtrail"
 	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
 	"github.com/aviary-deploy/aviary/sandbox/logs"
@@ -78,6 +86,10 @@ type Server struct {
 	CloudWatch *cloudwatch.Service
 	// Logs is CloudWatch Logs, where every invocation's log is written.
 	Logs *logs.Service
+	// CloudFormation deploys stacks through the sandbox's own Lambda API; CloudTrail records
+	// the Lambda control-plane calls.
+	CloudFormation *cloudformation.Service
+	CloudTrail     *cloudtrail.Service
 
 	opts     Options
 	ln       net.Listener
@@ -158,10 +170,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	ct, err := cloudtrail.New(cloudtrail.Config{Region: opts.Region, Account: opts.Account, DataDir: opts.DataDir})
+	if err != nil {
+		lg.Close()
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
 	lm, err := lambda.New(lambda.Config{
 		Region: opts.Region, Account: opts.Account, BaseURL: s.URL, DataDir: opts.DataDir,
 		UpdateDelay: opts.UpdateDelay, MaxConcurrency: opts.MaxConcurrency, IdleTimeout: opts.IdleTimeout,
 		Objects: objectSource{st}, Metrics: lambdaMetrics{cw}, Logs: lambdaLogs{lg}, Logger: opts.Logger,
+		Trail: lambdaTrail{ct},
 	})
 	if err != nil {
 		lg.Close()
@@ -169,13 +189,26 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s.Lambda, s.S3, s.CloudWatch, s.Logs = lm, st, cw, lg
+	cf, err := cloudformation.New(cloudformation.Config{Region: opts.Region, Account: opts.Account, DataDir: opts.DataDir,
+		Lambda: serviceLambdaClient(s.URL, opts.Region, "cloudformation.amazonaws.com"), Objects: objectSource{st},
+		PollInterval: min(max(opts.UpdateDelay/5, 20*time.Millisecond), 200*time.Millisecond), Logger: opts.Logger})
+	if err != nil {
+		lm.Close()
+		lg.Close()
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
+	s.Lambda, s.S3, s.CloudWatch, s.Logs, s.CloudFormation, s.CloudTrail = lm, st, cw, lg, cf, ct
 	s.handlers = map[string]http.Handler{
 		"lambda":     lm.Handler(s.limits),
 		"s3":         st.Handler(s.limits),
 		"monitoring": cw.Handler(s.limits),
 		"logs":       lg.Handler(s.limits),
 		"sts":        sts.New(opts.Account).Handler(s.limits),
+
+		"cloudformation": cf.Handler(s.limits),
+		"cloudtrail":     ct.Handler(s.limits),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -196,6 +229,8 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	// CloudFormation's operations call the sandbox's own Lambda: stop them while it still answers.
+	s.CloudFormation.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
@@ -254,7 +289,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs) and sts.", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudformation and cloudtrail.", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -291,6 +326,8 @@ func signingService(r *http.Request) string {
 		return "monitoring"
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328."):
 		return "logs"
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."):
+		return "cloudtrail"
 	case r.Method == http.MethodPost && p == "/" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
 		return "monitoring"
 	}
@@ -403,4 +440,49 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 	default:
 		fail(http.StatusNotFound, "unknown sandbox admin path /_aviary/"+path+" (try health, requests, faults, quota)")
 	}
+}
+
+// lambdaTrail records Lambda's control-plane calls in CloudTrail.
+type lambdaTrail struct{ ct *cloudtrail.Service }
+
+func (t lambdaTrail) RecordCall(c lambda.TrailCall) {
+	call := cloudtrail.Call{Time: c.Time, EventSource: "lambda.amazonaws.com", EventName: c.EventName, ReadOnly: c.ReadOnly,
+		RequestID: c.RequestID, UserAgent: c.UserAgent, SourceIP: c.SourceIP, AccessKeyID: c.AccessKeyID,
+		RequestParameters: c.RequestParameters, ErrorCode: c.ErrorCode, ErrorMessage: c.ErrorMessage}
+	if c.FunctionName != "" {
+		call.ResourceType, call.ResourceName = "AWS::Lambda::Function", c.FunctionName
+	}
+	t.ct.Record(call)
+}
+
+// serviceLambdaClient is the Lambda client an AWS service of the sandbox calls Lambda with, over
+// HTTP against the sandbox itself, as the service's own principal: its requests carry the
+// service's name as their user agent, which CloudTrail records as invokedBy and source, as
+// AWS records CloudFormation's calls. It retries throttles patiently, as AWS's services do.
+func serviceLambdaClient(url, region, principal string) *lambdasdk.Client {
+	cfg := aws.Config{
+		Region:      region,
+		Credentials: credentials.NewStaticCredentialsProvider("sandbox", "sandbox", ""),
+		HTTPClient:  &http.Client{Transport: userAgent{principal, http.DefaultTransport}},
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 20
+				o.MaxBackoff = time.Second
+				o.RateLimiter = ratelimit.None
+			})
+		},
+	}
+	return lambdasdk.NewFromConfig(cfg, func(o *lambdasdk.Options) { o.BaseEndpoint = aws.String(url) })
+}
+
+// userAgent sets a request's User-Agent (after signing: the sandbox verifies no signatures).
+type userAgent struct {
+	name string
+	next http.RoundTripper
+}
+
+func (u userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", u.name)
+	return u.next.RoundTrip(r)
 }

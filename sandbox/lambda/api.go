@@ -23,6 +23,10 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 			return apiErr("InvalidRequestContentException", "Could not parse request body into json: %v", err)
 		},
 	}
+	if s.cfg.Trail != nil {
+		api.Observe = s.observe
+	}
+	s.permissionRoutes(api)
 	type none = struct{}
 	fn := func(req *protocol.Request) string { return req.Label("FunctionName") }
 	q := func(req *protocol.Request, name string) string { return req.Query().Get(name) }

@@ -46,7 +46,9 @@ type Config struct {
 	Objects     ObjectSource
 	Metrics     MetricsSink
 	// Logs receives each invocation's log events; nil discards them.
-	Logs   LogSink
+	Logs LogSink
+	// Trail receives every control-plane call, as CloudTrail records it; nil records nothing.
+	Trail  TrailSink
 	Now    func() time.Time
 	Logger *slog.Logger
 }
