@@ -205,7 +205,9 @@ func (s *Service) settle(ctx context.Context, name string) error {
 	}
 }
 
-type fnConfig struct{ lambda.UpdateFunctionConfigurationInput }
+type fnConfig struct {
+	lambda.UpdateFunctionConfigurationInput
+}
 
 func (c fnConfig) withName(name string) *lambda.UpdateFunctionConfigurationInput {
 	in := c.UpdateFunctionConfigurationInput

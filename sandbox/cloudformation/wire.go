@@ -17,15 +17,15 @@ type tag struct {
 }
 
 type createStackInput struct {
-	StackName       string      `json:"StackName"`
-	TemplateBody    string      `json:"TemplateBody"`
-	TemplateURL     string      `json:"TemplateURL"`
-	Parameters      []parameter `json:"Parameters"`
-	DisableRollback bool        `json:"DisableRollback"`
-	OnFailure       string      `json:"OnFailure"`
-	Capabilities    []string    `json:"Capabilities"`
-	Tags            []tag       `json:"Tags"`
-	TimeoutInMinutes int        `json:"TimeoutInMinutes"`
+	StackName        string      `json:"StackName"`
+	TemplateBody     string      `json:"TemplateBody"`
+	TemplateURL      string      `json:"TemplateURL"`
+	Parameters       []parameter `json:"Parameters"`
+	DisableRollback  bool        `json:"DisableRollback"`
+	OnFailure        string      `json:"OnFailure"`
+	Capabilities     []string    `json:"Capabilities"`
+	Tags             []tag       `json:"Tags"`
+	TimeoutInMinutes int         `json:"TimeoutInMinutes"`
 }
 
 type updateStackInput struct {

@@ -121,7 +121,7 @@ type lookupAttribute struct {
 }
 
 type lookupEventsInput struct {
-	LookupAttributes []lookupAttribute  `json:"LookupAttributes"`
+	LookupAttributes []lookupAttribute   `json:"LookupAttributes"`
 	StartTime        *protocol.Timestamp `json:"StartTime"`
 	EndTime          *protocol.Timestamp `json:"EndTime"`
 	EventCategory    string              `json:"EventCategory"`

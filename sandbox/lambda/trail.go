@@ -68,7 +68,7 @@ func (s *Service) observe(req *protocol.Request, _ any, aerr *protocol.Error) {
 		return
 	}
 	call := TrailCall{Time: s.cfg.Now(), EventName: name, RequestID: req.ID, UserAgent: req.HTTP.UserAgent(),
-		ReadOnly: strings.HasPrefix(req.Operation, "Get") || strings.HasPrefix(req.Operation, "List"),
+		ReadOnly:    strings.HasPrefix(req.Operation, "Get") || strings.HasPrefix(req.Operation, "List"),
 		AccessKeyID: accessKeyID(req.HTTP.Header.Get("Authorization"))}
 	call.SourceIP, _, _ = net.SplitHostPort(req.HTTP.RemoteAddr)
 	params := map[string]any{}
