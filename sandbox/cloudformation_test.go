@@ -2,7 +2,6 @@ package sandbox_test
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/aviary-deploy/aviary/sandbox"
 )
 
 // cfnEnv is a sandbox with CloudFormation and CloudTrail clients.
@@ -53,8 +51,6 @@ func (e *cfnEnv) del(t *testing.T, key string) {
 	}
 }
 
-// waiterOpts make the SDK's stack waiters poll quickly.
-func waitFast[O any](set func(*O)) func(*O) { return set }
 
 // settled polls a stack until its status is no longer in progress, and returns it.
 func (e *cfnEnv) settled(t *testing.T, name string) cfntypes.Stack {
@@ -285,7 +281,176 @@ func TestCloudFormationCreatesFunctionsVersionsAliasesPermissions(t *testing.T) 
 	}
 }
 
-var _ = errors.New
-var _ = json.Marshal
-var _ = sandbox.Options{}
-var _ cttypes.LookupAttribute
+
+func (e *cfnEnv) update(t *testing.T, name string, params ...cfntypes.Parameter) {
+	t.Helper()
+	_, err := e.cfn.UpdateStack(ctx(t), &cloudformation.UpdateStackInput{StackName: aws.String(name), UsePreviousTemplate: aws.Bool(true), Parameters: params})
+	if err != nil {
+		t.Fatalf("UpdateStack %s: %v", name, err)
+	}
+}
+
+// failedReasons lists the reasons of a stack's UPDATE_FAILED events for one resource, newest first.
+func (e *cfnEnv) failedReasons(t *testing.T, stack, logical string) []string {
+	var out []string
+	for _, ev := range e.events(t, stack) {
+		if aws.ToString(ev.LogicalResourceId) == logical && ev.ResourceStatus == cfntypes.ResourceStatusUpdateFailed {
+			out = append(out, aws.ToString(ev.ResourceStatusReason))
+		}
+	}
+	return out
+}
+
+func TestCloudFormationUpdateAndRollback(t *testing.T) {
+	e := startCFN(t)
+	e.put(t, "k1.zip", zips.good)
+	e.put(t, "k2.zip", zips.bad)
+	res := e.createApp(t, "app", "k1.zip")
+	fn := aws.ToString(res["Fn"].PhysicalResourceId)
+	arn := aws.ToString(e.function(t, fn).Configuration.FunctionArn)
+
+	// A good update changes the code in place.
+	e.update(t, "app", param("CodeKey", "k2.zip"), param("Memory", "256"))
+	e.waitUpdate(t, "app")
+	got := e.function(t, fn)
+	if aws.ToString(got.Configuration.CodeSha256) != codeSha256(zips.bad) || aws.ToInt32(got.Configuration.MemorySize) != 256 {
+		t.Fatalf("after update: code %s memory %d", aws.ToString(got.Configuration.CodeSha256), aws.ToInt32(got.Configuration.MemorySize))
+	}
+	_, err := e.cfn.UpdateStack(ctx(t), &cloudformation.UpdateStackInput{StackName: aws.String("app"), UsePreviousTemplate: aws.Bool(true),
+		Parameters: []cfntypes.Parameter{param("CodeKey", "k2.zip"), param("Memory", "256")}})
+	if errorCode(err) != "ValidationError" || !strings.Contains(err.Error(), "No updates are to be performed.") {
+		t.Errorf("an update that changes nothing: %v", err)
+	}
+
+	// An update to a key that does not exist fails and rolls back to k2 and 256 MB.
+	e.update(t, "app", param("CodeKey", "missing.zip"), param("Memory", "512"))
+	e.waitRollback(t, "app")
+	got = e.function(t, fn)
+	if aws.ToString(got.Configuration.CodeSha256) != codeSha256(zips.bad) || aws.ToInt32(got.Configuration.MemorySize) != 256 {
+		t.Errorf("after rollback: code %s memory %d, want k2's and 256", aws.ToString(got.Configuration.CodeSha256), aws.ToInt32(got.Configuration.MemorySize))
+	}
+	if got := aws.ToString(got.Configuration.FunctionArn); got != arn {
+		t.Errorf("function ARN changed: %s → %s", arn, got)
+	}
+	reasons := e.failedReasons(t, "app", "Fn")
+	if len(reasons) != 1 || !strings.Contains(reasons[0], "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: The specified key does not exist.") ||
+		!strings.HasPrefix(reasons[0], "Resource handler returned message:") {
+		t.Errorf("Fn UPDATE_FAILED reasons = %q", reasons)
+	}
+	st := e.settled(t, "app")
+	if got, want := aws.ToString(st.StackStatusReason), ""; got != want {
+		t.Errorf("UPDATE_ROLLBACK_COMPLETE reason = %q", got)
+	}
+	var sawReason bool
+	for _, ev := range e.events(t, "app") {
+		if ev.ResourceStatus == cfntypes.ResourceStatusUpdateRollbackInProgress && aws.ToString(ev.ResourceStatusReason) == "The following resource(s) failed to update: [Fn]. " {
+			sawReason = true
+		}
+	}
+	if !sawReason {
+		t.Errorf("no UPDATE_ROLLBACK_IN_PROGRESS event naming Fn:\n%s", e.eventLog(t, "app"))
+	}
+}
+
+// TestCloudFormationStuckRollback is seed 000: the code the rollback needs was deleted (a
+// lifecycle rule expired it), so the rollback fails into UPDATE_ROLLBACK_FAILED; CloudTrail shows
+// the keys the failed UpdateFunctionCode calls asked for; once the key is back,
+// ContinueUpdateRollback finishes the rollback, and the function keeps its ARN and permissions.
+func TestCloudFormationStuckRollback(t *testing.T) {
+	e := startCFN(t)
+	e.put(t, "k1.zip", zips.good)
+	res := e.createApp(t, "app", "k1.zip")
+	fn := aws.ToString(res["Fn"].PhysicalResourceId)
+	before := e.function(t, fn)
+	policyBefore, err := e.lambda.GetPolicy(ctx(t), &lambda.GetPolicyInput{FunctionName: aws.String(fn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e.del(t, "k1.zip") // expired
+	e.update(t, "app", param("CodeKey", "k2.zip")) // never uploaded
+	st := e.settled(t, "app")
+	if st.StackStatus != cfntypes.StackStatusUpdateRollbackFailed {
+		t.Fatalf("status = %s, want UPDATE_ROLLBACK_FAILED\n%s", st.StackStatus, e.eventLog(t, "app"))
+	}
+	if got, want := aws.ToString(st.StackStatusReason), "The following resource(s) failed to update: [Fn]."; got != want {
+		t.Errorf("reason = %q, want %q", got, want)
+	}
+	if got := e.resources(t, "app")["Fn"]; got.ResourceStatus != cfntypes.ResourceStatusUpdateFailed || !strings.Contains(aws.ToString(got.ResourceStatusReason), "NoSuchKey") {
+		t.Errorf("Fn: %s %q", got.ResourceStatus, aws.ToString(got.ResourceStatusReason))
+	}
+	if reasons := e.failedReasons(t, "app", "Fn"); len(reasons) != 2 {
+		t.Errorf("Fn failed %d times, want twice (update, rollback): %q", len(reasons), reasons)
+	}
+	// An update is refused until the rollback is finished.
+	_, err = e.cfn.UpdateStack(ctx(t), &cloudformation.UpdateStackInput{StackName: aws.String("app"), UsePreviousTemplate: aws.Bool(true),
+		Parameters: []cfntypes.Parameter{param("CodeKey", "k1.zip")}})
+	if errorCode(err) != "ValidationError" || !strings.Contains(err.Error(), "UPDATE_ROLLBACK_FAILED state and can not be updated") {
+		t.Errorf("UpdateStack in UPDATE_ROLLBACK_FAILED: %v", err)
+	}
+
+	// CloudTrail has both failed calls, with the keys they asked for.
+	out, err := e.trail.LookupEvents(ctx(t), &cloudtrail.LookupEventsInput{LookupAttributes: []cttypes.LookupAttribute{{
+		AttributeKey: cttypes.LookupAttributeKeyEventName, AttributeValue: aws.String("UpdateFunctionCode20150331v2")}}})
+	if err != nil {
+		t.Fatalf("LookupEvents: %v", err)
+	}
+	var keys []string
+	for _, ev := range out.Events {
+		var rec struct {
+			EventSource       string `json:"eventSource"`
+			ErrorCode         string `json:"errorCode"`
+			ErrorMessage      string `json:"errorMessage"`
+			UserAgent         string `json:"userAgent"`
+			RequestParameters struct {
+				FunctionName string `json:"functionName"`
+				S3Bucket     string `json:"s3Bucket"`
+				S3Key        string `json:"s3Key"`
+				Publish      *bool  `json:"publish"`
+			} `json:"requestParameters"`
+		}
+		if err := json.Unmarshal([]byte(aws.ToString(ev.CloudTrailEvent)), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.ErrorCode != "InvalidParameterValueException" || rec.ErrorMessage != "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: The specified key does not exist." ||
+			rec.RequestParameters.FunctionName != fn || rec.RequestParameters.S3Bucket != "artifacts" || rec.RequestParameters.Publish == nil ||
+			rec.EventSource != "lambda.amazonaws.com" || rec.UserAgent != "cloudformation.amazonaws.com" {
+			t.Errorf("event = %s", aws.ToString(ev.CloudTrailEvent))
+		}
+		keys = append(keys, rec.RequestParameters.S3Key)
+	}
+	if got, want := strings.Join(keys, ","), "k1.zip,k2.zip"; got != want {
+		t.Errorf("failed UpdateFunctionCode keys, newest first = %s, want %s", got, want)
+	}
+
+	// Skipping a resource that did not fail is refused; restoring the key and continuing works.
+	_, err = e.cfn.ContinueUpdateRollback(ctx(t), &cloudformation.ContinueUpdateRollbackInput{StackName: aws.String("app"), ResourcesToSkip: []string{"Perm"}})
+	if errorCode(err) != "ValidationError" {
+		t.Errorf("skip a resource that did not fail: %v, want ValidationError", err)
+	}
+	e.put(t, "k1.zip", zips.good)
+	if _, err := e.cfn.ContinueUpdateRollback(ctx(t), &cloudformation.ContinueUpdateRollbackInput{StackName: aws.String("app")}); err != nil {
+		t.Fatalf("ContinueUpdateRollback: %v", err)
+	}
+	e.waitRollback(t, "app")
+	after := e.function(t, fn)
+	if aws.ToString(after.Configuration.FunctionArn) != aws.ToString(before.Configuration.FunctionArn) ||
+		aws.ToString(after.Configuration.CodeSha256) != codeSha256(zips.good) || aws.ToString(after.Configuration.Role) != aws.ToString(before.Configuration.Role) {
+		t.Errorf("function after recovery: %+v", after.Configuration)
+	}
+	policyAfter, err := e.lambda.GetPolicy(ctx(t), &lambda.GetPolicyInput{FunctionName: aws.String(fn)})
+	if err != nil {
+		t.Fatalf("GetPolicy after recovery: %v", err)
+	}
+	if aws.ToString(policyAfter.Policy) != aws.ToString(policyBefore.Policy) {
+		t.Errorf("policy changed: %s → %s", aws.ToString(policyBefore.Policy), aws.ToString(policyAfter.Policy))
+	}
+	_, err = e.cfn.ContinueUpdateRollback(ctx(t), &cloudformation.ContinueUpdateRollbackInput{StackName: aws.String("app")})
+	if errorCode(err) != "ValidationError" {
+		t.Errorf("ContinueUpdateRollback of a stack in UPDATE_ROLLBACK_COMPLETE: %v, want ValidationError", err)
+	}
+	// And a new update succeeds.
+	e.put(t, "k2.zip", zips.bad)
+	e.update(t, "app", param("CodeKey", "k2.zip"))
+	e.waitUpdate(t, "app")
+}

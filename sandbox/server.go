@@ -326,7 +326,8 @@ func signingService(r *http.Request) string {
 		return "monitoring"
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328."):
 		return "logs"
-	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."):
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."),
+		strings.HasPrefix(r.Header.Get("X-Amz-Target"), "CloudTrail_20131101."):
 		return "cloudtrail"
 	case r.Method == http.MethodPost && p == "/" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
 		return "monitoring"

@@ -54,7 +54,11 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 		return s.getTemplate(in)
 	})
 	protocol.Handle(api, "ContinueUpdateRollback", func(_ context.Context, _ *protocol.Request, in *continueUpdateRollbackInput) (*struct{}, *apiError) {
-		return nil, s.apiContinueUpdateRollback(in)
+		// An empty ContinueUpdateRollbackResult, which the model's output shape requires.
+		if err := s.apiContinueUpdateRollback(in); err != nil {
+			return nil, err
+		}
+		return &struct{}{}, nil
 	})
 	return api
 }

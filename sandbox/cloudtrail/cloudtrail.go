@@ -157,8 +157,18 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 	protocol.Handle(api, "LookupEvents", func(_ context.Context, _ *protocol.Request, in *lookupEventsInput) (*lookupEventsOutput, *protocol.Error) {
 		return s.lookupEvents(in)
 	})
-	return api
+	// The Go SDK names operations "CloudTrail_20131101.LookupEvents", botocore
+	// "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents"; AWS answers both.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t := r.Header.Get("X-Amz-Target"); strings.HasPrefix(t, shortTarget) {
+			r.Header.Set("X-Amz-Target", apiModel.TargetPrefix+"."+strings.TrimPrefix(t, shortTarget))
+		}
+		api.ServeHTTP(w, r)
+	})
 }
+
+const shortTarget = "CloudTrail_20131101."
+
 
 var attributeKeys = []string{"EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource", "AccessKeyId"}
 
