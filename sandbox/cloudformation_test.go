@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 )
 
 // cfnEnv is a sandbox with CloudFormation and CloudTrail clients.
@@ -50,7 +49,6 @@ func (e *cfnEnv) del(t *testing.T, key string) {
 		t.Fatal(err)
 	}
 }
-
 
 // settled polls a stack until its status is no longer in progress, and returns it.
 func (e *cfnEnv) settled(t *testing.T, name string) cfntypes.Stack {
@@ -281,7 +279,6 @@ func TestCloudFormationCreatesFunctionsVersionsAliasesPermissions(t *testing.T) 
 	}
 }
 
-
 func (e *cfnEnv) update(t *testing.T, name string, params ...cfntypes.Parameter) {
 	t.Helper()
 	_, err := e.cfn.UpdateStack(ctx(t), &cloudformation.UpdateStackInput{StackName: aws.String(name), UsePreviousTemplate: aws.Bool(true), Parameters: params})
@@ -367,7 +364,7 @@ func TestCloudFormationStuckRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e.del(t, "k1.zip") // expired
+	e.del(t, "k1.zip")                             // expired
 	e.update(t, "app", param("CodeKey", "k2.zip")) // never uploaded
 	st := e.settled(t, "app")
 	if st.StackStatus != cfntypes.StackStatusUpdateRollbackFailed {
@@ -453,4 +450,101 @@ func TestCloudFormationStuckRollback(t *testing.T) {
 	e.put(t, "k2.zip", zips.bad)
 	e.update(t, "app", param("CodeKey", "k2.zip"))
 	e.waitUpdate(t, "app")
+}
+
+// parentJSON nests appYAML twice, from two forms of TemplateURL.
+func parentJSON(sandboxURL string) string {
+	return `{
+  "AWSTemplateFormatVersion": "2010-09-09",
+  "Parameters": {"KeyA": {"Type": "String"}, "KeyB": {"Type": "String"}},
+  "Resources": {
+    "A": {"Type": "AWS::CloudFormation::Stack", "Properties": {
+      "TemplateURL": "https://artifacts.s3.us-east-1.amazonaws.com/child.yaml",
+      "Parameters": {"CodeKey": {"Ref": "KeyA"}}}},
+    "B": {"Type": "AWS::CloudFormation::Stack", "Properties": {
+      "TemplateURL": "` + sandboxURL + `/artifacts/child.yaml",
+      "Parameters": {"CodeKey": {"Ref": "KeyB"}}}}
+  },
+  "Outputs": {"AFunction": {"Value": {"Fn::GetAtt": ["A", "Outputs.FunctionArn"]}}}
+}`
+}
+
+// TestCloudFormationNestedStuckRollback: a parent with two nested stacks; the update changes
+// one (A), whose code the rollback needs was deleted; A sticks in UPDATE_ROLLBACK_FAILED and so
+// does the parent. A nested stack cannot be continued by itself nor skipped; restoring the key
+// and continuing the parent continues A.
+func TestCloudFormationNestedStuckRollback(t *testing.T) {
+	e := startCFN(t)
+	e.put(t, "child.yaml", []byte(appYAML))
+	e.put(t, "a1.zip", zips.good)
+	e.put(t, "b1.zip", zips.good)
+	_, err := e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("parent"), TemplateBody: aws.String(parentJSON(e.srv.URL)),
+		Parameters: []cfntypes.Parameter{param("KeyA", "a1.zip"), param("KeyB", "b1.zip")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitCreate(t, "parent")
+	res := e.resources(t, "parent")
+	a, b := aws.ToString(res["A"].PhysicalResourceId), aws.ToString(res["B"].PhysicalResourceId)
+	nested, err := e.cfn.DescribeStacks(ctx(t), &cloudformation.DescribeStacksInput{StackName: aws.String(a)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name := aws.ToString(nested.Stacks[0].StackName); !strings.HasPrefix(name, "parent-A-") || aws.ToString(nested.Stacks[0].ParentId) == "" {
+		t.Errorf("nested stack %s (parent %s), want parent-A-<random> with a ParentId", name, aws.ToString(nested.Stacks[0].ParentId))
+	}
+	aFn := aws.ToString(e.resources(t, a)["Fn"].PhysicalResourceId)
+	parent := e.settled(t, "parent")
+	if len(parent.Outputs) != 1 || aws.ToString(parent.Outputs[0].OutputValue) != aws.ToString(e.function(t, aFn).Configuration.FunctionArn) {
+		t.Errorf("parent outputs = %+v", parent.Outputs)
+	}
+
+	e.del(t, "a1.zip")
+	e.update(t, "parent", param("KeyA", "a2.zip"), param("KeyB", "b1.zip")) // a2 was never uploaded
+	parent = e.settled(t, "parent")
+	if parent.StackStatus != cfntypes.StackStatusUpdateRollbackFailed {
+		t.Fatalf("parent %s, want UPDATE_ROLLBACK_FAILED\n%s", parent.StackStatus, e.eventLog(t, "parent"))
+	}
+	if got := e.settled(t, a).StackStatus; got != cfntypes.StackStatusUpdateRollbackFailed {
+		t.Errorf("nested A %s, want UPDATE_ROLLBACK_FAILED\n%s", got, e.eventLog(t, a))
+	}
+	if got := e.settled(t, b).StackStatus; got != cfntypes.StackStatusCreateComplete {
+		t.Errorf("nested B %s, want CREATE_COMPLETE: the update stopped at A's failure before reaching B", got)
+	}
+	r := e.resources(t, "parent")["A"]
+	if want := "Embedded stack " + a + " was not successfully updated. Currently in UPDATE_ROLLBACK_FAILED."; r.ResourceStatus != cfntypes.ResourceStatusUpdateFailed || aws.ToString(r.ResourceStatusReason) != want {
+		t.Errorf("parent's A: %s %q, want UPDATE_FAILED %q", r.ResourceStatus, aws.ToString(r.ResourceStatusReason), want)
+	}
+
+	_, err = e.cfn.ContinueUpdateRollback(ctx(t), &cloudformation.ContinueUpdateRollbackInput{StackName: aws.String(a)})
+	if errorCode(err) != "ValidationError" {
+		t.Errorf("ContinueUpdateRollback of a nested stack: %v, want ValidationError", err)
+	}
+	_, err = e.cfn.ContinueUpdateRollback(ctx(t), &cloudformation.ContinueUpdateRollbackInput{StackName: aws.String("parent"), ResourcesToSkip: []string{"A"}})
+	if errorCode(err) != "ValidationError" || !strings.Contains(err.Error(), "DELETE_IN_PROGRESS, DELETE_COMPLETE or DELETE_FAILED") {
+		t.Errorf("skip a nested stack resource: %v, want ValidationError", err)
+	}
+	if got := e.settled(t, "parent").StackStatus; got != cfntypes.StackStatusUpdateRollbackFailed {
+		t.Errorf("a refused ContinueUpdateRollback changed the parent to %s", got)
+	}
+
+	e.put(t, "a1.zip", zips.good)
+	if _, err := e.cfn.ContinueUpdateRollback(ctx(t), &cloudformation.ContinueUpdateRollbackInput{StackName: aws.String("parent")}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitRollback(t, "parent")
+	if got := e.settled(t, a).StackStatus; got != cfntypes.StackStatusUpdateRollbackComplete {
+		t.Errorf("nested A %s after continuing the parent, want UPDATE_ROLLBACK_COMPLETE", got)
+	}
+	if got := aws.ToString(e.function(t, aFn).Configuration.CodeSha256); got != codeSha256(zips.good) {
+		t.Errorf("A's function code %s after recovery", got)
+	}
+	e.put(t, "a2.zip", zips.bad)
+	e.update(t, "parent", param("KeyA", "a2.zip"), param("KeyB", "b1.zip"))
+	e.waitUpdate(t, "parent")
+	for _, n := range []string{a, b} {
+		if got := e.settled(t, n).StackStatus; got != cfntypes.StackStatusUpdateComplete {
+			t.Errorf("nested %s %s after the parent's update, want UPDATE_COMPLETE (nested stacks always update with their parent)", n, got)
+		}
+	}
 }

@@ -169,7 +169,6 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 
 const shortTarget = "CloudTrail_20131101."
 
-
 var attributeKeys = []string{"EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource", "AccessKeyId"}
 
 func invalidLookup(format string, args ...any) *protocol.Error {
