@@ -452,40 +452,43 @@ func TestCloudFormationStuckRollback(t *testing.T) {
 	e.waitUpdate(t, "app")
 }
 
-// parentJSON nests appYAML twice, from two forms of TemplateURL.
+// parentJSON nests appYAML three times, from two forms of TemplateURL.
 func parentJSON(sandboxURL string) string {
+	nested := func(name, url string) string {
+		return `"` + name + `": {"Type": "AWS::CloudFormation::Stack", "Properties": {
+      "TemplateURL": "` + url + `", "Parameters": {"CodeKey": {"Ref": "Key` + name + `"}}}}`
+	}
 	return `{
   "AWSTemplateFormatVersion": "2010-09-09",
-  "Parameters": {"KeyA": {"Type": "String"}, "KeyB": {"Type": "String"}},
+  "Parameters": {"KeyA": {"Type": "String"}, "KeyB": {"Type": "String"}, "KeyC": {"Type": "String"}},
   "Resources": {
-    "A": {"Type": "AWS::CloudFormation::Stack", "Properties": {
-      "TemplateURL": "https://artifacts.s3.us-east-1.amazonaws.com/child.yaml",
-      "Parameters": {"CodeKey": {"Ref": "KeyA"}}}},
-    "B": {"Type": "AWS::CloudFormation::Stack", "Properties": {
-      "TemplateURL": "` + sandboxURL + `/artifacts/child.yaml",
-      "Parameters": {"CodeKey": {"Ref": "KeyB"}}}}
+    ` + nested("A", "https://artifacts.s3.us-east-1.amazonaws.com/child.yaml") + `,
+    ` + nested("B", "https://s3.amazonaws.com/artifacts/child.yaml") + `,
+    ` + nested("C", sandboxURL+"/artifacts/child.yaml") + `
   },
   "Outputs": {"AFunction": {"Value": {"Fn::GetAtt": ["A", "Outputs.FunctionArn"]}}}
 }`
 }
 
-// TestCloudFormationNestedStuckRollback: a parent with two nested stacks; the update changes
-// one (A), whose code the rollback needs was deleted; A sticks in UPDATE_ROLLBACK_FAILED and so
-// does the parent. A nested stack cannot be continued by itself nor skipped; restoring the key
-// and continuing the parent continues A.
-func TestCloudFormationNestedStuckRollback(t *testing.T) {
-	e := startCFN(t)
+// nestedStuck is seed 000 with nested stacks: a parent of A, B and C. The update moves A to new
+// code (which works) and B to code that was never uploaded (which fails); C does not change.
+// B rolls back by itself, but the parent's rollback of A needs A's previous code, which a
+// lifecycle rule deleted: A sticks in UPDATE_ROLLBACK_FAILED, though its own update went
+// well, and so does the parent. It returns the nested stacks' ids and A's function.
+func nestedStuck(t *testing.T, e *cfnEnv) (a, b, c, aFn string) {
+	t.Helper()
 	e.put(t, "child.yaml", []byte(appYAML))
-	e.put(t, "a1.zip", zips.good)
-	e.put(t, "b1.zip", zips.good)
+	for _, k := range []string{"a1.zip", "a2.zip", "b1.zip", "c1.zip"} {
+		e.put(t, k, zips.good)
+	}
 	_, err := e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("parent"), TemplateBody: aws.String(parentJSON(e.srv.URL)),
-		Parameters: []cfntypes.Parameter{param("KeyA", "a1.zip"), param("KeyB", "b1.zip")}})
+		Parameters: []cfntypes.Parameter{param("KeyA", "a1.zip"), param("KeyB", "b1.zip"), param("KeyC", "c1.zip")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.waitCreate(t, "parent")
 	res := e.resources(t, "parent")
-	a, b := aws.ToString(res["A"].PhysicalResourceId), aws.ToString(res["B"].PhysicalResourceId)
+	a, b, c = aws.ToString(res["A"].PhysicalResourceId), aws.ToString(res["B"].PhysicalResourceId), aws.ToString(res["C"].PhysicalResourceId)
 	nested, err := e.cfn.DescribeStacks(ctx(t), &cloudformation.DescribeStacksInput{StackName: aws.String(a)})
 	if err != nil {
 		t.Fatal(err)
@@ -493,36 +496,47 @@ func TestCloudFormationNestedStuckRollback(t *testing.T) {
 	if name := aws.ToString(nested.Stacks[0].StackName); !strings.HasPrefix(name, "parent-A-") || aws.ToString(nested.Stacks[0].ParentId) == "" {
 		t.Errorf("nested stack %s (parent %s), want parent-A-<random> with a ParentId", name, aws.ToString(nested.Stacks[0].ParentId))
 	}
-	aFn := aws.ToString(e.resources(t, a)["Fn"].PhysicalResourceId)
+	aFn = aws.ToString(e.resources(t, a)["Fn"].PhysicalResourceId)
 	parent := e.settled(t, "parent")
 	if len(parent.Outputs) != 1 || aws.ToString(parent.Outputs[0].OutputValue) != aws.ToString(e.function(t, aFn).Configuration.FunctionArn) {
 		t.Errorf("parent outputs = %+v", parent.Outputs)
 	}
 
 	e.del(t, "a1.zip")
-	e.update(t, "parent", param("KeyA", "a2.zip"), param("KeyB", "b1.zip")) // a2 was never uploaded
+	e.update(t, "parent", param("KeyA", "a2.zip"), param("KeyB", "b2.zip"), param("KeyC", "c1.zip"))
 	parent = e.settled(t, "parent")
 	if parent.StackStatus != cfntypes.StackStatusUpdateRollbackFailed {
 		t.Fatalf("parent %s, want UPDATE_ROLLBACK_FAILED\n%s", parent.StackStatus, e.eventLog(t, "parent"))
 	}
-	if got := e.settled(t, a).StackStatus; got != cfntypes.StackStatusUpdateRollbackFailed {
-		t.Errorf("nested A %s, want UPDATE_ROLLBACK_FAILED\n%s", got, e.eventLog(t, a))
-	}
-	if got := e.settled(t, b).StackStatus; got != cfntypes.StackStatusCreateComplete {
-		t.Errorf("nested B %s, want CREATE_COMPLETE: the update stopped at A's failure before reaching B", got)
+	for n, want := range map[string]cfntypes.StackStatus{a: cfntypes.StackStatusUpdateRollbackFailed, b: cfntypes.StackStatusUpdateRollbackComplete} {
+		if got := e.settled(t, n).StackStatus; got != want {
+			t.Errorf("nested %s %s, want %s\n%s", n, got, want, e.eventLog(t, n))
+		}
 	}
 	r := e.resources(t, "parent")["A"]
 	if want := "Embedded stack " + a + " was not successfully updated. Currently in UPDATE_ROLLBACK_FAILED."; r.ResourceStatus != cfntypes.ResourceStatusUpdateFailed || aws.ToString(r.ResourceStatusReason) != want {
 		t.Errorf("parent's A: %s %q, want UPDATE_FAILED %q", r.ResourceStatus, aws.ToString(r.ResourceStatusReason), want)
 	}
+	return a, b, c, aFn
+}
 
-	_, err = e.cfn.ContinueUpdateRollback(ctx(t), &cloudformation.ContinueUpdateRollbackInput{StackName: aws.String(a)})
+// TestCloudFormationNestedStuckRollback: a nested stack cannot be continued by itself nor
+// skipped as a resource of its parent; restoring the key and continuing the parent continues it.
+func TestCloudFormationNestedStuckRollback(t *testing.T) {
+	e := startCFN(t)
+	a, b, c, aFn := nestedStuck(t, e)
+
+	_, err := e.cfn.ContinueUpdateRollback(ctx(t), &cloudformation.ContinueUpdateRollbackInput{StackName: aws.String(a)})
 	if errorCode(err) != "ValidationError" {
 		t.Errorf("ContinueUpdateRollback of a nested stack: %v, want ValidationError", err)
 	}
 	_, err = e.cfn.ContinueUpdateRollback(ctx(t), &cloudformation.ContinueUpdateRollbackInput{StackName: aws.String("parent"), ResourcesToSkip: []string{"A"}})
 	if errorCode(err) != "ValidationError" || !strings.Contains(err.Error(), "DELETE_IN_PROGRESS, DELETE_COMPLETE or DELETE_FAILED") {
 		t.Errorf("skip a nested stack resource: %v, want ValidationError", err)
+	}
+	_, err = e.cfn.ContinueUpdateRollback(ctx(t), &cloudformation.ContinueUpdateRollbackInput{StackName: aws.String("parent"), ResourcesToSkip: []string{"B.Fn"}})
+	if errorCode(err) != "ValidationError" {
+		t.Errorf("skip a nested resource whose rollback did not fail: %v, want ValidationError", err)
 	}
 	if got := e.settled(t, "parent").StackStatus; got != cfntypes.StackStatusUpdateRollbackFailed {
 		t.Errorf("a refused ContinueUpdateRollback changed the parent to %s", got)
@@ -536,15 +550,38 @@ func TestCloudFormationNestedStuckRollback(t *testing.T) {
 	if got := e.settled(t, a).StackStatus; got != cfntypes.StackStatusUpdateRollbackComplete {
 		t.Errorf("nested A %s after continuing the parent, want UPDATE_ROLLBACK_COMPLETE", got)
 	}
+	// The update stopped at B's failure, before it reached C (the sandbox provisions one
+	// resource at a time): C is as it was.
+	if got := e.settled(t, c).StackStatus; got != cfntypes.StackStatusCreateComplete {
+		t.Errorf("nested C %s, want CREATE_COMPLETE", got)
+	}
 	if got := aws.ToString(e.function(t, aFn).Configuration.CodeSha256); got != codeSha256(zips.good) {
 		t.Errorf("A's function code %s after recovery", got)
 	}
-	e.put(t, "a2.zip", zips.bad)
-	e.update(t, "parent", param("KeyA", "a2.zip"), param("KeyB", "b1.zip"))
+	e.put(t, "b2.zip", zips.bad)
+	e.update(t, "parent", param("KeyA", "a2.zip"), param("KeyB", "b2.zip"), param("KeyC", "c1.zip"))
 	e.waitUpdate(t, "parent")
-	for _, n := range []string{a, b} {
+	for _, n := range []string{a, b, c} {
 		if got := e.settled(t, n).StackStatus; got != cfntypes.StackStatusUpdateComplete {
-			t.Errorf("nested %s %s after the parent's update, want UPDATE_COMPLETE (nested stacks always update with their parent)", n, got)
+			t.Errorf("nested %s %s after the parent's update, want UPDATE_COMPLETE (nested stacks update with their parent)", n, got)
 		}
+	}
+}
+
+// TestCloudFormationSkipNestedResource: what cannot be restored can be skipped, named
+// NestedStack.LogicalId; the skipped function keeps the code it has.
+func TestCloudFormationSkipNestedResource(t *testing.T) {
+	e := startCFN(t)
+	a, _, _, aFn := nestedStuck(t, e)
+	if _, err := e.cfn.ContinueUpdateRollback(ctx(t), &cloudformation.ContinueUpdateRollbackInput{StackName: aws.String("parent"), ResourcesToSkip: []string{"A.Fn"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitRollback(t, "parent")
+	fn := e.resources(t, a)["Fn"]
+	if fn.ResourceStatus != cfntypes.ResourceStatusUpdateComplete || aws.ToString(fn.ResourceStatusReason) != "Resource skipped during UPDATE_ROLLBACK" {
+		t.Errorf("skipped Fn: %s %q", fn.ResourceStatus, aws.ToString(fn.ResourceStatusReason))
+	}
+	if got := e.function(t, aFn); aws.ToString(got.Configuration.CodeSha256) != codeSha256(zips.good) {
+		t.Errorf("skipped function's code %s", aws.ToString(got.Configuration.CodeSha256))
 	}
 }
