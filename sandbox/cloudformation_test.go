@@ -585,3 +585,116 @@ func TestCloudFormationSkipNestedResource(t *testing.T) {
 		t.Errorf("skipped function's code %s", aws.ToString(got.Configuration.CodeSha256))
 	}
 }
+
+// TestCloudFormationReplacementAndRemoval: renaming a function replaces it (the old one is
+// deleted in the cleanup, after the new one exists); a resource the template drops is deleted;
+// a failed create rolls back to ROLLBACK_COMPLETE.
+func TestCloudFormationReplacementAndRemoval(t *testing.T) {
+	e := startCFN(t)
+	e.put(t, "k1.zip", zips.good)
+	tmpl := func(name string, withAlias bool) string {
+		s := `{"Resources": {
+  "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"FunctionName": "` + name + `", "Runtime": "provided.al2023", "Handler": "bootstrap",
+    "Role": "arn:aws:iam::000000000000:role/app", "Code": {"S3Bucket": "artifacts", "S3Key": "k1.zip"}}}`
+		if withAlias {
+			s += `,
+  "Live": {"Type": "AWS::Lambda::Alias", "Properties": {"FunctionName": {"Ref": "Fn"}, "Name": "live", "FunctionVersion": "$LATEST"}}`
+		}
+		return s + "}}"
+	}
+	if _, err := e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("r"), TemplateBody: aws.String(tmpl("first", true))}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCreate(t, "r")
+	if _, err := e.cfn.UpdateStack(ctx(t), &cloudformation.UpdateStackInput{StackName: aws.String("r"), TemplateBody: aws.String(tmpl("second", false))}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitUpdate(t, "r")
+	e.function(t, "second")
+	_, err := e.lambda.GetFunction(ctx(t), &lambda.GetFunctionInput{FunctionName: aws.String("first")})
+	wantAPIError[*lambdatypes.ResourceNotFoundException](t, err, http.StatusNotFound)
+	res := e.resources(t, "r")
+	if _, ok := res["Live"]; ok || aws.ToString(res["Fn"].PhysicalResourceId) != "second" {
+		t.Errorf("resources after the update: %+v", res)
+	}
+	tpl, err := e.cfn.GetTemplate(ctx(t), &cloudformation.GetTemplateInput{StackName: aws.String("r"), TemplateStage: cfntypes.TemplateStageOriginal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(tpl.TemplateBody) != tmpl("second", false) {
+		t.Errorf("GetTemplate = %s", aws.ToString(tpl.TemplateBody))
+	}
+
+	// A create that fails rolls back what it made.
+	_, err = e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("broken"), TemplateBody: aws.String(`{"Resources": {
+  "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"FunctionName": "ok-fn", "Runtime": "provided.al2023", "Handler": "bootstrap",
+    "Role": "arn:aws:iam::000000000000:role/app", "Code": {"S3Bucket": "artifacts", "S3Key": "k1.zip"}}},
+  "Bad": {"Type": "AWS::Lambda::Function", "DependsOn": "Fn", "Properties": {"Runtime": "provided.al2023", "Handler": "bootstrap",
+    "Role": "arn:aws:iam::000000000000:role/app", "Code": {"S3Bucket": "artifacts", "S3Key": "absent.zip"}}}}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := e.settled(t, "broken")
+	if st.StackStatus != cfntypes.StackStatusRollbackComplete {
+		t.Fatalf("broken: %s\n%s", st.StackStatus, e.eventLog(t, "broken"))
+	}
+	_, err = e.lambda.GetFunction(ctx(t), &lambda.GetFunctionInput{FunctionName: aws.String("ok-fn")})
+	wantAPIError[*lambdatypes.ResourceNotFoundException](t, err, http.StatusNotFound)
+	var reason string
+	for _, ev := range e.events(t, "broken") {
+		if ev.ResourceStatus == cfntypes.ResourceStatusRollbackInProgress {
+			reason = aws.ToString(ev.ResourceStatusReason)
+		}
+	}
+	if want := "The following resource(s) failed to create: [Bad]. Rollback requested by user."; reason != want {
+		t.Errorf("ROLLBACK_IN_PROGRESS reason %q, want %q", reason, want)
+	}
+
+	// DescribeStacks pages through every stack.
+	all, err := e.cfn.DescribeStacks(ctx(t), &cloudformation.DescribeStacksInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.Stacks) != 2 {
+		t.Errorf("DescribeStacks lists %d stacks, want 2", len(all.Stacks))
+	}
+	_, err = e.cfn.DescribeStacks(ctx(t), &cloudformation.DescribeStacksInput{StackName: aws.String("nope")})
+	if errorCode(err) != "ValidationError" || !strings.Contains(err.Error(), "Stack with id nope does not exist") {
+		t.Errorf("DescribeStacks of a missing stack: %v", err)
+	}
+}
+
+// TestCloudFormationPersists: stacks survive a restart with a data directory.
+func TestCloudFormationPersists(t *testing.T) {
+	dir := t.TempDir()
+	opts := fast
+	opts.DataDir = dir
+	srv, err := startSandbox(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &cfnEnv{env: connect(t, srv)}
+	e.cfn, e.trail = cloudformation.NewFromConfig(e.cfg), cloudtrail.NewFromConfig(e.cfg)
+	if _, err := e.s3.CreateBucket(ctx(t), &s3.CreateBucketInput{Bucket: aws.String("artifacts")}); err != nil {
+		t.Fatal(err)
+	}
+	e.put(t, "k1.zip", zips.good)
+	e.createApp(t, "app", "k1.zip")
+	srv.Close()
+
+	srv, err = startSandbox(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	e = &cfnEnv{env: connect(t, srv)}
+	e.cfn, e.trail = cloudformation.NewFromConfig(e.cfg), cloudtrail.NewFromConfig(e.cfg)
+	if got := e.settled(t, "app").StackStatus; got != cfntypes.StackStatusCreateComplete {
+		t.Errorf("after restart: %s", got)
+	}
+	out, err := e.trail.LookupEvents(ctx(t), &cloudtrail.LookupEventsInput{LookupAttributes: []cttypes.LookupAttribute{{
+		AttributeKey: cttypes.LookupAttributeKeyEventName, AttributeValue: aws.String("CreateFunction20150331")}}})
+	if err != nil || len(out.Events) != 1 {
+		t.Errorf("CloudTrail after restart: %v, %d CreateFunction events", err, len(out.Events))
+	}
+}

@@ -80,13 +80,16 @@ func (s *Service) observe(req *protocol.Request, _ any, aerr *protocol.Error) {
 					if v == nil || k == "ZipFile" {
 						continue
 					}
-					params[lowerCamel(k)] = v
+					if k == "Tags" {
+						params["tags"] = v // keys that are data
+						continue
+					}
+					params[lowerCamel(k)] = camelKeys(v)
 				}
 			}
 		}
 		if env, ok := params["environment"].(map[string]any); ok {
 			env["variables"] = "HIDDEN_DUE_TO_SECURITY_REASONS"
-			delete(env, "Variables")
 		}
 	}
 	if fn := req.Label("FunctionName"); fn != "" {
@@ -106,6 +109,24 @@ func (s *Service) observe(req *protocol.Request, _ any, aerr *protocol.Error) {
 		call.ErrorCode, call.ErrorMessage = aerr.Code, aerr.Message
 	}
 	s.cfg.Trail.RecordCall(call)
+}
+
+// camelKeys lowerCamelCases the member names of a nested value, as CloudTrail writes them
+// (map keys that are data, such as routing weights' versions, are digits and stay as they are).
+func camelKeys(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[lowerCamel(k)] = camelKeys(e)
+		}
+		return out
+	case []any:
+		for i, e := range x {
+			x[i] = camelKeys(e)
+		}
+	}
+	return v
 }
 
 func lowerCamel(s string) string {
