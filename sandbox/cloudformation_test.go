@@ -28,6 +28,7 @@ func startCFN(t *testing.T) *cfnEnv {
 	t.Helper()
 	opts := fast
 	opts.UpdateDelay = 20 * time.Millisecond // functions settle, so CloudFormation waits for them
+	opts.ControlRate = 0                     // AWS's control-plane quota, which CloudFormation's calls count against too
 	e := start(t, opts)
 	ce := &cfnEnv{env: e, cfn: cloudformation.NewFromConfig(e.cfg), trail: cloudtrail.NewFromConfig(e.cfg)}
 	if _, err := e.s3.CreateBucket(ctx(t), &s3.CreateBucketInput{Bucket: aws.String("artifacts")}); err != nil {

@@ -180,13 +180,16 @@ func (s *Service) updateFunction(ctx context.Context, name string, from, to map[
 	return nil
 }
 
-// settle waits until a function is Active and its last update is no longer in progress.
+// settle waits until a function is Active and its last update is no longer in progress. It
+// asks GetFunction, as the SDK's waiters do: GetFunction has its own quota, so waiting does not
+// spend the control-plane quota that the stack's changes need.
 func (s *Service) settle(ctx context.Context, name string) error {
 	for {
-		out, err := s.cfg.Lambda.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(name)})
+		got, err := s.cfg.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)})
 		if err != nil {
 			return handlerError(err)
 		}
+		out := got.Configuration
 		switch {
 		case out.State == lambdatypes.StateFailed:
 			return fmt.Errorf("Resource handler returned message: \"%s\" (HandlerErrorCode: NotStabilized)", aws.ToString(out.StateReason))

@@ -144,7 +144,7 @@ func classify(req *protocol.Request, in any) (resource, quota string) {
 		resource = name
 	}
 	switch req.Operation {
-	case "Invoke":
+	case "Invoke", "GetPolicy": // GetPolicy is outside the control-plane quota (it has its own on AWS)
 		return resource, ""
 	case "GetFunction":
 		return resource, limits.QuotaGetFunction
