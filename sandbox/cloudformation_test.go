@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -697,5 +698,39 @@ func TestCloudFormationPersists(t *testing.T) {
 		AttributeKey: cttypes.LookupAttributeKeyEventName, AttributeValue: aws.String("CreateFunction20150331")}}})
 	if err != nil || len(out.Events) != 1 {
 		t.Errorf("CloudTrail after restart: %v, %d CreateFunction events", err, len(out.Events))
+	}
+}
+
+// TestUnsignedQueryAndCloudTrailRequests: unsigned requests find their service by their shape —
+// the query protocol's Version, CloudTrail's X-Amz-Target.
+func TestUnsignedQueryAndCloudTrailRequests(t *testing.T) {
+	e := start(t, fast)
+	for _, tc := range []struct{ body, target, want string }{
+		{"Action=DescribeStacks&Version=2010-05-15", "", "<DescribeStacksResponse"},
+		{"Action=GetCallerIdentity&Version=2011-06-15", "", "<GetCallerIdentityResponse"},
+		{"Action=ListMetrics&Version=2010-08-01", "", "<ListMetricsResponse"},
+		{"{}", "CloudTrail_20131101.LookupEvents", `"Events":[]`},
+		{"{}", "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents", `"Events":[]`},
+	} {
+		req, err := http.NewRequestWithContext(ctx(t), http.MethodPost, e.srv.URL+"/", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.target != "" {
+			req.Header.Set("X-Amz-Target", tc.target)
+			req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		} else {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		_, _ = io.Copy(&b, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(b.String(), tc.want) {
+			t.Errorf("%s %s: %d %s, want 200 with %s", tc.target, tc.body, resp.StatusCode, b.String(), tc.want)
+		}
 	}
 }

@@ -10,10 +10,12 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -330,9 +332,33 @@ func signingService(r *http.Request) string {
 		strings.HasPrefix(r.Header.Get("X-Amz-Target"), "CloudTrail_20131101."):
 		return "cloudtrail"
 	case r.Method == http.MethodPost && p == "/" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
-		return "monitoring"
+		return queryService(r)
 	}
 	return "s3"
+}
+
+// queryVersions name the query-protocol services by their API version.
+var queryVersions = map[string]string{"2010-05-15": "cloudformation", "2011-06-15": "sts", "2010-08-01": "monitoring"}
+
+// queryService recognises an unsigned query-protocol request by the Version in its form, which
+// it peeks at and puts back; CloudWatch is the default, as before there were others.
+func queryService(r *http.Request) string {
+	const peek = 64 << 10
+	head, err := io.ReadAll(io.LimitReader(r.Body, peek))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
+	if err == nil {
+		for _, pair := range strings.Split(string(head), "&") {
+			if v, ok := strings.CutPrefix(pair, "Version="); ok {
+				if svc, ok := queryVersions[v]; ok {
+					return svc
+				}
+			}
+		}
+	}
+	return "monitoring"
 }
 
 func errorCodeOf(h http.Header) string {
