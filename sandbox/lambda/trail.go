@@ -118,6 +118,9 @@ func camelKeys(v any) any {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
+			if k == "ZipFile" {
+				continue // code bytes are not recorded
+			}
 			out[lowerCamel(k)] = camelKeys(e)
 		}
 		return out
