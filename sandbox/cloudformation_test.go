@@ -734,3 +734,64 @@ func TestUnsignedQueryAndCloudTrailRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestCloudFormationVersionReplacement: a Version whose properties change is replaced — a new
+// version published, the alias moved to it — and the old one deleted, unless its
+// UpdateReplacePolicy is Retain. A Version whose function did not change cannot be published
+// again (Lambda would answer the existing version), and the update rolls back.
+func TestCloudFormationVersionReplacement(t *testing.T) {
+	e := startCFN(t)
+	e.put(t, "k1.zip", zips.good)
+	tmpl := func(desc, policy string) string {
+		return `Resources:
+  Fn:
+    Type: AWS::Lambda::Function
+    Properties: {FunctionName: vfn, Runtime: provided.al2023, Handler: bootstrap, Role: arn:aws:iam::000000000000:role/app,
+      Code: {S3Bucket: artifacts, S3Key: k1.zip}, Description: ` + desc + `}
+  Ver:
+    Type: AWS::Lambda::Version
+    UpdateReplacePolicy: ` + policy + `
+    Properties: {FunctionName: !Ref Fn, Description: ` + desc + `}
+  Live:
+    Type: AWS::Lambda::Alias
+    Properties: {FunctionName: !Ref Fn, Name: live, FunctionVersion: !GetAtt Ver.Version}
+`
+	}
+	if _, err := e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("v"), TemplateBody: aws.String(tmpl("one", "Retain"))}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCreate(t, "v")
+	for i, step := range []struct{ desc, policy, alias, versions string }{
+		{"two", "Retain", "2", "$LATEST,1,2"}, // version 1 retained
+		{"three", "Delete", "3", "$LATEST,1,3"},
+	} {
+		if _, err := e.cfn.UpdateStack(ctx(t), &cloudformation.UpdateStackInput{StackName: aws.String("v"), TemplateBody: aws.String(tmpl(step.desc, step.policy))}); err != nil {
+			t.Fatal(err)
+		}
+		e.waitUpdate(t, "v")
+		alias, err := e.lambda.GetAlias(ctx(t), &lambda.GetAliasInput{FunctionName: aws.String("vfn"), Name: aws.String("live")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs, err := e.lambda.ListVersionsByFunction(ctx(t), &lambda.ListVersionsByFunctionInput{FunctionName: aws.String("vfn")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, v := range vs.Versions {
+			names = append(names, aws.ToString(v.Version))
+		}
+		if got := strings.Join(names, ","); aws.ToString(alias.FunctionVersion) != step.alias || got != step.versions {
+			t.Errorf("step %d: alias → %s, versions %s; want %s, %s", i, aws.ToString(alias.FunctionVersion), got, step.alias, step.versions)
+		}
+	}
+	// A new Version of an unchanged function: Lambda has it already.
+	body := strings.Replace(tmpl("three", "Delete"), "Description: three}\n  Live", "Description: other}\n  Live", 1)
+	if _, err := e.cfn.UpdateStack(ctx(t), &cloudformation.UpdateStackInput{StackName: aws.String("v"), TemplateBody: aws.String(body)}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitRollback(t, "v")
+	if reasons := e.failedReasons(t, "v", "Ver"); len(reasons) == 0 {
+		t.Errorf("no UPDATE_FAILED for Ver:\n%s", e.eventLog(t, "v"))
+	}
+}

@@ -34,11 +34,26 @@ func (s *Service) create(ctx context.Context, st *stack, r *resource, props map[
 	case typeFunction:
 		return s.createFunction(ctx, st, r, props)
 	case typeVersion:
+		existing := map[string]bool{}
+		p := lambda.NewListVersionsByFunctionPaginator(s.cfg.Lambda, &lambda.ListVersionsByFunctionInput{FunctionName: optStr(props, "FunctionName")})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return instance{}, handlerError(err)
+			}
+			for _, v := range page.Versions {
+				existing[aws.ToString(v.Version)] = true
+			}
+		}
 		out, err := s.cfg.Lambda.PublishVersion(ctx, &lambda.PublishVersionInput{
 			FunctionName: optStr(props, "FunctionName"), Description: optStr(props, "Description"), CodeSha256: optStr(props, "CodeSha256"),
 		})
 		if err != nil {
 			return instance{}, handlerError(err)
+		}
+		if v := aws.ToString(out.Version); existing[v] {
+			// Lambda answered the version it already has: nothing changed since it was published.
+			return instance{}, fmt.Errorf("A version for this Lambda function exists ( %s ). Modify the function to create a new version.", v)
 		}
 		return instance{Physical: aws.ToString(out.FunctionArn), Attrs: map[string]string{"Version": aws.ToString(out.Version)}}, nil
 	case typeAlias:

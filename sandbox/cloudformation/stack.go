@@ -76,6 +76,8 @@ type resource struct {
 	Props          map[string]any
 	Attrs          map[string]string
 	DeletionPolicy string
+	// ReplacePolicy is UpdateReplacePolicy: Retain keeps a replaced instance.
+	ReplacePolicy string
 
 	// Update bookkeeping, cleared when an update or its rollback completes.
 	Prior    *instance  // what the resource was before the update; nil if the update created it
@@ -216,7 +218,7 @@ func (s *Service) provision(ctx context.Context, st *stack, t *template, params 
 		s.mu.Unlock()
 		switch {
 		case r == nil || r.Physical == "" && r.Status != createComplete && r.Status != updateComplete:
-			r = &resource{LogicalID: name, Type: def.Type, Props: props, DeletionPolicy: def.DeletionPolicy}
+			r = &resource{LogicalID: name, Type: def.Type, Props: props, DeletionPolicy: def.DeletionPolicy, ReplacePolicy: def.UpdateReplacePolicy}
 			s.locked(func() {
 				st.Resources[name] = r
 				r.New = updating
@@ -234,7 +236,7 @@ func (s *Service) provision(ctx context.Context, st *stack, t *template, params 
 			return s.failResource(st, name, def.Type, updating,
 				fmt.Sprintf("Update of resource type is not permitted. The new template modifies resource type of the following resources: [%s]", name))
 		default:
-			s.locked(func() { r.DeletionPolicy = def.DeletionPolicy })
+			s.locked(func() { r.DeletionPolicy, r.ReplacePolicy = def.DeletionPolicy, def.UpdateReplacePolicy })
 			if r.Type != typeStack && reflect.DeepEqual(normalize(r.Props), normalize(props)) {
 				break
 			}
@@ -431,6 +433,12 @@ func (s *Service) rollback(ctx context.Context, st *stack, skip []string, contin
 			continue
 		}
 		s.resEvent(st, r, updateInProgress, "")
+		if r.Type != typeStack && reflect.DeepEqual(normalize(r.Props), normalize(prior.Props)) {
+			// Its update never took effect (a replacement that could not be created).
+			s.locked(func() { r.Pending, r.Failed = false, false })
+			s.resEvent(st, r, updateComplete, "")
+			continue
+		}
 		var nestedSkip []string
 		for _, k := range skip {
 			if n, rest, ok := strings.Cut(k, "."); ok && n == name {
@@ -498,7 +506,7 @@ func (s *Service) rollbackCleanup(ctx context.Context, st *stack) {
 		}
 		s.locked(func() { delete(st.Resources, r.LogicalID) })
 	}
-	s.deleteObsolete(ctx, st)
+	s.deleteObsolete(ctx, st, false)
 	s.locked(func() { clearUpdate(st) })
 	s.setStatus(st, updateRollbackComplete, "")
 }
@@ -523,7 +531,7 @@ func (s *Service) cleanup(ctx context.Context, st *stack, final string) {
 			s.cleanup(ctx, child, updateComplete)
 		}
 	}
-	s.deleteObsolete(ctx, st)
+	s.deleteObsolete(ctx, st, true)
 	for _, r := range removed {
 		s.deleteOne(ctx, st, r)
 		s.locked(func() { delete(st.Resources, r.LogicalID) })
@@ -532,7 +540,9 @@ func (s *Service) cleanup(ctx context.Context, st *stack, final string) {
 	s.setStatus(st, final, "")
 }
 
-func (s *Service) deleteObsolete(ctx context.Context, st *stack) {
+// deleteObsolete deletes the instances the update replaced (after it, keeping those whose
+// UpdateReplacePolicy is Retain when afterUpdate) or created (after a rollback).
+func (s *Service) deleteObsolete(ctx context.Context, st *stack, afterUpdate bool) {
 	s.mu.Lock()
 	type item struct {
 		r    *resource
@@ -548,6 +558,10 @@ func (s *Service) deleteObsolete(ctx context.Context, st *stack) {
 	}
 	s.mu.Unlock()
 	for _, it := range items {
+		if afterUpdate && it.r.ReplacePolicy == "Retain" {
+			s.locked(func() { s.addEvent(st, it.r.LogicalID, it.inst.Physical, it.r.Type, deleteSkipped, "", "") })
+			continue
+		}
 		// AWS records the deletion of a replaced instance under the resource's logical id.
 		s.locked(func() {
 			s.addEvent(st, it.r.LogicalID, it.inst.Physical, it.r.Type, deleteInProgress, "", "")
@@ -618,7 +632,7 @@ func (s *Service) deleteResources(ctx context.Context, st *stack) string {
 			failed = append(failed, name)
 		}
 	}
-	s.deleteObsolete(ctx, st)
+	s.deleteObsolete(ctx, st, false)
 	if len(failed) == 0 {
 		return ""
 	}

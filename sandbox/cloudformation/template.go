@@ -49,7 +49,8 @@ type resourceDef struct {
 	Type           string
 	Properties     map[string]any
 	DependsOn      []string
-	DeletionPolicy string
+	DeletionPolicy      string
+	UpdateReplacePolicy string
 }
 
 type outputDef struct {
@@ -136,7 +137,7 @@ func parseTemplate(body string) (*template, error) {
 		if !ok {
 			return nil, tmplErr("Template format error: [/Resources/%s] resource definition is malformed", name)
 		}
-		r := resourceDef{Type: str(m["Type"]), DeletionPolicy: str(m["DeletionPolicy"])}
+		r := resourceDef{Type: str(m["Type"]), DeletionPolicy: str(m["DeletionPolicy"]), UpdateReplacePolicy: str(m["UpdateReplacePolicy"])}
 		if r.Type == "" {
 			return nil, tmplErr("Template format error: [/Resources/%s] Every Resources object must contain a Type member.", name)
 		}
