@@ -46,9 +46,9 @@ type paramDef struct {
 }
 
 type resourceDef struct {
-	Type           string
-	Properties     map[string]any
-	DependsOn      []string
+	Type                string
+	Properties          map[string]any
+	DependsOn           []string
 	DeletionPolicy      string
 	UpdateReplacePolicy string
 }
