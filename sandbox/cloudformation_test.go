@@ -795,3 +795,33 @@ func TestCloudFormationVersionReplacement(t *testing.T) {
 		t.Errorf("no UPDATE_FAILED for Ver:\n%s", e.eventLog(t, "v"))
 	}
 }
+
+// TestCloudFormationNestedTemplateMissing: a nested stack whose new TemplateURL is missing fails
+// the parent's update before it changes the nested stack; the rollback completes, rolling back
+// the nested stack the update did reach.
+func TestCloudFormationNestedTemplateMissing(t *testing.T) {
+	e := startCFN(t)
+	e.put(t, "child.yaml", []byte(appYAML))
+	e.put(t, "k.zip", zips.good)
+	params := []cfntypes.Parameter{param("KeyA", "k.zip"), param("KeyB", "k.zip"), param("KeyC", "k.zip")}
+	body := parentJSON(e.srv.URL)
+	if _, err := e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("p"), TemplateBody: aws.String(body), Parameters: params}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCreate(t, "p")
+	res := e.resources(t, "p")
+	broken := strings.Replace(body, "https://s3.amazonaws.com/artifacts/child.yaml", "https://s3.amazonaws.com/artifacts/gone.yaml", 1)
+	if _, err := e.cfn.UpdateStack(ctx(t), &cloudformation.UpdateStackInput{StackName: aws.String("p"), TemplateBody: aws.String(broken), Parameters: params}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitRollback(t, "p")
+	if got := e.settled(t, aws.ToString(res["A"].PhysicalResourceId)).StackStatus; got != cfntypes.StackStatusUpdateRollbackComplete {
+		t.Errorf("A (updated, nothing changed) %s, want UPDATE_ROLLBACK_COMPLETE", got)
+	}
+	if got := e.settled(t, aws.ToString(res["B"].PhysicalResourceId)).StackStatus; got != cfntypes.StackStatusCreateComplete {
+		t.Errorf("B (never reached) %s, want CREATE_COMPLETE", got)
+	}
+	if reasons := e.failedReasons(t, "p", "B"); len(reasons) != 1 || reasons[0] != "TemplateURL must reference a valid S3 object to which you have access." {
+		t.Errorf("B's failures: %q", reasons)
+	}
+}

@@ -407,12 +407,15 @@ func (s *Service) fetchTemplate(raw string) (string, error) {
 	if bucket == "" || key == "" {
 		return "", fmt.Errorf("TemplateURL must be a supported URL.")
 	}
+	// AWS words every unreadable TemplateURL (no bucket, no key, no access) the same way.
+	const unreadable = "TemplateURL must reference a valid S3 object to which you have access."
 	if s.cfg.Objects == nil {
-		return "", fmt.Errorf("S3 error: The specified bucket does not exist")
+		return "", errors.New(unreadable)
 	}
 	b, err := s.cfg.Objects.GetObject(bucket, key, u.Query().Get("versionId"))
 	if err != nil {
-		return "", fmt.Errorf("S3 error: %v", err)
+		s.cfg.Logger.Debug("read TemplateURL", "url", raw, "err", err)
+		return "", errors.New(unreadable)
 	}
 	return string(b), nil
 }
@@ -479,7 +482,9 @@ func (s *Service) updateNested(ctx context.Context, parent *stack, r *resource, 
 		status := child.Status
 		s.mu.Unlock()
 		switch status {
-		case updateCleanup, updateComplete, updateInProgress:
+		case createComplete, updateComplete, updateRollbackComplete:
+			// Not changed by this update (it failed before reaching it), or already rolled back.
+		case updateCleanup, updateInProgress:
 			s.setStatus(child, updateRollbackInProg, "")
 			s.rollback(ctx, child, rb.skip, false)
 		case updateRollbackFailed:
@@ -489,7 +494,7 @@ func (s *Service) updateNested(ctx context.Context, parent *stack, r *resource, 
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if child.Status != updateRollbackComplete {
+		if child.Status != updateRollbackComplete && child.Status != createComplete && child.Status != updateComplete {
 			return nil, fmt.Errorf("Embedded stack %s was not successfully updated. Currently in %s.", child.ID, child.Status)
 		}
 		return outputsAttrs(child), nil

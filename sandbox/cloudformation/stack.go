@@ -549,7 +549,7 @@ func (s *Service) deleteObsolete(ctx context.Context, st *stack, afterUpdate boo
 		inst instance
 	}
 	var items []item
-	for _, name := range sortedKeys(st.Resources) {
+	for _, name := range slices.Backward(rollbackOrder(st)) { // dependents first
 		r := st.Resources[name]
 		for _, inst := range r.Obsolete {
 			items = append(items, item{r, inst})
