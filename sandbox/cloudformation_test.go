@@ -245,6 +245,16 @@ func TestCloudFormationCreatesFunctionsVersionsAliasesPermissions(t *testing.T) 
 		t.Fatal(err)
 	}
 	st := stacks.Stacks[0]
+	var ps []string
+	for _, p := range st.Parameters {
+		ps = append(ps, aws.ToString(p.ParameterKey)+"="+aws.ToString(p.ParameterValue))
+	}
+	if got, want := strings.Join(ps, ","), "Bucket=artifacts,CodeKey=k1.zip,Memory=128"; got != want {
+		t.Errorf("parameters = %s, want %s", got, want)
+	}
+	if st.Tags != nil || st.Capabilities != nil {
+		t.Errorf("empty lists answered: tags %v, capabilities %v", st.Tags, st.Capabilities)
+	}
 	if len(st.Outputs) != 1 || aws.ToString(st.Outputs[0].OutputValue) != aws.ToString(got.Configuration.FunctionArn) {
 		t.Errorf("outputs = %+v, want FunctionArn %s", st.Outputs, aws.ToString(got.Configuration.FunctionArn))
 	}

@@ -370,8 +370,8 @@ func (s *Service) checkSkip(st *stack, key string) *apiError {
 
 func (s *Service) stackOut(st *stack) stackOut {
 	o := stackOut{StackID: st.ID, StackName: st.Name, Description: st.Desc, CreationTime: protocol.Timestamp{Time: st.Created},
-		StackStatus: st.Status, StackStatusReason: st.Reason, DisableRollback: st.Disable, Capabilities: st.Caps,
-		Outputs: st.Outputs, Tags: st.Tags, ParentID: st.ParentID, RootID: st.RootID}
+		StackStatus: st.Status, StackStatusReason: st.Reason, DisableRollback: st.Disable, Capabilities: listOf(st.Caps),
+		Outputs: listOf(st.Outputs), Tags: listOf(st.Tags), ParentID: st.ParentID, RootID: st.RootID}
 	o.DriftInformation.StackDriftStatus = "NOT_CHECKED"
 	if !st.Updated.IsZero() {
 		o.LastUpdatedTime = &protocol.Timestamp{Time: st.Updated}
@@ -379,13 +379,15 @@ func (s *Service) stackOut(st *stack) stackOut {
 	if !st.Deleted.IsZero() {
 		o.DeletionTime = &protocol.Timestamp{Time: st.Deleted}
 	}
+	var params []parameter
 	for _, k := range sortedKeys(st.Params) {
 		v := st.Params[k]
 		if st.NoEcho[k] {
 			v = "****"
 		}
-		o.Parameters = append(o.Parameters, parameter{ParameterKey: k, ParameterValue: v})
+		params = append(params, parameter{ParameterKey: k, ParameterValue: v})
 	}
+	o.Parameters = listOf(params)
 	return o
 }
 

@@ -63,16 +63,16 @@ type stackOut struct {
 	StackID           string              `xml:"StackId"`
 	StackName         string              `xml:"StackName"`
 	Description       string              `xml:"Description,omitempty"`
-	Parameters        []parameter         `xml:"Parameters>member,omitempty"`
+	Parameters        *members[parameter] `xml:"Parameters,omitempty"`
 	CreationTime      protocol.Timestamp  `xml:"CreationTime"`
 	DeletionTime      *protocol.Timestamp `xml:"DeletionTime,omitempty"`
 	LastUpdatedTime   *protocol.Timestamp `xml:"LastUpdatedTime,omitempty"`
 	StackStatus       string              `xml:"StackStatus"`
 	StackStatusReason string              `xml:"StackStatusReason,omitempty"`
 	DisableRollback   bool                `xml:"DisableRollback"`
-	Capabilities      []string            `xml:"Capabilities>member,omitempty"`
-	Outputs           []output            `xml:"Outputs>member,omitempty"`
-	Tags              []tag               `xml:"Tags>member,omitempty"`
+	Capabilities      *members[string]    `xml:"Capabilities,omitempty"`
+	Outputs           *members[output]    `xml:"Outputs,omitempty"`
+	Tags              *members[tag]       `xml:"Tags,omitempty"`
 	ParentID          string              `xml:"ParentId,omitempty"`
 	RootID            string              `xml:"RootId,omitempty"`
 	DriftInformation  struct {
@@ -142,4 +142,17 @@ type getTemplateOutput struct {
 type continueUpdateRollbackInput struct {
 	StackName       string   `json:"StackName"`
 	ResourcesToSkip []string `json:"ResourcesToSkip"`
+}
+
+// members is a query-protocol list that is left out when empty, as AWS leaves it out
+// (encoding/xml writes the parent of an empty "A>member,omitempty" list).
+type members[T any] struct {
+	Member []T `xml:"member"`
+}
+
+func listOf[T any](items []T) *members[T] {
+	if len(items) == 0 {
+		return nil
+	}
+	return &members[T]{Member: items}
 }
