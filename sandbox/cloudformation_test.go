@@ -482,11 +482,11 @@ func parentJSON(sandboxURL string) string {
 }`
 }
 
-// nestedStuck is seed 000 with nested stacks: a parent of A, B and C. The update moves A to new
-// code (which works) and B to code that was never uploaded (which fails); C does not change.
-// B rolls back by itself, but the parent's rollback of A needs A's previous code, which a
-// lifecycle rule deleted: A sticks in UPDATE_ROLLBACK_FAILED, though its own update went
-// well, and so does the parent. It returns the nested stacks' ids and A's function.
+// nestedStuck is seed 000 with nested stacks: a parent of A, B and C, updated together. The
+// update moves A to new code (which works) and B to code that was never uploaded (which fails);
+// C does not change. B rolls back by itself, but the parent's rollback of A needs A's previous
+// code, which a lifecycle rule deleted: A sticks in UPDATE_ROLLBACK_FAILED, though its own update
+// went well, and so does the parent. It returns the nested stacks' ids and A's function.
 func nestedStuck(t *testing.T, e *cfnEnv) (a, b, c, aFn string) {
 	t.Helper()
 	e.put(t, "child.yaml", []byte(appYAML))
@@ -562,10 +562,9 @@ func TestCloudFormationNestedStuckRollback(t *testing.T) {
 	if got := e.settled(t, a).StackStatus; got != cfntypes.StackStatusUpdateRollbackComplete {
 		t.Errorf("nested A %s after continuing the parent, want UPDATE_ROLLBACK_COMPLETE", got)
 	}
-	// The update stopped at B's failure, before it reached C (the sandbox provisions one
-	// resource at a time): C is as it was.
-	if got := e.settled(t, c).StackStatus; got != cfntypes.StackStatusCreateComplete {
-		t.Errorf("nested C %s, want CREATE_COMPLETE", got)
+	// C, which the update did not change, was updated and rolled back with its parent.
+	if got := e.settled(t, c).StackStatus; got != cfntypes.StackStatusUpdateRollbackComplete {
+		t.Errorf("nested C %s, want UPDATE_ROLLBACK_COMPLETE", got)
 	}
 	if got := aws.ToString(e.function(t, aFn).Configuration.CodeSha256); got != codeSha256(zips.good) {
 		t.Errorf("A's function code %s after recovery", got)

@@ -463,7 +463,7 @@ func (s *Service) createNested(ctx context.Context, parent *stack, r *resource, 
 		var f *failure
 		reason := err.Error()
 		if errors.As(err, &f) {
-			reason = fmt.Sprintf("The following resource(s) failed to create: [%s]. ", f.logical)
+			reason = fmt.Sprintf("The following resource(s) failed to create: %s. ", f.names())
 		}
 		return instance{Physical: child.ID}, fmt.Errorf("Embedded stack %s was not successfully created: %s", child.ID, reason)
 	}
@@ -524,7 +524,7 @@ func (s *Service) updateNested(ctx context.Context, parent *stack, r *resource, 
 		var f *failure
 		reason := err.Error()
 		if errors.As(err, &f) {
-			reason = fmt.Sprintf("The following resource(s) failed to update: [%s]. ", f.logical)
+			reason = fmt.Sprintf("The following resource(s) failed to update: %s. ", f.names())
 		}
 		return nil, fmt.Errorf("Embedded stack %s was not successfully updated. Currently in %s with reason: %s", child.ID, updateRollbackInProg, reason)
 	}

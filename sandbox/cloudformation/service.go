@@ -10,11 +10,12 @@
 // rollback updates a function back in place — it never deletes and recreates one that existed
 // before the update, so ARNs, roles and permissions survive.
 //
-// Where it is simpler than AWS, and says so: resources are provisioned one at a time in
-// dependency order (AWS runs independent ones in parallel), so an update stops at its first
-// failure and never reaches the resources after it; nested stacks are updated with every update
-// of their parent, as on AWS, and cleaned up with it; templates have no Conditions, Transforms or
-// Rules; GetTemplate answers, while an update rolls back or is stuck, the template it rolls back
+// Resources are provisioned as AWS does: each once those it depends on are done, independent
+// ones at the same time; after a failure nothing new starts, what is under way finishes, and the
+// rollback (one resource at a time) returns what changed. Nested stacks are updated with every
+// update of their parent and cleaned up with it.
+//
+// Where it is simpler than AWS, and says so: templates have no Conditions, Transforms or Rules; GetTemplate answers, while an update rolls back or is stuck, the template it rolls back
 // to; a stack that was mid-operation when the sandbox stopped is left failed
 // (UPDATE_ROLLBACK_FAILED for an update, so that ContinueUpdateRollback can finish it).
 package cloudformation

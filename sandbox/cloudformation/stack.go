@@ -193,88 +193,62 @@ func (s *Service) scopeFor(st *stack, t *template, params map[string]string) *sc
 	return sc
 }
 
-// failure is a resource that failed, and why.
+// failure is the resources that failed, and why.
 type failure struct {
-	logical string
-	reason  string
+	logicals []string
+	reason   string
 }
 
-func (f *failure) Error() string { return f.logical + ": " + f.reason }
+func (f *failure) Error() string { return strings.Join(f.logicals, ", ") + ": " + f.reason }
 
-// provision brings the stack's resources to the template, in dependency order: it creates
-// what is new, updates (or replaces) what changed, and marks what the template no longer has
-// for the cleanup. It stops at the first failure.
+// names is the failed resources as status reasons list them: "[A, B]".
+func (f *failure) names() string {
+	names := slices.Clone(f.logicals)
+	slices.Sort(names)
+	return "[" + strings.Join(names, ", ") + "]"
+}
+
+// provision brings the stack's resources to the template: it creates what is new, updates (or
+// replaces) what changed, and marks what the template no longer has for the cleanup. As on AWS,
+// a resource starts once those it depends on are done, independent ones at the same time; after
+// a failure nothing new starts, and what is under way finishes.
 func (s *Service) provision(ctx context.Context, st *stack, t *template, params map[string]string, updating bool) error {
 	sc := s.scopeFor(st, t, params)
-	for _, name := range t.order {
-		def := t.Resources[name]
-		raw, err := sc.eval(def.Properties)
-		if err != nil {
-			return s.failResource(st, name, def.Type, updating, err.Error())
-		}
-		props, _ := raw.(map[string]any)
-		s.mu.Lock()
-		r := st.Resources[name]
-		s.mu.Unlock()
-		switch {
-		case r == nil || r.Physical == "" && r.Status != createComplete && r.Status != updateComplete:
-			r = &resource{LogicalID: name, Type: def.Type, Props: props, DeletionPolicy: def.DeletionPolicy, ReplacePolicy: def.UpdateReplacePolicy}
-			s.locked(func() {
-				st.Resources[name] = r
-				r.New = updating
-				r.Pending = updating
-			})
-			s.resEvent(st, r, createInProgress, "")
-			inst, err := s.create(ctx, st, r, props)
-			if err != nil {
-				s.resEvent(st, r, createFailed, err.Error())
-				return &failure{logical: name, reason: err.Error()}
-			}
-			s.locked(func() { r.Physical, r.Attrs = inst.Physical, inst.Attrs })
-			s.resEvent(st, r, createComplete, "")
-		case r.Type != def.Type:
-			return s.failResource(st, name, def.Type, updating,
-				fmt.Sprintf("Update of resource type is not permitted. The new template modifies resource type of the following resources: [%s]", name))
-		default:
-			s.locked(func() { r.DeletionPolicy, r.ReplacePolicy = def.DeletionPolicy, def.UpdateReplacePolicy })
-			if r.Type != typeStack && reflect.DeepEqual(normalize(r.Props), normalize(props)) {
-				break
-			}
-			s.locked(func() {
-				if r.Prior == nil && !r.New {
-					r.Prior = &instance{Physical: r.Physical, Props: r.Props, Attrs: maps.Clone(r.Attrs)}
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result)
+	started, done := map[string]bool{}, map[string]bool{}
+	var failed *failure
+	running := 0
+	for {
+		if failed == nil {
+			for _, name := range t.order {
+				if started[name] || !allDone(t.deps[name], done) {
+					continue
 				}
-				r.Pending = true
-			})
-			if replaces(r.Type, r.Props, props) {
-				s.resEvent(st, r, updateInProgress, "Requested update requires the creation of a new physical resource; hence creating one.")
-				old := instance{Physical: r.Physical, Props: r.Props, Attrs: r.Attrs}
-				inst, err := s.create(ctx, st, r, props)
-				if err != nil {
-					s.resEvent(st, r, updateFailed, err.Error())
-					return &failure{logical: name, reason: err.Error()}
-				}
-				s.locked(func() {
-					r.Obsolete = append(r.Obsolete, old)
-					r.Physical, r.Attrs, r.Props = inst.Physical, inst.Attrs, props
-				})
-				s.resEvent(st, r, updateComplete, "")
-				break
+				started[name] = true
+				running++
+				go func() { results <- result{name, s.provisionOne(ctx, st, t, sc, name, updating)} }()
 			}
-			s.resEvent(st, r, updateInProgress, "")
-			from := r.Props
-			s.locked(func() { r.Props = props }) // what CloudFormation asked for, applied or not
-			attrs, err := s.update(ctx, st, r, from, props, nil)
-			if err != nil {
-				s.resEvent(st, r, updateFailed, err.Error())
-				return &failure{logical: name, reason: err.Error()}
-			}
-			s.locked(func() { r.Attrs = attrs })
-			s.resEvent(st, r, updateComplete, "")
 		}
-		s.mu.Lock()
-		sc.refs[name], sc.attrs[name] = r.Physical, maps.Clone(r.Attrs)
-		s.mu.Unlock()
+		if running == 0 {
+			break
+		}
+		res := <-results
+		running--
+		if res.err == nil {
+			done[res.name] = true
+			continue
+		}
+		if failed == nil {
+			failed = &failure{reason: res.err.Error()}
+		}
+		failed.logicals = append(failed.logicals, res.name)
+	}
+	if failed != nil {
+		return failed
 	}
 	s.locked(func() {
 		for name, r := range st.Resources {
@@ -294,6 +268,89 @@ func (s *Service) provision(ctx context.Context, st *stack, t *template, params 
 	return nil
 }
 
+func allDone(deps []string, done map[string]bool) bool {
+	for _, d := range deps {
+		if !done[d] {
+			return false
+		}
+	}
+	return true
+}
+
+// provisionOne creates, updates or replaces one resource; the scope is read and written under
+// s.mu, as resources are provisioned concurrently.
+func (s *Service) provisionOne(ctx context.Context, st *stack, t *template, sc *scope, name string, updating bool) error {
+	def := t.Resources[name]
+	s.mu.Lock()
+	raw, err := sc.eval(def.Properties)
+	r := st.Resources[name]
+	s.mu.Unlock()
+	if err != nil {
+		return s.failResource(st, name, def.Type, updating, err.Error())
+	}
+	props, _ := raw.(map[string]any)
+	switch {
+	case r == nil || r.Physical == "" && r.Status != createComplete && r.Status != updateComplete:
+		r = &resource{LogicalID: name, Type: def.Type, Props: props, DeletionPolicy: def.DeletionPolicy, ReplacePolicy: def.UpdateReplacePolicy}
+		s.locked(func() {
+			st.Resources[name] = r
+			r.New = updating
+			r.Pending = updating
+		})
+		s.resEvent(st, r, createInProgress, "")
+		inst, err := s.create(ctx, st, r, props)
+		if err != nil {
+			s.resEvent(st, r, createFailed, err.Error())
+			return err
+		}
+		s.locked(func() { r.Physical, r.Attrs = inst.Physical, inst.Attrs })
+		s.resEvent(st, r, createComplete, "")
+	case r.Type != def.Type:
+		return s.failResource(st, name, def.Type, updating,
+			fmt.Sprintf("Update of resource type is not permitted. The new template modifies resource type of the following resources: [%s]", name))
+	default:
+		s.locked(func() { r.DeletionPolicy, r.ReplacePolicy = def.DeletionPolicy, def.UpdateReplacePolicy })
+		if r.Type != typeStack && reflect.DeepEqual(normalize(r.Props), normalize(props)) {
+			break
+		}
+		s.locked(func() {
+			if r.Prior == nil && !r.New {
+				r.Prior = &instance{Physical: r.Physical, Props: r.Props, Attrs: maps.Clone(r.Attrs)}
+			}
+			r.Pending = true
+		})
+		if replaces(r.Type, r.Props, props) {
+			s.resEvent(st, r, updateInProgress, "Requested update requires the creation of a new physical resource; hence creating one.")
+			old := instance{Physical: r.Physical, Props: r.Props, Attrs: r.Attrs}
+			inst, err := s.create(ctx, st, r, props)
+			if err != nil {
+				s.resEvent(st, r, updateFailed, err.Error())
+				return err
+			}
+			s.locked(func() {
+				r.Obsolete = append(r.Obsolete, old)
+				r.Physical, r.Attrs, r.Props = inst.Physical, inst.Attrs, props
+			})
+			s.resEvent(st, r, updateComplete, "")
+			break
+		}
+		s.resEvent(st, r, updateInProgress, "")
+		from := r.Props
+		s.locked(func() { r.Props = props }) // what CloudFormation asked for, applied or not
+		attrs, err := s.update(ctx, st, r, from, props, nil)
+		if err != nil {
+			s.resEvent(st, r, updateFailed, err.Error())
+			return err
+		}
+		s.locked(func() { r.Attrs = attrs })
+		s.resEvent(st, r, updateComplete, "")
+	}
+	s.mu.Lock()
+	sc.refs[name], sc.attrs[name] = r.Physical, maps.Clone(r.Attrs)
+	s.mu.Unlock()
+	return nil
+}
+
 func (s *Service) failResource(st *stack, name, typ string, updating bool, reason string) error {
 	s.mu.Lock()
 	r := st.Resources[name]
@@ -307,7 +364,7 @@ func (s *Service) failResource(st *stack, name, typ string, updating bool, reaso
 		status = updateFailed
 	}
 	s.resEvent(st, r, status, reason)
-	return &failure{logical: name, reason: reason}
+	return errors.New(reason)
 }
 
 // normalize makes property maps comparable whatever their numbers' Go types.
@@ -361,7 +418,7 @@ func (s *Service) createStack(ctx context.Context, st *stack, t *template) error
 	}
 	var f *failure
 	errors.As(err, &f)
-	reason := fmt.Sprintf("The following resource(s) failed to create: [%s]. ", f.logical)
+	reason := fmt.Sprintf("The following resource(s) failed to create: %s. ", f.names())
 	if st.Disable {
 		s.setStatus(st, createFailed, reason)
 		return err
@@ -389,7 +446,7 @@ func (s *Service) updateStack(ctx context.Context, st *stack, t *template) error
 	}
 	var f *failure
 	errors.As(err, &f)
-	s.setStatus(st, updateRollbackInProg, fmt.Sprintf("The following resource(s) failed to update: [%s]. ", f.logical))
+	s.setStatus(st, updateRollbackInProg, fmt.Sprintf("The following resource(s) failed to update: %s. ", f.names()))
 	s.rollback(ctx, st, nil, false)
 	return err
 }

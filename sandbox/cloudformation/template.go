@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/awslabs/goformation/v7/intrinsics"
 )
@@ -36,6 +37,8 @@ type template struct {
 	Mappings    map[string]any
 	// order is the resources in an order that creates every resource after those it depends on.
 	order []string
+	// deps are the resources each resource depends on.
+	deps map[string][]string
 }
 
 type paramDef struct {
@@ -67,6 +70,10 @@ func tmplErr(format string, args ...any) error {
 	return &templateError{msg: fmt.Sprintf(format, args...)}
 }
 
+// goformation serialises goformation's template processing: ProcessYAML registers its YAML tag
+// resolvers in a package-level map on every call, which concurrent calls would race on.
+var goformation sync.Mutex
+
 // parseTemplate reads a JSON or YAML template (YAML short forms such as !Ref, !GetAtt and !Sub
 // become their long forms through goformation) and checks what the sandbox can deploy.
 func parseTemplate(body string) (*template, error) {
@@ -79,11 +86,13 @@ func parseTemplate(body string) (*template, error) {
 		long []byte
 		err  error
 	)
+	goformation.Lock()
 	if trimmed[0] == '{' {
 		long, err = intrinsics.ProcessJSON(trimmed, opts)
 	} else {
 		long, err = intrinsics.ProcessYAML(trimmed, opts)
 	}
+	goformation.Unlock()
 	if err != nil {
 		return nil, tmplErr("Template format error: %v", err)
 	}
@@ -206,6 +215,7 @@ func (t *template) sortResources() error {
 		delete(set, name)
 		deps[name] = slices.Sorted(maps.Keys(set))
 	}
+	t.deps = deps
 	if len(unresolved) > 0 {
 		slices.Sort(unresolved)
 		return tmplErr("Template format error: Unresolved resource dependencies [%s] in the Resources block of the template", strings.Join(slices.Compact(unresolved), ", "))
