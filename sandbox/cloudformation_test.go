@@ -661,13 +661,41 @@ func TestCloudFormationReplacementAndRemoval(t *testing.T) {
 		t.Errorf("ROLLBACK_IN_PROGRESS reason %q, want %q", reason, want)
 	}
 
+	// A template from S3 (virtual-hosted URL), with inline ZipFile code.
+	e.put(t, "inline.yaml", []byte(`Resources:
+  Py:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: index.handler
+      Role: arn:aws:iam::000000000000:role/app
+      Code:
+        ZipFile: |
+          def handler(event, context):
+              return "hi"
+`))
+	if _, err := e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("inline"),
+		TemplateURL: aws.String("https://artifacts.s3.amazonaws.com/inline.yaml")}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCreate(t, "inline")
+	py := e.function(t, aws.ToString(e.resources(t, "inline")["Py"].PhysicalResourceId))
+	if aws.ToInt64(&py.Configuration.CodeSize) == 0 || aws.ToString(py.Configuration.Handler) != "index.handler" {
+		t.Errorf("inline function: %+v", py.Configuration)
+	}
+	_, err = e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("nourl"),
+		TemplateURL: aws.String("https://artifacts.s3.amazonaws.com/absent.yaml")})
+	if errorCode(err) != "ValidationError" || !strings.Contains(err.Error(), "TemplateURL must reference a valid S3 object") {
+		t.Errorf("CreateStack from a missing TemplateURL: %v", err)
+	}
+
 	// DescribeStacks pages through every stack.
 	all, err := e.cfn.DescribeStacks(ctx(t), &cloudformation.DescribeStacksInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all.Stacks) != 2 {
-		t.Errorf("DescribeStacks lists %d stacks, want 2", len(all.Stacks))
+	if len(all.Stacks) != 3 {
+		t.Errorf("DescribeStacks lists %d stacks, want 3", len(all.Stacks))
 	}
 	_, err = e.cfn.DescribeStacks(ctx(t), &cloudformation.DescribeStacksInput{StackName: aws.String("nope")})
 	if errorCode(err) != "ValidationError" || !strings.Contains(err.Error(), "Stack with id nope does not exist") {
