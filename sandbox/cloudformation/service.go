@@ -37,6 +37,8 @@ import (
 	"github.com/aviary-deploy/aviary/internal/atomicfile"
 )
 
+//go:generate go run ../protocol/errorsgen -model cloudformation/2010-05-15 -o model_gen.go
+
 // LambdaAPI is the Lambda client CloudFormation provisions functions through.
 type LambdaAPI interface {
 	CreateFunction(ctx context.Context, in *lambda.CreateFunctionInput, opts ...func(*lambda.Options)) (*lambda.CreateFunctionOutput, error)

@@ -28,6 +28,8 @@ import (
 	"github.com/aviary-deploy/aviary/sandbox/protocol"
 )
 
+//go:generate go run ../protocol/errorsgen -model cloudtrail/2013-11-01 -o model_gen.go
+
 // Call is one recorded API call.
 type Call struct {
 	Time              time.Time
