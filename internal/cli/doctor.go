@@ -177,19 +177,8 @@ func (k *artifactKit) restore(ctx context.Context, st *artifactState, cache bool
 		return
 	}
 	if st.S3 != "" {
-		sum := sha256.Sum256(body)
-		_, err := k.s3.PutObject(ctx, &s3.PutObjectInput{
-			Bucket: aws.String(k.bucket), Key: aws.String(st.Key), Body: bytes.NewReader(body),
-			ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256, ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
-			ContentType: aws.String("application/zip"),
-		})
-		if err != nil {
-			st.RestoreError = fmt.Sprintf("upload s3://%s/%s: %v", k.bucket, st.Key, err)
-			return
-		}
-		obj, found, err := inventory.HeadObject(ctx, k.s3, k.bucket, st.Key)
-		if err != nil || !found || obj.Size != int64(len(body)) {
-			st.RestoreError = fmt.Sprintf("s3://%s/%s does not read back as uploaded (%v)", k.bucket, st.Key, err)
+		if err := k.upload(ctx, k.bucket, st.Key, body); err != nil {
+			st.RestoreError = err.Error()
 			return
 		}
 		st.Restored = from
@@ -201,6 +190,25 @@ func (k *artifactKit) restore(ctx context.Context, st *artifactState, cache bool
 		}
 		st.CacheRestored = from
 	}
+}
+
+// upload puts verified bytes back under a key, with their SHA-256 (so S3 records and checks
+// it), and reads the object back.
+func (k *artifactKit) upload(ctx context.Context, bucket, key string, body []byte) error {
+	sum := sha256.Sum256(body)
+	_, err := k.s3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+		ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256, ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		ContentType: aws.String("application/zip"),
+	})
+	if err != nil {
+		return fmt.Errorf("upload s3://%s/%s: %w", bucket, key, err)
+	}
+	obj, found, err := inventory.HeadObject(ctx, k.s3, bucket, key)
+	if err != nil || !found || obj.Size != int64(len(body)) {
+		return fmt.Errorf("s3://%s/%s does not read back as uploaded (%v)", bucket, key, err)
+	}
+	return nil
 }
 
 // fromS3 reads an artifact from the bucket, checked against its SHA-256.
