@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/aviary-deploy/aviary/artifact"
 	"github.com/aviary-deploy/aviary/awsconfig"
+	"github.com/aviary-deploy/aviary/iampolicy"
 	"github.com/aviary-deploy/aviary/internal/cli"
 	"github.com/aviary-deploy/aviary/sandbox"
 	s3sandbox "github.com/aviary-deploy/aviary/sandbox/s3"
@@ -433,4 +435,71 @@ func getObjectFrom(t *testing.T, c *s3.Client, bucket, key string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// The policy `aviary iam-policy --recover` prints allows every call recover-stack makes in a
+// recovery that reads every source (the cache, an older S3 version, a function's code), and grants
+// nothing that deletes.
+func TestIAMRecoverPolicyCoversEveryCall(t *testing.T) {
+	s := stuckDegap(t)
+	stackIDs := map[string]string{"degap": aws.ToString(s.stack("degap").StackId)}
+	for _, id := range s.nested() {
+		stackIDs[id] = id
+	}
+	s.srv.ResetRequests()
+	if code, out, errs := s.aviary("recover-stack", "degap", "--cache", s.cache, "--poll", "20ms"); code != 0 {
+		t.Fatalf("recover-stack: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs := s.aviary("iam-policy", "--recover", "--stack", "degap", "--bucket", "degap-deploy", "--account", "000000000000", "--region", "us-east-1")
+	if code != 0 {
+		t.Fatalf("iam-policy --recover: %s", errs)
+	}
+	var p iampolicy.Policy
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, req := range s.srv.Requests() {
+		if !strings.Contains(req.UserAgent, "app/aviary") {
+			continue // the test's own calls, and CloudFormation's
+		}
+		action := iampolicy.Action(req.Service, req.Operation)
+		var resource string
+		switch req.Service {
+		case "lambda":
+			resource = "arn:aws:lambda:us-east-1:000000000000:function:" + req.Resource
+			if q, _ := url.ParseQuery(req.Query); q.Get("Qualifier") != "" {
+				resource += ":" + q.Get("Qualifier")
+			}
+		case "s3":
+			resource = "arn:aws:s3:::" + strings.TrimPrefix(req.Path, "/")
+			if q, _ := url.ParseQuery(req.Query); req.Operation == "GetObject" && q.Get("versionId") != "" {
+				action = "s3:GetObjectVersion"
+			}
+		case "cloudformation":
+			id := req.Resource
+			if full, ok := stackIDs[id]; ok {
+				id = full
+			}
+			resource = id
+		case "cloudtrail":
+			resource = "*"
+		}
+		used[action] = true
+		if !p.Allows(action, resource) {
+			t.Errorf("the policy does not allow %s on %s (%s %s %s)", action, resource, req.Method, req.Path, req.Query)
+		}
+	}
+	for _, want := range []string{"cloudformation:ContinueUpdateRollback", "cloudtrail:LookupEvents", "s3:GetObjectVersion", "s3:PutObject", "lambda:GetFunction"} {
+		if !used[want] {
+			t.Errorf("the run did not call %s: it does not prove the policy (used %v)", want, used)
+		}
+	}
+	for _, st := range p.Statement {
+		for _, a := range st.Action {
+			if strings.Contains(a, "Delete") || a == "lambda:CreateFunction" {
+				t.Errorf("the policy grants %s", a)
+			}
+		}
+	}
 }

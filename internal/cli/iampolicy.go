@@ -14,10 +14,11 @@ import (
 type iamPolicyCmd struct {
 	manifestFlags
 	storeFlags
-	Env     string `short:"e" placeholder:"ENV" help:"The environment whose functions the policy covers (required unless --keeper)."`
+	Env     string `short:"e" placeholder:"ENV" help:"The environment whose functions the policy covers (required unless --keeper or --recover)."`
 	Account string `placeholder:"ID" help:"The AWS account (default: the caller's, from STS)."`
 	Region  string `help:"The region (default: the environment's, else the standard chain's)."`
 	keeperPolicyFlags
+	recoverPolicyFlags
 }
 
 func (c *iamPolicyCmd) Help() string {
@@ -40,17 +41,31 @@ With --keeper it prints instead the policy of the blue/green keeper (cmd/aviary-
 keeper): read the deployment group's deployments, describe Auto Scaling groups and target groups,
 and attach only to the replacement groups CodeDeploy creates for the deployment group.
 
-  aviary iam-policy --keeper --application shop --deployment-group shop-prod`
+  aviary iam-policy --keeper --application shop --deployment-group shop-prod
+
+With --recover it prints the policy of aviary recover-stack: read the stack and its nested stacks
+(STACK and STACK-*), continue the root's rollback, look up CloudTrail's failed UpdateFunctionCode
+calls, read the artifact bucket's objects and older versions and put restored ones back, and read
+the stack's functions' versions and code. Nothing to delete. (ContinueUpdateRollback runs the
+rollback with the caller's rights unless the stack has a service role.)
+
+  aviary iam-policy --recover --stack degap --bucket degap-deploy`
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
 
 func (c *iamPolicyCmd) Run(e *env) error {
+	if c.Keeper && c.Recover {
+		return badInput("iam-policy: --keeper and --recover print different policies: pass one")
+	}
 	if c.Keeper {
 		return c.keeperPolicy(e, c.Account, c.Region)
 	}
+	if c.Recover {
+		return c.recoverPolicy(e, c.File, c.Account, c.Region)
+	}
 	if c.Env == "" {
-		return badInput("iam-policy: pass -e ENV (the environment whose policy to print), or --keeper")
+		return badInput("iam-policy: pass -e ENV (the environment whose policy to print), --keeper or --recover")
 	}
 	m, err := c.load()
 	if err != nil {

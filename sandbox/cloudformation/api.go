@@ -528,3 +528,7 @@ func (in *updateStackInput) stackName() string            { return in.StackName 
 func (in *deleteStackInput) stackName() string            { return in.StackName }
 func (in *stackNameInput) stackName() string              { return in.StackName }
 func (in *continueUpdateRollbackInput) stackName() string { return in.StackName }
+
+// The request log names the stack of these too (the IAM proofs map a call to its stack).
+func (in *describeStackResourcesInput) stackName() string { return in.StackName }
+func (in *getTemplateInput) stackName() string            { return in.StackName }
