@@ -206,3 +206,32 @@ func TestDemoRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoRecover runs the recover chapter: a stack with nested stacks stuck in
+// UPDATE_ROLLBACK_FAILED after a lifecycle rule expired its code; recover-stack's plan, the keys
+// restored from the cache, every stack rolled back, the permission kept, the next update through.
+func TestDemoRecover(t *testing.T) {
+	bin := buildAviary(t)
+	root, err := examplefn.Root(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "demo", "recover")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("aviary demo recover: %v\n%s", err, out)
+	}
+	for _, want := range []string{"the rule expired 3 zips", "shop is UPDATE_ROLLBACK_FAILED",
+		"Plan to recover shop (dry run: nothing will be changed)", "(nested Worker): UPDATE_ROLLBACK_FAILED", "S3 Error Code: NoSuchKey",
+		"(for Api.Fn; from template and cloudtrail): missing; will be restored from the artifact cache",
+		"(for Worker.Fn; from template and cloudtrail): restored from the artifact cache", "shop: UPDATE_ROLLBACK_COMPLETE",
+		"kept its ARN and its permission", `"Principal":{"Service":"s3.amazonaws.com"}`, "shop is UPDATE_COMPLETE", "Done in"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(string(out), "UPDATE_ROLLBACK_COMPLETE"); n < 3 {
+		t.Errorf("%d stacks reached UPDATE_ROLLBACK_COMPLETE, want 3:\n%s", n, out)
+	}
+}

@@ -30,7 +30,7 @@ import (
 )
 
 type demoCmd struct {
-	Chapter     string `arg:"" optional:"" enum:"release,retention" default:"release" help:"release: a faulty canary caught and the fleet rolled back, a good release promoted (default). retention: an S3 lifecycle rule expires the artifacts a rollback needs; aviary doctor finds it and restores them, and aviary prune deletes only what nothing needs."`
+	Chapter     string `arg:"" optional:"" enum:"release,retention,recover" default:"release" help:"release: a faulty canary caught and the fleet rolled back, a good release promoted (default). retention: an S3 lifecycle rule expires the artifacts a rollback needs; aviary doctor finds it and restores them, and aviary prune deletes only what nothing needs. recover: a CloudFormation stack (with nested stacks) stuck in UPDATE_ROLLBACK_FAILED because its code keys expired; aviary recover-stack restores them and continues the rollback."`
 	KeepRunning bool   `name:"keep-running" help:"Keep the sandbox running after the demo, so you can look around with the AWS CLI and aviary status/history."`
 	// OldKeep is --keep-running's former name, kept working and hidden: --keep is prune's count
 	// of newest versions, and a flag name means one thing in every command.
@@ -70,7 +70,7 @@ func (r *rehearsal) aviary(env map[string]string, args ...string) int {
 }
 
 // The demo rehearses what Aviary is for, on a sandbox in this process, through the commands CI
-// and people run. Its chapters: release (the default) and retention.
+// and people run. Its chapters: release (the default), retention and recover.
 func (c *demoCmd) Run(e *env) error {
 	cwd, _ := os.Getwd()
 	root, err := examplefn.Root(cwd)
@@ -129,10 +129,17 @@ func (c *demoCmd) Run(e *env) error {
 	env, _ := m.Environment(envName)
 	r := &rehearsal{ctx: ctx, out: out, iout: &indent{w: out}, ierr: &indent{w: e.stderr}, srv: srv, m: m, env: env, cfg: cfg, lambda: lambda.NewFromConfig(cfg),
 		root: root, fleetDir: fleetDir, storeURL: storeURL}
-	if err := r.infrastructure(); err != nil {
+	if c.Chapter == "recover" {
+		// CloudFormation owns the functions in this chapter: only the bucket exists before it.
+		if _, err := s3.NewFromConfig(cfg).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(m.Artifacts.Bucket)}); err != nil {
+			return err
+		}
+	} else if err := r.infrastructure(); err != nil {
 		return err
 	}
 	switch c.Chapter {
+	case "recover":
+		err = r.recover()
 	case "retention":
 		err = r.retention()
 	default:

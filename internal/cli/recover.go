@@ -33,12 +33,13 @@ import (
 )
 
 type recoverStackCmd struct {
+	manifestFlags
 	clientFlags
 	outputFlags
 	Stack  string        `arg:"" name:"STACK" help:"The root stack stuck in UPDATE_ROLLBACK_FAILED (name or ID)."`
 	DryRun bool          `name:"dry-run" help:"Print the plan (each stuck stack, why, each key the rollback needs and where it will come from) and change nothing."`
 	Skip   []string      `name:"skip" placeholder:"RESOURCE" help:"A failed resource to skip if its code cannot be restored (LogicalId, or NestedStack.LogicalId inside a nested stack). Repeatable."`
-	Cache  string        `placeholder:"DIR" help:"The artifact cache to restore from (default: the cache of aviary.yaml in the current directory, when there is one)."`
+	Cache  string        `placeholder:"DIR" help:"The artifact cache to restore from (default: the cache of the manifest, -f, when there is one)."`
 	Wait   time.Duration `default:"1h" placeholder:"D" help:"How long to wait for the continued rollback."`
 	Poll   time.Duration `default:"5s" placeholder:"D" help:"How often to read the stack's status while the rollback continues."`
 }
@@ -224,10 +225,14 @@ func (c *recoverStackCmd) Run(e *env) error {
 		}
 		r.cache = artifact.Cache{Dir: c.Cache}
 	default:
-		if m, err := manifest.Load(manifest.DefaultFile); err == nil && m.Artifacts.Cache != "" {
+		m, err := manifest.Load(c.File)
+		switch {
+		case err == nil:
 			r.cache = artifact.Cache{Dir: m.Artifacts.Cache}
-		} else {
-			r.noCache = "no artifact cache (no --cache, and no aviary.yaml here)"
+		case c.File != manifest.DefaultFile:
+			return usageError{err} // a manifest named with -f must load
+		default:
+			r.noCache = "no artifact cache (no --cache, and no " + manifest.DefaultFile + " here)"
 		}
 	}
 
@@ -769,7 +774,7 @@ func (c *recoverStackCmd) print(w io.Writer, out *recoverOutput) error {
 	} else {
 		fmt.Fprintf(w, "Recovering %s\n", safe(out.Stack))
 	}
-	fmt.Fprintln(w, "Stacks:")
+	fmt.Fprintln(w, "Stacks, as found:")
 	for _, st := range out.Stacks {
 		where := "root"
 		if st.Path != "" {
