@@ -310,7 +310,7 @@ func TestRecoverStackSeed000(t *testing.T) {
 	code, out, errs := s.aviary("recover-stack", "degap", "--poll", "20ms")
 	a1 := strings.TrimSuffix(strings.TrimPrefix(s.keys["a1"], "functions/"), ".zip")
 	if code != cli.ExitNotReady || !strings.Contains(errs, "upload it to s3://degap-deploy/"+s.keys["a1"]+" (its SHA-256 must be "+a1+")") ||
-		!strings.Contains(errs, "nothing was changed") || !strings.Contains(out, "Nothing was changed.") {
+		!strings.Contains(errs, "nothing was changed") || !strings.Contains(out, "Cannot continue the rollback") {
 		t.Errorf("recover-stack without the cache: exit %d, want %d naming a1's build\n%s\n%s", code, cli.ExitNotReady, out, errs)
 	}
 	// A dry run that would skip the function whose code is missing may proceed.
@@ -346,12 +346,15 @@ func TestRecoverStackSeed000(t *testing.T) {
 	}
 
 	// The recovery, as JSON.
-	code, out, errs = s.aviary("recover-stack", "degap", "--cache", s.cache, "--poll", "20ms", "-o", "json")
+	// C.Fn's code can be restored, so --skip C.Fn restores it rather than skipping it.
+	code, out, errs = s.aviary("recover-stack", "degap", "--cache", s.cache, "--poll", "20ms", "--skip", "C.Fn", "-o", "json")
 	if code != 0 {
 		t.Fatalf("recover-stack: exit %d\n%s\n%s", code, out, errs)
 	}
 	var doc struct {
-		Continued bool `json:"continued"`
+		Skipped    []string `json:"resources_to_skip"`
+		NotSkipped []string `json:"restored_not_skipped"`
+		Continued  bool     `json:"continued"`
 		Keys      []struct {
 			Key, State string
 		} `json:"keys"`
@@ -360,7 +363,7 @@ func TestRecoverStackSeed000(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if !doc.Continued || len(doc.Keys) != 3 || len(doc.Final) != 4 {
+	if !doc.Continued || len(doc.Keys) != 3 || len(doc.Final) != 4 || len(doc.Skipped) != 0 || strings.Join(doc.NotSkipped, ",") != "C.Fn" {
 		t.Fatalf("recover-stack output: %s", out)
 	}
 	for _, k := range doc.Keys {
@@ -407,9 +410,13 @@ func TestRecoverStackSeed000(t *testing.T) {
 	}
 
 	// Another run: the stack is no longer stuck.
+	s.srv.ResetRequests()
 	code, _, errs = s.aviary("recover-stack", "degap", "--cache", s.cache)
 	if code != cli.ExitBadInput || !strings.Contains(errs, "is UPDATE_ROLLBACK_COMPLETE, not UPDATE_ROLLBACK_FAILED") {
 		t.Errorf("recover-stack of a recovered stack: exit %d\n%s", code, errs)
+	}
+	if got := changed(s.srv.Requests()); len(got) != 0 {
+		t.Errorf("recover-stack of a stack in another state changed something: %v", got)
 	}
 
 	// And the next deploy goes through.

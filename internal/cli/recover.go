@@ -161,13 +161,15 @@ type neededKey struct {
 // recoverOutput is `aviary recover-stack -o json`.
 type recoverOutput struct {
 	v1
-	Stack     string        `json:"stack"`
-	DryRun    bool          `json:"dry_run"`
-	Stacks    []*stuckStack `json:"stacks"`
-	Keys      []*neededKey  `json:"keys"`
-	Skipped   []string      `json:"resources_to_skip"`
-	Continued bool          `json:"continued"`
-	Final     []stackStatus `json:"final,omitempty"`
+	Stack   string        `json:"stack"`
+	DryRun  bool          `json:"dry_run"`
+	Stacks  []*stuckStack `json:"stacks"`
+	Keys    []*neededKey  `json:"keys"`
+	Skipped []string      `json:"resources_to_skip"`
+	// NotSkipped are --skip resources whose code is restored instead.
+	NotSkipped []string      `json:"restored_not_skipped,omitempty"`
+	Continued  bool          `json:"continued"`
+	Final      []stackStatus `json:"final,omitempty"`
 }
 
 type stackStatus struct {
@@ -289,8 +291,9 @@ func (c *recoverStackCmd) Run(e *env) error {
 			if !skip[f.Skip] {
 				continue
 			}
-			if f.Key >= 0 && out.Keys[f.Key].State != "missing" {
-				continue // restorable: restored, not skipped
+			if f.Key >= 0 && out.Keys[f.Key].State == "restorable" {
+				out.NotSkipped = append(out.NotSkipped, f.Skip) // its code is restored: rolled back, not skipped
+				continue
 			}
 			out.Skipped = append(out.Skipped, f.Skip)
 		}
@@ -487,7 +490,7 @@ func (r *recoverer) findKeys(ctx context.Context, out *recoverOutput) error {
 			if loc, ok := trail[f.Physical]; ok {
 				if f.Key < 0 {
 					f.Key = add(loc[0], loc[1], "cloudtrail", f.Skip)
-				} else if k := out.Keys[f.Key]; k.Bucket == loc[0] && k.Key == loc[1] {
+				} else if k := out.Keys[f.Key]; k.Bucket == loc[0] && k.Key == loc[1] && !slices.Contains(k.From, "cloudtrail") {
 					k.From = append(k.From, "cloudtrail")
 				}
 			}
@@ -566,7 +569,7 @@ func templateCode(body string, params map[string]string) map[string][2]string {
 		case n.Kind == yaml.ScalarNode && n.Tag == "!Ref":
 			v, ok := params[n.Value]
 			return v, ok
-		case n.Kind == yaml.ScalarNode && !strings.HasPrefix(n.Tag, "!"):
+		case n.Kind == yaml.ScalarNode && (n.Tag == "" || strings.HasPrefix(n.Tag, "!!")): // a plain value, not an intrinsic (!Sub, !Join...)
 			return n.Value, true
 		case n.Kind == yaml.MappingNode && len(n.Content) == 2 && n.Content[0].Value == "Ref":
 			v, ok := params[n.Content[1].Value]
@@ -813,7 +816,18 @@ func (c *recoverStackCmd) print(w io.Writer, out *recoverOutput) error {
 	if len(out.Skipped) > 0 {
 		fmt.Fprintf(w, "Resources to skip: %s\n", safe(strings.Join(out.Skipped, ", ")))
 	}
+	if len(out.NotSkipped) > 0 {
+		fmt.Fprintf(w, "Not skipped, since their code is restored: %s\n", safe(strings.Join(out.NotSkipped, ", ")))
+	}
+	blocked := false
+	for _, k := range out.Keys {
+		if k.State == "missing" && !k.Skip {
+			blocked = true
+		}
+	}
 	switch {
+	case blocked:
+		fmt.Fprintln(w, "Cannot continue the rollback until every missing key is uploaded (or its resource skipped with --skip). Nothing was changed.")
 	case out.Continued:
 		fmt.Fprintln(w, "Continued the rollback. Final status:")
 		for _, f := range out.Final {
@@ -822,7 +836,7 @@ func (c *recoverStackCmd) print(w io.Writer, out *recoverOutput) error {
 	case out.DryRun:
 		fmt.Fprintln(w, "Then: ContinueUpdateRollback, and wait for UPDATE_ROLLBACK_COMPLETE. No function is deleted or recreated.")
 	default:
-		fmt.Fprintln(w, "Nothing was changed.")
+		fmt.Fprintln(w, "The rollback was not continued.")
 	}
 	return nil
 }
