@@ -355,7 +355,7 @@ func TestRecoverStackSeed000(t *testing.T) {
 		Skipped    []string `json:"resources_to_skip"`
 		NotSkipped []string `json:"restored_not_skipped"`
 		Continued  bool     `json:"continued"`
-		Keys      []struct {
+		Keys       []struct {
 			Key, State string
 		} `json:"keys"`
 		Final []struct{ Path, Status string } `json:"final"`
