@@ -137,6 +137,9 @@ type failedResource struct {
 	Type     string `json:"type"`
 	Physical string `json:"physical_id"`
 	Reason   string `json:"reason"`
+	// TrailKey is the key of the function's newest failed UpdateFunctionCode call when it is not
+	// the template's.
+	TrailKey string `json:"cloudtrail_key,omitempty"`
 	// Key is the index in the plan's keys of the code it needs, -1 when none is known.
 	Key int `json:"-"`
 }
@@ -490,8 +493,14 @@ func (r *recoverer) findKeys(ctx context.Context, out *recoverOutput) error {
 			if loc, ok := trail[f.Physical]; ok {
 				if f.Key < 0 {
 					f.Key = add(loc[0], loc[1], "cloudtrail", f.Skip)
-				} else if k := out.Keys[f.Key]; k.Bucket == loc[0] && k.Key == loc[1] && !slices.Contains(k.From, "cloudtrail") {
-					k.From = append(k.From, "cloudtrail")
+				} else if k := out.Keys[f.Key]; k.Bucket == loc[0] && k.Key == loc[1] {
+					if !slices.Contains(k.From, "cloudtrail") {
+						k.From = append(k.From, "cloudtrail")
+					}
+				} else {
+					// The template the stack rolls back to says what the rollback deploys; a
+					// newer failed call may be the update's own. Shown, so a person can judge.
+					f.TrailKey = "s3://" + loc[0] + "/" + loc[1]
 				}
 			}
 		}
@@ -790,6 +799,9 @@ func (c *recoverStackCmd) print(w io.Writer, out *recoverOutput) error {
 		fmt.Fprintln(w)
 		for _, f := range st.Failed {
 			fmt.Fprintf(w, "    failed %s (%s %s): %s\n", safe(f.Skip), safe(f.Type), safe(f.Physical), safe(f.Reason))
+			if f.TrailKey != "" {
+				fmt.Fprintf(w, "      note: its newest failed UpdateFunctionCode in CloudTrail asked for %s, not the previous template's key\n", safe(f.TrailKey))
+			}
 		}
 	}
 	fmt.Fprintln(w, "Keys the rollback needs:")
