@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 
@@ -17,6 +18,7 @@ type iamPolicyCmd struct {
 	Env     string `short:"e" required:"" placeholder:"ENV" help:"The environment whose functions the policy covers."`
 	Account string `placeholder:"ID" help:"The AWS account (default: the caller's, from STS)."`
 	Region  string `help:"The region (default: the environment's, else the standard chain's)."`
+	Format  string `enum:"json,terraform" default:"json" help:"json (an IAM policy document), or terraform (a data \"aws_iam_policy_document\" \"aviary_ci\" block to attach to the CI role)."`
 }
 
 func (c *iamPolicyCmd) Help() string {
@@ -30,7 +32,12 @@ covers aviary prune too: listing the functions' versions, aliases and provisione
 deleting their versions (only qualified ARNs: never a function), and reading what else uses a
 version (event source mappings, on * as IAM allows no narrower, and CloudFront distributions).
 
-  aviary iam-policy -e production > policy.json`
+  aviary iam-policy -e production > policy.json
+  aviary iam-policy -e production --format terraform > aviary_ci_policy.tf
+
+The Terraform form is the same policy as a data "aws_iam_policy_document" "aviary_ci" block (use
+data.aws_iam_policy_document.aviary_ci.json as a role policy). The module in deploy/terraform
+holds the same statements written for its variables.`
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -96,7 +103,12 @@ func (c *iamPolicyCmd) Run(e *env) error {
 	if url := c.storeFlags.url(m); strings.HasPrefix(url, "dynamodb://") {
 		in.Table = strings.TrimPrefix(url, "dynamodb://")
 	}
-	if err := writeRaw(e.stdout, iampolicy.Build(in)); err != nil {
+	policy := iampolicy.Build(in)
+	if c.Format == "terraform" {
+		_, err := io.WriteString(e.stdout, policy.Terraform(iampolicy.Terraform{Name: "aviary_ci"}))
+		return err
+	}
+	if err := writeRaw(e.stdout, policy); err != nil {
 		return fmt.Errorf("iam-policy: %w", err)
 	}
 	return nil

@@ -18,7 +18,7 @@ import (
 type planCmd struct {
 	manifestFlags
 	awsFlags
-	outputFlags
+	reportFlags
 	Env              string `short:"e" required:"" placeholder:"ENV" help:"The environment to plan for."`
 	Force            bool   `help:"Plan as deploy --force would: take over aliases that carry weights from another release."`
 	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when nothing would change, 2 when a deploy would change something, 1 on any error (bad input included), as terraform plan -detailed-exitcode does."`
@@ -128,7 +128,7 @@ func (c *planCmd) Run(e *env) error {
 }
 
 func (c *planCmd) plan(e *env) error {
-	log := logWriter(e, c.outputFlags)
+	log := c.reportFlags.log(e)
 	p, err := prepare(e.ctx, c.manifestFlags, c.awsFlags, c.Env, c.Force, log)
 	if p == nil {
 		return err
@@ -138,6 +138,8 @@ func (c *planCmd) plan(e *env) error {
 		if werr := writeJSON(e.stdout, out); werr != nil {
 			return werr
 		}
+	} else if c.markdown() {
+		markdownPlan(e.stdout, p)
 	} else {
 		printPlan(e.stdout, p)
 	}

@@ -13,7 +13,7 @@ import (
 type statusCmd struct {
 	manifestFlags
 	storeFlags
-	outputFlags
+	reportFlags
 	Release string `arg:"" optional:"" help:"The release (default: the environment's latest)."`
 	Env     string `short:"e" placeholder:"ENV" help:"Show the environment's latest release."`
 	Events  int    `default:"15" help:"How many of the latest audit entries to show (0: all)."`
@@ -43,6 +43,10 @@ func (c *statusCmd) Run(e *env) error {
 	lock, _ := st.GetLock(e.ctx, release.LockKey(r.Service, r.Environment))
 	if c.json() {
 		return writeJSON(e.stdout, statusOf(r, evs, lock, time.Now()))
+	}
+	if c.markdown() {
+		markdownStatus(e.stdout, r, evs, c.Events)
+		return nil
 	}
 	printStatus(e.stdout, r, evs, lock, c.Events, time.Now())
 	return nil
