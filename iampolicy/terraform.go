@@ -35,7 +35,7 @@ func (p Policy) Terraform(t Terraform) string {
 		indent := "  "
 		if when != "" {
 			fmt.Fprintf(&b, "  dynamic \"statement\" {\n    for_each = %s ? [1] : []\n    content {\n", when)
-			indent = "      "
+			indent = "    "
 		} else {
 			b.WriteString("  statement {\n")
 		}
