@@ -2,8 +2,13 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/url"
+	"os"
+	"path"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -15,6 +20,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/iampolicy"
@@ -80,6 +86,32 @@ func TestIAMPolicyCoversEveryCall(t *testing.T) {
 	distribution(t, f.cloudfront(), "iam", "", "")
 	if code, _, errs := f.aviary("prune", "-e", "production", "--keep", "1"); code != 0 {
 		t.Fatal(errs)
+	}
+	// Retention's calls: doctor restoring an artifact that went missing (GetFunction's code,
+	// PutObject), reading lifecycle, versioning and code storage; gc reading every version and
+	// collecting an orphan.
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	objs, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("shop-artifacts")})
+	if err != nil || len(objs.Contents) == 0 {
+		t.Fatalf("no artifacts: %v", err)
+	}
+	for _, o := range objs.Contents {
+		if _, err := s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("shop-artifacts"), Key: o.Key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(f.dir, ".aviary", "cache")); err != nil {
+		t.Fatal(err)
+	}
+	orphan := sha256.Sum256([]byte("orphan"))
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("shop-artifacts"), Key: aws.String(path.Dir(aws.ToString(objs.Contents[0].Key)) + "/" + hex.EncodeToString(orphan[:]) + ".zip"), Body: strings.NewReader("orphan")}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := f.aviary("doctor", "-e", "production", "--restore"); code != 0 || !strings.Contains(out, "GetFunction") {
+		t.Fatalf("doctor --restore: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, out, errs := f.aviary("gc", "-e", "production", "--grace", "0s"); code != 0 || !strings.Contains(out, "Deleted 1 artifact") {
+		t.Fatalf("gc: exit %d\n%s\n%s", code, out, errs)
 	}
 
 	code, out, errs := f.aviary("iam-policy", "-e", "production", "--store", "dynamodb://aviary-releases")
@@ -147,7 +179,8 @@ func TestIAMPolicyCoversEveryCall(t *testing.T) {
 	t.Logf("actions used: %v", seen)
 	for _, a := range []string{"lambda:InvokeFunction", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "logs:FilterLogEvents", "sts:GetCallerIdentity",
 		"lambda:DeleteFunction", "lambda:ListVersionsByFunction", "lambda:ListEventSourceMappings", "lambda:ListProvisionedConcurrencyConfigs",
-		"cloudfront:ListDistributions", "cloudfront:GetDistributionConfig"} {
+		"cloudfront:ListDistributions", "cloudfront:GetDistributionConfig",
+		"lambda:ListAliases", "lambda:GetAccountSettings", "s3:GetLifecycleConfiguration", "s3:GetBucketVersioning", "s3:DeleteObject"} {
 		if !used[a] {
 			t.Errorf("the run never called %s", a)
 		}

@@ -21,6 +21,10 @@ type Input struct {
 	Table     string // the DynamoDB store's table, if the store is DynamoDB
 	// Checks is what the environment's health checks read, if it has any.
 	Checks *Checks
+	// ReadFunctions are the functions whose versions and aliases `aviary doctor` and `aviary gc`
+	// read: gc marks the artifacts of every environment sharing the bucket, so this is every
+	// environment's functions. Empty: only Functions.
+	ReadFunctions []string
 }
 
 // Checks is what health checks need: metrics, the functions' log groups, alarms, smoke
@@ -84,6 +88,7 @@ func Build(in Input) Policy {
 			Condition: map[string]map[string]string{"StringLike": {"s3:prefix": listPrefix}}},
 	}}
 	p.Statement = append(p.Statement, pruneStatements(part, in.Account, fnARNs)...)
+	p.Statement = append(p.Statement, retentionStatements(part, in, fnARNs, objects)...)
 	if c := in.Checks; c != nil {
 		p.Statement = append(p.Statement, checkStatements(part, in, fnARNs)...)
 	}
@@ -109,6 +114,12 @@ func Action(service, op string) string {
 			return "s3:GetObject"
 		case "HeadBucket", "ListObjects", "ListObjectsV2":
 			return "s3:ListBucket"
+		case "ListObjectVersions":
+			return "s3:ListBucketVersions"
+		case "GetBucketLifecycleConfiguration":
+			return "s3:GetLifecycleConfiguration"
+		case "DeleteObjects":
+			return "s3:DeleteObject"
 		}
 		return "s3:" + op
 	case "monitoring":
@@ -190,8 +201,8 @@ func checkStatements(part string, in Input, fnARNs []string) []Statement {
 	return out
 }
 
-// pruneStatements are `aviary prune`'s rights: reading the functions' versions, aliases and
-// provisioned concurrency, deleting their versions (DeleteFunction with a qualifier is authorized
+// pruneStatements are `aviary prune`'s rights (its versions and aliases are read under
+// retentionStatements): reading the functions' provisioned concurrency, deleting their versions (DeleteFunction with a qualifier is authorized
 // on the qualified ARN, so the functions themselves cannot be deleted), and reading what else
 // names a version: event source mappings (ListEventSourceMappings has no resource-level
 // permissions) and CloudFront's Lambda@Edge associations.
@@ -203,11 +214,35 @@ func pruneStatements(part, account string, fnARNs []string) []Statement {
 		}
 	}
 	return []Statement{
-		{Sid: "PruneReadVersions", Effect: "Allow", Action: []string{"lambda:ListAliases", "lambda:ListProvisionedConcurrencyConfigs", "lambda:ListVersionsByFunction"}, Resource: fnARNs},
+		{Sid: "PruneReadVersions", Effect: "Allow", Action: []string{"lambda:ListProvisionedConcurrencyConfigs"}, Resource: fnARNs},
 		{Sid: "PruneDeleteVersions", Effect: "Allow", Action: []string{"lambda:DeleteFunction"}, Resource: versions},
 		{Sid: "PruneSeeEventSourceMappings", Effect: "Allow", Action: []string{"lambda:ListEventSourceMappings"}, Resource: []string{"*"}},
 		{Sid: "PruneSeeLambdaAtEdge", Effect: "Allow", Action: []string{"cloudfront:ListDistributions"}, Resource: []string{"*"}},
 		{Sid: "PruneReadDistributions", Effect: "Allow", Action: []string{"cloudfront:GetDistributionConfig"},
 			Resource: []string{fmt.Sprintf("arn:%s:cloudfront::%s:distribution/*", part, account)}},
+	}
+}
+
+// retentionStatements are doctor's and gc's rights: reading versions and aliases (of every
+// environment, for gc's marking), the account's code storage (GetAccountSettings has no
+// resource-level permissions), the bucket's lifecycle and versioning, and deleting unreachable
+// artifacts under the prefix. Restoring an artifact uses GetFunction and PutObject, granted above.
+func retentionStatements(part string, in Input, fnARNs []string, objects string) []Statement {
+	read := fnARNs
+	if len(in.ReadFunctions) > 0 {
+		fns := append([]string(nil), in.ReadFunctions...)
+		sort.Strings(fns)
+		read = nil
+		for _, f := range fns {
+			arn := fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", part, in.Region, in.Account, f)
+			read = append(read, arn, arn+":*")
+		}
+	}
+	bucket := fmt.Sprintf("arn:%s:s3:::%s", part, in.Bucket)
+	return []Statement{
+		{Sid: "ReadVersionsAndAliases", Effect: "Allow", Action: []string{"lambda:ListVersionsByFunction", "lambda:ListAliases"}, Resource: read},
+		{Sid: "ReadCodeStorage", Effect: "Allow", Action: []string{"lambda:GetAccountSettings"}, Resource: []string{"*"}},
+		{Sid: "ReadArtifactBucketRules", Effect: "Allow", Action: []string{"s3:GetLifecycleConfiguration", "s3:GetBucketVersioning"}, Resource: []string{bucket}},
+		{Sid: "CollectUnreachableArtifacts", Effect: "Allow", Action: []string{"s3:DeleteObject"}, Resource: []string{objects}},
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 func TestPolicyNamesOnlyWhatItCovers(t *testing.T) {
 	p := iampolicy.Build(iampolicy.Input{Region: "eu-west-1", Account: "123456789012", Functions: []string{"shop-api-prod"},
-		Bucket: "shop-artifacts", Prefix: "/releases/shop/", Table: "aviary"})
+		Bucket: "shop-artifacts", Prefix: "/releases/shop/", Table: "aviary", ReadFunctions: []string{"shop-api-prod", "shop-api-staging"}})
 	for _, tc := range []struct {
 		action, resource string
 		want             bool
@@ -20,7 +20,16 @@ func TestPolicyNamesOnlyWhatItCovers(t *testing.T) {
 		{"lambda:UpdateAlias", "arn:aws:lambda:us-east-1:123456789012:function:shop-api-prod:live", false},
 		{"s3:PutObject", "arn:aws:s3:::shop-artifacts/releases/shop/ab12.zip", true},
 		{"s3:PutObject", "arn:aws:s3:::shop-artifacts/other/ab12.zip", false},
-		{"s3:DeleteObject", "arn:aws:s3:::shop-artifacts/releases/shop/ab12.zip", false},
+		{"s3:DeleteObject", "arn:aws:s3:::shop-artifacts/releases/shop/ab12.zip", true}, // gc
+		{"s3:DeleteObject", "arn:aws:s3:::shop-artifacts/other/ab12.zip", false},
+		{"s3:DeleteObjectVersion", "arn:aws:s3:::shop-artifacts/releases/shop/ab12.zip", false}, // gc never deletes versions
+		{"s3:GetLifecycleConfiguration", "arn:aws:s3:::shop-artifacts", true},
+		{"s3:GetBucketVersioning", "arn:aws:s3:::shop-artifacts", true},
+		{"s3:PutLifecycleConfiguration", "arn:aws:s3:::shop-artifacts", false},
+		{"lambda:GetAccountSettings", "*", true},
+		{"lambda:ListVersionsByFunction", "arn:aws:lambda:eu-west-1:123456789012:function:shop-api-prod", true},
+		{"lambda:ListVersionsByFunction", "arn:aws:lambda:eu-west-1:123456789012:function:shop-api-staging", true}, // gc marks every environment
+		{"lambda:ListVersionsByFunction", "arn:aws:lambda:eu-west-1:123456789012:function:other", false},
 		{"s3:ListBucket", "arn:aws:s3:::shop-artifacts", true},
 		{"dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/aviary", true},
 		{"dynamodb:Query", "arn:aws:dynamodb:eu-west-1:123456789012:table/aviary/index/by-environment", true},
@@ -44,11 +53,14 @@ func TestPolicyNamesOnlyWhatItCovers(t *testing.T) {
 	if got := iampolicy.Action("s3", "HeadObject"); got != "s3:GetObject" {
 		t.Errorf("HeadObject needs %s", got)
 	}
+	if got := iampolicy.Action("s3", "GetBucketLifecycleConfiguration"); got != "s3:GetLifecycleConfiguration" {
+		t.Errorf("GetBucketLifecycleConfiguration needs %s", got)
+	}
 	if got := iampolicy.Action("s3", "HeadBucket"); got != "s3:ListBucket" {
 		t.Errorf("HeadBucket needs %s", got)
 	}
 	noTable := iampolicy.Build(iampolicy.Input{Region: "eu-west-1", Account: "123456789012", Functions: []string{"f"}, Bucket: "b"})
-	if noTable.Allows("dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/aviary") || len(noTable.Statement) != 8 {
+	if noTable.Allows("dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/aviary") || len(noTable.Statement) != 12 {
 		t.Errorf("a SQLite store needs no DynamoDB rights: %+v", noTable)
 	}
 }

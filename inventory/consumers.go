@@ -11,8 +11,6 @@ import (
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
-
-	"github.com/aviary-deploy/aviary/retention"
 )
 
 // ConsumerAPI is the part of *lambda.Client that finds what else invokes a function's versions.
@@ -32,12 +30,37 @@ var (
 	_ CloudFrontAPI = (*cloudfront.Client)(nil)
 )
 
-// Needs is, per function name, the versions something names and why.
-type Needs map[string]map[string][]retention.Need
+// Kind is what needs a version (retention names the rest of the kinds).
+type Kind string
 
-func (n Needs) add(fn, version string, need retention.Need) {
+// What else, besides aliases and releases, uses a version: CloudFront (Lambda@Edge), an event
+// source mapping, a provisioned-concurrency configuration.
+const (
+	ByCloudFront  Kind = "cloudfront"
+	ByEventSource Kind = "event-source-mapping"
+	ByProvisioned Kind = "provisioned-concurrency"
+)
+
+// Need is one reason to keep a version or an artifact: what needs it, and which one (an alias's
+// name, a release's id and role, a distribution's id, a mapping's UUID).
+type Need struct {
+	Kind Kind   `json:"kind"`
+	By   string `json:"by"`
+}
+
+func (n Need) String() string {
+	if n.By == "" {
+		return string(n.Kind)
+	}
+	return string(n.Kind) + " " + n.By
+}
+
+// Needs is, per function name, the versions something names and why.
+type Needs map[string]map[string][]Need
+
+func (n Needs) add(fn, version string, need Need) {
 	if n[fn] == nil {
-		n[fn] = map[string][]retention.Need{}
+		n[fn] = map[string][]Need{}
 	}
 	n[fn][version] = append(n[fn][version], need)
 }
@@ -89,7 +112,7 @@ func ReadEventSourceMappings(ctx context.Context, c ConsumerAPI, functions []str
 		for _, m := range page.EventSourceMappings {
 			name, q, ok := QualifiedARN(aws.ToString(m.FunctionArn))
 			if ok && wanted[name] && isVersion(q) {
-				out.add(name, q, retention.Need{Kind: retention.ByEventSource, By: aws.ToString(m.UUID)})
+				out.add(name, q, Need{Kind: ByEventSource, By: aws.ToString(m.UUID)})
 			}
 		}
 	}
@@ -99,8 +122,8 @@ func ReadEventSourceMappings(ctx context.Context, c ConsumerAPI, functions []str
 // ReadProvisioned reads a function's provisioned-concurrency configurations, every page, and
 // returns the versions they name (an alias's configuration protects the alias). A function
 // that does not exist has none.
-func ReadProvisioned(ctx context.Context, c ConsumerAPI, function string) (map[string][]retention.Need, error) {
-	out := map[string][]retention.Need{}
+func ReadProvisioned(ctx context.Context, c ConsumerAPI, function string) (map[string][]Need, error) {
+	out := map[string][]Need{}
 	p := lambda.NewListProvisionedConcurrencyConfigsPaginator(c, &lambda.ListProvisionedConcurrencyConfigsInput{FunctionName: aws.String(function), MaxItems: aws.Int32(50)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -113,7 +136,7 @@ func ReadProvisioned(ctx context.Context, c ConsumerAPI, function string) (map[s
 		}
 		for _, pc := range page.ProvisionedConcurrencyConfigs {
 			if _, q, ok := QualifiedARN(aws.ToString(pc.FunctionArn)); ok && isVersion(q) {
-				out[q] = append(out[q], retention.Need{Kind: retention.ByProvisioned, By: fmt.Sprintf("%d requested", aws.ToInt32(pc.RequestedProvisionedConcurrentExecutions))})
+				out[q] = append(out[q], Need{Kind: ByProvisioned, By: fmt.Sprintf("%d requested", aws.ToInt32(pc.RequestedProvisionedConcurrentExecutions))})
 			}
 		}
 	}
@@ -152,7 +175,7 @@ func ReadCloudFront(ctx context.Context, c CloudFrontAPI) (Needs, error) {
 		}
 		for _, assoc := range associations(cfg.DistributionConfig) {
 			if name, q, ok := QualifiedARN(aws.ToString(assoc.LambdaFunctionARN)); ok && isVersion(q) {
-				out.add(name, q, retention.Need{Kind: retention.ByCloudFront, By: id + " " + string(assoc.EventType)})
+				out.add(name, q, Need{Kind: ByCloudFront, By: id + " " + string(assoc.EventType)})
 			}
 		}
 	}

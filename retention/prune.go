@@ -54,7 +54,7 @@ func Prune(fn Function, keep int, needs ...map[string][]Need) []Verdict {
 	}
 	byAlias := map[string][]Need{}
 	for _, a := range fn.Aliases {
-		byAlias[a.Version] = append(byAlias[a.Version], Need{ByAlias, a.Name})
+		byAlias[a.Version] = append(byAlias[a.Version], Need{Kind: ByAlias, By: a.Name})
 		extra := make([]string, 0, len(a.Weights))
 		for v := range a.Weights {
 			extra = append(extra, v)
@@ -62,7 +62,7 @@ func Prune(fn Function, keep int, needs ...map[string][]Need) []Verdict {
 		sort.Strings(extra)
 		for _, v := range extra {
 			if v != a.Version {
-				byAlias[v] = append(byAlias[v], Need{ByAlias, a.Name + " (weight)"})
+				byAlias[v] = append(byAlias[v], Need{Kind: ByAlias, By: a.Name + " (weight)"})
 			}
 		}
 	}

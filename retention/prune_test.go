@@ -38,8 +38,8 @@ func TestPrune(t *testing.T) {
 			name: "releases and consumers, every reason",
 			fn:   Function{Versions: ten, Aliases: []AliasTarget{{Name: "live", Version: "10"}}}, keep: 1,
 			needs: []map[string][]Need{
-				{"2": {{ByRelease, "r1 (promoted, previous)"}}, "10": {{ByRelease, "r1 (promoted, new)"}}},
-				{"5": {{ByCloudFront, "E1"}}, "6": {{ByEventSource, "uuid-1"}}, "7": {{ByProvisioned, "7"}}},
+				{"2": {{Kind: ByRelease, By: "r1 (promoted, previous)"}}, "10": {{Kind: ByRelease, By: "r1 (promoted, new)"}}},
+				{"5": {{Kind: ByCloudFront, By: "E1"}}, "6": {{Kind: ByEventSource, By: "uuid-1"}}, "7": {{Kind: ByProvisioned, By: "7"}}},
 			},
 			want: map[string]string{"1": "delete", "2": "release r1 (promoted, previous)", "3": "delete", "4": "delete",
 				"5": "cloudfront E1", "6": "event-source-mapping uuid-1", "7": "provisioned-concurrency 7", "8": "delete", "9": "delete",
@@ -58,7 +58,7 @@ func TestPrune(t *testing.T) {
 		{
 			name: "needs naming versions that do not exist change nothing",
 			fn:   Function{Versions: []string{"1", "2"}}, keep: 1,
-			needs: []map[string][]Need{{"99": {{ByRelease, "r"}}}},
+			needs: []map[string][]Need{{"99": {{Kind: ByRelease, By: "r"}}}},
 			want:  map[string]string{"1": "delete", "2": "newest"},
 		},
 	}

@@ -16,37 +16,29 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/aviary-deploy/aviary/inventory"
 	"github.com/aviary-deploy/aviary/release"
 )
 
-// Kind is what needs a version or an artifact.
-type Kind string
+// Kind is what needs a version or an artifact; Need is one reason to keep something. They are
+// declared with what the inventory reads (a mapping, a distribution, provisioned concurrency
+// name the versions they use), so that reading AWS needs nothing of these decisions.
+type (
+	Kind = inventory.Kind
+	Need = inventory.Need
+)
 
 // Kinds of need, in the order they are reported.
 const (
 	ByAlias       Kind = "alias"
 	ByRelease     Kind = "release"
-	ByCloudFront  Kind = "cloudfront"
-	ByEventSource Kind = "event-source-mapping"
-	ByProvisioned Kind = "provisioned-concurrency"
+	ByCloudFront       = inventory.ByCloudFront
+	ByEventSource      = inventory.ByEventSource
+	ByProvisioned      = inventory.ByProvisioned
 	ByNewest      Kind = "newest"
 	ByLatest      Kind = "$LATEST"
 	ByGrace       Kind = "grace"
 )
-
-// Need is one reason to keep something: what needs it, and which one (an alias's name, a
-// release's id and role, a distribution's id, a mapping's UUID).
-type Need struct {
-	Kind Kind   `json:"kind"`
-	By   string `json:"by"`
-}
-
-func (n Need) String() string {
-	if n.By == "" {
-		return string(n.Kind)
-	}
-	return string(n.Kind) + " " + n.By
-}
 
 // Retained returns the releases whose versions and artifacts are kept: every release that has not
 // ended (it may still roll back to its previous versions, or promote its new ones), and the
@@ -98,8 +90,8 @@ func ReleaseNeeds(retained []*release.Release) map[string]map[string][]Need {
 	}
 	for _, r := range retained {
 		for _, f := range r.Functions {
-			add(f.FunctionName, f.New, Need{ByRelease, Role(r, false)})
-			add(f.FunctionName, f.Previous, Need{ByRelease, Role(r, true)})
+			add(f.FunctionName, f.New, Need{Kind: ByRelease, By: Role(r, false)})
+			add(f.FunctionName, f.Previous, Need{Kind: ByRelease, By: Role(r, true)})
 		}
 	}
 	return out

@@ -37,7 +37,9 @@ type app struct {
 	Promote  promoteCmd  `cmd:"" group:"Releases" help:"Skip a release's remaining steps and move all traffic to the new versions."`
 	Resume   resumeCmd   `cmd:"" group:"Releases" help:"Continue a release whose process died, from its record."`
 
-	Prune pruneCmd `cmd:"" group:"Retention" help:"Delete the function versions nothing needs: no alias, retained release, CloudFront association, event source mapping or provisioned concurrency, nor among the newest."`
+	Prune  pruneCmd  `cmd:"" group:"Retention" help:"Delete the function versions nothing needs: no alias, retained release, CloudFront association, event source mapping or provisioned concurrency, nor among the newest."`
+	Doctor doctorCmd `cmd:"" group:"Retention" help:"Check that every rollback of an environment can still run (artifacts in S3 and the cache, lifecycle rules, versioning, code storage); --restore puts missing artifacts back."`
+	GC     gcCmd     `cmd:"" name:"gc" group:"Retention" help:"Delete the artifacts nothing reaches (no version of any environment, no retained release) once older than a grace period."`
 
 	Serve serveCmd `cmd:"" group:"Gate" help:"Serve the dashboard and the approval gate (signed links, admin buttons, /metrics) over the store."`
 	Link  linkCmd  `cmd:"" group:"Gate" help:"Print fresh signed approve and rollback links for a release waiting at its gate."`

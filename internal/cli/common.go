@@ -29,6 +29,7 @@ const (
 	ExitRolledBack = 3 // the release was rolled back
 	ExitLocked     = 4 // another release holds the environment
 	ExitTooLate    = 5 // someone decided the gate first; this decision was recorded, not applied
+	ExitNotReady   = 6 // aviary doctor: something would stop a rollback
 )
 
 // exitError carries an exit code with its message.

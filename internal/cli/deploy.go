@@ -15,9 +15,12 @@ type deployCmd struct {
 	storeFlags
 	awsFlags
 	outputFlags
-	Env    string `short:"e" required:"" placeholder:"ENV" help:"The environment to deploy to."`
-	Force  bool   `help:"Take over aliases that already carry extra weights (another release mid-way)."`
-	Weight string `env:"AVIARY_NEW_VERSION_WEIGHT" placeholder:"PERCENT" help:"Override the first step's weight on the new versions, such as 10 or 10%; an all-at-once strategy gains a first step at that weight."`
+	Env   string `short:"e" required:"" placeholder:"ENV" help:"The environment to deploy to."`
+	Force bool   `help:"Take over aliases that already carry extra weights (another release mid-way)."`
+	// AllowUnrestorable is not --force: --force takes over aliases another release left weighted,
+	// a different risk, and one should never imply the other.
+	AllowUnrestorable bool   `name:"allow-unrestorable" help:"Deploy even when the artifact of a version this release would roll back to is missing from S3 and cannot be restored (see aviary doctor)."`
+	Weight            string `env:"AVIARY_NEW_VERSION_WEIGHT" placeholder:"PERCENT" help:"Override the first step's weight on the new versions, such as 10 or 10%; an all-at-once strategy gains a first step at that weight."`
 }
 
 func (c *deployCmd) Run(e *env) error {
@@ -66,6 +69,10 @@ func (c *deployCmd) Run(e *env) error {
 		return nil
 	}
 
+	// Before the first write: every version this release would roll back to can be redeployed.
+	if err := checkRollbackArtifacts(e.ctx, p, log, c.AllowUnrestorable); err != nil {
+		return err
+	}
 	approval, err := approvalOf(p.env)
 	if err != nil {
 		return err

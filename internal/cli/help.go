@@ -26,7 +26,10 @@ func (c *deployCmd) Help() string {
 	return `Builds every function, reads every alias, takes the environment's lock, records the release
 and drives it: publish the changed functions, shift their aliases together step by step, bake and
 judge each step, wait at the gate if the environment has one, and promote — or roll the whole
-fleet back. Exit 0 promoted (or nothing to deploy), 1 failed, 2 bad input (nothing changed),
+fleet back. Before its first write it checks that the artifact of every version the release would
+roll back to is in S3, restoring a missing one from the local cache or the deployed code
+(verified); one that cannot be restored stops the deploy (exit 2) unless --allow-unrestorable
+(see aviary doctor). Exit 0 promoted (or nothing to deploy), 1 failed, 2 bad input (nothing changed),
 3 rolled back, 4 the environment is locked by another release.
 
 ` + envDriving + envPreApprove

@@ -27,10 +27,13 @@ func (c *iamPolicyCmd) Help() string {
 has checks, what they read and invoke: CloudWatch metrics (GetMetricData has no resource-level
 permissions, so it is on *), the functions' log groups (their default /aws/lambda/NAME: a
 function logging to a custom group needs logs:FilterLogEvents on that group too), the named
-alarms, the new versions (for smoke invocations; never $LATEST) and the hook functions. It
-covers aviary prune too: listing the functions' versions, aliases and provisioned concurrency,
-deleting their versions (only qualified ARNs: never a function), and reading what else uses a
-version (event source mappings, on * as IAM allows no narrower, and CloudFront distributions).
+alarms, the new versions (for smoke invocations; never $LATEST) and the hook functions. For aviary
+doctor, gc and prune: the versions and aliases of every environment's functions (gc marks the
+artifacts of every environment sharing the bucket), the account's code storage (GetAccountSettings,
+on *), the bucket's lifecycle and versioning, DeleteObject under the prefix, the functions'
+provisioned concurrency, deleting their versions (only qualified ARNs: never a function), and
+reading what else uses a version (event source mappings, on * as IAM allows no narrower, and
+CloudFront distributions).
 
   aviary iam-policy -e production > policy.json
   aviary iam-policy -e production --format terraform > aviary_ci_policy.tf
@@ -86,6 +89,10 @@ func (c *iamPolicyCmd) Run(e *env) error {
 	}
 	for _, fn := range m.Functions {
 		in.Functions = append(in.Functions, m.FunctionName(envm, fn.Name))
+	}
+	// gc marks the artifacts of every environment sharing the bucket: it reads all their versions.
+	for _, name := range sortedEnvs(m) {
+		in.ReadFunctions = append(in.ReadFunctions, functionNames(m, m.Environments[name])...)
 	}
 	if ch := envm.Checks; ch != nil {
 		in.Checks = &iampolicy.Checks{Metrics: ch.Metrics, Alarms: ch.Alarms, Smoke: len(ch.Smoke) > 0}

@@ -376,3 +376,66 @@ func pruneOf(service, envName string, keep int, dryRun bool, retained []*release
 	}
 	return out
 }
+
+// finding is one line of doctor's report.
+type finding struct {
+	Severity retention.Severity `json:"severity"`
+	Check    string             `json:"check"` // artifact, cache, version, lifecycle, versioning, code-storage, function
+	Subject  string             `json:"subject"`
+	Message  string             `json:"message"`
+	Fix      string             `json:"fix,omitempty"`
+}
+
+// doctorOutput is `aviary doctor -o json`.
+type doctorOutput struct {
+	v1
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
+	Bucket      string `json:"bucket"`
+	Prefix      string `json:"prefix"`
+	// Ready says every rollback can run: no finding is an error.
+	Ready     bool             `json:"ready"`
+	Findings  []finding        `json:"findings"`
+	Artifacts []artifactOutput `json:"artifacts"`
+}
+
+type artifactOutput struct {
+	Key        string           `json:"key"`
+	CodeSha256 string           `json:"codeSha256"`
+	Versions   []string         `json:"versions"`
+	Needs      []retention.Need `json:"needs"`
+	// S3 and Cache are "ok" or the problem found.
+	S3            string `json:"s3"`
+	Cache         string `json:"cache"`
+	Restored      string `json:"restoredFrom,omitempty"`
+	CacheRestored string `json:"cacheRestoredFrom,omitempty"`
+	RestoreError  string `json:"restoreError,omitempty"`
+}
+
+// gcOutput is `aviary gc -o json`.
+type gcOutput struct {
+	v1
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
+	Bucket      string `json:"bucket"`
+	Prefix      string `json:"prefix"`
+	Grace       string `json:"grace"`
+	DryRun      bool   `json:"dryRun"`
+	// Versioned says the bucket keeps deleted objects as noncurrent versions (still billed).
+	Versioned bool `json:"versioned"`
+	// Deleted are the keys deleted (in a dry run: that would be); Bytes their total size.
+	Deleted []gcObjectOutput `json:"deleted"`
+	Bytes   int64            `json:"bytes"`
+	Kept    []gcObjectOutput `json:"kept"`
+	Foreign []string         `json:"foreign,omitempty"`
+	// Failed are deletions that failed, with why.
+	Failed []gcObjectOutput `json:"failed,omitempty"`
+}
+
+type gcObjectOutput struct {
+	Key          string           `json:"key"`
+	Size         int64            `json:"size"`
+	LastModified time.Time        `json:"lastModified"`
+	Needs        []retention.Need `json:"needs,omitempty"`
+	Error        string           `json:"error,omitempty"`
+}

@@ -85,6 +85,27 @@ func samplePrune() *pruneOutput {
 		})
 }
 
+func sampleDoctor() *doctorOutput {
+	needs := []retention.Need{{Kind: retention.ByAlias, By: "live"}, {Kind: retention.ByRelease, By: "shop-production-20250304-100000-ab12 (promoted, previous)"}}
+	return &doctorOutput{Service: "shop", Environment: "production", Bucket: "shop-artifacts", Prefix: "releases/shop", Ready: false,
+		Findings: []finding{
+			{Severity: retention.Blocking, Check: "artifact", Subject: "s3://shop-artifacts/releases/shop/abc.zip", Message: "missing: needed by shop-api-prod:7 (alias live)", Fix: "aviary doctor -e production --restore"},
+			{Severity: retention.Blocking, Check: "lifecycle", Subject: "rule expire-old", Message: "expires (deletes) artifacts 30 days after their upload", Fix: "exclude the prefix"},
+			{Severity: retention.Warning, Check: "versioning", Subject: "shop-artifacts", Message: "versioning is off"},
+			{Severity: retention.Info, Check: "code-storage", Subject: "eu-west-1", Message: "1.0 GiB of 75.0 GiB Lambda code storage used (1%)"},
+		},
+		Artifacts: []artifactOutput{{Key: "releases/shop/abc.zip", CodeSha256: "q1w2e3", Versions: []string{"shop-api-prod:7"}, Needs: needs, S3: "missing", Cache: "ok"},
+			{Key: "releases/shop/def.zip", CodeSha256: "r4t5y6", Versions: []string{"shop-api-prod:8"}, Needs: needs[:1], S3: "ok", Cache: "ok", Restored: "the local cache"}}}
+}
+
+func sampleGC() *gcOutput {
+	return &gcOutput{Service: "shop", Environment: "production", Bucket: "shop-artifacts", Prefix: "releases/shop", Grace: "168h0m0s", Versioned: true,
+		Deleted: []gcObjectOutput{{Key: "releases/shop/old.zip", Size: 1024, LastModified: t0}}, Bytes: 1024,
+		Kept: []gcObjectOutput{{Key: "releases/shop/abc.zip", Size: 2048, LastModified: t0, Needs: []retention.Need{{Kind: "version", By: "shop-api-prod:7"}}},
+			{Key: "releases/shop/new.zip", Size: 10, LastModified: t0, Needs: []retention.Need{{Kind: retention.ByGrace, By: "uploaded 1h0m0s ago, grace 168h0m0s"}}}},
+		Foreign: []string{"releases/shop/NOTES.txt"}}
+}
+
 // TestJSONOutputGolden holds the aviary/v1 documents to golden files: a change to what scripts
 // read shows up here, to be made on purpose (go test ./internal/cli -run Golden -update).
 func TestJSONOutputGolden(t *testing.T) {
@@ -97,6 +118,8 @@ func TestJSONOutputGolden(t *testing.T) {
 		"deploy-result": resultOf(sample()),
 		"plan":          planOf(samplePlan()),
 		"prune":         samplePrune(),
+		"doctor":        sampleDoctor(),
+		"gc":            sampleGC(),
 	}
 	for name, doc := range docs {
 		t.Run(name, func(t *testing.T) {

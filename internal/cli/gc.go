@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/aviary-deploy/aviary/inventory"
+	"github.com/aviary-deploy/aviary/lambdafleet"
+	"github.com/aviary-deploy/aviary/manifest"
+	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/retention"
+	"github.com/aviary-deploy/aviary/store"
+)
+
+type gcCmd struct {
+	manifestFlags
+	storeFlags
+	awsFlags
+	outputFlags
+	Env    string `short:"e" required:"" placeholder:"ENV" help:"The environment whose region and credentials reach the bucket (the marking covers every environment of the manifest)."`
+	Grace  string `default:"7d" placeholder:"D" help:"Keep unreachable artifacts younger than this: days (7d) or a duration (36h)."`
+	DryRun bool   `name:"dry-run" help:"Say what would be deleted; delete nothing."`
+}
+
+func (c *gcCmd) Help() string {
+	return `Deletes the artifacts (PREFIX/<sha256>.zip) that nothing reaches, once older than --grace.
+
+An artifact is reachable when it is the code of any existing version, or $LATEST, of any function
+of ANY environment of the manifest (they share the bucket and prefix: marking only ENV's would
+delete the others'), or the artifact or base code of a retained release (live, or among an
+environment's latest retain.releases promoted) of any environment. gc reads them all first and
+deletes nothing if any cannot be read. Age alone never deletes anything: the grace period only
+spares an upload whose version is not yet published. Objects under the prefix that are not
+artifact keys are never touched.
+
+In a versioned bucket DeleteObject leaves a delete marker and keeps the object as a noncurrent
+version, still billed, until a NoncurrentVersionExpiration rule (or someone) removes it. gc does
+not delete noncurrent versions: a mistaken collection stays recoverable by removing the delete
+marker. Add a NoncurrentVersionExpiration rule to free the storage.
+
+Exit codes: 0 done; 2 bad input (unknown environment, bad --grace, unreadable bucket, a function
+or the store that cannot be read), nothing deleted; 1 a deletion failed.`
+}
+
+func gcObjectOf(v retention.ObjectVerdict) gcObjectOutput {
+	return gcObjectOutput{Key: v.Object.Key, Size: v.Object.Size, LastModified: v.Object.LastModified, Needs: v.Needs}
+}
+
+func (c *gcCmd) Run(e *env) error {
+	m, err := c.load()
+	if err != nil {
+		return err
+	}
+	envm, err := m.Environment(c.Env)
+	if err != nil {
+		return usageError{err}
+	}
+	grace, err := retention.ParseGrace(c.Grace)
+	if err != nil {
+		return badInput("--grace: %v", err)
+	}
+	if c.rate() <= 0 {
+		return badInput("--api-rate must be above 0")
+	}
+	progress := io.Writer(e.stderr)
+	if e.quiet {
+		progress = io.Discard
+	}
+	cfg, err := c.config(e.ctx, envm.Region)
+	if err != nil {
+		return err
+	}
+	clients := lambdafleet.NewClients(cfg, lambdafleet.Options{Rate: c.rate()})
+	bucket, prefix := m.Artifacts.Bucket, m.Artifacts.Prefix
+	listPrefix := strings.Trim(prefix, "/")
+	if listPrefix != "" {
+		listPrefix += "/"
+	}
+
+	// Everything is read before anything is deleted; any read that fails stops gc here.
+	versioning, err := inventory.Versioning(e.ctx, clients.S3, bucket)
+	if err != nil {
+		return usageError{fmt.Errorf("nothing was deleted: the artifact bucket %s cannot be read: %w", bucket, err)}
+	}
+	objects, err := inventory.ListObjects(e.ctx, clients.S3, bucket, listPrefix)
+	if err != nil {
+		return usageError{fmt.Errorf("nothing was deleted: the artifact bucket %s cannot be read: %w", bucket, err)}
+	}
+	st, err := c.storeFlags.open(e.ctx, m)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var retained []*release.Release
+	envNames := sortedEnvs(m)
+	var fns []inventory.Function
+	for _, name := range envNames {
+		other := m.Environments[name]
+		rels, err := st.ListReleases(e.ctx, store.Filter{Service: m.Service, Environment: name})
+		if err != nil {
+			return usageError{fmt.Errorf("nothing was deleted: the releases of %s cannot be read: %w", name, err)}
+		}
+		retained = append(retained, retention.Retained(rels, other.Retain.Releases)...)
+		lc := clients.Lambda
+		if r := other.Region; r != "" && r != cfg.Region && c.Region == "" {
+			ocfg, err := c.config(e.ctx, r)
+			if err != nil {
+				return err
+			}
+			lc = lambdafleet.NewClients(ocfg, lambdafleet.Options{Rate: c.rate()}).Lambda
+		}
+		fmt.Fprintf(progress, "Reading %s of %s\n", plural(len(m.Functions), "function", "functions"), name)
+		read, err := readFunctions(e.ctx, lc, functionNames(m, other))
+		if err != nil {
+			return usageError{fmt.Errorf("nothing was deleted: the functions of %s cannot all be read (gc must see every version that may use an artifact): %w", name, err)}
+		}
+		fns = append(fns, read...)
+	}
+	plan, err := retention.PlanCollection(retention.Collect{Prefix: prefix, Objects: objects, Functions: fns, Releases: retained, Now: time.Now(), Grace: grace})
+	if err != nil {
+		return fmt.Errorf("nothing was deleted: %w", err)
+	}
+
+	out := &gcOutput{Service: m.Service, Environment: envm.Name, Bucket: bucket, Prefix: prefix, Grace: grace.String(), DryRun: c.DryRun,
+		Versioned: versioning != "", Deleted: []gcObjectOutput{}, Kept: []gcObjectOutput{}, Foreign: plan.Foreign}
+	for _, v := range plan.Keep {
+		out.Kept = append(out.Kept, gcObjectOf(v))
+	}
+	for _, v := range plan.Delete {
+		o := gcObjectOf(v)
+		if !c.DryRun {
+			if _, err := clients.S3.DeleteObject(e.ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(v.Object.Key)}); err != nil {
+				o.Error = err.Error()
+				out.Failed = append(out.Failed, o)
+				continue
+			}
+		}
+		out.Deleted = append(out.Deleted, o)
+		out.Bytes += o.Size
+	}
+	if c.json() {
+		if err := writeJSON(e.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		printGC(e.stdout, out, manifestEnvs(m))
+	}
+	if len(out.Failed) > 0 {
+		return fmt.Errorf("%s could not be deleted", plural(len(out.Failed), "artifact", "artifacts"))
+	}
+	return nil
+}
+
+func manifestEnvs(m *manifest.Manifest) string { return strings.Join(sortedEnvs(m), ", ") }
+
+// sortedEnvs are the manifest's environment names, sorted.
+func sortedEnvs(m *manifest.Manifest) []string {
+	names := make([]string, 0, len(m.Environments))
+	for n := range m.Environments {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func printGC(w io.Writer, out *gcOutput, envs string) {
+	verb := "Deleted"
+	if out.DryRun {
+		verb = "Would delete"
+	}
+	fmt.Fprintf(w, "Artifacts in s3://%s/%s, reachable from every environment (%s), grace %s\n", safe(out.Bucket), safe(strings.Trim(out.Prefix, "/")), safe(envs), out.Grace)
+	for _, o := range out.Deleted {
+		fmt.Fprintf(w, "  %-14s %s (%s, uploaded %s)\n", strings.ToLower(verb), safe(o.Key), retention.Bytes(o.Size), o.LastModified.UTC().Format(time.DateTime))
+	}
+	for _, o := range out.Failed {
+		fmt.Fprintf(w, "  %-14s %s: %s\n", "FAILED", safe(o.Key), safe(o.Error))
+	}
+	for _, o := range out.Kept {
+		fmt.Fprintf(w, "  %-14s %s (%s)\n", "kept", safe(o.Key), safe(needsText(o.Needs)))
+	}
+	if len(out.Foreign) > 0 {
+		fmt.Fprintf(w, "  %s under the prefix %s not an artifact key; left alone\n", plural(len(out.Foreign), "object", "objects"), map[bool]string{true: "is", false: "are"}[len(out.Foreign) == 1])
+	}
+	fmt.Fprintf(w, "%s %s (%s); kept %d.\n", verb, plural(len(out.Deleted), "artifact", "artifacts"), retention.Bytes(out.Bytes), len(out.Kept))
+	if out.Versioned && len(out.Deleted) > 0 {
+		fmt.Fprintln(w, "The bucket is versioned: each deletion left a delete marker, and the object stays as a noncurrent version, still billed, until a NoncurrentVersionExpiration rule removes it (gc does not delete noncurrent versions, so a mistaken collection can be undone by deleting the marker).")
+	}
+}
