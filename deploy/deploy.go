@@ -27,6 +27,7 @@ const CIPolicyFile = "terraform/ci_policy.tf"
 // Value turns each ARN into a Terraform expression (lists for the list variables).
 const (
 	fnMark    = "\x00function"
+	readMark  = "\x00read"
 	alarmMark = "\x00alarm"
 	hookMark  = "\x00hook"
 )
@@ -38,7 +39,8 @@ func SymbolicInput() iampolicy.Input {
 		Partition: "${local.partition}", Region: "${local.region}", Account: "${local.account_id}",
 		Functions: []string{fnMark},
 		Bucket:    "${local.artifact_bucket}", Prefix: "${local.artifact_prefix}",
-		Table: "${local.table_name}",
+		Table:         "${local.table_name}",
+		ReadFunctions: []string{readMark},
 		Checks: &iampolicy.Checks{
 			Metrics: true, LogGroups: []string{"/aws/lambda/" + fnMark}, Alarms: []string{alarmMark},
 			Smoke: true, Hooks: []string{hookMark},
@@ -75,7 +77,7 @@ func TerraformCIPolicy() ([]byte, error) {
 	body := p.Terraform(iampolicy.Terraform{
 		Name: "aviary_ci",
 		Value: func(s string) (string, bool) {
-			for mark, v := range map[string][2]string{fnMark: {"f", "var.function_names"}, alarmMark: {"a", "var.checks.alarms"}, hookMark: {"h", "var.checks.hooks"}} {
+			for mark, v := range map[string][2]string{fnMark: {"f", "var.function_names"}, readMark: {"f", "local.read_function_names"}, alarmMark: {"a", "var.checks.alarms"}, hookMark: {"h", "var.checks.hooks"}} {
 				if strings.Contains(s, mark) {
 					return fmt.Sprintf("[for %s in %s : %q]", v[0], v[1], strings.ReplaceAll(s, mark, "${"+v[0]+"}")), true
 				}

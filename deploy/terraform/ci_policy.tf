@@ -28,7 +28,7 @@ data "aws_iam_policy_document" "aviary_ci" {
   statement {
     sid       = "PruneReadVersions"
     effect    = "Allow"
-    actions   = ["lambda:ListAliases", "lambda:ListProvisionedConcurrencyConfigs", "lambda:ListVersionsByFunction"]
+    actions   = ["lambda:ListProvisionedConcurrencyConfigs"]
     resources = concat([for f in var.function_names : "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${f}"], [for f in var.function_names : "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${f}:*"])
   }
   statement {
@@ -54,6 +54,30 @@ data "aws_iam_policy_document" "aviary_ci" {
     effect    = "Allow"
     actions   = ["cloudfront:GetDistributionConfig"]
     resources = ["arn:${local.partition}:cloudfront::${local.account_id}:distribution/*"]
+  }
+  statement {
+    sid       = "ReadVersionsAndAliases"
+    effect    = "Allow"
+    actions   = ["lambda:ListVersionsByFunction", "lambda:ListAliases"]
+    resources = concat([for f in local.read_function_names : "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${f}"], [for f in local.read_function_names : "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${f}:*"])
+  }
+  statement {
+    sid       = "ReadCodeStorage"
+    effect    = "Allow"
+    actions   = ["lambda:GetAccountSettings"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "ReadArtifactBucketRules"
+    effect    = "Allow"
+    actions   = ["s3:GetLifecycleConfiguration", "s3:GetBucketVersioning"]
+    resources = ["arn:${local.partition}:s3:::${local.artifact_bucket}"]
+  }
+  statement {
+    sid       = "CollectUnreachableArtifacts"
+    effect    = "Allow"
+    actions   = ["s3:DeleteObject"]
+    resources = ["arn:${local.partition}:s3:::${local.artifact_bucket}/${local.artifact_prefix}/*"]
   }
   dynamic "statement" {
     for_each = var.checks.metrics ? [1] : []

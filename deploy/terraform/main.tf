@@ -17,6 +17,8 @@ locals {
   table_name      = aws_dynamodb_table.store.name
   artifact_bucket = aws_s3_bucket.artifacts.id
   artifact_prefix = trim(var.artifact_prefix, "/")
+
+  read_function_names = length(var.read_function_names) > 0 ? var.read_function_names : var.function_names
 }
 
 # The store: the schema of `aviary store init` (store/dynamo.TableInput), and Time to Live on

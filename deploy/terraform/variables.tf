@@ -42,6 +42,12 @@ variable "function_names" {
   type        = list(string)
 }
 
+variable "read_function_names" {
+  description = "The functions whose versions and aliases `aviary doctor` and `aviary gc` read: every environment's sharing the bucket (gc marks all their artifacts). Empty: function_names."
+  type        = list(string)
+  default     = []
+}
+
 variable "checks" {
   description = "What the environments' checks read and invoke, as `aviary iam-policy` covers them: CloudWatch metrics, the functions' /aws/lambda/NAME log groups, the named alarms, smoke invocations of new versions, hook function names."
   type = object({
