@@ -85,7 +85,11 @@ func markdownPlan(w io.Writer, p *prepared) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", md(r.Name), code(r.FunctionName), aliasV, cur, code(short(r.CodeSha256)), what)
 	}
-	fmt.Fprintf(w, "\n**%s change**, %d unchanged.\n\n", plural(changed, "function", "functions"), len(p.rows)-changed)
+	verb := "change"
+	if changed == 1 {
+		verb = "changes"
+	}
+	fmt.Fprintf(w, "\n**%s %s**, %d unchanged.\n\n", plural(changed, "function", "functions"), verb, len(p.rows)-changed)
 	fmt.Fprintf(w, "- Checks: %s\n", md(describeChecks(p.checks)))
 	fmt.Fprintf(w, "- Gate: %s\n", md(describeGate(p.env)))
 }
@@ -93,7 +97,10 @@ func markdownPlan(w io.Writer, p *prepared) {
 // markdownStatus is printStatus for a web page: where the release is, its functions and the
 // latest maxEvents entries of its audit trail (0: all).
 func markdownStatus(w io.Writer, r *release.Release, evs []release.Event, maxEvents int) {
-	fmt.Fprintf(w, "### Aviary release %s: %s\n\n", code(r.ID), md(r.Describe()))
+	fmt.Fprintf(w, "### Aviary release %s: %s\n\n", code(r.ID), md(string(r.Phase)))
+	if d := r.Describe(); d != string(r.Phase) && r.Reason == "" {
+		fmt.Fprintf(w, "%s.\n\n", md(d))
+	}
 	fmt.Fprintf(w, "%s → %s, alias %s, region %s; %s (%s).\n\n", md(r.Service), md(r.Environment), code(r.Alias), md(orNone(r.Region)), md(r.Strategy), md(describeSteps(r.Steps)))
 	fmt.Fprintf(w, "Started %s by %s", r.CreatedAt.UTC().Format(time.DateTime+" MST"), md(r.CreatedBy))
 	if !r.EndedAt.IsZero() {

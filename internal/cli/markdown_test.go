@@ -89,3 +89,38 @@ environments:
 		}
 	}
 }
+
+// The Markdown reports, held to golden files (go test ./internal/cli -run MarkdownGolden -update):
+// values from outside stay text (no terminal controls, no HTML, no table breaks).
+func TestMarkdownGolden(t *testing.T) {
+	for name, write := range map[string]func(*bytes.Buffer){
+		"plan.md":   func(b *bytes.Buffer) { markdownPlan(b, samplePlan()) },
+		"status.md": func(b *bytes.Buffer) { markdownStatus(b, sample(), sampleEvents(), 0) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var b bytes.Buffer
+			write(&b)
+			path := filepath.Join("testdata", "markdown", name)
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := b.String(); got != string(want) {
+				t.Errorf("%s differs from %s (run with -update if the change is meant):\n%s", name, path, got)
+			}
+			for _, bad := range []string{"\x1b", "\u202e", "<img", "\r"} {
+				if strings.Contains(b.String(), bad) {
+					t.Errorf("%s carries %q", name, bad)
+				}
+			}
+		})
+	}
+}
