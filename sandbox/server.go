@@ -1,5 +1,6 @@
 // Package sandbox serves AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs, STS and CloudFront
-// endpoints on one local port, so that a release can be rehearsed with no AWS account. Requests are routed by
+// endpoints — and CodeDeploy, Auto Scaling, Elastic Load Balancing (target groups) and SNS, for
+// EC2 blue/green deployments — on one local port, so that a release can be rehearsed with no AWS account. Requests are routed by
 // the service name in their SigV4 credential scope, as LocalStack does; signatures are not
 // verified. Every service but S3 (served by gofakes3) speaks through sandbox/protocol, one wire layer
 // for AWS's protocols and error envelopes.
@@ -25,11 +26,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aviary-deploy/aviary/sandbox/autoscaling"
 	"github.com/aviary-deploy/aviary/sandbox/cloudfront"
 	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
+	"github.com/aviary-deploy/aviary/sandbox/codedeploy"
+	"github.com/aviary-deploy/aviary/sandbox/elbv2"
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
 	"github.com/aviary-deploy/aviary/sandbox/logs"
 	"github.com/aviary-deploy/aviary/sandbox/s3"
+	"github.com/aviary-deploy/aviary/sandbox/sns"
 	"github.com/aviary-deploy/aviary/sandbox/sts"
 )
 
@@ -91,6 +96,12 @@ type Server struct {
 	Logs *logs.Service
 	// CloudFront keeps distributions and the Lambda@Edge replicas they hold.
 	CloudFront *cloudfront.Service
+	// CodeDeploy runs EC2 deployments (blue/green ones copy Auto Scaling groups) and sends their
+	// triggers through SNS, which delivers to Lambda subscriptions.
+	CodeDeploy  *codedeploy.Service
+	AutoScaling *autoscaling.Service
+	ELB         *elbv2.Service
+	SNS         *sns.Service
 
 	opts     Options
 	ln       net.Listener
@@ -201,6 +212,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	versions.lambda = lm
 	s.Lambda, s.S3, s.CloudWatch, s.Logs, s.CloudFront = lm, st, cw, lg, cf
+	s.ELB = elbv2.New(opts.Region, opts.Account)
+	s.AutoScaling = autoscaling.New(autoscaling.Config{Region: opts.Region, Account: opts.Account, TargetGroups: s.ELB})
+	s.SNS = sns.New(sns.Config{Region: opts.Region, Account: opts.Account, Functions: lm, Logger: opts.Logger})
+	s.CodeDeploy = codedeploy.New(codedeploy.Config{Region: opts.Region, Account: opts.Account, Groups: s.AutoScaling,
+		Topics: s.SNS, StepDelay: opts.UpdateDelay, Logger: opts.Logger})
 	s.handlers = map[string]http.Handler{
 		"lambda":     lm.Handler(s.limits),
 		"s3":         st.Handler(s.limits),
@@ -208,6 +224,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"logs":       lg.Handler(s.limits),
 		"sts":        sts.New(opts.Account).Handler(s.limits),
 		"cloudfront": cf.Handler(s.limits),
+		// EC2 blue/green: CodeDeploy, Auto Scaling, Elastic Load Balancing v2, SNS.
+		"codedeploy":           s.CodeDeploy.Handler(s.limits),
+		"autoscaling":          s.AutoScaling.Handler(s.limits),
+		"elasticloadbalancing": s.ELB.Handler(s.limits),
+		"sns":                  s.SNS.Handler(s.limits),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -235,6 +256,7 @@ func (s *Server) Close() error {
 		s.http.Close()
 	}
 	<-s.served
+	s.CodeDeploy.Close()
 	return errors.Join(s.Lambda.Close(), s.Logs.Close(), s.CloudWatch.Close())
 }
 
@@ -286,7 +308,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts and cloudfront.", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing and sns.", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -323,6 +345,8 @@ func signingService(r *http.Request) string {
 		return "monitoring"
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328."):
 		return "logs"
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "CodeDeploy_20141006."):
+		return "codedeploy"
 	case strings.HasPrefix(p, "/2020-05-31/distribution"):
 		return "cloudfront"
 	case r.Method == http.MethodPost && p == "/" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):

@@ -47,12 +47,14 @@ type app struct {
 	Store     storeCmd     `cmd:"" group:"Releases" help:"Set up the store that keeps releases, the audit trail and locks."`
 	IAMPolicy iamPolicyCmd `cmd:"" name:"iam-policy" group:"Releases" help:"Print the least-privilege IAM policy (JSON) for what Aviary does in an environment."`
 
+	Keeper keeperCmd `cmd:"" group:"Blue/green on EC2" help:"Attach the original Auto Scaling group's target groups to the replacement a CodeDeploy blue/green deployment created."`
+
 	Validate validateCmd `cmd:"" group:"Manifest" help:"Check aviary.yaml whole and report every problem with its line."`
 	Schema   schemaCmd   `cmd:"" group:"Manifest" help:"Print the JSON Schema of aviary.yaml, for editors."`
 	Package  packageCmd  `cmd:"" group:"Manifest" help:"Package files or directories into a reproducible Lambda zip and print its SHA-256."`
 
 	Demo    demoCmd    `cmd:"" group:"Sandbox" help:"Rehearse a release on a local sandbox: a fleet deployed, a canary shifted and rolled back, a release promoted. Needs only Go."`
-	Sandbox sandboxCmd `cmd:"" group:"Sandbox" help:"Serve AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs, STS and CloudFront endpoints on one local port."`
+	Sandbox sandboxCmd `cmd:"" group:"Sandbox" help:"Serve AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs, STS, CloudFront, CodeDeploy, Auto Scaling, ELB target groups and SNS endpoints on one local port."`
 	Traffic trafficCmd `cmd:"" group:"Sandbox" help:"Invoke an environment's aliases at a steady rate and report what answered, by executed version."`
 
 	Completion completionCmd `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`

@@ -265,10 +265,16 @@ func okOr(s string) string {
 	return s
 }
 
+// needsText names each need once: functions built from the same bytes share an artifact, and
+// one release names it for each of them.
 func needsText(ns []retention.Need) string {
 	var parts []string
+	seen := map[string]bool{}
 	for _, n := range ns {
-		parts = append(parts, n.String())
+		if s := n.String(); !seen[s] {
+			seen[s] = true
+			parts = append(parts, s)
+		}
 	}
 	return strings.Join(parts, ", ")
 }

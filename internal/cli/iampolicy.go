@@ -15,10 +15,11 @@ import (
 type iamPolicyCmd struct {
 	manifestFlags
 	storeFlags
-	Env     string `short:"e" required:"" placeholder:"ENV" help:"The environment whose functions the policy covers."`
+	Env     string `short:"e" placeholder:"ENV" help:"The environment whose functions the policy covers (required unless --keeper)."`
 	Account string `placeholder:"ID" help:"The AWS account (default: the caller's, from STS)."`
 	Region  string `help:"The region (default: the environment's, else the standard chain's)."`
 	Format  string `enum:"json,terraform" default:"json" help:"json (an IAM policy document), or terraform (a data \"aws_iam_policy_document\" \"aviary_ci\" block to attach to the CI role)."`
+	keeperPolicyFlags
 }
 
 func (c *iamPolicyCmd) Help() string {
@@ -40,12 +41,24 @@ CloudFront distributions).
 
 The Terraform form is the same policy as a data "aws_iam_policy_document" "aviary_ci" block (use
 data.aws_iam_policy_document.aviary_ci.json as a role policy). The module in deploy/terraform
-holds the same statements written for its variables.`
+holds the same statements written for its variables.
+
+With --keeper it prints instead the policy of the blue/green keeper (cmd/aviary-keeper, aviary
+keeper): read the deployment group's deployments, describe Auto Scaling groups and target groups,
+and attach only to the replacement groups CodeDeploy creates for the deployment group.
+
+  aviary iam-policy --keeper --application shop --deployment-group shop-prod`
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
 
 func (c *iamPolicyCmd) Run(e *env) error {
+	if c.Keeper {
+		return c.keeperPolicy(e, c.Account, c.Region, c.Format)
+	}
+	if c.Env == "" {
+		return badInput("iam-policy: pass -e ENV (the environment whose policy to print), or --keeper")
+	}
 	m, err := c.load()
 	if err != nil {
 		return err

@@ -25,7 +25,7 @@ type sandboxCmd struct {
 	FaultRate       float64       `help:"Share (0..1) of matching requests to fail on purpose."`
 	FaultKinds      []string      `help:"Failures to inject: throttle, 5xx (default both)." enum:"throttle,5xx"`
 	FaultLatency    time.Duration `help:"Latency to add to matching requests."`
-	FaultServices   []string      `help:"Only inject into these services (lambda, s3, monitoring, logs, sts, cloudfront)."`
+	FaultServices   []string      `help:"Only inject into these services (lambda, s3, monitoring, logs, sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns)."`
 	FaultOperations []string      `help:"Only inject into these operations (e.g. UpdateAlias)."`
 	FaultSeed       uint64        `help:"Seed for the fault sequence, so a run can be repeated."`
 
@@ -81,7 +81,7 @@ func (c *sandboxCmd) Run(e *env) error {
 		quota = fmt.Sprintf("%g requests/s", c.ControlRate)
 	}
 	w := e.stdout
-	fmt.Fprintf(w, "Aviary sandbox: Lambda, S3, CloudWatch, CloudWatch Logs, STS and CloudFront on %s (region %s, control-plane quota %s, state %s)\n\n", srv.URL, c.Region, quota, state)
+	fmt.Fprintf(w, "Aviary sandbox: Lambda, S3, CloudWatch, CloudWatch Logs, STS, CloudFront, CodeDeploy, Auto Scaling, ELB target groups and SNS on %s (region %s, control-plane quota %s, state %s)\n\n", srv.URL, c.Region, quota, state)
 	fmt.Fprintln(w, "Point the AWS SDKs and CLI at it:")
 	for _, kv := range srv.Env() {
 		fmt.Fprintln(w, "export "+kv)

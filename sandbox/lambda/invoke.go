@@ -299,3 +299,13 @@ func tail(b []byte, n int) []byte {
 	}
 	return b[len(b)-n:]
 }
+
+// InvokeEvent invokes a function asynchronously (InvocationType Event), as another AWS service
+// delivering an event does: SNS for a lambda subscription. functionARN may be a name or an ARN,
+// qualified or not.
+func (s *Service) InvokeEvent(functionARN string, payload []byte) error {
+	if _, err := s.invoke(context.Background(), invokeRequest{FunctionName: functionARN, InvocationType: "Event", Payload: payload}); err != nil {
+		return err
+	}
+	return nil
+}

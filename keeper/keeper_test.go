@@ -1,0 +1,208 @@
+package keeper
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
+	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/aws/smithy-go"
+)
+
+func TestDecide(t *testing.T) {
+	base := Facts{DeploymentID: "d-AAAAAAAAA", DeploymentGroup: "dg", Status: "InProgress", BlueGreen: true, Copy: true,
+		Replacement: "CodeDeploy_dg_d-AAAAAAAAA", ReplacementExists: true, Original: "web", OriginalExists: true,
+		OriginalTargetGroups: []string{"tg1", "tg2"}, OriginalLoadBalancers: []string{"clb"}, GroupTargetGroups: []string{"tg9"}}
+	for _, tc := range []struct {
+		name      string
+		mod       func(*Facts)
+		act       bool
+		tgs, lbs  []string
+		source    Source
+		reasonHas string
+	}{
+		{"attaches what the original has", func(*Facts) {}, true, []string{"tg1", "tg2"}, []string{"clb"}, FromOriginal, "lacks 2 target group(s) and 1"},
+		{"only what is missing", func(f *Facts) { f.ReplacementTargetGroups = []string{"tg2"} }, true, []string{"tg1"}, []string{"clb"}, FromOriginal, "lacks 1"},
+		{"nothing when all are there", func(f *Facts) {
+			f.ReplacementTargetGroups, f.ReplacementLoadBalancers = []string{"tg2", "tg1", "extra"}, []string{"clb"}
+		}, false, nil, nil, FromOriginal, "already has"},
+		{"original gone: deployment group", func(f *Facts) { f.OriginalExists = false }, true, []string{"tg9"}, nil, FromDeploymentGroup, "is gone"},
+		{"in place", func(f *Facts) { f.BlueGreen = false }, false, nil, nil, "", "not a blue/green deployment"},
+		{"discover existing", func(f *Facts) { f.Copy = false }, false, nil, nil, "", "DISCOVER_EXISTING"},
+		{"failed", func(f *Facts) { f.Status = "Failed" }, false, nil, nil, "", "is Failed"},
+		{"replacement not yet", func(f *Facts) { f.ReplacementExists = false }, false, nil, nil, "", "does not exist yet"},
+		{"no source names any", func(f *Facts) { f.OriginalExists, f.GroupTargetGroups = false, nil }, false, nil, nil, FromDeploymentGroup, "names no target groups"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := base
+			tc.mod(&f)
+			p := Decide(f)
+			if p.Act != tc.act || !slices.Equal(p.AttachTargetGroups, tc.tgs) || !slices.Equal(p.AttachLoadBalancers, tc.lbs) || p.Source != tc.source {
+				t.Errorf("Decide = %+v, want act %v, target groups %v, load balancers %v, source %q", p, tc.act, tc.tgs, tc.lbs, tc.source)
+			}
+			if !strings.Contains(p.Reason, tc.reasonHas) {
+				t.Errorf("reason %q lacks %q", p.Reason, tc.reasonHas)
+			}
+		})
+	}
+}
+
+func TestParse(t *testing.T) {
+	sns := func(msgs ...string) string {
+		var recs []string
+		for _, m := range msgs {
+			recs = append(recs, `{"EventSource":"aws:sns","Sns":{"Message":`+quote(m)+`}}`)
+		}
+		return `{"Records":[` + strings.Join(recs, ",") + `]}`
+	}
+	ns, errs := Parse([]byte(sns(`{"deploymentId":"d-ABCDEFGH1","eventTriggerName":"keeper","status":"Ready"}`,
+		`{"deploymentId":"d-ABCDEFGH1","instanceId":"i-1","instanceStatus":"Succeeded"}`, `not json`)))
+	if len(ns) != 1 || ns[0].DeploymentID != "d-ABCDEFGH1" || ns[0].Event != "keeper Ready" {
+		t.Errorf("notifications = %+v", ns)
+	}
+	if len(errs) != 1 || !errors.Is(errs[0], ErrMalformed) {
+		t.Errorf("errors = %v, want one malformed record", errs)
+	}
+	ns, errs = Parse([]byte(`{"version":"0","detail-type":"CodeDeploy Deployment State-change Notification","source":"aws.codedeploy","detail":{"deploymentId":"d-ZZZZZZZZ9","state":"READY","application":"a","deploymentGroup":"g"}}`))
+	if len(errs) != 0 || len(ns) != 1 || ns[0].DeploymentID != "d-ZZZZZZZZ9" {
+		t.Errorf("EventBridge: %+v, %v", ns, errs)
+	}
+	for _, bad := range []string{`[1]`, `{}`, `{"detail-type":"Other","detail":{}}`, sns(`{"deploymentId":"x"}`)} {
+		if ns, errs := Parse([]byte(bad)); len(ns) != 0 || len(errs) == 0 || !errors.Is(errs[0], ErrMalformed) {
+			t.Errorf("Parse(%s) = %v, %v; want ErrMalformed", bad, ns, errs)
+		}
+	}
+}
+
+func quote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	return `"` + r.Replace(s) + `"`
+}
+
+// fakes hold one deployment, its group, and Auto Scaling groups, and count writes.
+type fakeCD struct {
+	dep *cdtypes.DeploymentInfo
+	dg  *cdtypes.DeploymentGroupInfo
+	err error
+}
+
+func (f *fakeCD) GetDeployment(_ context.Context, in *codedeploy.GetDeploymentInput, _ ...func(*codedeploy.Options)) (*codedeploy.GetDeploymentOutput, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &codedeploy.GetDeploymentOutput{DeploymentInfo: f.dep}, nil
+}
+
+func (f *fakeCD) GetDeploymentGroup(context.Context, *codedeploy.GetDeploymentGroupInput, ...func(*codedeploy.Options)) (*codedeploy.GetDeploymentGroupOutput, error) {
+	return &codedeploy.GetDeploymentGroupOutput{DeploymentGroupInfo: f.dg}, nil
+}
+
+type fakeAS struct {
+	groups map[string]*astypes.AutoScalingGroup
+	writes int
+}
+
+func (f *fakeAS) DescribeAutoScalingGroups(_ context.Context, in *autoscaling.DescribeAutoScalingGroupsInput, _ ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error) {
+	out := &autoscaling.DescribeAutoScalingGroupsOutput{}
+	for _, n := range in.AutoScalingGroupNames {
+		if g, ok := f.groups[n]; ok {
+			out.AutoScalingGroups = append(out.AutoScalingGroups, *g)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeAS) AttachLoadBalancerTargetGroups(_ context.Context, in *autoscaling.AttachLoadBalancerTargetGroupsInput, _ ...func(*autoscaling.Options)) (*autoscaling.AttachLoadBalancerTargetGroupsOutput, error) {
+	f.writes++
+	g := f.groups[*in.AutoScalingGroupName]
+	g.TargetGroupARNs = append(g.TargetGroupARNs, in.TargetGroupARNs...)
+	return &autoscaling.AttachLoadBalancerTargetGroupsOutput{}, nil
+}
+
+func (f *fakeAS) AttachLoadBalancers(_ context.Context, in *autoscaling.AttachLoadBalancersInput, _ ...func(*autoscaling.Options)) (*autoscaling.AttachLoadBalancersOutput, error) {
+	f.writes++
+	g := f.groups[*in.AutoScalingGroupName]
+	g.LoadBalancerNames = append(g.LoadBalancerNames, in.LoadBalancerNames...)
+	return &autoscaling.AttachLoadBalancersOutput{}, nil
+}
+
+type fakeELB struct{}
+
+func (fakeELB) DescribeTargetGroups(_ context.Context, in *elb.DescribeTargetGroupsInput, _ ...func(*elb.Options)) (*elb.DescribeTargetGroupsOutput, error) {
+	out := &elb.DescribeTargetGroupsOutput{}
+	for _, n := range in.Names {
+		out.TargetGroups = append(out.TargetGroups, elbtypes.TargetGroup{TargetGroupName: aws.String(n), TargetGroupArn: aws.String("arn:tg/" + n)})
+	}
+	return out, nil
+}
+
+func TestKeepIsIdempotentAndFallsBack(t *testing.T) {
+	id := "d-AAAAAAAAA"
+	repl := ReplacementName("dg", id)
+	cd := &fakeCD{
+		dep: &cdtypes.DeploymentInfo{DeploymentId: aws.String(id), ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("dg"),
+			Status: cdtypes.DeploymentStatusInProgress, DeploymentStyle: &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeBlueGreen},
+			BlueGreenDeploymentConfiguration: &cdtypes.BlueGreenDeploymentConfiguration{GreenFleetProvisioningOption: &cdtypes.GreenFleetProvisioningOption{Action: cdtypes.GreenFleetProvisioningActionCopyAutoScalingGroup}},
+			LoadBalancerInfo:                 &cdtypes.LoadBalancerInfo{TargetGroupInfoList: []cdtypes.TargetGroupInfo{{Name: aws.String("blue")}}}},
+		dg: &cdtypes.DeploymentGroupInfo{AutoScalingGroups: []cdtypes.AutoScalingGroup{{Name: aws.String("web")}}},
+	}
+	as := &fakeAS{groups: map[string]*astypes.AutoScalingGroup{
+		"web":   {AutoScalingGroupName: aws.String("web"), TargetGroupARNs: []string{"arn:tg/a", "arn:tg/b"}},
+		repl:    {AutoScalingGroupName: aws.String(repl)},
+		"other": {AutoScalingGroupName: aws.String("other")},
+	}}
+	k := &Keeper{CodeDeploy: cd, AutoScaling: as, TargetGroups: fakeELB{}}
+	ctx := context.Background()
+
+	if r, err := k.Keep(ctx, id, true); err != nil || r.Attached || !r.Act || as.writes != 0 {
+		t.Fatalf("dry run: %+v, %v, %d writes", r, err, as.writes)
+	}
+	r, err := k.Keep(ctx, id, false)
+	if err != nil || !r.Attached || as.writes != 1 || !slices.Equal(as.groups[repl].TargetGroupARNs, []string{"arn:tg/a", "arn:tg/b"}) {
+		t.Fatalf("first run: %+v, %v; replacement %v", r, err, as.groups[repl].TargetGroupARNs)
+	}
+	if r, err := k.Keep(ctx, id, false); err != nil || r.Act || as.writes != 1 {
+		t.Fatalf("second run wrote: %+v, %v, %d writes", r, err, as.writes)
+	}
+	if len(as.groups["other"].TargetGroupARNs) != 0 || len(as.groups["web"].TargetGroupARNs) != 2 {
+		t.Error("the keeper touched a group that is not the replacement")
+	}
+
+	// The original gone: the deployment group's target group info.
+	delete(as.groups, "web")
+	as.groups[repl].TargetGroupARNs = nil
+	if r, err := k.Keep(ctx, id, false); err != nil || r.Source != FromDeploymentGroup || !slices.Equal(as.groups[repl].TargetGroupARNs, []string{"arn:tg/blue"}) {
+		t.Fatalf("fallback: %+v, %v; replacement %v", r, err, as.groups[repl].TargetGroupARNs)
+	}
+
+	cd.err = &cdtypes.DeploymentDoesNotExistException{Message: aws.String("no")}
+	if _, err := k.Keep(ctx, id, false); !errors.Is(err, ErrUnknownDeployment) || Retryable(err) {
+		t.Errorf("unknown deployment: %v (retryable %v)", err, Retryable(err))
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&smithy.GenericAPIError{Code: "Throttling"}, true},
+		{&smithy.GenericAPIError{Code: "InternalFailure", Fault: smithy.FaultServer}, true},
+		{&smithy.GenericAPIError{Code: "AccessDenied"}, false},
+		{&smithy.GenericAPIError{Code: "ValidationError"}, false},
+		{errors.New("dial tcp: connection refused"), true},
+		{ErrUnknownDeployment, false},
+	} {
+		if got := Retryable(tc.err); got != tc.want {
+			t.Errorf("Retryable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,149 @@
+// Package keeper puts an Auto Scaling group's target groups back after CodeDeploy replaces it.
+//
+// A CodeDeploy blue/green deployment whose green fleet is provisioned with
+// COPY_AUTO_SCALING_GROUP creates a replacement Auto Scaling group,
+// CodeDeploy_<deploymentGroupName>_<deploymentId>, copying the original group's configuration —
+// except its target groups and Classic Load Balancers. The replacement then scales in by
+// terminating instances without deregistering them first, and the load balancer goes on sending
+// them traffic. The keeper, given a deployment, attaches to the replacement what the original had
+// (or, when the original is gone, what the deployment group's load balancer info names).
+//
+// The rules it keeps: it writes only to the deployment's own replacement group, whose name
+// CodeDeploy derives from the deployment group and the deployment; it only ever attaches, never
+// detaches; it attaches only what the replacement lacks, so that a second run makes no write; and
+// a deployment that is not a blue/green copy, or has failed, is left alone, with the reason said.
+//
+// [Decide] is the decision, a pure function of the [Facts]; [Keeper] gathers the facts from
+// CodeDeploy, Auto Scaling and Elastic Load Balancing and applies the decision.
+package keeper
+
+import (
+	"fmt"
+	"slices"
+)
+
+// ReplacementName is the name CodeDeploy gives the Auto Scaling group it creates for a
+// blue/green deployment that copies the original group.
+func ReplacementName(deploymentGroup, deploymentID string) string {
+	return "CodeDeploy_" + deploymentGroup + "_" + deploymentID
+}
+
+// Source says where the target groups to attach come from.
+type Source string
+
+const (
+	// FromOriginal: the original Auto Scaling group's target groups and load balancers.
+	FromOriginal Source = "original-group"
+	// FromDeploymentGroup: the deployment group's load balancer info (targetGroupInfoList,
+	// elbInfoList), used when the original group is gone.
+	FromDeploymentGroup Source = "deployment-group"
+)
+
+// Facts are what the keeper learnt about a deployment.
+type Facts struct {
+	DeploymentID    string
+	Application     string
+	DeploymentGroup string
+	// Status is the deployment's status (Created, InProgress, Ready, Succeeded, Failed, Stopped...).
+	Status string
+	// BlueGreen: the deployment's type is BLUE_GREEN; Copy: its green fleet is provisioned with
+	// COPY_AUTO_SCALING_GROUP.
+	BlueGreen, Copy bool
+
+	// Replacement is the replacement group's name; ReplacementExists says whether Auto Scaling
+	// has it, with its target groups and load balancers.
+	Replacement              string
+	ReplacementExists        bool
+	ReplacementTargetGroups  []string
+	ReplacementLoadBalancers []string
+
+	// Original is the group the deployment copies ("" when the deployment group names none but
+	// the replacement); OriginalExists says whether Auto Scaling still has it.
+	Original              string
+	OriginalExists        bool
+	OriginalTargetGroups  []string
+	OriginalLoadBalancers []string
+
+	// GroupTargetGroups are the ARNs of the target groups the deployment group's load balancer
+	// info names; GroupLoadBalancers the Classic Load Balancers it names.
+	GroupTargetGroups  []string
+	GroupLoadBalancers []string
+}
+
+// Plan is what the keeper decided.
+type Plan struct {
+	DeploymentID string `json:"deploymentId"`
+	Replacement  string `json:"replacement,omitempty"`
+	// Act: something is to be attached. When false, Reason says why nothing is done.
+	Act    bool   `json:"act"`
+	Reason string `json:"reason"`
+	Source Source `json:"source,omitempty"`
+	// AttachTargetGroups and AttachLoadBalancers are what the replacement lacks.
+	AttachTargetGroups  []string `json:"attachTargetGroups,omitempty"`
+	AttachLoadBalancers []string `json:"attachLoadBalancers,omitempty"`
+	// TargetGroups and LoadBalancers are what the replacement should have in all.
+	TargetGroups  []string `json:"targetGroups,omitempty"`
+	LoadBalancers []string `json:"loadBalancers,omitempty"`
+}
+
+// Decide decides what to attach to the replacement group.
+func Decide(f Facts) Plan {
+	p := Plan{DeploymentID: f.DeploymentID}
+	switch {
+	case !f.BlueGreen:
+		p.Reason = "not a blue/green deployment: CodeDeploy deploys in place and the Auto Scaling group keeps its target groups"
+		return p
+	case !f.Copy:
+		p.Reason = "the deployment group does not copy its Auto Scaling group (green fleet: DISCOVER_EXISTING): CodeDeploy creates no replacement group"
+		return p
+	}
+	p.Replacement = f.Replacement
+	switch f.Status {
+	case "Failed", "Stopped":
+		p.Reason = fmt.Sprintf("the deployment is %s: its replacement group is not kept", f.Status)
+		return p
+	}
+	if !f.ReplacementExists {
+		p.Reason = fmt.Sprintf("the replacement group %s does not exist yet (the deployment is %s); a later notification will find it", f.Replacement, f.Status)
+		return p
+	}
+	if f.OriginalExists {
+		p.Source, p.TargetGroups, p.LoadBalancers = FromOriginal, f.OriginalTargetGroups, f.OriginalLoadBalancers
+	} else {
+		p.Source, p.TargetGroups, p.LoadBalancers = FromDeploymentGroup, f.GroupTargetGroups, f.GroupLoadBalancers
+	}
+	p.AttachTargetGroups = missing(p.TargetGroups, f.ReplacementTargetGroups)
+	p.AttachLoadBalancers = missing(p.LoadBalancers, f.ReplacementLoadBalancers)
+	switch {
+	case len(p.TargetGroups)+len(p.LoadBalancers) == 0:
+		p.Reason = fmt.Sprintf("the %s names no target groups or load balancers", describe(p.Source, f.Original))
+	case len(p.AttachTargetGroups)+len(p.AttachLoadBalancers) == 0:
+		p.Reason = fmt.Sprintf("the replacement group %s already has the %s's target groups and load balancers", f.Replacement, describe(p.Source, f.Original))
+	default:
+		p.Act = true
+		p.Reason = fmt.Sprintf("the replacement group %s lacks %d target group(s) and %d load balancer(s) of the %s",
+			f.Replacement, len(p.AttachTargetGroups), len(p.AttachLoadBalancers), describe(p.Source, f.Original))
+	}
+	return p
+}
+
+func describe(s Source, original string) string {
+	if s == FromOriginal {
+		return "original group " + original
+	}
+	if original != "" {
+		return "deployment group's load balancer info (the original group " + original + " is gone)"
+	}
+	return "deployment group's load balancer info"
+}
+
+// missing is want without what have has, in want's order, without repeats.
+func missing(want, have []string) []string {
+	var out []string
+	for _, w := range want {
+		if !slices.Contains(have, w) && !slices.Contains(out, w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
