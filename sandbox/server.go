@@ -1,6 +1,7 @@
-// Package sandbox serves AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs, STS and CloudFront
-// endpoints — and CodeDeploy, Auto Scaling, Elastic Load Balancing (target groups) and SNS, for
-// EC2 blue/green deployments — on one local port, so that a release can be rehearsed with no AWS account. Requests are routed by
+// Package sandbox serves AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs, STS, CloudFront,
+// CloudFormation and CloudTrail endpoints — and CodeDeploy, Auto Scaling, Elastic Load Balancing
+// (target groups) and SNS, for EC2 blue/green deployments — on one local port, so that a release
+// can be rehearsed with no AWS account. Requests are routed by
 // the service name in their SigV4 credential scope, as LocalStack does; signatures are not
 // verified. Every service but S3 (served by gofakes3) speaks through sandbox/protocol, one wire layer
 // for AWS's protocols and error envelopes.
@@ -11,6 +12,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,8 +28,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	lambdasdk "github.com/aws/aws-sdk-go-v2/service/lambda"
+
 	"github.com/aviary-deploy/aviary/sandbox/autoscaling"
+	"github.com/aviary-deploy/aviary/sandbox/cloudformation"
 	"github.com/aviary-deploy/aviary/sandbox/cloudfront"
+	"github.com/aviary-deploy/aviary/sandbox/cloudtrail"
 	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
 	"github.com/aviary-deploy/aviary/sandbox/codedeploy"
 	"github.com/aviary-deploy/aviary/sandbox/elbv2"
@@ -102,6 +112,10 @@ type Server struct {
 	AutoScaling *autoscaling.Service
 	ELB         *elbv2.Service
 	SNS         *sns.Service
+	// CloudFormation deploys stacks through the sandbox's own Lambda API; CloudTrail records
+	// the Lambda control-plane calls.
+	CloudFormation *cloudformation.Service
+	CloudTrail     *cloudtrail.Service
 
 	opts     Options
 	ln       net.Listener
@@ -199,10 +213,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	ct, err := cloudtrail.New(cloudtrail.Config{Region: opts.Region, Account: opts.Account, DataDir: opts.DataDir})
+	if err != nil {
+		lg.Close()
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
 	lm, err := lambda.New(lambda.Config{
 		Region: opts.Region, Account: opts.Account, BaseURL: s.URL, DataDir: opts.DataDir,
 		UpdateDelay: opts.UpdateDelay, MaxConcurrency: opts.MaxConcurrency, IdleTimeout: opts.IdleTimeout,
 		Objects: objectSource{st}, Metrics: lambdaMetrics{cw}, Logs: lambdaLogs{lg}, Replicas: cf, Logger: opts.Logger,
+		Trail: lambdaTrail{ct},
 	})
 	if err != nil {
 		lg.Close()
@@ -211,12 +233,23 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	versions.lambda = lm
-	s.Lambda, s.S3, s.CloudWatch, s.Logs, s.CloudFront = lm, st, cw, lg, cf
+	s.Lambda, s.S3, s.CloudWatch, s.Logs, s.CloudFront, s.CloudTrail = lm, st, cw, lg, cf, ct
 	s.ELB = elbv2.New(opts.Region, opts.Account)
 	s.AutoScaling = autoscaling.New(autoscaling.Config{Region: opts.Region, Account: opts.Account, TargetGroups: s.ELB})
 	s.SNS = sns.New(sns.Config{Region: opts.Region, Account: opts.Account, Functions: lm, Logger: opts.Logger})
 	s.CodeDeploy = codedeploy.New(codedeploy.Config{Region: opts.Region, Account: opts.Account, Groups: s.AutoScaling,
 		Topics: s.SNS, StepDelay: opts.UpdateDelay, Logger: opts.Logger})
+	cfm, err := cloudformation.New(cloudformation.Config{Region: opts.Region, Account: opts.Account, DataDir: opts.DataDir,
+		Lambda: serviceLambdaClient(s.URL, opts.Region, "cloudformation.amazonaws.com"), Objects: objectSource{st},
+		PollInterval: min(max(opts.UpdateDelay/5, 20*time.Millisecond), 200*time.Millisecond), Logger: opts.Logger})
+	if err != nil {
+		lm.Close()
+		lg.Close()
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
+	s.CloudFormation = cfm
 	s.handlers = map[string]http.Handler{
 		"lambda":     lm.Handler(s.limits),
 		"s3":         st.Handler(s.limits),
@@ -229,6 +262,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"autoscaling":          s.AutoScaling.Handler(s.limits),
 		"elasticloadbalancing": s.ELB.Handler(s.limits),
 		"sns":                  s.SNS.Handler(s.limits),
+		"cloudformation":       cfm.Handler(s.limits),
+		"cloudtrail":           ct.Handler(s.limits),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -249,6 +284,8 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	// CloudFormation's operations call the sandbox's own Lambda: stop them while it still answers.
+	s.CloudFormation.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
@@ -308,7 +345,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing and sns.", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation and cloudtrail.", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -349,10 +386,38 @@ func signingService(r *http.Request) string {
 		return "codedeploy"
 	case strings.HasPrefix(p, "/2020-05-31/distribution"):
 		return "cloudfront"
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."),
+		strings.HasPrefix(r.Header.Get("X-Amz-Target"), "CloudTrail_20131101."):
+		return "cloudtrail"
 	case r.Method == http.MethodPost && p == "/" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
-		return "monitoring"
+		return queryService(r)
 	}
 	return "s3"
+}
+
+// queryVersions name the query-protocol services by their API version.
+var queryVersions = map[string]string{"2010-05-15": "cloudformation", "2011-06-15": "sts", "2010-08-01": "monitoring",
+	"2011-01-01": "autoscaling", "2015-12-01": "elasticloadbalancing", "2010-03-31": "sns"}
+
+// queryService recognises an unsigned query-protocol request by the Version in its form, which
+// it peeks at and puts back; CloudWatch is the default, as before there were others.
+func queryService(r *http.Request) string {
+	const peek = 64 << 10
+	head, err := io.ReadAll(io.LimitReader(r.Body, peek))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
+	if err == nil {
+		for _, pair := range strings.Split(string(head), "&") {
+			if v, ok := strings.CutPrefix(pair, "Version="); ok {
+				if svc, ok := queryVersions[v]; ok {
+					return svc
+				}
+			}
+		}
+	}
+	return "monitoring"
 }
 
 func errorCodeOf(h http.Header) string {
@@ -481,4 +546,49 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 	default:
 		fail(http.StatusNotFound, "unknown sandbox admin path /_aviary/"+path+" (try health, requests, faults, quota)")
 	}
+}
+
+// lambdaTrail records Lambda's control-plane calls in CloudTrail.
+type lambdaTrail struct{ ct *cloudtrail.Service }
+
+func (t lambdaTrail) RecordCall(c lambda.TrailCall) {
+	call := cloudtrail.Call{Time: c.Time, EventSource: "lambda.amazonaws.com", EventName: c.EventName, ReadOnly: c.ReadOnly,
+		RequestID: c.RequestID, UserAgent: c.UserAgent, SourceIP: c.SourceIP, AccessKeyID: c.AccessKeyID,
+		RequestParameters: c.RequestParameters, ErrorCode: c.ErrorCode, ErrorMessage: c.ErrorMessage}
+	if c.FunctionName != "" {
+		call.ResourceType, call.ResourceName = "AWS::Lambda::Function", c.FunctionName
+	}
+	t.ct.Record(call)
+}
+
+// serviceLambdaClient is the Lambda client an AWS service of the sandbox calls Lambda with, over
+// HTTP against the sandbox itself, as the service's own principal: its requests carry the
+// service's name as their user agent, which CloudTrail records as invokedBy and source, as
+// AWS records CloudFormation's calls. It retries throttles patiently, as AWS's services do.
+func serviceLambdaClient(url, region, principal string) *lambdasdk.Client {
+	cfg := aws.Config{
+		Region:      region,
+		Credentials: credentials.NewStaticCredentialsProvider("sandbox", "sandbox", ""),
+		HTTPClient:  &http.Client{Transport: userAgent{principal, http.DefaultTransport}},
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 20
+				o.MaxBackoff = time.Second
+				o.RateLimiter = ratelimit.None
+			})
+		},
+	}
+	return lambdasdk.NewFromConfig(cfg, func(o *lambdasdk.Options) { o.BaseEndpoint = aws.String(url) })
+}
+
+// userAgent sets a request's User-Agent (after signing: the sandbox verifies no signatures).
+type userAgent struct {
+	name string
+	next http.RoundTripper
+}
+
+func (u userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", u.name)
+	return u.next.RoundTrip(r)
 }

@@ -23,6 +23,10 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 			return apiErr("InvalidRequestContentException", "Could not parse request body into json: %v", err)
 		},
 	}
+	if s.cfg.Trail != nil {
+		api.Observe = s.observe
+	}
+	s.permissionRoutes(api)
 	type none = struct{}
 	fn := func(req *protocol.Request) string { return req.Label("FunctionName") }
 	q := func(req *protocol.Request, name string) string { return req.Query().Get(name) }
@@ -141,7 +145,7 @@ func classify(req *protocol.Request, in any) (resource, quota string) {
 		resource = name
 	}
 	switch req.Operation {
-	case "Invoke":
+	case "Invoke", "GetPolicy": // GetPolicy is outside the control-plane quota (it has its own on AWS)
 		return resource, ""
 	case "GetFunction":
 		return resource, limits.QuotaGetFunction

@@ -51,8 +51,10 @@ type Config struct {
 	// Replicas says which versions CloudFront replicates (Lambda@Edge); DeleteFunction refuses
 	// to delete one. Nil means none is.
 	Replicas Replicas
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Trail receives every control-plane call, as CloudTrail records it; nil records nothing.
+	Trail  TrailSink
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Replicas is CloudFront as Lambda sees it: whether it holds replicas of a version of the

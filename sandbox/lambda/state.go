@@ -41,6 +41,9 @@ type function struct {
 	// PublishVersion on an unchanged function returns that version, as AWS does.
 	Published        string
 	PublishedVersion string
+	// Policy is the resource-based policy's statements, by qualifier ("" is the unqualified
+	// function): see permissions.go.
+	Policy map[string][]statement `json:",omitempty"`
 }
 
 // version is $LATEST or a published version. Published versions are immutable except for their

@@ -108,6 +108,9 @@ type Service struct {
 	// NoErrorWrapping writes REST-XML errors as a bare <Error> (as S3 does), not inside
 	// <ErrorResponse>.
 	NoErrorWrapping bool
+	// Observe, if set, sees every request of a known operation once it is answered: its decoded
+	// input (req.Input(), nil if it did not decode), output and error (CloudTrail's record).
+	Observe func(req *Request, out any, err *Error)
 
 	ops    map[string]*Operation
 	routes []*Operation
@@ -262,6 +265,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return s.admit(req, in)
 	})
+	if s.Observe != nil {
+		s.Observe(req, out, err)
+	}
 	if err != nil {
 		s.writeError(w, req, err)
 		return
