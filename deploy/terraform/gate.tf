@@ -78,6 +78,13 @@ resource "aws_lambda_function_url" "gate" {
   authorization_type = var.gate_url_auth_type
 }
 
+# Public access to the function URL, as cmd/aviary-gate documents it. Function URLs created since
+# October 2025 also need lambda:InvokeFunction granted for calls through the URL (AWS's "Control
+# access to Lambda function URLs"; AddPermission's InvokedViaFunctionUrl): not granted here yet,
+# because that grant must stay limited to calls through the URL, and which provider version takes
+# that flag is unchecked. Add it with the provider you use, or
+#   aws lambda add-permission --function-name NAME --statement-id url-invoke \
+#     --action lambda:InvokeFunction --principal '*' --invoked-via-function-url
 resource "aws_lambda_permission" "gate_url" {
   count                  = var.gate_zip != null && var.gate_url_auth_type == "NONE" ? 1 : 0
   statement_id           = "url"
