@@ -47,6 +47,10 @@ func BenchmarkPrune(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	// The store, as any team that deploys has one (prune refuses to run without it).
+	if code, _, errs := f.aviary("store", "init"); code != 0 {
+		b.Fatalf("store init: %s", errs)
+	}
 	f.srv.SetControlRate(quota, 0)
 	time.Sleep(time.Second) // a full bucket, as an idle account has
 
