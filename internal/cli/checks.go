@@ -18,7 +18,7 @@ func releaseChecks(c *manifest.Checks) *release.Checks {
 		return nil
 	}
 	out := &release.Checks{
-		Alpha: c.Alpha, Detect: c.Detect, Latency: c.Latency, LatencyDetect: c.LatencyDetect,
+		Alpha: c.Alpha, Detect: c.Detect, MinRate: c.MinRate, Latency: c.Latency, LatencyDetect: c.LatencyDetect,
 		MaxErrorRate: c.MaxErrorRate, MaxThrottleRate: c.MaxThrottleRate,
 		MetricsPeriod: c.MetricsPeriod, MetricsDelay: c.MetricsDelay, Metrics: c.Metrics, Logs: c.Logs,
 		Alarms: c.Alarms, BlockPreexisting: c.BlockPreexisting,
