@@ -427,6 +427,10 @@ func (r *Release) Describe() string {
 		if r.Awaiting != "" {
 			return fmt.Sprintf("%s: %s", r.Phase, r.Awaiting)
 		}
+	case Promoted:
+		if r.Unjudged != "" {
+			return fmt.Sprintf("%s, UNJUDGED: %s", r.Phase, r.Unjudged)
+		}
 	case RollingBack, RolledBack, Failed:
 		if r.Reason != "" {
 			return fmt.Sprintf("%s: %s", r.Phase, r.Reason)
