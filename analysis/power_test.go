@@ -3,6 +3,7 @@ package analysis
 import (
 	"math"
 	"testing"
+	"time"
 )
 
 // kl is the Kullback–Leibler divergence of Bernoulli(a) from Bernoulli(b).
@@ -92,5 +93,46 @@ func TestPowerAgreesWithJudge(t *testing.T) {
 				t.Errorf("cfg %+v, n %d: power %v/%v but the judge says %s (%s)", cfg, n, exp, need, v.Result, v.Reason)
 			}
 		}
+	}
+}
+
+// PlanPower, for the release (one step: 10% for 1 minute, max_bake 3 minutes, a clean
+// baseline): at 20 requests/s the bake cannot judge and even max_bake is too short; at 200 it
+// can once extended; at 2000 within the bake. Each prediction is the judge's verdict on the
+// traffic it predicts.
+func TestPlanPower(t *testing.T) {
+	steps := []PlannedStep{{Weight: 0.1, Bake: time.Minute}}
+	n := NeededInvocations(Config{}, 0, 0.1, nil)
+	for _, tc := range []struct {
+		rate             float64
+		judged, extended bool
+	}{{0, false, false}, {1, false, false}, {20, false, false}, {200, false, true}, {2000, true, false}} {
+		sp := PlanPower(Config{}, tc.rate, 0, steps, 3*time.Minute)[0]
+		if sp.Judged != tc.judged || sp.Extended != tc.extended {
+			t.Errorf("%g/s: judged %v extended %v (needs %s), want %v %v", tc.rate, sp.Judged, sp.Extended, sp.NeededBake, tc.judged, tc.extended)
+		}
+		if tc.rate == 0 {
+			if sp.NeededBake != NoBake {
+				t.Errorf("no traffic: needs %s, want never", sp.NeededBake)
+			}
+			continue
+		}
+		if want := time.Duration(math.Ceil(float64(n)/(tc.rate*0.1))) * time.Second; sp.NeededBake != want {
+			t.Errorf("%g/s: needs %s, want %s", tc.rate, sp.NeededBake, want)
+		}
+		// The judge agrees: a clean canary that ran the bake it needs passes, a little less is
+		// inconclusive.
+		at := func(d time.Duration) Result {
+			c := int(tc.rate * 0.1 * d.Seconds())
+			return judged(Config{}, true, Window{Weight: 0.1, CanaryN: c, BaseN: 9 * c}).Result
+		}
+		if at(sp.NeededBake) != Pass || at(sp.NeededBake*9/10) != Inconclusive {
+			t.Errorf("%g/s: the judge says %s at the needed bake, %s at 90%% of it", tc.rate, at(sp.NeededBake), at(sp.NeededBake*9/10))
+		}
+	}
+	// Two steps: the second has the first's evidence too.
+	two := PlanPower(Config{}, 200, 0, []PlannedStep{{0.1, time.Minute}, {0.5, time.Minute}}, 3*time.Minute)
+	if two[1].Needed >= n || !two[1].Judged {
+		t.Errorf("second step %+v: the first step's traffic should count", two[1])
 	}
 }
