@@ -153,6 +153,9 @@ type planOutput struct {
 	Functions   []planRowOutput `json:"functions"`
 	Checks      string          `json:"checks"` // how a release would be judged, in words
 	Gate        string          `json:"gate"`   // whether and where it would wait for a person
+	// Traffic is each function's recent traffic through the alias (per window) and whether each
+	// step's bake can judge at it; absent without checks or without an alias serving traffic.
+	Traffic []planTrafficOutput `json:"traffic,omitempty"`
 }
 
 type planRowOutput struct {
@@ -289,7 +292,7 @@ func resultOf(r *release.Release) *resultOutput {
 
 func planOf(p *prepared) *planOutput {
 	out := &planOutput{Service: p.m.Service, Environment: p.env.Name, Alias: p.m.Alias, Strategy: p.env.Strategy.Describe(),
-		Functions: []planRowOutput{}, Checks: describeChecks(p.checks), Gate: describeGate(p.env)}
+		Functions: []planRowOutput{}, Checks: describeChecks(p.checks), Gate: describeGate(p.env), Traffic: trafficOf(p)}
 	for _, r := range p.rows {
 		if r.Change && r.Problem == "" {
 			out.Changes++
