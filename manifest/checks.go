@@ -16,15 +16,16 @@ import (
 const (
 	DefaultAlpha         = 0.01
 	DefaultDetect        = 5.0
+	DefaultLatencyDetect = 3.0
+	DefaultCeiling       = 0.5
+	DefaultHookTimeout   = time.Minute
+
 	// DefaultMinRate floors the baseline's error rate where the judge asks whether a bake had
 	// the traffic to see a regression: a clean baseline is taken to fail 1 in 1000, so the
 	// smallest regression a clean function's release promises to see is a canary failing 1 in 200
 	// (detect × floor). Lower floors cost traffic in proportion (0.01% needs ten times the bake);
 	// higher ones let a canary failing 1 in 20 pass unseen.
 	DefaultMinRate = 0.001
-	DefaultLatencyDetect = 3.0
-	DefaultCeiling       = 0.5
-	DefaultHookTimeout   = time.Minute
 )
 
 var (
