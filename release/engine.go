@@ -598,11 +598,15 @@ func (e *Engine) shiftAndBake(ctx context.Context, r *Release) error {
 		rec.Ended = e.Clock.Now()
 		rec.Verdict = &v
 	}
+	policy := "" // as the manifest wrote it, for the record
+	if r.Checks != nil {
+		policy = r.Checks.OnInconclusive
+	}
 	switch {
 	case v.Result == Fail:
 		return e.transition(ctx, r, MoveRollback, fmt.Sprintf("step %d failed its health check: %s", n, v.Reason), record, healthEvent)
 	case v.Result == Inconclusive && r.InconclusivePolicy() == OnInconclusiveGate:
-		return e.transition(ctx, r, MoveGate, fmt.Sprintf("step %d was inconclusive (%s); waiting for a person to approve or roll back (on_inconclusive: %s)", n, v.Reason, r.Checks.OnInconclusive),
+		return e.transition(ctx, r, MoveGate, fmt.Sprintf("step %d was inconclusive (%s); waiting for a person to approve or roll back (on_inconclusive: %s)", n, v.Reason, policy),
 			func(r *Release) {
 				record(r)
 				e.openGate(r, n, GateInconclusive, fmt.Sprintf("step %d was inconclusive after its longest bake: %s", n, v.Reason))
@@ -612,8 +616,8 @@ func (e *Engine) shiftAndBake(ctx context.Context, r *Release) error {
 	case v.Result == Inconclusive:
 		// Promote, unjudged: a release is never rolled back for want of traffic unless the
 		// manifest says so; but it says, loudly and in the record, that nobody judged it.
-		why := fmt.Sprintf("step %d was inconclusive after its longest bake (%s); going on unjudged as on_inconclusive: %s says", n, v.Reason, r.Checks.OnInconclusive)
-		if r.Checks.OnInconclusive == OnInconclusiveAuto {
+		why := fmt.Sprintf("step %d was inconclusive after its longest bake (%s); going on unjudged as on_inconclusive: %s says", n, v.Reason, policy)
+		if policy == OnInconclusiveAuto {
 			why += " (no approval gate to ask a person at)"
 		}
 		return e.continueAfter(ctx, r, n, "UNJUDGED: "+why, func(r *Release) {
