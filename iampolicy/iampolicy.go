@@ -26,6 +26,8 @@ type Input struct {
 // Checks is what health checks need: metrics, the functions' log groups, alarms, smoke
 // invocations of the new versions, hook functions.
 type Checks struct {
+	// Metrics: the checks read CloudWatch metrics. GetMetricData is granted either way, since
+	// `aviary plan` reads the aliases' traffic whenever there are checks.
 	Metrics   bool
 	LogGroups []string // log group names (a function's default is /aws/lambda/NAME)
 	Alarms    []string
