@@ -9,10 +9,13 @@ import "math"
 // canary that ran without errors could never pass.
 
 // FlooredRate is the baseline error rate the power check assumes: the observed one, or MinRate
-// when that is lower.
+// when that is lower; and at most 1/Detect, so that the canary it imagines Detect times worse
+// still fails at most every invocation. (Without that cap a baseline failing often, by chance
+// or by nature, made the check expect more canary errors than canary invocations, and a
+// handful of clean invocations passed.)
 func (c Config) FlooredRate(baseRate float64) float64 {
 	c.defaults()
-	return math.Max(baseRate, c.MinRate)
+	return math.Min(math.Max(baseRate, c.MinRate), 1/c.Detect)
 }
 
 // errorAlpha is the level the judge's error test runs at: Alpha, halved when latency is judged too.

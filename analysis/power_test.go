@@ -136,3 +136,20 @@ func TestPlanPower(t *testing.T) {
 		t.Errorf("second step %+v: the first step's traffic should count", two[1])
 	}
 }
+
+// A canary can fail no more than every time: a baseline failing 40% of the time cannot get
+// five times worse, and five clean canary invocations beside it are not enough to pass.
+func TestPowerNeverExpectsMoreErrorsThanInvocations(t *testing.T) {
+	cfg := Config{Alpha: 0.001, MinRate: 0.02}
+	if got, want := cfg.FlooredRate(0.4), 0.2; got != want {
+		t.Errorf("FlooredRate(40%%) = %v, want %v (1/detect)", got, want)
+	}
+	if v := judged(cfg, true, Window{Weight: 0.1, CanaryN: 5, BaseN: 10, BaseErrors: 4}); v.Result != Inconclusive {
+		t.Errorf("5 clean canary invocations beside a baseline failing 4 of 10: %s (%s); want inconclusive", v.Result, v.Reason)
+	}
+	// Each canary invocation then carries at most one expected error: the count needed is at
+	// least log(1/α) / log(1/w) (every error on the canary, each worth at most 1/w).
+	if n := NeededInvocations(cfg, 0.4, 0.1, nil); float64(n) < math.Log(1000)/math.Log(10) {
+		t.Errorf("NeededInvocations at 40%% = %d: fewer than the bound", n)
+	}
+}
