@@ -92,6 +92,34 @@ func markdownPlan(w io.Writer, p *prepared) {
 	fmt.Fprintf(w, "\n**%s %s**, %d unchanged.\n\n", plural(changed, "function", "functions"), verb, len(p.rows)-changed)
 	fmt.Fprintf(w, "- Checks: %s\n", md(describeChecks(p.checks)))
 	fmt.Fprintf(w, "- Gate: %s\n", md(describeGate(p.env)))
+	markdownTraffic(w, p, trafficOf(p))
+}
+
+// markdownTraffic is printTraffic for a web page: whether each step's bake can judge at the
+// traffic the alias served lately.
+func markdownTraffic(w io.Writer, p *prepared, ts []planTrafficOutput) {
+	if p.checks == nil || len(ts) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n| Function | Window | Requests/s | Step | Can the bake see a %g× rise in errors? |\n|---|---|---|---|---|\n", p.checks.Detect)
+	for _, t := range ts {
+		for _, s := range t.Steps {
+			need := "no bake would do at this traffic"
+			if s.NeededInvocations != nil {
+				need = fmt.Sprintf("%d canary invocations needed, a %s bake", *s.NeededInvocations, s.NeededBake)
+			}
+			verdict := "yes"
+			switch s.Outcome {
+			case "extended":
+				verdict = "yes, once extended"
+			case "judged":
+			default:
+				verdict = "**no**: " + md("inconclusive, then "+strings.ReplaceAll(s.Then, "promote-unjudged", "promote as UNJUDGED"))
+			}
+			fmt.Fprintf(w, "| %s | %s | %.2f | %d (%s for %s) | %s (%s) |\n", md(t.Function), md(windowName(t.Window)), t.Rate, s.Step,
+				md(manifest.Percent(s.Weight)), md(s.Bake), verdict, md(need))
+		}
+	}
 }
 
 // markdownStatus is printStatus for a web page: where the release is, its functions and the

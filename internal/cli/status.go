@@ -64,6 +64,9 @@ func printStatus(w io.Writer, r *release.Release, evs []release.Event, lock *sto
 	if !r.EndedAt.IsZero() {
 		fmt.Fprintf(w, "  ended     %s (%s)\n", r.EndedAt.Local().Format(time.DateTime), r.EndedAt.Sub(r.CreatedAt).Round(time.Second))
 	}
+	if r.Unjudged != "" {
+		fmt.Fprintf(w, "  UNJUDGED  %s\n            (too little traffic to see a regression; `aviary plan` says the bake each step needs)\n", safe(r.Unjudged))
+	}
 	if r.OpenGate() != nil || (r.Awaiting != "" && r.Phase == release.AwaitingApproval) {
 		fmt.Fprintf(w, "  awaiting  a decision: %s\n            `aviary approve %s` goes on, `aviary rollback %s` ends it (`aviary link %s` prints signed links)\n", safe(r.Awaiting), id, id, id)
 	}
