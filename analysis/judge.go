@@ -71,7 +71,8 @@ type Config struct {
 	// canary ran too little to see it is Inconclusive (default 5).
 	Detect float64
 	// MinRate floors the baseline's bad-outcome rate in that power check, so that a clean
-	// baseline does not demand infinite traffic (default 0.1%).
+	// baseline does not demand infinite traffic (default 0.1%): a canary with no errors passes
+	// once it ran enough to have shown a Detect-fold rise of MinRate (see [NeededInvocations]).
 	MinRate float64
 	// Latency turns on the split test on slow invocations.
 	Latency bool
@@ -200,7 +201,7 @@ func (j *Judge) Verdict(bakeOver bool) Verdict {
 	if !bakeOver {
 		return Verdict{Pass, "no regression so far", n}
 	}
-	p := math.Max(rate(t.BaseErrors, t.BaseN), j.cfg.MinRate)
+	p := j.cfg.FlooredRate(rate(t.BaseErrors, t.BaseN))
 	expected := j.errors.ExpectedLogEvidence(j.cfg.Detect, p, j.windows)
 	n["powerLogEvidence"] = expected
 	if expected < j.errors.Threshold() {

@@ -322,6 +322,20 @@ func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (rel
 	return v, nil
 }
 
+// JudgeConfig is how each function of a release is judged, for releases with these checks and
+// steps, of which judged functions have a baseline: what the checker judges with, and what
+// `aviary plan` predicts with.
+func JudgeConfig(ch *release.Checks, steps []release.Step, judged int) analysis.Config {
+	cfg := analysis.Config{
+		Alpha: ch.Alpha / float64(max(judged, 1)), Detect: ch.Detect, MinRate: ch.MinRate,
+		LatencyDetect: ch.LatencyDetect, MaxErrorRate: ch.MaxErrorRate, MaxThrottleRate: ch.MaxThrottleRate,
+	}
+	if len(steps) > 0 {
+		cfg.DesignWeight = steps[0].Weight
+	}
+	return cfg
+}
+
 // verdict judges every function from the counts so far.
 func (c *Checker) verdict(r *release.Release, w *watch, over bool, notes []string) release.Verdict {
 	ch := r.Checks
@@ -335,10 +349,7 @@ func (c *Checker) verdict(r *release.Release, w *watch, over bool, notes []strin
 			judged++
 		}
 	}
-	cfg := analysis.Config{
-		Alpha: ch.Alpha / float64(max(judged, 1)), DesignWeight: r.Steps[0].Weight, Detect: ch.Detect,
-		LatencyDetect: ch.LatencyDetect, MaxErrorRate: ch.MaxErrorRate, MaxThrottleRate: ch.MaxThrottleRate,
-	}
+	cfg := JudgeConfig(ch, r.Steps, judged)
 	all := map[string]map[string]float64{}
 	var fail, inconclusive *release.Verdict
 	var passed, firsts int

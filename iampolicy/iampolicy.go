@@ -30,6 +30,8 @@ type Input struct {
 // Checks is what health checks need: metrics, the functions' log groups, alarms, smoke
 // invocations of the new versions, hook functions.
 type Checks struct {
+	// Metrics: the checks read CloudWatch metrics. GetMetricData is granted either way, since
+	// `aviary plan` reads the aliases' traffic whenever there are checks.
 	Metrics   bool
 	LogGroups []string // log group names (a function's default is /aws/lambda/NAME)
 	Alarms    []string
@@ -156,12 +158,12 @@ func anyMatch(patterns []string, s string) bool {
 
 // checkStatements are the health checks' rights: reading (metrics have no resource-level
 // permissions in IAM, so GetMetricData is on *), and invoking the new versions and the hooks.
+// GetMetricData is granted with metrics: off too: `aviary plan` reads each alias's recent
+// Invocations to say whether the bakes can judge at that traffic.
 func checkStatements(part string, in Input, fnARNs []string) []Statement {
 	c := in.Checks
 	var out []Statement
-	if c.Metrics {
-		out = append(out, Statement{Sid: "ReadLambdaMetrics", Effect: "Allow", Action: []string{"cloudwatch:GetMetricData"}, Resource: []string{"*"}})
-	}
+	out = append(out, Statement{Sid: "ReadLambdaMetrics", Effect: "Allow", Action: []string{"cloudwatch:GetMetricData"}, Resource: []string{"*"}})
 	if len(c.LogGroups) > 0 {
 		var groups []string
 		for _, g := range c.LogGroups {

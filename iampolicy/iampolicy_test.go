@@ -92,3 +92,16 @@ func TestPolicyForChecks(t *testing.T) {
 		t.Error("operations are not mapped to their IAM actions")
 	}
 }
+
+// With metrics off the checks read no metrics, but plan reads the aliases' traffic: the right
+// to GetMetricData stays; without checks plan reads nothing, and it goes.
+func TestPlanReadsTrafficWithMetricsOff(t *testing.T) {
+	in := iampolicy.Input{Region: "eu-west-1", Account: "123456789012", Functions: []string{"f"}, Bucket: "b", Checks: &iampolicy.Checks{Metrics: false}}
+	if !iampolicy.Build(in).Allows("cloudwatch:GetMetricData", "*") {
+		t.Error("checks with metrics: off lost GetMetricData, which plan needs")
+	}
+	in.Checks = nil
+	if iampolicy.Build(in).Allows("cloudwatch:GetMetricData", "*") {
+		t.Error("no checks, yet GetMetricData")
+	}
+}

@@ -19,6 +19,13 @@ const (
 	DefaultLatencyDetect = 3.0
 	DefaultCeiling       = 0.5
 	DefaultHookTimeout   = time.Minute
+
+	// DefaultMinRate floors the baseline's error rate where the judge asks whether a bake had
+	// the traffic to see a regression: a clean baseline is taken to fail 1 in 1000, so the
+	// smallest regression a clean function's release promises to see is a canary failing 1 in 200
+	// (detect × floor). Lower floors cost traffic in proportion (0.01% needs ten times the bake);
+	// higher ones let a canary failing 1 in 20 pass unseen.
+	DefaultMinRate = 0.001
 )
 
 var (
@@ -32,16 +39,19 @@ var (
 func (p *parser) checks(n *yaml.Node, field string, m *Manifest, env *Environment) *Checks {
 	c := &Checks{
 		Alpha: DefaultAlpha, Detect: DefaultDetect, MaxErrorRate: DefaultCeiling, MaxThrottleRate: DefaultCeiling,
-		Metrics: true, MetricsPeriod: time.Minute, Logs: true, HookTimeout: DefaultHookTimeout, OnInconclusive: "rollback",
+		Metrics: true, MetricsPeriod: time.Minute, Logs: true, HookTimeout: DefaultHookTimeout, OnInconclusive: "auto", MinRate: DefaultMinRate,
 	}
 	f := p.fields(n, field, "errors", "latency", "ceilings", "metrics", "logs", "alarms", "block_on_firing_alarms", "smoke", "hooks", "max_bake", "on_inconclusive")
 	if e := f["errors"]; e != nil {
-		ef := p.fields(e, field+".errors", "alpha", "detect")
+		ef := p.fields(e, field+".errors", "alpha", "detect", "min_rate")
 		if a := ef["alpha"]; a != nil {
 			c.Alpha = p.fraction(a, field+".errors.alpha", 0.2)
 		}
 		if d := ef["detect"]; d != nil {
 			c.Detect = p.ratio(d, field+".errors.detect")
+		}
+		if v := ef["min_rate"]; v != nil {
+			c.MinRate = p.fraction(v, field+".errors.min_rate", 0.1)
 		}
 	}
 	if l := f["latency"]; l != nil {
@@ -152,10 +162,10 @@ func (p *parser) checks(n *yaml.Node, field string, m *Manifest, env *Environmen
 	}
 	if s, ok := p.str(f["on_inconclusive"], field+".on_inconclusive"); ok {
 		switch s {
-		case "rollback", "gate", "promote":
+		case "auto", "rollback", "gate", "promote":
 			c.OnInconclusive = s
 		default:
-			p.problem(f["on_inconclusive"], field+".on_inconclusive", "%q: use rollback, gate (a person decides with aviary promote or rollback) or promote", s)
+			p.problem(f["on_inconclusive"], field+".on_inconclusive", "%q: use auto (gate where the environment has an approval gate, else promote, recorded as unjudged), rollback, gate (a person decides with aviary promote or rollback) or promote (recorded as unjudged)", s)
 		}
 	}
 	return c

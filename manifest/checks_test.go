@@ -14,7 +14,7 @@ const checked = good + `  canaried:
         - weight: 10%
           bake: 2m
     checks:
-      errors: {alpha: 0.5%, detect: 4x}
+      errors: {alpha: 0.5%, detect: 4x, min_rate: 0.2%}
       latency: {percentile: p99}
       ceilings: {error_rate: 30%}
       metrics: {period: 10s}
@@ -46,15 +46,15 @@ func TestChecks(t *testing.T) {
 	}
 	d, _ := m.Environment("defaults")
 	want := manifest.Checks{Alpha: 0.01, Detect: 5, MaxErrorRate: 0.5, MaxThrottleRate: 0.5, Metrics: true, MetricsPeriod: time.Minute,
-		MetricsDelay: time.Minute, Logs: true, HookTimeout: time.Minute, MaxBake: 15 * time.Minute, OnInconclusive: "rollback"}
+		MetricsDelay: time.Minute, Logs: true, HookTimeout: time.Minute, MaxBake: 15 * time.Minute, OnInconclusive: "auto", MinRate: 0.001}
 	if d.Checks == nil || d.Checks.Alpha != want.Alpha || d.Checks.Detect != want.Detect || d.Checks.MaxErrorRate != want.MaxErrorRate ||
 		!d.Checks.Metrics || d.Checks.MetricsPeriod != want.MetricsPeriod || d.Checks.MetricsDelay != want.MetricsDelay || !d.Checks.Logs ||
-		d.Checks.MaxBake != want.MaxBake || d.Checks.OnInconclusive != "rollback" || d.Checks.Latency != "" {
+		d.Checks.MaxBake != want.MaxBake || d.Checks.OnInconclusive != want.OnInconclusive || d.Checks.MinRate != want.MinRate || d.Checks.Latency != "" {
 		t.Errorf("defaults: %+v", d.Checks)
 	}
 	c, _ := m.Environment("canaried")
 	k := c.Checks
-	if k.Alpha != 0.005 || k.Detect != 4 || k.Latency != "p99" || k.LatencyDetect != 3 || k.MaxErrorRate != 0.3 || k.MaxThrottleRate != 0.5 {
+	if k.Alpha != 0.005 || k.Detect != 4 || k.MinRate != 0.002 || k.Latency != "p99" || k.LatencyDetect != 3 || k.MaxErrorRate != 0.3 || k.MaxThrottleRate != 0.5 {
 		t.Errorf("numbers: %+v", k)
 	}
 	if k.MetricsPeriod != 10*time.Second || k.MetricsDelay != 20*time.Second || k.MaxBake != 10*time.Minute || k.OnInconclusive != "gate" {
@@ -88,7 +88,8 @@ func TestBadChecks(t *testing.T) {
 		{"expect path", `"$.flavor": good`, `"flavor": good`, []string{"smoke[0].expect: \"flavor\" is not a JSON path"}},
 		{"hook", `pre_traffic: "{service}-check-{env}"`, `pre_traffic: "not a function!"`, []string{"hooks.pre_traffic: \"not a function!\" is not a Lambda function name"}},
 		{"max bake", "max_bake: 10m", "max_bake: 1m", []string{"max_bake: 1m0s is shorter than the longest step's bake (2m0s)"}},
-		{"policy", "on_inconclusive: gate", "on_inconclusive: shrug", []string{"on_inconclusive: \"shrug\": use rollback, gate"}},
+		{"policy", "on_inconclusive: gate", "on_inconclusive: shrug", []string{"on_inconclusive: \"shrug\": use auto (gate where the environment has an approval gate, else promote, recorded as unjudged), rollback, gate"}},
+		{"min rate", "min_rate: 0.2%", "min_rate: 20%", []string{"canaried.checks.errors.min_rate: 20% is outside (0, 10%]"}},
 		{"typo", "max_bake: 10m", "max_bak: 10m", []string{`unknown field "max_bak" (did you mean "max_bake"?)`}},
 		{"both off", "metrics: {period: 10s}", "metrics: off\n      logs: off", []string{"turns off both metrics and logs"}},
 		{"alarm placeholder", "{service}-{env}-5xx", "{svc}-5xx", []string{"alarms[0]: unknown placeholder {svc}"}},

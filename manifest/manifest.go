@@ -93,6 +93,9 @@ type Checks struct {
 	Alpha float64
 	// Detect is the ratio of error rates a step must be able to see (errors.detect, 5).
 	Detect float64
+	// MinRate floors the baseline's error rate in that power check (errors.min_rate, 0.1%), so
+	// that a canary and baseline without errors pass once they ran enough.
+	MinRate float64
 	// Latency is p95 or p99 (latency.percentile); empty: latency is not judged.
 	Latency       string
 	LatencyDetect float64
@@ -115,7 +118,9 @@ type Checks struct {
 	PreTraffic  string
 	PostTraffic string
 	HookTimeout time.Duration
-	// MaxBake is how long an Inconclusive step may bake; then OnInconclusive decides.
+	// MaxBake is how long an Inconclusive step may bake; then OnInconclusive decides: auto (the
+	// default: gate where the environment has an approval gate, else promote, recorded as
+	// unjudged), rollback, gate or promote.
 	MaxBake        time.Duration
 	OnInconclusive string
 }

@@ -598,23 +598,48 @@ func (e *Engine) shiftAndBake(ctx context.Context, r *Release) error {
 		rec.Ended = e.Clock.Now()
 		rec.Verdict = &v
 	}
+	policy := "" // as the manifest wrote it, for the record
+	if r.Checks != nil {
+		policy = r.Checks.OnInconclusive
+	}
 	switch {
 	case v.Result == Fail:
 		return e.transition(ctx, r, MoveRollback, fmt.Sprintf("step %d failed its health check: %s", n, v.Reason), record, healthEvent)
-	case v.Result == Inconclusive && r.Checks != nil && r.Checks.OnInconclusive == OnInconclusiveGate:
-		return e.transition(ctx, r, MoveGate, fmt.Sprintf("step %d was inconclusive (%s); waiting for a person to approve or roll back", n, v.Reason),
+	case v.Result == Inconclusive && r.InconclusivePolicy() == OnInconclusiveGate:
+		return e.transition(ctx, r, MoveGate, fmt.Sprintf("step %d was inconclusive (%s); waiting for a person to approve or roll back (on_inconclusive: %s)", n, v.Reason, policy),
 			func(r *Release) {
 				record(r)
 				e.openGate(r, n, GateInconclusive, fmt.Sprintf("step %d was inconclusive after its longest bake: %s", n, v.Reason))
 			}, healthEvent)
-	case v.Result == Inconclusive && (r.Checks == nil || r.Checks.OnInconclusive != OnInconclusivePromote):
+	case v.Result == Inconclusive && r.InconclusivePolicy() != OnInconclusivePromote:
 		return e.transition(ctx, r, MoveRollback, fmt.Sprintf("step %d was inconclusive after its longest bake (on_inconclusive: rollback): %s", n, v.Reason), record, healthEvent)
+	case v.Result == Inconclusive:
+		// Promote, unjudged: a release is never rolled back for want of traffic unless the
+		// manifest says so; but it says, loudly and in the record, that nobody judged it.
+		why := fmt.Sprintf("step %d was inconclusive after its longest bake (%s); going on unjudged as on_inconclusive: %s says", n, v.Reason, policy)
+		if policy == OnInconclusiveAuto {
+			why += " (no approval gate to ask a person at)"
+		}
+		return e.continueAfter(ctx, r, n, "UNJUDGED: "+why, func(r *Release) {
+			record(r)
+			markUnjudged(r, r.Step, why)
+		}, healthEvent, Event{Kind: EventHealth, Step: n, Message: "UNJUDGED: " + why, Data: map[string]any{"unjudged": true}})
 	}
-	passed := fmt.Sprintf("step %d passed (%s)", n, v.Reason)
-	if v.Result == Inconclusive {
-		passed = fmt.Sprintf("step %d was inconclusive (%s); going on as on_inconclusive: promote says", n, v.Reason)
+	return e.continueAfter(ctx, r, n, fmt.Sprintf("step %d passed (%s)", n, v.Reason), record, healthEvent)
+}
+
+// markUnjudged records that step i (0-based) went on without being judged, and why.
+func markUnjudged(r *Release, i int, why string) {
+	for j := range r.Health.Steps {
+		if r.Health.Steps[j].Step == i {
+			r.Health.Steps[j].Unjudged = true
+		}
 	}
-	return e.continueAfter(ctx, r, n, passed, record, healthEvent)
+	if r.Unjudged == "" {
+		r.Unjudged = why
+	} else if !strings.Contains(r.Unjudged, why) {
+		r.Unjudged += "; " + why
+	}
 }
 
 // continueAfter moves a release on once n steps are done (0: none, as published): to the
@@ -708,6 +733,11 @@ func (e *Engine) passGate(ctx context.Context, r *Release, g *Gate) error {
 	}
 	if d.Action == DecideRollback {
 		return e.transition(ctx, r, MoveRollback, "rollback decided at the gate by "+by, nil)
+	}
+	if g.Kind == GateInconclusive {
+		step := g.Step
+		why := fmt.Sprintf("step %d was inconclusive after its longest bake; approved at the gate by %s", step, by)
+		return e.continueAfter(ctx, r, step, "approved at the gate by "+by+" (the step itself is unjudged)", func(r *Release) { markUnjudged(r, step-1, why) })
 	}
 	return e.continueAfter(ctx, r, g.Step, "approved at the gate by "+by, nil)
 }

@@ -83,6 +83,10 @@ type Release struct {
 	// Awaiting, in AwaitingApproval, says why a person must decide: the release waits for
 	// `aviary promote` or `aviary rollback`.
 	Awaiting string `json:"awaiting,omitempty"`
+	// Unjudged says why the checks did not judge the release, when a step stayed Inconclusive
+	// (too little traffic to see a regression) and the release went on anyway: promoted as
+	// on_inconclusive says, or approved by a person. Empty: every step was judged.
+	Unjudged string `json:"unjudged,omitempty"`
 	// Health is what the checks found: before traffic, at every step, after traffic.
 	Health HealthRecord `json:"health,omitzero"`
 	// Approval is the environment's gate as it was when the release was planned; nil: no gate.
@@ -131,6 +135,9 @@ type Checks struct {
 	// Detect is the ratio of error rates a step must have had the traffic to see; a step that
 	// ran too little is Inconclusive.
 	Detect float64 `json:"detect"`
+	// MinRate floors the baseline's error rate in that check (0: the judge's default, 0.1%), so
+	// that a clean canary beside a clean baseline passes once it ran enough.
+	MinRate float64 `json:"minRate,omitempty"`
 	// Latency is the baseline percentile slow invocations are counted against (p95, p99); empty:
 	// latency is not judged.
 	Latency       string  `json:"latency,omitempty"`
@@ -155,8 +162,9 @@ type Checks struct {
 	PreTraffic  string        `json:"preTraffic,omitempty"`
 	PostTraffic string        `json:"postTraffic,omitempty"`
 	HookTimeout time.Duration `json:"hookTimeout,omitempty"`
-	// MaxBake is how long an Inconclusive step may bake; then OnInconclusive decides: rollback,
-	// gate (a person decides) or promote.
+	// MaxBake is how long an Inconclusive step may bake; then OnInconclusive decides: auto (gate
+	// where the release has an approval gate, else promote unjudged), rollback, gate (a person
+	// decides) or promote (unjudged). Empty, as in records made before auto existed: rollback.
 	MaxBake        time.Duration `json:"maxBake"`
 	OnInconclusive string        `json:"onInconclusive"`
 }
@@ -249,8 +257,12 @@ type Smoke struct {
 	Expect   map[string]any `json:"expect,omitempty"`
 }
 
-// On-inconclusive policies.
+// On-inconclusive policies: what a step still Inconclusive after its longest bake does.
 const (
+	// OnInconclusiveAuto, the default, never rolls back a release for want of traffic: it gates
+	// where the release has an approval gate a person decides (not pre-approved), and otherwise
+	// promotes, recording the release as unjudged.
+	OnInconclusiveAuto     = "auto"
 	OnInconclusiveRollback = "rollback"
 	OnInconclusiveGate     = "gate"
 	OnInconclusivePromote  = "promote"
@@ -278,7 +290,9 @@ type StepRecord struct {
 	Started  time.Time `json:"started,omitzero"`
 	Ended    time.Time `json:"ended,omitzero"`
 	Extended bool      `json:"extended,omitempty"`
-	Verdict  *Verdict  `json:"verdict,omitempty"`
+	// Unjudged: the step stayed Inconclusive after its longest bake and the release went on.
+	Unjudged bool     `json:"unjudged,omitempty"`
+	Verdict  *Verdict `json:"verdict,omitempty"`
 }
 
 // Reference is a baseline latency.
@@ -379,6 +393,26 @@ const (
 	EventNotice = "notice"
 )
 
+// InconclusivePolicy is what a step still Inconclusive after its longest bake does: rollback,
+// gate or promote, with auto resolved against the release's approval gate. A release recorded
+// before auto existed (no policy) rolls back, as it did then.
+func (r *Release) InconclusivePolicy() string {
+	if r.Checks == nil {
+		return OnInconclusivePromote // no checks: nothing is inconclusive
+	}
+	switch p := r.Checks.OnInconclusive; p {
+	case OnInconclusiveAuto:
+		if a := r.Approval; a != nil && !a.PreApprove {
+			return OnInconclusiveGate
+		}
+		return OnInconclusivePromote
+	case "":
+		return OnInconclusiveRollback
+	default:
+		return p
+	}
+}
+
 // LockKey names the lock a release of a service to an environment takes.
 func LockKey(service, environment string) string { return service + "/" + environment }
 
@@ -392,6 +426,10 @@ func (r *Release) Describe() string {
 	case AwaitingApproval:
 		if r.Awaiting != "" {
 			return fmt.Sprintf("%s: %s", r.Phase, r.Awaiting)
+		}
+	case Promoted:
+		if r.Unjudged != "" {
+			return fmt.Sprintf("%s, UNJUDGED: %s", r.Phase, r.Unjudged)
 		}
 	case RollingBack, RolledBack, Failed:
 		if r.Reason != "" {

@@ -18,7 +18,7 @@ func releaseChecks(c *manifest.Checks) *release.Checks {
 		return nil
 	}
 	out := &release.Checks{
-		Alpha: c.Alpha, Detect: c.Detect, Latency: c.Latency, LatencyDetect: c.LatencyDetect,
+		Alpha: c.Alpha, Detect: c.Detect, MinRate: c.MinRate, Latency: c.Latency, LatencyDetect: c.LatencyDetect,
 		MaxErrorRate: c.MaxErrorRate, MaxThrottleRate: c.MaxThrottleRate,
 		MetricsPeriod: c.MetricsPeriod, MetricsDelay: c.MetricsDelay, Metrics: c.Metrics, Logs: c.Logs,
 		Alarms: c.Alarms, BlockPreexisting: c.BlockPreexisting,
@@ -60,7 +60,14 @@ func describeChecks(c *release.Checks) string {
 	if c.PostTraffic != "" {
 		parts = append(parts, "post-traffic hook "+c.PostTraffic)
 	}
-	parts = append(parts, fmt.Sprintf("inconclusive steps bake up to %s, then %s", c.MaxBake, c.OnInconclusive))
+	then := c.OnInconclusive
+	switch then {
+	case release.OnInconclusiveAuto:
+		then = "wait for a person where the environment has an approval gate, else promote recorded as UNJUDGED (on_inconclusive: auto)"
+	case release.OnInconclusivePromote:
+		then = "promote, recorded as UNJUDGED"
+	}
+	parts = append(parts, fmt.Sprintf("inconclusive steps bake up to %s, then %s", c.MaxBake, then))
 	return safe(strings.Join(parts, "; "))
 }
 
@@ -126,6 +133,9 @@ func printHealth(w io.Writer, r *release.Release) {
 		}
 		if s.Extended {
 			head += ", extended for want of traffic"
+		}
+		if s.Unjudged {
+			head += ", UNJUDGED (went on without a verdict)"
 		}
 		fmt.Fprintln(w, head+":")
 		if s.Verdict != nil {

@@ -28,8 +28,8 @@ const (
 type app struct {
 	globalFlags
 
-	Deploy   deployCmd   `cmd:"" group:"Releases" help:"Ship the changed functions of an environment: publish, shift traffic step by step, promote (or roll back)."`
-	Plan     planCmd     `cmd:"" group:"Releases" help:"Show what a deploy would change. Changes nothing."`
+	Deploy   deployCmd   `cmd:"" group:"Releases" help:"Ship the changed functions of an environment: publish, shift traffic step by step, promote (or roll back). A step with too little traffic to judge bakes on to max_bake, then (on_inconclusive: auto) waits at the environment's approval gate, or is promoted and recorded as UNJUDGED."`
+	Plan     planCmd     `cmd:"" group:"Releases" help:"Show what a deploy would change, and whether each step's bake can judge at the aliases' recent traffic. Changes nothing."`
 	Status   statusCmd   `cmd:"" group:"Releases" help:"Show where a release is and what happened to it."`
 	History  historyCmd  `cmd:"" group:"Releases" help:"List an environment's releases, newest first."`
 	Rollback rollbackCmd `cmd:"" group:"Releases" help:"Put every function of a release back on its previous version, from any phase."`

@@ -26,6 +26,7 @@ import (
 	"github.com/aviary-deploy/aviary/links"
 	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/sandbox"
+	sandboxs3 "github.com/aviary-deploy/aviary/sandbox/s3"
 	"github.com/aviary-deploy/aviary/web"
 )
 
@@ -220,6 +221,16 @@ func (r *rehearsal) release() error {
 	say("The record: every release and every transition, with who and why")
 	aviary(nil, "history", "-e", "production")
 	return nil
+}
+
+// ageBucket runs the bucket's lifecycle rules as S3 would days from now, and says how many
+// objects they expired. (The sandbox is imported only here and in sandbox.go.)
+func (r *rehearsal) ageBucket(bucket string, days int) (int, error) {
+	rep, err := r.srv.S3.ApplyLifecycle(sandboxs3.LifecycleOptions{Bucket: bucket, Days: &days})
+	if err != nil {
+		return 0, err
+	}
+	return len(rep.Expired), nil
 }
 
 func names3(m *manifest.Manifest, env *manifest.Environment) string {

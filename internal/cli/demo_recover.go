@@ -19,7 +19,6 @@ import (
 
 	"github.com/aviary-deploy/aviary/artifact"
 	"github.com/aviary-deploy/aviary/internal/examplefn"
-	sandboxs3 "github.com/aviary-deploy/aviary/sandbox/s3"
 )
 
 // demoChild is a nested stack of the recover chapter: a Go function at a content-addressed key,
@@ -132,12 +131,11 @@ func (r *rehearsal) recover() error {
 			Filter: &s3types.LifecycleRuleFilter{Prefix: aws.String("functions/")}, Expiration: &s3types.LifecycleExpiration{Days: aws.Int32(30)}}}}}); err != nil {
 		return err
 	}
-	days := 30
-	rep, err := r.srv.S3.ApplyLifecycle(sandboxs3.LifecycleOptions{Bucket: bucket, Days: &days})
+	expired, err := r.ageBucket(bucket, 30)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(r.out, "  the rule expired %d zips\n", len(rep.Expired))
+	fmt.Fprintf(r.out, "  the rule expired %d zips\n", expired)
 	for _, b := range []string{"api-2"} {
 		z, err := cache.Read(keys[b])
 		if err != nil {

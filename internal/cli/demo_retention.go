@@ -16,8 +16,6 @@ import (
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-
-	sandboxs3 "github.com/aviary-deploy/aviary/sandbox/s3"
 )
 
 // retention is the retention chapter: what the seeds' teams lost, rehearsed. Six releases of
@@ -85,12 +83,11 @@ func (r *rehearsal) retention() error {
 	}
 
 	say("Nobody ran it. Thirty-one days later S3 has applied the rule (the sandbox applies it now)")
-	days := 31
-	rep, err := r.srv.S3.ApplyLifecycle(sandboxs3.LifecycleOptions{Bucket: bucket, Days: &days})
+	expired, err := r.ageBucket(bucket, 31)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(r.out, "  S3 expired %d objects under %s/\n", len(rep.Expired), prefix)
+	fmt.Fprintf(r.out, "  S3 expired %d objects under %s/\n", expired, prefix)
 	say("doctor names every missing key a rollback needs")
 	if code := aviary(nil, "doctor", "-e", "staging"); code != ExitNotReady {
 		return fmt.Errorf("demo: doctor with expired artifacts exited %d; want %d", code, ExitNotReady)

@@ -131,7 +131,11 @@ func finish(e *env, o outputFlags, log io.Writer, r *release.Release, runErr err
 		}
 	} else {
 		// The final result: printed even with --quiet.
-		fmt.Fprintf(e.stdout, "\nRelease %s %s\n", safe(r.ID), paint(e.color, e.stdout, phaseColor(r.Phase), safe(r.Describe())))
+		color := phaseColor(r.Phase)
+		if r.Unjudged != "" {
+			color = "33" // promoted, but nobody's checks judged it: not green
+		}
+		fmt.Fprintf(e.stdout, "\nRelease %s %s\n", safe(r.ID), paint(e.color, e.stdout, color, safe(r.Describe())))
 		functionTable(e.stdout, r.Functions)
 	}
 	return outcome(r)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 
@@ -17,6 +18,7 @@ type iamPolicyCmd struct {
 	Env     string `short:"e" placeholder:"ENV" help:"The environment whose functions the policy covers (required unless --keeper or --recover)."`
 	Account string `placeholder:"ID" help:"The AWS account (default: the caller's, from STS)."`
 	Region  string `help:"The region (default: the environment's, else the standard chain's)."`
+	Format  string `enum:"json,terraform" default:"json" help:"json (an IAM policy document), or terraform (a data \"aws_iam_policy_document\" \"aviary_ci\" block to attach to the CI role)."`
 	keeperPolicyFlags
 	recoverPolicyFlags
 }
@@ -36,6 +38,11 @@ reading what else uses a version (event source mappings, on * as IAM allows no n
 CloudFront distributions).
 
   aviary iam-policy -e production > policy.json
+  aviary iam-policy -e production --format terraform > aviary_ci_policy.tf
+
+The Terraform form is the same policy as a data "aws_iam_policy_document" "aviary_ci" block (use
+data.aws_iam_policy_document.aviary_ci.json as a role policy). The module in deploy/terraform
+holds the same statements written for its variables.
 
 With --keeper it prints instead the policy of the blue/green keeper (cmd/aviary-keeper, aviary
 keeper): read the deployment group's deployments, describe Auto Scaling groups and target groups,
@@ -59,10 +66,10 @@ func (c *iamPolicyCmd) Run(e *env) error {
 		return badInput("iam-policy: --keeper and --recover print different policies: pass one")
 	}
 	if c.Keeper {
-		return c.keeperPolicy(e, c.Account, c.Region)
+		return c.keeperPolicy(e, c.Account, c.Region, c.Format)
 	}
 	if c.Recover {
-		return c.recoverPolicy(e, c.File, c.Account, c.Region)
+		return c.recoverPolicy(e, c.File, c.Account, c.Region, c.Format)
 	}
 	if c.Env == "" {
 		return badInput("iam-policy: pass -e ENV (the environment whose policy to print), --keeper or --recover")
@@ -131,7 +138,12 @@ func (c *iamPolicyCmd) Run(e *env) error {
 	if url := c.storeFlags.url(m); strings.HasPrefix(url, "dynamodb://") {
 		in.Table = strings.TrimPrefix(url, "dynamodb://")
 	}
-	if err := writeRaw(e.stdout, iampolicy.Build(in)); err != nil {
+	policy := iampolicy.Build(in)
+	if c.Format == "terraform" {
+		_, err := io.WriteString(e.stdout, policy.Terraform(iampolicy.Terraform{Name: "aviary_ci"}))
+		return err
+	}
+	if err := writeRaw(e.stdout, policy); err != nil {
 		return fmt.Errorf("iam-policy: %w", err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -18,7 +19,7 @@ type recoverPolicyFlags struct {
 	Bucket       []string `placeholder:"BUCKET" help:"With --recover: an artifact bucket the stack's code is in (default: the manifest's, else every bucket). Repeatable."`
 }
 
-func (c *recoverPolicyFlags) recoverPolicy(e *env, file, account, region string) error {
+func (c *recoverPolicyFlags) recoverPolicy(e *env, file, account, region, format string) error {
 	if account == "" || region == "" {
 		cfg, err := awsconfig.Load(e.ctx, awsconfig.Options{Region: region, AppID: appID})
 		if err != nil {
@@ -52,7 +53,12 @@ func (c *recoverPolicyFlags) recoverPolicy(e *env, file, account, region string)
 	} else if strings.HasPrefix(region, "us-gov-") {
 		in.Partition = "aws-us-gov"
 	}
-	if err := writeRaw(e.stdout, iampolicy.Recover(in)); err != nil {
+	policy := iampolicy.Recover(in)
+	if format == "terraform" {
+		_, err := io.WriteString(e.stdout, policy.Terraform(iampolicy.Terraform{Name: "aviary_recover"}))
+		return err
+	}
+	if err := writeRaw(e.stdout, policy); err != nil {
 		return fmt.Errorf("iam-policy: %w", err)
 	}
 	return nil

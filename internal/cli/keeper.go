@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 
@@ -101,7 +102,7 @@ type keeperPolicyFlags struct {
 	DeploymentGroup string `placeholder:"GROUP" help:"With --keeper: the deployment group (default: every deployment group)."`
 }
 
-func (c *keeperPolicyFlags) keeperPolicy(e *env, account, region string) error {
+func (c *keeperPolicyFlags) keeperPolicy(e *env, account, region, format string) error {
 	if account == "" || region == "" {
 		cfg, err := awsconfig.Load(e.ctx, awsconfig.Options{Region: region, AppID: appID})
 		if err != nil {
@@ -130,7 +131,12 @@ func (c *keeperPolicyFlags) keeperPolicy(e *env, account, region string) error {
 	} else if strings.HasPrefix(region, "us-gov-") {
 		in.Partition = "aws-us-gov"
 	}
-	if err := writeRaw(e.stdout, iampolicy.Keeper(in)); err != nil {
+	policy := iampolicy.Keeper(in)
+	if format == "terraform" {
+		_, err := io.WriteString(e.stdout, policy.Terraform(iampolicy.Terraform{Name: "aviary_keeper"}))
+		return err
+	}
+	if err := writeRaw(e.stdout, policy); err != nil {
 		return fmt.Errorf("iam-policy: %w", err)
 	}
 	return nil

@@ -27,25 +27,28 @@ type document interface{ stamp() }
 
 // releaseOutput is a release as -o json shows it.
 type releaseOutput struct {
-	ID          string           `json:"id"`
-	Service     string           `json:"service"`
-	Environment string           `json:"environment"`
-	Alias       string           `json:"alias"`
-	Region      string           `json:"region,omitempty"`
-	Strategy    string           `json:"strategy"`
-	Steps       []stepOutput     `json:"steps"`
-	Phase       release.Phase    `json:"phase"`
-	Summary     string           `json:"summary"` // the phase in words, as status prints it
-	Step        int              `json:"step"`    // the current step, from 0
-	Reason      string           `json:"reason,omitempty"`
-	Awaiting    string           `json:"awaiting,omitempty"`
-	Functions   []functionOutput `json:"functions"`
-	Gates       []gateOutput     `json:"gates,omitempty"`
-	Request     *requestOutput   `json:"request,omitempty"`
-	CreatedBy   string           `json:"createdBy"`
-	CreatedAt   time.Time        `json:"createdAt"`
-	UpdatedAt   time.Time        `json:"updatedAt"`
-	EndedAt     *time.Time       `json:"endedAt,omitempty"`
+	ID          string        `json:"id"`
+	Service     string        `json:"service"`
+	Environment string        `json:"environment"`
+	Alias       string        `json:"alias"`
+	Region      string        `json:"region,omitempty"`
+	Strategy    string        `json:"strategy"`
+	Steps       []stepOutput  `json:"steps"`
+	Phase       release.Phase `json:"phase"`
+	Summary     string        `json:"summary"` // the phase in words, as status prints it
+	Step        int           `json:"step"`    // the current step, from 0
+	Reason      string        `json:"reason,omitempty"`
+	Awaiting    string        `json:"awaiting,omitempty"`
+	// Unjudged says why the checks did not judge the release (a step stayed inconclusive for
+	// want of traffic and the release went on); absent: every step was judged.
+	Unjudged  string           `json:"unjudged,omitempty"`
+	Functions []functionOutput `json:"functions"`
+	Gates     []gateOutput     `json:"gates,omitempty"`
+	Request   *requestOutput   `json:"request,omitempty"`
+	CreatedBy string           `json:"createdBy"`
+	CreatedAt time.Time        `json:"createdAt"`
+	UpdatedAt time.Time        `json:"updatedAt"`
+	EndedAt   *time.Time       `json:"endedAt,omitempty"`
 }
 
 type stepOutput struct {
@@ -128,13 +131,15 @@ type resultOutput struct {
 	v1
 	// Outcome: promoted, rolled-back, failed, stopped (not ended: interrupted, or waiting was cut
 	// short), approved (approve --detach), or unchanged (deploy found nothing to ship).
-	Outcome     string           `json:"outcome"`
-	Release     string           `json:"release,omitempty"`
-	Service     string           `json:"service"`
-	Environment string           `json:"environment"`
-	Phase       release.Phase    `json:"phase,omitempty"`
-	Reason      string           `json:"reason,omitempty"`
-	Functions   []functionOutput `json:"functions"`
+	Outcome     string        `json:"outcome"`
+	Release     string        `json:"release,omitempty"`
+	Service     string        `json:"service"`
+	Environment string        `json:"environment"`
+	Phase       release.Phase `json:"phase,omitempty"`
+	Reason      string        `json:"reason,omitempty"`
+	// Unjudged: as in releaseOutput; a promoted release that nobody's checks judged.
+	Unjudged  string           `json:"unjudged,omitempty"`
+	Functions []functionOutput `json:"functions"`
 }
 
 // planOutput is `aviary plan -o json`.
@@ -148,6 +153,9 @@ type planOutput struct {
 	Functions   []planRowOutput `json:"functions"`
 	Checks      string          `json:"checks"` // how a release would be judged, in words
 	Gate        string          `json:"gate"`   // whether and where it would wait for a person
+	// Traffic is each function's recent traffic through the alias (per window) and whether each
+	// step's bake can judge at it; absent without checks or without an alias serving traffic.
+	Traffic []planTrafficOutput `json:"traffic,omitempty"`
 }
 
 type planRowOutput struct {
@@ -217,7 +225,7 @@ func releaseOf(r *release.Release) releaseOutput {
 	out := releaseOutput{
 		ID: r.ID, Service: r.Service, Environment: r.Environment, Alias: r.Alias, Region: r.Region,
 		Strategy: r.Strategy, Steps: []stepOutput{}, Phase: r.Phase, Summary: r.Describe(), Step: r.Step,
-		Reason: r.Reason, Awaiting: r.Awaiting, Functions: functionsOf(r.Functions),
+		Reason: r.Reason, Awaiting: r.Awaiting, Unjudged: r.Unjudged, Functions: functionsOf(r.Functions),
 		CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, EndedAt: optTime(r.EndedAt),
 	}
 	for _, s := range r.Steps {
@@ -268,7 +276,7 @@ func historyOf(rs []*release.Release) *historyOutput {
 }
 
 func resultOf(r *release.Release) *resultOutput {
-	out := &resultOutput{Release: r.ID, Service: r.Service, Environment: r.Environment, Phase: r.Phase, Reason: r.Reason, Functions: functionsOf(r.Functions)}
+	out := &resultOutput{Release: r.ID, Service: r.Service, Environment: r.Environment, Phase: r.Phase, Reason: r.Reason, Unjudged: r.Unjudged, Functions: functionsOf(r.Functions)}
 	switch r.Phase {
 	case release.Promoted:
 		out.Outcome = "promoted"
@@ -284,7 +292,7 @@ func resultOf(r *release.Release) *resultOutput {
 
 func planOf(p *prepared) *planOutput {
 	out := &planOutput{Service: p.m.Service, Environment: p.env.Name, Alias: p.m.Alias, Strategy: p.env.Strategy.Describe(),
-		Functions: []planRowOutput{}, Checks: describeChecks(p.checks), Gate: describeGate(p.env)}
+		Functions: []planRowOutput{}, Checks: describeChecks(p.checks), Gate: describeGate(p.env), Traffic: trafficOf(p)}
 	for _, r := range p.rows {
 		if r.Change && r.Problem == "" {
 			out.Changes++

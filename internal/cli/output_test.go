@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/aviary-deploy/aviary/health"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,13 @@ func samplePlan() *prepared {
 			{Target: release.Target{Name: "orders", FunctionName: "shop-orders-prod", ArtifactKey: "releases/shop/same.zip", CodeSha256: "same"},
 				Current: release.Current{Exists: true, AliasExists: true, AliasVersion: "3", AliasCodeSha256: "same"}},
 		},
+		checks: &release.Checks{Alpha: 0.01, Detect: 5, MinRate: 0.001, MaxErrorRate: 0.5, MaxThrottleRate: 0.5, Metrics: true, MetricsPeriod: time.Minute,
+			MaxBake: 15 * time.Minute, OnInconclusive: release.OnInconclusiveAuto},
+		// The function: 20 requests/s, no errors, in the last hour; a quieter day.
+		traffic: []fnTraffic{{name: "api", functionName: "shop-api-prod", windows: []health.Traffic{
+			{Window: time.Hour, Span: time.Hour, Invocations: 72000},
+			{Window: 24 * time.Hour, Span: 24 * time.Hour, Invocations: 864000, Errors: 864},
+		}}},
 	}
 }
 
@@ -228,5 +236,22 @@ func TestNoColourOffATerminal(t *testing.T) {
 	}
 	if got := paint(false, os.Stdout, "32", "promoted"); got != "promoted" {
 		t.Errorf("paint with colour off = %q", got)
+	}
+}
+
+// Plan says, per function, window and step, whether the bake can judge at the traffic the alias
+// served, the bake it would need, and what happens when it cannot.
+func TestPlanSaysWhetherEachBakeCanJudge(t *testing.T) {
+	var b bytes.Buffer
+	printPlan(&b, samplePlan())
+	for _, want := range []string{
+		"Traffic through alias live: can each step's bake see a 5× rise in errors (α 1%)?",
+		"api, last hour: 20.00 requests/s, 0 errors in 72000 (0%; judged as 0.1%)",
+		"step 1 (10% for 5m0s): NO: 600 canary invocations, 2628 needed, a 21m54s bake; inconclusive after max_bake 15m0s, then promote, recorded as UNJUDGED",
+		"api, last day: 10.00 requests/s",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("plan output lacks %q:\n%s", want, b.String())
+		}
 	}
 }

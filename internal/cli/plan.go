@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aviary-deploy/aviary/artifact"
 	"github.com/aviary-deploy/aviary/health"
@@ -18,10 +19,11 @@ import (
 type planCmd struct {
 	manifestFlags
 	awsFlags
-	outputFlags
-	Env              string `short:"e" required:"" placeholder:"ENV" help:"The environment to plan for."`
-	Force            bool   `help:"Plan as deploy --force would: take over aliases that carry weights from another release."`
-	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when nothing would change, 2 when a deploy would change something, 1 on any error (bad input included), as terraform plan -detailed-exitcode does."`
+	reportFlags
+	Env              string          `short:"e" required:"" placeholder:"ENV" help:"The environment to plan for."`
+	Force            bool            `help:"Plan as deploy --force would: take over aliases that carry weights from another release."`
+	TrafficWindows   []time.Duration `name:"traffic-window" default:"1h,24h" placeholder:"D" help:"The windows of recent traffic through the alias to judge each step's bake at (CloudWatch Invocations): plan says whether each step can see an errors.detect-fold regression at that traffic, and the bake it would need."`
+	DetailedExitcode bool            `name:"detailed-exitcode" help:"Exit 0 when nothing would change, 2 when a deploy would change something, 1 on any error (bad input included), as terraform plan -detailed-exitcode does."`
 }
 
 // built is a function's artifact, made locally.
@@ -42,6 +44,8 @@ type prepared struct {
 	region string
 	built  []built
 	rows   []release.PlanRow
+	// traffic is what each function's alias served lately (plan only).
+	traffic []fnTraffic
 }
 
 // prepare builds every artifact and reads every function: the checks a deploy makes before it
@@ -128,16 +132,23 @@ func (c *planCmd) Run(e *env) error {
 }
 
 func (c *planCmd) plan(e *env) error {
-	log := logWriter(e, c.outputFlags)
+	log := c.reportFlags.log(e)
 	p, err := prepare(e.ctx, c.manifestFlags, c.awsFlags, c.Env, c.Force, log)
 	if p == nil {
 		return err
+	}
+	if err == nil {
+		if terr := readTraffic(e, p, c.TrafficWindows); terr != nil {
+			return terr
+		}
 	}
 	out := planOf(p)
 	if c.json() {
 		if werr := writeJSON(e.stdout, out); werr != nil {
 			return werr
 		}
+	} else if c.markdown() {
+		markdownPlan(e.stdout, p)
 	} else {
 		printPlan(e.stdout, p)
 	}
@@ -169,6 +180,7 @@ func printPlan(w io.Writer, p *prepared) {
 	fmt.Fprintf(w, "%s change, %d unchanged.\n", plural(changed, "function", "functions"), len(p.rows)-changed)
 	fmt.Fprintf(w, "Checks: %s\n", describeChecks(p.checks))
 	fmt.Fprintf(w, "Gate: %s\n", safe(describeGate(p.env)))
+	printTraffic(w, p, trafficOf(p))
 }
 
 func short(sha string) string {

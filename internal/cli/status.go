@@ -13,7 +13,7 @@ import (
 type statusCmd struct {
 	manifestFlags
 	storeFlags
-	outputFlags
+	reportFlags
 	Release string `arg:"" optional:"" help:"The release (default: the environment's latest)."`
 	Env     string `short:"e" placeholder:"ENV" help:"Show the environment's latest release."`
 	Events  int    `default:"15" help:"How many of the latest audit entries to show (0: all)."`
@@ -44,6 +44,10 @@ func (c *statusCmd) Run(e *env) error {
 	if c.json() {
 		return writeJSON(e.stdout, statusOf(r, evs, lock, time.Now()))
 	}
+	if c.markdown() {
+		markdownStatus(e.stdout, r, evs, c.Events)
+		return nil
+	}
 	printStatus(e.stdout, r, evs, lock, c.Events, time.Now())
 	return nil
 }
@@ -59,6 +63,9 @@ func printStatus(w io.Writer, r *release.Release, evs []release.Event, lock *sto
 	fmt.Fprintf(w, "  started   %s by %s\n", r.CreatedAt.Local().Format(time.DateTime), safe(r.CreatedBy))
 	if !r.EndedAt.IsZero() {
 		fmt.Fprintf(w, "  ended     %s (%s)\n", r.EndedAt.Local().Format(time.DateTime), r.EndedAt.Sub(r.CreatedAt).Round(time.Second))
+	}
+	if r.Unjudged != "" {
+		fmt.Fprintf(w, "  UNJUDGED  %s\n            (too little traffic to see a regression; `aviary plan` says the bake each step needs)\n", safe(r.Unjudged))
 	}
 	if r.OpenGate() != nil || (r.Awaiting != "" && r.Phase == release.AwaitingApproval) {
 		fmt.Fprintf(w, "  awaiting  a decision: %s\n            `aviary approve %s` goes on, `aviary rollback %s` ends it (`aviary link %s` prints signed links)\n", safe(r.Awaiting), id, id, id)

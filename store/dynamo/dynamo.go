@@ -71,13 +71,17 @@ func (s *Store) Close() error { return nil }
 // Index is the global secondary index that lists an environment's releases.
 const Index = "by-environment"
 
-// Init creates the table (on-demand billing) if it does not exist, and waits until it is active.
-// It reports whether it created it.
-func Init(ctx context.Context, db *dynamodb.Client, table string) (bool, error) {
+// TTLAttribute is the attribute DynamoDB's Time to Live should read (see the package doc): only
+// logged-out sessions carry it.
+const TTLAttribute = "ttl"
+
+// TableInput is the table `aviary store init` creates: the one description of the schema, which
+// the Terraform module and the CloudFormation template under deploy/ are checked against.
+func TableInput(table string) *dynamodb.CreateTableInput {
 	str := func(n string) types.AttributeDefinition {
 		return types.AttributeDefinition{AttributeName: aws.String(n), AttributeType: types.ScalarAttributeTypeS}
 	}
-	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
+	return &dynamodb.CreateTableInput{
 		TableName:            aws.String(table),
 		BillingMode:          types.BillingModePayPerRequest,
 		AttributeDefinitions: []types.AttributeDefinition{str("pk"), str("sk"), str("gpk"), str("gsk")},
@@ -94,7 +98,13 @@ func Init(ctx context.Context, db *dynamodb.Client, table string) (bool, error) 
 			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
 		}},
 		Tags: []types.Tag{{Key: aws.String("aviary"), Value: aws.String("store")}},
-	})
+	}
+}
+
+// Init creates the table (TableInput) if it does not exist, and waits until it is active.
+// It reports whether it created it.
+func Init(ctx context.Context, db *dynamodb.Client, table string) (bool, error) {
+	_, err := db.CreateTable(ctx, TableInput(table))
 	created := err == nil
 	var inUse *types.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
