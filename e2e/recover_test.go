@@ -510,3 +510,38 @@ func TestIAMRecoverPolicyCoversEveryCall(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoverStackSkipsWhatCannotBeRestored: with no cache, a1 can be found nowhere; --skip A.Fn
+// skips that one function (AWS's NestedStack.LogicalId form), the other keys are restored, and
+// every stack rolls back; the skipped function keeps the code it has.
+func TestRecoverStackSkipsWhatCannotBeRestored(t *testing.T) {
+	s := stuckDegap(t)
+	ctx := context.Background()
+	code, out, errs := s.aviary("recover-stack", "degap", "--skip", "A.Fn", "--poll", "20ms")
+	if code != 0 || !strings.Contains(out, "Resources to skip: A.Fn") || strings.Count(out, ": UPDATE_ROLLBACK_COMPLETE") != 4 {
+		t.Fatalf("recover-stack --skip A.Fn: exit %d\n%s\n%s", code, out, errs)
+	}
+	a := s.nested()["A"]
+	res, err := s.cfn.DescribeStackResources(ctx, &cloudformation.DescribeStackResourcesInput{StackName: aws.String(a), LogicalResourceId: aws.String("Fn")})
+	if err != nil || len(res.StackResources) != 1 {
+		t.Fatal(err)
+	}
+	if r := res.StackResources[0]; aws.ToString(r.ResourceStatusReason) != "Resource skipped during UPDATE_ROLLBACK" {
+		t.Errorf("A.Fn: %s %q, want skipped", r.ResourceStatus, aws.ToString(r.ResourceStatusReason))
+	}
+	gf, err := s.lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(s.function(a))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := aws.ToString(gf.Configuration.CodeSha256), artifact.DigestOf(s.zips["a2"]).CodeSha256; got != want {
+		t.Errorf("the skipped function runs %s, want the code it had (a2) %s", got, want)
+	}
+	for _, n := range []string{"b1", "c1"} {
+		if got := getObjectFrom(t, s.s3, "degap-deploy", s.keys[n]); string(got) != string(s.zips[n]) {
+			t.Errorf("%s not restored", n)
+		}
+	}
+	if _, err := s.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("degap-deploy"), Key: aws.String(s.keys["a1"])}); err == nil {
+		t.Errorf("a1 exists, though nothing had it")
+	}
+}
