@@ -173,6 +173,7 @@ type recoverOutput struct {
 	NotSkipped []string      `json:"restored_not_skipped,omitempty"`
 	Continued  bool          `json:"continued"`
 	Final      []stackStatus `json:"final,omitempty"`
+	Warnings   []string      `json:"warnings,omitempty"`
 }
 
 type stackStatus struct {
@@ -483,7 +484,10 @@ func (r *recoverer) findKeys(ctx context.Context, out *recoverOutput) error {
 		codes := templateCode(aws.ToString(tpl.TemplateBody), st.params)
 		trail, err := r.failedCodeCalls(ctx, st.started)
 		if err != nil {
-			return err
+			// CloudTrail confirms, and names what a computed key resolves to; the template alone
+			// still names the keys its parameters and literals give.
+			out.Warnings = append(out.Warnings, err.Error())
+			trail = nil
 		}
 		for _, i := range fns {
 			f := &st.Failed[i]
@@ -803,6 +807,9 @@ func (c *recoverStackCmd) print(w io.Writer, out *recoverOutput) error {
 				fmt.Fprintf(w, "      note: its newest failed UpdateFunctionCode in CloudTrail asked for %s, not the previous template's key\n", safe(f.TrailKey))
 			}
 		}
+	}
+	for _, warning := range out.Warnings {
+		fmt.Fprintf(w, "Warning: %s\n", safe(warning))
 	}
 	fmt.Fprintln(w, "Keys the rollback needs:")
 	if len(out.Keys) == 0 {
