@@ -44,8 +44,13 @@ version, still billed, until a NoncurrentVersionExpiration rule (or someone) rem
 not delete noncurrent versions: a mistaken collection stays recoverable by removing the delete
 marker. Add a NoncurrentVersionExpiration rule to free the storage.
 
+Each service needs its own artifacts prefix: when the store holds releases of another service
+that recorded the same bucket and prefix, gc refuses (it cannot read that service's functions,
+so it cannot know which of their artifacts are still used) and deletes nothing.
+
 Exit codes: 0 done; 2 bad input (unknown environment, bad --grace, unreadable bucket, a function
-or the store that cannot be read), nothing deleted; 1 a deletion failed.`
+or the store that cannot be read, a prefix shared with another service), nothing deleted; 1 a
+deletion failed.`
 }
 
 func gcObjectOf(v retention.ObjectVerdict) gcObjectOutput {
@@ -97,14 +102,25 @@ func (c *gcCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
+	// Every service's releases: another service whose releases record the same bucket and
+	// prefix keeps its artifacts there too, and gc cannot read that service's functions.
+	all, err := st.ListReleases(e.ctx, store.Filter{})
+	if err != nil {
+		return usageError{fmt.Errorf("nothing was deleted: the store's releases cannot be read: %w", err)}
+	}
+	if others := sharingServices(all, m.Service, bucket, prefix); len(others) > 0 {
+		return usageError{fmt.Errorf("nothing was deleted: the releases of %s also keep their artifacts in s3://%s/%s, and gc cannot read that service's functions to know which of them are still used; give each service its own artifacts prefix", strings.Join(others, ", "), bucket, strings.Trim(prefix, "/"))}
+	}
 	var retained []*release.Release
 	envNames := sortedEnvs(m)
 	var fns []inventory.Function
 	for _, name := range envNames {
 		other := m.Environments[name]
-		rels, err := st.ListReleases(e.ctx, store.Filter{Service: m.Service, Environment: name})
-		if err != nil {
-			return usageError{fmt.Errorf("nothing was deleted: the releases of %s cannot be read: %w", name, err)}
+		var rels []*release.Release
+		for _, r := range all {
+			if r.Service == m.Service && r.Environment == name {
+				rels = append(rels, r)
+			}
 		}
 		retained = append(retained, retention.Retained(rels, other.Retain.Releases)...)
 		lc := clients.Lambda
@@ -155,6 +171,22 @@ func (c *gcCmd) Run(e *env) error {
 		return fmt.Errorf("%s could not be deleted", plural(len(out.Failed), "artifact", "artifacts"))
 	}
 	return nil
+}
+
+// sharingServices are the services other than service, sorted, whose releases recorded their
+// artifacts in bucket under the same prefix.
+func sharingServices(rels []*release.Release, service, bucket, prefix string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range rels {
+		if r.Service == service || seen[r.Service] || r.Artifacts.Bucket != bucket || strings.Trim(r.Artifacts.Prefix, "/") != strings.Trim(prefix, "/") {
+			continue
+		}
+		seen[r.Service] = true
+		out = append(out, r.Service)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func manifestEnvs(m *manifest.Manifest) string { return strings.Join(sortedEnvs(m), ", ") }
