@@ -193,3 +193,26 @@ func TestGCRefusesAPrefixSharedWithAnotherService(t *testing.T) {
 		t.Errorf("gc under a prefix of shop's own: exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// A function Lambda says does not exist, while a release names it: gc cannot tell it from one it
+// may not see, so it refuses naming it; --allow-missing goes on once it really was deleted.
+func TestGCRefusesAMissingFunctionAReleaseNames(t *testing.T) {
+	f, _ := retentionFleet(t)
+	ctx := context.Background()
+	if _, err := f.lambda.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(f.fn(f.names[0]))}); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.ResetRequests()
+	code, out, errs := f.aviary("gc", "-e", "production", "--grace", "0s")
+	if code != cli.ExitBadInput || !strings.Contains(errs, "nothing was deleted") || !strings.Contains(errs, f.fn(f.names[0])) || !strings.Contains(errs, "--allow-missing") {
+		t.Fatalf("gc with a deleted function: exit %d, want %d\n%s\n%s", code, cli.ExitBadInput, out, errs)
+	}
+	for _, r := range f.srv.Requests() {
+		if r.Operation == "DeleteObject" {
+			t.Errorf("gc deleted %v", r)
+		}
+	}
+	if code, out, errs := f.aviary("gc", "-e", "production", "--grace", "0s", "--allow-missing"); code != 0 {
+		t.Fatalf("gc --allow-missing: exit %d\n%s\n%s", code, out, errs)
+	}
+}

@@ -139,3 +139,24 @@ func cutDays(s string) (int, bool) {
 	}
 	return n, true
 }
+
+// MissingNamed are the functions the inventory found missing that a release names (as a
+// function of it, whatever its phase), sorted. gc cannot tell a function it may not see from
+// one that was deleted: either way no version of it is read, and the artifacts its versions use
+// would look unreachable.
+func MissingNamed(fns []inventory.Function, rels []*release.Release) []string {
+	named := map[string]bool{}
+	for _, r := range rels {
+		for _, f := range r.Functions {
+			named[f.FunctionName] = true
+		}
+	}
+	var out []string
+	for _, fn := range fns {
+		if fn.Missing && named[fn.Name] {
+			out = append(out, fn.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

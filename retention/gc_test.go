@@ -1,6 +1,7 @@
 package retention_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +83,16 @@ func TestParseGrace(t *testing.T) {
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("ParseGrace(%q) = %v, %v; want %v ok=%v", tc.in, got, err, tc.want, tc.ok)
 		}
+	}
+}
+
+func TestMissingNamed(t *testing.T) {
+	rels := []*release.Release{{ID: "r1", Phase: release.RolledBack, Functions: []release.Function{{FunctionName: "shop-b-prod"}, {FunctionName: "shop-a-prod"}}}}
+	fns := []inventory.Function{{Name: "shop-b-prod", Missing: true}, {Name: "shop-a-prod", Missing: true}, {Name: "shop-c-prod", Missing: true}, {Name: "shop-d-prod"}}
+	if got, want := strings.Join(retention.MissingNamed(fns, rels), ","), "shop-a-prod,shop-b-prod"; got != want {
+		t.Fatalf("MissingNamed=%q, want %q", got, want)
+	}
+	if got := retention.MissingNamed(fns, nil); len(got) != 0 {
+		t.Fatalf("MissingNamed without releases=%v, want none", got)
 	}
 }

@@ -26,6 +26,8 @@ type gcCmd struct {
 	Env    string `short:"e" required:"" placeholder:"ENV" help:"The environment whose region and credentials reach the bucket (the marking covers every environment of the manifest)."`
 	Grace  string `default:"7d" placeholder:"D" help:"Keep unreachable artifacts younger than this: days (7d) or a duration (36h)."`
 	DryRun bool   `name:"dry-run" help:"Say what would be deleted; delete nothing."`
+	// AllowMissing: a function Lambda answers ResourceNotFound for may be one gc may not see.
+	AllowMissing bool `name:"allow-missing" help:"Go on when a function a release names does not exist (it really was deleted): its versions reach nothing."`
 }
 
 func (c *gcCmd) Help() string {
@@ -44,13 +46,18 @@ version, still billed, until a NoncurrentVersionExpiration rule (or someone) rem
 not delete noncurrent versions: a mistaken collection stays recoverable by removing the delete
 marker. Add a NoncurrentVersionExpiration rule to free the storage.
 
+A function Lambda says does not exist (ResourceNotFound) while a release in the store names it
+stops gc (exit 2, nothing deleted): it may be one these credentials or this region cannot see,
+whose versions still use their artifacts. When it really was deleted, --allow-missing lets gc go
+on, its versions reaching nothing.
+
 Each service needs its own artifacts prefix: when the store holds releases of another service
 that recorded the same bucket and prefix, gc refuses (it cannot read that service's functions,
 so it cannot know which of their artifacts are still used) and deletes nothing.
 
 Exit codes: 0 done; 2 bad input (unknown environment, bad --grace, unreadable bucket, a function
-or the store that cannot be read, a prefix shared with another service), nothing deleted; 1 a
-deletion failed.`
+or the store that cannot be read, a missing function a release names, a prefix shared with
+another service), nothing deleted; 1 a deletion failed.`
 }
 
 func gcObjectOf(v retention.ObjectVerdict) gcObjectOutput {
@@ -135,6 +142,9 @@ func (c *gcCmd) Run(e *env) error {
 		read, err := readFunctions(e.ctx, lc, functionNames(m, other))
 		if err != nil {
 			return usageError{fmt.Errorf("nothing was deleted: the functions of %s cannot all be read (gc must see every version that may use an artifact): %w", name, err)}
+		}
+		if missing := retention.MissingNamed(read, rels); len(missing) > 0 && !c.AllowMissing {
+			return usageError{fmt.Errorf("nothing was deleted: %s of %s (named by releases in the store) cannot be found: gc cannot tell a function it may not see from one that was deleted, and the artifacts its versions use would look unreachable; if %s really deleted, run again with --allow-missing", strings.Join(missing, ", "), name, map[bool]string{true: "it was", false: "they were"}[len(missing) == 1])}
 		}
 		fns = append(fns, read...)
 	}
