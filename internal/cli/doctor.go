@@ -301,7 +301,7 @@ func (c *doctorCmd) Run(e *env) error {
 	}
 	clients := lambdafleet.NewClients(cfg, lambdafleet.Options{Rate: c.rate()})
 	kit := newArtifactKit(clients, m)
-	st, err := c.storeFlags.open(e.ctx, m)
+	st, err := c.storeFlags.openExisting(e.ctx, m, "doctor checks what releases need and knows them only from the store; nothing was changed")
 	if err != nil {
 		return err
 	}

@@ -104,7 +104,7 @@ func (c *gcCmd) Run(e *env) error {
 	if err != nil {
 		return usageError{fmt.Errorf("nothing was deleted: the artifact bucket %s cannot be read: %w", bucket, err)}
 	}
-	st, err := c.storeFlags.open(e.ctx, m)
+	st, err := c.storeFlags.openExisting(e.ctx, m, "gc keeps the artifacts releases name and knows them only from the store; nothing was deleted")
 	if err != nil {
 		return err
 	}
