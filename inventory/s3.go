@@ -54,6 +54,9 @@ type Object struct {
 	ChecksumSHA256 string `json:"checksumSha256,omitempty"`
 	// StorageClass is STANDARD when S3 names none.
 	StorageClass string `json:"storageClass,omitempty"`
+	// ArchiveStatus is INTELLIGENT_TIERING's archive tier (ARCHIVE_ACCESS, DEEP_ARCHIVE_ACCESS)
+	// when the object is in one; empty otherwise. Only HeadObject reports it.
+	ArchiveStatus string `json:"archiveStatus,omitempty"`
 }
 
 // ListObjects lists every object under prefix, every page.
@@ -107,7 +110,7 @@ func HeadObject(ctx context.Context, c HeadAPI, bucket, key string) (obj Object,
 		sc = "STANDARD" // S3 omits the header for STANDARD
 	}
 	return Object{Key: key, Size: aws.ToInt64(out.ContentLength), LastModified: aws.ToTime(out.LastModified),
-		ChecksumSHA256: aws.ToString(out.ChecksumSHA256), StorageClass: sc}, true, nil
+		ChecksumSHA256: aws.ToString(out.ChecksumSHA256), StorageClass: sc, ArchiveStatus: string(out.ArchiveStatus)}, true, nil
 }
 
 // NotFound reports whether S3 answered that the key does not exist.

@@ -89,6 +89,9 @@ func TestObjectProblem(t *testing.T) {
 		{"composite checksum is not compared", inventory.Object{Size: 10, ChecksumSHA256: "abc-3"}, true, ""},
 		{"archived", inventory.Object{Size: 10, StorageClass: "DEEP_ARCHIVE"}, true, "restored"},
 		{"instant retrieval is fine", inventory.Object{Size: 10, StorageClass: "GLACIER_IR"}, true, ""},
+		{"intelligent tiering, archive access tier", inventory.Object{Size: 10, StorageClass: "INTELLIGENT_TIERING", ArchiveStatus: "ARCHIVE_ACCESS"}, true, "ARCHIVE_ACCESS tier"},
+		{"intelligent tiering, deep archive access tier", inventory.Object{Size: 10, StorageClass: "INTELLIGENT_TIERING", ArchiveStatus: "DEEP_ARCHIVE_ACCESS"}, true, "restored"},
+		{"intelligent tiering, instant tiers are fine", inventory.Object{Size: 10, StorageClass: "INTELLIGENT_TIERING"}, true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := retention.ObjectProblem(w, tc.obj, tc.found)
