@@ -153,6 +153,19 @@ func (c *gcCmd) Run(e *env) error {
 		return fmt.Errorf("nothing was deleted: %w", err)
 	}
 
+	// A deploy that started since the store was read recorded its release before uploading, and
+	// its upload skips a key already there: read the releases again right before deleting, and
+	// keep every key a live one names. (What remains is a deploy starting during the deletions
+	// themselves: its UpdateFunctionCode finds no object and the release fails before shifting
+	// any traffic; deploying again uploads the artifact again.)
+	if !c.DryRun && len(plan.Delete) > 0 {
+		again, err := st.ListReleases(e.ctx, store.Filter{Service: m.Service})
+		if err != nil {
+			return usageError{fmt.Errorf("nothing was deleted: the store's releases cannot be read again before deleting: %w", err)}
+		}
+		plan = retention.SpareLive(plan, again)
+	}
+
 	out := &gcOutput{Service: m.Service, Environment: envm.Name, Bucket: bucket, Prefix: prefix, Grace: grace.String(), DryRun: c.DryRun,
 		Versioned: versioning != "", Deleted: []gcObjectOutput{}, Kept: []gcObjectOutput{}, Foreign: plan.Foreign}
 	for _, v := range plan.Keep {
