@@ -192,9 +192,9 @@ type LifecycleRisk struct {
 // LifecycleRisks reads the bucket's lifecycle rules against the artifact prefix: which enabled
 // rules can expire or archive artifacts.
 //
-//   - A rule applies when its prefix and the artifacts' overlap (either is a prefix of the
-//     other: "" or "releases/" covers every artifact under "releases/shop/", and
-//     "releases/shop/ab" some of them).
+//   - A rule applies when its prefix can match an artifact key (RuleCanMatch): "" or
+//     "releases/" covers every artifact under "releases/shop/", "releases/shop/ab" some of
+//     them, and "releases/shop/tmp/" none (no artifact name begins "tmp/").
 //   - Tag filters: Aviary does not tag artifacts, so such a rule touches none today, but it
 //     applies to any artifact someone tags: a warning, never silence.
 //   - Size filters are compared with the artifacts' actual sizes: a rule that matches none of
@@ -218,7 +218,7 @@ func LifecycleRisks(rules []inventory.LifecycleRule, prefix string, versioned bo
 		if !r.Enabled {
 			continue
 		}
-		if !strings.HasPrefix(p, r.Prefix) && !strings.HasPrefix(r.Prefix, p) {
+		if !RuleCanMatch(r.Prefix, p) {
 			continue
 		}
 		name := r.ID
@@ -305,6 +305,30 @@ func LifecycleRisks(rules []inventory.LifecycleRule, prefix string, versioned bo
 		out = append(out, LifecycleRisk{Rule: name, Severity: sev, Does: text})
 	}
 	return out
+}
+
+// RuleCanMatch reports whether a lifecycle rule's prefix can match an artifact key under the
+// artifact prefix p ("" or ending in "/"): a rule prefix that p begins with covers every
+// artifact; a longer one only when what follows p could begin an artifact's name, <64 lowercase
+// hex digits>.zip ("releases/shop/ab" can, "releases/shop/logs/" or "releases/shop/x" cannot).
+func RuleCanMatch(rulePrefix, p string) bool {
+	if strings.HasPrefix(p, rulePrefix) {
+		return true
+	}
+	rest, ok := strings.CutPrefix(rulePrefix, p)
+	if !ok {
+		return false
+	}
+	hexPart, ext := rest, ""
+	if len(rest) > 64 {
+		hexPart, ext = rest[:64], rest[64:]
+	}
+	for _, c := range hexPart {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return strings.HasPrefix(".zip", ext)
 }
 
 func sizeBound(gt, lt int64) string {

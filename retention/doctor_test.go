@@ -154,3 +154,44 @@ func TestCodeStorageProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestRuleCanMatch(t *testing.T) {
+	h := strings.Repeat("ab", 32) // 64 hex digits
+	for _, tc := range []struct {
+		rule, prefix string
+		want         bool
+	}{
+		{"", "releases/shop/", true},
+		{"releases/", "releases/shop/", true},
+		{"releases/shop/", "releases/shop/", true},
+		{"releases/sh", "releases/shop/", true},
+		{"releases/shop/ab", "releases/shop/", true},
+		{"releases/shop/0", "releases/shop/", true},
+		{"releases/shop/" + h, "releases/shop/", true},
+		{"releases/shop/" + h + ".", "releases/shop/", true},
+		{"releases/shop/" + h + ".zip", "releases/shop/", true},
+		{"releases/shop/" + h + ".zipx", "releases/shop/", false},
+		{"releases/shop/" + h + "a", "releases/shop/", false},
+		{"releases/shop/" + h + ".tar", "releases/shop/", false},
+		{"releases/shop/AB", "releases/shop/", false},
+		{"releases/shop/logs/", "releases/shop/", false},
+		{"releases/shop/x", "releases/shop/", false},
+		{"releases/shopping/", "releases/shop/", false},
+		{"logs/", "releases/shop/", false},
+		{"logs/", "", false},
+		{"ab", "", true},
+		{"", "", true},
+	} {
+		if got := retention.RuleCanMatch(tc.rule, tc.prefix); got != tc.want {
+			t.Errorf("RuleCanMatch(%q, %q)=%v, want %v", tc.rule, tc.prefix, got, tc.want)
+		}
+	}
+	// LifecycleRisks ignores a rule that cannot match an artifact.
+	expire := func(prefix string) inventory.LifecycleRule {
+		return inventory.LifecycleRule{ID: prefix, Enabled: true, Prefix: prefix, ExpirationDays: 1}
+	}
+	risks := retention.LifecycleRisks([]inventory.LifecycleRule{expire("releases/shop/tmp/"), expire("releases/shop/ab")}, "releases/shop", false, nil)
+	if len(risks) != 1 || risks[0].Rule != "releases/shop/ab" || risks[0].Severity != retention.Blocking {
+		t.Errorf("LifecycleRisks = %+v, want only releases/shop/ab, blocking", risks)
+	}
+}
