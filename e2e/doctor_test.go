@@ -285,3 +285,36 @@ func TestDeployRestoresOrRefusesWhatARollbackNeeds(t *testing.T) {
 		t.Fatal("the artifact restored from the deployed code differs")
 	}
 }
+
+// A SQLite store that is not there would open empty, so doctor and gc would know no release:
+// both refuse (exit 2) and create no store, a dry run included.
+func TestDoctorAndGCRefuseAMissingStore(t *testing.T) {
+	f, _ := retentionFleet(t)
+	if err := os.Rename(f.store, f.store+".away"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"doctor", "-e", "production"}, "nothing was changed"},
+		{[]string{"doctor", "-e", "production", "--restore"}, "nothing was changed"},
+		{[]string{"gc", "-e", "production", "--grace", "0s", "--dry-run"}, "nothing was deleted"},
+		{[]string{"gc", "-e", "production", "--grace", "0s"}, "nothing was deleted"},
+		{[]string{"prune", "-e", "production", "--dry-run"}, "nothing was deleted"},
+	} {
+		f.srv.ResetRequests()
+		code, out, errs := f.aviary(tc.args...)
+		if code != cli.ExitBadInput || !strings.Contains(errs, tc.says) || !strings.Contains(errs, "state.db") {
+			t.Errorf("%v without its store: exit %d, want %d saying %q\n%s\n%s", tc.args, code, cli.ExitBadInput, tc.says, out, errs)
+		}
+		if _, err := os.Stat(f.store); !os.IsNotExist(err) {
+			t.Fatalf("%v created the store %s (%v)", tc.args, f.store, err)
+		}
+		for _, r := range f.srv.Requests() {
+			if r.Operation == "DeleteObject" || r.Operation == "PutObject" || r.Operation == "DeleteFunction" {
+				t.Errorf("%v called %s", tc.args, r.Operation)
+			}
+		}
+	}
+}

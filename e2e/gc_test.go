@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -16,6 +17,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/aviary-deploy/aviary/internal/cli"
+	"github.com/aviary-deploy/aviary/release"
 )
 
 // gc deletes only what nothing reaches and what is older than the grace period: staging and
@@ -147,5 +149,70 @@ func TestGCDeletesOnlyUnreachableOldArtifacts(t *testing.T) {
 	}
 	if code, out, errs = f.aviary("doctor", "-e", "production"); code != cli.ExitBadInput || !strings.Contains(errs, "no-such-bucket") {
 		t.Errorf("doctor on a missing bucket: exit %d\n%s\n%s", code, out, errs)
+	}
+}
+
+// Another service whose releases recorded the same bucket and prefix: gc cannot read its
+// functions, so it refuses and deletes nothing, naming the service; with its own prefix, gc runs.
+func TestGCRefusesAPrefixSharedWithAnotherService(t *testing.T) {
+	f, s3c := retentionFleet(t)
+	ctx := context.Background()
+	orphanBody := []byte("cart's build, live in cart's functions")
+	sum := sha256.Sum256(orphanBody)
+	cartKey := "releases/shop/" + hex.EncodeToString(sum[:]) + ".zip"
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("shop-artifacts"), Key: aws.String(cartKey), Body: bytes.NewReader(orphanBody)}); err != nil {
+		t.Fatal(err)
+	}
+	st := f.openStore()
+	cart := &release.Release{ID: "cart-1", Service: "cart", Environment: "production", Alias: "live", Phase: release.Promoted,
+		Artifacts: release.Artifacts{Bucket: "shop-artifacts", Prefix: "releases/shop/"}, CreatedAt: time.Now(),
+		Functions: []release.Function{{Name: "api", FunctionName: "cart-api-prod", ArtifactKey: cartKey}}}
+	if err := st.CreateRelease(ctx, cart); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--grace", "0s"}, {"--grace", "0s", "--dry-run"}} {
+		f.srv.ResetRequests()
+		code, out, errs := f.aviary(append([]string{"gc", "-e", "production"}, args...)...)
+		if code != cli.ExitBadInput || !strings.Contains(errs, "nothing was deleted") || !strings.Contains(errs, "cart") || !strings.Contains(errs, "own artifacts prefix") {
+			t.Errorf("gc %v with a prefix shared with cart: exit %d\n%s\n%s", args, code, out, errs)
+		}
+		for _, r := range f.srv.Requests() {
+			if r.Operation == "DeleteObject" || r.Operation == "DeleteObjects" {
+				t.Errorf("gc %v deleted %v", args, r)
+			}
+		}
+	}
+	if _, err := s3c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("shop-artifacts"), Key: aws.String(cartKey)}); err != nil {
+		t.Fatalf("cart's artifact is gone: %v", err)
+	}
+
+	// Any cart release naming the prefix keeps gc refusing (cart's functions may still run that
+	// code); shop moving to a prefix of its own lets gc run there.
+	f.replaceInManifest("prefix: releases/shop", "prefix: releases/shop-own")
+	if code, out, errs := f.aviary("gc", "-e", "production", "--grace", "0s"); code != 0 {
+		t.Errorf("gc under a prefix of shop's own: exit %d\n%s\n%s", code, out, errs)
+	}
+}
+
+// A function Lambda says does not exist, while a release names it: gc cannot tell it from one it
+// may not see, so it refuses naming it; --allow-missing goes on once it really was deleted.
+func TestGCRefusesAMissingFunctionAReleaseNames(t *testing.T) {
+	f, _ := retentionFleet(t)
+	ctx := context.Background()
+	if _, err := f.lambda.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(f.fn(f.names[0]))}); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.ResetRequests()
+	code, out, errs := f.aviary("gc", "-e", "production", "--grace", "0s")
+	if code != cli.ExitBadInput || !strings.Contains(errs, "nothing was deleted") || !strings.Contains(errs, f.fn(f.names[0])) || !strings.Contains(errs, "--allow-missing") {
+		t.Fatalf("gc with a deleted function: exit %d, want %d\n%s\n%s", code, cli.ExitBadInput, out, errs)
+	}
+	for _, r := range f.srv.Requests() {
+		if r.Operation == "DeleteObject" {
+			t.Errorf("gc deleted %v", r)
+		}
+	}
+	if code, out, errs := f.aviary("gc", "-e", "production", "--grace", "0s", "--allow-missing"); code != 0 {
+		t.Fatalf("gc --allow-missing: exit %d\n%s\n%s", code, out, errs)
 	}
 }

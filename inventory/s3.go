@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // S3API is the part of *s3.Client the inventory reads the artifact bucket with.
@@ -21,9 +23,15 @@ type S3API interface {
 	GetBucketVersioning(context.Context, *s3.GetBucketVersioningInput, ...func(*s3.Options)) (*s3.GetBucketVersioningOutput, error)
 }
 
-// HeadAPI reads one object.
+// HeadAPI reads one object, and lists its key when HeadObject is forbidden (see HeadObject).
 type HeadAPI interface {
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	ListAPI
+}
+
+// ListAPI lists a bucket's keys.
+type ListAPI interface {
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 }
 
 // AccountAPI is the part of *lambda.Client that reads the account's code storage.
@@ -46,6 +54,9 @@ type Object struct {
 	ChecksumSHA256 string `json:"checksumSha256,omitempty"`
 	// StorageClass is STANDARD when S3 names none.
 	StorageClass string `json:"storageClass,omitempty"`
+	// ArchiveStatus is INTELLIGENT_TIERING's archive tier (ARCHIVE_ACCESS, DEEP_ARCHIVE_ACCESS)
+	// when the object is in one; empty otherwise. Only HeadObject reports it.
+	ArchiveStatus string `json:"archiveStatus,omitempty"`
 }
 
 // ListObjects lists every object under prefix, every page.
@@ -74,13 +85,23 @@ func ListObjects(ctx context.Context, c S3API, bucket, prefix string) ([]Object,
 
 // HeadObject reads one object's size, checksum and storage class; found is false when there is
 // no such key.
+//
+// S3 answers a HeadObject of a missing key with 404 only when the caller may list the bucket
+// (s3:ListBucket); without that permission it answers 403. The policy `aviary iam-policy`
+// writes grants s3:ListBucket only on the condition s3:prefix = PREFIX/*, which S3 does not
+// apply to HeadObject: a missing artifact then answers 403. So a 403 is followed by a
+// ListObjectsV2 with Prefix=key (which the condition allows): a key not listed is missing; a
+// listed one, or a listing that fails too, is the HeadObject's error.
 func HeadObject(ctx context.Context, c HeadAPI, bucket, key string) (obj Object, found bool, err error) {
 	out, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: s3types.ChecksumModeEnabled})
 	if err != nil {
-		var nf *s3types.NotFound
-		var nk *s3types.NoSuchKey
-		if errors.As(err, &nf) || errors.As(err, &nk) {
+		if NotFound(err) {
 			return Object{Key: key}, false, nil
+		}
+		if Forbidden(err) {
+			if listed, lerr := KeyListed(ctx, c, bucket, key); lerr == nil && !listed {
+				return Object{Key: key}, false, nil
+			}
 		}
 		return Object{Key: key}, false, fmt.Errorf("head s3://%s/%s: %w", bucket, key, err)
 	}
@@ -89,7 +110,46 @@ func HeadObject(ctx context.Context, c HeadAPI, bucket, key string) (obj Object,
 		sc = "STANDARD" // S3 omits the header for STANDARD
 	}
 	return Object{Key: key, Size: aws.ToInt64(out.ContentLength), LastModified: aws.ToTime(out.LastModified),
-		ChecksumSHA256: aws.ToString(out.ChecksumSHA256), StorageClass: sc}, true, nil
+		ChecksumSHA256: aws.ToString(out.ChecksumSHA256), StorageClass: sc, ArchiveStatus: string(out.ArchiveStatus)}, true, nil
+}
+
+// NotFound reports whether S3 answered that the key does not exist.
+func NotFound(err error) bool {
+	var nf *s3types.NotFound
+	var nk *s3types.NoSuchKey
+	return errors.As(err, &nf) || errors.As(err, &nk)
+}
+
+// Forbidden reports whether S3 refused a request: AccessDenied (with a body), or Forbidden / a
+// bare 403 (HeadObject's answer has no body, so the SDK knows only the status).
+func Forbidden(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "AccessDenied", "Forbidden":
+			return true
+		}
+	}
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden
+}
+
+// KeyListed reports whether ListObjectsV2 with Prefix=key lists key itself: whether it exists,
+// asked in a way a prefix-conditioned s3:ListBucket allows.
+func KeyListed(ctx context.Context, c ListAPI, bucket, key string) (bool, error) {
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(key)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return false, fmt.Errorf("list s3://%s/%s: %w", bucket, key, err)
+		}
+		for _, o := range page.Contents {
+			if aws.ToString(o.Key) == key {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // Transition moves objects to another storage class after Days (or on Date).

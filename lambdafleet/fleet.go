@@ -31,6 +31,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/aviary-deploy/aviary/internal/textsafe"
+	"github.com/aviary-deploy/aviary/inventory"
 	"github.com/aviary-deploy/aviary/release"
 )
 
@@ -48,6 +49,8 @@ type LambdaAPI interface {
 // S3API is the part of *s3.Client the fleet uses.
 type S3API interface {
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	// ListObjectsV2 tells a missing key from a forbidden one when HeadObject answers 403.
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	// GetObject reads an artifact back: deploy's readiness check refills what a rollback needs.
 	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
@@ -257,9 +260,19 @@ func (f *Fleet) Upload(ctx context.Context, a release.Artifacts, key string, src
 	if err == nil {
 		return nil
 	}
-	var nf *s3types.NotFound
-	if !errors.As(err, &nf) {
-		return fmt.Errorf("look for s3://%s/%s: %w", a.Bucket, key, err)
+	if !inventory.NotFound(err) {
+		// Without an unconditioned s3:ListBucket S3 answers a missing key's HeadObject with 403
+		// (see inventory.HeadObject): a listing of the key tells missing from forbidden.
+		if !inventory.Forbidden(err) {
+			return fmt.Errorf("look for s3://%s/%s: %w", a.Bucket, key, err)
+		}
+		listed, lerr := inventory.KeyListed(ctx, f.S3, a.Bucket, key)
+		if lerr != nil {
+			return fmt.Errorf("look for s3://%s/%s: %w (and listing it: %w)", a.Bucket, key, err, lerr)
+		}
+		if listed {
+			return nil
+		}
 	}
 	body, err := src.Read(key)
 	if err != nil {

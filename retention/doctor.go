@@ -132,14 +132,35 @@ func ObjectProblem(w Wanted, obj inventory.Object, found bool) string {
 		return "missing"
 	case w.CodeSize > 0 && obj.Size != w.CodeSize:
 		return fmt.Sprintf("its size is %d bytes, the version's code %d", obj.Size, w.CodeSize)
-	case obj.ChecksumSHA256 != "" && !strings.Contains(obj.ChecksumSHA256, "-") && obj.ChecksumSHA256 != w.CodeSha256:
+	case DigestRecorded(obj) && obj.ChecksumSHA256 != w.CodeSha256:
 		// A composite checksum (multipart, "…-N") is not the object's SHA-256: not comparable.
 		return fmt.Sprintf("S3 records SHA-256 %s, the version's code is %s", obj.ChecksumSHA256, w.CodeSha256)
 	case Archived(obj.StorageClass):
 		return fmt.Sprintf("it is in %s: it must be restored before Lambda can read it", obj.StorageClass)
+	case ArchivedTier(obj.ArchiveStatus):
+		return fmt.Sprintf("it is in %s's %s tier: it must be restored before Lambda can read it", obj.StorageClass, obj.ArchiveStatus)
 	}
 	return ""
 }
+
+// ArchivedTier reports whether an INTELLIGENT_TIERING object's archive status (HeadObject's
+// x-amz-archive-status) makes it unreadable: the Archive Access and Deep Archive Access tiers
+// are opt-in, and GetObject of an object in them fails (InvalidObjectState) until a
+// RestoreObject brings it back, which Lambda never does.
+func ArchivedTier(status string) bool {
+	return status == "ARCHIVE_ACCESS" || status == "DEEP_ARCHIVE_ACCESS"
+}
+
+// DigestRecorded reports whether S3 recorded the object's own SHA-256 (not a multipart
+// upload's composite checksum, "…-N"), so ObjectProblem compared it with the version's.
+func DigestRecorded(obj inventory.Object) bool {
+	return obj.ChecksumSHA256 != "" && !strings.Contains(obj.ChecksumSHA256, "-")
+}
+
+// HashAtMost is the largest object doctor downloads and hashes when S3 recorded no SHA-256 of
+// it (50 MiB, Lambda's limit for a zip uploaded directly): above it, doctor reports the digest
+// as unverified rather than read every large artifact on every run.
+const HashAtMost = 50 << 20
 
 // Archived reports whether objects of a storage class cannot be read without a restore first.
 // GLACIER (Flexible Retrieval) and DEEP_ARCHIVE need a RestoreObject of minutes to hours, which
@@ -171,9 +192,9 @@ type LifecycleRisk struct {
 // LifecycleRisks reads the bucket's lifecycle rules against the artifact prefix: which enabled
 // rules can expire or archive artifacts.
 //
-//   - A rule applies when its prefix and the artifacts' overlap (either is a prefix of the
-//     other: "" or "releases/" covers every artifact under "releases/shop/", and
-//     "releases/shop/ab" some of them).
+//   - A rule applies when its prefix can match an artifact key (RuleCanMatch): "" or
+//     "releases/" covers every artifact under "releases/shop/", "releases/shop/ab" some of
+//     them, and "releases/shop/tmp/" none (no artifact name begins "tmp/").
 //   - Tag filters: Aviary does not tag artifacts, so such a rule touches none today, but it
 //     applies to any artifact someone tags: a warning, never silence.
 //   - Size filters are compared with the artifacts' actual sizes: a rule that matches none of
@@ -197,7 +218,7 @@ func LifecycleRisks(rules []inventory.LifecycleRule, prefix string, versioned bo
 		if !r.Enabled {
 			continue
 		}
-		if !strings.HasPrefix(p, r.Prefix) && !strings.HasPrefix(r.Prefix, p) {
+		if !RuleCanMatch(r.Prefix, p) {
 			continue
 		}
 		name := r.ID
@@ -284,6 +305,30 @@ func LifecycleRisks(rules []inventory.LifecycleRule, prefix string, versioned bo
 		out = append(out, LifecycleRisk{Rule: name, Severity: sev, Does: text})
 	}
 	return out
+}
+
+// RuleCanMatch reports whether a lifecycle rule's prefix can match an artifact key under the
+// artifact prefix p ("" or ending in "/"): a rule prefix that p begins with covers every
+// artifact; a longer one only when what follows p could begin an artifact's name, <64 lowercase
+// hex digits>.zip ("releases/shop/ab" can, "releases/shop/logs/" or "releases/shop/x" cannot).
+func RuleCanMatch(rulePrefix, p string) bool {
+	if strings.HasPrefix(p, rulePrefix) {
+		return true
+	}
+	rest, ok := strings.CutPrefix(rulePrefix, p)
+	if !ok {
+		return false
+	}
+	hexPart, ext := rest, ""
+	if len(rest) > 64 {
+		hexPart, ext = rest[:64], rest[64:]
+	}
+	for _, c := range hexPart {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return strings.HasPrefix(".zip", ext)
 }
 
 func sizeBound(gt, lt int64) string {

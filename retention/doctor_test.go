@@ -89,6 +89,9 @@ func TestObjectProblem(t *testing.T) {
 		{"composite checksum is not compared", inventory.Object{Size: 10, ChecksumSHA256: "abc-3"}, true, ""},
 		{"archived", inventory.Object{Size: 10, StorageClass: "DEEP_ARCHIVE"}, true, "restored"},
 		{"instant retrieval is fine", inventory.Object{Size: 10, StorageClass: "GLACIER_IR"}, true, ""},
+		{"intelligent tiering, archive access tier", inventory.Object{Size: 10, StorageClass: "INTELLIGENT_TIERING", ArchiveStatus: "ARCHIVE_ACCESS"}, true, "ARCHIVE_ACCESS tier"},
+		{"intelligent tiering, deep archive access tier", inventory.Object{Size: 10, StorageClass: "INTELLIGENT_TIERING", ArchiveStatus: "DEEP_ARCHIVE_ACCESS"}, true, "restored"},
+		{"intelligent tiering, instant tiers are fine", inventory.Object{Size: 10, StorageClass: "INTELLIGENT_TIERING"}, true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := retention.ObjectProblem(w, tc.obj, tc.found)
@@ -149,5 +152,46 @@ func TestCodeStorageProblem(t *testing.T) {
 		if got, _ := retention.CodeStorageProblem(inventory.CodeStorage{Used: tc.used, Limit: tc.limit}); got != tc.want {
 			t.Errorf("%d of %d: %s, want %s", tc.used, tc.limit, got, tc.want)
 		}
+	}
+}
+
+func TestRuleCanMatch(t *testing.T) {
+	h := strings.Repeat("ab", 32) // 64 hex digits
+	for _, tc := range []struct {
+		rule, prefix string
+		want         bool
+	}{
+		{"", "releases/shop/", true},
+		{"releases/", "releases/shop/", true},
+		{"releases/shop/", "releases/shop/", true},
+		{"releases/sh", "releases/shop/", true},
+		{"releases/shop/ab", "releases/shop/", true},
+		{"releases/shop/0", "releases/shop/", true},
+		{"releases/shop/" + h, "releases/shop/", true},
+		{"releases/shop/" + h + ".", "releases/shop/", true},
+		{"releases/shop/" + h + ".zip", "releases/shop/", true},
+		{"releases/shop/" + h + ".zipx", "releases/shop/", false},
+		{"releases/shop/" + h + "a", "releases/shop/", false},
+		{"releases/shop/" + h + ".tar", "releases/shop/", false},
+		{"releases/shop/AB", "releases/shop/", false},
+		{"releases/shop/logs/", "releases/shop/", false},
+		{"releases/shop/x", "releases/shop/", false},
+		{"releases/shopping/", "releases/shop/", false},
+		{"logs/", "releases/shop/", false},
+		{"logs/", "", false},
+		{"ab", "", true},
+		{"", "", true},
+	} {
+		if got := retention.RuleCanMatch(tc.rule, tc.prefix); got != tc.want {
+			t.Errorf("RuleCanMatch(%q, %q)=%v, want %v", tc.rule, tc.prefix, got, tc.want)
+		}
+	}
+	// LifecycleRisks ignores a rule that cannot match an artifact.
+	expire := func(prefix string) inventory.LifecycleRule {
+		return inventory.LifecycleRule{ID: prefix, Enabled: true, Prefix: prefix, ExpirationDays: 1}
+	}
+	risks := retention.LifecycleRisks([]inventory.LifecycleRule{expire("releases/shop/tmp/"), expire("releases/shop/ab")}, "releases/shop", false, nil)
+	if len(risks) != 1 || risks[0].Rule != "releases/shop/ab" || risks[0].Severity != retention.Blocking {
+		t.Errorf("LifecycleRisks = %+v, want only releases/shop/ab, blocking", risks)
 	}
 }

@@ -139,3 +139,54 @@ func cutDays(s string) (int, bool) {
 	}
 	return n, true
 }
+
+// MissingNamed are the functions the inventory found missing that a release names (as a
+// function of it, whatever its phase), sorted. gc cannot tell a function it may not see from
+// one that was deleted: either way no version of it is read, and the artifacts its versions use
+// would look unreachable.
+func MissingNamed(fns []inventory.Function, rels []*release.Release) []string {
+	named := map[string]bool{}
+	for _, r := range rels {
+		for _, f := range r.Functions {
+			named[f.FunctionName] = true
+		}
+	}
+	var out []string
+	for _, fn := range fns {
+		if fn.Missing && named[fn.Name] {
+			out = append(out, fn.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SpareLive moves out of c.Delete every key a live release names as its artifact, kept for that
+// release. gc calls it with the store's releases read again right before it deletes: a deploy
+// that started after gc's first read records its release (with its artifact keys) before it
+// uploads, and its upload skips a key that is already there — an old, unreachable artifact it
+// is about to use again.
+func SpareLive(c Collection, rels []*release.Release) Collection {
+	named := map[string][]Need{}
+	for _, r := range rels {
+		if !Live(r) {
+			continue
+		}
+		for _, f := range r.Functions {
+			if f.ArtifactKey != "" {
+				named[f.ArtifactKey] = append(named[f.ArtifactKey], Need{Kind: ByRelease, By: Role(r, false)})
+			}
+		}
+	}
+	out := Collection{Delete: []ObjectVerdict{}, Keep: c.Keep, Foreign: c.Foreign}
+	for _, v := range c.Delete {
+		if needs := named[v.Object.Key]; len(needs) > 0 {
+			out.Keep = append(out.Keep, ObjectVerdict{Object: v.Object, Needs: needs})
+			continue
+		}
+		out.Delete = append(out.Delete, v)
+		out.Bytes += v.Object.Size
+	}
+	sort.Slice(out.Keep, func(i, j int) bool { return out.Keep[i].Object.Key < out.Keep[j].Object.Key })
+	return out
+}

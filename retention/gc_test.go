@@ -1,6 +1,7 @@
 package retention_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +83,46 @@ func TestParseGrace(t *testing.T) {
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("ParseGrace(%q) = %v, %v; want %v ok=%v", tc.in, got, err, tc.want, tc.ok)
 		}
+	}
+}
+
+func TestMissingNamed(t *testing.T) {
+	rels := []*release.Release{{ID: "r1", Phase: release.RolledBack, Functions: []release.Function{{FunctionName: "shop-b-prod"}, {FunctionName: "shop-a-prod"}}}}
+	fns := []inventory.Function{{Name: "shop-b-prod", Missing: true}, {Name: "shop-a-prod", Missing: true}, {Name: "shop-c-prod", Missing: true}, {Name: "shop-d-prod"}}
+	if got, want := strings.Join(retention.MissingNamed(fns, rels), ","), "shop-a-prod,shop-b-prod"; got != want {
+		t.Fatalf("MissingNamed=%q, want %q", got, want)
+	}
+	if got := retention.MissingNamed(fns, nil); len(got) != 0 {
+		t.Fatalf("MissingNamed without releases=%v, want none", got)
+	}
+}
+
+// A release that started after gc's first read and reuses an old artifact keeps it; a
+// finished one, or another key, does not.
+func TestSpareLive(t *testing.T) {
+	obj := func(k string) retention.ObjectVerdict {
+		return retention.ObjectVerdict{Object: inventory.Object{Key: k, Size: 10}}
+	}
+	c := retention.Collection{Delete: []retention.ObjectVerdict{obj("p/a.zip"), obj("p/b.zip"), obj("p/c.zip")}, Keep: []retention.ObjectVerdict{obj("p/0.zip")}, Bytes: 30}
+	rels := []*release.Release{
+		{ID: "new", Phase: release.Publishing, Functions: []release.Function{{FunctionName: "f", ArtifactKey: "p/b.zip"}}},
+		{ID: "done", Phase: release.Promoted, Functions: []release.Function{{FunctionName: "f", ArtifactKey: "p/c.zip"}}},
+	}
+	got := retention.SpareLive(c, rels)
+	var del, keep []string
+	for _, v := range got.Delete {
+		del = append(del, v.Object.Key)
+	}
+	for _, v := range got.Keep {
+		keep = append(keep, v.Object.Key)
+	}
+	if g, w := strings.Join(del, ","), "p/a.zip,p/c.zip"; g != w {
+		t.Errorf("delete %s, want %s", g, w)
+	}
+	if g, w := strings.Join(keep, ","), "p/0.zip,p/b.zip"; g != w {
+		t.Errorf("keep %s, want %s", g, w)
+	}
+	if got.Bytes != 20 {
+		t.Errorf("bytes %d, want 20", got.Bytes)
 	}
 }

@@ -81,6 +81,23 @@ func (s storeFlags) open(ctx context.Context, m *manifest.Manifest) (store.Store
 	return st, err
 }
 
+// openExisting opens the store a retention command reads its releases from, refusing a SQLite
+// file that is not there: opening it would create an empty store, so no release would be known
+// (and what their rollbacks need would look unneeded). why says what the command knows only from
+// the store and that nothing was changed; both errors are bad input.
+func (s storeFlags) openExisting(ctx context.Context, m *manifest.Manifest, why string) (store.Store, error) {
+	if url := s.url(m); strings.HasPrefix(url, "sqlite://") {
+		if _, err := os.Stat(strings.TrimPrefix(url, "sqlite://")); err != nil {
+			return nil, badInput("the store %s cannot be read (%v): %s", url, err, why)
+		}
+	}
+	st, err := s.open(ctx, m)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("the store cannot be read: %s: %w", why, err)}
+	}
+	return st, nil
+}
+
 // dynamoClient builds a DynamoDB client for a dynamodb://TABLE URL from the standard chain.
 func dynamoClient(ctx context.Context, url string) (*dynamodb.Client, string, error) {
 	db, table, err := storeurl.Dynamo(ctx, url, appID)

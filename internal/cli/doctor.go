@@ -40,8 +40,10 @@ func (c *doctorCmd) Help() string {
   - every version an alias of the environment's functions points to (any alias, as its version
     or an extra weight) or a retained release names (the live ones and the latest
     retain.releases promoted) still exists, and its artifact is in S3 (HeadObject: present, the
-    version's code size, the SHA-256 S3 recorded if it recorded one, not archived) and in the
-    local artifact cache;
+    version's code size, the SHA-256 S3 recorded if it recorded one, not in GLACIER or
+    DEEP_ARCHIVE nor in INTELLIGENT_TIERING's archive tiers) and in the local artifact cache;
+    when S3 recorded no SHA-256 of it, an object of at most 50 MiB is downloaded and hashed,
+    and a larger one (or one that cannot be read) is a warning, "digest unverified";
   - no enabled lifecycle rule of the bucket can expire or archive objects under the artifact
     prefix (each rule is named with what it does; tag and size filters are explained);
   - bucket versioning (off: a deleted artifact cannot be recovered from S3);
@@ -74,6 +76,7 @@ type artifactS3 interface {
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 }
 
 // codeAPI reads a version's code location.
@@ -104,13 +107,19 @@ type artifactState struct {
 	CacheRestored string
 	// RestoreError says why a restore failed.
 	RestoreError string
+	// Unverified says why the object's bytes were not checked against the version's SHA-256
+	// ("" when S3's recorded checksum or doctor's own hash of the object matched).
+	Unverified string
 }
 
 func (s artifactState) broken() bool { return s.S3 != "" && s.Restored == "" }
 
 // check reads every wanted artifact's object (and, with cache, its cache entry), several at a
-// time.
-func (k *artifactKit) check(ctx context.Context, wanted []retention.Wanted, cache bool) ([]artifactState, error) {
+// time. With hash, an object S3 recorded no SHA-256 of is downloaded and hashed when it is at
+// most retention.HashAtMost bytes; a larger one, or one that cannot be read, is reported
+// Unverified (doctor never claims a digest it did not check). Deploy's readiness check does not
+// hash: it looks only for what a rollback would miss.
+func (k *artifactKit) check(ctx context.Context, wanted []retention.Wanted, cache, hash bool) ([]artifactState, error) {
 	out := make([]artifactState, len(wanted))
 	errs := make([]error, len(wanted))
 	var wg sync.WaitGroup
@@ -128,6 +137,9 @@ func (k *artifactKit) check(ctx context.Context, wanted []retention.Wanted, cach
 				return
 			}
 			st.S3 = retention.ObjectProblem(w, obj, found)
+			if hash && st.S3 == "" && !retention.DigestRecorded(obj) {
+				st.S3, st.Unverified = k.hash(ctx, w, obj)
+			}
 			if cache {
 				if _, err := k.cache.Read(w.Key); err != nil {
 					st.Cache = err.Error()
@@ -213,16 +225,36 @@ func (k *artifactKit) upload(ctx context.Context, bucket, key string, body []byt
 
 // fromS3 reads an artifact from the bucket, checked against its SHA-256.
 func (k *artifactKit) fromS3(ctx context.Context, st *artifactState) ([]byte, error) {
-	out, err := k.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(k.bucket), Key: aws.String(st.Key)})
-	if err != nil {
-		return nil, err
-	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(out.Body)
+	b, err := k.get(ctx, st.Key)
 	if err != nil {
 		return nil, err
 	}
 	return b, verify(b, st.CodeSha256)
+}
+
+func (k *artifactKit) get(ctx context.Context, key string) ([]byte, error) {
+	out, err := k.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(k.bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, err
+	}
+	defer out.Body.Close()
+	return io.ReadAll(out.Body)
+}
+
+// hash checks an object S3 recorded no SHA-256 of: downloaded and hashed when it is small
+// enough (a problem when the digest differs), otherwise, or when it cannot be read, unverified.
+func (k *artifactKit) hash(ctx context.Context, w retention.Wanted, obj inventory.Object) (problem, unverified string) {
+	if obj.Size > retention.HashAtMost {
+		return "", fmt.Sprintf("S3 recorded no SHA-256 of it and it is larger than %s, so doctor does not download it", retention.Bytes(retention.HashAtMost))
+	}
+	b, err := k.get(ctx, w.Key)
+	if err != nil {
+		return "", fmt.Sprintf("S3 recorded no SHA-256 of it and it could not be read to hash it: %v", err)
+	}
+	if err := verify(b, w.CodeSha256); err != nil {
+		return fmt.Sprintf("its bytes do not match the version's code: %v", err), ""
+	}
+	return "", ""
 }
 
 // fromLambda downloads a version's code from its GetFunction code location (a presigned URL,
@@ -309,7 +341,7 @@ func (c *doctorCmd) Run(e *env) error {
 	}
 	clients := lambdafleet.NewClients(cfg, lambdafleet.Options{Rate: c.rate()})
 	kit := newArtifactKit(clients, m)
-	st, err := c.storeFlags.open(e.ctx, m)
+	st, err := c.storeFlags.openExisting(e.ctx, m, "doctor checks what releases need and knows them only from the store; nothing was changed")
 	if err != nil {
 		return err
 	}
@@ -354,7 +386,7 @@ func (c *doctorCmd) Run(e *env) error {
 	}
 
 	fmt.Fprintf(progress, "Checking %s in s3://%s and the cache %s\n", plural(len(wanted), "artifact", "artifacts"), kit.bucket, kit.cache.Dir)
-	states, err := kit.check(e.ctx, wanted, true)
+	states, err := kit.check(e.ctx, wanted, true, true)
 	if err != nil {
 		return err
 	}
@@ -381,6 +413,9 @@ func (c *doctorCmd) Run(e *env) error {
 				f.Fix = "build that code again and upload it under the same key, or move what needs it to another version"
 			}
 			add(f)
+		case s.Unverified != "":
+			add(finding{Severity: retention.Warning, Check: "artifact", Subject: loc, Message: "digest unverified: " + s.Unverified + "; needed by " + who,
+				Fix: "upload artifacts with a SHA-256 checksum (aviary deploy does), or compare the object's SHA-256 by hand"})
 		}
 		switch {
 		case s.Cache != "" && s.CacheRestored != "":
@@ -390,7 +425,7 @@ func (c *doctorCmd) Run(e *env) error {
 			add(finding{Severity: retention.Warning, Check: "cache", Subject: s.Key, Message: s.Cache + ": needed by " + who, Fix: restoreFix})
 		}
 		out.Artifacts = append(out.Artifacts, artifactOutput{Key: s.Key, CodeSha256: s.CodeSha256, Versions: s.Versions, Needs: s.Needs,
-			S3: okOr(s.S3), Cache: okOr(s.Cache), Restored: s.Restored, CacheRestored: s.CacheRestored, RestoreError: s.RestoreError})
+			S3: okOr(s.S3), Cache: okOr(s.Cache), Restored: s.Restored, CacheRestored: s.CacheRestored, RestoreError: s.RestoreError, Unverified: s.Unverified})
 	}
 
 	versioned := versioning != ""
@@ -515,7 +550,7 @@ func checkRollbackArtifacts(ctx context.Context, p *prepared, log io.Writer, all
 	for _, k := range keys {
 		wanted = append(wanted, *byKey[k])
 	}
-	states, err := kit.check(ctx, wanted, false)
+	states, err := kit.check(ctx, wanted, false, false)
 	if err != nil {
 		return fmt.Errorf("nothing was changed: checking the artifacts a rollback needs: %w", err)
 	}

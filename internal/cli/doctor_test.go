@@ -17,13 +17,17 @@ import (
 	"github.com/aviary-deploy/aviary/lambdafleet"
 	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/retention"
 )
 
 // bucketFake is an artifact bucket in memory, for the readiness check's decisions.
 type bucketFake struct {
 	lambdafleet.S3API
 	objects map[string][]byte
-	puts    int
+	// sizes override what HeadObject reports as an object's size.
+	sizes map[string]int64
+	puts  int
+	gets  int
 }
 
 func (b *bucketFake) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
@@ -31,7 +35,57 @@ func (b *bucketFake) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...
 	if !ok {
 		return nil, &s3types.NotFound{}
 	}
-	return &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(o)))}, nil
+	size := int64(len(o))
+	if n, ok := b.sizes[aws.ToString(in.Key)]; ok {
+		size = n
+	}
+	return &s3.HeadObjectOutput{ContentLength: aws.Int64(size)}, nil
+}
+
+func (b *bucketFake) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	b.gets++
+	o, ok := b.objects[aws.ToString(in.Key)]
+	if !ok {
+		return nil, &s3types.NoSuchKey{}
+	}
+	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(o))}, nil
+}
+
+// An object S3 recorded no SHA-256 of: doctor hashes it when it is at most HashAtMost bytes (a
+// mismatch is a problem), and says the digest is unverified above that; never "fine" unchecked.
+func TestCheckHashesWhatS3RecordedNoDigestOf(t *testing.T) {
+	zip := []byte("the code version 7 runs")
+	d := artifact.DigestOf(zip)
+	key := artifact.Key("releases/shop", d)
+	w := []retention.Wanted{{Key: key, CodeSha256: d.CodeSha256, Versions: []string{"shop-api-prod:7"}}}
+	for _, tc := range []struct {
+		name                string
+		body                []byte
+		size                int64 // 0: the body's
+		wantS3, wantUnverif string
+		wantGets            int
+	}{
+		{name: "hashed, matches", body: zip, wantGets: 1},
+		{name: "hashed, differs", body: []byte("the code version 8 runs"), wantS3: "do not match", wantGets: 1},
+		{name: "too large to hash", body: zip, size: retention.HashAtMost + 1, wantUnverif: "larger than 50.0 MiB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &bucketFake{objects: map[string][]byte{key: tc.body}, sizes: map[string]int64{}}
+			if tc.size > 0 {
+				b.sizes[key] = tc.size
+			}
+			k := &artifactKit{s3: b, bucket: "shop-artifacts", prefix: "releases/shop"}
+			states, err := k.check(context.Background(), w, false, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := states[0]
+			if (tc.wantS3 == "") != (st.S3 == "") || !strings.Contains(st.S3, tc.wantS3) ||
+				(tc.wantUnverif == "") != (st.Unverified == "") || !strings.Contains(st.Unverified, tc.wantUnverif) || b.gets != tc.wantGets {
+				t.Fatalf("check: S3 %q, unverified %q, %d gets; want %q, %q, %d", st.S3, st.Unverified, b.gets, tc.wantS3, tc.wantUnverif, tc.wantGets)
+			}
+		})
+	}
 }
 
 func (b *bucketFake) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {

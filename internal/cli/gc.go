@@ -26,6 +26,8 @@ type gcCmd struct {
 	Env    string `short:"e" required:"" placeholder:"ENV" help:"The environment whose region and credentials reach the bucket (the marking covers every environment of the manifest)."`
 	Grace  string `default:"7d" placeholder:"D" help:"Keep unreachable artifacts younger than this: days (7d) or a duration (36h)."`
 	DryRun bool   `name:"dry-run" help:"Say what would be deleted; delete nothing."`
+	// AllowMissing: a function Lambda answers ResourceNotFound for may be one gc may not see.
+	AllowMissing bool `name:"allow-missing" help:"Go on when a function a release names does not exist (it really was deleted): its versions reach nothing."`
 }
 
 func (c *gcCmd) Help() string {
@@ -44,8 +46,18 @@ version, still billed, until a NoncurrentVersionExpiration rule (or someone) rem
 not delete noncurrent versions: a mistaken collection stays recoverable by removing the delete
 marker. Add a NoncurrentVersionExpiration rule to free the storage.
 
+A function Lambda says does not exist (ResourceNotFound) while a release in the store names it
+stops gc (exit 2, nothing deleted): it may be one these credentials or this region cannot see,
+whose versions still use their artifacts. When it really was deleted, --allow-missing lets gc go
+on, its versions reaching nothing.
+
+Each service needs its own artifacts prefix: when the store holds releases of another service
+that recorded the same bucket and prefix, gc refuses (it cannot read that service's functions,
+so it cannot know which of their artifacts are still used) and deletes nothing.
+
 Exit codes: 0 done; 2 bad input (unknown environment, bad --grace, unreadable bucket, a function
-or the store that cannot be read), nothing deleted; 1 a deletion failed.`
+or the store that cannot be read, a missing function a release names, a prefix shared with
+another service), nothing deleted; 1 a deletion failed.`
 }
 
 func gcObjectOf(v retention.ObjectVerdict) gcObjectOutput {
@@ -92,19 +104,30 @@ func (c *gcCmd) Run(e *env) error {
 	if err != nil {
 		return usageError{fmt.Errorf("nothing was deleted: the artifact bucket %s cannot be read: %w", bucket, err)}
 	}
-	st, err := c.storeFlags.open(e.ctx, m)
+	st, err := c.storeFlags.openExisting(e.ctx, m, "gc keeps the artifacts releases name and knows them only from the store; nothing was deleted")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// Every service's releases: another service whose releases record the same bucket and
+	// prefix keeps its artifacts there too, and gc cannot read that service's functions.
+	all, err := st.ListReleases(e.ctx, store.Filter{})
+	if err != nil {
+		return usageError{fmt.Errorf("nothing was deleted: the store's releases cannot be read: %w", err)}
+	}
+	if others := sharingServices(all, m.Service, bucket, prefix); len(others) > 0 {
+		return usageError{fmt.Errorf("nothing was deleted: the releases of %s also keep their artifacts in s3://%s/%s, and gc cannot read that service's functions to know which of them are still used; give each service its own artifacts prefix", strings.Join(others, ", "), bucket, strings.Trim(prefix, "/"))}
+	}
 	var retained []*release.Release
 	envNames := sortedEnvs(m)
 	var fns []inventory.Function
 	for _, name := range envNames {
 		other := m.Environments[name]
-		rels, err := st.ListReleases(e.ctx, store.Filter{Service: m.Service, Environment: name})
-		if err != nil {
-			return usageError{fmt.Errorf("nothing was deleted: the releases of %s cannot be read: %w", name, err)}
+		var rels []*release.Release
+		for _, r := range all {
+			if r.Service == m.Service && r.Environment == name {
+				rels = append(rels, r)
+			}
 		}
 		retained = append(retained, retention.Retained(rels, other.Retain.Releases)...)
 		lc := clients.Lambda
@@ -120,11 +143,27 @@ func (c *gcCmd) Run(e *env) error {
 		if err != nil {
 			return usageError{fmt.Errorf("nothing was deleted: the functions of %s cannot all be read (gc must see every version that may use an artifact): %w", name, err)}
 		}
+		if missing := retention.MissingNamed(read, rels); len(missing) > 0 && !c.AllowMissing {
+			return usageError{fmt.Errorf("nothing was deleted: %s of %s (named by releases in the store) cannot be found: gc cannot tell a function it may not see from one that was deleted, and the artifacts its versions use would look unreachable; if %s really deleted, run again with --allow-missing", strings.Join(missing, ", "), name, map[bool]string{true: "it was", false: "they were"}[len(missing) == 1])}
+		}
 		fns = append(fns, read...)
 	}
 	plan, err := retention.PlanCollection(retention.Collect{Prefix: prefix, Objects: objects, Functions: fns, Releases: retained, Now: time.Now(), Grace: grace})
 	if err != nil {
 		return fmt.Errorf("nothing was deleted: %w", err)
+	}
+
+	// A deploy that started since the store was read recorded its release before uploading, and
+	// its upload skips a key already there: read the releases again right before deleting, and
+	// keep every key a live one names. (What remains is a deploy starting during the deletions
+	// themselves: its UpdateFunctionCode finds no object and the release fails before shifting
+	// any traffic; deploying again uploads the artifact again.)
+	if !c.DryRun && len(plan.Delete) > 0 {
+		again, err := st.ListReleases(e.ctx, store.Filter{Service: m.Service})
+		if err != nil {
+			return usageError{fmt.Errorf("nothing was deleted: the store's releases cannot be read again before deleting: %w", err)}
+		}
+		plan = retention.SpareLive(plan, again)
 	}
 
 	out := &gcOutput{Service: m.Service, Environment: envm.Name, Bucket: bucket, Prefix: prefix, Grace: grace.String(), DryRun: c.DryRun,
@@ -155,6 +194,22 @@ func (c *gcCmd) Run(e *env) error {
 		return fmt.Errorf("%s could not be deleted", plural(len(out.Failed), "artifact", "artifacts"))
 	}
 	return nil
+}
+
+// sharingServices are the services other than service, sorted, whose releases recorded their
+// artifacts in bucket under the same prefix.
+func sharingServices(rels []*release.Release, service, bucket, prefix string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range rels {
+		if r.Service == service || seen[r.Service] || r.Artifacts.Bucket != bucket || strings.Trim(r.Artifacts.Prefix, "/") != strings.Trim(prefix, "/") {
+			continue
+		}
+		seen[r.Service] = true
+		out = append(out, r.Service)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func manifestEnvs(m *manifest.Manifest) string { return strings.Join(sortedEnvs(m), ", ") }

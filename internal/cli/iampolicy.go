@@ -37,6 +37,12 @@ provisioned concurrency, deleting their versions (only qualified ARNs: never a f
 reading what else uses a version (event source mappings, on * as IAM allows no narrower, and
 CloudFront distributions).
 
+s3:ListBucket is granted only for listings under the prefix (condition s3:prefix). S3 answers
+a HeadObject of a missing key with 404 only to a caller with s3:ListBucket on the bucket, which
+that condition does not satisfy, so a missing artifact answers 403 Forbidden. Aviary (deploy's
+upload, doctor, deploy's readiness check) then lists the key itself (ListObjectsV2 with
+Prefix=KEY, which the condition allows) to tell a missing artifact from a forbidden one.
+
   aviary iam-policy -e production > policy.json
   aviary iam-policy -e production --format terraform > aviary_ci_policy.tf
 

@@ -418,6 +418,8 @@ type artifactOutput struct {
 	Restored      string `json:"restoredFrom,omitempty"`
 	CacheRestored string `json:"cacheRestoredFrom,omitempty"`
 	RestoreError  string `json:"restoreError,omitempty"`
+	// Unverified says why the object's digest was not checked ("" when it was).
+	Unverified string `json:"digestUnverified,omitempty"`
 }
 
 // gcOutput is `aviary gc -o json`.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,16 +74,9 @@ func (c *pruneCmd) Run(e *env) error {
 	if c.rate() <= 0 {
 		return badInput("--api-rate must be above 0")
 	}
-	// A SQLite store that is not there would open empty: no release would be known, and the
-	// versions their rollbacks need would go.
-	if url := c.storeFlags.url(m); strings.HasPrefix(url, "sqlite://") {
-		if _, err := os.Stat(strings.TrimPrefix(url, "sqlite://")); err != nil {
-			return badInput("the store %s cannot be read (%v): prune keeps what releases need and knows them only from the store; nothing was deleted", url, err)
-		}
-	}
-	st, err := c.storeFlags.open(e.ctx, m)
+	st, err := c.storeFlags.openExisting(e.ctx, m, "prune keeps what releases need and knows them only from the store; nothing was deleted")
 	if err != nil {
-		return usageError{fmt.Errorf("the store cannot be read, so no release's versions are known and nothing was deleted: %w", err)}
+		return err
 	}
 	defer st.Close()
 	rels, err := st.ListReleases(e.ctx, store.Filter{Service: m.Service, Environment: c.Env})
