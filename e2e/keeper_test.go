@@ -424,3 +424,42 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+func TestKeeperLeavesAnOvertakenDeploymentAlone(t *testing.T) {
+	s := newEC2Shop(t)
+	web := s.targetGroup("shop-cart")
+	s.autoScalingGroup("shop-cart", []string{web}, nil)
+	s.deploymentGroup(groupSpec{name: "cart-prod", asg: "shop-cart", blueGreen: true, targetGroup: "shop-cart",
+		events: []cdtypes.TriggerEventType{cdtypes.TriggerEventTypeDeploymentReady}})
+	d1 := s.deploy("cart-prod")
+	s.eventually("d1 to succeed", func() bool { return s.status(d1) == cdtypes.DeploymentStatusSucceeded })
+	d2 := s.deploy("cart-prod")
+	s.eventually("d2 to succeed", func() bool { return s.status(d2) == cdtypes.DeploymentStatusSucceeded })
+	s.eventually("the keeper to attach to d2's replacement", func() bool {
+		g := s.group("CodeDeploy_cart-prod_" + d2)
+		return g != nil && slices.Equal(g.TargetGroupARNs, []string{web})
+	})
+	// d1's replacement, kept alive, is taken out of traffic, as one does with the previous release.
+	old := "CodeDeploy_cart-prod_" + d1
+	if _, err := s.as.DetachLoadBalancerTargetGroups(context.Background(), &autoscaling.DetachLoadBalancerTargetGroupsInput{
+		AutoScalingGroupName: aws.String(old), TargetGroupARNs: []string{web}}); err != nil {
+		t.Fatal(err)
+	}
+	before := s.attaches()
+
+	// d1's notification arrives late, or again.
+	out := s.invoke(snsEvent(fmt.Sprintf(`{"eventTriggerName":"keeper","applicationName":"shop","deploymentId":%q,"deploymentGroupName":"cart-prod","status":"READY"}`, d1)))
+	if out.FunctionError != nil {
+		t.Fatalf("the function failed: %s", out.Payload)
+	}
+	if n := s.attaches(); n != before {
+		t.Errorf("%d Attach calls after d1's late notification, want still %d", n, before)
+	}
+	if g := s.group(old); len(g.TargetGroupARNs) != 0 {
+		t.Errorf("d1's replacement is back in traffic: %v", g.TargetGroupARNs)
+	}
+	want := fmt.Sprintf("deployment %s is not the deployment group's latest (%s): nothing done", d1, d2)
+	if len(s.keeperLog(`"msg":"keeper: nothing to do"`, want)) == 0 {
+		t.Errorf("no log line %q:\n%s", want, strings.Join(s.keeperLog(d1), "\n"))
+	}
+}

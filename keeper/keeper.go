@@ -133,6 +133,7 @@ func (k *Keeper) Facts(ctx context.Context, deploymentID string) (Facts, error) 
 	if dg == nil {
 		return f, fmt.Errorf("get deployment group %s: the answer has no deploymentGroupInfo", f.DeploymentGroup)
 	}
+	f.Latest = latest(deploymentID, f.Status, dg)
 	bg := info.BlueGreenDeploymentConfiguration
 	if bg == nil {
 		bg = dg.BlueGreenDeploymentConfiguration
@@ -203,6 +204,27 @@ func (k *Keeper) Facts(ctx context.Context, deploymentID string) (Facts, error) 
 		}
 	}
 	return f, nil
+}
+
+// latest is the deployment group's latest deployment: id itself when the group's last attempted
+// deployment is id, or id is Succeeded and the group's last successful one; otherwise the group's
+// last attempted deployment ("none" when it names none).
+func latest(id, status string, dg *cdtypes.DeploymentGroupInfo) string {
+	attempted := ""
+	if dg.LastAttemptedDeployment != nil {
+		attempted = aws.ToString(dg.LastAttemptedDeployment.DeploymentId)
+	}
+	if attempted == id {
+		return id
+	}
+	if status == string(cdtypes.DeploymentStatusSucceeded) && dg.LastSuccessfulDeployment != nil &&
+		aws.ToString(dg.LastSuccessfulDeployment.DeploymentId) == id {
+		return id
+	}
+	if attempted == "" {
+		return "none"
+	}
+	return attempted
 }
 
 // Retryable reports whether trying again later could succeed: throttling, a fault of the service,

@@ -18,7 +18,7 @@ import (
 )
 
 func TestDecide(t *testing.T) {
-	base := Facts{DeploymentID: "d-AAAAAAAAA", DeploymentGroup: "dg", Status: "InProgress", BlueGreen: true, Copy: true,
+	base := Facts{DeploymentID: "d-AAAAAAAAA", DeploymentGroup: "dg", Status: "InProgress", BlueGreen: true, Copy: true, Latest: "d-AAAAAAAAA",
 		Replacement: "CodeDeploy_dg_d-AAAAAAAAA", ReplacementExists: true, Original: "web", OriginalExists: true,
 		OriginalTargetGroups: []string{"tg1", "tg2"}, OriginalLoadBalancers: []string{"clb"}, GroupTargetGroups: []string{"tg9"}}
 	for _, tc := range []struct {
@@ -38,6 +38,7 @@ func TestDecide(t *testing.T) {
 		{"in place", func(f *Facts) { f.BlueGreen = false }, false, nil, nil, "", "not a blue/green deployment"},
 		{"discover existing", func(f *Facts) { f.Copy = false }, false, nil, nil, "", "DISCOVER_EXISTING"},
 		{"failed", func(f *Facts) { f.Status = "Failed" }, false, nil, nil, "", "is Failed"},
+		{"overtaken by a newer deployment", func(f *Facts) { f.Latest = "d-BBBBBBBBB" }, false, nil, nil, "", "deployment d-AAAAAAAAA is not the deployment group's latest (d-BBBBBBBBB): nothing done"},
 		{"replacement not yet", func(f *Facts) { f.ReplacementExists = false }, false, nil, nil, "", "does not exist yet"},
 		{"no source names any", func(f *Facts) { f.OriginalExists, f.GroupTargetGroups = false, nil }, false, nil, nil, FromDeploymentGroup, "names no target groups"},
 	} {
@@ -152,7 +153,8 @@ func TestKeepIsIdempotentAndFallsBack(t *testing.T) {
 			Status: cdtypes.DeploymentStatusInProgress, DeploymentStyle: &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeBlueGreen},
 			BlueGreenDeploymentConfiguration: &cdtypes.BlueGreenDeploymentConfiguration{GreenFleetProvisioningOption: &cdtypes.GreenFleetProvisioningOption{Action: cdtypes.GreenFleetProvisioningActionCopyAutoScalingGroup}},
 			LoadBalancerInfo:                 &cdtypes.LoadBalancerInfo{TargetGroupInfoList: []cdtypes.TargetGroupInfo{{Name: aws.String("blue")}}}},
-		dg: &cdtypes.DeploymentGroupInfo{AutoScalingGroups: []cdtypes.AutoScalingGroup{{Name: aws.String("web")}}},
+		dg: &cdtypes.DeploymentGroupInfo{AutoScalingGroups: []cdtypes.AutoScalingGroup{{Name: aws.String("web")}},
+			LastAttemptedDeployment: &cdtypes.LastDeploymentInfo{DeploymentId: aws.String(id)}},
 	}
 	as := &fakeAS{groups: map[string]*astypes.AutoScalingGroup{
 		"web":   {AutoScalingGroupName: aws.String("web"), TargetGroupARNs: []string{"arn:tg/a", "arn:tg/b"}},
@@ -204,5 +206,38 @@ func TestRetryable(t *testing.T) {
 		if got := Retryable(tc.err); got != tc.want {
 			t.Errorf("Retryable(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// d1 succeeded and was kept alive; d2 has since replaced d1's group. A late or repeated d1
+// notification must not put d1's replacement back behind the load balancer.
+func TestKeepLeavesAnOvertakenDeploymentAlone(t *testing.T) {
+	d1, d2 := "d-AAAAAAAA1", "d-AAAAAAAA2"
+	cd := &fakeCD{
+		dep: &cdtypes.DeploymentInfo{DeploymentId: aws.String(d1), ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("dg"),
+			Status: cdtypes.DeploymentStatusSucceeded, DeploymentStyle: &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeBlueGreen},
+			BlueGreenDeploymentConfiguration: &cdtypes.BlueGreenDeploymentConfiguration{GreenFleetProvisioningOption: &cdtypes.GreenFleetProvisioningOption{Action: cdtypes.GreenFleetProvisioningActionCopyAutoScalingGroup}}},
+		dg: &cdtypes.DeploymentGroupInfo{AutoScalingGroups: []cdtypes.AutoScalingGroup{{Name: aws.String(ReplacementName("dg", d2))}},
+			LastAttemptedDeployment:  &cdtypes.LastDeploymentInfo{DeploymentId: aws.String(d2), Status: cdtypes.DeploymentStatusSucceeded},
+			LastSuccessfulDeployment: &cdtypes.LastDeploymentInfo{DeploymentId: aws.String(d2), Status: cdtypes.DeploymentStatusSucceeded}},
+	}
+	as := &fakeAS{groups: map[string]*astypes.AutoScalingGroup{
+		ReplacementName("dg", d2): {AutoScalingGroupName: aws.String(ReplacementName("dg", d2)), TargetGroupARNs: []string{"arn:tg/prod"}},
+		ReplacementName("dg", d1): {AutoScalingGroupName: aws.String(ReplacementName("dg", d1))},
+	}}
+	k := &Keeper{CodeDeploy: cd, AutoScaling: as, TargetGroups: fakeELB{}}
+	r, err := k.Keep(context.Background(), d1, false)
+	if err != nil || r.Act || as.writes != 0 {
+		t.Fatalf("Keep(%s) = %+v, %v, %d writes; want nothing done", d1, r, err, as.writes)
+	}
+	if want := "deployment d-AAAAAAAA1 is not the deployment group's latest (d-AAAAAAAA2): nothing done"; r.Reason != want {
+		t.Errorf("reason %q, want %q", r.Reason, want)
+	}
+	// d2 failed after d1 succeeded: d1 is still the group's last successful deployment and kept.
+	cd.dg.LastAttemptedDeployment.Status = cdtypes.DeploymentStatusFailed
+	cd.dg.LastSuccessfulDeployment.DeploymentId = aws.String(d1)
+	cd.dg.AutoScalingGroups = []cdtypes.AutoScalingGroup{{Name: aws.String(ReplacementName("dg", d1))}}
+	if r, _ := k.Keep(context.Background(), d1, true); strings.Contains(r.Reason, "not the deployment group's latest") {
+		t.Errorf("d1 after a failed d2: %q", r.Reason)
 	}
 }

@@ -46,6 +46,11 @@ type Facts struct {
 	DeploymentGroup string
 	// Status is the deployment's status (Created, InProgress, Ready, Succeeded, Failed, Stopped...).
 	Status string
+	// Latest is the deployment group's latest deployment as the keeper sees it: its
+	// lastAttemptedDeployment, or for a Succeeded deployment that is its lastSuccessfulDeployment,
+	// this one. A deployment that is not the latest has been overtaken: its replacement group may be
+	// out of traffic, and whatever the deployment group names now belongs to a newer deployment.
+	Latest string
 	// BlueGreen: the deployment's type is BLUE_GREEN; Copy: its green fleet is provisioned with
 	// COPY_AUTO_SCALING_GROUP.
 	BlueGreen, Copy bool
@@ -98,6 +103,10 @@ func Decide(f Facts) Plan {
 		return p
 	}
 	p.Replacement = f.Replacement
+	if f.Latest != f.DeploymentID {
+		p.Reason = fmt.Sprintf("deployment %s is not the deployment group's latest (%s): nothing done", f.DeploymentID, f.Latest)
+		return p
+	}
 	switch f.Status {
 	case "Failed", "Stopped":
 		p.Reason = fmt.Sprintf("the deployment is %s: its replacement group is not kept", f.Status)
