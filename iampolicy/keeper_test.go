@@ -15,6 +15,7 @@ func TestKeeperPolicyWritesOnlyToReplacementGroups(t *testing.T) {
 	}{
 		{"codedeploy:GetDeployment", "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:shop/shop-prod", true},
 		{"codedeploy:GetDeploymentGroup", "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:shop/shop-prod", true},
+		{"codedeploy:ListDeployments", "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:shop/shop-prod", true},
 		{"codedeploy:GetDeployment", "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:shop/other", false},
 		{"codedeploy:CreateDeployment", "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:shop/shop-prod", false},
 		{"autoscaling:DescribeAutoScalingGroups", "*", true},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -19,6 +20,7 @@ import (
 type CodeDeploy interface {
 	GetDeployment(ctx context.Context, in *codedeploy.GetDeploymentInput, opts ...func(*codedeploy.Options)) (*codedeploy.GetDeploymentOutput, error)
 	GetDeploymentGroup(ctx context.Context, in *codedeploy.GetDeploymentGroupInput, opts ...func(*codedeploy.Options)) (*codedeploy.GetDeploymentGroupOutput, error)
+	ListDeployments(ctx context.Context, in *codedeploy.ListDeploymentsInput, opts ...func(*codedeploy.Options)) (*codedeploy.ListDeploymentsOutput, error)
 }
 
 // AutoScaling is what the keeper reads and writes of Auto Scaling.
@@ -146,11 +148,11 @@ func (k *Keeper) Facts(ctx context.Context, deploymentID string) (Facts, error) 
 	// Only the group CodeDeploy names for this deployment group and deployment is written to,
 	// whatever else the deployment's target instances say.
 	f.Replacement = ReplacementName(f.DeploymentGroup, deploymentID)
-	for _, a := range dg.AutoScalingGroups {
-		if n := aws.ToString(a.Name); n != "" && n != f.Replacement {
-			f.Original = n
-			break
-		}
+	if f.Latest != deploymentID {
+		return f, nil // overtaken: Decide leaves it alone, and the deployment group names another's groups
+	}
+	if f.Original, err = k.original(ctx, info, dg, f.Replacement); err != nil {
+		return f, err
 	}
 	names := []string{f.Replacement}
 	if f.Original != "" {
@@ -168,10 +170,11 @@ func (k *Keeper) Facts(ctx context.Context, deploymentID string) (Facts, error) 
 			f.OriginalExists, f.OriginalTargetGroups, f.OriginalLoadBalancers = true, a.TargetGroupARNs, a.LoadBalancerNames
 		}
 	}
-	if !f.ReplacementExists || f.OriginalExists {
+	if !f.ReplacementExists {
 		return f, nil
 	}
-	// The original is gone: the deployment group's load balancer info names what it served.
+	// The deployment group's load balancer info names what the group serves, whether or not the
+	// original is still there to ask.
 	lb := info.LoadBalancerInfo
 	if lb == nil {
 		lb = dg.LoadBalancerInfo
@@ -205,6 +208,53 @@ func (k *Keeper) Facts(ctx context.Context, deploymentID string) (Facts, error) 
 	}
 	return f, nil
 }
+
+// original is the name of the Auto Scaling group the deployment copied, "" when it cannot be
+// known. GetDeployment says nothing of it (its targetInstances are the replacement environment).
+// Until CodeDeploy switches the deployment group to the replacement, the deployment group names
+// it. Afterwards (at DeploymentSuccess) it is the replacement of the deployment group's previous
+// successful deployment, if that group is still there (KEEP_ALIVE): of the CodeDeploy-named groups
+// of the group's succeeded deployments, the newest still alive other than this replacement. The
+// first blue/green deployment's original, the group the deployment group was created with, is not
+// recorded anywhere once the switch is made.
+func (k *Keeper) original(ctx context.Context, info *cdtypes.DeploymentInfo, dg *cdtypes.DeploymentGroupInfo, replacement string) (string, error) {
+	for _, a := range dg.AutoScalingGroups {
+		if n := aws.ToString(a.Name); n != "" && n != replacement {
+			return n, nil
+		}
+	}
+	// One page (newest first in practice) is enough: the previous release is among the latest.
+	out, err := k.CodeDeploy.ListDeployments(ctx, &codedeploy.ListDeploymentsInput{ApplicationName: info.ApplicationName,
+		DeploymentGroupName: info.DeploymentGroupName, IncludeOnlyStatuses: []cdtypes.DeploymentStatus{cdtypes.DeploymentStatusSucceeded}})
+	if err != nil {
+		return "", fmt.Errorf("list the succeeded deployments of deployment group %s: %w", aws.ToString(info.DeploymentGroupName), err)
+	}
+	var names []string
+	for _, id := range out.Deployments {
+		if n := ReplacementName(aws.ToString(info.DeploymentGroupName), id); n != replacement {
+			names = append(names, n)
+		}
+	}
+	var newest *astypes.AutoScalingGroup
+	for chunk := range slices.Chunk(names, describeLimit) {
+		asgs, err := k.AutoScaling.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: chunk})
+		if err != nil {
+			return "", fmt.Errorf("describe the replacement groups of earlier deployments: %w", err)
+		}
+		for i, a := range asgs.AutoScalingGroups {
+			if newest == nil || aws.ToTime(a.CreatedTime).After(aws.ToTime(newest.CreatedTime)) {
+				newest = &asgs.AutoScalingGroups[i]
+			}
+		}
+	}
+	if newest == nil {
+		return "", nil
+	}
+	return aws.ToString(newest.AutoScalingGroupName), nil
+}
+
+// describeLimit is how many names one DescribeAutoScalingGroups call is given.
+const describeLimit = 50
 
 // latest is the deployment group's latest deployment: id itself when the group's last attempted
 // deployment is id, or id is Succeeded and the group's last successful one; otherwise the group's

@@ -20,7 +20,7 @@ import (
 func TestDecide(t *testing.T) {
 	base := Facts{DeploymentID: "d-AAAAAAAAA", DeploymentGroup: "dg", Status: "InProgress", BlueGreen: true, Copy: true, Latest: "d-AAAAAAAAA",
 		Replacement: "CodeDeploy_dg_d-AAAAAAAAA", ReplacementExists: true, Original: "web", OriginalExists: true,
-		OriginalTargetGroups: []string{"tg1", "tg2"}, OriginalLoadBalancers: []string{"clb"}, GroupTargetGroups: []string{"tg9"}}
+		OriginalTargetGroups: []string{"tg1", "tg2"}, OriginalLoadBalancers: []string{"clb"}, GroupTargetGroups: []string{"tg1"}}
 	for _, tc := range []struct {
 		name      string
 		mod       func(*Facts)
@@ -34,7 +34,8 @@ func TestDecide(t *testing.T) {
 		{"nothing when all are there", func(f *Facts) {
 			f.ReplacementTargetGroups, f.ReplacementLoadBalancers = []string{"tg2", "tg1", "extra"}, []string{"clb"}
 		}, false, nil, nil, FromOriginal, "already has"},
-		{"original gone: deployment group", func(f *Facts) { f.OriginalExists = false }, true, []string{"tg9"}, nil, FromDeploymentGroup, "is gone"},
+		{"original and deployment group together", func(f *Facts) { f.GroupTargetGroups, f.GroupLoadBalancers = []string{"tg9", "tg2"}, []string{"clb2"} }, true, []string{"tg1", "tg2", "tg9"}, []string{"clb", "clb2"}, FromOriginal, "lacks 3 target group(s) and 2"},
+		{"original gone: deployment group", func(f *Facts) { f.OriginalExists, f.GroupTargetGroups = false, []string{"tg9"} }, true, []string{"tg9"}, nil, FromDeploymentGroup, "is gone"},
 		{"in place", func(f *Facts) { f.BlueGreen = false }, false, nil, nil, "", "not a blue/green deployment"},
 		{"discover existing", func(f *Facts) { f.Copy = false }, false, nil, nil, "", "DISCOVER_EXISTING"},
 		{"failed", func(f *Facts) { f.Status = "Failed" }, false, nil, nil, "", "is Failed"},
@@ -90,9 +91,14 @@ func quote(s string) string {
 
 // fakes hold one deployment, its group, and Auto Scaling groups, and count writes.
 type fakeCD struct {
-	dep *cdtypes.DeploymentInfo
-	dg  *cdtypes.DeploymentGroupInfo
-	err error
+	dep       *cdtypes.DeploymentInfo
+	dg        *cdtypes.DeploymentGroupInfo
+	err       error
+	succeeded []string // the deployment group's succeeded deployments, newest first
+}
+
+func (f *fakeCD) ListDeployments(context.Context, *codedeploy.ListDeploymentsInput, ...func(*codedeploy.Options)) (*codedeploy.ListDeploymentsOutput, error) {
+	return &codedeploy.ListDeploymentsOutput{Deployments: f.succeeded}, nil
 }
 
 func (f *fakeCD) GetDeployment(_ context.Context, in *codedeploy.GetDeploymentInput, _ ...func(*codedeploy.Options)) (*codedeploy.GetDeploymentOutput, error) {
@@ -152,7 +158,7 @@ func TestKeepIsIdempotentAndFallsBack(t *testing.T) {
 		dep: &cdtypes.DeploymentInfo{DeploymentId: aws.String(id), ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("dg"),
 			Status: cdtypes.DeploymentStatusInProgress, DeploymentStyle: &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeBlueGreen},
 			BlueGreenDeploymentConfiguration: &cdtypes.BlueGreenDeploymentConfiguration{GreenFleetProvisioningOption: &cdtypes.GreenFleetProvisioningOption{Action: cdtypes.GreenFleetProvisioningActionCopyAutoScalingGroup}},
-			LoadBalancerInfo:                 &cdtypes.LoadBalancerInfo{TargetGroupInfoList: []cdtypes.TargetGroupInfo{{Name: aws.String("blue")}}}},
+			LoadBalancerInfo:                 &cdtypes.LoadBalancerInfo{TargetGroupInfoList: []cdtypes.TargetGroupInfo{{Name: aws.String("a")}}}},
 		dg: &cdtypes.DeploymentGroupInfo{AutoScalingGroups: []cdtypes.AutoScalingGroup{{Name: aws.String("web")}},
 			LastAttemptedDeployment: &cdtypes.LastDeploymentInfo{DeploymentId: aws.String(id)}},
 	}
@@ -181,7 +187,7 @@ func TestKeepIsIdempotentAndFallsBack(t *testing.T) {
 	// The original gone: the deployment group's target group info.
 	delete(as.groups, "web")
 	as.groups[repl].TargetGroupARNs = nil
-	if r, err := k.Keep(ctx, id, false); err != nil || r.Source != FromDeploymentGroup || !slices.Equal(as.groups[repl].TargetGroupARNs, []string{"arn:tg/blue"}) {
+	if r, err := k.Keep(ctx, id, false); err != nil || r.Source != FromDeploymentGroup || !slices.Equal(as.groups[repl].TargetGroupARNs, []string{"arn:tg/a"}) {
 		t.Fatalf("fallback: %+v, %v; replacement %v", r, err, as.groups[repl].TargetGroupARNs)
 	}
 
@@ -239,5 +245,35 @@ func TestKeepLeavesAnOvertakenDeploymentAlone(t *testing.T) {
 	cd.dg.AutoScalingGroups = []cdtypes.AutoScalingGroup{{Name: aws.String(ReplacementName("dg", d1))}}
 	if r, _ := k.Keep(context.Background(), d1, true); strings.Contains(r.Reason, "not the deployment group's latest") {
 		t.Errorf("d1 after a failed d2: %q", r.Reason)
+	}
+}
+
+// At DeploymentSuccess CodeDeploy has switched the deployment group to the replacement. The
+// original, d1's replacement kept alive, still serves web and admin and a Classic Load Balancer,
+// while the deployment group's load balancer info names only web: the replacement gets them all.
+func TestKeepFindsTheOriginalAtSuccess(t *testing.T) {
+	d1, d2 := "d-AAAAAAAA1", "d-AAAAAAAA2"
+	orig, repl := ReplacementName("dg", d1), ReplacementName("dg", d2)
+	cd := &fakeCD{
+		dep: &cdtypes.DeploymentInfo{DeploymentId: aws.String(d2), ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("dg"),
+			Status: cdtypes.DeploymentStatusSucceeded, DeploymentStyle: &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeBlueGreen},
+			BlueGreenDeploymentConfiguration: &cdtypes.BlueGreenDeploymentConfiguration{GreenFleetProvisioningOption: &cdtypes.GreenFleetProvisioningOption{Action: cdtypes.GreenFleetProvisioningActionCopyAutoScalingGroup}},
+			LoadBalancerInfo:                 &cdtypes.LoadBalancerInfo{TargetGroupInfoList: []cdtypes.TargetGroupInfo{{Name: aws.String("web")}}}},
+		dg: &cdtypes.DeploymentGroupInfo{AutoScalingGroups: []cdtypes.AutoScalingGroup{{Name: aws.String(repl)}},
+			LastAttemptedDeployment:  &cdtypes.LastDeploymentInfo{DeploymentId: aws.String(d2)},
+			LastSuccessfulDeployment: &cdtypes.LastDeploymentInfo{DeploymentId: aws.String(d2)}},
+		succeeded: []string{d2, d1, "d-AAAAAAAA0"},
+	}
+	as := &fakeAS{groups: map[string]*astypes.AutoScalingGroup{
+		orig: {AutoScalingGroupName: aws.String(orig), TargetGroupARNs: []string{"arn:tg/web", "arn:tg/admin"}, LoadBalancerNames: []string{"clb"}},
+		repl: {AutoScalingGroupName: aws.String(repl)},
+	}}
+	k := &Keeper{CodeDeploy: cd, AutoScaling: as, TargetGroups: fakeELB{}}
+	r, err := k.Keep(context.Background(), d2, false)
+	if err != nil || !r.Attached || r.Source != FromOriginal {
+		t.Fatalf("Keep = %+v, %v", r, err)
+	}
+	if g := as.groups[repl]; !slices.Equal(g.TargetGroupARNs, []string{"arn:tg/web", "arn:tg/admin"}) || !slices.Equal(g.LoadBalancerNames, []string{"clb"}) {
+		t.Errorf("the replacement has %v and %v, want the original's web, admin and clb", g.TargetGroupARNs, g.LoadBalancerNames)
 	}
 }

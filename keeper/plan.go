@@ -33,9 +33,10 @@ type Source string
 
 const (
 	// FromOriginal: the original Auto Scaling group's target groups and load balancers.
+	// (with what the deployment group's load balancer info adds).
 	FromOriginal Source = "original-group"
 	// FromDeploymentGroup: the deployment group's load balancer info (targetGroupInfoList,
-	// elbInfoList), used when the original group is gone.
+	// elbInfoList) alone, used when the original group is gone or cannot be known.
 	FromDeploymentGroup Source = "deployment-group"
 )
 
@@ -116,11 +117,15 @@ func Decide(f Facts) Plan {
 		p.Reason = fmt.Sprintf("the replacement group %s does not exist yet (the deployment is %s); a later notification will find it", f.Replacement, f.Status)
 		return p
 	}
+	// The original's (when it is still there) and the deployment group's load balancer info's:
+	// the original may serve more than the deployment group names, and the deployment group names
+	// what the original served even when the original is gone or cannot be known.
+	p.Source = FromDeploymentGroup
+	var tgs, lbs []string
 	if f.OriginalExists {
-		p.Source, p.TargetGroups, p.LoadBalancers = FromOriginal, f.OriginalTargetGroups, f.OriginalLoadBalancers
-	} else {
-		p.Source, p.TargetGroups, p.LoadBalancers = FromDeploymentGroup, f.GroupTargetGroups, f.GroupLoadBalancers
+		p.Source, tgs, lbs = FromOriginal, f.OriginalTargetGroups, f.OriginalLoadBalancers
 	}
+	p.TargetGroups, p.LoadBalancers = union(tgs, f.GroupTargetGroups), union(lbs, f.GroupLoadBalancers)
 	p.AttachTargetGroups = missing(p.TargetGroups, f.ReplacementTargetGroups)
 	p.AttachLoadBalancers = missing(p.LoadBalancers, f.ReplacementLoadBalancers)
 	switch {
@@ -138,12 +143,17 @@ func Decide(f Facts) Plan {
 
 func describe(s Source, original string) string {
 	if s == FromOriginal {
-		return "original group " + original
+		return "original group " + original + " and the deployment group's load balancer info"
 	}
 	if original != "" {
 		return "deployment group's load balancer info (the original group " + original + " is gone)"
 	}
-	return "deployment group's load balancer info"
+	return "deployment group's load balancer info (the original group is no longer known)"
+}
+
+// union is a then what b adds, without repeats.
+func union(a, b []string) []string {
+	return append(slices.Clone(missing(a, nil)), missing(b, a)...)
 }
 
 // missing is want without what have has, in want's order, without repeats.
