@@ -263,7 +263,7 @@ func TestKeeperPutsTheTargetGroupsBackOnTheReplacement(t *testing.T) {
 	id := s.deploy("shop-prod")
 	replacement := "CodeDeploy_shop-prod_" + id
 
-	t.Run("the replacement gets the original's target groups before traffic is rerouted", func(t *testing.T) {
+	t.Run("traffic is rerouted by hand: nothing attached at Ready, said so", func(t *testing.T) {
 		s.eventually("the deployment to be Ready", func() bool { return s.status(id) == cdtypes.DeploymentStatusReady })
 		s.eventually("the keeper to handle DeploymentStart and DeploymentReady", func() bool {
 			return len(s.keeperLog(`"msg":"keeper: notification"`, id)) >= 2 && len(s.keeperLog("REPORT RequestId")) >= 2
@@ -272,42 +272,14 @@ func TestKeeperPutsTheTargetGroupsBackOnTheReplacement(t *testing.T) {
 		if g == nil {
 			t.Fatalf("CodeDeploy created no replacement group %s", replacement)
 		}
-		if !sameSet(g.TargetGroupARNs, []string{web, admin}) || !sameSet(g.LoadBalancerNames, []string{"shop-classic"}) {
-			t.Fatalf("the replacement has target groups %v and load balancers %v, want the original's", g.TargetGroupARNs, g.LoadBalancerNames)
+		if len(g.TargetGroupARNs)+len(g.LoadBalancerNames) != 0 {
+			t.Errorf("the replacement is behind production before the reroute: %v %v", g.TargetGroupARNs, g.LoadBalancerNames)
 		}
-		if st := s.status(id); st != cdtypes.DeploymentStatusReady {
-			t.Errorf("the deployment is %s; the keeper should have acted before traffic was rerouted", st)
+		if n := s.attaches(); n != 0 {
+			t.Errorf("%d Attach calls before the reroute, want none", n)
 		}
-		if n := s.attaches(); n != 2 {
-			t.Errorf("%d Attach calls, want 2 (target groups, load balancers): two notifications, one write each", n)
-		}
-		if len(s.keeperLog(`"msg":"keeper: attached target groups"`, replacement, `"source":"original-group"`)) != 1 {
-			t.Errorf("no structured log line of the attachment:\n%s", strings.Join(s.keeperLog(id), "\n"))
-		}
-		if len(s.keeperLog(`"msg":"keeper: nothing to do"`, id, "already has")) < 1 {
-			t.Error("the second notification was not logged as nothing to do")
-		}
-		if u := s.group("unrelated"); len(u.TargetGroupARNs) != 0 {
-			t.Errorf("the keeper wrote to a group that is not the deployment's: %v", u.TargetGroupARNs)
-		}
-	})
-
-	t.Run("a repeated notification writes nothing", func(t *testing.T) {
-		before := len(s.keeperLog(`"msg":"keeper: nothing to do"`, id))
-		msg := fmt.Sprintf(`{"region":"us-east-1","accountId":"000000000000","eventTriggerName":"keeper","applicationName":"shop","deploymentId":%q,"deploymentGroupName":"shop-prod","status":"Ready"}`, id)
-		if _, err := s.sns.Publish(context.Background(), &sns.PublishInput{TopicArn: aws.String(s.topic), Message: aws.String(msg)}); err != nil {
-			t.Fatal(err)
-		}
-		s.eventually("the keeper to handle the repeated notification", func() bool {
-			return len(s.keeperLog(`"msg":"keeper: nothing to do"`, id)) > before
-		})
-		// The EventBridge event says the same.
-		eb := fmt.Sprintf(`{"version":"0","id":"e1","detail-type":"CodeDeploy Deployment State-change Notification","source":"aws.codedeploy","account":"000000000000","region":"us-east-1","detail":{"application":"shop","deploymentGroup":"shop-prod","deploymentId":%q,"state":"READY"}}`, id)
-		if out := s.invoke(eb); out.FunctionError != nil {
-			t.Fatalf("the EventBridge event failed the function: %s", out.Payload)
-		}
-		if n := s.attaches(); n != 2 {
-			t.Errorf("%d Attach calls after repeated notifications, want still 2", n)
+		if len(s.keeperLog(`"msg":"keeper: nothing to do"`, id, "STOP_DEPLOYMENT", "acts at DeploymentSuccess")) < 1 {
+			t.Errorf("the keeper did not say why it waits:\n%s", strings.Join(s.keeperLog(id), "\n"))
 		}
 	})
 
@@ -322,24 +294,49 @@ func TestKeeperPutsTheTargetGroupsBackOnTheReplacement(t *testing.T) {
 			Attached bool   `json:"attached"`
 			Reason   string `json:"reason"`
 		}
-		if err := json.Unmarshal(out.Bytes(), &doc); err != nil || doc.Schema != "aviary/v1" || doc.Act || doc.Attached || !strings.Contains(doc.Reason, "already has") {
+		if err := json.Unmarshal(out.Bytes(), &doc); err != nil || doc.Schema != "aviary/v1" || doc.Act || doc.Attached || !strings.Contains(doc.Reason, "STOP_DEPLOYMENT") {
 			t.Errorf("aviary keeper -o json: %v\n%s", err, out.String())
 		}
-		if n := s.attaches(); n != 2 {
-			t.Errorf("%d Attach calls after the CLI, want still 2", n)
+		if n := s.attaches(); n != 0 {
+			t.Errorf("%d Attach calls after the CLI, want none", n)
 		}
 	})
 
-	t.Run("the deployment completes and the replacement keeps its target groups", func(t *testing.T) {
+	t.Run("at DeploymentSuccess the replacement gets the target groups", func(t *testing.T) {
 		if _, err := s.cd.ContinueDeployment(context.Background(), &codedeploy.ContinueDeploymentInput{DeploymentId: aws.String(id)}); err != nil {
 			t.Fatal(err)
 		}
 		s.eventually("the deployment to succeed", func() bool { return s.status(id) == cdtypes.DeploymentStatusSucceeded })
-		s.eventually("the keeper to handle DeploymentSuccess", func() bool {
-			return len(s.keeperLog(`"msg":"keeper: nothing to do"`, id, `"status":"Succeeded"`)) >= 1
+		s.eventually("the keeper to attach at DeploymentSuccess", func() bool {
+			return len(s.keeperLog(`"msg":"keeper: attached target groups"`, replacement)) == 1
 		})
-		if n := s.attaches(); n != 2 {
-			t.Errorf("%d Attach calls after success, want still 2", n)
+		// The deployment group now names the replacement, and the first release's original is
+		// recorded nowhere CodeDeploy answers: the deployment group's load balancer info is what
+		// is known of it.
+		if g := s.group(replacement); !slices.Contains(g.TargetGroupARNs, web) {
+			t.Errorf("the replacement has target groups %v, want %s among them", g.TargetGroupARNs, web)
+		}
+		if u := s.group("unrelated"); len(u.TargetGroupARNs) != 0 {
+			t.Errorf("the keeper wrote to a group that is not the deployment's: %v", u.TargetGroupARNs)
+		}
+	})
+
+	t.Run("a repeated notification writes nothing", func(t *testing.T) {
+		before, attaches := len(s.keeperLog(`"msg":"keeper: nothing to do"`, id)), s.attaches()
+		msg := fmt.Sprintf(`{"region":"us-east-1","accountId":"000000000000","eventTriggerName":"keeper","applicationName":"shop","deploymentId":%q,"deploymentGroupName":"shop-prod","status":"SUCCEEDED"}`, id)
+		if _, err := s.sns.Publish(context.Background(), &sns.PublishInput{TopicArn: aws.String(s.topic), Message: aws.String(msg)}); err != nil {
+			t.Fatal(err)
+		}
+		s.eventually("the keeper to handle the repeated notification", func() bool {
+			return len(s.keeperLog(`"msg":"keeper: nothing to do"`, id, "already has")) > 0 && len(s.keeperLog(`"msg":"keeper: nothing to do"`, id)) > before
+		})
+		// The EventBridge event says the same.
+		eb := fmt.Sprintf(`{"version":"0","id":"e1","detail-type":"CodeDeploy Deployment State-change Notification","source":"aws.codedeploy","account":"000000000000","region":"us-east-1","detail":{"application":"shop","deploymentGroup":"shop-prod","deploymentId":%q,"state":"SUCCESS"}}`, id)
+		if out := s.invoke(eb); out.FunctionError != nil {
+			t.Fatalf("the EventBridge event failed the function: %s", out.Payload)
+		}
+		if n := s.attaches(); n != attaches {
+			t.Errorf("%d Attach calls after repeated notifications, want still %d", n, attaches)
 		}
 	})
 }

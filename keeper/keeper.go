@@ -145,6 +145,7 @@ func (k *Keeper) Facts(ctx context.Context, deploymentID string) (Facts, error) 
 	if !f.Copy {
 		return f, nil
 	}
+	f.ManualReroute = bg.DeploymentReadyOption != nil && bg.DeploymentReadyOption.ActionOnTimeout == cdtypes.DeploymentReadyActionStopDeployment
 	// Only the group CodeDeploy names for this deployment group and deployment is written to,
 	// whatever else the deployment's target instances say.
 	f.Replacement = ReplacementName(f.DeploymentGroup, deploymentID)

@@ -40,6 +40,8 @@ func TestDecide(t *testing.T) {
 		{"discover existing", func(f *Facts) { f.Copy = false }, false, nil, nil, "", "DISCOVER_EXISTING"},
 		{"failed", func(f *Facts) { f.Status = "Failed" }, false, nil, nil, "", "is Failed"},
 		{"overtaken by a newer deployment", func(f *Facts) { f.Latest = "d-BBBBBBBBB" }, false, nil, nil, "", "deployment d-AAAAAAAAA is not the deployment group's latest (d-BBBBBBBBB): nothing done"},
+		{"manual reroute, not yet rerouted", func(f *Facts) { f.ManualReroute, f.Status = true, "Ready" }, false, nil, nil, "", "acts at DeploymentSuccess"},
+		{"manual reroute, rerouted", func(f *Facts) { f.ManualReroute, f.Status = true, "Succeeded" }, true, []string{"tg1", "tg2"}, []string{"clb"}, FromOriginal, "lacks 2"},
 		{"replacement not yet", func(f *Facts) { f.ReplacementExists = false }, false, nil, nil, "", "does not exist yet"},
 		{"no source names any", func(f *Facts) { f.OriginalExists, f.GroupTargetGroups = false, nil }, false, nil, nil, FromDeploymentGroup, "names no target groups"},
 	} {

@@ -13,6 +13,16 @@
 // detaches; it attaches only what the replacement lacks, so that a second run makes no write; and
 // a deployment that is not a blue/green copy, or has failed, is left alone, with the reason said.
 //
+// When it acts: attaching a target group to an Auto Scaling group registers the group's running
+// instances in it, so attaching to the replacement puts the green instances behind production.
+// For a deployment group whose deployment-ready option is STOP_DEPLOYMENT (someone reroutes traffic
+// by hand, after testing the green fleet) the keeper therefore attaches nothing before the
+// deployment has Succeeded: it acts at DeploymentSuccess. With CONTINUE_DEPLOYMENT CodeDeploy
+// reroutes as soon as the green fleet is ready, so the keeper acts at the first notification that
+// finds the replacement (DeploymentReady): the green instances take traffic moments earlier than
+// CodeDeploy would give it to them, and the deployment group still names the original then, so its
+// target groups are known; DeploymentSuccess is the second chance.
+//
 // [Decide] is the decision, a pure function of the [Facts]; [Keeper] gathers the facts from
 // CodeDeploy, Auto Scaling and Elastic Load Balancing and applies the decision.
 package keeper
@@ -55,6 +65,9 @@ type Facts struct {
 	// BlueGreen: the deployment's type is BLUE_GREEN; Copy: its green fleet is provisioned with
 	// COPY_AUTO_SCALING_GROUP.
 	BlueGreen, Copy bool
+	// ManualReroute: the deployment-ready option is STOP_DEPLOYMENT, so traffic is rerouted only
+	// when someone continues the deployment.
+	ManualReroute bool
 
 	// Replacement is the replacement group's name; ReplacementExists says whether Auto Scaling
 	// has it, with its target groups and load balancers.
@@ -111,6 +124,10 @@ func Decide(f Facts) Plan {
 	switch f.Status {
 	case "Failed", "Stopped":
 		p.Reason = fmt.Sprintf("the deployment is %s: its replacement group is not kept", f.Status)
+		return p
+	}
+	if f.ManualReroute && f.Status != "Succeeded" {
+		p.Reason = fmt.Sprintf("the deployment group reroutes traffic by hand (STOP_DEPLOYMENT) and the deployment is %s: attaching now would register the replacement's instances behind production before the reroute; the keeper acts at DeploymentSuccess", f.Status)
 		return p
 	}
 	if !f.ReplacementExists {
