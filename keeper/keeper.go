@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -66,11 +67,7 @@ const attachLimit = 10
 
 // Keep decides what the deployment's replacement group lacks and, unless dryRun, attaches it.
 func (k *Keeper) Keep(ctx context.Context, deploymentID string, dryRun bool) (Result, error) {
-	log := k.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("deploymentId", deploymentID)
+	log := k.logger().With("deploymentId", deploymentID)
 	f, err := k.Facts(ctx, deploymentID)
 	if err != nil {
 		return Result{}, err
@@ -105,9 +102,17 @@ func (k *Keeper) Keep(ctx context.Context, deploymentID string, dryRun bool) (Re
 	return r, nil
 }
 
+func (k *Keeper) logger() *slog.Logger {
+	if k.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return k.Log
+}
+
 // Facts reads what Decide needs about a deployment.
 func (k *Keeper) Facts(ctx context.Context, deploymentID string) (Facts, error) {
 	f := Facts{DeploymentID: deploymentID}
+	log := k.logger().With("deploymentId", deploymentID)
 	d, err := k.CodeDeploy.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: aws.String(deploymentID)})
 	if err != nil {
 		var nf *cdtypes.DeploymentDoesNotExistException
@@ -195,12 +200,12 @@ func (k *Keeper) Facts(ctx context.Context, deploymentID string) (Facts, error) 
 		}
 	}
 	if len(tgNames) > 0 {
-		out, err := k.TargetGroups.DescribeTargetGroups(ctx, &elb.DescribeTargetGroupsInput{Names: tgNames})
+		found, err := k.targetGroups(ctx, log, tgNames)
 		if err != nil {
 			return f, fmt.Errorf("describe target groups %v of deployment group %s: %w", tgNames, f.DeploymentGroup, err)
 		}
 		for _, n := range tgNames { // in the deployment group's order
-			for _, t := range out.TargetGroups {
+			for _, t := range found {
 				if aws.ToString(t.TargetGroupName) == n {
 					f.GroupTargetGroups = append(f.GroupTargetGroups, aws.ToString(t.TargetGroupArn))
 				}
@@ -208,6 +213,33 @@ func (k *Keeper) Facts(ctx context.Context, deploymentID string) (Facts, error) 
 		}
 	}
 	return f, nil
+}
+
+// targetGroups describes the named target groups. DescribeTargetGroups fails as a whole with
+// TargetGroupNotFound when one name is gone, so then each is described alone and the missing ones
+// are logged and skipped: one deleted target group must not keep the others off the replacement.
+func (k *Keeper) targetGroups(ctx context.Context, log *slog.Logger, names []string) ([]elbtypes.TargetGroup, error) {
+	out, err := k.TargetGroups.DescribeTargetGroups(ctx, &elb.DescribeTargetGroupsInput{Names: names})
+	var nf *elbtypes.TargetGroupNotFoundException
+	if err == nil || !errors.As(err, &nf) {
+		if err != nil {
+			return nil, err
+		}
+		return out.TargetGroups, nil
+	}
+	var found []elbtypes.TargetGroup
+	for _, n := range names {
+		out, err := k.TargetGroups.DescribeTargetGroups(ctx, &elb.DescribeTargetGroupsInput{Names: []string{n}})
+		if errors.As(err, &nf) {
+			log.Warn("keeper: the deployment group names a target group that does not exist; skipped", "targetGroup", n)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("describe target group %s: %w", n, err)
+		}
+		found = append(found, out.TargetGroups...)
+	}
+	return found, nil
 }
 
 // original is the name of the Auto Scaling group the deployment copied, "" when it cannot be

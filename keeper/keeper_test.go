@@ -3,6 +3,7 @@ package keeper
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -143,11 +144,16 @@ func (f *fakeAS) AttachLoadBalancers(_ context.Context, in *autoscaling.AttachLo
 	return &autoscaling.AttachLoadBalancersOutput{}, nil
 }
 
-type fakeELB struct{}
+// fakeELB has the target groups it names (every name when nil) and, as AWS does, fails the whole
+// call with TargetGroupNotFound when one name is unknown.
+type fakeELB struct{ names []string }
 
-func (fakeELB) DescribeTargetGroups(_ context.Context, in *elb.DescribeTargetGroupsInput, _ ...func(*elb.Options)) (*elb.DescribeTargetGroupsOutput, error) {
+func (f fakeELB) DescribeTargetGroups(_ context.Context, in *elb.DescribeTargetGroupsInput, _ ...func(*elb.Options)) (*elb.DescribeTargetGroupsOutput, error) {
 	out := &elb.DescribeTargetGroupsOutput{}
 	for _, n := range in.Names {
+		if f.names != nil && !slices.Contains(f.names, n) {
+			return nil, &elbtypes.TargetGroupNotFoundException{Message: aws.String("One or more target groups not found")}
+		}
 		out.TargetGroups = append(out.TargetGroups, elbtypes.TargetGroup{TargetGroupName: aws.String(n), TargetGroupArn: aws.String("arn:tg/" + n)})
 	}
 	return out, nil
@@ -277,5 +283,33 @@ func TestKeepFindsTheOriginalAtSuccess(t *testing.T) {
 	}
 	if g := as.groups[repl]; !slices.Equal(g.TargetGroupARNs, []string{"arn:tg/web", "arn:tg/admin"}) || !slices.Equal(g.LoadBalancerNames, []string{"clb"}) {
 		t.Errorf("the replacement has %v and %v, want the original's web, admin and clb", g.TargetGroupARNs, g.LoadBalancerNames)
+	}
+}
+
+// The deployment group names a target group that was deleted since: the others are still attached.
+func TestKeepSkipsADeletedTargetGroup(t *testing.T) {
+	id := "d-AAAAAAAAA"
+	repl := ReplacementName("dg", id)
+	cd := &fakeCD{
+		dep: &cdtypes.DeploymentInfo{DeploymentId: aws.String(id), ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("dg"),
+			Status: cdtypes.DeploymentStatusSucceeded, DeploymentStyle: &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeBlueGreen},
+			BlueGreenDeploymentConfiguration: &cdtypes.BlueGreenDeploymentConfiguration{GreenFleetProvisioningOption: &cdtypes.GreenFleetProvisioningOption{Action: cdtypes.GreenFleetProvisioningActionCopyAutoScalingGroup}},
+			LoadBalancerInfo: &cdtypes.LoadBalancerInfo{TargetGroupInfoList: []cdtypes.TargetGroupInfo{
+				{Name: aws.String("web")}, {Name: aws.String("gone")}, {Name: aws.String("admin")}}}},
+		dg: &cdtypes.DeploymentGroupInfo{AutoScalingGroups: []cdtypes.AutoScalingGroup{{Name: aws.String(repl)}},
+			LastAttemptedDeployment: &cdtypes.LastDeploymentInfo{DeploymentId: aws.String(id)}},
+	}
+	as := &fakeAS{groups: map[string]*astypes.AutoScalingGroup{repl: {AutoScalingGroupName: aws.String(repl)}}}
+	var logs strings.Builder
+	k := &Keeper{CodeDeploy: cd, AutoScaling: as, TargetGroups: fakeELB{names: []string{"web", "admin"}}, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	r, err := k.Keep(context.Background(), id, false)
+	if err != nil || !r.Attached {
+		t.Fatalf("Keep = %+v, %v", r, err)
+	}
+	if got, want := as.groups[repl].TargetGroupARNs, []string{"arn:tg/web", "arn:tg/admin"}; !slices.Equal(got, want) {
+		t.Errorf("the replacement has %v, want %v", got, want)
+	}
+	if !strings.Contains(logs.String(), "targetGroup=gone") {
+		t.Errorf("the missing target group was not logged:\n%s", logs.String())
 	}
 }
