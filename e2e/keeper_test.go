@@ -343,26 +343,73 @@ func TestKeeperPutsTheTargetGroupsBackOnTheReplacement(t *testing.T) {
 
 func TestKeeperUsesTheDeploymentGroupWhenTheOriginalIsGone(t *testing.T) {
 	s := newEC2Shop(t)
-	orders := s.targetGroup("shop-orders")
-	s.autoScalingGroup("shop-orders", []string{orders}, nil)
-	// The trigger fires only on success, when CodeDeploy has switched the deployment group to the
-	// replacement and terminated the original: only the deployment group's load balancer info
-	// still says what the group served.
-	s.deploymentGroup(groupSpec{name: "orders-prod", asg: "shop-orders", blueGreen: true, terminate: true, targetGroup: "shop-orders",
+	orders, extra := s.targetGroup("shop-orders"), s.targetGroup("shop-orders-extra")
+	s.autoScalingGroup("shop-orders", []string{orders, extra}, nil)
+	// The deployment waits for a manual reroute, and meanwhile the original is deleted: when the
+	// keeper acts, at DeploymentSuccess, only the deployment group's load balancer info still says
+	// what the group served (shop-orders, not the original's extra target group).
+	s.deploymentGroup(groupSpec{name: "orders-prod", asg: "shop-orders", blueGreen: true, waitReady: true, targetGroup: "shop-orders",
 		events: []cdtypes.TriggerEventType{cdtypes.TriggerEventTypeDeploymentSuccess}})
 	id := s.deploy("orders-prod")
 	replacement := "CodeDeploy_orders-prod_" + id
-	s.eventually("the deployment to succeed", func() bool { return s.status(id) == cdtypes.DeploymentStatusSucceeded })
-	s.eventually("the original to be terminated", func() bool { return s.group("shop-orders") == nil })
-	s.eventually("the keeper to attach the target group", func() bool {
-		g := s.group(replacement)
-		return g != nil && slices.Equal(g.TargetGroupARNs, []string{orders})
-	})
+	s.eventually("the deployment to be Ready", func() bool { return s.status(id) == cdtypes.DeploymentStatusReady })
+	if _, err := s.as.DeleteAutoScalingGroup(context.Background(), &autoscaling.DeleteAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String("shop-orders"), ForceDelete: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if s.group("shop-orders") != nil {
+		t.Fatal("the original is still there")
+	}
+	if _, err := s.cd.ContinueDeployment(context.Background(), &codedeploy.ContinueDeploymentInput{DeploymentId: aws.String(id)}); err != nil {
+		t.Fatal(err)
+	}
 	s.eventually("the keeper's log line", func() bool {
 		return len(s.keeperLog(`"msg":"keeper: attached target groups"`, replacement, `"source":"deployment-group"`)) == 1
 	})
+	if g := s.group(replacement); !slices.Equal(g.TargetGroupARNs, []string{orders}) {
+		t.Errorf("the replacement has %v, want the deployment group's %s", g.TargetGroupARNs, orders)
+	}
 	if n := s.attaches(); n != 1 {
 		t.Errorf("%d Attach calls, want 1", n)
+	}
+}
+
+// At DeploymentSuccess CodeDeploy has switched the deployment group to the replacement; the
+// original, the previous release's group kept alive, still serves more than the deployment group's
+// load balancer info names. The replacement gets all of it.
+func TestKeeperFindsTheOriginalAliveAtSuccess(t *testing.T) {
+	s := newEC2Shop(t)
+	web, admin := s.targetGroup("shop-pay"), s.targetGroup("shop-pay-admin")
+	s.autoScalingGroup("shop-pay", []string{web}, nil)
+	s.deploymentGroup(groupSpec{name: "pay-prod", asg: "shop-pay", blueGreen: true, targetGroup: "shop-pay",
+		events: []cdtypes.TriggerEventType{cdtypes.TriggerEventTypeDeploymentSuccess}})
+	d1 := s.deploy("pay-prod")
+	first := "CodeDeploy_pay-prod_" + d1
+	s.eventually("the keeper to attach to d1's replacement", func() bool {
+		g := s.group(first)
+		return g != nil && slices.Equal(g.TargetGroupARNs, []string{web})
+	})
+	// The operators serve more from the release now live: an admin target group and a Classic
+	// Load Balancer.
+	ctx := context.Background()
+	if _, err := s.as.AttachLoadBalancerTargetGroups(ctx, &autoscaling.AttachLoadBalancerTargetGroupsInput{AutoScalingGroupName: aws.String(first), TargetGroupARNs: []string{admin}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.as.AttachLoadBalancers(ctx, &autoscaling.AttachLoadBalancersInput{AutoScalingGroupName: aws.String(first), LoadBalancerNames: []string{"shop-classic"}}); err != nil {
+		t.Fatal(err)
+	}
+	d2 := s.deploy("pay-prod")
+	second := "CodeDeploy_pay-prod_" + d2
+	s.eventually("d2 to succeed", func() bool { return s.status(d2) == cdtypes.DeploymentStatusSucceeded })
+	s.eventually("the keeper to attach to d2's replacement", func() bool {
+		return len(s.keeperLog(`"msg":"keeper: attached load balancers"`, second)) == 1
+	})
+	g := s.group(second)
+	if !sameSet(g.TargetGroupARNs, []string{web, admin}) || !slices.Equal(g.LoadBalancerNames, []string{"shop-classic"}) {
+		t.Errorf("d2's replacement has %v and %v, want the original's %v and [shop-classic]", g.TargetGroupARNs, g.LoadBalancerNames, []string{web, admin})
+	}
+	if s.group(first) == nil {
+		t.Error("the original (KEEP_ALIVE) is gone")
 	}
 }
 
