@@ -5,11 +5,14 @@ import "fmt"
 // KeeperInput is what the keeper's policy covers: the deployment groups whose deployments it
 // keeps ("*" for every deployment group of the application, or of every application).
 type KeeperInput struct {
-	Partition       string // default "aws"
-	Region          string
-	Account         string
-	Application     string // "" means every application
-	DeploymentGroup string // "" means every deployment group of the application
+	Partition   string // default "aws"
+	Region      string
+	Account     string
+	Application string // "" means every application
+	// DeploymentGroup "" means every deployment group of the application, and then the Attach
+	// statement's resource is every deployment group's replacement groups
+	// (autoScalingGroupName/CodeDeploy_*_d-*), whatever the application.
+	DeploymentGroup string
 }
 
 // Keeper writes the least-privilege policy of package keeper (cmd/aviary-keeper, `aviary

@@ -31,3 +31,16 @@ func TestKeeperPolicyWritesOnlyToReplacementGroups(t *testing.T) {
 		}
 	}
 }
+
+// Without a deployment group the keeper may attach to every deployment group's replacement: the
+// documented width of the flag left out.
+func TestKeeperPolicyWithoutDeploymentGroupCoversEveryReplacement(t *testing.T) {
+	p := iampolicy.Keeper(iampolicy.KeeperInput{Region: "eu-west-1", Account: "123456789012", Application: "shop"})
+	asg := "arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:0f1e2d3c-1111-2222-3333-444455556666:autoScalingGroupName/"
+	if !p.Allows("autoscaling:AttachLoadBalancerTargetGroups", asg+"CodeDeploy_any-group_d-ABCDEFGHI") {
+		t.Error("the policy without --deployment-group does not cover every replacement group")
+	}
+	if p.Allows("autoscaling:AttachLoadBalancerTargetGroups", asg+"shop-web") {
+		t.Error("the policy allows attaching to a group CodeDeploy did not create")
+	}
+}

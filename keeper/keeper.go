@@ -54,6 +54,10 @@ type Keeper struct {
 // ErrUnknownDeployment is returned (wrapped) for a deployment CodeDeploy does not know.
 var ErrUnknownDeployment = errors.New("unknown deployment")
 
+// ErrMalformedAnswer is returned (wrapped) when CodeDeploy answers without what the keeper reads:
+// asking again would get the same answer.
+var ErrMalformedAnswer = errors.New("the answer lacks what the keeper reads")
+
 // Result is what Keep did.
 type Result struct {
 	Plan
@@ -124,7 +128,7 @@ func (k *Keeper) Facts(ctx context.Context, deploymentID string) (Facts, error) 
 	}
 	info := d.DeploymentInfo
 	if info == nil {
-		return f, fmt.Errorf("get deployment %s: the answer has no deploymentInfo", deploymentID)
+		return f, fmt.Errorf("get deployment %s: %w: no deploymentInfo", deploymentID, ErrMalformedAnswer)
 	}
 	f.Application, f.DeploymentGroup, f.Status = aws.ToString(info.ApplicationName), aws.ToString(info.DeploymentGroupName), string(info.Status)
 	f.BlueGreen = info.DeploymentStyle != nil && info.DeploymentStyle.DeploymentType == cdtypes.DeploymentTypeBlueGreen
@@ -138,7 +142,7 @@ func (k *Keeper) Facts(ctx context.Context, deploymentID string) (Facts, error) 
 	}
 	dg := g.DeploymentGroupInfo
 	if dg == nil {
-		return f, fmt.Errorf("get deployment group %s: the answer has no deploymentGroupInfo", f.DeploymentGroup)
+		return f, fmt.Errorf("get deployment group %s: %w: no deploymentGroupInfo", f.DeploymentGroup, ErrMalformedAnswer)
 	}
 	f.Latest = latest(deploymentID, f.Status, dg)
 	bg := info.BlueGreenDeploymentConfiguration
@@ -312,9 +316,10 @@ func latest(id, status string, dg *cdtypes.DeploymentGroupInfo) string {
 
 // Retryable reports whether trying again later could succeed: throttling, a fault of the service,
 // or a failure to reach it. An error AWS answered as the caller's (an unknown deployment, a
-// missing permission, a target group that does not exist) is not.
+// missing permission, a target group that does not exist) is not, nor is an answer that lacks
+// what the keeper reads.
 func Retryable(err error) bool {
-	if err == nil || errors.Is(err, ErrUnknownDeployment) {
+	if err == nil || errors.Is(err, ErrUnknownDeployment) || errors.Is(err, ErrMalformedAnswer) {
 		return false
 	}
 	var ae smithy.APIError

@@ -3,6 +3,7 @@ package keeper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -199,6 +200,11 @@ func TestKeepIsIdempotentAndFallsBack(t *testing.T) {
 		t.Fatalf("fallback: %+v, %v; replacement %v", r, err, as.groups[repl].TargetGroupARNs)
 	}
 
+	cd.dep = nil
+	if _, err := k.Keep(ctx, id, false); !errors.Is(err, ErrMalformedAnswer) || Retryable(err) {
+		t.Errorf("an answer without deploymentInfo: %v (retryable %v)", err, Retryable(err))
+	}
+
 	cd.err = &cdtypes.DeploymentDoesNotExistException{Message: aws.String("no")}
 	if _, err := k.Keep(ctx, id, false); !errors.Is(err, ErrUnknownDeployment) || Retryable(err) {
 		t.Errorf("unknown deployment: %v (retryable %v)", err, Retryable(err))
@@ -216,6 +222,7 @@ func TestRetryable(t *testing.T) {
 		{&smithy.GenericAPIError{Code: "ValidationError"}, false},
 		{errors.New("dial tcp: connection refused"), true},
 		{ErrUnknownDeployment, false},
+		{fmt.Errorf("get deployment d-1: %w: no deploymentInfo", ErrMalformedAnswer), false},
 	} {
 		if got := Retryable(tc.err); got != tc.want {
 			t.Errorf("Retryable(%v) = %v, want %v", tc.err, got, tc.want)
