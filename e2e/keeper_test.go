@@ -263,7 +263,7 @@ func TestKeeperPutsTheTargetGroupsBackOnTheReplacement(t *testing.T) {
 	id := s.deploy("shop-prod")
 	replacement := "CodeDeploy_shop-prod_" + id
 
-	t.Run("the replacement gets the original's target groups before traffic is rerouted", func(t *testing.T) {
+	t.Run("traffic is rerouted by hand: nothing attached at Ready, said so", func(t *testing.T) {
 		s.eventually("the deployment to be Ready", func() bool { return s.status(id) == cdtypes.DeploymentStatusReady })
 		s.eventually("the keeper to handle DeploymentStart and DeploymentReady", func() bool {
 			return len(s.keeperLog(`"msg":"keeper: notification"`, id)) >= 2 && len(s.keeperLog("REPORT RequestId")) >= 2
@@ -272,42 +272,14 @@ func TestKeeperPutsTheTargetGroupsBackOnTheReplacement(t *testing.T) {
 		if g == nil {
 			t.Fatalf("CodeDeploy created no replacement group %s", replacement)
 		}
-		if !sameSet(g.TargetGroupARNs, []string{web, admin}) || !sameSet(g.LoadBalancerNames, []string{"shop-classic"}) {
-			t.Fatalf("the replacement has target groups %v and load balancers %v, want the original's", g.TargetGroupARNs, g.LoadBalancerNames)
+		if len(g.TargetGroupARNs)+len(g.LoadBalancerNames) != 0 {
+			t.Errorf("the replacement is behind production before the reroute: %v %v", g.TargetGroupARNs, g.LoadBalancerNames)
 		}
-		if st := s.status(id); st != cdtypes.DeploymentStatusReady {
-			t.Errorf("the deployment is %s; the keeper should have acted before traffic was rerouted", st)
+		if n := s.attaches(); n != 0 {
+			t.Errorf("%d Attach calls before the reroute, want none", n)
 		}
-		if n := s.attaches(); n != 2 {
-			t.Errorf("%d Attach calls, want 2 (target groups, load balancers): two notifications, one write each", n)
-		}
-		if len(s.keeperLog(`"msg":"keeper: attached target groups"`, replacement, `"source":"original-group"`)) != 1 {
-			t.Errorf("no structured log line of the attachment:\n%s", strings.Join(s.keeperLog(id), "\n"))
-		}
-		if len(s.keeperLog(`"msg":"keeper: nothing to do"`, id, "already has")) < 1 {
-			t.Error("the second notification was not logged as nothing to do")
-		}
-		if u := s.group("unrelated"); len(u.TargetGroupARNs) != 0 {
-			t.Errorf("the keeper wrote to a group that is not the deployment's: %v", u.TargetGroupARNs)
-		}
-	})
-
-	t.Run("a repeated notification writes nothing", func(t *testing.T) {
-		before := len(s.keeperLog(`"msg":"keeper: nothing to do"`, id))
-		msg := fmt.Sprintf(`{"region":"us-east-1","accountId":"000000000000","eventTriggerName":"keeper","applicationName":"shop","deploymentId":%q,"deploymentGroupName":"shop-prod","status":"Ready"}`, id)
-		if _, err := s.sns.Publish(context.Background(), &sns.PublishInput{TopicArn: aws.String(s.topic), Message: aws.String(msg)}); err != nil {
-			t.Fatal(err)
-		}
-		s.eventually("the keeper to handle the repeated notification", func() bool {
-			return len(s.keeperLog(`"msg":"keeper: nothing to do"`, id)) > before
-		})
-		// The EventBridge event says the same.
-		eb := fmt.Sprintf(`{"version":"0","id":"e1","detail-type":"CodeDeploy Deployment State-change Notification","source":"aws.codedeploy","account":"000000000000","region":"us-east-1","detail":{"application":"shop","deploymentGroup":"shop-prod","deploymentId":%q,"state":"READY"}}`, id)
-		if out := s.invoke(eb); out.FunctionError != nil {
-			t.Fatalf("the EventBridge event failed the function: %s", out.Payload)
-		}
-		if n := s.attaches(); n != 2 {
-			t.Errorf("%d Attach calls after repeated notifications, want still 2", n)
+		if len(s.keeperLog(`"msg":"keeper: nothing to do"`, id, "STOP_DEPLOYMENT", "acts at DeploymentSuccess")) < 1 {
+			t.Errorf("the keeper did not say why it waits:\n%s", strings.Join(s.keeperLog(id), "\n"))
 		}
 	})
 
@@ -322,50 +294,122 @@ func TestKeeperPutsTheTargetGroupsBackOnTheReplacement(t *testing.T) {
 			Attached bool   `json:"attached"`
 			Reason   string `json:"reason"`
 		}
-		if err := json.Unmarshal(out.Bytes(), &doc); err != nil || doc.Schema != "aviary/v1" || doc.Act || doc.Attached || !strings.Contains(doc.Reason, "already has") {
+		if err := json.Unmarshal(out.Bytes(), &doc); err != nil || doc.Schema != "aviary/v1" || doc.Act || doc.Attached || !strings.Contains(doc.Reason, "STOP_DEPLOYMENT") {
 			t.Errorf("aviary keeper -o json: %v\n%s", err, out.String())
 		}
-		if n := s.attaches(); n != 2 {
-			t.Errorf("%d Attach calls after the CLI, want still 2", n)
+		if n := s.attaches(); n != 0 {
+			t.Errorf("%d Attach calls after the CLI, want none", n)
 		}
 	})
 
-	t.Run("the deployment completes and the replacement keeps its target groups", func(t *testing.T) {
+	t.Run("at DeploymentSuccess the replacement gets the target groups", func(t *testing.T) {
 		if _, err := s.cd.ContinueDeployment(context.Background(), &codedeploy.ContinueDeploymentInput{DeploymentId: aws.String(id)}); err != nil {
 			t.Fatal(err)
 		}
 		s.eventually("the deployment to succeed", func() bool { return s.status(id) == cdtypes.DeploymentStatusSucceeded })
-		s.eventually("the keeper to handle DeploymentSuccess", func() bool {
-			return len(s.keeperLog(`"msg":"keeper: nothing to do"`, id, `"status":"Succeeded"`)) >= 1
+		s.eventually("the keeper to attach at DeploymentSuccess", func() bool {
+			return len(s.keeperLog(`"msg":"keeper: attached target groups"`, replacement)) == 1
 		})
-		if n := s.attaches(); n != 2 {
-			t.Errorf("%d Attach calls after success, want still 2", n)
+		// The deployment group now names the replacement, and the first release's original is
+		// recorded nowhere CodeDeploy answers: the deployment group's load balancer info is what
+		// is known of it.
+		if g := s.group(replacement); !slices.Contains(g.TargetGroupARNs, web) {
+			t.Errorf("the replacement has target groups %v, want %s among them", g.TargetGroupARNs, web)
+		}
+		if u := s.group("unrelated"); len(u.TargetGroupARNs) != 0 {
+			t.Errorf("the keeper wrote to a group that is not the deployment's: %v", u.TargetGroupARNs)
+		}
+	})
+
+	t.Run("a repeated notification writes nothing", func(t *testing.T) {
+		before, attaches := len(s.keeperLog(`"msg":"keeper: nothing to do"`, id)), s.attaches()
+		msg := fmt.Sprintf(`{"region":"us-east-1","accountId":"000000000000","eventTriggerName":"keeper","applicationName":"shop","deploymentId":%q,"deploymentGroupName":"shop-prod","status":"SUCCEEDED"}`, id)
+		if _, err := s.sns.Publish(context.Background(), &sns.PublishInput{TopicArn: aws.String(s.topic), Message: aws.String(msg)}); err != nil {
+			t.Fatal(err)
+		}
+		s.eventually("the keeper to handle the repeated notification", func() bool {
+			return len(s.keeperLog(`"msg":"keeper: nothing to do"`, id, "already has")) > 0 && len(s.keeperLog(`"msg":"keeper: nothing to do"`, id)) > before
+		})
+		// The EventBridge event says the same.
+		eb := fmt.Sprintf(`{"version":"0","id":"e1","detail-type":"CodeDeploy Deployment State-change Notification","source":"aws.codedeploy","account":"000000000000","region":"us-east-1","detail":{"application":"shop","deploymentGroup":"shop-prod","deploymentId":%q,"state":"SUCCESS"}}`, id)
+		if out := s.invoke(eb); out.FunctionError != nil {
+			t.Fatalf("the EventBridge event failed the function: %s", out.Payload)
+		}
+		if n := s.attaches(); n != attaches {
+			t.Errorf("%d Attach calls after repeated notifications, want still %d", n, attaches)
 		}
 	})
 }
 
 func TestKeeperUsesTheDeploymentGroupWhenTheOriginalIsGone(t *testing.T) {
 	s := newEC2Shop(t)
-	orders := s.targetGroup("shop-orders")
-	s.autoScalingGroup("shop-orders", []string{orders}, nil)
-	// The trigger fires only on success, when CodeDeploy has switched the deployment group to the
-	// replacement and terminated the original: only the deployment group's load balancer info
-	// still says what the group served.
-	s.deploymentGroup(groupSpec{name: "orders-prod", asg: "shop-orders", blueGreen: true, terminate: true, targetGroup: "shop-orders",
+	orders, extra := s.targetGroup("shop-orders"), s.targetGroup("shop-orders-extra")
+	s.autoScalingGroup("shop-orders", []string{orders, extra}, nil)
+	// The deployment waits for a manual reroute, and meanwhile the original is deleted: when the
+	// keeper acts, at DeploymentSuccess, only the deployment group's load balancer info still says
+	// what the group served (shop-orders, not the original's extra target group).
+	s.deploymentGroup(groupSpec{name: "orders-prod", asg: "shop-orders", blueGreen: true, waitReady: true, targetGroup: "shop-orders",
 		events: []cdtypes.TriggerEventType{cdtypes.TriggerEventTypeDeploymentSuccess}})
 	id := s.deploy("orders-prod")
 	replacement := "CodeDeploy_orders-prod_" + id
-	s.eventually("the deployment to succeed", func() bool { return s.status(id) == cdtypes.DeploymentStatusSucceeded })
-	s.eventually("the original to be terminated", func() bool { return s.group("shop-orders") == nil })
-	s.eventually("the keeper to attach the target group", func() bool {
-		g := s.group(replacement)
-		return g != nil && slices.Equal(g.TargetGroupARNs, []string{orders})
-	})
+	s.eventually("the deployment to be Ready", func() bool { return s.status(id) == cdtypes.DeploymentStatusReady })
+	if _, err := s.as.DeleteAutoScalingGroup(context.Background(), &autoscaling.DeleteAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String("shop-orders"), ForceDelete: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if s.group("shop-orders") != nil {
+		t.Fatal("the original is still there")
+	}
+	if _, err := s.cd.ContinueDeployment(context.Background(), &codedeploy.ContinueDeploymentInput{DeploymentId: aws.String(id)}); err != nil {
+		t.Fatal(err)
+	}
 	s.eventually("the keeper's log line", func() bool {
 		return len(s.keeperLog(`"msg":"keeper: attached target groups"`, replacement, `"source":"deployment-group"`)) == 1
 	})
+	if g := s.group(replacement); !slices.Equal(g.TargetGroupARNs, []string{orders}) {
+		t.Errorf("the replacement has %v, want the deployment group's %s", g.TargetGroupARNs, orders)
+	}
 	if n := s.attaches(); n != 1 {
 		t.Errorf("%d Attach calls, want 1", n)
+	}
+}
+
+// At DeploymentSuccess CodeDeploy has switched the deployment group to the replacement; the
+// original, the previous release's group kept alive, still serves more than the deployment group's
+// load balancer info names. The replacement gets all of it.
+func TestKeeperFindsTheOriginalAliveAtSuccess(t *testing.T) {
+	s := newEC2Shop(t)
+	web, admin := s.targetGroup("shop-pay"), s.targetGroup("shop-pay-admin")
+	s.autoScalingGroup("shop-pay", []string{web}, nil)
+	s.deploymentGroup(groupSpec{name: "pay-prod", asg: "shop-pay", blueGreen: true, targetGroup: "shop-pay",
+		events: []cdtypes.TriggerEventType{cdtypes.TriggerEventTypeDeploymentSuccess}})
+	d1 := s.deploy("pay-prod")
+	first := "CodeDeploy_pay-prod_" + d1
+	s.eventually("the keeper to attach to d1's replacement", func() bool {
+		g := s.group(first)
+		return g != nil && slices.Equal(g.TargetGroupARNs, []string{web})
+	})
+	// The operators serve more from the release now live: an admin target group and a Classic
+	// Load Balancer.
+	ctx := context.Background()
+	if _, err := s.as.AttachLoadBalancerTargetGroups(ctx, &autoscaling.AttachLoadBalancerTargetGroupsInput{AutoScalingGroupName: aws.String(first), TargetGroupARNs: []string{admin}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.as.AttachLoadBalancers(ctx, &autoscaling.AttachLoadBalancersInput{AutoScalingGroupName: aws.String(first), LoadBalancerNames: []string{"shop-classic"}}); err != nil {
+		t.Fatal(err)
+	}
+	d2 := s.deploy("pay-prod")
+	second := "CodeDeploy_pay-prod_" + d2
+	s.eventually("d2 to succeed", func() bool { return s.status(d2) == cdtypes.DeploymentStatusSucceeded })
+	s.eventually("the keeper to attach to d2's replacement", func() bool {
+		return len(s.keeperLog(`"msg":"keeper: attached load balancers"`, second)) == 1
+	})
+	g := s.group(second)
+	if !sameSet(g.TargetGroupARNs, []string{web, admin}) || !slices.Equal(g.LoadBalancerNames, []string{"shop-classic"}) {
+		t.Errorf("d2's replacement has %v and %v, want the original's %v and [shop-classic]", g.TargetGroupARNs, g.LoadBalancerNames, []string{web, admin})
+	}
+	if s.group(first) == nil {
+		t.Error("the original (KEEP_ALIVE) is gone")
 	}
 }
 
@@ -423,4 +467,43 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+func TestKeeperLeavesAnOvertakenDeploymentAlone(t *testing.T) {
+	s := newEC2Shop(t)
+	web := s.targetGroup("shop-cart")
+	s.autoScalingGroup("shop-cart", []string{web}, nil)
+	s.deploymentGroup(groupSpec{name: "cart-prod", asg: "shop-cart", blueGreen: true, targetGroup: "shop-cart",
+		events: []cdtypes.TriggerEventType{cdtypes.TriggerEventTypeDeploymentReady}})
+	d1 := s.deploy("cart-prod")
+	s.eventually("d1 to succeed", func() bool { return s.status(d1) == cdtypes.DeploymentStatusSucceeded })
+	d2 := s.deploy("cart-prod")
+	s.eventually("d2 to succeed", func() bool { return s.status(d2) == cdtypes.DeploymentStatusSucceeded })
+	s.eventually("the keeper to attach to d2's replacement", func() bool {
+		g := s.group("CodeDeploy_cart-prod_" + d2)
+		return g != nil && slices.Equal(g.TargetGroupARNs, []string{web})
+	})
+	// d1's replacement, kept alive, is taken out of traffic, as one does with the previous release.
+	old := "CodeDeploy_cart-prod_" + d1
+	if _, err := s.as.DetachLoadBalancerTargetGroups(context.Background(), &autoscaling.DetachLoadBalancerTargetGroupsInput{
+		AutoScalingGroupName: aws.String(old), TargetGroupARNs: []string{web}}); err != nil {
+		t.Fatal(err)
+	}
+	before := s.attaches()
+
+	// d1's notification arrives late, or again.
+	out := s.invoke(snsEvent(fmt.Sprintf(`{"eventTriggerName":"keeper","applicationName":"shop","deploymentId":%q,"deploymentGroupName":"cart-prod","status":"READY"}`, d1)))
+	if out.FunctionError != nil {
+		t.Fatalf("the function failed: %s", out.Payload)
+	}
+	if n := s.attaches(); n != before {
+		t.Errorf("%d Attach calls after d1's late notification, want still %d", n, before)
+	}
+	if g := s.group(old); len(g.TargetGroupARNs) != 0 {
+		t.Errorf("d1's replacement is back in traffic: %v", g.TargetGroupARNs)
+	}
+	want := fmt.Sprintf("deployment %s is not the deployment group's latest (%s): nothing done", d1, d2)
+	if len(s.keeperLog(`"msg":"keeper: nothing to do"`, want)) == 0 {
+		t.Errorf("no log line %q:\n%s", want, strings.Join(s.keeperLog(d1), "\n"))
+	}
 }

@@ -13,6 +13,16 @@
 // detaches; it attaches only what the replacement lacks, so that a second run makes no write; and
 // a deployment that is not a blue/green copy, or has failed, is left alone, with the reason said.
 //
+// When it acts: attaching a target group to an Auto Scaling group registers the group's running
+// instances in it, so attaching to the replacement puts the green instances behind production.
+// For a deployment group whose deployment-ready option is STOP_DEPLOYMENT (someone reroutes traffic
+// by hand, after testing the green fleet) the keeper therefore attaches nothing before the
+// deployment has Succeeded: it acts at DeploymentSuccess. With CONTINUE_DEPLOYMENT CodeDeploy
+// reroutes as soon as the green fleet is ready, so the keeper acts at the first notification that
+// finds the replacement (DeploymentReady): the green instances take traffic moments earlier than
+// CodeDeploy would give it to them, and the deployment group still names the original then, so its
+// target groups are known; DeploymentSuccess is the second chance.
+//
 // [Decide] is the decision, a pure function of the [Facts]; [Keeper] gathers the facts from
 // CodeDeploy, Auto Scaling and Elastic Load Balancing and applies the decision.
 package keeper
@@ -33,9 +43,10 @@ type Source string
 
 const (
 	// FromOriginal: the original Auto Scaling group's target groups and load balancers.
+	// (with what the deployment group's load balancer info adds).
 	FromOriginal Source = "original-group"
 	// FromDeploymentGroup: the deployment group's load balancer info (targetGroupInfoList,
-	// elbInfoList), used when the original group is gone.
+	// elbInfoList) alone, used when the original group is gone or cannot be known.
 	FromDeploymentGroup Source = "deployment-group"
 )
 
@@ -46,9 +57,17 @@ type Facts struct {
 	DeploymentGroup string
 	// Status is the deployment's status (Created, InProgress, Ready, Succeeded, Failed, Stopped...).
 	Status string
+	// Latest is the deployment group's latest deployment as the keeper sees it: its
+	// lastAttemptedDeployment, or for a Succeeded deployment that is its lastSuccessfulDeployment,
+	// this one. A deployment that is not the latest has been overtaken: its replacement group may be
+	// out of traffic, and whatever the deployment group names now belongs to a newer deployment.
+	Latest string
 	// BlueGreen: the deployment's type is BLUE_GREEN; Copy: its green fleet is provisioned with
 	// COPY_AUTO_SCALING_GROUP.
 	BlueGreen, Copy bool
+	// ManualReroute: the deployment-ready option is STOP_DEPLOYMENT, so traffic is rerouted only
+	// when someone continues the deployment.
+	ManualReroute bool
 
 	// Replacement is the replacement group's name; ReplacementExists says whether Auto Scaling
 	// has it, with its target groups and load balancers.
@@ -98,20 +117,32 @@ func Decide(f Facts) Plan {
 		return p
 	}
 	p.Replacement = f.Replacement
+	if f.Latest != f.DeploymentID {
+		p.Reason = fmt.Sprintf("deployment %s is not the deployment group's latest (%s): nothing done", f.DeploymentID, f.Latest)
+		return p
+	}
 	switch f.Status {
 	case "Failed", "Stopped":
 		p.Reason = fmt.Sprintf("the deployment is %s: its replacement group is not kept", f.Status)
+		return p
+	}
+	if f.ManualReroute && f.Status != "Succeeded" {
+		p.Reason = fmt.Sprintf("the deployment group reroutes traffic by hand (STOP_DEPLOYMENT) and the deployment is %s: attaching now would register the replacement's instances behind production before the reroute; the keeper acts at DeploymentSuccess", f.Status)
 		return p
 	}
 	if !f.ReplacementExists {
 		p.Reason = fmt.Sprintf("the replacement group %s does not exist yet (the deployment is %s); a later notification will find it", f.Replacement, f.Status)
 		return p
 	}
+	// The original's (when it is still there) and the deployment group's load balancer info's:
+	// the original may serve more than the deployment group names, and the deployment group names
+	// what the original served even when the original is gone or cannot be known.
+	p.Source = FromDeploymentGroup
+	var tgs, lbs []string
 	if f.OriginalExists {
-		p.Source, p.TargetGroups, p.LoadBalancers = FromOriginal, f.OriginalTargetGroups, f.OriginalLoadBalancers
-	} else {
-		p.Source, p.TargetGroups, p.LoadBalancers = FromDeploymentGroup, f.GroupTargetGroups, f.GroupLoadBalancers
+		p.Source, tgs, lbs = FromOriginal, f.OriginalTargetGroups, f.OriginalLoadBalancers
 	}
+	p.TargetGroups, p.LoadBalancers = union(tgs, f.GroupTargetGroups), union(lbs, f.GroupLoadBalancers)
 	p.AttachTargetGroups = missing(p.TargetGroups, f.ReplacementTargetGroups)
 	p.AttachLoadBalancers = missing(p.LoadBalancers, f.ReplacementLoadBalancers)
 	switch {
@@ -129,12 +160,17 @@ func Decide(f Facts) Plan {
 
 func describe(s Source, original string) string {
 	if s == FromOriginal {
-		return "original group " + original
+		return "original group " + original + " and the deployment group's load balancer info"
 	}
 	if original != "" {
 		return "deployment group's load balancer info (the original group " + original + " is gone)"
 	}
-	return "deployment group's load balancer info"
+	return "deployment group's load balancer info (the original group is no longer known)"
+}
+
+// union is a then what b adds, without repeats.
+func union(a, b []string) []string {
+	return append(slices.Clone(missing(a, nil)), missing(b, a)...)
 }
 
 // missing is want without what have has, in want's order, without repeats.

@@ -26,6 +26,10 @@ func (f fakeCodeDeploy) GetDeploymentGroup(context.Context, *codedeploy.GetDeplo
 	return nil, f.err
 }
 
+func (f fakeCodeDeploy) ListDeployments(context.Context, *codedeploy.ListDeploymentsInput, ...func(*codedeploy.Options)) (*codedeploy.ListDeploymentsOutput, error) {
+	return nil, f.err
+}
+
 const notification = `{"Records":[{"EventSource":"aws:sns","Sns":{"Message":"{\"deploymentId\":\"d-ABCDEFGHI\",\"status\":\"Ready\"}"}}]}`
 
 // The function fails only where Lambda's retry can help.

@@ -52,7 +52,10 @@ holds the same statements written for its variables.
 
 With --keeper it prints instead the policy of the blue/green keeper (cmd/aviary-keeper, aviary
 keeper): read the deployment group's deployments, describe Auto Scaling groups and target groups,
-and attach only to the replacement groups CodeDeploy creates for the deployment group.
+and attach only to the replacement groups CodeDeploy creates for the deployment group. Without
+--deployment-group it covers every deployment group of the application (without --application, of
+every application), and the Attach resource is then every deployment group's replacement groups
+(CodeDeploy_*_d-*): pass --deployment-group to keep the keeper's writes to one.
 
   aviary iam-policy --keeper --application shop --deployment-group shop-prod
 
