@@ -32,7 +32,6 @@ func warnEphemeralStore(w io.Writer, storeURL string) {
 	fmt.Fprintf(w, "aviary: warning: CI=true and the store is %s: an ephemeral CI runner loses that file after the job, and with it the release history and the locks that keep two jobs from releasing one environment at once; use a DynamoDB store (store: dynamodb://TABLE in the manifest, or AVIARY_STORE; aviary store init creates the table)\n", storeURL)
 }
 
-
 // warnGateWithoutLinks warns, at plan and deploy time, when env waits for approval and no link
 // secret is configured: no approval links can be signed, so the release waits for
 // `aviary approve` or the dashboard's buttons.
