@@ -38,6 +38,7 @@ func (c *approveCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
+	warnEphemeralStore(e.stderr, c.storeFlags.url(m))
 	log := logWriter(e, c.outputFlags)
 	// The AWS settings are checked before the decision is written: bad input changes nothing.
 	var eng *release.Engine

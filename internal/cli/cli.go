@@ -50,6 +50,7 @@ type app struct {
 
 	Keeper keeperCmd `cmd:"" group:"Blue/green on EC2" help:"Attach the original Auto Scaling group's target groups to the replacement a CodeDeploy blue/green deployment created."`
 
+	Init     initCmd     `cmd:"" group:"Manifest" help:"Write a starting aviary.yaml from existing functions, chosen by name prefix or tag."`
 	Validate validateCmd `cmd:"" group:"Manifest" help:"Check aviary.yaml whole and report every problem with its line."`
 	Schema   schemaCmd   `cmd:"" group:"Manifest" help:"Print the JSON Schema of aviary.yaml, for editors."`
 	Package  packageCmd  `cmd:"" group:"Manifest" help:"Package files or directories into a reproducible Lambda zip and print its SHA-256."`

@@ -74,10 +74,11 @@ func (r *rehearsal) aviary(env map[string]string, args ...string) int {
 // and people run. Its chapters: release (the default), retention and recover.
 func (c *demoCmd) Run(e *env) error {
 	cwd, _ := os.Getwd()
-	root, err := examplefn.Root(cwd)
+	root, cleanup, err := examplefn.Checkout(cwd, e.stdout)
 	if err != nil {
 		return badInput("demo: %w", err)
 	}
+	defer cleanup()
 	fleetDir := filepath.Join(root, "examples", "fleet")
 	m, err := manifest.Load(filepath.Join(fleetDir, manifest.DefaultFile))
 	if err != nil {

@@ -29,6 +29,7 @@ func (c *deployCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	warnEphemeralStore(e.stderr, c.storeFlags.url(m))
 	st, err := c.storeFlags.open(e.ctx, m)
 	if err != nil {
 		return err
@@ -50,6 +51,7 @@ func (c *deployCmd) Run(e *env) error {
 		}
 		return err
 	}
+	warnGateWithoutLinks(e.stderr, p.env)
 	strategy := p.env.Strategy
 	if c.Weight != "" {
 		w, err := manifest.ParseWeight(c.Weight)

@@ -137,6 +137,7 @@ func (c *planCmd) plan(e *env) error {
 	if p == nil {
 		return err
 	}
+	warnGateWithoutLinks(e.stderr, p.env)
 	if err == nil {
 		if terr := readTraffic(e, p, c.TrafficWindows); terr != nil {
 			return terr

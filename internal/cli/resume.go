@@ -19,6 +19,7 @@ func (c *resumeCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
+	warnEphemeralStore(e.stderr, c.storeFlags.url(m))
 	log := logWriter(e, c.outputFlags)
 	if r.Phase.Final() {
 		// Settle what a process that died after the release's last transition left undone.

@@ -24,6 +24,7 @@ func (c *rollbackCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
+	warnEphemeralStore(e.stderr, c.storeFlags.url(m))
 	log := logWriter(e, c.outputFlags)
 	// The AWS settings are checked before the request is written: bad input changes nothing. An
 	// ended release is driven by this process, under the lock the request takes.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/sandbox"
 )
 
@@ -28,6 +29,8 @@ type sandboxCmd struct {
 	FaultServices   []string      `help:"Only inject into these services (lambda, s3, monitoring, logs, sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns)."`
 	FaultOperations []string      `help:"Only inject into these operations (e.g. UpdateAlias)."`
 	FaultSeed       uint64        `help:"Seed for the fault sequence, so a run can be repeated."`
+
+	Bootstrap string `placeholder:"MANIFEST" help:"Once up, create what this manifest needs before its first deploy: its artifact bucket and, for every environment, each function it names (placeholder code that answers; existing ones are left alone)."`
 
 	Verbose bool `short:"v" help:"Log every request."`
 }
@@ -57,6 +60,14 @@ func (c *sandboxCmd) Run(e *env) error {
 	}
 	if len(c.Account) != 12 || strings.Trim(c.Account, "0123456789") != "" {
 		return badInput("sandbox: --account %q is not an AWS account ID (12 digits)", c.Account)
+	}
+	var boot *manifest.Manifest
+	if c.Bootstrap != "" {
+		m, err := manifestFlags{File: c.Bootstrap}.load()
+		if err != nil {
+			return err
+		}
+		boot = m
 	}
 	if c.Verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(e.stderr, nil))
@@ -91,6 +102,13 @@ func (c *sandboxCmd) Run(e *env) error {
 	if f := opts.Faults; f.Rate > 0 || f.Latency > 0 {
 		fmt.Fprintf(w, "Injecting faults: rate %g, kinds %s, latency %s, services %s, operations %s, seed %d\n",
 			f.Rate, orAll(f.Kinds), time.Duration(f.Latency), orAll(f.Services), orAll(f.Operations), f.Seed)
+	}
+	if boot != nil {
+		fmt.Fprintf(w, "Bootstrapping %s from %s:\n", boot.Service, c.Bootstrap)
+		if err := bootstrapSandbox(e.ctx, w, srv.URL, c.Region, c.Account, boot); err != nil {
+			return fmt.Errorf("sandbox --bootstrap %s: %w", c.Bootstrap, err)
+		}
+		fmt.Fprintf(w, "Ready: aviary deploy -f %s -e ENV deploys to it.\n", c.Bootstrap)
 	}
 	fmt.Fprintln(w, "Ctrl-C stops it.")
 	<-e.ctx.Done()

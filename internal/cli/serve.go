@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,7 +40,9 @@ func (c *serveCmd) Help() string {
 
 Environment:
   AVIARY_LINK_SECRET   the secret links are signed with (at least 16 bytes; the deploying side
-                       signs with the same one); or --link-secret-file / AVIARY_LINK_SECRET_FILE
+                       signs with the same one); or --link-secret-file / AVIARY_LINK_SECRET_FILE.
+                       Without one, links are off: the dashboard is read-only unless
+                       AVIARY_ADMIN_TOKEN is set
   AVIARY_ADMIN_TOKEN   turns the dashboard's buttons on for people who hold it
   AVIARY_URL           this server's public address, for the links deploys print and send
 
@@ -58,8 +61,14 @@ func (c *serveCmd) Run(e *env) error {
 	if err != nil {
 		return badInput("%v", err)
 	}
-	if secret == nil {
-		return badInput("set AVIARY_LINK_SECRET (or --link-secret-file) to the secret approval links are signed with: at least 16 random bytes, such as the output of `openssl rand -hex 32`")
+	linksOff := secret == nil
+	if linksOff {
+		// Without a secret no link verifies: the dashboard is served read-only, and the signer
+		// a throwaway one that keeps only this process's CSRF tokens and admin sessions.
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return err
+		}
 	}
 	signer, err := links.NewSigner(secret)
 	if err != nil {
@@ -90,7 +99,12 @@ func (c *serveCmd) Run(e *env) error {
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	fmt.Fprintf(e.stdout, "Aviary dashboard on http://%s (store %s)\n", ln.Addr(), c.storeFlags.url(m))
-	if admin == "" {
+	switch {
+	case linksOff && admin == "":
+		fmt.Fprintln(e.stdout, "Links are off (no AVIARY_LINK_SECRET or --link-secret-file) and there is no AVIARY_ADMIN_TOKEN: the dashboard is read-only; decisions come from the CLI (aviary approve, aviary rollback).")
+	case linksOff:
+		fmt.Fprintln(e.stdout, "Links are off (no AVIARY_LINK_SECRET or --link-secret-file): approval links do not open here; decisions come from the admin buttons and the CLI.")
+	case admin == "":
 		fmt.Fprintln(e.stdout, "No AVIARY_ADMIN_TOKEN: the dashboard is read-only; decisions come from signed links and the CLI.")
 	}
 	done := make(chan error, 1)

@@ -43,6 +43,10 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 			}
 			return ptr(s.listFunctions(q(req, "Marker"), n, q(req, "FunctionVersion") == "ALL"))
 		})
+	protocol.Route(api, "GET /2017-03-31/tags/{Resource}", "ListTags", 0,
+		func(_ context.Context, req *protocol.Request, _ *none) (*listTagsOutput, *APIError) {
+			return ptr(s.listTags(req.Label("Resource")))
+		})
 	protocol.Route(api, "GET /2015-03-31/functions/{FunctionName}", "GetFunction", 0,
 		func(_ context.Context, req *protocol.Request, _ *none) (*getFunctionOutput, *APIError) {
 			return ptr(s.getFunction(fn(req), q(req, "Qualifier")))
@@ -138,6 +142,9 @@ func ptr[T any](v T, err *APIError) (*T, *APIError) {
 // none of the control plane's, GetFunction its own.
 func classify(req *protocol.Request, in any) (resource, quota string) {
 	resource = req.Label("FunctionName")
+	if req.Operation == "ListTags" {
+		resource = req.Label("Resource")
+	}
 	if c, ok := in.(*createFunctionInput); ok {
 		resource = c.FunctionName
 	}

@@ -58,6 +58,7 @@ var trailNames = map[string]string{
 	"DeleteFunctionConcurrency":   "DeleteFunctionConcurrency20171031",
 	"GetFunctionConcurrency":      "GetFunctionConcurrency20190930",
 	"GetAccountSettings":          "GetAccountSettings20160819",
+	"ListTags":                    "ListTags20170331",
 }
 
 // observe records a control-plane call (Invoke is a data event, which trails do not record
