@@ -96,34 +96,12 @@ func (c *iamPolicyCmd) Run(e *env) error {
 		region = envm.Region
 	}
 	account := c.Account
-	if account == "" || region == "" {
-		cfg, err := awsconfig.Load(e.ctx, awsconfig.Options{Region: region, AppID: appID})
-		if err != nil {
-			return err
-		}
-		if region == "" {
-			region = cfg.Region
-		}
-		if account == "" {
-			id, err := sts.NewFromConfig(cfg).GetCallerIdentity(e.ctx, &sts.GetCallerIdentityInput{})
-			if err != nil {
-				return badInput("iam-policy: cannot learn the account from STS (%v): pass --account", err)
-			}
-			account = *id.Account
-		}
-	}
-	if !accountRE.MatchString(account) {
-		return badInput("iam-policy: %q is not an AWS account ID (12 digits)", account)
-	}
-	if region == "" {
-		return badInput("iam-policy: no region: pass --region or set AWS_REGION")
+	account, region, err = policyScope(e, account, region)
+	if err != nil {
+		return err
 	}
 	in := iampolicy.Input{Region: region, Account: account, Bucket: m.Artifacts.Bucket, Prefix: m.Artifacts.Prefix}
-	if strings.HasPrefix(region, "cn-") {
-		in.Partition = "aws-cn"
-	} else if strings.HasPrefix(region, "us-gov-") {
-		in.Partition = "aws-us-gov"
-	}
+	in.Partition = partition(region)
 	for _, fn := range m.Functions {
 		in.Functions = append(in.Functions, m.FunctionName(envm, fn.Name))
 	}
@@ -156,4 +134,43 @@ func (c *iamPolicyCmd) Run(e *env) error {
 		return fmt.Errorf("iam-policy: %w", err)
 	}
 	return nil
+}
+
+// policyScope fills in the account (from STS) and region (from the standard chain) a policy is
+// printed for when the flags leave them out, and checks both.
+func policyScope(e *env, account, region string) (string, string, error) {
+	if account == "" || region == "" {
+		cfg, err := awsconfig.Load(e.ctx, awsconfig.Options{Region: region, AppID: appID})
+		if err != nil {
+			return "", "", err
+		}
+		if region == "" {
+			region = cfg.Region
+		}
+		if account == "" {
+			id, err := sts.NewFromConfig(cfg).GetCallerIdentity(e.ctx, &sts.GetCallerIdentityInput{})
+			if err != nil {
+				return "", "", badInput("iam-policy: cannot learn the account from STS (%v): pass --account", err)
+			}
+			account = *id.Account
+		}
+	}
+	if !accountRE.MatchString(account) {
+		return "", "", badInput("iam-policy: %q is not an AWS account ID (12 digits)", account)
+	}
+	if region == "" {
+		return "", "", badInput("iam-policy: no region: pass --region or set AWS_REGION")
+	}
+	return account, region, nil
+}
+
+// partition is the AWS partition a region is in ("" for the commercial one).
+func partition(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return ""
 }

@@ -3,11 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
-	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-
-	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/iampolicy"
 	"github.com/aviary-deploy/aviary/manifest"
 )
@@ -20,27 +16,9 @@ type recoverPolicyFlags struct {
 }
 
 func (c *recoverPolicyFlags) recoverPolicy(e *env, file, account, region, format string) error {
-	if account == "" || region == "" {
-		cfg, err := awsconfig.Load(e.ctx, awsconfig.Options{Region: region, AppID: appID})
-		if err != nil {
-			return err
-		}
-		if region == "" {
-			region = cfg.Region
-		}
-		if account == "" {
-			id, err := sts.NewFromConfig(cfg).GetCallerIdentity(e.ctx, &sts.GetCallerIdentityInput{})
-			if err != nil {
-				return badInput("iam-policy: cannot learn the account from STS (%v): pass --account", err)
-			}
-			account = *id.Account
-		}
-	}
-	if !accountRE.MatchString(account) {
-		return badInput("iam-policy: %q is not an AWS account ID (12 digits)", account)
-	}
-	if region == "" {
-		return badInput("iam-policy: no region: pass --region or set AWS_REGION")
+	account, region, err := policyScope(e, account, region)
+	if err != nil {
+		return err
 	}
 	in := iampolicy.RecoverInput{Region: region, Account: account, Stack: c.RecoverStack, Buckets: c.Bucket}
 	if len(in.Buckets) == 0 {
@@ -48,11 +26,7 @@ func (c *recoverPolicyFlags) recoverPolicy(e *env, file, account, region, format
 			in.Buckets = []string{m.Artifacts.Bucket}
 		}
 	}
-	if strings.HasPrefix(region, "cn-") {
-		in.Partition = "aws-cn"
-	} else if strings.HasPrefix(region, "us-gov-") {
-		in.Partition = "aws-us-gov"
-	}
+	in.Partition = partition(region)
 	policy := iampolicy.Recover(in)
 	if format == "terraform" {
 		_, err := io.WriteString(e.stdout, policy.Terraform(iampolicy.Terraform{Name: "aviary_recover"}))

@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/iampolicy"
@@ -103,34 +101,12 @@ type keeperPolicyFlags struct {
 }
 
 func (c *keeperPolicyFlags) keeperPolicy(e *env, account, region, format string) error {
-	if account == "" || region == "" {
-		cfg, err := awsconfig.Load(e.ctx, awsconfig.Options{Region: region, AppID: appID})
-		if err != nil {
-			return err
-		}
-		if region == "" {
-			region = cfg.Region
-		}
-		if account == "" {
-			id, err := sts.NewFromConfig(cfg).GetCallerIdentity(e.ctx, &sts.GetCallerIdentityInput{})
-			if err != nil {
-				return badInput("iam-policy: cannot learn the account from STS (%v): pass --account", err)
-			}
-			account = *id.Account
-		}
-	}
-	if !accountRE.MatchString(account) {
-		return badInput("iam-policy: %q is not an AWS account ID (12 digits)", account)
-	}
-	if region == "" {
-		return badInput("iam-policy: no region: pass --region or set AWS_REGION")
+	account, region, err := policyScope(e, account, region)
+	if err != nil {
+		return err
 	}
 	in := iampolicy.KeeperInput{Region: region, Account: account, Application: c.Application, DeploymentGroup: c.DeploymentGroup}
-	if strings.HasPrefix(region, "cn-") {
-		in.Partition = "aws-cn"
-	} else if strings.HasPrefix(region, "us-gov-") {
-		in.Partition = "aws-us-gov"
-	}
+	in.Partition = partition(region)
 	policy := iampolicy.Keeper(in)
 	if format == "terraform" {
 		_, err := io.WriteString(e.stdout, policy.Terraform(iampolicy.Terraform{Name: "aviary_keeper"}))
