@@ -74,8 +74,29 @@ type Environment struct {
 	// Retain says what retention (`aviary prune`, `aviary gc`, `aviary doctor`) keeps for
 	// rollbacks beyond what aliases and live releases use.
 	Retain Retain
-	Line   int
+	// Controller is the environment's controller (`controller:`), the Lambda that drives
+	// detached releases; nil: none, every release is driven by the process that started it.
+	Controller *Controller
+	// OnCancel is what an attached deploy does when it is interrupted (SIGINT, SIGTERM) and no
+	// controller can take the release: rollback (the default) or leave.
+	OnCancel string
+	Line     int
 }
+
+// Controller is an environment's `controller:` block.
+type Controller struct {
+	// Function is the controller's Lambda function name (default "aviary-controller").
+	Function string
+}
+
+// DefaultControllerFunction is the controller's function name when the manifest names none.
+const DefaultControllerFunction = "aviary-controller"
+
+// What an interrupted attached deploy does (`on_cancel:`) when no controller can take over.
+const (
+	OnCancelRollback = "rollback"
+	OnCancelLeave    = "leave"
+)
 
 // Retain is an environment's `retain:` block.
 type Retain struct {

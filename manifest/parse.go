@@ -499,7 +499,7 @@ func (p *parser) environments(n, root *yaml.Node, m *Manifest) {
 			p.problem(k, field, "environment names may hold only letters, digits, - and _")
 		}
 		env := &Environment{Name: k.Value, FunctionName: DefaultFunctionName, Line: k.Line}
-		f := p.fields(v, field, "function_name", "region", "strategy", "pre_approve", "checks", "approval", "notify", "retain")
+		f := p.fields(v, field, "function_name", "region", "strategy", "pre_approve", "checks", "approval", "notify", "retain", "controller", "on_cancel")
 		if s, ok := p.str(f["function_name"], field+".function_name"); ok {
 			env.FunctionName = s
 			for _, ph := range placeholderRE.FindAllString(s, -1) {
@@ -533,6 +533,17 @@ func (p *parser) environments(n, root *yaml.Node, m *Manifest) {
 			env.Notify = p.notify(n, field+".notify")
 		}
 		env.Retain = p.retain(f["retain"], field+".retain")
+		if c := f["controller"]; c != nil {
+			env.Controller = p.controller(c, field+".controller")
+		}
+		env.OnCancel = OnCancelRollback
+		if s, ok := p.str(f["on_cancel"], field+".on_cancel"); ok {
+			if s != OnCancelRollback && s != OnCancelLeave {
+				p.problem(f["on_cancel"], field+".on_cancel", "%q is neither rollback (the default: an interrupted deploy rolls the fleet back) nor leave (it stays where it is for `aviary resume` or `aviary rollback`)", s)
+			} else {
+				env.OnCancel = s
+			}
+		}
 		if len(m.Functions) > 0 && m.Service != "" {
 			for _, fn := range m.Functions {
 				if name := m.FunctionName(env, fn.Name); !lambdaNameRE.MatchString(name) {
@@ -545,6 +556,29 @@ func (p *parser) environments(n, root *yaml.Node, m *Manifest) {
 	if len(m.Environments) == 0 {
 		p.problem(n, "environments", "lists no environments")
 	}
+}
+
+// controller reads `controller:`: true, or a block naming the function.
+func (p *parser) controller(n *yaml.Node, field string) *Controller {
+	c := &Controller{Function: DefaultControllerFunction}
+	if n.Kind == yaml.ScalarNode {
+		switch n.Value {
+		case "true":
+			return c
+		case "false":
+			return nil
+		}
+		p.problem(n, field, "%q is neither true nor a block such as {function: aviary-controller}", n.Value)
+		return nil
+	}
+	f := p.fields(n, field, "function")
+	if s, ok := p.str(f["function"], field+".function"); ok {
+		if !lambdaNameRE.MatchString(s) {
+			p.problem(f["function"], field+".function", "%q is not a Lambda function name (1–64 letters, digits, - and _)", s)
+		}
+		c.Function = s
+	}
+	return c
 }
 
 func (p *parser) retain(n *yaml.Node, field string) Retain {

@@ -97,6 +97,23 @@ func TestGoodManifest(t *testing.T) {
 	if e, _ := r.Environment("staging"); e.Retain.Releases != 7 {
 		t.Errorf("retain: {releases: 7} gives %d", e.Retain.Releases)
 	}
+	if staging.Controller != nil || staging.OnCancel != manifest.OnCancelRollback {
+		t.Errorf("staging without controller or on_cancel: controller %+v, on_cancel %q", staging.Controller, staging.OnCancel)
+	}
+	for body, want := range map[string]manifest.Environment{
+		"    controller: true\n": {Controller: &manifest.Controller{Function: manifest.DefaultControllerFunction}, OnCancel: "rollback"},
+		"    controller: {function: ctl-prod}\n    on_cancel: leave\n": {Controller: &manifest.Controller{Function: "ctl-prod"}, OnCancel: "leave"},
+		"    controller: false\n    on_cancel: rollback\n":             {OnCancel: "rollback"},
+	} {
+		r, err := manifest.Load(write(t, strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n"+body, 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		e, _ := r.Environment("staging")
+		if e.OnCancel != want.OnCancel || (e.Controller == nil) != (want.Controller == nil) || e.Controller != nil && *e.Controller != *want.Controller {
+			t.Errorf("%q: controller %+v, on_cancel %q; want %+v, %q", body, e.Controller, e.OnCancel, want.Controller, want.OnCancel)
+		}
+	}
 	for env, want := range map[string][]manifest.Step{
 		"production": {{Weight: 0.1, Bake: 5 * time.Minute}, {Weight: 0.5, Bake: 10 * time.Minute}},
 		"qa":         {{Weight: 0.1, Bake: 15 * time.Minute}},
@@ -174,6 +191,10 @@ func TestBadManifests(t *testing.T) {
 			"environments.staging.retain.releases: must be at least 1"}},
 		{"retain not a number", strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    retain: {releases: few}\n", 1), []string{
 			`environments.staging.retain.releases: "few" is not a whole number`}},
+		{"on_cancel unknown", strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    on_cancel: ignore\n", 1), []string{
+			`environments.staging.on_cancel: "ignore" is neither rollback`}},
+		{"controller bad name", strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    controller: {function: a b}\n", 1), []string{
+			`environments.staging.controller.function: "a b" is not a Lambda function name`}},
 		{"retain typo", strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    retain: {release: 2}\n", 1), []string{
 			"environments.staging.retain.release"}},
 		{"second document", good + "---\nservice: other\n", []string{
@@ -245,7 +266,8 @@ func TestSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	retained := strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    retain: {releases: 5}\n", 1)
-	for name, body := range map[string]string{"good": good, "checked": checked, "gated": gated, "retained": retained, "examples/fleet": string(fleet)} {
+	controlled := strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    controller: {function: ctl}\n    on_cancel: leave\n", 1)
+	for name, body := range map[string]string{"good": good, "checked": checked, "gated": gated, "retained": retained, "controlled": controlled, "examples/fleet": string(fleet)} {
 		if err := check(body); err != nil {
 			t.Errorf("the schema rejects %s: %v", name, err)
 		}

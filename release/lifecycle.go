@@ -398,6 +398,25 @@ func (e *Engine) RequestPromote(ctx context.Context, id, reason string, now bool
 	return &Requested{Release: fresh}, nil
 }
 
+// HandOff gives a live release to the environment's controller, for reason (`deploy --detach`,
+// a cancelled deploy): it records Controller with an audit entry, and the controller drives it
+// from its next tick. The caller should not be driving it (its Run has returned, freeing the
+// lock), or the controller only follows it until the lock is free. A release that ended is a
+// *RefusedError; one already handed over is left as it is.
+func (e *Engine) HandOff(ctx context.Context, id, reason string) (*Release, error) {
+	e.defaults()
+	return e.change(ctx, id, func(r *Release) (*Event, error) {
+		if r.Phase.Final() {
+			return nil, &RefusedError{Why: fmt.Sprintf("release %s already ended (%s): there is nothing to hand to the controller", r.ID, r.Phase)}
+		}
+		if r.Controller {
+			return nil, nil
+		}
+		r.Controller = true
+		return &Event{Kind: EventHandOff, Phase: r.Phase, Message: fmt.Sprintf("handed to the controller by %s: %s", e.Actor, reason)}, nil
+	})
+}
+
 // change is [Change] as this engine: its actor, source and clock.
 func (e *Engine) change(ctx context.Context, id string, mutate func(r *Release) (*Event, error)) (*Release, error) {
 	return change(ctx, e.Store, id, e.Actor, e.Source, e.Clock.Now, mutate)

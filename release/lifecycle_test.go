@@ -427,3 +427,45 @@ func TestRefusedPromotionLeavesTheGateUndecided(t *testing.T) {
 		t.Fatalf("ended %s", r.Describe())
 	}
 }
+
+// HandOff records, once, that the controller drives a live release, with its audit entry; an
+// ended release is refused and left unchanged.
+func TestHandOff(t *testing.T) {
+	fx := setup(t, release.Step{Weight: 0.1, Bake: time.Hour})
+	ctx := context.Background()
+	op := fx.engine(nil)
+	for range 2 {
+		r, err := op.HandOff(ctx, "rel-1", "deploy --detach")
+		if err != nil || !r.Controller {
+			t.Fatalf("HandOff = %+v, %v", r, err)
+		}
+	}
+	evs, _ := fx.st.Events(ctx, "rel-1")
+	n := 0
+	for _, e := range evs {
+		if e.Kind == release.EventHandOff {
+			n++
+			if !strings.Contains(e.Message, "deploy --detach") {
+				t.Errorf("hand-off entry %q does not say why", e.Message)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d hand-off entries, want 1: %+v", n, evs)
+	}
+	if _, err := op.RequestRollback(ctx, "rel-1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := op.Drive(ctx, "rel-1", time.Minute); err != nil || !d.Release.Phase.Final() {
+		t.Fatalf("Drive = %+v, %v", d, err)
+	}
+	before, _ := fx.st.GetRelease(ctx, "rel-1")
+	_, err := op.HandOff(ctx, "rel-1", "late")
+	var refused *release.RefusedError
+	if !errors.As(err, &refused) {
+		t.Errorf("handing off an ended release: %v", err)
+	}
+	if after, _ := fx.st.GetRelease(ctx, "rel-1"); after.Revision != before.Revision {
+		t.Errorf("a refused hand-off changed the release (revision %d → %d)", before.Revision, after.Revision)
+	}
+}

@@ -100,6 +100,11 @@ type Release struct {
 	Request *Request `json:"request,omitempty"`
 	// Force lets the release move aliases that carry weights it did not set.
 	Force bool `json:"force,omitempty"`
+	// Controller says the environment's controller drives the release (`aviary deploy
+	// --detach`, or an attached deploy cancelled where a controller is configured, see
+	// [Engine.HandOff]): it takes the lock at each tick and moves the release on. A CLI may still
+	// drive it (resume, rollback): the lock decides who acts.
+	Controller bool `json:"controller,omitempty"`
 	// Moving is set, before any alias is moved, when the release starts shifting or promoting:
 	// from then on a crash may have moved an alias the record does not show, so a rollback
 	// restores every published function.
@@ -391,6 +396,8 @@ const (
 	EventDecision = "decision"
 	// EventNotice records a notice sent (or not) to Slack or a webhook.
 	EventNotice = "notice"
+	// EventHandOff records that the release was handed to the environment's controller.
+	EventHandOff = "handoff"
 )
 
 // InconclusivePolicy is what a step still Inconclusive after its longest bake does: rollback,
