@@ -44,6 +44,7 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	_ "time/tzdata" // ScheduleExpressionTimezone takes any IANA zone, whatever the machine has
 
 	lambdasdk "github.com/aws/aws-sdk-go-v2/service/lambda"
 
