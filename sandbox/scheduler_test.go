@@ -102,7 +102,9 @@ func TestSchedulerSchedules(t *testing.T) {
 		{"cron without ?", newSchedule("bad", "cron(0 12 * * * *)", fn)},
 		{"at without seconds", newSchedule("bad", "at(2030-01-01T10:00)", fn)},
 		{"unknown time zone", newSchedule("bad", "rate(1 hour)", fn, func(in *scheduler.CreateScheduleInput) { in.ScheduleExpressionTimezone = aws.String("Mars/Olympus") })},
-		{"role not an IAM role", newSchedule("bad", "rate(1 hour)", fn, func(in *scheduler.CreateScheduleInput) { in.Target.RoleArn = aws.String("arn:aws:iam::000000000000:user/bob") })},
+		{"role not an IAM role", newSchedule("bad", "rate(1 hour)", fn, func(in *scheduler.CreateScheduleInput) {
+			in.Target.RoleArn = aws.String("arn:aws:iam::000000000000:user/bob")
+		})},
 		{"flexible without a window", newSchedule("bad", "rate(1 hour)", fn, func(in *scheduler.CreateScheduleInput) {
 			in.FlexibleTimeWindow.Mode = schedtypes.FlexibleTimeWindowModeFlexible
 		})},
@@ -258,7 +260,9 @@ func TestSchedulerInvokesLambda(t *testing.T) {
 		newSchedule("every-minute", "rate(1 minute)", fnARN, input("every")),
 		// A one-time schedule two minutes on, on a published version, deleted once it has fired.
 		newSchedule("once", "at("+t0.Add(2*time.Minute).Format("2006-01-02T15:04:05")+")", fnARN+":"+version, input("once"),
-			func(in *scheduler.CreateScheduleInput) { in.ActionAfterCompletion = schedtypes.ActionAfterCompletionDelete }),
+			func(in *scheduler.CreateScheduleInput) {
+				in.ActionAfterCompletion = schedtypes.ActionAfterCompletionDelete
+			}),
 		newSchedule("disabled", "rate(1 minute)", fnARN, input("disabled"), func(in *scheduler.CreateScheduleInput) { in.State = schedtypes.ScheduleStateDisabled }),
 	} {
 		if _, err := sch.CreateSchedule(c, in); err != nil {
@@ -345,5 +349,26 @@ func TestSchedulerWithAWSCLI(t *testing.T) {
 	_, stderr, code := c.run("scheduler", "get-schedule", "--name", "absent")
 	if code == 0 || !strings.Contains(stderr, "ResourceNotFoundException") {
 		t.Fatalf("get-schedule of a missing schedule: exit %d, %s", code, stderr)
+	}
+}
+
+func TestSchedulerKeepsSchedulesAcrossRestarts(t *testing.T) {
+	opts, _ := stoppedScheduler()
+	opts.DataDir = t.TempDir()
+	srv, err := startSandbox(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch := scheduler.NewFromConfig(connect(t, srv).cfg)
+	if _, err := sch.CreateSchedule(ctx(t), newSchedule("kept", "rate(1 hour)", "arn:aws:lambda:us-east-1:000000000000:function:f")); err != nil {
+		t.Fatalf("CreateSchedule: %v", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, opts)
+	got, err := scheduler.NewFromConfig(e.cfg).GetSchedule(ctx(t), &scheduler.GetScheduleInput{Name: aws.String("kept")})
+	if err != nil || aws.ToString(got.ScheduleExpression) != "rate(1 hour)" {
+		t.Fatalf("after a restart, GetSchedule = %+v, %v", got, err)
 	}
 }
