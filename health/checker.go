@@ -9,6 +9,7 @@
 package health
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -79,11 +80,17 @@ func (c *Checker) parallelism() int {
 	return 8
 }
 
-// watch is what the checker keeps of one release while it is judged. It is rebuilt from the
-// release's record and AWS after a restart: nothing in it is the only copy of anything.
+// watch is what the checker keeps of one release while it is judged. What AWS cannot tell
+// again is persisted with every verdict (see state.go) and restored by a new process.
 type watch struct {
 	mu  sync.Mutex
 	fns map[string]*fnWatch // by FunctionName
+	// at is when the state last changed (see state.go); lastBody and lastState are the state
+	// then, without its time and as returned.
+	at                  time.Time
+	lastBody, lastState []byte
+	// kept is the last record's state found older than this watch: not decoded again.
+	kept []byte
 
 	metricsAt, alarmsAt time.Time
 	metricsErr          error
@@ -91,14 +98,13 @@ type watch struct {
 	alarmsErr           error
 	// firingBefore is, for each alarm in ALARM when the alarms were read before traffic, when
 	// its state last changed as that read told it: a later change happened during the release.
-	// Not kept across a restart (alarmVerdict then falls back to the verdict's time).
+	// A release recorded before it was persisted has none (alarmVerdict then falls back to the
+	// verdict's time).
 	firingBefore map[string]time.Time
 
 	// smokeFor is the StepStarted whose smoke invocations ran; smokeVerdict their failure.
 	smokeFor     time.Time
 	smokeVerdict *release.Verdict
-	// smokeIDs are request IDs of smoke invocations: not traffic, so not counted.
-	smokeIDs map[string]bool
 }
 
 // fnWatch is one function's observations, in buckets per version and period. Both sources count
@@ -108,14 +114,20 @@ type watch struct {
 type fnWatch struct {
 	logs    logCursor
 	logsErr error
-	// fromLogs and fromMetrics count per version, per period (its start, Unix ms).
-	fromLogs    map[string]map[int64]*counts
-	fromMetrics map[string]map[int64]*counts
-	throttles   map[int64]float64 // alias throttles per period (metrics)
+	// fromLogs counts the committed lines, recent the pending ones (see logCursor); fromMetrics
+	// counts per version, per period (its start, Unix ms).
+	fromLogs, recent map[string]map[int64]*counts
+	fromMetrics      map[string]map[int64]*counts
+	throttles        map[int64]float64 // alias throttles per period (metrics)
+	// smokeIDs are request IDs of smoke invocations (→ when invoked, Unix ms): not traffic,
+	// so not counted.
+	smokeIDs map[string]int64
 }
 
 type counts struct{ n, errors, slow float64 }
 
+// watch is the release's watch: the one in memory, or, if there is none or the record's is newer
+// (another process judged the release since), the one the record keeps.
 func (c *Checker) watch(r *release.Release) *watch {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -123,13 +135,24 @@ func (c *Checker) watch(r *release.Release) *watch {
 		c.releases = map[string]*watch{}
 	}
 	w := c.releases[r.ID]
-	if w == nil {
-		w = &watch{fns: map[string]*fnWatch{}, smokeIDs: map[string]bool{}}
-		for _, fn := range r.Functions {
-			w.fns[fn.FunctionName] = &fnWatch{fromLogs: map[string]map[int64]*counts{}, fromMetrics: map[string]map[int64]*counts{}, throttles: map[int64]float64{}}
-		}
-		c.releases[r.ID] = w
+	raw := r.Health.JudgeState
+	if w != nil && (len(raw) == 0 || bytes.Equal(raw, w.lastState) || bytes.Equal(raw, w.kept)) {
+		return w
 	}
+	s, ok := decodeState(raw)
+	if w != nil && (!ok || !s.At.After(w.at)) {
+		w.kept = raw
+		return w
+	}
+	w = &watch{fns: map[string]*fnWatch{}}
+	for _, fn := range r.Functions {
+		w.fns[fn.FunctionName] = &fnWatch{fromLogs: map[string]map[int64]*counts{}, recent: map[string]map[int64]*counts{},
+			fromMetrics: map[string]map[int64]*counts{}, throttles: map[int64]float64{}, smokeIDs: map[string]int64{}}
+	}
+	if ok {
+		w.restore(r, s, r.Health.JudgeState)
+	}
+	c.releases[r.ID] = w
 	return w
 }
 
@@ -143,10 +166,18 @@ func (c *Checker) forget(id string) {
 // BeforeTraffic invokes every new version with the smoke payloads, asks the pre-traffic hook,
 // notes the alarms already firing and measures each baseline's latency. Nothing has moved yet.
 func (c *Checker) BeforeTraffic(ctx context.Context, r *release.Release) (release.PreTraffic, error) {
+	w := c.watch(r)
+	pre, err := c.beforeTraffic(ctx, r, w)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pre.State = w.state(r, c.now())
+	return pre, err
+}
+
+func (c *Checker) beforeTraffic(ctx context.Context, r *release.Release, w *watch) (release.PreTraffic, error) {
 	ch := r.Checks
 	var pre release.PreTraffic
 	var notes, done []string
-	w := c.watch(r)
 	if len(ch.Alarms) > 0 {
 		states, err := c.describeAlarms(ctx, ch.Alarms)
 		if err != nil {
@@ -235,16 +266,24 @@ func (c *Checker) AfterTraffic(ctx context.Context, r *release.Release) (release
 
 // Judge reads what is new (logs every LogsEvery, metrics every half period, alarms every
 // AlarmsEvery), runs the step's smoke invocations once, and judges every function of the fleet:
-// one failing function fails the release.
+// one failing function fails the release. The verdict carries the checker's state for the
+// engine to write, even with an error; StateNow is set when smoke invocations ran.
 func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (release.Verdict, error) {
-	ch := r.Checks
 	w := c.watch(r)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(r.Health.Steps) == 0 {
 		return release.Verdict{Result: release.Pass, Reason: "no step started yet"}, nil
 	}
+	smoked := w.smokeFor
 	now := c.now()
+	v, err := c.judge(ctx, r, w, over, now)
+	v.State, v.StateNow = w.state(r, now), !w.smokeFor.Equal(smoked)
+	return v, err
+}
+
+func (c *Checker) judge(ctx context.Context, r *release.Release, w *watch, over bool, now time.Time) (release.Verdict, error) {
+	ch := r.Checks
 
 	var notes []string
 	var unread error // a check that could not be read
@@ -562,7 +601,7 @@ func (fw *fnWatch) windows(r *release.Release, fn release.Function, period time.
 	}
 	var throttles float64
 	periods := map[int64]bool{}
-	for _, m := range []map[string]map[int64]*counts{fw.fromLogs, fw.fromMetrics} {
+	for _, m := range []map[string]map[int64]*counts{fw.fromLogs, fw.recent, fw.fromMetrics} {
 		for _, v := range []string{fn.New, fn.Previous} {
 			for p := range m[v] {
 				periods[p] = true
@@ -578,12 +617,12 @@ func (fw *fnWatch) windows(r *release.Release, fn release.Function, period time.
 			continue
 		}
 		win := &wins[i]
-		canary := merge(fw.fromLogs[fn.New][p], fw.fromMetrics[fn.New][p])
+		canary := merge(fw.logCounts(fn.New, p), fw.fromMetrics[fn.New][p])
 		win.CanaryN += int(canary.n)
 		win.CanaryErrors += int(canary.errors)
 		win.CanarySlow += int(canary.slow)
 		if fn.Previous != "" {
-			base := merge(fw.fromLogs[fn.Previous][p], fw.fromMetrics[fn.Previous][p])
+			base := merge(fw.logCounts(fn.Previous, p), fw.fromMetrics[fn.Previous][p])
 			win.BaseN += int(base.n)
 			win.BaseErrors += int(base.errors)
 			win.BaseSlow += int(base.slow)
@@ -591,6 +630,18 @@ func (fw *fnWatch) windows(r *release.Release, fn release.Function, period time.
 		throttles += fw.throttles[p]
 	}
 	return wins, throttles
+}
+
+// logCounts is what the logs counted of a version in a period: committed and pending lines.
+func (fw *fnWatch) logCounts(version string, period int64) *counts {
+	a, b := fw.fromLogs[version][period], fw.recent[version][period]
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return &counts{a.n + b.n, a.errors + b.errors, a.slow + b.slow}
 }
 
 func bucket(m map[string]map[int64]*counts, version string, period int64) *counts {

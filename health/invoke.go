@@ -59,8 +59,8 @@ func (c *Checker) smoke(ctx context.Context, r *release.Release, w *watch, when 
 			id, problem, err := c.smokeOne(ctx, j.fn, j.sm)
 			mu.Lock()
 			defer mu.Unlock()
-			if id != "" {
-				w.smokeIDs[id] = true
+			if id != "" && r.Checks.Logs {
+				w.fns[j.fn.FunctionName].smokeIDs[id] = c.now().UnixMilli()
 			}
 			if err != nil {
 				errs = append(errs, err)
