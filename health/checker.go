@@ -49,6 +49,10 @@ type Checker struct {
 	InvokeBackoff time.Duration
 	// Parallelism bounds concurrent smoke invocations and reads (default 8).
 	Parallelism int
+	// FoldAfter is how long after a metrics period settled its counts are folded into its
+	// step's totals (default 5 minutes): a late point of it is no longer counted, and the state
+	// the record keeps stays small (see fold).
+	FoldAfter time.Duration
 
 	mu       sync.Mutex
 	releases map[string]*watch
@@ -122,6 +126,16 @@ type fnWatch struct {
 	// smokeIDs are request IDs of smoke invocations (→ when invoked, Unix ms): not traffic,
 	// so not counted.
 	smokeIDs map[string]int64
+	// foldedTo (Unix ms): the periods before it are counted in folded, each step's totals, and
+	// no longer in the buckets above (see fold).
+	foldedTo int64
+	folded   []stepTotals
+}
+
+// stepTotals is what a step was given of folded periods.
+type stepTotals struct {
+	canary, base counts
+	throttles    float64
 }
 
 type counts struct{ n, errors, slow float64 }
@@ -350,6 +364,7 @@ func (c *Checker) judge(ctx context.Context, r *release.Release, w *watch, over 
 	// What was counted is judged even when a check could not be read: a canary the split test
 	// rejected fails whatever the alarms say. Otherwise the unread check leaves the step
 	// unjudged (the engine takes the error as Inconclusive).
+	c.fold(r, w, now)
 	v := c.verdict(r, w, over, notes)
 	if unread != nil {
 		if v.Result == release.Fail {
@@ -600,6 +615,19 @@ func (fw *fnWatch) windows(r *release.Release, fn release.Function, period time.
 		}
 	}
 	var throttles float64
+	for i, f := range fw.folded {
+		if i >= len(wins) {
+			break
+		}
+		win := &wins[i]
+		win.CanaryN += int(f.canary.n)
+		win.CanaryErrors += int(f.canary.errors)
+		win.CanarySlow += int(f.canary.slow)
+		win.BaseN += int(f.base.n)
+		win.BaseErrors += int(f.base.errors)
+		win.BaseSlow += int(f.base.slow)
+		throttles += f.throttles
+	}
 	periods := map[int64]bool{}
 	for _, m := range []map[string]map[int64]*counts{fw.fromLogs, fw.recent, fw.fromMetrics} {
 		for _, v := range []string{fn.New, fn.Previous} {
@@ -613,7 +641,7 @@ func (fw *fnWatch) windows(r *release.Release, fn release.Function, period time.
 	}
 	for p := range periods {
 		i := stepOfPeriod(steps, p, period)
-		if i < 0 {
+		if i < 0 || p < fw.foldedTo {
 			continue
 		}
 		win := &wins[i]
@@ -643,6 +671,77 @@ func (fw *fnWatch) logCounts(version string, period int64) *counts {
 	}
 	return &counts{a.n + b.n, a.errors + b.errors, a.slow + b.slow}
 }
+
+// fold moves the periods that can no longer change into their steps' totals, so that the state
+// the record keeps grows with steps, not with the length of the bake. A period can no longer
+// change once every line of an invocation routed in it is committed (the logs' cursor has passed
+// its end by the function's timeout and a second) and, with metrics, once it settled FoldAfter
+// before the last successful read; its step is final by then too (a later step shifts later).
+// Folding sums what windows would sum: it changes no verdict.
+func (c *Checker) fold(r *release.Release, w *watch, now time.Time) {
+	ch := r.Checks
+	period := grid(ch)
+	after := c.FoldAfter
+	if after <= 0 {
+		after = 5 * time.Minute
+	}
+	if ch.Metrics && (w.metricsErr != nil || w.metricsAt.IsZero()) {
+		return
+	}
+	for _, fn := range r.Functions {
+		fw := w.fns[fn.FunctionName]
+		timeout := time.Duration(max(fn.Timeout, 3)) * time.Second
+		upTo := periodOf(now, period)
+		if ch.Logs {
+			if fw.logs.seen == nil {
+				continue // not read yet
+			}
+			upTo = min(upTo, periodOf(time.UnixMilli(fw.logs.from).Add(-timeout-time.Second), period))
+		}
+		if ch.Metrics {
+			upTo = min(upTo, periodOf(w.metricsAt.Add(-timeout-ch.MetricsDelay-after), period))
+		}
+		if upTo <= fw.foldedTo {
+			continue
+		}
+		periods := map[int64]bool{}
+		for _, m := range []map[string]map[int64]*counts{fw.fromLogs, fw.recent, fw.fromMetrics} {
+			for _, byPeriod := range m {
+				for p := range byPeriod {
+					periods[p] = true
+				}
+			}
+		}
+		for p := range fw.throttles {
+			periods[p] = true
+		}
+		for p := range periods {
+			if p >= upTo || p < fw.foldedTo {
+				continue
+			}
+			if i := stepOfPeriod(r.Health.Steps, p, period); i >= 0 {
+				for len(fw.folded) <= i {
+					fw.folded = append(fw.folded, stepTotals{})
+				}
+				f := &fw.folded[i]
+				f.canary = add(f.canary, merge(fw.logCounts(fn.New, p), fw.fromMetrics[fn.New][p]))
+				if fn.Previous != "" {
+					f.base = add(f.base, merge(fw.logCounts(fn.Previous, p), fw.fromMetrics[fn.Previous][p]))
+				}
+				f.throttles += fw.throttles[p]
+			}
+			for _, m := range []map[string]map[int64]*counts{fw.fromLogs, fw.recent, fw.fromMetrics} {
+				for _, byPeriod := range m {
+					delete(byPeriod, p)
+				}
+			}
+			delete(fw.throttles, p)
+		}
+		fw.foldedTo = upTo
+	}
+}
+
+func add(a, b counts) counts { return counts{a.n + b.n, a.errors + b.errors, a.slow + b.slow} }
 
 func bucket(m map[string]map[int64]*counts, version string, period int64) *counts {
 	byPeriod := m[version]

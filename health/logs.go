@@ -230,14 +230,16 @@ func (c *Checker) readGroup(ctx context.Context, r *release.Release, w *watch, f
 		cur.pending = append([]logLine(nil), cur.pending[n:]...)
 		cur.from = from
 		// An error line whose report never came (a lost line) is dropped after a while; a smoke
-		// invocation's ID once its lines are long committed.
+		// invocation's ID once its lines are committed (it ended within the function's timeout;
+		// a minute more for the clocks' skew).
 		for id, ts := range cur.failed {
 			if ts < from-15*time.Minute.Milliseconds() {
 				delete(cur.failed, id)
 			}
 		}
+		timeout := time.Duration(max(fn.Timeout, 3)) * time.Second
 		for id, ts := range fw.smokeIDs {
-			if ts < from-15*time.Minute.Milliseconds() {
+			if ts < from-(timeout+time.Minute).Milliseconds() {
 				delete(fw.smokeIDs, id)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"sync"
@@ -47,7 +48,7 @@ func newWorld(now time.Time) *world {
 
 // checker is a new checker (a new process) on the world.
 func (w *world) checker() *Checker {
-	return &Checker{Lambda: w.lc, CloudWatch: w.cw, Logs: w.logs, Clock: w.clock, AlarmsEvery: time.Second}
+	return &Checker{Lambda: w.lc, CloudWatch: w.cw, Logs: w.logs, Clock: w.clock, AlarmsEvery: time.Second, FoldAfter: time.Second}
 }
 
 // traffic is a deterministic stream of invocations of a release's functions: perSecond each
@@ -273,6 +274,16 @@ func TestJudgedAtTicksAsContinuously(t *testing.T) {
 					t.Errorf("%s: %v canary invocations counted, of %v: a smoke invocation counted as traffic?", fn.FunctionName, got, want)
 				}
 			}
+			// Periods that could no longer change were folded into their steps' totals.
+			if s, ok := decodeState(rb.Health.JudgeState); !ok || len(s.Fns) != len(fns) {
+				t.Errorf("the last state: %s", rb.Health.JudgeState)
+			} else {
+				for name, fs := range s.Fns {
+					if fs.FoldedTo == 0 || len(fs.Folded) == 0 {
+						t.Errorf("%s: nothing folded by the end", name)
+					}
+				}
+			}
 			for _, v := range seqB {
 				if v.Check == "alarm" {
 					t.Errorf("at %s: the alarm already firing before the release is blamed: %s", v.At, v.Reason)
@@ -288,4 +299,77 @@ func showJudged(js []judged) string {
 		fmt.Fprintf(&b, "  %s %s %s: %s %q\n", j.At, j.Result, j.Check, j.Reason, j.Notes)
 	}
 	return b.String()
+}
+
+// The state grows with functions and steps, not with traffic nor with the bake's length: a fleet
+// judged from logs and metrics (1-minute periods) for an hour over 5 steps, each function with a
+// smoke invocation at each step and a few invocations open at the cursor, keeps the counts of
+// the last few periods only, the rest folded into the steps' totals. 100 functions stay well
+// under DynamoDB's 400 KB item; 1000 do not (nor does the rest of their release's record).
+func TestStateSize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	end := t0.Add(time.Hour)
+	size := func(functions, periods int) (unfolded, folded int) {
+		r := &release.Release{ID: "r", Checks: &release.Checks{Logs: true, Metrics: true, MetricsPeriod: time.Minute}}
+		for s := range 5 {
+			at := t0.Add(time.Duration(s) * 12 * time.Minute)
+			r.Health.Steps = append(r.Health.Steps, release.StepRecord{Step: s, Weight: 0.1 * float64(s+1), Shifted: at, Started: at})
+		}
+		w := &watch{fns: map[string]*fnWatch{}, firingBefore: map[string]time.Time{"api-errors": t0}, metricsAt: end}
+		for f := range functions {
+			fw := &fnWatch{fromLogs: map[string]map[int64]*counts{}, fromMetrics: map[string]map[int64]*counts{}, smokeIDs: map[string]int64{}}
+			name := fmt.Sprintf("shop-function-%04d", f)
+			for p := range periods {
+				at := t0.Add(time.Duration(p) * time.Minute).UnixMilli()
+				// Noisy, as traffic is: 5400 ± 300 invocations a minute on the baseline, 600 ± 100
+				// on the canary, a few errors and slow ones.
+				base := counts{n: float64(5100 + rng.IntN(600)), errors: float64(rng.IntN(12)), slow: float64(200 + rng.IntN(100))}
+				canary := counts{n: float64(500 + rng.IntN(200)), errors: float64(rng.IntN(4)), slow: float64(20 + rng.IntN(20))}
+				*bucket(fw.fromLogs, "41", at), *bucket(fw.fromLogs, "42", at) = base, canary
+				*bucket(fw.fromMetrics, "41", at), *bucket(fw.fromMetrics, "42", at) = base, canary
+			}
+			// The last step's smoke invocation (earlier ones are forgotten once the cursor
+			// passed them), an error line whose REPORT has not come, three streams mid-invocation.
+			uuid := func() string {
+				return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", rng.Uint32(), rng.IntN(1<<16), rng.IntN(1<<12), rng.IntN(1<<12), rng.Uint64()>>16)
+			}
+			fw.smokeIDs[uuid()] = t0.Add(48 * time.Minute).UnixMilli()
+			fw.logs = logCursor{from: end.Add(-overlap).UnixMilli(), newest: end.UnixMilli(), seen: map[string]bool{},
+				failed: map[string]int64{uuid(): end.UnixMilli()}, current: map[string]string{}}
+			for range 3 {
+				fw.logs.current[fmt.Sprintf("2026/11/23/[42]%016x%016x", rng.Uint64(), rng.Uint64())] = uuid()
+			}
+			r.Functions = append(r.Functions, release.Function{FunctionName: name, Previous: "41", New: "42", Timeout: 30})
+			w.fns[name] = fw
+		}
+		unfolded = len(w.state(r, end))
+		before := (&Checker{}).verdict(r, w, true, nil)
+		(&Checker{}).fold(r, w, end)
+		if after := (&Checker{}).verdict(r, w, true, nil); !reflect.DeepEqual(after, before) {
+			t.Fatalf("%d functions: folding changed the verdict:\n%+v\nwant\n%+v", functions, after, before)
+		}
+		raw := w.state(r, end)
+		// It reads back as it was.
+		s, ok := decodeState(raw)
+		if !ok {
+			t.Fatalf("%d functions: the state does not decode", functions)
+		}
+		back := &watch{fns: map[string]*fnWatch{}}
+		for _, fn := range r.Functions {
+			back.fns[fn.FunctionName] = &fnWatch{fromLogs: map[string]map[int64]*counts{}, smokeIDs: map[string]int64{}}
+		}
+		back.restore(r, s, raw)
+		if got, want := string(marshalState(back.snapshot(r))), string(marshalState(w.snapshot(r))); got != want {
+			t.Fatalf("%d functions: restored, the state is not what was saved", functions)
+		}
+		t.Logf("%d functions × %d periods: %d bytes stored (%d unfolded; %d before gzip)", functions, periods, len(raw), unfolded, len(marshalState(w.snapshot(r))))
+		return unfolded, len(raw)
+	}
+	// About 0.4 KB a function, most of it request IDs and stream names, which do not compress.
+	if _, got := size(100, 60); got > 48<<10 {
+		t.Errorf("100 functions × 60 periods: %d bytes, want at most 48 KB", got)
+	}
+	if _, got := size(1000, 60); got > 480<<10 {
+		t.Errorf("1000 functions × 60 periods: %d bytes, want at most 480 KB", got)
+	}
 }
