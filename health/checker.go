@@ -6,6 +6,29 @@
 // The rule it keeps: only what was observed decides. No data yet is not a failure, a source that
 // cannot be read is reported (and the other still works), and every verdict carries the numbers
 // behind it.
+//
+// # Judged at ticks, judged the same
+//
+// A release may be judged by one process polling every second or by a controller that starts a
+// fresh process every minute; both are the same test. Each judgement recomputes every function's
+// split test (analysis.SplitTest) from all the counts so far: its statistic, the mixture
+// likelihood ratio of the bad outcomes' split between canary and baseline, depends only on what
+// was counted, not on when or how often anyone looked (within a step the weight is constant, so
+// the order of outcomes does not change the product). Under H0 (the canary no worse) that ratio,
+// as outcomes arrive, is a nonnegative supermartingale with mean at most 1, and by Ville's
+// inequality it ever reaches 1/α with probability at most α. A judgement is a look at that path
+// at some moment; looking at fewer moments (ticks) can only miss a crossing, never add one, and
+// the moments may be chosen as the release goes (a test that is anytime-valid). So a healthy
+// function is failed with probability at most its share of α however it is polled, and the
+// fleet's α holds as before (each function gets α/judged, shared again between its tests). The
+// ceilings (max error and throttle rates) are breakers outside α, and Inconclusive, at the end
+// of a bake, is a matter of power, not of α.
+//
+// That holds only if a fresh process counts what the last one counted: the same invocations,
+// none twice, none missed, smoke invocations not at all, and the same alarms excused. So the
+// checker's state is written in the release's record with every verdict (state.go says what it
+// holds and how it stays small), and a checker that has no watch of a release in memory, or an
+// older one than the record's, restores it from there and goes on where the last one stopped.
 package health
 
 import (
