@@ -373,3 +373,51 @@ func TestStateSize(t *testing.T) {
 		t.Errorf("1000 functions × 60 periods: %d bytes, want at most 480 KB", got)
 	}
 }
+
+// A checker that still has a release in memory goes on from its memory while the record is
+// older (the engine writes the state only now and then), and from the record once another
+// process judged the release since: it does not run that process's smoke invocations again.
+func TestNewerRecordReplacesMemory(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t0)
+	fns := []release.Function{{Name: "api", FunctionName: "api", Previous: "1", New: "2", Timeout: 1}}
+	r := &release.Release{ID: "r", Alias: "live", Steps: []release.Step{{Weight: 0.5}, {Weight: 1}}, Functions: fns,
+		Checks: &release.Checks{Logs: true, Alpha: 0.01, Detect: 5, MaxErrorRate: 0.9, MaxThrottleRate: 0.9, Smoke: []release.Smoke{{Payload: `{}`}}}}
+	step := func(i int, at time.Time) {
+		r.Step, r.StepStarted = i, at
+		r.Health.Steps = append(r.Health.Steps, release.StepRecord{Step: i, Weight: r.Steps[i].Weight, Shifted: at, Started: at})
+	}
+	judge := func(c *Checker, at time.Time) release.Verdict {
+		t.Helper()
+		w.clock.set(at)
+		v, err := c.Judge(ctx, r, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first, second := w.checker(), w.checker()
+	step(0, t0)
+	r.Health.JudgeState = judge(first, t0).State
+	w.logs.invocation("/aws/lambda/api", "2", requestID(1, 1), t0.Add(time.Second), false)
+	judge(first, t0.Add(2*time.Second)) // not written: the record is older than first's memory
+	if got := len(w.lc.invoked()); got != 1 {
+		t.Fatalf("%d smoke invocations at step 1, want 1", got)
+	}
+	if v := judge(first, t0.Add(3*time.Second)); v.Functions["api"]["canaryInvocations"] != 1 {
+		t.Fatalf("going on from an older record: %v, want the one invocation counted", v.Functions["api"])
+	}
+	// Another process judges step 2 and its state is written.
+	step(1, t0.Add(20*time.Second))
+	r.Health.JudgeState = judge(second, t0.Add(20*time.Second)).State
+	if got := len(w.lc.invoked()); got != 2 {
+		t.Fatalf("%d smoke invocations by step 2, want 2", got)
+	}
+	v := judge(first, t0.Add(21*time.Second))
+	if got := len(w.lc.invoked()); got != 2 {
+		t.Errorf("%d smoke invocations by step 2, want 2: the first checker ran step 2's again", got)
+	}
+	if n := v.Functions["api"]; n["canaryInvocations"] != 1 {
+		t.Errorf("counted %v; want one invocation, smoke invocations not counted", n)
+	}
+}

@@ -65,3 +65,37 @@ func TestEngineKeepsTheJudgeState(t *testing.T) {
 		t.Errorf("the verdict's record carries the state: %s", b)
 	}
 }
+
+// At a gate the canary keeps its weight and is judged on: the judge's state is kept there too,
+// and the verdict that rolls the release back records it.
+func TestEngineKeepsTheJudgeStateAtAGate(t *testing.T) {
+	var seen []string
+	n := 0
+	h := &scriptedHealth{judge: func(r *release.Release, over bool) (release.Verdict, error) {
+		n++
+		seen = append(seen, string(r.Health.JudgeState))
+		if n == 6 {
+			v, err := failing(r, over)
+			v.State = json.RawMessage(fmt.Sprint(n))
+			return v, err
+		}
+		return release.Verdict{Result: release.Pass, Reason: "no regression", State: json.RawMessage(fmt.Sprint(n))}, nil
+	}}
+	fx := setupGated(t, release.Approval{AtStep: 1}, &release.Checks{MaxBake: time.Millisecond, OnInconclusive: "rollback"}, release.Step{Weight: 0.1})
+	e := fx.engine(nil)
+	e.Health, e.JudgeStateEvery = h, time.Hour
+	r, err := e.Run(context.Background(), "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != release.RolledBack || !strings.Contains(r.Reason, "while waiting at the gate") {
+		t.Fatalf("ended %s", r.Describe())
+	}
+	// 1 is the step's verdict's; 2, the first at the gate, is written at once; 6 rolls back.
+	if want := []string{"", "1", "2", "2", "2", "2"}; !slices.Equal(seen, want) {
+		t.Errorf("Judge saw the states %q in the record, want %q", seen, want)
+	}
+	if got := string(r.Health.JudgeState); got != "6" {
+		t.Errorf("the record ends with the state %s, want the failing verdict's, 6", got)
+	}
+}
