@@ -124,6 +124,14 @@ func TestJSONOutputGolden(t *testing.T) {
 		"history":       historyOf([]*release.Release{sample()}),
 		"history-empty": historyOf(nil),
 		"deploy-result": resultOf(sample()),
+		"deploy-detached": func() document {
+			r := sample()
+			r.Phase, r.Reason, r.Request, r.Gates, r.Controller = release.Planned, "", nil, nil, true
+			r.Functions[0].New, r.Functions[0].Weight, r.Functions[0].RolledBack = "", 0, false
+			out := resultOf(r)
+			out.Outcome = "detached"
+			return out
+		}(),
 		"plan":          planOf(samplePlan()),
 		"prune":         samplePrune(),
 		"doctor":        sampleDoctor(),
