@@ -132,10 +132,10 @@ func TestJSONOutputGolden(t *testing.T) {
 			out.Outcome = "detached"
 			return out
 		}(),
-		"plan":          planOf(samplePlan()),
-		"prune":         samplePrune(),
-		"doctor":        sampleDoctor(),
-		"gc":            sampleGC(),
+		"plan":   planOf(samplePlan()),
+		"prune":  samplePrune(),
+		"doctor": sampleDoctor(),
+		"gc":     sampleGC(),
 	}
 	for name, doc := range docs {
 		t.Run(name, func(t *testing.T) {
