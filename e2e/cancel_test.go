@@ -60,6 +60,13 @@ func (f *fleet) setManifest(extra string) {
 // startDeploy starts a real `aviary deploy` of stamp, and waits until its release bakes step 1.
 func (f *fleet) startDeploy(stamp string) (*exec.Cmd, <-chan error, *bytes.Buffer, *release.Release) {
 	f.t.Helper()
+	return f.startDeployUntil(stamp, "the canary's first bake", func(r *release.Release) bool { return r.Baking() && r.Step == 0 })
+}
+
+// startDeployUntil starts a real `aviary deploy` of stamp, and waits until its release is as ok
+// says.
+func (f *fleet) startDeployUntil(stamp, what string, ok func(*release.Release) bool) (*exec.Cmd, <-chan error, *bytes.Buffer, *release.Release) {
+	f.t.Helper()
 	before := f.latest()
 	f.stampAll(stamp)
 	var stderr bytes.Buffer
@@ -76,9 +83,7 @@ func (f *fleet) startDeploy(stamp string) (*exec.Cmd, <-chan error, *bytes.Buffe
 			<-exited
 		}
 	})
-	r := f.waitFor("the canary's first bake", func(r *release.Release) bool {
-		return r.ID != before.ID && r.Baking() && r.Step == 0
-	})
+	r := f.waitFor(what, func(r *release.Release) bool { return r.ID != before.ID && ok(r) })
 	return cmd, exited, &stderr, r
 }
 
@@ -185,6 +190,49 @@ func TestCancelSecondSignalDoesNotStopTheRollback(t *testing.T) {
 		t.Errorf("stderr does not say the SIGTERM was ignored:\n%s", stderr)
 	}
 	f.rolledBackConsistently(t, r.ID)
+}
+
+// TestCancelMidway: SIGINT while the new versions are being published (nothing moved yet) and
+// while the aliases are being moved to a step's weight (some moved, some not): either way the
+// rollback puts every alias wholly back on its previous version.
+func TestCancelMidway(t *testing.T) {
+	for _, tc := range []struct {
+		name, slow string
+		at         func(*release.Release) bool
+	}{
+		{"publishing", "UpdateFunctionCode", func(r *release.Release) bool { return r.Phase == release.Publishing }},
+		{"mid-shift", "UpdateAlias", func(r *release.Release) bool {
+			moved := 0
+			for _, fn := range r.Functions {
+				if fn.Weight > 0 {
+					moved++
+				}
+			}
+			return r.Phase == release.Shifting && !r.Baking() && moved > 0
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := canaryFleet(t, 3, "")
+			// Each call of the phase takes 700 ms, so that the signal lands within it.
+			if err := f.srv.SetFaults(sandbox.Faults{Latency: sandbox.Duration(700 * time.Millisecond), Operations: []string{tc.slow}}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.srv.SetFaults(sandbox.Faults{}) })
+			cmd, exited, stderr, r := f.startDeployUntil("2", tc.name, tc.at)
+			t.Logf("signalled at %s", r.Describe())
+			start := time.Now()
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			code, took := exitCode(t, exited, start)
+			t.Logf("exit %d, %s after SIGINT\n%s", code, took, stderr)
+			if code != cli.ExitRolledBack {
+				t.Errorf("exit %d, want %d (rolled back)", code, cli.ExitRolledBack)
+			}
+			f.srv.SetFaults(sandbox.Faults{})
+			f.rolledBackConsistently(t, r.ID)
+		})
+	}
 }
 
 // TestCancelLeaves: with on_cancel: leave the release stays at its step's weight, its lock

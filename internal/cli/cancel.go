@@ -119,6 +119,11 @@ func (c *deployCmd) interrupted(e *env, eng *release.Engine, p *prepared, id str
 	if err != nil {
 		return fmt.Errorf("interrupted (%s), and release %s cannot be read: %w; `aviary status %s` shows it, `aviary rollback %s` ends it", sig, id, err, id, id)
 	}
+	// Run frees the lock when it stops; if the signal came before Run read the release, the lock
+	// Start took is still this process's: freed here (a lock held by anyone else is left alone).
+	if err := eng.Store.ReleaseLock(ctx, release.LockKey(r.Service, r.Environment), eng.Owner); err != nil {
+		return fmt.Errorf("interrupted (%s), and the lock of release %s cannot be freed: %w; `aviary rollback %s` ends it", sig, id, err, id)
+	}
 	if r.Phase.Final() {
 		// It ended as the signal came: nothing is left to do.
 		return finish(e, c.outputFlags, logWriter(e, c.outputFlags), r, nil)

@@ -124,7 +124,9 @@ func (c *deployCmd) Run(e *env) error {
 	eng.Observe = kit.announcer(v).observe
 	final, err := eng.Run(e.ctx, r.ID)
 	v.close()
-	if err != nil && e.ctx.Err() != nil && final != nil && !final.Phase.Final() {
+	// Interrupted: Run stopped driving and freed the lock (nil final: the signal came before it
+	// could read the release, holding the lock Start took).
+	if err != nil && e.ctx.Err() != nil && (final == nil || !final.Phase.Final()) {
 		return c.interrupted(e, eng, p, r.ID, in)
 	}
 	return finish(e, c.outputFlags, log, final, err)
