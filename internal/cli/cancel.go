@@ -124,11 +124,11 @@ func (c *deployCmd) interrupted(e *env, eng *release.Engine, p *prepared, id str
 	if err := eng.Store.ReleaseLock(ctx, release.LockKey(r.Service, r.Environment), eng.Owner); err != nil {
 		return fmt.Errorf("interrupted (%s), and the lock of release %s cannot be freed: %w; `aviary rollback %s` ends it", sig, id, err, id)
 	}
+	say := func(format string, args ...any) { fmt.Fprintf(e.stderr, "aviary: "+format+"\n", args...) }
 	if r.Phase.Final() {
-		// It ended as the signal came: nothing is left to do.
+		say("%s: release %s had already ended (%s): nothing to do.", sig, safe(id), safe(r.Describe()))
 		return finish(e, c.outputFlags, logWriter(e, c.outputFlags), r, nil)
 	}
-	say := func(format string, args ...any) { fmt.Fprintf(e.stderr, "aviary: "+format+"\n", args...) }
 	switch {
 	case p.env.Controller != nil:
 		return c.cancelToController(e, ctx, eng, p, r, sig, say)
