@@ -125,6 +125,9 @@ func (c *iamPolicyCmd) Run(e *env) error {
 	if url := c.storeFlags.url(m); strings.HasPrefix(url, "dynamodb://") {
 		in.Table = strings.TrimPrefix(url, "dynamodb://")
 	}
+	if envm.Controller != nil {
+		in.Controller = envm.Controller.Function
+	}
 	policy := iampolicy.Build(in)
 	if c.Format == "terraform" {
 		_, err := io.WriteString(e.stdout, policy.Terraform(iampolicy.Terraform{Name: "aviary_ci"}))
