@@ -20,6 +20,7 @@ import (
 	"github.com/aviary-deploy/aviary/internal/cli"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/sandbox"
+	"github.com/aviary-deploy/aviary/store"
 )
 
 // A cancelled CI job sends the deploy SIGINT, then SIGTERM 7.5 s later, then kills it 2.5 s after
@@ -262,9 +263,7 @@ func TestCancelLeaves(t *testing.T) {
 			t.Errorf("%s: alias on %s with weights %v, want %s with 10%% on %s", n, v, w, fn.Previous, fn.New)
 		}
 	}
-	if l, _ := st.GetLock(context.Background(), "shop/production"); l != nil {
-		t.Errorf("the lock is still held: %+v", l)
-	}
+	heldButFree(t, st, r.ID)
 	if code, out, errs := f.aviary("promote", r.ID, "--now", "--api-rate", "200"); code != 0 {
 		t.Fatalf("promote --now of the left release: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -325,10 +324,18 @@ func (f *fleet) handedOff(t *testing.T, id, why string) *release.Release {
 	if !found {
 		t.Errorf("no hand-off entry saying %q in the audit trail of %s: %+v", why, id, evs)
 	}
-	if l, _ := st.GetLock(context.Background(), "shop/production"); l != nil {
-		t.Errorf("the lock is still held: %+v", l)
-	}
+	heldButFree(t, st, id)
 	return r
+}
+
+// heldButFree checks that a live release nobody drives still holds its environment (no other
+// release may start) while its lease is over, so that any process may take it over at once.
+func heldButFree(t *testing.T, st store.Store, id string) {
+	t.Helper()
+	l, err := st.GetLock(context.Background(), "shop/production")
+	if err != nil || l == nil || l.Holder != id || l.ExpiresAt.After(time.Now()) {
+		t.Errorf("lock of the live release %s: %+v, %v; want it held by the release with its lease over", id, l, err)
+	}
 }
 
 // TestCancelHandsToTheController: with a controller configured, SIGINT hands the release over

@@ -121,7 +121,7 @@ func (c *deployCmd) interrupted(e *env, eng *release.Engine, p *prepared, id str
 	}
 	// Run frees the lock when it stops; if the signal came before Run read the release, the lock
 	// Start took is still this process's: freed here (a lock held by anyone else is left alone).
-	if err := eng.Store.ReleaseLock(ctx, release.LockKey(r.Service, r.Environment), eng.Owner); err != nil {
+	if err := eng.LetGo(ctx, r); err != nil {
 		return fmt.Errorf("interrupted (%s), and the lock of release %s cannot be freed: %w; `aviary rollback %s` ends it", sig, id, err, id)
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(e.stderr, "aviary: "+format+"\n", args...) }

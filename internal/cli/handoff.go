@@ -92,7 +92,7 @@ func handOff(ctx context.Context, eng *release.Engine, inv invoker, ctl *manifes
 		return nil, err
 	}
 	// Held by this process after Start (a detached deploy); already free after Run (a cancel).
-	if err := eng.Store.ReleaseLock(ctx, release.LockKey(r.Service, r.Environment), eng.Owner); err != nil {
+	if err := eng.LetGo(ctx, r); err != nil {
 		return r, fmt.Errorf("free the lock of %s/%s for the controller: %w", r.Service, r.Environment, err)
 	}
 	if inv == nil {
