@@ -41,6 +41,7 @@ import (
 	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
 	"github.com/aviary-deploy/aviary/sandbox/codedeploy"
 	"github.com/aviary-deploy/aviary/sandbox/elbv2"
+	"github.com/aviary-deploy/aviary/sandbox/iam"
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
 	"github.com/aviary-deploy/aviary/sandbox/logs"
 	"github.com/aviary-deploy/aviary/sandbox/s3"
@@ -116,6 +117,8 @@ type Server struct {
 	// the Lambda control-plane calls.
 	CloudFormation *cloudformation.Service
 	CloudTrail     *cloudtrail.Service
+	// IAM keeps roles and OIDC providers; their policies are stored, not enforced.
+	IAM *iam.Service
 
 	opts     Options
 	ln       net.Listener
@@ -250,6 +253,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.CloudFormation = cfm
+	if s.IAM, err = iam.New(iam.Config{Account: opts.Account, DataDir: opts.DataDir, Logger: opts.Logger}); err != nil {
+		cfm.Close()
+		lm.Close()
+		lg.Close()
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
 	s.handlers = map[string]http.Handler{
 		"lambda":     lm.Handler(s.limits),
 		"s3":         st.Handler(s.limits),
@@ -264,6 +275,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"sns":                  s.SNS.Handler(s.limits),
 		"cloudformation":       cfm.Handler(s.limits),
 		"cloudtrail":           ct.Handler(s.limits),
+		"iam":                  s.IAM.Handler(s.limits),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -345,7 +357,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation and cloudtrail.", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation, cloudtrail and iam.", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -397,7 +409,7 @@ func signingService(r *http.Request) string {
 
 // queryVersions name the query-protocol services by their API version.
 var queryVersions = map[string]string{"2010-05-15": "cloudformation", "2011-06-15": "sts", "2010-08-01": "monitoring",
-	"2011-01-01": "autoscaling", "2015-12-01": "elasticloadbalancing", "2010-03-31": "sns"}
+	"2011-01-01": "autoscaling", "2015-12-01": "elasticloadbalancing", "2010-03-31": "sns", "2010-05-08": "iam"}
 
 // queryService recognises an unsigned query-protocol request by the Version in its form, which
 // it peeks at and puts back; CloudWatch is the default, as before there were others.
