@@ -40,6 +40,7 @@ import (
 	"github.com/aviary-deploy/aviary/sandbox/cloudtrail"
 	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
 	"github.com/aviary-deploy/aviary/sandbox/codedeploy"
+	"github.com/aviary-deploy/aviary/sandbox/dynamodb"
 	"github.com/aviary-deploy/aviary/sandbox/elbv2"
 	"github.com/aviary-deploy/aviary/sandbox/iam"
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
@@ -85,6 +86,10 @@ type Options struct {
 	// CloudFrontClock is the clock CloudFront's deployments and replica releases run by; nil
 	// means time.Now. A test advances it past ReplicationDelay instead of sleeping.
 	CloudFrontClock func() time.Time
+	// DynamoDB is the URL of a DynamoDB-compatible server (dynalite, DynamoDB Local) that the
+	// sandbox forwards DynamoDB requests to, so that one endpoint serves them too; "" answers
+	// them UnknownOperationException.
+	DynamoDB string
 }
 
 // Defaults.
@@ -119,6 +124,8 @@ type Server struct {
 	CloudTrail     *cloudtrail.Service
 	// IAM keeps roles and OIDC providers; their policies are stored, not enforced.
 	IAM *iam.Service
+	// DynamoDB forwards to Options.DynamoDB.
+	DynamoDB *dynamodb.Forward
 
 	opts     Options
 	ln       net.Listener
@@ -166,6 +173,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.Faults.validate(); err != nil {
 		return nil, err
 	}
+	ddb, err := dynamodb.New(opts.DynamoDB)
+	if err != nil {
+		return nil, err
+	}
 	if opts.DataDir != "" {
 		abs, err := filepath.Abs(opts.DataDir)
 		if err != nil {
@@ -181,7 +192,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
 	}
-	s := &Server{URL: "http://" + ln.Addr().String(), Region: opts.Region, opts: opts, ln: ln, log: newRequestLog(200000), served: make(chan struct{})}
+	s := &Server{URL: "http://" + ln.Addr().String(), Region: opts.Region, opts: opts, ln: ln, log: newRequestLog(200000), served: make(chan struct{}), DynamoDB: ddb}
 	s.limits = newLimiter(opts.ControlRate, opts.ControlBurst, opts.Faults, s.log)
 	if opts.QuotaClock != nil {
 		s.limits.now = opts.QuotaClock
@@ -276,6 +287,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"cloudformation":       cfm.Handler(s.limits),
 		"cloudtrail":           ct.Handler(s.limits),
 		"iam":                  s.IAM.Handler(s.limits),
+		"dynamodb":             ddb,
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -357,7 +369,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation, cloudtrail and iam.", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation, cloudtrail, iam and dynamodb (forwarded to --dynamodb).", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -396,6 +408,8 @@ func signingService(r *http.Request) string {
 		return "logs"
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "CodeDeploy_20141006."):
 		return "codedeploy"
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), dynamodb.TargetPrefix):
+		return "dynamodb"
 	case strings.HasPrefix(p, "/2020-05-31/distribution"):
 		return "cloudfront"
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."),
