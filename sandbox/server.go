@@ -363,6 +363,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.admin(w, r)
 		return
 	}
+	if id, ok := lambda.FunctionURLID(r.Host); ok {
+		s.Lambda.ServeFunctionURL(w, r, id)
+		return
+	}
 	service := signingService(r)
 	h, ok := s.handlers[service]
 	if !ok {
@@ -399,7 +403,7 @@ func signingService(r *http.Request) string {
 	}
 	p := r.URL.Path
 	switch {
-	case strings.HasPrefix(p, "/2015-03-31/"), strings.HasPrefix(p, "/2017-10-31/"), strings.HasPrefix(p, "/2019-09-30/"), strings.HasPrefix(p, "/2016-08-19/"):
+	case strings.HasPrefix(p, "/2015-03-31/"), strings.HasPrefix(p, "/2017-10-31/"), strings.HasPrefix(p, "/2019-09-30/"), strings.HasPrefix(p, "/2016-08-19/"), strings.HasPrefix(p, "/2021-10-31/"):
 		return "lambda"
 	case strings.HasPrefix(p, "/service/GraniteServiceVersion20100801/"),
 		strings.HasPrefix(r.Header.Get("X-Amz-Target"), "GraniteServiceVersion20100801."):
