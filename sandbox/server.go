@@ -32,7 +32,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	dynamodbsdk "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	iamsdk "github.com/aws/aws-sdk-go-v2/service/iam"
 	lambdasdk "github.com/aws/aws-sdk-go-v2/service/lambda"
+	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/aviary-deploy/aviary/sandbox/autoscaling"
 	"github.com/aviary-deploy/aviary/sandbox/cloudformation"
@@ -253,8 +256,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	s.SNS = sns.New(sns.Config{Region: opts.Region, Account: opts.Account, Functions: lm, Logger: opts.Logger})
 	s.CodeDeploy = codedeploy.New(codedeploy.Config{Region: opts.Region, Account: opts.Account, Groups: s.AutoScaling,
 		Topics: s.SNS, StepDelay: opts.UpdateDelay, Logger: opts.Logger})
+	cfnCfg := serviceConfig(opts.Region, "cloudformation.amazonaws.com")
 	cfm, err := cloudformation.New(cloudformation.Config{Region: opts.Region, Account: opts.Account, DataDir: opts.DataDir,
 		Lambda: serviceLambdaClient(s.URL, opts.Region, "cloudformation.amazonaws.com"), Objects: objectSource{st},
+		DynamoDB:     dynamodbsdk.NewFromConfig(cfnCfg, func(o *dynamodbsdk.Options) { o.BaseEndpoint = aws.String(s.URL) }),
+		S3:           s3sdk.NewFromConfig(cfnCfg, func(o *s3sdk.Options) { o.BaseEndpoint, o.UsePathStyle = aws.String(s.URL), true }),
+		IAM:          iamsdk.NewFromConfig(cfnCfg, func(o *iamsdk.Options) { o.BaseEndpoint = aws.String(s.URL) }),
 		PollInterval: min(max(opts.UpdateDelay/5, 20*time.Millisecond), 200*time.Millisecond), Logger: opts.Logger})
 	if err != nil {
 		lm.Close()
@@ -596,7 +603,13 @@ func (t lambdaTrail) RecordCall(c lambda.TrailCall) {
 // service's name as their user agent, which CloudTrail records as invokedBy and source, as
 // AWS records CloudFormation's calls. It retries throttles patiently, as AWS's services do.
 func serviceLambdaClient(url, region, principal string) *lambdasdk.Client {
-	cfg := aws.Config{
+	return lambdasdk.NewFromConfig(serviceConfig(region, principal), func(o *lambdasdk.Options) { o.BaseEndpoint = aws.String(url) })
+}
+
+// serviceConfig is the configuration of the clients an AWS service of the sandbox calls the
+// sandbox with (see serviceLambdaClient).
+func serviceConfig(region, principal string) aws.Config {
+	return aws.Config{
 		Region:      region,
 		Credentials: credentials.NewStaticCredentialsProvider("sandbox", "sandbox", ""),
 		HTTPClient:  &http.Client{Transport: userAgent{principal, http.DefaultTransport}},
@@ -608,7 +621,6 @@ func serviceLambdaClient(url, region, principal string) *lambdasdk.Client {
 			})
 		},
 	}
-	return lambdasdk.NewFromConfig(cfg, func(o *lambdasdk.Options) { o.BaseEndpoint = aws.String(url) })
 }
 
 // userAgent sets a request's User-Agent (after signing: the sandbox verifies no signatures).
