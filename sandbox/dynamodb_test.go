@@ -40,6 +40,15 @@ func TestDynamoDBForwardsToUpstream(t *testing.T) {
 	}
 	_, err = c.DescribeTable(ctx(t), &dynamodb.DescribeTableInput{TableName: aws.String("no-such-table")})
 	wantAPIError[*ddbtypes.ResourceNotFoundException](t, err, 400)
+	var ops []string
+	for _, r := range e.srv.Requests() {
+		if r.Service == "dynamodb" {
+			ops = append(ops, r.Operation)
+		}
+	}
+	if got, want := strings.Join(ops, ","), "CreateTable,PutItem,GetItem,DescribeTable"; !strings.HasPrefix(got, want) {
+		t.Errorf("the request log's DynamoDB operations = %s, want %s first", got, want)
+	}
 }
 
 // Without an upstream, DynamoDB requests are refused with a clear error, not served half-way.

@@ -294,7 +294,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"cloudformation":       cfm.Handler(s.limits),
 		"cloudtrail":           ct.Handler(s.limits),
 		"iam":                  s.IAM.Handler(s.limits),
-		"dynamodb":             ddb,
+		"dynamodb":             ddb.Handler(s.limits),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {

@@ -15,6 +15,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+
+	"github.com/aviary-deploy/aviary/sandbox/limits"
 )
 
 // TargetPrefix is the X-Amz-Target prefix of DynamoDB's operations.
@@ -48,6 +50,23 @@ func New(upstream string) (*Forward, error) {
 
 // Upstream is the server requests go to; nil if there is none.
 func (f *Forward) Upstream() *url.URL { return f.upstream }
+
+// Handler serves DynamoDB; l is asked about every request (the sandbox's request log and
+// injected faults; DynamoDB has no control-plane quota here).
+func (f *Forward) Handler(l limits.Limiter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), TargetPrefix)
+		if ref := limits.Admit(l, r, limits.Op{Service: "dynamodb", Name: op}); ref != nil {
+			if ref.Kind == limits.InjectedServerError {
+				writeError(w, http.StatusInternalServerError, "InternalServerError", "Internal server error (injected by the Aviary sandbox)")
+				return
+			}
+			writeError(w, http.StatusBadRequest, "ThrottlingException", "Rate of requests exceeds the allowed throughput.")
+			return
+		}
+		f.ServeHTTP(w, r)
+	})
+}
 
 // ServeHTTP forwards one request.
 func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
