@@ -4,7 +4,10 @@
 // can be rehearsed with no AWS account. Requests are routed by
 // the service name in their SigV4 credential scope, as LocalStack does; signatures are not
 // verified. Every service but S3 (served by gofakes3) speaks through sandbox/protocol, one wire layer
-// for AWS's protocols and error envelopes.
+// for AWS's protocols and error envelopes. IAM keeps roles and OIDC providers (policies stored,
+// not enforced); DynamoDB is forwarded to a DynamoDB-compatible upstream (Options.DynamoDB:
+// dynalite, DynamoDB Local), which is the DynamoDB; Lambda function URLs are served to requests
+// carrying their host.
 //
 // The rule it keeps: it is a product, not a test double. Where a deploy tool can tell the
 // difference it behaves as AWS documents — error codes and statuses, preconditions, pagination,
