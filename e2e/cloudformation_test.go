@@ -20,9 +20,8 @@ import (
 
 // The example of deploy/cloudformation, deployed on the sandbox's CloudFormation: the stack
 // creates the function and its alias, Aviary releases new code through the alias, and a stack
-// update of the function's configuration changes that and leaves the release alone. (The
-// sandbox's CloudFormation provisions Lambda resources only, so deploy/cloudformation/aviary.yaml,
-// with its table, bucket and roles, is checked by parsing in package deploy, not deployed here.)
+// update of the function's configuration changes that and leaves the release alone.
+// (deploy/cloudformation/aviary.yaml is deployed in TestCloudFormationAviaryStackOnTheSandbox.)
 func TestCloudFormationExampleStackAndAviaryShareAFunction(t *testing.T) {
 	f := newFleet(t, 0, quick, "      canary:\n        - weight: 50%\n          bake: 0s")
 	ctx := context.Background()

@@ -264,9 +264,9 @@ func TestCloudFormationCreatesFunctionsVersionsAliasesPermissions(t *testing.T) 
 		Parameters: []cfntypes.Parameter{param("CodeKey", "k1.zip")}})
 	wantAPIError[*cfntypes.AlreadyExistsException](t, err, http.StatusBadRequest)
 	_, err = e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("other"),
-		TemplateBody: aws.String("Resources:\n  B:\n    Type: AWS::S3::Bucket\n")})
-	if errorCode(err) != "ValidationError" || !strings.Contains(err.Error(), "Unrecognized resource types: [AWS::S3::Bucket]") {
-		t.Errorf("unsupported type: %v, want ValidationError naming AWS::S3::Bucket", err)
+		TemplateBody: aws.String("Resources:\n  Q:\n    Type: AWS::SQS::Queue\n")})
+	if errorCode(err) != "ValidationError" || !strings.Contains(err.Error(), "Unrecognized resource types: [AWS::SQS::Queue]") {
+		t.Errorf("unsupported type: %v, want ValidationError naming AWS::SQS::Queue", err)
 	}
 	_, err = e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("other"), TemplateBody: aws.String(appYAML)})
 	if errorCode(err) != "ValidationError" || !strings.Contains(err.Error(), "Parameters: [CodeKey] must have values") {

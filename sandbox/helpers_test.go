@@ -23,6 +23,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/aviary-deploy/aviary/awsconfig"
+	"github.com/aviary-deploy/aviary/internal/dynalite"
 	"github.com/aviary-deploy/aviary/sandbox"
 )
 
@@ -49,6 +50,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	defer dynalite.Stop()
 	for _, flavor := range []string{"good", "bad"} {
 		out := filepath.Join(dir, flavor+".zip")
 		cmd := exec.Command("../examples/build.sh", out, flavor)

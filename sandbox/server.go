@@ -4,7 +4,10 @@
 // can be rehearsed with no AWS account. Requests are routed by
 // the service name in their SigV4 credential scope, as LocalStack does; signatures are not
 // verified. Every service but S3 (served by gofakes3) speaks through sandbox/protocol, one wire layer
-// for AWS's protocols and error envelopes.
+// for AWS's protocols and error envelopes. IAM keeps roles and OIDC providers (policies stored,
+// not enforced); DynamoDB is forwarded to a DynamoDB-compatible upstream (Options.DynamoDB:
+// dynalite, DynamoDB Local), which is the DynamoDB; Lambda function URLs are served to requests
+// carrying their host.
 //
 // The rule it keeps: it is a product, not a test double. Where a deploy tool can tell the
 // difference it behaves as AWS documents — error codes and statuses, preconditions, pagination,
@@ -32,7 +35,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	dynamodbsdk "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	iamsdk "github.com/aws/aws-sdk-go-v2/service/iam"
 	lambdasdk "github.com/aws/aws-sdk-go-v2/service/lambda"
+	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/aviary-deploy/aviary/sandbox/autoscaling"
 	"github.com/aviary-deploy/aviary/sandbox/cloudformation"
@@ -40,7 +46,9 @@ import (
 	"github.com/aviary-deploy/aviary/sandbox/cloudtrail"
 	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
 	"github.com/aviary-deploy/aviary/sandbox/codedeploy"
+	"github.com/aviary-deploy/aviary/sandbox/dynamodb"
 	"github.com/aviary-deploy/aviary/sandbox/elbv2"
+	"github.com/aviary-deploy/aviary/sandbox/iam"
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
 	"github.com/aviary-deploy/aviary/sandbox/logs"
 	"github.com/aviary-deploy/aviary/sandbox/s3"
@@ -94,6 +102,10 @@ type Options struct {
 	// the sandbox's start (60: a rate(1 minute) schedule fires every real second); zero or one
 	// is real time.
 	SchedulerSpeed float64
+	// DynamoDB is the URL of a DynamoDB-compatible server (dynalite, DynamoDB Local) that the
+	// sandbox forwards DynamoDB requests to, so that one endpoint serves them too; "" answers
+	// them UnknownOperationException.
+	DynamoDB string
 }
 
 // Defaults.
@@ -129,6 +141,10 @@ type Server struct {
 	// Scheduler is EventBridge Scheduler; its due schedules invoke Lambda targets through the
 	// sandbox's own Lambda API.
 	Scheduler *scheduler.Service
+	// IAM keeps roles and OIDC providers; their policies are stored, not enforced.
+	IAM *iam.Service
+	// DynamoDB forwards to Options.DynamoDB.
+	DynamoDB *dynamodb.Forward
 
 	opts     Options
 	ln       net.Listener
@@ -176,6 +192,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.Faults.validate(); err != nil {
 		return nil, err
 	}
+	ddb, err := dynamodb.New(opts.DynamoDB)
+	if err != nil {
+		return nil, err
+	}
 	if opts.DataDir != "" {
 		abs, err := filepath.Abs(opts.DataDir)
 		if err != nil {
@@ -191,7 +211,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
 	}
-	s := &Server{URL: "http://" + ln.Addr().String(), Region: opts.Region, opts: opts, ln: ln, log: newRequestLog(200000), served: make(chan struct{})}
+	s := &Server{URL: "http://" + ln.Addr().String(), Region: opts.Region, opts: opts, ln: ln, log: newRequestLog(200000), served: make(chan struct{}), DynamoDB: ddb}
 	s.limits = newLimiter(opts.ControlRate, opts.ControlBurst, opts.Faults, s.log)
 	if opts.QuotaClock != nil {
 		s.limits.now = opts.QuotaClock
@@ -252,8 +272,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	s.SNS = sns.New(sns.Config{Region: opts.Region, Account: opts.Account, Functions: lm, Logger: opts.Logger})
 	s.CodeDeploy = codedeploy.New(codedeploy.Config{Region: opts.Region, Account: opts.Account, Groups: s.AutoScaling,
 		Topics: s.SNS, StepDelay: opts.UpdateDelay, Logger: opts.Logger})
+	cfnCfg := serviceConfig(opts.Region, "cloudformation.amazonaws.com")
 	cfm, err := cloudformation.New(cloudformation.Config{Region: opts.Region, Account: opts.Account, DataDir: opts.DataDir,
 		Lambda: serviceLambdaClient(s.URL, opts.Region, "cloudformation.amazonaws.com"), Objects: objectSource{st},
+		DynamoDB:     dynamodbsdk.NewFromConfig(cfnCfg, func(o *dynamodbsdk.Options) { o.BaseEndpoint = aws.String(s.URL) }),
+		S3:           s3sdk.NewFromConfig(cfnCfg, func(o *s3sdk.Options) { o.BaseEndpoint, o.UsePathStyle = aws.String(s.URL), true }),
+		IAM:          iamsdk.NewFromConfig(cfnCfg, func(o *iamsdk.Options) { o.BaseEndpoint = aws.String(s.URL) }),
 		PollInterval: min(max(opts.UpdateDelay/5, 20*time.Millisecond), 200*time.Millisecond), Logger: opts.Logger})
 	if err != nil {
 		lm.Close()
@@ -265,6 +289,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	s.CloudFormation = cfm
 	sch, err := scheduler.New(schedulerConfig(opts, s.URL))
 	if err != nil {
+		cfm.Close()
+		lm.Close()
+		lg.Close()
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
+	if s.IAM, err = iam.New(iam.Config{Account: opts.Account, DataDir: opts.DataDir, Logger: opts.Logger}); err != nil {
+		sch.Close()
 		cfm.Close()
 		lm.Close()
 		lg.Close()
@@ -288,6 +321,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"cloudformation":       cfm.Handler(s.limits),
 		"cloudtrail":           ct.Handler(s.limits),
 		"scheduler":            sch.Handler(s.limits),
+		"iam":                  s.IAM.Handler(s.limits),
+		"dynamodb":             ddb.Handler(s.limits),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -364,13 +399,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.admin(w, r)
 		return
 	}
+	if id, ok := lambda.FunctionURLID(r.Host); ok {
+		s.Lambda.ServeFunctionURL(w, r, id)
+		return
+	}
 	service := signingService(r)
 	h, ok := s.handlers[service]
 	if !ok {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation, cloudtrail and scheduler.", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation, cloudtrail, scheduler, iam and dynamodb (forwarded to --dynamodb).", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -400,7 +439,7 @@ func signingService(r *http.Request) string {
 	}
 	p := r.URL.Path
 	switch {
-	case strings.HasPrefix(p, "/2015-03-31/"), strings.HasPrefix(p, "/2017-10-31/"), strings.HasPrefix(p, "/2019-09-30/"), strings.HasPrefix(p, "/2016-08-19/"):
+	case strings.HasPrefix(p, "/2015-03-31/"), strings.HasPrefix(p, "/2017-10-31/"), strings.HasPrefix(p, "/2019-09-30/"), strings.HasPrefix(p, "/2016-08-19/"), strings.HasPrefix(p, "/2021-10-31/"):
 		return "lambda"
 	case strings.HasPrefix(p, "/service/GraniteServiceVersion20100801/"),
 		strings.HasPrefix(r.Header.Get("X-Amz-Target"), "GraniteServiceVersion20100801."):
@@ -409,6 +448,8 @@ func signingService(r *http.Request) string {
 		return "logs"
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "CodeDeploy_20141006."):
 		return "codedeploy"
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), dynamodb.TargetPrefix):
+		return "dynamodb"
 	case strings.HasPrefix(p, "/2020-05-31/distribution"):
 		return "cloudfront"
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."),
@@ -422,7 +463,7 @@ func signingService(r *http.Request) string {
 
 // queryVersions name the query-protocol services by their API version.
 var queryVersions = map[string]string{"2010-05-15": "cloudformation", "2011-06-15": "sts", "2010-08-01": "monitoring",
-	"2011-01-01": "autoscaling", "2015-12-01": "elasticloadbalancing", "2010-03-31": "sns"}
+	"2011-01-01": "autoscaling", "2015-12-01": "elasticloadbalancing", "2010-03-31": "sns", "2010-05-08": "iam"}
 
 // queryService recognises an unsigned query-protocol request by the Version in its form, which
 // it peeks at and puts back; CloudWatch is the default, as before there were others.
@@ -608,7 +649,13 @@ func (t lambdaTrail) RecordCall(c lambda.TrailCall) {
 // service's name as their user agent, which CloudTrail records as invokedBy and source, as
 // AWS records CloudFormation's calls. It retries throttles patiently, as AWS's services do.
 func serviceLambdaClient(url, region, principal string) *lambdasdk.Client {
-	cfg := aws.Config{
+	return lambdasdk.NewFromConfig(serviceConfig(region, principal), func(o *lambdasdk.Options) { o.BaseEndpoint = aws.String(url) })
+}
+
+// serviceConfig is the configuration of the clients an AWS service of the sandbox calls the
+// sandbox with (see serviceLambdaClient).
+func serviceConfig(region, principal string) aws.Config {
+	return aws.Config{
 		Region:      region,
 		Credentials: credentials.NewStaticCredentialsProvider("sandbox", "sandbox", ""),
 		HTTPClient:  &http.Client{Transport: userAgent{principal, http.DefaultTransport}},
@@ -620,7 +667,6 @@ func serviceLambdaClient(url, region, principal string) *lambdasdk.Client {
 			})
 		},
 	}
-	return lambdasdk.NewFromConfig(cfg, func(o *lambdasdk.Options) { o.BaseEndpoint = aws.String(url) })
 }
 
 // userAgent sets a request's User-Agent (after signing: the sandbox verifies no signatures).

@@ -31,6 +31,7 @@ type sandboxCmd struct {
 	FaultSeed       uint64        `help:"Seed for the fault sequence, so a run can be repeated."`
 
 	SchedulerSpeed float64 `default:"1" help:"Run EventBridge Scheduler's clock this many times faster than real time (60: a rate(1 minute) schedule fires every second); POST /_aviary/scheduler/tick?advance=60s also moves it."`
+	DynamoDB string `name:"dynamodb" placeholder:"URL" help:"Forward DynamoDB requests to this DynamoDB-compatible server (dynalite, DynamoDB Local), so that the store and CloudFormation's tables use the sandbox's endpoint too (default: DynamoDB is not served)."`
 
 	Bootstrap string `placeholder:"MANIFEST" help:"Once up, create what this manifest needs before its first deploy: its artifact bucket and, for every environment, each function it names (placeholder code that answers; existing ones are left alone)."`
 
@@ -42,7 +43,7 @@ func (c *sandboxCmd) Run(e *env) error {
 		Addr: c.Addr, DataDir: c.Data, Region: c.Region, Account: c.Account,
 		ControlRate: c.ControlRate, ControlBurst: c.ControlBurst,
 		UpdateDelay: c.UpdateDelay, MetricResolution: c.MetricPeriod, MaxConcurrency: c.MaxConcurrency,
-		ReplicationDelay: c.ReplicationDelay, SchedulerSpeed: c.SchedulerSpeed,
+		ReplicationDelay: c.ReplicationDelay, SchedulerSpeed: c.SchedulerSpeed, DynamoDB: c.DynamoDB,
 		Faults: sandbox.Faults{
 			Rate: c.FaultRate, Kinds: c.FaultKinds, Latency: sandbox.Duration(c.FaultLatency),
 			Services: c.FaultServices, Operations: c.FaultOperations, Seed: c.FaultSeed,
@@ -98,6 +99,9 @@ func (c *sandboxCmd) Run(e *env) error {
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "Aviary sandbox: Lambda, S3, CloudWatch, CloudWatch Logs, STS, CloudFront, CloudFormation, CloudTrail, CodeDeploy, Auto Scaling, ELB target groups and SNS on %s (region %s, control-plane quota %s, state %s)\n\n", srv.URL, c.Region, quota, state)
+	if c.DynamoDB != "" {
+		fmt.Fprintf(w, "DynamoDB: requests are forwarded to %s.\n\n", c.DynamoDB)
+	}
 	fmt.Fprintln(w, "Point the AWS SDKs and CLI at it:")
 	for _, kv := range srv.Env() {
 		fmt.Fprintln(w, "export "+kv)

@@ -167,6 +167,9 @@ func (s *Service) apiCreateStack(in *createStackInput) (*stackIDOutput, *apiErro
 	if err != nil {
 		return nil, validationError("%s", err.Error())
 	}
+	if aerr := s.checkTemplate(in.StackName, t, params, in.Capabilities); aerr != nil {
+		return nil, aerr
+	}
 	s.mu.Lock()
 	exists := s.live(in.StackName) != nil
 	s.mu.Unlock()
@@ -247,6 +250,9 @@ func (s *Service) apiUpdateStack(in *updateStackInput) (*stackIDOutput, *apiErro
 	params, noEcho, err := resolveParams(t, in.Parameters, prevParams)
 	if err != nil {
 		return nil, validationError("%s", err.Error())
+	}
+	if aerr := s.checkTemplate(in.StackName, t, params, in.Capabilities); aerr != nil {
+		return nil, aerr
 	}
 	s.mu.Lock()
 	if body == st.Body && mapsEqual(params, st.Params) {
@@ -532,3 +538,35 @@ func (in *continueUpdateRollbackInput) stackName() string { return in.StackName 
 // The request log names the stack of these too (the IAM proofs map a call to its stack).
 func (in *describeStackResourcesInput) stackName() string { return in.StackName }
 func (in *getTemplateInput) stackName() string            { return in.StackName }
+
+// checkTemplate checks, before a stack operation starts, what CloudFormation checks then: that
+// the template's conditions evaluate with these parameters, and that the caller acknowledged
+// the IAM resources it creates (CAPABILITY_IAM; CAPABILITY_NAMED_IAM when it names them).
+func (s *Service) checkTemplate(stackName string, t *template, params map[string]string, caps []string) *apiError {
+	sc := &scope{params: params, listType: map[string]bool{}, mappings: t.Mappings, refs: map[string]string{}, attrs: map[string]map[string]string{},
+		pseudo: map[string]string{"AWS::Region": s.cfg.Region, "AWS::AccountId": s.cfg.Account, "AWS::StackName": stackName,
+			"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}}
+	for name, p := range t.Parameters {
+		sc.listType[name] = p.Type == "CommaDelimitedList"
+	}
+	if _, err := t.resolve(sc); err != nil {
+		return validationError("%s", err.Error())
+	}
+	need := ""
+	for _, r := range t.Resources {
+		if r.Type != typeRole && r.Type != typeOIDC {
+			continue
+		}
+		if need == "" {
+			need = "CAPABILITY_IAM"
+		}
+		if r.Type == typeRole && r.Properties["RoleName"] != nil {
+			need = "CAPABILITY_NAMED_IAM"
+		}
+	}
+	switch {
+	case need == "", slices.Contains(caps, "CAPABILITY_NAMED_IAM"), need == "CAPABILITY_IAM" && slices.Contains(caps, "CAPABILITY_IAM"):
+		return nil
+	}
+	return &apiError{Code: "InsufficientCapabilitiesException", Message: fmt.Sprintf("Requires capabilities : [%s]", need)}
+}

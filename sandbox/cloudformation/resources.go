@@ -16,8 +16,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 )
 
@@ -30,7 +33,20 @@ type rollbackOpts struct {
 
 // create provisions a new physical resource.
 func (s *Service) create(ctx context.Context, st *stack, r *resource, props map[string]any) (instance, error) {
+	if err := checkProps(r, props); err != nil {
+		return instance{}, err
+	}
 	switch r.Type {
+	case typeTable:
+		return s.createTable(ctx, st, r, props)
+	case typeBucket:
+		return s.createBucket(ctx, st, r, props)
+	case typeRole:
+		return s.createRole(ctx, st, r, props)
+	case typeOIDC:
+		return s.createOIDC(ctx, props)
+	case typeURL:
+		return s.createURL(ctx, props)
 	case typeFunction:
 		return s.createFunction(ctx, st, r, props)
 	case typeVersion:
@@ -87,7 +103,23 @@ func (s *Service) create(ctx context.Context, st *stack, r *resource, props map[
 
 // update changes a resource in place from one set of properties to another.
 func (s *Service) update(ctx context.Context, st *stack, r *resource, from, to map[string]any, rb *rollbackOpts) (map[string]string, error) {
+	if err := checkProps(r, to); err != nil {
+		return nil, err
+	}
 	switch r.Type {
+	case typeTable:
+		return s.updateTable(ctx, r, from, to)
+	case typeBucket:
+		return maps.Clone(r.Attrs), s.bucketConfig(ctx, r.Physical, from, to)
+	case typeRole:
+		return s.updateRole(ctx, r, from, to)
+	case typeURL:
+		return s.updateURL(ctx, r, to)
+	case typeOIDC:
+		if sameExcept(from, to, "Tags") {
+			return maps.Clone(r.Attrs), nil
+		}
+		return nil, fmt.Errorf("the Aviary sandbox does not update an OIDC provider's ClientIdList or ThumbprintList in place")
 	case typeFunction:
 		return maps.Clone(r.Attrs), s.updateFunction(ctx, r.Physical, from, to)
 	case typeAlias:
@@ -115,6 +147,25 @@ func (s *Service) remove(ctx context.Context, st *stack, typ, physical string, p
 		_, err = s.cfg.Lambda.DeleteAlias(ctx, &lambda.DeleteAliasInput{FunctionName: optStr(props, "FunctionName"), Name: optStr(props, "Name")})
 	case typePermission:
 		_, err = s.cfg.Lambda.RemovePermission(ctx, &lambda.RemovePermissionInput{FunctionName: optStr(props, "FunctionName"), StatementId: aws.String(physical)})
+	case typeTable:
+		if _, err := s.cfg.DynamoDB.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(physical)}); err != nil && !notFound(err, "ResourceNotFoundException") {
+			return serviceError("DynamoDb", err)
+		}
+		return nil
+	case typeBucket:
+		if _, err := s.cfg.S3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(physical)}); err != nil && !notFound(err, "NoSuchBucket") {
+			return serviceError("S3", err)
+		}
+		return nil
+	case typeRole:
+		return s.deleteRole(ctx, physical)
+	case typeOIDC:
+		if _, err := s.cfg.IAM.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(physical)}); err != nil && !notFound(err, "NoSuchEntity") {
+			return serviceError("Iam", err)
+		}
+		return nil
+	case typeURL:
+		_, err = s.cfg.Lambda.DeleteFunctionUrlConfig(ctx, &lambda.DeleteFunctionUrlConfigInput{FunctionName: optStr(props, "TargetFunctionArn"), Qualifier: optStr(props, "Qualifier")})
 	case typeStack:
 		child := s.byID(physical)
 		if child == nil || child.Status == deleteComplete {

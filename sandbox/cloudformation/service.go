@@ -1,5 +1,6 @@
 // Package cloudformation is the sandbox's AWS CloudFormation: stacks of Lambda functions,
-// versions, aliases, permissions and nested stacks, deployed from JSON or YAML templates
+// versions, aliases, permissions and function URLs, DynamoDB tables, S3 buckets, IAM roles and
+// OIDC providers, and nested stacks, deployed from JSON or YAML templates
 // (TemplateBody, or TemplateURL in the sandbox's S3) over the query protocol, with the
 // asynchronous statuses, events and rollbacks AWS documents — including a rollback that cannot
 // finish (UPDATE_ROLLBACK_FAILED) and ContinueUpdateRollback.
@@ -15,7 +16,18 @@
 // rollback (one resource at a time) returns what changed. Nested stacks are updated with every
 // update of their parent and cleaned up with it.
 //
-// Where it is simpler than AWS, and says so: templates have no Conditions, Transforms or Rules; GetTemplate answers, while an update rolls back or is stuck, the template it rolls back
+// Tables, buckets, roles and providers are provisioned the same way, through the sandbox's
+// DynamoDB (a forward to its upstream: without one, a table fails saying so), S3 and IAM. A
+// property the sandbox does not provision fails its resource with a reason naming it, as an
+// invalid property does on AWS, except these, accepted and recorded without effect:
+// a table's PointInTimeRecoverySpecification, SSESpecification, DeletionProtectionEnabled and
+// TableClass (and its TimeToLiveSpecification when the upstream, like dynalite, has no Time to
+// Live); a bucket's PublicAccessBlockConfiguration, BucketEncryption, OwnershipControls and Tags.
+// In place, a table's BillingMode, ProvisionedThroughput and TimeToLiveSpecification change (not
+// its indexes or stream), and an OIDC provider's ClientIdList and ThumbprintList do not change.
+// Templates with IAM resources need CAPABILITY_IAM (CAPABILITY_NAMED_IAM for named roles).
+//
+// Where it is simpler than AWS, and says so: templates have no Transforms or Rules; GetTemplate answers, while an update rolls back or is stuck, the template it rolls back
 // to; a stack that was mid-operation when the sandbox stopped is left failed
 // (UPDATE_ROLLBACK_FAILED for an update, so that ContinueUpdateRollback can finish it).
 package cloudformation
@@ -53,6 +65,9 @@ type LambdaAPI interface {
 	DeleteAlias(ctx context.Context, in *lambda.DeleteAliasInput, opts ...func(*lambda.Options)) (*lambda.DeleteAliasOutput, error)
 	AddPermission(ctx context.Context, in *lambda.AddPermissionInput, opts ...func(*lambda.Options)) (*lambda.AddPermissionOutput, error)
 	RemovePermission(ctx context.Context, in *lambda.RemovePermissionInput, opts ...func(*lambda.Options)) (*lambda.RemovePermissionOutput, error)
+	CreateFunctionUrlConfig(ctx context.Context, in *lambda.CreateFunctionUrlConfigInput, opts ...func(*lambda.Options)) (*lambda.CreateFunctionUrlConfigOutput, error)
+	UpdateFunctionUrlConfig(ctx context.Context, in *lambda.UpdateFunctionUrlConfigInput, opts ...func(*lambda.Options)) (*lambda.UpdateFunctionUrlConfigOutput, error)
+	DeleteFunctionUrlConfig(ctx context.Context, in *lambda.DeleteFunctionUrlConfigInput, opts ...func(*lambda.Options)) (*lambda.DeleteFunctionUrlConfigOutput, error)
 }
 
 var _ LambdaAPI = (*lambda.Client)(nil)
@@ -69,7 +84,12 @@ type Config struct {
 	// DataDir keeps stacks across restarts; "" keeps them in memory.
 	DataDir string
 	Lambda  LambdaAPI
-	Objects ObjectSource
+	// DynamoDB, S3 and IAM are the clients tables, buckets, roles and OIDC providers are
+	// provisioned through: the sandbox's own, over HTTP, as Lambda is.
+	DynamoDB DynamoDBAPI
+	S3       S3API
+	IAM      IAMAPI
+	Objects  ObjectSource
 	// PollInterval is how often a resource checks whether its function has settled (AWS
 	// waits for a function to be Active and its update Successful before going on).
 	PollInterval time.Duration

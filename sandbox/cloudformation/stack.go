@@ -213,6 +213,10 @@ func (f *failure) names() string {
 // a failure nothing new starts, and what is under way finishes.
 func (s *Service) provision(ctx context.Context, st *stack, t *template, params map[string]string, updating bool) error {
 	sc := s.scopeFor(st, t, params)
+	t, err := t.resolve(sc)
+	if err != nil {
+		return &failure{reason: err.Error()}
+	}
 	type result struct {
 		name string
 		err  error
@@ -391,6 +395,16 @@ func replaces(typ string, from, to map[string]any) bool {
 		return changed("FunctionName", "Name")
 	case typeVersion, typePermission:
 		return true
+	case typeTable:
+		return changed("TableName", "KeySchema", "LocalSecondaryIndexes")
+	case typeBucket:
+		return changed("BucketName")
+	case typeRole:
+		return changed("RoleName", "Path")
+	case typeOIDC:
+		return changed("Url")
+	case typeURL:
+		return changed("TargetFunctionArn", "Qualifier")
 	}
 	return false
 }

@@ -22,9 +22,14 @@ const (
 	typeAlias      = "AWS::Lambda::Alias"
 	typePermission = "AWS::Lambda::Permission"
 	typeStack      = "AWS::CloudFormation::Stack"
+	typeTable      = "AWS::DynamoDB::Table"
+	typeBucket     = "AWS::S3::Bucket"
+	typeRole       = "AWS::IAM::Role"
+	typeOIDC       = "AWS::IAM::OIDCProvider"
+	typeURL        = "AWS::Lambda::Url"
 )
 
-var supportedTypes = []string{typeFunction, typeVersion, typeAlias, typePermission, typeStack}
+var supportedTypes = []string{typeFunction, typeVersion, typeAlias, typePermission, typeStack, typeTable, typeBucket, typeRole, typeOIDC, typeURL}
 
 // template is a parsed template, its intrinsic functions in long form and unevaluated: the
 // sandbox evaluates them itself, resource by resource, once the resources they name exist (so
@@ -35,6 +40,8 @@ type template struct {
 	Resources   map[string]resourceDef
 	Outputs     map[string]outputDef
 	Mappings    map[string]any
+	// Conditions are the template's conditions, unevaluated: resolve evaluates them.
+	Conditions map[string]any
 	// order is the resources in an order that creates every resource after those it depends on.
 	order []string
 	// deps are the resources each resource depends on.
@@ -54,11 +61,14 @@ type resourceDef struct {
 	DependsOn           []string
 	DeletionPolicy      string
 	UpdateReplacePolicy string
+	// Condition names the condition that decides whether the resource exists.
+	Condition string
 }
 
 type outputDef struct {
 	Value       any
 	Description string
+	Condition   string
 }
 
 // templateError is a ValidationError about a template, worded as CloudFormation words them.
@@ -103,8 +113,8 @@ func parseTemplate(body string) (*template, error) {
 	t := &template{Parameters: map[string]paramDef{}, Resources: map[string]resourceDef{}, Outputs: map[string]outputDef{}}
 	for k := range raw {
 		switch k {
-		case "AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Resources", "Outputs", "Mappings":
-		case "Conditions", "Transform", "Rules":
+		case "AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Resources", "Outputs", "Mappings", "Conditions":
+		case "Transform", "Rules":
 			return nil, tmplErr("Template format error: the Aviary sandbox does not support the %s section", k)
 		default:
 			return nil, tmplErr("Template format error: Invalid template property or properties [%s]", k)
@@ -112,6 +122,7 @@ func parseTemplate(body string) (*template, error) {
 	}
 	t.Description, _ = raw["Description"].(string)
 	t.Mappings, _ = raw["Mappings"].(map[string]any)
+	t.Conditions, _ = raw["Conditions"].(map[string]any)
 	if ps, ok := raw["Parameters"].(map[string]any); ok {
 		for name, v := range ps {
 			m, _ := v.(map[string]any)
@@ -153,8 +164,11 @@ func parseTemplate(body string) (*template, error) {
 		if !slices.Contains(supportedTypes, r.Type) {
 			unsupported = append(unsupported, r.Type)
 		}
-		if _, ok := m["Condition"]; ok {
-			return nil, tmplErr("Template format error: the Aviary sandbox does not support resource Conditions ([/Resources/%s])", name)
+		if c, ok := m["Condition"]; ok {
+			r.Condition = str(c)
+			if _, ok := t.Conditions[r.Condition]; !ok {
+				return nil, tmplErr("Template format error: Unresolved condition dependency %s in [/Resources/%s]", r.Condition, name)
+			}
 		}
 		r.Properties, _ = m["Properties"].(map[string]any)
 		switch d := m["DependsOn"].(type) {
@@ -175,7 +189,7 @@ func parseTemplate(body string) (*template, error) {
 	if os, ok := raw["Outputs"].(map[string]any); ok {
 		for name, v := range os {
 			m, _ := v.(map[string]any)
-			t.Outputs[name] = outputDef{Value: m["Value"], Description: str(m["Description"])}
+			t.Outputs[name] = outputDef{Value: m["Value"], Description: str(m["Description"]), Condition: str(m["Condition"])}
 		}
 	}
 	if err := t.sortResources(); err != nil {
@@ -639,4 +653,175 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// resolve evaluates the template's conditions against a scope (parameters and pseudo
+// parameters): it returns the template as it applies, without the resources and outputs whose
+// condition is false, with every Fn::If replaced by the branch its condition chooses, and its
+// resources ordered again (a dependency through the branch not taken is none).
+func (t *template) resolve(sc *scope) (*template, error) {
+	if len(t.Conditions) == 0 && !hasIf(t) {
+		return t, nil
+	}
+	values := map[string]bool{}
+	visiting := map[string]bool{}
+	var cond func(name string) (bool, error)
+	var eval func(v any) (bool, error)
+	cond = func(name string) (bool, error) {
+		if v, ok := values[name]; ok {
+			return v, nil
+		}
+		def, ok := t.Conditions[name]
+		if !ok {
+			return false, tmplErr("Template format error: Unresolved condition dependency %s", name)
+		}
+		if visiting[name] {
+			return false, tmplErr("Template format error: Circular dependency between conditions: %s", name)
+		}
+		visiting[name] = true
+		v, err := eval(def)
+		if err != nil {
+			return false, err
+		}
+		values[name] = v
+		return v, nil
+	}
+	eval = func(v any) (bool, error) {
+		m, ok := v.(map[string]any)
+		if !ok || len(m) != 1 {
+			return false, tmplErr("Template format error: a condition must be an intrinsic function (Fn::Equals, Fn::Not, Fn::And, Fn::Or or Condition)")
+		}
+		for fn, arg := range m {
+			args, _ := arg.([]any)
+			switch fn {
+			case "Condition":
+				return cond(str(arg))
+			case "Fn::Equals":
+				if len(args) != 2 {
+					return false, tmplErr("Template error: Fn::Equals requires two arguments")
+				}
+				a, err := sc.eval(args[0])
+				if err != nil {
+					return false, err
+				}
+				b, err := sc.eval(args[1])
+				if err != nil {
+					return false, err
+				}
+				return scalarString(a) == scalarString(b), nil
+			case "Fn::Not":
+				if len(args) != 1 {
+					return false, tmplErr("Template error: Fn::Not requires one argument")
+				}
+				x, err := eval(args[0])
+				return !x, err
+			case "Fn::And", "Fn::Or":
+				if len(args) < 2 || len(args) > 10 {
+					return false, tmplErr("Template error: %s requires between 2 and 10 arguments", fn)
+				}
+				and := fn == "Fn::And"
+				for _, a := range args {
+					x, err := eval(a)
+					if err != nil {
+						return false, err
+					}
+					if x != and {
+						return x, nil
+					}
+				}
+				return and, nil
+			}
+			return false, tmplErr("Template format error: %s is not a condition function", fn)
+		}
+		return false, nil
+	}
+	var ifs func(v any) (any, error)
+	ifs = func(v any) (any, error) {
+		switch x := v.(type) {
+		case map[string]any:
+			if a, ok := x["Fn::If"]; ok && len(x) == 1 {
+				args, _ := a.([]any)
+				if len(args) != 3 {
+					return nil, tmplErr("Template error: Fn::If requires a condition and two values")
+				}
+				c, err := cond(str(args[0]))
+				if err != nil {
+					return nil, err
+				}
+				if c {
+					return ifs(args[1])
+				}
+				return ifs(args[2])
+			}
+			out := make(map[string]any, len(x))
+			for k, e := range x {
+				ev, err := ifs(e)
+				if err != nil {
+					return nil, err
+				}
+				out[k] = ev
+			}
+			return out, nil
+		case []any:
+			out := make([]any, len(x))
+			for i, e := range x {
+				ev, err := ifs(e)
+				if err != nil {
+					return nil, err
+				}
+				out[i] = ev
+			}
+			return out, nil
+		}
+		return v, nil
+	}
+	out := &template{Description: t.Description, Parameters: t.Parameters, Mappings: t.Mappings,
+		Resources: map[string]resourceDef{}, Outputs: map[string]outputDef{}}
+	for name, r := range t.Resources {
+		if r.Condition != "" {
+			ok, err := cond(r.Condition)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		props, err := ifs(r.Properties)
+		if err != nil {
+			return nil, err
+		}
+		r.Properties, _ = props.(map[string]any)
+		out.Resources[name] = r
+	}
+	for name, o := range t.Outputs {
+		if o.Condition != "" {
+			ok, err := cond(o.Condition)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		v, err := ifs(o.Value)
+		if err != nil {
+			return nil, err
+		}
+		o.Value = v
+		out.Outputs[name] = o
+	}
+	if len(out.Resources) == 0 {
+		return nil, tmplErr("Template format error: At least one Resources member must be defined.")
+	}
+	if err := out.sortResources(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// hasIf reports whether any resource or output uses Fn::If.
+func hasIf(t *template) bool {
+	b, _ := json.Marshal([]any{t.Resources, t.Outputs})
+	return bytes.Contains(b, []byte(`"Fn::If"`))
 }

@@ -27,6 +27,7 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 		api.Observe = s.observe
 	}
 	s.permissionRoutes(api)
+	s.urlRoutes(api)
 	type none = struct{}
 	fn := func(req *protocol.Request) string { return req.Label("FunctionName") }
 	q := func(req *protocol.Request, name string) string { return req.Query().Get(name) }

@@ -44,6 +44,9 @@ type function struct {
 	// Policy is the resource-based policy's statements, by qualifier ("" is the unqualified
 	// function): see permissions.go.
 	Policy map[string][]statement `json:",omitempty"`
+	// URLs are the function URLs' configurations, by qualifier ("" is the unqualified
+	// function): see urls.go.
+	URLs map[string]*urlConfig `json:",omitempty"`
 }
 
 // version is $LATEST or a published version. Published versions are immutable except for their
