@@ -31,7 +31,7 @@ type sandboxCmd struct {
 	FaultSeed       uint64        `help:"Seed for the fault sequence, so a run can be repeated."`
 
 	SchedulerSpeed float64 `default:"1" help:"Run EventBridge Scheduler's clock this many times faster than real time (60: a rate(1 minute) schedule fires every second); POST /_aviary/scheduler/tick?advance=60s also moves it."`
-	DynamoDB string `name:"dynamodb" placeholder:"URL" help:"Forward DynamoDB requests to this DynamoDB-compatible server (dynalite, DynamoDB Local), so that the store and CloudFormation's tables use the sandbox's endpoint too (default: DynamoDB is not served)."`
+	DynamoDB       string  `name:"dynamodb" placeholder:"URL" help:"Forward DynamoDB requests to this DynamoDB-compatible server (dynalite, DynamoDB Local), so that the store and CloudFormation's tables use the sandbox's endpoint too (default: DynamoDB is not served)."`
 
 	Bootstrap string `placeholder:"MANIFEST" help:"Once up, create what this manifest needs before its first deploy: its artifact bucket and, for every environment, each function it names (placeholder code that answers; existing ones are left alone)."`
 
