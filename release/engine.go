@@ -107,7 +107,11 @@ func (e *Engine) Run(ctx context.Context, id string) (*Release, error) {
 	}
 	key := LockKey(r.Service, r.Environment)
 	// free lets another process take the release over at once; a lost lock is not ours to free.
+	// A tick parks it instead ([Engine.Tick]): the live release keeps its environment.
 	free := func() { _ = e.Store.ReleaseLock(context.WithoutCancel(ctx), key, e.Owner) }
+	if ticking(ctx) != nil {
+		free = func() { _ = e.park(ctx, key) }
+	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	hbDone := e.heartbeat(runCtx, key, cancel)
@@ -805,10 +809,8 @@ func (e *Engine) bake(ctx context.Context, r *Release, step Step) (Verdict, erro
 		if left > 0 && left < wait {
 			wait = left
 		}
-		select {
-		case <-ctx.Done():
-			return Verdict{}, context.Cause(ctx)
-		case <-e.Clock.After(wait):
+		if err := e.wait(ctx, wait, "bake"); err != nil {
+			return Verdict{}, err
 		}
 		fresh, err := e.load(ctx, r.ID)
 		if err != nil {
@@ -908,10 +910,12 @@ func (e *Engine) await(ctx context.Context, r *Release, g *Gate) error {
 		if g != nil && !g.Deadline.IsZero() {
 			d = min(d, max(g.Deadline.Sub(now), time.Millisecond))
 		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-e.Clock.After(d):
+		waiting := "gate"
+		if g == nil {
+			waiting = "request"
+		}
+		if err := e.wait(ctx, d, waiting); err != nil {
+			return err
 		}
 		// Poll with backoff, up to 2 s: a gate may wait for hours.
 		wait = min(wait*3/2, max(2*time.Second, e.Poll))

@@ -16,6 +16,7 @@ import (
 //	Start            create the Planned release with its first audit entry, taking the lock
 //	Drive            drive a release to its end (or follow the process that drives it)
 //	TakeOver         take the lock of a release whose process is gone
+//	Tick             advance a release as far as it goes without waiting (a controller's tick)
 //	RequestRollback  ask for a rollback; reopen a release that ended
 //	RequestPromote   ask for a promotion
 //	Decide           close a gate (a package function: deciders need no engine)

@@ -48,7 +48,9 @@ type LockHeldError struct {
 func (e *LockHeldError) Error() string {
 	if e.Release != nil {
 		msg := fmt.Sprintf("release %s holds the lock on %s since %s (it is at %s)", e.Release.ID, e.Lock.Key, e.Lock.AcquiredAt.UTC().Format(time.RFC3339), e.Release.Describe())
-		if e.Orphaned {
+		if e.Orphaned && e.Release.Controller {
+			msg += fmt.Sprintf("; the controller drives it, at its next tick: `aviary status %s --watch` follows it, `aviary rollback %s` ends it", e.Release.ID, e.Release.ID)
+		} else if e.Orphaned {
 			msg += fmt.Sprintf("; the process driving it is gone: `aviary resume %s` continues it, `aviary rollback %s` ends it", e.Release.ID, e.Release.ID)
 		}
 		return msg
