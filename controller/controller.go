@@ -90,8 +90,9 @@ type Controller struct {
 	Engine func(ctx context.Context, r *release.Release) (*release.Engine, error)
 	// Parallelism bounds how many releases are ticked at once (default 4).
 	Parallelism int
-	// Margin is how long before the invocation's deadline the tick stops (default 5 s): no
-	// release's tick starts, and one still acting is stopped, leaving time to log and return.
+	// Margin is how long before the invocation's deadline the tick stops (default 5 s, at most
+	// a fifth of the invocation's time): no release's tick starts, and one still acting is
+	// stopped, leaving time to park its lock, log and return.
 	Margin time.Duration
 	// Log gets one line per release and one per tick (default slog.Default()).
 	Log *slog.Logger
@@ -188,8 +189,10 @@ func (c *Controller) Tick(ctx context.Context, id string, ev Event) (*Report, er
 	rep := &Report{Tick: id}
 	stop := ctx
 	if deadline, ok := ctx.Deadline(); ok {
+		// A short invocation keeps a fifth of its time, not the whole margin.
+		margin := min(c.Margin, deadline.Sub(start)/5)
 		var cancel context.CancelFunc
-		stop, cancel = context.WithDeadline(ctx, deadline.Add(-c.Margin))
+		stop, cancel = context.WithDeadline(ctx, deadline.Add(-margin))
 		defer cancel()
 	}
 	rs, err := c.live(stop, ev)
