@@ -6,9 +6,33 @@
 // The rule it keeps: only what was observed decides. No data yet is not a failure, a source that
 // cannot be read is reported (and the other still works), and every verdict carries the numbers
 // behind it.
+//
+// # Judged at ticks, judged the same
+//
+// A release may be judged by one process polling every second or by a controller that starts a
+// fresh process every minute; both are the same test. Each judgement recomputes every function's
+// split test (analysis.SplitTest) from all the counts so far: its statistic, the mixture
+// likelihood ratio of the bad outcomes' split between canary and baseline, depends only on what
+// was counted, not on when or how often anyone looked (within a step the weight is constant, so
+// the order of outcomes does not change the product). Under H0 (the canary no worse) that ratio,
+// as outcomes arrive, is a nonnegative supermartingale with mean at most 1, and by Ville's
+// inequality it ever reaches 1/α with probability at most α. A judgement is a look at that path
+// at some moment; looking at fewer moments (ticks) can only miss a crossing, never add one, and
+// the moments may be chosen as the release goes (a test that is anytime-valid). So a healthy
+// function is failed with probability at most its share of α however it is polled, and the
+// fleet's α holds as before (each function gets α/judged, shared again between its tests). The
+// ceilings (max error and throttle rates) are breakers outside α, and Inconclusive, at the end
+// of a bake, is a matter of power, not of α.
+//
+// That holds only if a fresh process counts what the last one counted: the same invocations,
+// none twice, none missed, smoke invocations not at all, and the same alarms excused. So the
+// checker's state is written in the release's record with every verdict (state.go says what it
+// holds and how it stays small), and a checker that has no watch of a release in memory, or an
+// older one than the record's, restores it from there and goes on where the last one stopped.
 package health
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +72,10 @@ type Checker struct {
 	InvokeBackoff time.Duration
 	// Parallelism bounds concurrent smoke invocations and reads (default 8).
 	Parallelism int
+	// FoldAfter is how long after a metrics period settled its counts are folded into its
+	// step's totals (default 5 minutes): a late point of it is no longer counted, and the state
+	// the record keeps stays small (see fold).
+	FoldAfter time.Duration
 
 	mu       sync.Mutex
 	releases map[string]*watch
@@ -79,11 +107,17 @@ func (c *Checker) parallelism() int {
 	return 8
 }
 
-// watch is what the checker keeps of one release while it is judged. It is rebuilt from the
-// release's record and AWS after a restart: nothing in it is the only copy of anything.
+// watch is what the checker keeps of one release while it is judged. What AWS cannot tell
+// again is persisted with every verdict (see state.go) and restored by a new process.
 type watch struct {
 	mu  sync.Mutex
 	fns map[string]*fnWatch // by FunctionName
+	// at is when the state last changed (see state.go); lastBody and lastState are the state
+	// then, without its time and as returned.
+	at                  time.Time
+	lastBody, lastState []byte
+	// kept is the last record's state found older than this watch: not decoded again.
+	kept []byte
 
 	metricsAt, alarmsAt time.Time
 	metricsErr          error
@@ -91,14 +125,13 @@ type watch struct {
 	alarmsErr           error
 	// firingBefore is, for each alarm in ALARM when the alarms were read before traffic, when
 	// its state last changed as that read told it: a later change happened during the release.
-	// Not kept across a restart (alarmVerdict then falls back to the verdict's time).
+	// A release recorded before it was persisted has none (alarmVerdict then falls back to the
+	// verdict's time).
 	firingBefore map[string]time.Time
 
 	// smokeFor is the StepStarted whose smoke invocations ran; smokeVerdict their failure.
 	smokeFor     time.Time
 	smokeVerdict *release.Verdict
-	// smokeIDs are request IDs of smoke invocations: not traffic, so not counted.
-	smokeIDs map[string]bool
 }
 
 // fnWatch is one function's observations, in buckets per version and period. Both sources count
@@ -108,14 +141,30 @@ type watch struct {
 type fnWatch struct {
 	logs    logCursor
 	logsErr error
-	// fromLogs and fromMetrics count per version, per period (its start, Unix ms).
-	fromLogs    map[string]map[int64]*counts
-	fromMetrics map[string]map[int64]*counts
-	throttles   map[int64]float64 // alias throttles per period (metrics)
+	// fromLogs counts the committed lines, recent the pending ones (see logCursor); fromMetrics
+	// counts per version, per period (its start, Unix ms).
+	fromLogs, recent map[string]map[int64]*counts
+	fromMetrics      map[string]map[int64]*counts
+	throttles        map[int64]float64 // alias throttles per period (metrics)
+	// smokeIDs are request IDs of smoke invocations (→ when invoked, Unix ms): not traffic,
+	// so not counted.
+	smokeIDs map[string]int64
+	// foldedTo (Unix ms): the periods before it are counted in folded, each step's totals, and
+	// no longer in the buckets above (see fold).
+	foldedTo int64
+	folded   []stepTotals
+}
+
+// stepTotals is what a step was given of folded periods.
+type stepTotals struct {
+	canary, base counts
+	throttles    float64
 }
 
 type counts struct{ n, errors, slow float64 }
 
+// watch is the release's watch: the one in memory, or, if there is none or the record's is newer
+// (another process judged the release since), the one the record keeps.
 func (c *Checker) watch(r *release.Release) *watch {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -123,13 +172,24 @@ func (c *Checker) watch(r *release.Release) *watch {
 		c.releases = map[string]*watch{}
 	}
 	w := c.releases[r.ID]
-	if w == nil {
-		w = &watch{fns: map[string]*fnWatch{}, smokeIDs: map[string]bool{}}
-		for _, fn := range r.Functions {
-			w.fns[fn.FunctionName] = &fnWatch{fromLogs: map[string]map[int64]*counts{}, fromMetrics: map[string]map[int64]*counts{}, throttles: map[int64]float64{}}
-		}
-		c.releases[r.ID] = w
+	raw := r.Health.JudgeState
+	if w != nil && (len(raw) == 0 || bytes.Equal(raw, w.lastState) || bytes.Equal(raw, w.kept)) {
+		return w
 	}
+	s, ok := decodeState(raw)
+	if w != nil && (!ok || !s.At.After(w.at)) {
+		w.kept = raw
+		return w
+	}
+	w = &watch{fns: map[string]*fnWatch{}}
+	for _, fn := range r.Functions {
+		w.fns[fn.FunctionName] = &fnWatch{fromLogs: map[string]map[int64]*counts{}, recent: map[string]map[int64]*counts{},
+			fromMetrics: map[string]map[int64]*counts{}, throttles: map[int64]float64{}, smokeIDs: map[string]int64{}}
+	}
+	if ok {
+		w.restore(r, s, r.Health.JudgeState)
+	}
+	c.releases[r.ID] = w
 	return w
 }
 
@@ -143,10 +203,18 @@ func (c *Checker) forget(id string) {
 // BeforeTraffic invokes every new version with the smoke payloads, asks the pre-traffic hook,
 // notes the alarms already firing and measures each baseline's latency. Nothing has moved yet.
 func (c *Checker) BeforeTraffic(ctx context.Context, r *release.Release) (release.PreTraffic, error) {
+	w := c.watch(r)
+	pre, err := c.beforeTraffic(ctx, r, w)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pre.State = w.state(r, c.now())
+	return pre, err
+}
+
+func (c *Checker) beforeTraffic(ctx context.Context, r *release.Release, w *watch) (release.PreTraffic, error) {
 	ch := r.Checks
 	var pre release.PreTraffic
 	var notes, done []string
-	w := c.watch(r)
 	if len(ch.Alarms) > 0 {
 		states, err := c.describeAlarms(ctx, ch.Alarms)
 		if err != nil {
@@ -235,16 +303,24 @@ func (c *Checker) AfterTraffic(ctx context.Context, r *release.Release) (release
 
 // Judge reads what is new (logs every LogsEvery, metrics every half period, alarms every
 // AlarmsEvery), runs the step's smoke invocations once, and judges every function of the fleet:
-// one failing function fails the release.
+// one failing function fails the release. The verdict carries the checker's state for the
+// engine to write, even with an error; StateNow is set when smoke invocations ran.
 func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (release.Verdict, error) {
-	ch := r.Checks
 	w := c.watch(r)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(r.Health.Steps) == 0 {
 		return release.Verdict{Result: release.Pass, Reason: "no step started yet"}, nil
 	}
+	smoked := w.smokeFor
 	now := c.now()
+	v, err := c.judge(ctx, r, w, over, now)
+	v.State, v.StateNow = w.state(r, now), !w.smokeFor.Equal(smoked)
+	return v, err
+}
+
+func (c *Checker) judge(ctx context.Context, r *release.Release, w *watch, over bool, now time.Time) (release.Verdict, error) {
+	ch := r.Checks
 
 	var notes []string
 	var unread error // a check that could not be read
@@ -311,6 +387,7 @@ func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (rel
 	// What was counted is judged even when a check could not be read: a canary the split test
 	// rejected fails whatever the alarms say. Otherwise the unread check leaves the step
 	// unjudged (the engine takes the error as Inconclusive).
+	c.fold(r, w, now)
 	v := c.verdict(r, w, over, notes)
 	if unread != nil {
 		if v.Result == release.Fail {
@@ -561,8 +638,21 @@ func (fw *fnWatch) windows(r *release.Release, fn release.Function, period time.
 		}
 	}
 	var throttles float64
+	for i, f := range fw.folded {
+		if i >= len(wins) {
+			break
+		}
+		win := &wins[i]
+		win.CanaryN += int(f.canary.n)
+		win.CanaryErrors += int(f.canary.errors)
+		win.CanarySlow += int(f.canary.slow)
+		win.BaseN += int(f.base.n)
+		win.BaseErrors += int(f.base.errors)
+		win.BaseSlow += int(f.base.slow)
+		throttles += f.throttles
+	}
 	periods := map[int64]bool{}
-	for _, m := range []map[string]map[int64]*counts{fw.fromLogs, fw.fromMetrics} {
+	for _, m := range []map[string]map[int64]*counts{fw.fromLogs, fw.recent, fw.fromMetrics} {
 		for _, v := range []string{fn.New, fn.Previous} {
 			for p := range m[v] {
 				periods[p] = true
@@ -574,16 +664,16 @@ func (fw *fnWatch) windows(r *release.Release, fn release.Function, period time.
 	}
 	for p := range periods {
 		i := stepOfPeriod(steps, p, period)
-		if i < 0 {
+		if i < 0 || p < fw.foldedTo {
 			continue
 		}
 		win := &wins[i]
-		canary := merge(fw.fromLogs[fn.New][p], fw.fromMetrics[fn.New][p])
+		canary := merge(fw.logCounts(fn.New, p), fw.fromMetrics[fn.New][p])
 		win.CanaryN += int(canary.n)
 		win.CanaryErrors += int(canary.errors)
 		win.CanarySlow += int(canary.slow)
 		if fn.Previous != "" {
-			base := merge(fw.fromLogs[fn.Previous][p], fw.fromMetrics[fn.Previous][p])
+			base := merge(fw.logCounts(fn.Previous, p), fw.fromMetrics[fn.Previous][p])
 			win.BaseN += int(base.n)
 			win.BaseErrors += int(base.errors)
 			win.BaseSlow += int(base.slow)
@@ -592,6 +682,89 @@ func (fw *fnWatch) windows(r *release.Release, fn release.Function, period time.
 	}
 	return wins, throttles
 }
+
+// logCounts is what the logs counted of a version in a period: committed and pending lines.
+func (fw *fnWatch) logCounts(version string, period int64) *counts {
+	a, b := fw.fromLogs[version][period], fw.recent[version][period]
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return &counts{a.n + b.n, a.errors + b.errors, a.slow + b.slow}
+}
+
+// fold moves the periods that can no longer change into their steps' totals, so that the state
+// the record keeps grows with steps, not with the length of the bake. A period can no longer
+// change once every line of an invocation routed in it is committed (the logs' cursor has passed
+// its end by the function's timeout and a second) and, with metrics, once it settled FoldAfter
+// before the last successful read; its step is final by then too (a later step shifts later).
+// Folding sums what windows would sum: it changes no verdict.
+func (c *Checker) fold(r *release.Release, w *watch, now time.Time) {
+	ch := r.Checks
+	period := grid(ch)
+	after := c.FoldAfter
+	if after <= 0 {
+		after = 5 * time.Minute
+	}
+	if ch.Metrics && (w.metricsErr != nil || w.metricsAt.IsZero()) {
+		return
+	}
+	for _, fn := range r.Functions {
+		fw := w.fns[fn.FunctionName]
+		timeout := time.Duration(max(fn.Timeout, 3)) * time.Second
+		upTo := periodOf(now, period)
+		if ch.Logs {
+			if fw.logs.seen == nil {
+				continue // not read yet
+			}
+			upTo = min(upTo, periodOf(time.UnixMilli(fw.logs.from).Add(-timeout-time.Second), period))
+		}
+		if ch.Metrics {
+			upTo = min(upTo, periodOf(w.metricsAt.Add(-timeout-ch.MetricsDelay-after), period))
+		}
+		if upTo <= fw.foldedTo {
+			continue
+		}
+		periods := map[int64]bool{}
+		for _, m := range []map[string]map[int64]*counts{fw.fromLogs, fw.recent, fw.fromMetrics} {
+			for _, byPeriod := range m {
+				for p := range byPeriod {
+					periods[p] = true
+				}
+			}
+		}
+		for p := range fw.throttles {
+			periods[p] = true
+		}
+		for p := range periods {
+			if p >= upTo || p < fw.foldedTo {
+				continue
+			}
+			if i := stepOfPeriod(r.Health.Steps, p, period); i >= 0 {
+				for len(fw.folded) <= i {
+					fw.folded = append(fw.folded, stepTotals{})
+				}
+				f := &fw.folded[i]
+				f.canary = add(f.canary, merge(fw.logCounts(fn.New, p), fw.fromMetrics[fn.New][p]))
+				if fn.Previous != "" {
+					f.base = add(f.base, merge(fw.logCounts(fn.Previous, p), fw.fromMetrics[fn.Previous][p]))
+				}
+				f.throttles += fw.throttles[p]
+			}
+			for _, m := range []map[string]map[int64]*counts{fw.fromLogs, fw.recent, fw.fromMetrics} {
+				for _, byPeriod := range m {
+					delete(byPeriod, p)
+				}
+			}
+			delete(fw.throttles, p)
+		}
+		fw.foldedTo = upTo
+	}
+}
+
+func add(a, b counts) counts { return counts{a.n + b.n, a.errors + b.errors, a.slow + b.slow} }
 
 func bucket(m map[string]map[int64]*counts, version string, period int64) *counts {
 	byPeriod := m[version]

@@ -59,8 +59,8 @@ func (c *Checker) smoke(ctx context.Context, r *release.Release, w *watch, when 
 			id, problem, err := c.smokeOne(ctx, j.fn, j.sm)
 			mu.Lock()
 			defer mu.Unlock()
-			if id != "" {
-				w.smokeIDs[id] = true
+			if id != "" && r.Checks.Logs {
+				w.fns[j.fn.FunctionName].smokeIDs[id] = c.now().UnixMilli()
 			}
 			if err != nil {
 				errs = append(errs, err)
@@ -353,8 +353,9 @@ func changed(transitioned, updated *time.Time) time.Time {
 // alarmVerdict fails the step if an alarm is in ALARM, unless it has been since before the
 // release (and the manifest does not block on that); the rest is noted. An alarm is still as it
 // was before the release if its state has not changed since the alarms were read before traffic:
-// firingBefore holds when each had last changed as that read told it. Without it (the checker
-// restarted since) the cutoff is when the verdict before traffic was recorded, a little later.
+// firingBefore holds when each had last changed as that read told it (kept in the record's judge
+// state across restarts). Without it (a release recorded before that state was kept) the cutoff
+// is when the verdict before traffic was recorded, a little later.
 func alarmVerdict(r *release.Release, alarms []alarmState, firingBefore map[string]time.Time) (*release.Verdict, []string) {
 	var notes []string
 	var since time.Time

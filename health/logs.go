@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,18 +41,31 @@ import (
 // logPattern selects the lines that say how an invocation ended.
 const logPattern = `?"START RequestId" ?"REPORT RequestId" ?"Task timed out" ?"Invoke Error" ?"errorMessage" ?"platform.start" ?"platform.report"`
 
-// overlap is how far back each read looks again, for events ingested late; events already seen
-// are skipped by ID.
+// overlap is how far behind the newest line seen a line may be ingested and still be counted:
+// each read starts again that far back (the cursor), and lines already seen are skipped by ID.
 const overlap = 10 * time.Second
 
-// logCursor is how far one function's log group has been read.
+// logCursor is how far one function's log group has been read. Lines before from are counted
+// for good (committed: fnWatch.fromLogs); lines at or after it are pending, re-read by every read
+// and counted afresh (fnWatch.recent) on top of the committed state. So what the committed part
+// holds — from, failed, current and the counts — is all a new process needs to go on exactly
+// where this one stopped: it reads again from from, and sees the pending lines as this one did.
 type logCursor struct {
-	from    int64             // ms: the next read starts here (minus overlap)
-	seen    map[string]int64  // event ID → timestamp, for the overlap
-	failed  map[string]int64  // request IDs with an error line whose REPORT has not come yet
-	current map[string]string // stream → the request it runs (its last START)
+	from    int64             // ms: the next read starts here; every line before it is committed
+	newest  int64             // ms: the newest line seen
+	failed  map[string]int64  // committed: request IDs with an error line whose REPORT has not come yet
+	current map[string]string // committed: stream → the request it runs (its last START)
+	pending []logLine         // lines at or after from, in the order read
+	seen    map[string]bool   // IDs of the pending lines
 	at      time.Time         // last read
 	missing bool              // the log group does not exist (yet)
+}
+
+// logLine is a platform line read and not yet committed.
+type logLine struct {
+	id, stream string
+	ts         int64
+	o          outcome
 }
 
 // versionRE reads the version from a Lambda log stream's name.
@@ -158,18 +173,14 @@ func (c *Checker) readLogs(ctx context.Context, r *release.Release, w *watch, no
 func (c *Checker) readGroup(ctx context.Context, r *release.Release, w *watch, fn release.Function, fw *fnWatch, first, now time.Time) error {
 	cur := &fw.logs
 	if cur.seen == nil {
-		cur.seen, cur.failed, cur.current = map[string]int64{}, map[string]int64{}, map[string]string{}
-		cur.from = first.UnixMilli()
+		cur.seen, cur.failed, cur.current = map[string]bool{}, map[string]int64{}, map[string]string{}
+		cur.from, cur.newest = first.UnixMilli(), first.UnixMilli()
 	}
 	group := fn.LogGroup
 	if group == "" {
 		group = "/aws/lambda/" + fn.FunctionName
 	}
-	ref, hasRef := r.Health.Reference[fn.FunctionName]
-	period := grid(r.Checks)
-	start := max(cur.from-overlap.Milliseconds(), first.UnixMilli())
-	in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(group), StartTime: aws.Int64(start), FilterPattern: aws.String(logPattern)}
-	newest := cur.from
+	in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(group), StartTime: aws.Int64(cur.from), FilterPattern: aws.String(logPattern)}
 	for pages := 0; pages < 20; pages++ {
 		if err := c.logsTicker().wait(ctx, c.clock()); err != nil {
 			return err
@@ -187,74 +198,111 @@ func (c *Checker) readGroup(ctx context.Context, r *release.Release, w *watch, f
 		cur.missing = false
 		for _, ev := range out.Events {
 			id, ts := aws.ToString(ev.EventId), aws.ToInt64(ev.Timestamp)
-			if _, dup := cur.seen[id]; dup {
+			if cur.seen[id] || ts < cur.from {
 				continue
 			}
-			cur.seen[id] = ts
-			newest = max(newest, ts)
-			stream := aws.ToString(ev.LogStreamName)
+			cur.newest = max(cur.newest, ts)
 			o, ok := parseLine(aws.ToString(ev.Message))
 			if !ok {
 				continue
 			}
-			switch {
-			case o.start:
-				cur.current[stream] = o.requestID
-				continue
-			case !o.report:
-				id := o.requestID
-				if id == "" {
-					id = cur.current[stream]
-				}
-				if id != "" {
-					cur.failed[id] = ts
-				}
-				continue
-			}
-			if cur.current[stream] == o.requestID {
-				delete(cur.current, stream)
-			}
-			if w.smokeIDs[o.requestID] {
-				delete(cur.failed, o.requestID)
-				continue
-			}
-			m := versionRE.FindStringSubmatch(stream)
-			if m == nil {
-				continue
-			}
-			// Routed when it started: its end less its duration. Counted in the period that
-			// holds that, as CloudWatch times an invocation's metrics by when it was invoked;
-			// the checker gives periods to steps.
-			routed := time.UnixMilli(ts).Add(-time.Duration(o.millis * float64(time.Millisecond)))
-			b := bucket(fw.fromLogs, m[1], periodOf(routed, period))
-			b.n++
-			if _, f := cur.failed[o.requestID]; o.failed || f {
-				b.errors++
-			}
-			delete(cur.failed, o.requestID)
-			if hasRef && o.millis > ref.Millis {
-				b.slow++
-			}
+			cur.seen[id] = true
+			cur.pending = append(cur.pending, logLine{id: id, stream: aws.ToString(ev.LogStreamName), ts: ts, o: o})
 		}
 		if out.NextToken == nil {
 			break
 		}
 		in.NextToken = out.NextToken
 	}
-	cur.from, cur.at = newest, now
-	// Forget IDs that fell out of the overlap.
-	for id, ts := range cur.seen {
-		if ts < newest-2*overlap.Milliseconds() {
-			delete(cur.seen, id)
+	cur.at = now
+	// In time order (a stream's lines are; streams interleave as they were ingested), so that
+	// two processes that read the same lines in different batches count them alike.
+	sort.SliceStable(cur.pending, func(i, j int) bool { return cur.pending[i].ts < cur.pending[j].ts })
+	ref, hasRef := r.Health.Reference[fn.FunctionName]
+	cnt := lineCounter{period: grid(r.Checks), smoke: fw.smokeIDs, ref: ref.Millis, hasRef: hasRef}
+	// Commit what is older than the overlap: a line ingested later than that is not counted.
+	if from := cur.newest - overlap.Milliseconds(); from > cur.from {
+		n := sort.Search(len(cur.pending), func(i int) bool { return cur.pending[i].ts >= from })
+		for _, l := range cur.pending[:n] {
+			cnt.count(l, fw.fromLogs, cur.failed, cur.current)
+			delete(cur.seen, l.id)
+		}
+		cur.pending = append([]logLine(nil), cur.pending[n:]...)
+		cur.from = from
+		// An error line whose report never came (a lost line) is dropped after a while; a smoke
+		// invocation's ID once its lines are committed (it ended within the function's timeout;
+		// a minute more for the clocks' skew).
+		for id, ts := range cur.failed {
+			if ts < from-15*time.Minute.Milliseconds() {
+				delete(cur.failed, id)
+			}
+		}
+		timeout := time.Duration(max(fn.Timeout, 3)) * time.Second
+		for id, ts := range fw.smokeIDs {
+			if ts < from-(timeout+time.Minute).Milliseconds() {
+				delete(fw.smokeIDs, id)
+			}
 		}
 	}
-	// An error line whose report never came (a lost line) is dropped after a while.
-	for id, ts := range cur.failed {
-		if ts < newest-15*time.Minute.Milliseconds() {
-			delete(cur.failed, id)
-		}
+	// The pending lines, counted on copies of the committed state.
+	failed, current := maps.Clone(cur.failed), maps.Clone(cur.current)
+	fw.recent = map[string]map[int64]*counts{}
+	for _, l := range cur.pending {
+		cnt.count(l, fw.recent, failed, current)
 	}
 	return nil
+}
+
+// lineCounter counts platform lines into buckets per version and period.
+type lineCounter struct {
+	period time.Duration
+	smoke  map[string]int64 // request IDs not to count
+	ref    float64          // the baseline's reference latency (ms), if hasRef
+	hasRef bool
+}
+
+// count takes one line: a START notes the stream's request, an error line marks its request as
+// failed, a REPORT counts the invocation in the period it was routed in.
+func (lc lineCounter) count(l logLine, into map[string]map[int64]*counts, failed map[string]int64, current map[string]string) {
+	o := l.o
+	switch {
+	case o.start:
+		current[l.stream] = o.requestID
+		return
+	case !o.report:
+		id := o.requestID
+		if id == "" {
+			id = current[l.stream]
+		}
+		if id != "" {
+			failed[id] = l.ts
+		}
+		return
+	}
+	if current[l.stream] == o.requestID {
+		delete(current, l.stream)
+	}
+	if _, smoke := lc.smoke[o.requestID]; smoke {
+		delete(failed, o.requestID)
+		return
+	}
+	m := versionRE.FindStringSubmatch(l.stream)
+	if m == nil {
+		return
+	}
+	// Routed when it started: its end less its duration. Counted in the period that holds that,
+	// as CloudWatch times an invocation's metrics by when it was invoked; the checker gives
+	// periods to steps.
+	routed := time.UnixMilli(l.ts).Add(-time.Duration(o.millis * float64(time.Millisecond)))
+	b := bucket(into, m[1], periodOf(routed, lc.period))
+	b.n++
+	if _, f := failed[o.requestID]; o.failed || f {
+		b.errors++
+	}
+	delete(failed, o.requestID)
+	if lc.hasRef && o.millis > lc.ref {
+		b.slow++
+	}
 }
 
 // ticker spaces calls to a rate.

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,10 @@ type Engine struct {
 	Parallelism int
 	// Poll is how often a bake looks for requests and judges health.
 	Poll time.Duration
+	// JudgeStateEvery is how often, at most, the health judge's changed state is written while a
+	// step bakes or a gate waits (default 15 s; see keepJudgeState). Every verdict the engine
+	// records carries it too.
+	JudgeStateEvery time.Duration
 	// Observe, if set, is told of progress.
 	Observe func(Progress)
 
@@ -92,6 +97,9 @@ func (e *Engine) defaults() {
 	}
 	if e.Poll <= 0 {
 		e.Poll = 250 * time.Millisecond
+	}
+	if e.JudgeStateEvery <= 0 {
+		e.JudgeStateEvery = 15 * time.Second
 	}
 }
 
@@ -601,6 +609,7 @@ func (e *Engine) shiftAndBake(ctx context.Context, r *Release) error {
 		rec := e.stepRecord(r)
 		rec.Ended = e.Clock.Now()
 		rec.Verdict = &v
+		keepState(r, v)
 	}
 	policy := "" // as the manifest wrote it, for the record
 	if r.Checks != nil {
@@ -770,6 +779,7 @@ func (e *Engine) bake(ctx context.Context, r *Release, step Step) (Verdict, erro
 	if r.Checks != nil && r.StepStarted.Add(r.Checks.MaxBake).After(end) {
 		longest = r.StepStarted.Add(r.Checks.MaxBake)
 	}
+	var stateSaved time.Time
 	for {
 		now := e.Clock.Now()
 		over := !now.Before(end)
@@ -782,7 +792,7 @@ func (e *Engine) bake(ctx context.Context, r *Release, step Step) (Verdict, erro
 					return Verdict{}, context.Cause(ctx)
 				}
 				// A source that cannot be read fails nothing, and passes nothing either.
-				v = Verdict{Result: Inconclusive, Check: "data", Reason: "could not judge health: " + err.Error()}
+				v = Verdict{Result: Inconclusive, Check: "data", Reason: "could not judge health: " + err.Error(), State: v.State, StateNow: v.StateNow}
 			}
 		}
 		v.At = now
@@ -792,6 +802,9 @@ func (e *Engine) bake(ctx context.Context, r *Release, step Step) (Verdict, erro
 		}
 		if over && (v.Result == Pass || !now.Before(longest)) {
 			return v, nil
+		}
+		if err := e.keepJudgeState(ctx, r, v, &stateSaved); err != nil {
+			return Verdict{}, err
 		}
 		left := end.Sub(now)
 		if over {
@@ -823,6 +836,35 @@ func (e *Engine) bake(ctx context.Context, r *Release, step Step) (Verdict, erro
 	}
 }
 
+// keepJudgeState writes the health judge's state (v.State) when it changed since the record's:
+// at once when v.StateNow asks, or when this bake or wait has not written it yet (saved is zero,
+// so a process that stops after one judgement — a controller's tick — leaves its state
+// written), else at most every JudgeStateEvery. A nil saved writes a changed state at once: for
+// a caller about to stop after several judgements.
+func (e *Engine) keepJudgeState(ctx context.Context, r *Release, v Verdict, saved *time.Time) error {
+	if v.State == nil || bytes.Equal(v.State, r.Health.JudgeState) {
+		return nil
+	}
+	now := e.Clock.Now()
+	if saved != nil && !v.StateNow && !saved.IsZero() && now.Sub(*saved) < e.JudgeStateEvery {
+		return nil
+	}
+	if err := e.save(ctx, r, func(r *Release) { keepState(r, v) }); err != nil {
+		return err
+	}
+	if saved != nil {
+		*saved = now
+	}
+	return nil
+}
+
+// keepState puts a verdict's judge state in the record.
+func keepState(r *Release, v Verdict) {
+	if v.State != nil {
+		r.Health.JudgeState = v.State
+	}
+}
+
 // beforeTraffic runs the checks before any alias moves and records what they found; a failure
 // rolls the release back with nothing moved.
 func (e *Engine) beforeTraffic(ctx context.Context, r *Release) error {
@@ -836,6 +878,9 @@ func (e *Engine) beforeTraffic(ctx context.Context, r *Release) error {
 		r.Health.PreTraffic = &v
 		r.Health.Reference = pre.Reference
 		r.Health.PreexistingAlarms = pre.PreexistingAlarms
+		if pre.State != nil {
+			r.Health.JudgeState = pre.State
+		}
 	}
 	ev := Event{Kind: EventHealth, Message: fmt.Sprintf("before traffic: %s: %s", v.Result, v.Reason), Data: v.Data()}
 	if v.Result != Pass {
@@ -872,6 +917,7 @@ func (e *Engine) afterTraffic(ctx context.Context, r *Release) error {
 // decides as its approval says, through Decide like any decider.
 func (e *Engine) await(ctx context.Context, r *Release, g *Gate) error {
 	wait := e.Poll
+	var stateSaved time.Time
 	for {
 		e.observe(Progress{Release: *r, Kind: ProgressAwaiting, Message: r.Awaiting})
 		now := e.Clock.Now()
@@ -900,10 +946,14 @@ func (e *Engine) await(ctx context.Context, r *Release, g *Gate) error {
 						if rec := e.stepRecord(r); rec.Step == n-1 {
 							rec.Verdict = &v
 						}
+						keepState(r, v)
 					}, Event{Kind: EventHealth, Step: n, Message: fmt.Sprintf("step %d: %s while waiting at the gate: %s", n, v.Result, v.Reason), Data: v.Data()})
 			}
 			if err != nil && context.Cause(ctx) != nil {
 				return context.Cause(ctx)
+			}
+			if err := e.keepJudgeState(ctx, r, v, &stateSaved); err != nil {
+				return err
 			}
 		}
 		d := wait

@@ -20,6 +20,7 @@
 package release
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -283,6 +284,10 @@ type HealthRecord struct {
 	PreexistingAlarms []string `json:"preexistingAlarms,omitempty"`
 	// Steps records every step the release shifted to, in order.
 	Steps []StepRecord `json:"steps,omitempty"`
+	// JudgeState is the health judge's own state, as its last verdict returned it (Verdict.State):
+	// what a new process needs to judge on exactly where the last one stopped (the health
+	// package's doc says what it holds). Opaque to the engine, which only stores it.
+	JudgeState json.RawMessage `json:"judgeState,omitempty"`
 }
 
 // StepRecord is one step as it happened.

@@ -76,7 +76,10 @@ type ArtifactSource interface {
 }
 
 // Health checks a release whose Checks are set (a release without them only bakes). Its methods
-// read the release's record, never change it: the engine writes what they return.
+// read the release's record, never change it: the engine writes what they return. That includes
+// the judge's own state (PreTraffic.State, Verdict.State), which the engine keeps in
+// Health.JudgeState, so that a new process — a controller's next tick — judges on where the last
+// one stopped.
 type Health interface {
 	// BeforeTraffic runs once every new version is published and before any alias moves: smoke
 	// invocations of the new versions, the pre-traffic hook, the alarms already firing and the
@@ -84,7 +87,8 @@ type Health interface {
 	BeforeTraffic(ctx context.Context, r *Release) (PreTraffic, error)
 	// Judge judges the release so far. It is called again and again while a step bakes; over
 	// says the step's bake time is over, so that too little traffic is Inconclusive rather than
-	// a Pass. Before that, only Fail and Pass count.
+	// a Pass. Before that, only Fail and Pass count. The verdict's State is taken even when
+	// Judge returns an error.
 	Judge(ctx context.Context, r *Release, over bool) (Verdict, error)
 	// AfterTraffic runs once every alias is wholly on its new version: the post-traffic hook.
 	AfterTraffic(ctx context.Context, r *Release) (Verdict, error)
@@ -95,6 +99,8 @@ type PreTraffic struct {
 	Verdict           Verdict
 	Reference         map[string]Reference
 	PreexistingAlarms []string
+	// State is the judge's state, for Health.JudgeState (nil: none).
+	State json.RawMessage
 }
 
 // Result is a health verdict: analysis's, so that a judgement passes from the statistics to the
@@ -123,6 +129,14 @@ type Verdict struct {
 	// firing, a source that could not be read, no data yet).
 	Notes []string  `json:"notes,omitempty"`
 	At    time.Time `json:"at,omitzero"`
+
+	// State is the judge's state after this judgement, for the engine to keep in
+	// Health.JudgeState (nil: none); it is not part of the verdict's record. The engine writes
+	// a changed state at most every Engine.JudgeStateEvery while a step bakes, with every
+	// verdict it records, and at once when StateNow is set: the state records work that must
+	// not be done twice (smoke invocations ran).
+	State    json.RawMessage `json:"-"`
+	StateNow bool            `json:"-"`
 }
 
 // Numbers are the deciding function's numbers, if a function decided.

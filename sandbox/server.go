@@ -1,5 +1,5 @@
 // Package sandbox serves AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs, STS, CloudFront,
-// CloudFormation and CloudTrail endpoints — and CodeDeploy, Auto Scaling, Elastic Load Balancing
+// CloudFormation, CloudTrail and EventBridge Scheduler endpoints — and CodeDeploy, Auto Scaling, Elastic Load Balancing
 // (target groups) and SNS, for EC2 blue/green deployments — on one local port, so that a release
 // can be rehearsed with no AWS account. Requests are routed by
 // the service name in their SigV4 credential scope, as LocalStack does; signatures are not
@@ -44,6 +44,7 @@ import (
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
 	"github.com/aviary-deploy/aviary/sandbox/logs"
 	"github.com/aviary-deploy/aviary/sandbox/s3"
+	"github.com/aviary-deploy/aviary/sandbox/scheduler"
 	"github.com/aviary-deploy/aviary/sandbox/sns"
 	"github.com/aviary-deploy/aviary/sandbox/sts"
 )
@@ -84,6 +85,15 @@ type Options struct {
 	// CloudFrontClock is the clock CloudFront's deployments and replica releases run by; nil
 	// means time.Now. A test advances it past ReplicationDelay instead of sleeping.
 	CloudFrontClock func() time.Time
+	// SchedulerClock is the clock EventBridge Scheduler's schedules come due by; nil means
+	// time.Now. POST /_aviary/scheduler/tick?advance=D (or Server.Scheduler.Advance) moves the
+	// scheduler's time forward by D on top of it and fires what is due; a test that wants only
+	// its own advances to fire stops this clock (returns a constant).
+	SchedulerClock func() time.Time
+	// SchedulerSpeed runs the scheduler's clock that many times faster than SchedulerClock from
+	// the sandbox's start (60: a rate(1 minute) schedule fires every real second); zero or one
+	// is real time.
+	SchedulerSpeed float64
 }
 
 // Defaults.
@@ -116,6 +126,9 @@ type Server struct {
 	// the Lambda control-plane calls.
 	CloudFormation *cloudformation.Service
 	CloudTrail     *cloudtrail.Service
+	// Scheduler is EventBridge Scheduler; its due schedules invoke Lambda targets through the
+	// sandbox's own Lambda API.
+	Scheduler *scheduler.Service
 
 	opts     Options
 	ln       net.Listener
@@ -250,6 +263,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.CloudFormation = cfm
+	sch, err := scheduler.New(schedulerConfig(opts, s.URL))
+	if err != nil {
+		cfm.Close()
+		lm.Close()
+		lg.Close()
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
+	s.Scheduler = sch
 	s.handlers = map[string]http.Handler{
 		"lambda":     lm.Handler(s.limits),
 		"s3":         st.Handler(s.limits),
@@ -264,6 +287,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"sns":                  s.SNS.Handler(s.limits),
 		"cloudformation":       cfm.Handler(s.limits),
 		"cloudtrail":           ct.Handler(s.limits),
+		"scheduler":            sch.Handler(s.limits),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -286,6 +310,7 @@ func (s *Server) Close() error {
 	s.closed = true
 	// CloudFormation's operations call the sandbox's own Lambda: stop them while it still answers.
 	s.CloudFormation.Close()
+	s.Scheduler.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
@@ -345,7 +370,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation and cloudtrail.", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation, cloudtrail and scheduler.", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -521,6 +546,23 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 	case path == "faults" && r.Method == http.MethodDelete:
 		s.limits.setFaults(Faults{})
 		w.WriteHeader(http.StatusNoContent)
+	case path == "scheduler/tick" && r.Method == http.MethodPost:
+		// Moves the scheduler's clock forward by ?advance=D (default 0) and fires what is then
+		// due, answering what it invoked (see scheduler.Report).
+		var d time.Duration
+		if a := r.URL.Query().Get("advance"); a != "" {
+			var err error
+			if d, err = time.ParseDuration(a); err != nil || d < 0 {
+				fail(http.StatusBadRequest, "scheduler/tick: advance must be a duration ≥ 0, such as 60s or 5m")
+				return
+			}
+		}
+		rep, err := s.Scheduler.Advance(r.Context(), d)
+		if err != nil {
+			fail(http.StatusBadRequest, "scheduler/tick: "+err.Error())
+			return
+		}
+		writeJSON(http.StatusOK, rep)
 	case path == "s3/lifecycle/apply" && r.Method == http.MethodPost:
 		// Runs lifecycle rules now, as S3 would after {"days": N} more days (see s3.ApplyLifecycle).
 		var opts s3.LifecycleOptions
@@ -544,7 +586,7 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/zip")
 		w.Write(b)
 	default:
-		fail(http.StatusNotFound, "unknown sandbox admin path /_aviary/"+path+" (try health, requests, faults, quota)")
+		fail(http.StatusNotFound, "unknown sandbox admin path /_aviary/"+path+" (try health, requests, faults, quota, scheduler/tick)")
 	}
 }
 
@@ -591,4 +633,21 @@ func (u userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("User-Agent", u.name)
 	return u.next.RoundTrip(r)
+}
+
+// schedulerConfig sets up EventBridge Scheduler: its clock (sped up when asked) and the Lambda
+// client it invokes targets with, as scheduler.amazonaws.com.
+func schedulerConfig(opts Options, url string) scheduler.Config {
+	now := opts.SchedulerClock
+	if now == nil {
+		now = time.Now
+	}
+	poll := time.Second
+	if speed := opts.SchedulerSpeed; speed > 1 {
+		base, start := now, now()
+		now = func() time.Time { return start.Add(time.Duration(float64(base().Sub(start)) * speed)) }
+		poll = max(time.Duration(float64(time.Second)/speed), 20*time.Millisecond)
+	}
+	return scheduler.Config{Region: opts.Region, Account: opts.Account, DataDir: opts.DataDir, Logger: opts.Logger,
+		Lambda: serviceLambdaClient(url, opts.Region, "scheduler.amazonaws.com"), Now: now, PollInterval: poll}
 }

@@ -30,6 +30,8 @@ type sandboxCmd struct {
 	FaultOperations []string      `help:"Only inject into these operations (e.g. UpdateAlias)."`
 	FaultSeed       uint64        `help:"Seed for the fault sequence, so a run can be repeated."`
 
+	SchedulerSpeed float64 `default:"1" help:"Run EventBridge Scheduler's clock this many times faster than real time (60: a rate(1 minute) schedule fires every second); POST /_aviary/scheduler/tick?advance=60s also moves it."`
+
 	Bootstrap string `placeholder:"MANIFEST" help:"Once up, create what this manifest needs before its first deploy: its artifact bucket and, for every environment, each function it names (placeholder code that answers; existing ones are left alone)."`
 
 	Verbose bool `short:"v" help:"Log every request."`
@@ -40,7 +42,7 @@ func (c *sandboxCmd) Run(e *env) error {
 		Addr: c.Addr, DataDir: c.Data, Region: c.Region, Account: c.Account,
 		ControlRate: c.ControlRate, ControlBurst: c.ControlBurst,
 		UpdateDelay: c.UpdateDelay, MetricResolution: c.MetricPeriod, MaxConcurrency: c.MaxConcurrency,
-		ReplicationDelay: c.ReplicationDelay,
+		ReplicationDelay: c.ReplicationDelay, SchedulerSpeed: c.SchedulerSpeed,
 		Faults: sandbox.Faults{
 			Rate: c.FaultRate, Kinds: c.FaultKinds, Latency: sandbox.Duration(c.FaultLatency),
 			Services: c.FaultServices, Operations: c.FaultOperations, Seed: c.FaultSeed,
@@ -54,6 +56,9 @@ func (c *sandboxCmd) Run(e *env) error {
 	}
 	if c.ReplicationDelay == 0 {
 		opts.ReplicationDelay = -1
+	}
+	if c.SchedulerSpeed < 1 {
+		return badInput("sandbox: --scheduler-speed must be at least 1 (real time)")
 	}
 	if c.ControlRate < 0 || c.FaultRate < 0 || c.FaultRate > 1 || c.MetricPeriod < time.Second || c.ReplicationDelay < 0 {
 		return badInput("sandbox: --control-rate must be ≥ 0, --fault-rate within 0..1, --metric-period at least 1s and --replication-delay ≥ 0")
