@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"net/url"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,7 +24,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/aviary-deploy/aviary/awsconfig"
+	"github.com/aviary-deploy/aviary/iampolicy"
 	"github.com/aviary-deploy/aviary/internal/dynalite"
+	"github.com/aviary-deploy/aviary/internal/examplefn"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/sandbox"
 	"github.com/aviary-deploy/aviary/store"
@@ -359,4 +363,153 @@ func (c *ctl) tickResult() string {
 		return err.Error()
 	}
 	return aws.ToString(out.FunctionError) + ": " + string(out.Payload)
+}
+
+// `aviary controller install` on the sandbox: the bootstrap built from source, the function and
+// the schedule created (and left alone when run again), the sandbox's EventBridge Scheduler
+// ticking it as its clock is moved on, a detached release driven to promotion; `aviary
+// controller status` shows the schedule, the ticks and what it drives; every call the controller
+// made is one `aviary iam-policy --controller` allows.
+func TestControllerInstalledAndScheduled(t *testing.T) {
+	f := newFleet(t, 3, quick, "      canary:\n        - weight: 10%\n          bake: 1s\n        - weight: 50%\n          bake: 1s")
+	f.appendManifest("    approval:\n      at_step: 0\n    controller: true\n")
+	st := f.teamStore(t)
+	ctx := context.Background()
+	t.Setenv("AVIARY_PRE_APPROVE", "true")
+	f.stampAll("1")
+	if code, out, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200"); code != 0 {
+		t.Fatalf("first release: %d\n%s\n%s", code, out, errs)
+	}
+	t.Setenv("AVIARY_PRE_APPROVE", "")
+	arch := "x86_64" // the sandbox runs the bootstrap on this machine
+	if runtime.GOARCH == "arm64" {
+		arch = "arm64"
+	}
+	root, err := examplefn.Root(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	install := []string{"controller", "install", "-e", "production", "--arch", arch, "--source", root, "--role", "arn:aws:iam::000000000000:role/aviary-controller",
+		"--function-env", "AWS_ENDPOINT_URL_DYNAMODB=" + dynalite.Endpoint(t), "--function-env", "AVIARY_LOCK_LEASE=3s"}
+
+	code, out, errs := f.aviary(append(install, "--dry-run")...)
+	if code != 0 || !strings.Contains(out, "function  aviary-controller: would be created") || !strings.Contains(out, "schedule  aviary-shop-production: would be created") {
+		t.Fatalf("install --dry-run: %d\n%s\n%s", code, out, errs)
+	}
+	if _, err := f.lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("aviary-controller")}); err == nil {
+		t.Fatal("a dry run created the function")
+	}
+	if code, out, errs = f.aviary(install...); code != 0 || !strings.Contains(out, "function  aviary-controller: created") || !strings.Contains(out, "schedule  aviary-shop-production: created") {
+		t.Fatalf("install: %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = f.aviary(append(install, "-o", "json")...)
+	var doc struct {
+		Schema string `json:"schema"`
+		Steps  []struct{ Resource, Action string }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || doc.Schema != "aviary/v1" || len(doc.Steps) != 3 {
+		t.Fatalf("install again: %d\n%s\n%s", code, out, errs)
+	}
+	for _, s := range doc.Steps[1:] {
+		if s.Action != "unchanged" {
+			t.Errorf("installed again, the %s was %s", s.Resource, s.Action)
+		}
+	}
+
+	// A detached release, approved by link: the schedule's ticks, as its clock moves on, drive it.
+	r := detach(t, f, st, "2")
+	approve(t, st, r.ID)
+	f.srv.ResetRequests()
+	ticks := 0
+	for ; ticks < 200; ticks++ {
+		rep, err := f.srv.Scheduler.Advance(ctx, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Invoked) != 1 || !rep.Invoked[0].Delivered {
+			t.Fatalf("the schedule's tick: %+v", rep.Invoked)
+		}
+		time.Sleep(500 * time.Millisecond) // the invocation is asynchronous
+		if r, _ = st.GetRelease(ctx, r.ID); r.Phase.Final() {
+			break
+		}
+	}
+	if r.Phase != release.Promoted {
+		t.Fatalf("after %d scheduled ticks the release is %s: %s", ticks, r.Describe(), r.Reason)
+	}
+	t.Logf("promoted after %d scheduled ticks", ticks+1)
+	for _, name := range f.names {
+		if f.served(name) != "2" {
+			t.Errorf("%s serves %s", name, f.served(name))
+		}
+	}
+	auditChain(t, st, r)
+
+	var status struct {
+		Schema, State, Expression string
+		Ticks                     []struct{ Listed, Drove, Held, Errors int }
+		Driving                   []any
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		code, out, errs = f.aviary("controller", "status", "-e", "production", "-o", "json")
+		if code != 0 || json.Unmarshal([]byte(out), &status) != nil {
+			t.Fatalf("status: %d\n%s\n%s", code, out, errs)
+		}
+		if len(status.Ticks) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	drove := 0
+	for _, tk := range status.Ticks {
+		drove += tk.Drove
+	}
+	if status.Schema != "aviary/v1" || status.State != "ENABLED" || status.Expression != "rate(1 minute)" || len(status.Ticks) == 0 || drove == 0 || len(status.Driving) != 0 {
+		t.Errorf("status: %s", out)
+	}
+	if code, out, _ = f.aviary("controller", "status", "-e", "production"); code != 0 || !strings.Contains(out, "schedule  aviary-shop-production: ENABLED, rate(1 minute)") ||
+		!strings.Contains(out, "drove") || !strings.Contains(out, "driving   no live release") {
+		t.Errorf("status:\n%s", out)
+	}
+
+	// Every call the controller made is allowed by its policy.
+	code, out, errs = f.aviary("iam-policy", "--controller", "-e", "production", "--account", "000000000000", "--region", "us-east-1")
+	if code != 0 {
+		t.Fatalf("iam-policy --controller: %s", errs)
+	}
+	var p iampolicy.Policy
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	for _, req := range f.srv.Requests() {
+		if !strings.Contains(req.UserAgent, "app/aviary-controller") {
+			continue
+		}
+		calls++
+		action := iampolicy.Action(req.Service, req.Operation)
+		resource := "*"
+		switch req.Service {
+		case "lambda":
+			resource = "arn:aws:lambda:us-east-1:000000000000:function:" + req.Resource
+			if q, _ := url.ParseQuery(req.Query); q.Get("Qualifier") != "" {
+				resource += ":" + q.Get("Qualifier")
+			}
+		case "s3":
+			resource = "arn:aws:s3:::" + strings.TrimPrefix(req.Path, "/")
+		}
+		if !p.Allows(action, resource) {
+			t.Errorf("the controller's policy does not allow %s on %s (%s %s)", action, resource, req.Method, req.Path)
+		}
+	}
+	if calls == 0 {
+		t.Error("the sandbox saw no call from the controller")
+	}
+	if !p.Allows("lambda:InvokeFunction", "arn:aws:lambda:us-east-1:000000000000:function:aviary-controller") ||
+		!p.Allows("logs:PutLogEvents", "arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/aviary-controller:log-stream:x") ||
+		!p.Allows("dynamodb:UpdateItem", "arn:aws:dynamodb:us-east-1:000000000000:table/"+strings.TrimPrefix(os.Getenv("AVIARY_STORE"), "dynamodb://")) {
+		t.Errorf("the controller's policy lacks its own rights: %s", out)
+	}
+	if p.Allows("lambda:DeleteFunction", "arn:aws:lambda:us-east-1:000000000000:function:shop-fn00-prod:3") {
+		t.Error("the controller's policy grants prune's rights")
+	}
 }

@@ -86,6 +86,7 @@ type controllerInstallCmd struct {
 	outputFlags
 	Env         string            `short:"e" required:"" placeholder:"ENV" help:"The environment whose releases the controller drives."`
 	Zip         string            `placeholder:"PATH" help:"The controller's zip (a bootstrap built from cmd/aviary-controller for Linux); default: build it from the module's source, which needs Go and a clone of Aviary."`
+	Source      string            `placeholder:"DIR" help:"Where Aviary's source is, to build the controller from (default: this directory or one above it)."`
 	Arch        string            `enum:"arm64,x86_64" default:"arm64" help:"The function's architecture: arm64 (cheaper per GB-second) or x86_64."`
 	Role        string            `placeholder:"ARN" help:"The role the function runs as and the schedule invokes it with (it must trust lambda.amazonaws.com and scheduler.amazonaws.com); default: create or update aviary-controller with aviary iam-policy --controller's policy."`
 	Memory      int32             `default:"256" placeholder:"MB" help:"The function's memory."`
@@ -209,7 +210,7 @@ func (c *controllerInstallCmd) Run(e *env) error {
 			return badInput("controller install: --zip: %v", err)
 		}
 	} else if !c.DryRun {
-		if zip, err = buildController(e.ctx, c.Arch); err != nil {
+		if zip, err = buildController(e.ctx, orDefault(c.Source, "."), c.Arch); err != nil {
 			return fmt.Errorf("controller install: %w", err)
 		}
 	}
@@ -269,10 +270,10 @@ func orDefault(s, d string) string {
 }
 
 // buildController builds cmd/aviary-controller for Lambda from the module this command runs in.
-func buildController(ctx context.Context, arch string) ([]byte, error) {
-	root, err := examplefn.Root(".")
+func buildController(ctx context.Context, dir, arch string) ([]byte, error) {
+	root, err := examplefn.Root(dir)
 	if err != nil {
-		return nil, fmt.Errorf("building the controller needs Aviary's source (run this in a clone of Aviary) and Go; or pass --zip with a bootstrap built by: GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -o bootstrap ./cmd/aviary-controller && zip aviary-controller.zip bootstrap (%w)", err)
+		return nil, fmt.Errorf("building the controller needs Aviary's source (run this in a clone of Aviary, or pass --source) and Go; or pass --zip with a bootstrap built by: GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -o bootstrap ./cmd/aviary-controller && zip aviary-controller.zip bootstrap (%w)", err)
 	}
 	goarch := "arm64"
 	if arch == "x86_64" {
