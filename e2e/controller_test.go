@@ -35,7 +35,7 @@ import (
 
 // ctl is the controller's function on a fleet's sandbox, over the fleet's team store.
 type ctl struct {
-	t     *testing.T
+	t     testing.TB
 	f     *fleet
 	st    store.Store
 	name  string
@@ -47,7 +47,7 @@ type ctl struct {
 // deployController builds cmd/aviary-controller and creates it as a provided.al2023 function in
 // the fleet's sandbox, its environment reaching the store on dynalite (the sandbox gives every
 // function AWS_ENDPOINT_URL, as Lambda gives it AWS's endpoints).
-func deployController(t *testing.T, f *fleet, st store.Store) *ctl {
+func deployController(t testing.TB, f *fleet, st store.Store) *ctl {
 	t.Helper()
 	fn := lambdaurltest.Deploy(t, "./cmd/aviary-controller", lambdaurltest.Options{Sandbox: f.srv, Name: "aviary-controller", Timeout: 60 * time.Second,
 		Env: map[string]string{
@@ -138,7 +138,7 @@ func (c *ctl) driving() *release.Lock {
 // detach records a release as a CI job would that was cancelled after it started: `aviary deploy`
 // runs until the release waits at its gate, is killed, and the release is handed to the
 // controller.
-func detach(t *testing.T, f *fleet, st store.Store, stamp string) *release.Release {
+func detach(t testing.TB, f *fleet, st store.Store, stamp string) *release.Release {
 	t.Helper()
 	f.stampAll(stamp)
 	cmd := exec.Command(built.aviary, "deploy", "-e", "production", "--api-rate", "200")
@@ -170,7 +170,7 @@ func detach(t *testing.T, f *fleet, st store.Store, stamp string) *release.Relea
 
 // killController kills the controller's execution environments (their processes), as a crash
 // of Lambda's host would.
-func killController(t *testing.T, name string) int {
+func killController(t testing.TB, name string) int {
 	t.Helper()
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	n := 0
@@ -187,7 +187,7 @@ func killController(t *testing.T, name string) int {
 	return n
 }
 
-func approve(t *testing.T, st store.Store, id string) {
+func approve(t testing.TB, st store.Store, id string) {
 	t.Helper()
 	if _, err := release.Decide(context.Background(), st, id, release.Decision{Action: release.Approve, By: "alice", Via: release.ViaLink, Source: "10.0.0.7"}); err != nil {
 		t.Fatal(err)
