@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -12,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -47,14 +51,17 @@ type ctl struct {
 // deployController builds cmd/aviary-controller and creates it as a provided.al2023 function in
 // the fleet's sandbox, its environment reaching the store on dynalite (the sandbox gives every
 // function AWS_ENDPOINT_URL, as Lambda gives it AWS's endpoints).
-func deployController(t testing.TB, f *fleet, st store.Store) *ctl {
+func deployController(t testing.TB, f *fleet, st store.Store, env ...string) *ctl {
 	t.Helper()
-	fn := lambdaurltest.Deploy(t, "./cmd/aviary-controller", lambdaurltest.Options{Sandbox: f.srv, Name: "aviary-controller", Timeout: 60 * time.Second,
-		Env: map[string]string{
-			"AVIARY_STORE":              os.Getenv("AVIARY_STORE"),
-			"AWS_ENDPOINT_URL_DYNAMODB": dynalite.Endpoint(t),
-			"AVIARY_LOCK_LEASE":         "3s",
-		}})
+	vars := map[string]string{
+		"AVIARY_STORE":              os.Getenv("AVIARY_STORE"),
+		"AWS_ENDPOINT_URL_DYNAMODB": dynalite.Endpoint(t),
+		"AVIARY_LOCK_LEASE":         "3s",
+	}
+	for i := 0; i+1 < len(env); i += 2 {
+		vars[env[i]] = env[i+1]
+	}
+	fn := lambdaurltest.Deploy(t, "./cmd/aviary-controller", lambdaurltest.Options{Sandbox: f.srv, Name: "aviary-controller", Timeout: 60 * time.Second, Env: vars})
 	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -511,5 +518,79 @@ func TestControllerInstalledAndScheduled(t *testing.T) {
 	}
 	if p.Allows("lambda:DeleteFunction", "arn:aws:lambda:us-east-1:000000000000:function:shop-fn00-prod:3") {
 		t.Error("the controller's policy grants prune's rights")
+	}
+}
+
+// throttler is a proxy in front of dynalite that answers every third request as DynamoDB does
+// when a table's throughput is exceeded: HTTP 400, ProvisionedThroughputExceededException.
+type throttler struct {
+	next      http.Handler
+	n         atomic.Int64
+	throttled atomic.Int64
+}
+
+func (p *throttler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.n.Add(1)%3 == 0 {
+		p.throttled.Add(1)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.Header().Set("x-amzn-RequestId", fmt.Sprintf("THROTTLED%d", p.n.Load()))
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API."}`)
+		return
+	}
+	p.next.ServeHTTP(w, r)
+}
+
+// A store that throttles the controller (a third of its calls refused): the SDK's retryer
+// retries them with backoff, every tick succeeds, and the release is driven to its end with
+// every transition in its audit trail once.
+func TestControllerRetriesAThrottledStore(t *testing.T) {
+	f := newFleet(t, 3, quick, "      canary:\n        - weight: 10%\n          bake: 1s\n        - weight: 50%\n          bake: 1s")
+	f.appendManifest("    approval:\n      at_step: 0\n")
+	st := f.teamStore(t)
+	ctx := context.Background()
+	t.Setenv("AVIARY_PRE_APPROVE", "true")
+	f.stampAll("1")
+	if code, out, errs := f.aviary("deploy", "-e", "production", "--api-rate", "200"); code != 0 {
+		t.Fatalf("first release: %d\n%s\n%s", code, out, errs)
+	}
+	t.Setenv("AVIARY_PRE_APPROVE", "")
+	target, err := url.Parse(dynalite.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &throttler{next: httputil.NewSingleHostReverseProxy(target)}
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	c := deployController(t, f, st, "AWS_ENDPOINT_URL_DYNAMODB", srv.URL)
+
+	r := detach(t, f, st, "2")
+	approve(t, st, r.ID)
+	r, ticks := c.tickUntil(r.ID, "promotion", func(r *release.Release) bool { return r.Phase == release.Promoted })
+	if proxy.throttled.Load() == 0 {
+		t.Fatal("the store never throttled the controller")
+	}
+	t.Logf("promoted in %d ticks; %d of %d store calls throttled", ticks, proxy.throttled.Load(), proxy.n.Load())
+	for _, l := range c.lines("release") {
+		if l["error"] != nil {
+			t.Errorf("a tick failed on the throttled store: %v", l)
+		}
+	}
+	auditChain(t, st, r)
+	evs, err := st.Events(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if seen[e.Key] {
+			t.Errorf("audit entry %s twice", e.Key)
+		}
+		seen[e.Key] = true
+	}
+	for _, name := range f.names {
+		if f.served(name) != "2" {
+			t.Errorf("%s serves %s", name, f.served(name))
+		}
 	}
 }
