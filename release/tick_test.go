@@ -270,3 +270,26 @@ func TestTickCutShortConverges(t *testing.T) {
 		}
 	}
 }
+
+// A process that hands a release over while holding its lock parks the lock: the release keeps
+// its environment, and the controller's first tick takes it at once.
+func TestHandOffParksTheLock(t *testing.T) {
+	fx := setup(t, release.Step{Weight: 0.1, Bake: 10 * time.Minute})
+	ctx := context.Background()
+	if err := fx.st.RenewLock(ctx, "shop/prod", "me", fx.clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.engine(nil).HandOff(ctx, "rel-1", "deploy --detach"); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := fx.st.GetLock(ctx, "shop/prod")
+	if l == nil || l.Holder != "rel-1" || l.ExpiresAt.After(fx.clock.Now()) {
+		t.Fatalf("lock after the hand-off %+v, want rel-1's, parked", l)
+	}
+	ctl := fx.lifecycle("controller")
+	ctl.Poll = time.Minute
+	res, err := ctl.Tick(ctx, "rel-1")
+	if err != nil || res.Held != nil || res.Waiting != "bake" {
+		t.Fatalf("first tick after the hand-off: %+v, %v", res, err)
+	}
+}
