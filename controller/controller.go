@@ -74,6 +74,8 @@ type Event struct {
 	Service     string `json:"service,omitempty"`
 	Environment string `json:"environment,omitempty"`
 	Release     string `json:"release,omitempty"`
+	// Reason says why a tick was asked for at once ("detach", "cancel", "decision"); logged.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Store is what the controller reads of the store, besides what the engine needs.
@@ -181,8 +183,8 @@ func (c *Controller) defaults() {
 // release's phase before and after), step (1-based, while shifting), next and waiting (when the
 // release next needs acting on, and for what), heldBy (the live process that drives it, with
 // held), tookOver (the process gone it was taken over from), error, and ms (how long its tick
-// took). The tick's line (msg "tick") has: tick, service, environment, release (as ev named
-// them), listed, drove, held, errors, skipped, and ms.
+// took). The tick's line (msg "tick") has: tick, service, environment, release, reason (as ev
+// named them), listed, drove, held, errors, skipped, and ms.
 func (c *Controller) Tick(ctx context.Context, id string, ev Event) (*Report, error) {
 	c.defaults()
 	start := c.Now()
@@ -226,7 +228,7 @@ func (c *Controller) Tick(ctx context.Context, id string, ev Event) (*Report, er
 	wg.Wait()
 	rep.Results = results
 	rep.Took = c.Now().Sub(start)
-	c.Log.Info("tick", "tick", id, "service", ev.Service, "environment", ev.Environment, "release", ev.Release,
+	c.Log.Info("tick", "tick", id, "service", ev.Service, "environment", ev.Environment, "release", ev.Release, "reason", ev.Reason,
 		"listed", rep.Listed, "drove", rep.Count(Drove), "held", rep.Count(Held),
 		"errors", rep.Count(Errored), "skipped", rep.Count(Skipped), "ms", rep.Took.Milliseconds())
 	return rep, nil

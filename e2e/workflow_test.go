@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/aviary-deploy/aviary/internal/cli"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/store"
 )
@@ -276,83 +277,96 @@ func TestWorkflowPlanAndDeploy(t *testing.T) {
 }
 
 // A cancelled run: the runner sends SIGINT to the deploy step's process (aviary itself, through
-// exec), aviary stops with its canary in place and frees the lock, and the job's always() steps
-// roll the release back: no canary is left behind.
+// exec). With the default on_cancel: rollback, aviary rolls its release back before the runner's
+// SIGTERM and exits 3, and the job's always() steps find the release ended; with on_cancel:
+// leave, aviary exits 9 with its canary in place and the lock free, and the job's roll-back step
+// rolls the release back. Either way no canary is left behind.
 func TestWorkflowCancelledDeployLeavesNoCanary(t *testing.T) {
-	f := newFleet(t, 2, quick, "      canary:\n        - weight: 10%\n          bake: 10m")
-	st := f.teamStore(t)
-	// A first release, so that the cancelled one has versions to go back to.
-	f.stampAll("1")
-	first := newRunner(t, f, "deploy")
-	f.setCanary(t, "0s")
-	if out := first.steps(""); first.failed {
-		t.Fatalf("the first release failed:\n%s", out)
-	}
-	before := map[string]string{}
-	for _, name := range f.names {
-		before[name], _ = f.alias(name)
-	}
-	f.setCanary(t, "10m")
-	f.stampAll("2")
+	for _, tc := range []struct {
+		name, onCancel string
+		code           int
+		said, stepSaid string
+	}{
+		{"on_cancel rollback", "", cli.ExitRolledBack, "SIGINT: rolling release %s back", "Release %s ended: rolled-back."},
+		{"on_cancel leave", "    on_cancel: leave\n", cli.ExitLeft, "release %s is left at shifting", "Release %s was left at shifting: rolling it back."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFleet(t, 2, quick, "      canary:\n        - weight: 10%\n          bake: 10m")
+			st := f.teamStore(t)
+			f.setManifest(tc.onCancel)
+			// A first release, so that the cancelled one has versions to go back to.
+			f.stampAll("1")
+			first := newRunner(t, f, "deploy")
+			f.setCanary(t, "0s")
+			if out := first.steps(""); first.failed {
+				t.Fatalf("the first release failed:\n%s", out)
+			}
+			before := map[string]string{}
+			for _, name := range f.names {
+				before[name], _ = f.alias(name)
+			}
+			f.setCanary(t, "10m")
+			f.stampAll("2")
 
-	run := newRunner(t, f, "deploy")
-	cmd := run.command(run.step("Deploy"))
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		r := newestIn(t, st)
-		if r != nil && r.CreatedBy == "github:octocat/run-4242-1" && r.Phase == release.Shifting && r.Functions[0].Weight > 0 && r.Functions[1].Weight > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("the canary never took traffic:\n%s", log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// The runner's cancel: SIGINT to the step's entry process.
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err == nil {
-		t.Fatalf("the cancelled deploy step exited 0:\n%s", log.String())
-	}
-	r := newestIn(t, st)
-	if r.Phase.Final() {
-		t.Fatalf("the interrupted release is %s: the test would not show the roll-back step's work", r.Phase)
-	}
-	if !strings.Contains(log.String(), "interrupted with release "+r.ID) {
-		t.Errorf("aviary did not say it was interrupted:\n%s", log.String())
-	}
-	if _, w := f.alias(f.names[0]); w == nil {
-		t.Fatalf("no canary weight after the interruption: the test shows nothing")
-	}
+			run := newRunner(t, f, "deploy")
+			cmd := run.command(run.step("Deploy"))
+			var log bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &log, &log
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(2 * time.Minute)
+			for {
+				r := newestIn(t, st)
+				if r != nil && r.CreatedBy == "github:octocat/run-4242-1" && r.Phase == release.Shifting && r.Functions[0].Weight > 0 && r.Functions[1].Weight > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatalf("the canary never took traffic:\n%s", log.String())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if _, w := f.alias(f.names[0]); w == nil {
+				t.Fatalf("no canary weight before the cancel: the test shows nothing")
+			}
+			// The runner's cancel: SIGINT to the step's entry process.
+			signalled := time.Now()
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			t.Logf("the deploy step exited (%v) %s after SIGINT", err, time.Since(signalled))
+			if code := cmd.ProcessState.ExitCode(); code != tc.code {
+				t.Errorf("the cancelled deploy step exited %d, want %d:\n%s", code, tc.code, log.String())
+			}
+			r := newestIn(t, st)
+			if !strings.Contains(log.String(), fmt.Sprintf(tc.said, r.ID)) {
+				t.Errorf("aviary did not say %q:\n%s", fmt.Sprintf(tc.said, r.ID), log.String())
+			}
 
-	run.cancelled = true
-	out := run.steps("Summary")
-	r = newestIn(t, st)
-	if r.Phase != release.RolledBack {
-		t.Fatalf("after the job's always() steps, the release is %s, want rolled-back:\n%s", r.Phase, out)
-	}
-	for _, name := range f.names {
-		v, w := f.alias(name)
-		if v != before[name] || w != nil {
-			t.Errorf("%s's alias serves %s with weights %v, want %s alone", name, v, w, before[name])
-		}
-	}
-	if !strings.Contains(out, "was left at shifting: rolling it back") {
-		t.Errorf("the roll-back step did not say what it did:\n%s", out)
-	}
-	if s := run.readSummary(); !strings.Contains(s, "`"+r.ID+"`") {
-		t.Errorf("the summary does not name the release:\n%s", s)
-	}
-	b, _ := json.Marshal(r.Reason)
-	if !strings.Contains(string(b), "GitHub Actions run 4242") {
-		t.Errorf("the rollback's reason is %s", b)
+			run.cancelled = true
+			out := run.steps("Summary")
+			r = newestIn(t, st)
+			if r.Phase != release.RolledBack {
+				t.Fatalf("after the job's always() steps, the release is %s, want rolled-back:\n%s", r.Phase, out)
+			}
+			for _, name := range f.names {
+				v, w := f.alias(name)
+				if v != before[name] || w != nil {
+					t.Errorf("%s's alias serves %s with weights %v, want %s alone", name, v, w, before[name])
+				}
+			}
+			if !strings.Contains(out, fmt.Sprintf(tc.stepSaid, r.ID)) {
+				t.Errorf("the roll-back step did not say %q:\n%s", fmt.Sprintf(tc.stepSaid, r.ID), out)
+			}
+			if s := run.readSummary(); !strings.Contains(s, "`"+r.ID+"`") {
+				t.Errorf("the summary does not name the release:\n%s", s)
+			}
+			if b, _ := json.Marshal(r.Reason); !strings.Contains(string(b), "run-4242") {
+				t.Errorf("the rollback's reason is %s", b)
+			}
+		})
 	}
 }
 

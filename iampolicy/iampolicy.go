@@ -25,6 +25,9 @@ type Input struct {
 	// read: gc marks the artifacts of every environment sharing the bucket, so this is every
 	// environment's functions. Empty: only Functions.
 	ReadFunctions []string
+	// Controller is the environment's controller function (`controller:`), which `deploy
+	// --detach` and an interrupted deploy ask for a tick at once; empty: none.
+	Controller string
 }
 
 // Checks is what health checks need: metrics, the functions' log groups, alarms, smoke
@@ -98,6 +101,10 @@ func Build(in Input) Policy {
 		table := fmt.Sprintf("arn:%s:dynamodb:%s:%s:table/%s", part, in.Region, in.Account, in.Table)
 		p.Statement = append(p.Statement, Statement{Sid: "KeepReleasesInTheStore", Effect: "Allow", Action: dynamoActions,
 			Resource: []string{table, table + "/index/*"}})
+	}
+	if in.Controller != "" {
+		p.Statement = append(p.Statement, Statement{Sid: "TriggerTheController", Effect: "Allow", Action: []string{"lambda:InvokeFunction"},
+			Resource: []string{fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", part, in.Region, in.Account, in.Controller)}})
 	}
 	return p
 }

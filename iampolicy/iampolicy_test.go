@@ -105,3 +105,25 @@ func TestPlanReadsTrafficWithMetricsOff(t *testing.T) {
 		t.Error("no checks, yet GetMetricData")
 	}
 }
+
+// TestControllerTrigger: an environment with a controller lets CI invoke that function alone
+// (deploy --detach's tick); one without grants no such right.
+func TestControllerTrigger(t *testing.T) {
+	in := iampolicy.Input{Region: "eu-west-1", Account: "123456789012", Functions: []string{"shop-api-prod"}, Bucket: "b"}
+	for _, s := range iampolicy.Build(in).Statement {
+		if s.Sid == "TriggerTheController" {
+			t.Fatalf("no controller, yet %+v", s)
+		}
+	}
+	in.Controller = "aviary-controller"
+	var got *iampolicy.Statement
+	for _, s := range iampolicy.Build(in).Statement {
+		if s.Sid == "TriggerTheController" {
+			got = &s
+		}
+	}
+	if got == nil || len(got.Action) != 1 || got.Action[0] != "lambda:InvokeFunction" ||
+		len(got.Resource) != 1 || got.Resource[0] != "arn:aws:lambda:eu-west-1:123456789012:function:aviary-controller" {
+		t.Fatalf("TriggerTheController = %+v", got)
+	}
+}

@@ -114,12 +114,9 @@ func (e *Engine) Run(ctx context.Context, id string) (*Release, error) {
 		return nil, err
 	}
 	key := LockKey(r.Service, r.Environment)
-	// free lets another process take the release over at once; a lost lock is not ours to free.
-	// A tick parks it instead ([Engine.Tick]): the live release keeps its environment.
-	free := func() { _ = e.Store.ReleaseLock(context.WithoutCancel(ctx), key, e.Owner) }
-	if ticking(ctx) != nil {
-		free = func() { _ = e.park(ctx, key) }
-	}
+	// free lets another process take the release over at once, the environment still held by
+	// the release while it is live ([Engine.LetGo]); a lost lock is not ours to free.
+	free := func() { _ = e.LetGo(ctx, r) }
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	hbDone := e.heartbeat(runCtx, key, cancel)

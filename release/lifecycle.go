@@ -405,15 +405,15 @@ func (e *Engine) RequestPromote(ctx context.Context, id, reason string, now bool
 // lock), or the controller only follows it until the lock is free. A release that ended is a
 // *RefusedError; one already handed over is left as it is.
 //
-// If this process holds the release's lock (`deploy --detach` after Start), HandOff parks it
-// rather than leaving the caller to free it: the lease ends now but the record stays, so the
-// release keeps its environment (no other release starts there) and the controller's next tick
-// takes the lock at once (see [Engine.Tick]).
+// If this process holds the release's lock (`deploy --detach` after Start), HandOff lets it go
+// ([Engine.LetGo]): the lease ends now but the record stays, so the release keeps its
+// environment (no other release starts there) and the controller's next tick takes the lock at
+// once (see [Engine.Tick]).
 func (e *Engine) HandOff(ctx context.Context, id, reason string) (*Release, error) {
 	e.defaults()
 	r, err := e.handOff(ctx, id, reason)
 	if err == nil {
-		err = e.park(ctx, LockKey(r.Service, r.Environment))
+		err = e.LetGo(ctx, r)
 	}
 	return r, err
 }

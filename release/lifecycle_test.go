@@ -469,3 +469,44 @@ func TestHandOff(t *testing.T) {
 		t.Errorf("a refused hand-off changed the release (revision %d → %d)", before.Revision, after.Revision)
 	}
 }
+
+// A process that stops driving a live release lets go of it without freeing its environment:
+// any process may take the release over at once, but no other release starts meanwhile (a
+// release handed to the controller waits between ticks this way).
+func TestLetGoKeepsTheEnvironmentHeld(t *testing.T) {
+	fx := setup(t, release.Step{Weight: 0.1, Bake: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	op := fx.engine(nil)
+	op.Observe = func(p release.Progress) {
+		if p.Kind == release.ProgressBake {
+			cancel()
+		}
+	}
+	if _, err := op.TakeOver(context.Background(), "rel-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op.Run(ctx, "rel-1"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want it interrupted", err)
+	}
+	l, _ := fx.st.GetLock(context.Background(), "shop/prod")
+	if l == nil || l.Holder != "rel-1" || l.ExpiresAt.After(fx.clock.Now()) {
+		t.Fatalf("lock after the interrupted run: %+v; want it held by rel-1 with its lease over", l)
+	}
+	other := fx.engine(nil)
+	other.Owner = "other"
+	_, err := other.Start(context.Background(), &release.Release{ID: "rel-2", Service: "shop", Environment: "prod", Alias: "live", Steps: []release.Step{{Weight: 0.1, Bake: time.Minute}}})
+	var held *release.LockHeldError
+	if !errors.As(err, &held) || held.Lock.Holder != "rel-1" {
+		t.Fatalf("a second release started while rel-1 is live: %v", err)
+	}
+	if _, err := other.TakeOver(context.Background(), "rel-1"); err != nil {
+		t.Fatalf("taking rel-1 over after it was let go: %v", err)
+	}
+	if _, err := other.HandOff(context.Background(), "rel-1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := fx.st.GetRelease(context.Background(), "rel-1")
+	if msg := (&release.LockHeldError{Lock: *l, Release: r}).Error(); !strings.Contains(msg, "controller drives it") {
+		t.Errorf("a controller-driven release's lock says %q", msg)
+	}
+}

@@ -48,8 +48,8 @@ type LockHeldError struct {
 func (e *LockHeldError) Error() string {
 	if e.Release != nil {
 		msg := fmt.Sprintf("release %s holds the lock on %s since %s (it is at %s)", e.Release.ID, e.Lock.Key, e.Lock.AcquiredAt.UTC().Format(time.RFC3339), e.Release.Describe())
-		if e.Orphaned && e.Release.Controller {
-			msg += fmt.Sprintf("; the controller drives it, at its next tick: `aviary status %s --watch` follows it, `aviary rollback %s` ends it", e.Release.ID, e.Release.ID)
+		if e.Release.Controller {
+			msg += fmt.Sprintf("; the environment's controller drives it: `aviary status %s --watch` follows it, `aviary rollback %s` ends it", e.Release.ID, e.Release.ID)
 		} else if e.Orphaned {
 			msg += fmt.Sprintf("; the process driving it is gone: `aviary resume %s` continues it, `aviary rollback %s` ends it", e.Release.ID, e.Release.ID)
 		}
@@ -166,6 +166,24 @@ func (e *Engine) TakeOver(ctx context.Context, id string) (*Lock, error) {
 		return nil, err
 	}
 	return e.takeLock(ctx, r.Service, r.Environment, id)
+}
+
+// LetGo lets any process take release r over at once, keeping its environment held: for a live
+// release the lease ends now but the lock stays with the release, so that no other release
+// starts while this one is live, whoever drives it next (a resumed CLI, the controller at its
+// next tick); an ended release's lock is deleted. A lock that is not this process's is left
+// alone. Use it, not the store's ReleaseLock, when a process stops driving a live release.
+func (e *Engine) LetGo(ctx context.Context, r *Release) error {
+	e.defaults()
+	ctx = context.WithoutCancel(ctx)
+	key := LockKey(r.Service, r.Environment)
+	if r.Phase.Final() {
+		return e.Store.ReleaseLock(ctx, key, e.Owner)
+	}
+	if err := e.Store.RenewLock(ctx, key, e.Owner, e.Clock.Now()); err != nil && !errors.Is(err, ErrLockLost) {
+		return fmt.Errorf("let go of the lock on %s: %w", key, err)
+	}
+	return nil
 }
 
 // freeLock frees this process's hold on a release's lock; a lock held by someone else is not ours

@@ -3,7 +3,6 @@ package release
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -30,15 +29,15 @@ type Ticked struct {
 // failed, a gate without a decision — it stops, with the release saved as it is, and returns
 // when it next needs to act (Ticked.Next). Tick keeps renewing the lease while it acts.
 //
-// The lock is parked, never freed, while the release is live: its record stays (this release
-// still holds the environment, so no other release can start there) with its lease run out, so
-// that the next tick, or a CLI's resume or rollback, takes it at once. A release that ends is
-// settled and its lock freed.
+// The lock is let go ([Engine.LetGo]), never freed, while the release is live: its record stays
+// (this release still holds the environment, so no other release can start there) with its
+// lease run out — parked — so that the next tick, or a CLI's resume or rollback, takes it at
+// once. A release that ends has its lock freed.
 //
 // A live process holding the lock (a CLI driving the release, another tick) is not an error:
 // Ticked.Held names it and nothing was done. Another release holding the environment is a
 // *LockHeldError. If ctx ends mid-way (the controller's budget), Tick returns ctx's error and
-// the release stays where it was, its lock parked; every action being idempotent, the next
+// the release stays where it was, its lock let go; every action being idempotent, the next
 // tick converges.
 func (e *Engine) Tick(ctx context.Context, id string) (*Ticked, error) {
 	e.defaults()
@@ -103,13 +102,4 @@ func (e *Engine) wait(ctx context.Context, d time.Duration, waiting string) erro
 	case <-e.Clock.After(d):
 		return nil
 	}
-}
-
-// park ends this process's lease on the release's lock but keeps the lock's record, so that the
-// release still holds its environment and whoever drives it next takes the lock at once.
-func (e *Engine) park(ctx context.Context, key string) error {
-	if err := e.Store.RenewLock(context.WithoutCancel(ctx), key, e.Owner, e.Clock.Now()); err != nil && !errors.Is(err, ErrLockLost) {
-		return fmt.Errorf("park the lock: %w", err)
-	}
-	return nil
 }

@@ -30,6 +30,15 @@ const (
 	ExitLocked     = 4 // another release holds the environment
 	ExitTooLate    = 5 // someone decided the gate first; this decision was recorded, not applied
 	ExitNotReady   = 6 // aviary doctor: something would stop a rollback
+	// ExitStillLive: `aviary status --watch` stopped (its --timeout, or an interrupt) before the
+	// release ended; the release goes on, nothing was changed.
+	ExitStillLive = 7
+	// ExitHandedOff: an interrupted deploy handed its release to the environment's controller,
+	// which drives it on (`aviary status RELEASE --watch` follows it).
+	ExitHandedOff = 8
+	// ExitLeft: an interrupted deploy left its release where it was (on_cancel: leave); nothing
+	// drives it until `aviary resume` or `aviary rollback`.
+	ExitLeft = 9
 )
 
 // exitError carries an exit code with its message.

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/aviary-deploy/aviary/artifact"
 	"github.com/aviary-deploy/aviary/manifest"
@@ -21,13 +23,24 @@ type deployCmd struct {
 	// a different risk, and one should never imply the other.
 	AllowUnrestorable bool   `name:"allow-unrestorable" help:"Deploy even when the artifact of a version this release would roll back to is missing from S3 and cannot be restored (see aviary doctor)."`
 	Weight            string `env:"AVIARY_NEW_VERSION_WEIGHT" placeholder:"PERCENT" help:"Override the first step's weight on the new versions, such as 10 or 10%; an all-at-once strategy gains a first step at that weight."`
+	Detach            bool   `help:"Record the release, put its artifacts in S3 and hand it to the environment's controller (controller: in aviary.yaml), then exit 0 with its id; aviary status RELEASE --watch follows it."`
+	// CancelGrace bounds what an interrupted deploy does before it exits (see cancel.go).
+	CancelGrace time.Duration `name:"cancel-grace" default:"9s" placeholder:"D" help:"On SIGINT or SIGTERM, how long from the signal the deploy has to roll its release back (on_cancel: rollback) or hand it to the controller; GitHub Actions kills a cancelled step 10s after its SIGINT."`
 }
 
 func (c *deployCmd) Run(e *env) error {
+	in := watchInterrupts()
+	defer in.stop()
 	log := logWriter(e, c.outputFlags)
 	m, err := c.manifestFlags.load()
 	if err != nil {
 		return err
+	}
+	if env, err := m.Environment(c.Env); err == nil && c.Detach && env.Controller == nil {
+		return noController(c.Env)
+	}
+	if c.CancelGrace <= 0 {
+		return badInput("--cancel-grace must be above 0")
 	}
 	warnEphemeralStore(e.stderr, c.storeFlags.url(m))
 	st, err := c.storeFlags.open(e.ctx, m)
@@ -100,6 +113,9 @@ func (c *deployCmd) Run(e *env) error {
 		}
 	}
 	eng.Fleet, eng.Artifacts, eng.Health = p.fleet, cache, p.health
+	if c.Detach {
+		return c.detach(e, eng, p, r, log)
+	}
 	if r, err = eng.Start(e.ctx, r); err != nil {
 		return lockedError(err)
 	}
@@ -108,7 +124,43 @@ func (c *deployCmd) Run(e *env) error {
 	eng.Observe = kit.announcer(v).observe
 	final, err := eng.Run(e.ctx, r.ID)
 	v.close()
+	// Interrupted: Run stopped driving and freed the lock (nil final: the signal came before it
+	// could read the release, holding the lock Start took).
+	if err != nil && e.ctx.Err() != nil && (final == nil || !final.Phase.Final()) {
+		return c.interrupted(e, eng, p, r.ID, in)
+	}
 	return finish(e, c.outputFlags, log, final, err)
+}
+
+// detach records the release for the environment's controller to drive: its artifacts in S3
+// first (the controller has no local cache, and nothing is recorded if they cannot be put
+// there), then the release, handed over, the lock freed and a tick triggered.
+func (c *deployCmd) detach(e *env, eng *release.Engine, p *prepared, r *release.Release, log io.Writer) error {
+	ctl := p.env.Controller
+	if err := uploadAll(e.ctx, eng.Fleet, r.Artifacts, r.Functions, eng.Artifacts); err != nil {
+		return fmt.Errorf("%w; nothing was recorded", err)
+	}
+	inv, err := c.controllerInvoker(e.ctx, p.region)
+	if err != nil {
+		return err
+	}
+	if r, err = eng.Start(e.ctx, r); err != nil {
+		return lockedError(err)
+	}
+	fmt.Fprintf(log, "Release %s: %s to %s, %s\n", safe(r.ID), plural(len(r.Functions), "function", "functions"), r.Environment, describeSteps(r.Steps))
+	// Handed over even if ctx ended meanwhile: a recorded release nobody drives is worse.
+	h, err := handOff(context.WithoutCancel(e.ctx), eng, inv, ctl, r.ID, "deploy --detach", tickDetach, e.stderr)
+	if err != nil {
+		return fmt.Errorf("release %s is recorded but could not be handed to the controller %s: %w; `aviary resume %s` drives it from here, `aviary rollback %s` ends it", r.ID, ctl.Function, err, r.ID, r.ID)
+	}
+	if c.json() {
+		out := resultOf(h)
+		out.Outcome = "detached"
+		return writeJSON(e.stdout, out)
+	}
+	// The final result: printed even with --quiet.
+	fmt.Fprintf(e.stdout, "Release %s is handed to the controller %s, which drives it from its next tick.\nFollow it: aviary status %s --watch\n", safe(h.ID), safe(ctl.Function), safe(h.ID))
+	return nil
 }
 
 // finish reports where a release ended and maps it to the exit code.

@@ -133,6 +133,9 @@ func (c *iamPolicyCmd) Run(e *env) error {
 	if url := c.storeFlags.url(m); strings.HasPrefix(url, "dynamodb://") {
 		in.Table = strings.TrimPrefix(url, "dynamodb://")
 	}
+	if envm.Controller != nil {
+		in.Controller = envm.Controller.Function
+	}
 	policy := iampolicy.Build(in)
 	if c.Controller {
 		policy = iampolicy.Controller(iampolicy.ControllerInput{Input: in, Function: controllerFunction(envm)})

@@ -41,14 +41,17 @@ type releaseOutput struct {
 	Awaiting    string        `json:"awaiting,omitempty"`
 	// Unjudged says why the checks did not judge the release (a step stayed inconclusive for
 	// want of traffic and the release went on); absent: every step was judged.
-	Unjudged  string           `json:"unjudged,omitempty"`
-	Functions []functionOutput `json:"functions"`
-	Gates     []gateOutput     `json:"gates,omitempty"`
-	Request   *requestOutput   `json:"request,omitempty"`
-	CreatedBy string           `json:"createdBy"`
-	CreatedAt time.Time        `json:"createdAt"`
-	UpdatedAt time.Time        `json:"updatedAt"`
-	EndedAt   *time.Time       `json:"endedAt,omitempty"`
+	Unjudged string `json:"unjudged,omitempty"`
+	// Controller says the environment's controller drives the release (deploy --detach, or an
+	// interrupted deploy handed over); absent: the process that started it, or none.
+	Controller bool             `json:"controller,omitempty"`
+	Functions  []functionOutput `json:"functions"`
+	Gates      []gateOutput     `json:"gates,omitempty"`
+	Request    *requestOutput   `json:"request,omitempty"`
+	CreatedBy  string           `json:"createdBy"`
+	CreatedAt  time.Time        `json:"createdAt"`
+	UpdatedAt  time.Time        `json:"updatedAt"`
+	EndedAt    *time.Time       `json:"endedAt,omitempty"`
 }
 
 type stepOutput struct {
@@ -130,7 +133,8 @@ type historyOutput struct {
 type resultOutput struct {
 	v1
 	// Outcome: promoted, rolled-back, failed, stopped (not ended: interrupted, or waiting was cut
-	// short), approved (approve --detach), or unchanged (deploy found nothing to ship).
+	// short), approved (approve --detach), unchanged (deploy found nothing to ship), detached
+	// (deploy --detach) or handed-off (an interrupted deploy gave it to the controller).
 	Outcome     string        `json:"outcome"`
 	Release     string        `json:"release,omitempty"`
 	Service     string        `json:"service"`
@@ -225,7 +229,7 @@ func releaseOf(r *release.Release) releaseOutput {
 	out := releaseOutput{
 		ID: r.ID, Service: r.Service, Environment: r.Environment, Alias: r.Alias, Region: r.Region,
 		Strategy: r.Strategy, Steps: []stepOutput{}, Phase: r.Phase, Summary: r.Describe(), Step: r.Step,
-		Reason: r.Reason, Awaiting: r.Awaiting, Unjudged: r.Unjudged, Functions: functionsOf(r.Functions),
+		Reason: r.Reason, Awaiting: r.Awaiting, Unjudged: r.Unjudged, Controller: r.Controller, Functions: functionsOf(r.Functions),
 		CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, EndedAt: optTime(r.EndedAt),
 	}
 	for _, s := range r.Steps {

@@ -124,10 +124,18 @@ func TestJSONOutputGolden(t *testing.T) {
 		"history":       historyOf([]*release.Release{sample()}),
 		"history-empty": historyOf(nil),
 		"deploy-result": resultOf(sample()),
-		"plan":          planOf(samplePlan()),
-		"prune":         samplePrune(),
-		"doctor":        sampleDoctor(),
-		"gc":            sampleGC(),
+		"deploy-detached": func() document {
+			r := sample()
+			r.Phase, r.Reason, r.Request, r.Gates, r.Controller = release.Planned, "", nil, nil, true
+			r.Functions[0].New, r.Functions[0].Weight, r.Functions[0].RolledBack = "", 0, false
+			out := resultOf(r)
+			out.Outcome = "detached"
+			return out
+		}(),
+		"plan":   planOf(samplePlan()),
+		"prune":  samplePrune(),
+		"doctor": sampleDoctor(),
+		"gc":     sampleGC(),
 	}
 	for name, doc := range docs {
 		t.Run(name, func(t *testing.T) {

@@ -17,6 +17,9 @@ type statusCmd struct {
 	Release string `arg:"" optional:"" help:"The release (default: the environment's latest)."`
 	Env     string `short:"e" placeholder:"ENV" help:"Show the environment's latest release."`
 	Events  int    `default:"15" help:"How many of the latest audit entries to show (0: all)."`
+	Watch   bool   `help:"Follow the release to its end, printing its audit trail as it grows (phase, step, weights, verdicts, gates), then exit as deploy does: 0 promoted, 3 rolled back, 1 failed; 7 if --timeout came first."`
+	// Timeout bounds --watch; zero follows the release however long it takes.
+	Timeout time.Duration `placeholder:"D" help:"With --watch, stop following after D and exit 7; the release goes on (0: follow it to its end)."`
 }
 
 // safe escapes what would act on a terminal in text from outside (see internal/textsafe): every
@@ -29,6 +32,12 @@ func (c *statusCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
+	if c.Watch {
+		return c.watch(e, st, r)
+	}
+	if c.Timeout != 0 {
+		return badInput("--timeout bounds --watch; add --watch, or leave --timeout out")
+	}
 	// Entries a dead process wrote with its last change but did not get to append.
 	for i := range r.Outbox {
 		ev := r.Outbox[i]
@@ -98,6 +107,8 @@ func printStatus(w io.Writer, r *release.Release, evs []release.Event, lock *sto
 	switch {
 	case lock != nil && lock.Holder == r.ID && lock.ExpiresAt.After(now):
 		fmt.Fprintf(w, "  driven by %s (lease until %s)\n", safe(lock.Owner), lock.ExpiresAt.Local().Format(time.TimeOnly))
+	case r.Controller && !r.Phase.Final():
+		fmt.Fprintf(w, "  driven by the environment's controller, at its next tick (`aviary rollback %s` ends it)\n", id)
 	case !r.Phase.Final():
 		fmt.Fprintf(w, "  no process drives it: `aviary resume %s` continues it, `aviary rollback %s` ends it\n", id, id)
 	}
