@@ -373,8 +373,9 @@ func (c *ctl) tickResult() string {
 }
 
 // `aviary controller install` on the sandbox: the bootstrap built from source, the function and
-// the schedule created (and left alone when run again), the sandbox's EventBridge Scheduler
-// ticking it as its clock is moved on, a detached release driven to promotion; `aviary
+// the schedule created (and left alone when run again); `aviary deploy --detach` exits at once,
+// the sandbox's EventBridge Scheduler ticks the controller as its clock is moved on, the gate's
+// approval is picked up, the release promoted, and `aviary status --watch` exits 0; `aviary
 // controller status` shows the schedule, the ticks and what it drives; every call the controller
 // made is one `aviary iam-policy --controller` allows.
 func TestControllerInstalledAndScheduled(t *testing.T) {
@@ -423,8 +424,33 @@ func TestControllerInstalledAndScheduled(t *testing.T) {
 		}
 	}
 
-	// A detached release, approved by link: the schedule's ticks, as its clock moves on, drive it.
-	r := detach(t, f, st, "2")
+	// `deploy --detach` records the release, hands it to the controller and exits; `status
+	// --watch` follows it; approved by link, the schedule's ticks, as its clock moves on, drive it.
+	f.stampAll("2")
+	if code, out, errs = f.aviary("deploy", "-e", "production", "--detach", "--api-rate", "200"); code != 0 {
+		t.Fatalf("deploy --detach: %d\n%s\n%s", code, out, errs)
+	}
+	rs, err := st.ListReleases(ctx, release.Filter{Service: "shop", Environment: "production", Limit: 1})
+	if err != nil || len(rs) != 1 || !rs[0].Controller || rs[0].Phase.Final() {
+		t.Fatalf("the detached release: %+v %v", rs, err)
+	}
+	r := rs[0]
+	watch := exec.Command(built.aviary, "status", r.ID, "--watch", "--timeout", "5m")
+	var watched bytes.Buffer
+	watch.Dir, watch.Env, watch.Stdout, watch.Stderr = f.dir, os.Environ(), &watched, &watched
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for r.OpenGate() == nil { // the tick --detach asked for reaches the gate
+		rep, err := f.srv.Scheduler.Advance(ctx, time.Minute)
+		if err != nil || len(rep.Invoked) != 1 {
+			t.Fatalf("the schedule's tick: %+v %v", rep, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if r, err = st.GetRelease(ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	approve(t, st, r.ID)
 	f.srv.ResetRequests()
 	ticks := 0
@@ -445,6 +471,10 @@ func TestControllerInstalledAndScheduled(t *testing.T) {
 		t.Fatalf("after %d scheduled ticks the release is %s: %s", ticks, r.Describe(), r.Reason)
 	}
 	t.Logf("promoted after %d scheduled ticks", ticks+1)
+	werr := watch.Wait()
+	if werr != nil || !strings.Contains(watched.String(), "promoted") {
+		t.Errorf("status --watch: %v\n%s", werr, watched.String())
+	}
 	for _, name := range f.names {
 		if f.served(name) != "2" {
 			t.Errorf("%s serves %s", name, f.served(name))
