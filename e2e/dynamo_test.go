@@ -28,7 +28,7 @@ var tableSeq atomic.Int64
 // teamStore points the fleet at a fresh DynamoDB table on dynalite, created by `aviary store init`,
 // as a team would (AWS_ENDPOINT_URL_DYNAMODB sends the store to dynalite while the rest goes to
 // the sandbox).
-func (f *fleet) teamStore(t *testing.T) store.Store {
+func (f *fleet) teamStore(t testing.TB) store.Store {
 	t.Helper()
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", dynalite.Endpoint(t))
 	table := fmt.Sprintf("aviary-e2e-%d", tableSeq.Add(1))

@@ -819,10 +819,8 @@ func (e *Engine) bake(ctx context.Context, r *Release, step Step) (Verdict, erro
 		if left > 0 && left < wait {
 			wait = left
 		}
-		select {
-		case <-ctx.Done():
-			return Verdict{}, context.Cause(ctx)
-		case <-e.Clock.After(wait):
+		if err := e.wait(ctx, wait, "bake"); err != nil {
+			return Verdict{}, err
 		}
 		fresh, err := e.load(ctx, r.ID)
 		if err != nil {
@@ -959,10 +957,12 @@ func (e *Engine) await(ctx context.Context, r *Release, g *Gate) error {
 		if g != nil && !g.Deadline.IsZero() {
 			d = min(d, max(g.Deadline.Sub(now), time.Millisecond))
 		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-e.Clock.After(d):
+		waiting := "gate"
+		if g == nil {
+			waiting = "request"
+		}
+		if err := e.wait(ctx, d, waiting); err != nil {
+			return err
 		}
 		// Poll with backoff, up to 2 s: a gate may wait for hours.
 		wait = min(wait*3/2, max(2*time.Second, e.Poll))

@@ -16,6 +16,7 @@ import (
 //	Start            create the Planned release with its first audit entry, taking the lock
 //	Drive            drive a release to its end (or follow the process that drives it)
 //	TakeOver         take the lock of a release whose process is gone
+//	Tick             advance a release as far as it goes without waiting (a controller's tick)
 //	RequestRollback  ask for a rollback; reopen a release that ended
 //	RequestPromote   ask for a promotion
 //	Decide           close a gate (a package function: deciders need no engine)
@@ -403,8 +404,21 @@ func (e *Engine) RequestPromote(ctx context.Context, id, reason string, now bool
 // from its next tick. The caller should not be driving it (its Run has returned, freeing the
 // lock), or the controller only follows it until the lock is free. A release that ended is a
 // *RefusedError; one already handed over is left as it is.
+//
+// If this process holds the release's lock (`deploy --detach` after Start), HandOff lets it go
+// ([Engine.LetGo]): the lease ends now but the record stays, so the release keeps its
+// environment (no other release starts there) and the controller's next tick takes the lock at
+// once (see [Engine.Tick]).
 func (e *Engine) HandOff(ctx context.Context, id, reason string) (*Release, error) {
 	e.defaults()
+	r, err := e.handOff(ctx, id, reason)
+	if err == nil {
+		err = e.LetGo(ctx, r)
+	}
+	return r, err
+}
+
+func (e *Engine) handOff(ctx context.Context, id, reason string) (*Release, error) {
 	return e.change(ctx, id, func(r *Release) (*Event, error) {
 		if r.Phase.Final() {
 			return nil, &RefusedError{Why: fmt.Sprintf("release %s already ended (%s): there is nothing to hand to the controller", r.ID, r.Phase)}

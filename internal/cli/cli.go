@@ -48,6 +48,8 @@ type app struct {
 	Store     storeCmd     `cmd:"" group:"Releases" help:"Set up the store that keeps releases, the audit trail and locks."`
 	IAMPolicy iamPolicyCmd `cmd:"" name:"iam-policy" group:"Releases" help:"Print the least-privilege IAM policy (JSON) for what Aviary does in an environment."`
 
+	Controller controllerCmd `cmd:"" group:"Releases" help:"Install and inspect the controller: a Lambda, ticked every minute by EventBridge Scheduler, that drives the releases handed to it (deploy --detach) with no process watching."`
+
 	Keeper keeperCmd `cmd:"" group:"Blue/green on EC2" help:"Attach the original Auto Scaling group's target groups to the replacement a CodeDeploy blue/green deployment created."`
 
 	Init     initCmd     `cmd:"" group:"Manifest" help:"Write a starting aviary.yaml from existing functions, chosen by name prefix or tag."`

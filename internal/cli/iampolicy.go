@@ -21,6 +21,7 @@ type iamPolicyCmd struct {
 	Format  string `enum:"json,terraform" default:"json" help:"json (an IAM policy document), or terraform (a data \"aws_iam_policy_document\" \"aviary_ci\" block to attach to the CI role)."`
 	keeperPolicyFlags
 	recoverPolicyFlags
+	Controller bool `help:"With -e: print the policy of the environment's controller (aviary controller install, cmd/aviary-controller) instead of CI's: drive its releases, write its own log, be invoked by its schedule."`
 }
 
 func (c *iamPolicyCmd) Help() string {
@@ -65,7 +66,14 @@ calls, read the artifact bucket's objects and older versions and put restored on
 the stack's functions' versions and code. Nothing to delete. (ContinueUpdateRollback runs the
 rollback with the caller's rights unless the stack has a service role.)
 
-  aviary iam-policy --recover --stack degap --bucket degap-deploy`
+  aviary iam-policy --recover --stack degap --bucket degap-deploy
+
+With --controller it prints the policy of the environment's controller (aviary controller
+install): what driving the environment's releases needs (its functions, reading the artifacts,
+the checks, the store's table) and the controller's own rights (its log group, being invoked by
+its schedule); nothing of retention's. aviary controller install puts it on the role it creates.
+
+  aviary iam-policy --controller -e production`
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -129,6 +137,9 @@ func (c *iamPolicyCmd) Run(e *env) error {
 		in.Controller = envm.Controller.Function
 	}
 	policy := iampolicy.Build(in)
+	if c.Controller {
+		policy = iampolicy.Controller(iampolicy.ControllerInput{Input: in, Function: controllerFunction(envm)})
+	}
 	if c.Format == "terraform" {
 		_, err := io.WriteString(e.stdout, policy.Terraform(iampolicy.Terraform{Name: "aviary_ci"}))
 		return err

@@ -1,0 +1,256 @@
+package controller_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aviary-deploy/aviary/controller"
+	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/store/sqlite"
+)
+
+// fleet is a hand-written release.Fleet: versions and aliases in memory; publish, if set, is
+// called before each publication (to hold one up).
+type fleet struct {
+	mu      sync.Mutex
+	aliases map[string]release.Routing
+	publish func(ctx context.Context, fn string)
+}
+
+func (f *fleet) Inspect(context.Context, string, string) (release.Current, error) {
+	return release.Current{}, nil
+}
+func (f *fleet) Upload(context.Context, release.Artifacts, string, release.ArtifactSource) error {
+	return nil
+}
+func (f *fleet) Pin(context.Context, string, release.Function) (release.Pinned, error) {
+	return release.Pinned{}, fmt.Errorf("not used")
+}
+func (f *fleet) Publish(ctx context.Context, _ release.Artifacts, fn release.Function) (string, error) {
+	if f.publish != nil {
+		f.publish(ctx, fn.FunctionName)
+	}
+	return "2", ctx.Err()
+}
+func (f *fleet) Route(_ context.Context, _ string, fn release.Function, to release.Routing) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.aliases[fn.FunctionName] = to
+	return "rev", nil
+}
+
+type fixture struct {
+	st    *sqlite.Store
+	fleet *fleet
+	log   bytes.Buffer
+	logMu sync.Mutex
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &fixture{st: st, fleet: &fleet{aliases: map[string]release.Routing{}}}
+}
+
+// handed records a release of service to prod, planned and handed to the controller (or not),
+// its lock parked as `deploy --detach` leaves it.
+func (fx *fixture) handed(t *testing.T, service string, toController bool) *release.Release {
+	t.Helper()
+	ctx := context.Background()
+	r := &release.Release{ID: service + "-1", Service: service, Environment: "prod", Alias: "live", Phase: release.Planned,
+		Steps: []release.Step{{Weight: 0.1, Bake: time.Hour}}, Controller: toController, CreatedAt: time.Now(), UpdatedAt: time.Now(),
+		Functions: []release.Function{{Name: "api", FunctionName: service + "-api", Previous: "1", ArtifactKey: "k", CodeSha256: "sha"}}}
+	if err := fx.st.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := fx.st.AcquireLock(ctx, release.Lock{Key: release.LockKey(service, "prod"), Holder: r.ID, Owner: "cli", ExpiresAt: now}, now, ""); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (fx *fixture) controller(name string) *controller.Controller {
+	return &controller.Controller{
+		Store: fx.st,
+		Engine: func(ctx context.Context, r *release.Release) (*release.Engine, error) {
+			return &release.Engine{Store: fx.st, Fleet: fx.fleet, Actor: name, Source: "test", Owner: name, Poll: time.Minute}, nil
+		},
+		Log: slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
+			fx.logMu.Lock()
+			defer fx.logMu.Unlock()
+			return fx.log.Write(p)
+		}), nil)),
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// lines are the log's JSON lines with msg.
+func (fx *fixture) lines(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	fx.logMu.Lock()
+	defer fx.logMu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(fx.log.Bytes()))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("a log line that is not JSON: %q", sc.Text())
+		}
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// A tick drives every live release handed to the controller, and only those, to where it waits;
+// one line per release and one for the tick say what it did.
+func TestTickDrivesTheReleasesHandedToIt(t *testing.T) {
+	fx := setup(t)
+	ctx := context.Background()
+	fx.handed(t, "shop", true)
+	fx.handed(t, "cart", true)
+	fx.handed(t, "attached", false)
+	rep, err := fx.controller("ctl").Tick(ctx, "tick-1", controller.Event{Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rep.Count(controller.Drove), 2; got != want || rep.Listed != 2 {
+		t.Fatalf("drove %d of %d listed, want %d: %+v", got, rep.Listed, want, rep.Results)
+	}
+	for _, id := range []string{"shop-1", "cart-1"} {
+		r, _ := fx.st.GetRelease(ctx, id)
+		if r.Phase != release.Shifting || !r.Baking() {
+			t.Errorf("%s is %s, want baking step 1", id, r.Describe())
+		}
+	}
+	if r, _ := fx.st.GetRelease(ctx, "attached-1"); r.Phase != release.Planned {
+		t.Errorf("a release not handed to the controller was moved: %s", r.Describe())
+	}
+	lines := fx.lines(t, "release")
+	if len(lines) != 2 {
+		t.Fatalf("%d release lines, want 2", len(lines))
+	}
+	for _, l := range lines {
+		if l["tick"] != "tick-1" || l["action"] != "drove" || l["from"] != "planned" || l["phase"] != "shifting" || l["step"] != float64(1) ||
+			l["waiting"] != "bake" || l["next"] == nil || l["level"] != "INFO" {
+			t.Errorf("release line %v", l)
+		}
+	}
+	ticks := fx.lines(t, "tick")
+	if len(ticks) != 1 || ticks[0]["listed"] != float64(2) || ticks[0]["drove"] != float64(2) || ticks[0]["errors"] != float64(0) {
+		t.Errorf("tick lines %v", ticks)
+	}
+	// Narrowed to one service's environment, a tick looks at that release alone.
+	rep, err = fx.controller("ctl").Tick(ctx, "tick-2", controller.Event{Service: "shop", Environment: "prod"})
+	if err != nil || rep.Listed != 1 || rep.Results[0].Release != "shop-1" {
+		t.Fatalf("narrowed tick: %+v, %v", rep, err)
+	}
+}
+
+// Two controllers ticking at once: for each release exactly one acts, the other names it.
+func TestTwoControllersOneActs(t *testing.T) {
+	fx := setup(t)
+	ctx := context.Background()
+	fx.handed(t, "shop", true)
+	inPublish, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	fx.fleet.publish = func(context.Context, string) {
+		once.Do(func() {
+			close(inPublish)
+			<-resume
+		})
+	}
+	a, b := fx.controller("ctl-a"), fx.controller("ctl-b")
+	done := make(chan *controller.Report, 1)
+	go func() {
+		rep, err := a.Tick(ctx, "tick-a", controller.Event{Environment: "prod"})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	<-inPublish // a holds the lock and acts
+	repB, err := b.Tick(ctx, "tick-b", controller.Event{Environment: "prod"})
+	close(resume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repA := <-done
+	if got := repB.Results[0]; got.Action != controller.Held || got.HeldBy != "ctl-a" {
+		t.Errorf("b: %+v, want held by ctl-a", got)
+	}
+	if got := repA.Results[0]; got.Action != controller.Drove || got.Phase != release.Shifting {
+		t.Errorf("a: %+v, want drove to shifting", got)
+	}
+	var heldLine map[string]any
+	for _, l := range fx.lines(t, "release") {
+		if l["tick"] == "tick-b" {
+			heldLine = l
+		}
+	}
+	if heldLine["action"] != "held" || heldLine["heldBy"] != "ctl-a" {
+		t.Errorf("b's line %v", heldLine)
+	}
+}
+
+// A tick stops at its budget: the release whose tick is still acting is stopped, with its lock
+// parked; the one whose turn had not come is skipped; the next tick converges on both.
+func TestTickWithinItsBudget(t *testing.T) {
+	fx := setup(t)
+	fx.handed(t, "cart", true)
+	fx.handed(t, "shop", true)
+	// The first release's publication takes longer than the whole budget.
+	fx.fleet.publish = func(ctx context.Context, fn string) {
+		if fn == "cart-api" {
+			<-ctx.Done()
+		}
+	}
+	c := fx.controller("ctl")
+	c.Parallelism, c.Margin = 1, time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), c.Margin+300*time.Millisecond)
+	defer cancel()
+	rep, err := c.Tick(ctx, "tick-1", controller.Event{Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the tick ran past its budget into the invocation's deadline")
+	}
+	actions := map[string]controller.Action{}
+	for _, res := range rep.Results {
+		actions[res.Release] = res.Action
+	}
+	if actions["cart-1"] != controller.Errored || actions["shop-1"] != controller.Skipped {
+		t.Fatalf("actions %v, want cart-1 stopped (error) and shop-1 skipped", actions)
+	}
+	if l, _ := fx.st.GetLock(context.Background(), "cart/prod"); l == nil || l.Holder != "cart-1" || l.ExpiresAt.After(time.Now()) {
+		t.Fatalf("cart's lock after a stopped tick: %+v, want parked", l)
+	}
+	fx.fleet.publish = nil
+	rep, err = fx.controller("ctl-2").Tick(context.Background(), "tick-2", controller.Event{Environment: "prod"})
+	if err != nil || rep.Count(controller.Drove) != 2 {
+		t.Fatalf("next tick: %+v, %v", rep, err)
+	}
+	for _, id := range []string{"cart-1", "shop-1"} {
+		if r, _ := fx.st.GetRelease(context.Background(), id); r.Phase != release.Shifting {
+			t.Errorf("%s after the next tick: %s", id, r.Describe())
+		}
+	}
+}
