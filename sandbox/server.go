@@ -40,6 +40,7 @@ import (
 	"github.com/aviary-deploy/aviary/sandbox/cloudtrail"
 	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
 	"github.com/aviary-deploy/aviary/sandbox/codedeploy"
+	"github.com/aviary-deploy/aviary/sandbox/ecr"
 	"github.com/aviary-deploy/aviary/sandbox/elbv2"
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
 	"github.com/aviary-deploy/aviary/sandbox/logs"
@@ -116,11 +117,15 @@ type Server struct {
 	// the Lambda control-plane calls.
 	CloudFormation *cloudformation.Service
 	CloudTrail     *cloudtrail.Service
+	// ECR is the container registry: its control API, and the OCI distribution API under /v2/
+	// that image tools push to; Lambda's image functions run its images.
+	ECR *ecr.Service
 
 	opts     Options
 	ln       net.Listener
 	http     *http.Server
 	handlers map[string]http.Handler
+	registry http.Handler // ECR's /v2/ API: one handler, which keeps uploads in progress
 	limits   *limiter
 	log      *requestLog
 	closeMu  sync.Mutex
@@ -220,11 +225,19 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	images, err := ecr.New(ecr.Config{Region: opts.Region, Account: opts.Account, BaseURL: s.URL, DataDir: opts.DataDir, Logger: opts.Logger})
+	if err != nil {
+		lg.Close()
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
+	s.ECR = images
 	lm, err := lambda.New(lambda.Config{
 		Region: opts.Region, Account: opts.Account, BaseURL: s.URL, DataDir: opts.DataDir,
 		UpdateDelay: opts.UpdateDelay, MaxConcurrency: opts.MaxConcurrency, IdleTimeout: opts.IdleTimeout,
 		Objects: objectSource{st}, Metrics: lambdaMetrics{cw}, Logs: lambdaLogs{lg}, Replicas: cf, Logger: opts.Logger,
-		Trail: lambdaTrail{ct},
+		Trail: lambdaTrail{ct}, Images: lambdaImages{images},
 	})
 	if err != nil {
 		lg.Close()
@@ -264,7 +277,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"sns":                  s.SNS.Handler(s.limits),
 		"cloudformation":       cfm.Handler(s.limits),
 		"cloudtrail":           ct.Handler(s.limits),
+		"ecr":                  images.Handler(s.limits),
 	}
+	s.registry = images.Registry()
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
 		defer close(s.served)
@@ -294,7 +309,7 @@ func (s *Server) Close() error {
 	}
 	<-s.served
 	s.CodeDeploy.Close()
-	return errors.Join(s.Lambda.Close(), s.Logs.Close(), s.CloudWatch.Close())
+	return errors.Join(s.Lambda.Close(), s.Logs.Close(), s.CloudWatch.Close(), s.ECR.Close())
 }
 
 // Env is the environment a client needs to reach the sandbox with the standard AWS config chain.
@@ -340,12 +355,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	service := signingService(r)
+	if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+		// The OCI distribution API (docker, crane, go-containerregistry) is ECR's registry,
+		// whatever credentials the client sends.
+		service = "ecr"
+		h := s.registry
+		entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		entry.Status, entry.Duration = rec.status, time.Since(entry.Time)
+		s.log.add(*entry)
+		return
+	}
 	h, ok := s.handlers[service]
 	if !ok {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation and cloudtrail.", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation, cloudtrail and ecr.", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -380,6 +407,8 @@ func signingService(r *http.Request) string {
 	case strings.HasPrefix(p, "/service/GraniteServiceVersion20100801/"),
 		strings.HasPrefix(r.Header.Get("X-Amz-Target"), "GraniteServiceVersion20100801."):
 		return "monitoring"
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonEC2ContainerRegistry_V20150921."):
+		return "ecr"
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328."):
 		return "logs"
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "CodeDeploy_20141006."):
@@ -591,4 +620,27 @@ func (u userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("User-Agent", u.name)
 	return u.next.RoundTrip(r)
+}
+
+// lambdaImages lets Lambda's image functions resolve and unpack images in the sandbox's ECR.
+type lambdaImages struct{ ecr *ecr.Service }
+
+func (l lambdaImages) ResolveImage(uri string) (resolved, digest string, ok bool) {
+	ref, err := l.ecr.Resolve(uri)
+	if err != nil {
+		return "", "", false
+	}
+	return ref.Resolved, ref.Digest, true
+}
+
+func (l lambdaImages) UnpackImage(resolved string) (lambda.ImageRoot, error) {
+	ref, err := l.ecr.Resolve(resolved)
+	if err != nil {
+		return lambda.ImageRoot{}, fmt.Errorf("image %s: %w", resolved, err)
+	}
+	im, err := l.ecr.Unpack(ref.Repository, ref.Digest)
+	if err != nil {
+		return lambda.ImageRoot{}, err
+	}
+	return lambda.ImageRoot{Dir: im.Dir, Entrypoint: im.Entrypoint, Cmd: im.Cmd, WorkingDir: im.WorkingDir, Env: im.Env}, nil
 }
