@@ -534,6 +534,9 @@ func checkRollbackArtifacts(ctx context.Context, p *prepared, log io.Writer, all
 		if !r.Change || !cur.AliasExists || cur.AliasVersion == "" || cur.AliasCodeSha256 == "" {
 			continue
 		}
+		if cur.PackageType == "Image" {
+			continue // its code is an image in ECR, not an artifact in S3 (see aviary doctor)
+		}
 		key, err := retention.KeyOf(p.m.Artifacts.Prefix, cur.AliasCodeSha256)
 		if err != nil {
 			return fmt.Errorf("%s version %s: %w", r.FunctionName, cur.AliasVersion, err)

@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/aviary-deploy/aviary/lambdafleet"
+)
+
+// resolveImages pins every image function's image to the digest its tag names now, in parallel,
+// through ECR's API. An image that does not exist is bad input, reported for every function at
+// once, naming its field, before anything changes.
+func resolveImages(ctx context.Context, fleet *lambdafleet.Fleet, bs []built) error {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		missing  []string
+		failures []error
+	)
+	for i := range bs {
+		if bs[i].fn.Image == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := &bs[i]
+			r, err := fleet.ResolveImage(ctx, *b.fn.Image)
+			mu.Lock()
+			defer mu.Unlock()
+			var nf *lambdafleet.ImageNotFoundError
+			switch {
+			case errors.As(err, &nf):
+				missing = append(missing, fmt.Sprintf("functions.%s.image: %v", b.fn.Name, nf))
+			case err != nil:
+				failures = append(failures, fmt.Errorf("functions.%s.image: %w", b.fn.Name, err))
+			default:
+				b.image = r
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		return errors.Join(failures...)
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return usageError{fmt.Errorf("nothing was changed: %s", strings.Join(missing, "; "))}
+	}
+	return nil
+}
