@@ -484,9 +484,9 @@ func (env *execEnv) environ(dir, api string, img *imageRun) []string {
 	}
 	if img != nil {
 		// The image's own variables, below the function's; paths in them name the image's
-		// filesystem, so PATH and LD_LIBRARY_PATH stay the sandbox's.
+		// filesystem, so the sandbox's own (mapped into the unpacked image) stay.
 		for _, kv := range img.env {
-			if k, v, ok := strings.Cut(kv, "="); ok && k != "PATH" && k != "LD_LIBRARY_PATH" && !reservedEnv[k] {
+			if k, v, ok := strings.Cut(kv, "="); ok && !imagePathEnv[k] && !reservedEnv[k] {
 				vars[k] = v
 			}
 		}

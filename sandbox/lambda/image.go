@@ -84,6 +84,10 @@ func cloneImageConfig(c *imageConfig) *imageConfig {
 	return &imageConfig{EntryPoint: slices.Clone(c.EntryPoint), Command: slices.Clone(c.Command), WorkingDirectory: c.WorkingDirectory}
 }
 
+// imagePathEnv are variables an image's config may set whose values are paths in the image; the
+// sandbox sets its own, naming the unpacked image's directories.
+var imagePathEnv = map[string]bool{"PATH": true, "LD_LIBRARY_PATH": true, "LAMBDA_TASK_ROOT": true, "LAMBDA_RUNTIME_DIR": true}
+
 // imageRun is how an execution environment of an image function starts.
 type imageRun struct {
 	program  string
