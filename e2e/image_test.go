@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,11 +11,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/aviary-deploy/aviary/artifact"
 	"github.com/aviary-deploy/aviary/awsconfig"
+	"github.com/aviary-deploy/aviary/iampolicy"
 	"github.com/aviary-deploy/aviary/internal/cli"
 	"github.com/aviary-deploy/aviary/internal/lambdaimage"
 	"github.com/aviary-deploy/aviary/release"
@@ -175,6 +178,62 @@ func TestImageFunctionReleases(t *testing.T) {
 	}
 	if got := f.served("fn00"); got != "3" {
 		t.Errorf("fn00 serves %q after the rollback, want 3", got)
+	}
+
+	// Doctor: the digests the alias and the retained releases need are in ECR, until a lifecycle
+	// policy could expire them (tagStatus any ignores tags) or one is deleted.
+	if code, out, errs := f.aviary("doctor", "-e", "production"); code != 0 || strings.Contains(out, "image") {
+		t.Fatalf("doctor before any policy: exit %d\n%s\n%s", code, out, errs)
+	}
+	policy := `{"rules":[{"rulePriority":1,"description":"keep one","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}`
+	if _, err := reg.ecr.PutLifecyclePolicy(ctx, &ecr.PutLifecyclePolicyInput{RepositoryName: aws.String("shop/img"), LifecyclePolicyText: aws.String(policy)}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = f.aviary("doctor", "-e", "production")
+	want := "image-lifecycle " + reg.host + "/shop/img rule 1: " + reg.host + "/shop/img@sha256:" + second + ", which shop-img-prod:"
+	if code != cli.ExitNotReady || !strings.Contains(out, want) || !strings.Contains(out, "imageCountMoreThan 1) expires it") || !strings.Contains(out, "Fix: keep the digests") {
+		t.Fatalf("doctor with a count policy: exit %d, want %d and %q\n%s\n%s", code, cli.ExitNotReady, want, out, errs)
+	}
+	if _, err := reg.ecr.DeleteLifecyclePolicy(ctx, &ecr.DeleteLifecyclePolicyInput{RepositoryName: aws.String("shop/img")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.ecr.BatchDeleteImage(ctx, &ecr.BatchDeleteImageInput{RepositoryName: aws.String("shop/img"),
+		ImageIds: []ecrtypes.ImageIdentifier{{ImageDigest: aws.String("sha256:" + first)}}}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = f.aviary("doctor", "-e", "production")
+	if code != cli.ExitNotReady || !strings.Contains(out, "shop/img@sha256:"+first+" is no longer in ECR") {
+		t.Fatalf("doctor with a needed digest deleted: exit %d\n%s\n%s", code, out, errs)
+	}
+	// gc manages the artifact bucket: image versions neither stop it nor are touched by it.
+	if code, out, errs := f.aviary("gc", "-e", "production", "--grace", "0s"); code != 0 {
+		t.Fatalf("gc: exit %d\n%s\n%s", code, out, errs)
+	}
+
+	// iam-policy allows every ECR call Aviary made in this run.
+	code, out, errs = f.aviary("iam-policy", "-e", "production")
+	if code != 0 {
+		t.Fatalf("iam-policy: %s", errs)
+	}
+	var p iampolicy.Policy
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, req := range f.srv.Requests() {
+		if req.Service != "ecr" || !strings.Contains(req.UserAgent, "app/aviary") {
+			continue
+		}
+		action := iampolicy.Action(req.Service, req.Operation)
+		seen[action] = true
+		if resource := "arn:aws:ecr:us-east-1:000000000000:repository/" + req.Resource; !p.Allows(action, resource) {
+			t.Errorf("the policy does not allow %s on %s", action, resource)
+		}
+	}
+	for _, a := range []string{"ecr:DescribeImages", "ecr:GetLifecyclePolicy"} {
+		if !seen[a] {
+			t.Errorf("the run never called %s (saw %v)", a, seen)
+		}
 	}
 
 	// Bad input changes nothing and names the function and field: a tag that does not exist,

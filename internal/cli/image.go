@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/aviary-deploy/aviary/lambdafleet"
+	"github.com/aviary-deploy/aviary/manifest"
 )
 
 // resolveImages pins every image function's image to the digest its tag names now, in parallel,
@@ -52,4 +53,13 @@ func resolveImages(ctx context.Context, fleet *lambdafleet.Fleet, bs []built) er
 		return usageError{fmt.Errorf("nothing was changed: %s", strings.Join(missing, "; "))}
 	}
 	return nil
+}
+
+// imageRepository names an image's repository for iam-policy: ACCOUNT/NAME when the image names
+// an ECR registry, else NAME (the policy's account).
+func imageRepository(img *manifest.Image) string {
+	if m := ecrRegistryRE.FindStringSubmatch(img.Registry); m != nil {
+		return m[1] + "/" + img.Repository
+	}
+	return img.Repository
 }

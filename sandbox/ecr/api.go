@@ -31,9 +31,13 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 	api := &protocol.Service{Name: "ecr", Model: apiModel, Limits: l,
 		Classify: func(req *protocol.Request, _ any) (string, string) {
 			var in struct {
-				RepositoryName string `json:"repositoryName"`
+				RepositoryName  string   `json:"repositoryName"`
+				RepositoryNames []string `json:"repositoryNames"`
 			}
 			_ = json.Unmarshal(req.Body, &in)
+			if in.RepositoryName == "" && len(in.RepositoryNames) == 1 {
+				return in.RepositoryNames[0], ""
+			}
 			return in.RepositoryName, ""
 		},
 	}
