@@ -8,7 +8,7 @@ import (
 
 func TestIsImageCode(t *testing.T) {
 	for code, want := range map[string]bool{
-		strings.Repeat("ab", 32): true,
+		strings.Repeat("ab", 32):                       true,
 		"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=": false,
 		strings.Repeat("AB", 32):                       false,
 		"":                                             false,
