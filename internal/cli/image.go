@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -62,4 +63,14 @@ func imageRepository(img *manifest.Image) string {
 		return m[1] + "/" + img.Repository
 	}
 	return img.Repository
+}
+
+// printImages says, under the plan's table, which digest each image function's tag names now:
+// what the release ships.
+func printImages(w io.Writer, p *prepared) {
+	for _, b := range p.built {
+		if b.fn.Image != nil && b.image.URI != "" {
+			fmt.Fprintf(w, "  %s: image %s is %s\n", safe(b.fn.Name), safe(b.fn.Image.Raw), safe(b.image.URI))
+		}
+	}
 }

@@ -192,6 +192,7 @@ func printPlan(w io.Writer, p *prepared) {
 		fmt.Fprintf(w, "  %-16s %-36s %-8s %-12s %-12s %s\n", safe(r.Name), safe(r.FunctionName), safe(aliasV), safe(cur), short(r.CodeSha256), what)
 	}
 	fmt.Fprintf(w, "%s change, %d unchanged.\n", plural(changed, "function", "functions"), len(p.rows)-changed)
+	printImages(w, p)
 	fmt.Fprintf(w, "Checks: %s\n", describeChecks(p.checks))
 	fmt.Fprintf(w, "Gate: %s\n", safe(describeGate(p.env)))
 	printTraffic(w, p, trafficOf(p))
