@@ -299,3 +299,42 @@ func TestAWSCLIDescribesECRRepositories(t *testing.T) {
 		t.Errorf("describe-images of a missing repository: exit %d, %s", code, stderr)
 	}
 }
+
+// With a data directory, repositories, images and image functions survive a restart, and the
+// function still runs its image.
+func TestECRAndImageFunctionsPersist(t *testing.T) {
+	opts := fast
+	opts.DataDir = t.TempDir()
+	srv, err := startSandbox(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := connect(t, srv)
+	c := ctx(t)
+	if _, err := ecr.NewFromConfig(e.cfg).CreateRepository(c, &ecr.CreateRepositoryInput{RepositoryName: aws.String("keep")}); err != nil {
+		t.Fatal(err)
+	}
+	d := e.pushImage(t, "keep", "v1", zips.good, lambdaimage.Options{})
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if _, err := e.lambda.CreateFunction(c, &lambda.CreateFunctionInput{FunctionName: aws.String("kept"), Role: aws.String("arn:aws:iam::000000000000:role/r"),
+		PackageType: lambdatypes.PackageTypeImage, Code: &lambdatypes.FunctionCode{ImageUri: aws.String(host + "/keep:v1")}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+
+	opts.Addr = host // the same address: repository URIs and resolved image URIs name it
+	again, err := startSandbox(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { again.Close() })
+	e = connect(t, again)
+	di, err := ecr.NewFromConfig(e.cfg).DescribeImages(c, &ecr.DescribeImagesInput{RepositoryName: aws.String("keep")})
+	if err != nil || len(di.ImageDetails) != 1 || aws.ToString(di.ImageDetails[0].ImageDigest) != d.String() {
+		t.Fatalf("after a restart DescribeImages = %+v, %v", di, err)
+	}
+	out, err := e.lambda.Invoke(c, &lambda.InvokeInput{FunctionName: aws.String("kept")})
+	if err != nil || out.FunctionError != nil {
+		t.Fatalf("invoke after a restart: %v %s", err, out.Payload)
+	}
+}
