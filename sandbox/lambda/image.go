@@ -122,7 +122,7 @@ func (s *Service) startImage(spec envSpec) (imageRun, error) {
 			wd = c.WorkingDirectory
 		}
 	}
-	in := func(p string) string { return filepath.Join(root.Dir, filepath.FromSlash(strings.TrimPrefix(p, "/"))) }
+	in := func(p string) string { return resolveIn(root.Dir, p) }
 	run := imageRun{taskRoot: in("/var/task"), env: root.Env}
 	if len(cmd) > 0 {
 		run.handler = cmd[0]
@@ -270,4 +270,34 @@ func (s *Service) updateImageCode(raw string, in updateFunctionCodeInput) (funct
 	}
 	s.save()
 	return out, nil
+}
+
+// resolveIn maps a path in an image to the host, following the image's symbolic links as the
+// image's own root would (an absolute target names the image's root, never the host's).
+func resolveIn(root, p string) string {
+	parts := strings.Split(strings.Trim(filepath.ToSlash(p), "/"), "/")
+	cur := "/"
+	for hops := 0; len(parts) > 0 && hops < 40; {
+		part := parts[0]
+		parts = parts[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.ToSlash(filepath.Dir(cur))
+			continue
+		}
+		next := filepath.ToSlash(filepath.Join(cur, part))
+		target, err := os.Readlink(filepath.Join(root, filepath.FromSlash(next)))
+		if err != nil {
+			cur = next // not a link (or not there): taken as it is
+			continue
+		}
+		hops++
+		if strings.HasPrefix(target, "/") {
+			cur = "/"
+		}
+		parts = append(strings.Split(strings.Trim(target, "/"), "/"), parts...)
+	}
+	return filepath.Join(root, filepath.FromSlash(strings.TrimPrefix(cur, "/")))
 }
