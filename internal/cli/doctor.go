@@ -386,7 +386,7 @@ func (c *doctorCmd) Run(e *env) error {
 			Fix:     "point what needs it at a version that exists (aviary deploy the code again, or roll back further)"})
 	}
 
-	if needed := imageNeeds(fns, retention.ReleaseNeeds(retention.Retained(rels, envm.Retain.Releases))); len(needed) > 0 {
+	if needed := retention.ImageNeeds(fns, retention.ReleaseNeeds(retention.Retained(rels, envm.Retain.Releases))); len(needed) > 0 {
 		fmt.Fprintf(progress, "Checking %s in ECR\n", plural(len(needed), "image version", "image versions"))
 		if err := checkImages(e.ctx, clients.Lambda, clients.ECR, needed, time.Now(), add); err != nil {
 			return err

@@ -14,7 +14,6 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
-	"github.com/aviary-deploy/aviary/inventory"
 	"github.com/aviary-deploy/aviary/lambdafleet"
 	"github.com/aviary-deploy/aviary/retention"
 )
@@ -123,9 +122,4 @@ func readImageRepo(ctx context.Context, api lambdafleet.ECRAPI, registry *string
 		r.policy = aws.ToString(lp.LifecyclePolicyText)
 	}
 	return r, nil
-}
-
-// imageNeeds is what doctor checks of image functions, from what it has read.
-func imageNeeds(fns []inventory.Function, releaseNeeds map[string]map[string][]retention.Need) []retention.NeededImage {
-	return retention.ImageNeeds(fns, releaseNeeds)
 }

@@ -104,34 +104,36 @@ type concurrencyInput struct {
 
 // functionConfiguration is the FunctionConfiguration output shape.
 type functionConfiguration struct {
-	FunctionName               string               `json:"FunctionName"`
-	FunctionArn                string               `json:"FunctionArn"`
-	Runtime                    string               `json:"Runtime,omitempty"`
-	Role                       string               `json:"Role"`
-	Handler                    string               `json:"Handler,omitempty"`
-	CodeSize                   int64                `json:"CodeSize"`
-	Description                string               `json:"Description"`
-	Timeout                    int                  `json:"Timeout"`
-	MemorySize                 int                  `json:"MemorySize"`
-	LastModified               string               `json:"LastModified"`
-	CodeSha256                 string               `json:"CodeSha256"`
-	Version                    string               `json:"Version"`
-	Environment                *environment         `json:"Environment,omitempty"`
-	TracingConfig              tracingConfig        `json:"TracingConfig"`
-	RevisionID                 string               `json:"RevisionId"`
-	State                      string               `json:"State"`
-	StateReason                string               `json:"StateReason,omitempty"`
-	StateReasonCode            string               `json:"StateReasonCode,omitempty"`
-	LastUpdateStatus           string               `json:"LastUpdateStatus,omitempty"`
-	LastUpdateStatusReason     string               `json:"LastUpdateStatusReason,omitempty"`
-	LastUpdateStatusReasonCode string               `json:"LastUpdateStatusReasonCode,omitempty"`
-	PackageType                string               `json:"PackageType"`
-	Architectures              []string             `json:"Architectures"`
-	EphemeralStorage           ephemeralStorage     `json:"EphemeralStorage"`
-	SnapStart                  snapStartResponse    `json:"SnapStart"`
-	RuntimeVersionConfig       *runtimeVersion      `json:"RuntimeVersionConfig,omitempty"`
-	LoggingConfig              loggingConfig        `json:"LoggingConfig"`
-	ImageConfigResponse        *imageConfigResponse `json:"ImageConfigResponse,omitempty"`
+	FunctionName               string            `json:"FunctionName"`
+	FunctionArn                string            `json:"FunctionArn"`
+	Runtime                    string            `json:"Runtime,omitempty"`
+	Role                       string            `json:"Role"`
+	Handler                    string            `json:"Handler,omitempty"`
+	CodeSize                   int64             `json:"CodeSize"`
+	Description                string            `json:"Description"`
+	Timeout                    int               `json:"Timeout"`
+	MemorySize                 int               `json:"MemorySize"`
+	LastModified               string            `json:"LastModified"`
+	CodeSha256                 string            `json:"CodeSha256"`
+	Version                    string            `json:"Version"`
+	Environment                *environment      `json:"Environment,omitempty"`
+	TracingConfig              tracingConfig     `json:"TracingConfig"`
+	RevisionID                 string            `json:"RevisionId"`
+	State                      string            `json:"State"`
+	StateReason                string            `json:"StateReason,omitempty"`
+	StateReasonCode            string            `json:"StateReasonCode,omitempty"`
+	LastUpdateStatus           string            `json:"LastUpdateStatus,omitempty"`
+	LastUpdateStatusReason     string            `json:"LastUpdateStatusReason,omitempty"`
+	LastUpdateStatusReasonCode string            `json:"LastUpdateStatusReasonCode,omitempty"`
+	PackageType                string            `json:"PackageType"`
+	Architectures              []string          `json:"Architectures"`
+	EphemeralStorage           ephemeralStorage  `json:"EphemeralStorage"`
+	SnapStart                  snapStartResponse `json:"SnapStart"`
+	RuntimeVersionConfig       *runtimeVersion   `json:"RuntimeVersionConfig,omitempty"`
+	LoggingConfig              loggingConfig     `json:"LoggingConfig"`
+
+	// ImageConfigResponse is an image function's ImageConfig.
+	ImageConfigResponse *imageConfigResponse `json:"ImageConfigResponse,omitempty"`
 }
 
 type snapStartResponse struct {
