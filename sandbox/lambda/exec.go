@@ -31,12 +31,10 @@ type envSpec struct {
 	Runtime  string
 	Handler  string
 	CodeKey  string
-	// ImageConfig overrides an image function's entrypoint, command and working directory.
-	ImageConfig *imageConfig
-	Timeout     time.Duration
-	MemoryMB    int
-	Env         map[string]string
-	LogGroup    string
+	Timeout  time.Duration
+	MemoryMB int
+	Env      map[string]string
+	LogGroup string
 	// LogFormat ("Text" or "JSON") and the log levels are the version's LoggingConfig.
 	LogFormat           string
 	ApplicationLogLevel string
@@ -44,6 +42,9 @@ type envSpec struct {
 	// Limit bounds the environments of this version; Reserved, if set, bounds the whole function.
 	Limit    int
 	Reserved *int
+
+	// ImageConfig overrides an image function's entrypoint, command and working directory.
+	ImageConfig *imageConfig
 }
 
 type poolKey struct {

@@ -63,17 +63,11 @@ type version struct {
 	Logging       loggingConfig
 	PackageType   string
 
-	CodeSha256 string // base64 of the zip's SHA-256, as AWS reports it; an image's digest in hex
-	// ImageURI is an image function's Code.ImageUri as given, ResolvedImageURI the same pinned
-	// to the digest it named then; ImageConfig overrides the image's entrypoint, command and
-	// working directory.
-	ImageURI         string       `json:",omitempty"`
-	ResolvedImageURI string       `json:",omitempty"`
-	ImageConfig      *imageConfig `json:",omitempty"`
-	CodeKey          string       // hex SHA-256: where the code store keeps the zip
-	CodeSize         int64
-	LastModified     time.Time
-	RevisionID       string
+	CodeSha256   string // base64 of the zip's SHA-256, as AWS reports it (an image's: its digest in hex)
+	CodeKey      string // hex SHA-256: where the code store keeps the zip
+	CodeSize     int64
+	LastModified time.Time
+	RevisionID   string
 
 	State              string
 	StateReason        string
@@ -87,6 +81,13 @@ type version struct {
 	PendingGeneration  int64
 	PendingRunKey      string
 	PendingRevisionNew bool
+
+	// ImageURI is an image function's Code.ImageUri as given, ResolvedImageURI the same pinned
+	// to the digest it named then (CodeKey is "image:" and it); ImageConfig overrides the image's
+	// entrypoint, command and working directory.
+	ImageURI         string       `json:",omitempty"`
+	ResolvedImageURI string       `json:",omitempty"`
+	ImageConfig      *imageConfig `json:",omitempty"`
 }
 
 type alias struct {
