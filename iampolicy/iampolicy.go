@@ -21,6 +21,9 @@ type Input struct {
 	Table     string // the DynamoDB store's table, if the store is DynamoDB
 	// Checks is what the environment's health checks read, if it has any.
 	Checks *Checks
+	// Repositories are the ECR repositories image functions' images come from, as
+	// ACCOUNT/NAME or NAME (the policy's account).
+	Repositories []string
 	// ReadFunctions are the functions whose versions and aliases `aviary doctor` and `aviary gc`
 	// read: gc marks the artifacts of every environment sharing the bucket, so this is every
 	// environment's functions. Empty: only Functions.
@@ -94,6 +97,7 @@ func Build(in Input) Policy {
 	}}
 	p.Statement = append(p.Statement, pruneStatements(part, in.Account, fnARNs)...)
 	p.Statement = append(p.Statement, retentionStatements(part, in, fnARNs, objects)...)
+	p.Statement = append(p.Statement, imageStatements(part, in)...)
 	if c := in.Checks; c != nil {
 		p.Statement = append(p.Statement, checkStatements(part, in, fnARNs)...)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -67,6 +68,8 @@ var (
 type Fleet struct {
 	Lambda LambdaAPI
 	S3     S3API
+	// ECR resolves image functions' tags to digests (see image.go); nil when no function is one.
+	ECR ECRAPI
 	// UpdatePoll is the first wait between checks of an update in progress; it doubles up to 2s.
 	UpdatePoll time.Duration
 	// Log receives warnings (nil: slog.Default()).
@@ -97,7 +100,7 @@ const getFunctionRate = 100
 // New builds the fleet's clients from cfg, with the rate limiter and retryer.
 func New(cfg aws.Config, o Options) *Fleet {
 	c := NewClients(cfg, o)
-	return &Fleet{Lambda: c.Lambda, S3: c.S3}
+	return &Fleet{Lambda: c.Lambda, S3: c.S3, ECR: c.ECR}
 }
 
 // Clients are the SDK clients every Aviary command shares: Lambda's control-plane calls pace
@@ -105,6 +108,7 @@ func New(cfg aws.Config, o Options) *Fleet {
 type Clients struct {
 	Lambda *lambda.Client
 	S3     *s3.Client
+	ECR    *ecr.Client
 }
 
 // NewClients builds the Lambda and S3 clients New uses, for the commands that call more of
@@ -123,7 +127,8 @@ func NewClients(cfg aws.Config, o Options) Clients {
 		lo.APIOptions = append(lo.APIOptions, limit(control, getFunction))
 	})
 	sc := s3.NewFromConfig(cfg, func(so *s3.Options) { so.Retryer = Retryer(o.MaxAttempts) })
-	return Clients{Lambda: lc, S3: sc}
+	ec := ecr.NewFromConfig(cfg, func(eo *ecr.Options) { eo.Retryer = Retryer(o.MaxAttempts) })
+	return Clients{Lambda: lc, S3: sc, ECR: ec}
 }
 
 // Retryer retries throttles and failures up to attempts times with backoff capped at 5 s.
@@ -193,6 +198,7 @@ func (f *Fleet) Inspect(ctx context.Context, name, alias string) (release.Curren
 	cur.LatestRevision = aws.ToString(gf.Configuration.RevisionId)
 	cur.LatestCodeSha256 = aws.ToString(gf.Configuration.CodeSha256)
 	cur.Timeout = int(aws.ToInt32(gf.Configuration.Timeout))
+	cur.PackageType = string(gf.Configuration.PackageType)
 	cur.LogGroup = "/aws/lambda/" + name
 	if lc := gf.Configuration.LoggingConfig; lc != nil && aws.ToString(lc.LogGroup) != "" {
 		cur.LogGroup = aws.ToString(lc.LogGroup)
@@ -330,6 +336,9 @@ func (f *Fleet) Pin(ctx context.Context, alias string, fn release.Function) (rel
 func (f *Fleet) Publish(ctx context.Context, a release.Artifacts, fn release.Function) (string, error) {
 	if fn.New != "" {
 		return fn.New, nil
+	}
+	if fn.ImageUri != "" {
+		return f.publishImage(ctx, fn)
 	}
 	gf, err := f.settled(ctx, fn.FunctionName)
 	if err != nil {

@@ -40,12 +40,15 @@ type Artifacts struct {
 }
 
 // Function is one logical function and how its zip is produced: exactly one of Zip (a built zip),
-// Dir (a directory to package) or Build (a command whose output directory is packaged).
+// Dir (a directory to package) or Build (a command whose output directory is packaged) — or,
+// for a container-image function, Image.
 type Function struct {
 	Name  string
 	Zip   string
 	Dir   string
 	Build *Build
+	// Image is the container image in ECR the function runs (`image:`); nil for zip functions.
+	Image *Image
 	Line  int
 }
 

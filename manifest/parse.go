@@ -421,7 +421,7 @@ func (p *parser) functions(n, root *yaml.Node, m *Manifest) {
 			p.problem(k, field, "function names may hold only letters, digits, - and _")
 		}
 		fn := Function{Name: k.Value, Line: k.Line}
-		f := p.fields(v, field, "zip", "dir", "build")
+		f := p.fields(v, field, "zip", "dir", "build", "image")
 		sources := 0
 		if s, ok := p.str(f["zip"], field+".zip"); ok {
 			sources++
@@ -445,8 +445,11 @@ func (p *parser) functions(n, root *yaml.Node, m *Manifest) {
 			sources++
 			fn.Build = p.build(b, field+".build")
 		}
+		if p.image(f["image"], field+".image", &fn) {
+			sources++
+		}
 		if sources != 1 && v.Kind == yaml.MappingNode {
-			p.problem(v, field, "needs exactly one of zip (a built zip), dir (a directory to package) or build (a command writing into $AVIARY_OUT); it has %d", sources)
+			p.problem(v, field, "needs exactly one of zip (a built zip), dir (a directory to package), build (a command writing into $AVIARY_OUT) or image (a container image in ECR); it has %d", sources)
 		}
 		m.Functions = append(m.Functions, fn)
 	}

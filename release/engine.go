@@ -531,7 +531,7 @@ func (e *Engine) publish(ctx context.Context, r *Release) error {
 	alias, arts := r.Alias, r.Artifacts // workers read these, not r, which saves rewrite
 	keys := map[string]bool{}
 	for _, fn := range r.Functions {
-		if fn.New == "" && !keys[fn.ArtifactKey] {
+		if fn.New == "" && fn.ImageUri == "" && !keys[fn.ArtifactKey] {
 			keys[fn.ArtifactKey] = true
 			if err := e.Fleet.Upload(ctx, r.Artifacts, fn.ArtifactKey, e.Artifacts); err != nil {
 				return fmt.Errorf("upload %s: %w", fn.ArtifactKey, err)

@@ -14,6 +14,11 @@ type Target struct {
 	FunctionName string
 	ArtifactKey  string
 	CodeSha256   string
+	// ImageUri, for an image function, is the image pinned to its digest; ArtifactKey is empty.
+	ImageUri string
+	// Field names where the manifest says what the function ships (functions.NAME.image or .zip…),
+	// for problems.
+	Field string
 }
 
 // PlanRow is what a deploy would do to one function.
@@ -69,6 +74,8 @@ func judge(t Target, cur Current, alias string, force bool) PlanRow {
 	switch {
 	case !cur.Exists:
 		row.Problem = fmt.Sprintf("function %s does not exist: create it with your infrastructure tool (Aviary ships code to existing functions)", t.FunctionName)
+	case packageMismatch(t, cur) != "":
+		row.Problem = packageMismatch(t, cur)
 	case !cur.AliasExists:
 		row.Change = true
 	default:
@@ -105,7 +112,7 @@ func FunctionsOf(rows []PlanRow) []Function {
 			continue
 		}
 		fn := Function{
-			Name: r.Name, FunctionName: r.FunctionName, ArtifactKey: r.ArtifactKey, CodeSha256: r.CodeSha256,
+			Name: r.Name, FunctionName: r.FunctionName, ArtifactKey: r.ArtifactKey, CodeSha256: r.CodeSha256, ImageUri: r.ImageUri,
 			BaseRevision: r.Current.LatestRevision, BaseCodeSha256: r.Current.LatestCodeSha256,
 			Timeout: r.Current.Timeout, LogGroup: r.Current.LogGroup,
 		}
@@ -122,4 +129,21 @@ func FunctionsOf(rows []PlanRow) []Function {
 		fns = append(fns, fn)
 	}
 	return fns
+}
+
+// packageMismatch says why a target cannot ship to its function: Lambda cannot change a
+// function's package type, so an image goes only to an Image function and a zip only to a Zip one.
+func packageMismatch(t Target, cur Current) string {
+	image := cur.PackageType == "Image"
+	field := t.Field
+	if field == "" {
+		field = "functions." + t.Name
+	}
+	switch {
+	case t.ImageUri != "" && !image:
+		return fmt.Sprintf("%s: function %s is a Zip function; an image cannot be deployed to it (Lambda cannot change a function's package type): create it with package type Image, or ship a zip", field, t.FunctionName)
+	case t.ImageUri == "" && image:
+		return fmt.Sprintf("%s: function %s is an Image function; a zip cannot be deployed to it (Lambda cannot change a function's package type): name its image with image:, or ship to a Zip function", field, t.FunctionName)
+	}
+	return ""
 }

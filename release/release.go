@@ -330,6 +330,10 @@ type Function struct {
 	New         string `json:"new,omitempty"`
 	ArtifactKey string `json:"artifactKey"`
 	CodeSha256  string `json:"codeSha256"`
+	// ImageUri is an image function's code: the image pinned to its digest
+	// (REPOSITORY_URI@sha256:...), whose hex is CodeSha256. Empty for zip functions, whose code
+	// is ArtifactKey.
+	ImageUri string `json:"imageUri,omitempty"`
 	// BaseRevision is $LATEST's RevisionId when the release was planned: the code update's
 	// precondition, so a function changed by someone else since is not overwritten.
 	BaseRevision string `json:"baseRevision,omitempty"`

@@ -52,6 +52,8 @@ type Current struct {
 	// Timeout (seconds) and LogGroup are $LATEST's, for the health checks.
 	Timeout  int
 	LogGroup string
+	// PackageType is Zip or Image (empty: Zip, as an emulator may not say).
+	PackageType string
 }
 
 // Pinned is what pinning left: the version the alias now points at, the alias's RevisionId, and

@@ -102,6 +102,9 @@ func RollbackNeeds(prefix string, fns []inventory.Function, releaseNeeds map[str
 				gone = append(gone, Gone{Function: fn.Name, Version: v, Needs: needs[v]})
 				continue
 			}
+			if IsImageCode(ver.CodeSha256) {
+				continue // an image in ECR, not an artifact: see ImageNeeds
+			}
 			key, err := KeyOf(prefix, ver.CodeSha256)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s version %s: %w", fn.Name, v, err)

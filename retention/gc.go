@@ -47,8 +47,8 @@ type Collection struct {
 func Reachable(prefix string, fns []inventory.Function, rels []*release.Release) (map[string][]Need, error) {
 	out := map[string][]Need{}
 	mark := func(codeSha256 string, n Need) error {
-		if codeSha256 == "" {
-			return nil
+		if codeSha256 == "" || IsImageCode(codeSha256) {
+			return nil // no code, or an image's: it lives in ECR, not among the artifacts
 		}
 		key, err := KeyOf(prefix, codeSha256)
 		if err != nil {

@@ -1,5 +1,6 @@
 // Package sandbox serves AWS-compatible Lambda, S3, CloudWatch, CloudWatch Logs, STS, CloudFront,
-// CloudFormation, CloudTrail and EventBridge Scheduler endpoints — and CodeDeploy, Auto Scaling, Elastic Load Balancing
+// CloudFormation, CloudTrail, EventBridge Scheduler and ECR (its registry under /v2/) endpoints —
+// and CodeDeploy, Auto Scaling, Elastic Load Balancing
 // (target groups) and SNS, for EC2 blue/green deployments — on one local port, so that a release
 // can be rehearsed with no AWS account. Requests are routed by
 // the service name in their SigV4 credential scope, as LocalStack does; signatures are not
@@ -47,6 +48,7 @@ import (
 	"github.com/aviary-deploy/aviary/sandbox/cloudwatch"
 	"github.com/aviary-deploy/aviary/sandbox/codedeploy"
 	"github.com/aviary-deploy/aviary/sandbox/dynamodb"
+	"github.com/aviary-deploy/aviary/sandbox/ecr"
 	"github.com/aviary-deploy/aviary/sandbox/elbv2"
 	"github.com/aviary-deploy/aviary/sandbox/iam"
 	"github.com/aviary-deploy/aviary/sandbox/lambda"
@@ -145,11 +147,15 @@ type Server struct {
 	IAM *iam.Service
 	// DynamoDB forwards to Options.DynamoDB.
 	DynamoDB *dynamodb.Forward
+	// ECR is the container registry: its control API, and the OCI distribution API under /v2/
+	// that image tools push to; Lambda's image functions run its images.
+	ECR *ecr.Service
 
 	opts     Options
 	ln       net.Listener
 	http     *http.Server
 	handlers map[string]http.Handler
+	registry http.Handler // ECR's /v2/ API: one handler, which keeps uploads in progress
 	limits   *limiter
 	log      *requestLog
 	closeMu  sync.Mutex
@@ -253,11 +259,19 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	images, err := ecr.New(ecr.Config{Region: opts.Region, Account: opts.Account, BaseURL: s.URL, DataDir: opts.DataDir, Logger: opts.Logger})
+	if err != nil {
+		lg.Close()
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
+	s.ECR = images
 	lm, err := lambda.New(lambda.Config{
 		Region: opts.Region, Account: opts.Account, BaseURL: s.URL, DataDir: opts.DataDir,
 		UpdateDelay: opts.UpdateDelay, MaxConcurrency: opts.MaxConcurrency, IdleTimeout: opts.IdleTimeout,
 		Objects: objectSource{st}, Metrics: lambdaMetrics{cw}, Logs: lambdaLogs{lg}, Replicas: cf, Logger: opts.Logger,
-		Trail: lambdaTrail{ct},
+		Trail: lambdaTrail{ct}, Images: lambdaImages{images},
 	})
 	if err != nil {
 		lg.Close()
@@ -323,7 +337,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"scheduler":            sch.Handler(s.limits),
 		"iam":                  s.IAM.Handler(s.limits),
 		"dynamodb":             ddb.Handler(s.limits),
+		"ecr":                  images.Handler(s.limits),
 	}
+	s.registry = images.Registry()
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
 		defer close(s.served)
@@ -354,7 +370,7 @@ func (s *Server) Close() error {
 	}
 	<-s.served
 	s.CodeDeploy.Close()
-	return errors.Join(s.Lambda.Close(), s.Logs.Close(), s.CloudWatch.Close())
+	return errors.Join(s.Lambda.Close(), s.Logs.Close(), s.CloudWatch.Close(), s.ECR.Close())
 }
 
 // Env is the environment a client needs to reach the sandbox with the standard AWS config chain.
@@ -404,12 +420,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	service := signingService(r)
+	if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+		// The OCI distribution API (docker, crane, go-containerregistry) is ECR's registry,
+		// whatever credentials the client sends.
+		service = "ecr"
+		h := s.registry
+		entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		entry.Status, entry.Duration = rec.status, time.Since(entry.Time)
+		s.log.add(*entry)
+		return
+	}
 	h, ok := s.handlers[service]
 	if !ok {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation, cloudtrail, scheduler, iam and dynamodb (forwarded to --dynamodb).", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation, cloudtrail, scheduler, iam, ecr and dynamodb (forwarded to --dynamodb).", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -444,6 +472,8 @@ func signingService(r *http.Request) string {
 	case strings.HasPrefix(p, "/service/GraniteServiceVersion20100801/"),
 		strings.HasPrefix(r.Header.Get("X-Amz-Target"), "GraniteServiceVersion20100801."):
 		return "monitoring"
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonEC2ContainerRegistry_V20150921."):
+		return "ecr"
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328."):
 		return "logs"
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "CodeDeploy_20141006."):
@@ -696,4 +726,27 @@ func schedulerConfig(opts Options, url string) scheduler.Config {
 	}
 	return scheduler.Config{Region: opts.Region, Account: opts.Account, DataDir: opts.DataDir, Logger: opts.Logger,
 		Lambda: serviceLambdaClient(url, opts.Region, "scheduler.amazonaws.com"), Now: now, PollInterval: poll}
+}
+
+// lambdaImages lets Lambda's image functions resolve and unpack images in the sandbox's ECR.
+type lambdaImages struct{ ecr *ecr.Service }
+
+func (l lambdaImages) ResolveImage(uri string) (resolved, digest string, ok bool) {
+	ref, err := l.ecr.Resolve(uri)
+	if err != nil {
+		return "", "", false
+	}
+	return ref.Resolved, ref.Digest, true
+}
+
+func (l lambdaImages) UnpackImage(resolved string) (lambda.ImageRoot, error) {
+	ref, err := l.ecr.Resolve(resolved)
+	if err != nil {
+		return lambda.ImageRoot{}, fmt.Errorf("image %s: %w", resolved, err)
+	}
+	im, err := l.ecr.Unpack(ref.Repository, ref.Digest)
+	if err != nil {
+		return lambda.ImageRoot{}, err
+	}
+	return lambda.ImageRoot{Dir: im.Dir, Entrypoint: im.Entrypoint, Cmd: im.Cmd, WorkingDir: im.WorkingDir, Env: im.Env}, nil
 }

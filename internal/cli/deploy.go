@@ -108,6 +108,9 @@ func (c *deployCmd) Run(e *env) error {
 	}
 	cache := artifact.Cache{Dir: p.m.Artifacts.Cache}
 	for _, b := range p.built {
+		if b.fn.Image != nil {
+			continue
+		}
 		if _, err := cache.Put(b.zip); err != nil {
 			return err
 		}

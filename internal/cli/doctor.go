@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -385,6 +386,12 @@ func (c *doctorCmd) Run(e *env) error {
 			Fix:     "point what needs it at a version that exists (aviary deploy the code again, or roll back further)"})
 	}
 
+	if needed := retention.ImageNeeds(fns, retention.ReleaseNeeds(retention.Retained(rels, envm.Retain.Releases))); len(needed) > 0 {
+		fmt.Fprintf(progress, "Checking %s in ECR\n", plural(len(needed), "image version", "image versions"))
+		if err := checkImages(e.ctx, clients.Lambda, clients.ECR, needed, time.Now(), add); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(progress, "Checking %s in s3://%s and the cache %s\n", plural(len(wanted), "artifact", "artifacts"), kit.bucket, kit.cache.Dir)
 	states, err := kit.check(e.ctx, wanted, true, true)
 	if err != nil {
@@ -533,6 +540,9 @@ func checkRollbackArtifacts(ctx context.Context, p *prepared, log io.Writer, all
 		cur := r.Current
 		if !r.Change || !cur.AliasExists || cur.AliasVersion == "" || cur.AliasCodeSha256 == "" {
 			continue
+		}
+		if cur.PackageType == "Image" {
+			continue // its code is an image in ECR, not an artifact in S3 (see aviary doctor)
 		}
 		key, err := retention.KeyOf(p.m.Artifacts.Prefix, cur.AliasCodeSha256)
 		if err != nil {

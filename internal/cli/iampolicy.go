@@ -112,6 +112,9 @@ func (c *iamPolicyCmd) Run(e *env) error {
 	in.Partition = partition(region)
 	for _, fn := range m.Functions {
 		in.Functions = append(in.Functions, m.FunctionName(envm, fn.Name))
+		if img := fn.Image; img != nil {
+			in.Repositories = append(in.Repositories, imageRepository(img))
+		}
 	}
 	// gc marks the artifacts of every environment sharing the bucket: it reads all their versions.
 	for _, name := range sortedEnvs(m) {

@@ -32,6 +32,8 @@ type built struct {
 	zip    []byte
 	digest artifact.Digest
 	key    string
+	// image is an image function's image, pinned to its digest; zip and key are empty.
+	image lambdafleet.ResolvedImage
 }
 
 // prepared is everything a deploy knows before its first write.
@@ -68,12 +70,19 @@ func prepare(ctx context.Context, mf manifestFlags, af awsFlags, envName string,
 	if p.built, err = buildAll(ctx, m); err != nil {
 		return nil, usageError{err}
 	}
+	if err := resolveImages(ctx, fleet, p.built); err != nil {
+		return nil, err
+	}
 	if err := fleet.CheckBucket(ctx, m.Artifacts.Bucket); err != nil {
 		return nil, usageError{err}
 	}
 	targets := make([]release.Target, len(p.built))
 	for i, b := range p.built {
 		targets[i] = release.Target{Name: b.fn.Name, FunctionName: m.FunctionName(env, b.fn.Name), ArtifactKey: b.key, CodeSha256: b.digest.CodeSha256}
+		if b.fn.Image != nil {
+			targets[i].ArtifactKey, targets[i].CodeSha256, targets[i].ImageUri = "", b.image.CodeSha256(), b.image.URI
+			targets[i].Field = "functions." + b.fn.Name + ".image"
+		}
 	}
 	p.rows, err = release.Plan(ctx, fleet, m.Alias, targets, force, 16)
 	if err != nil {
@@ -102,6 +111,10 @@ func buildAll(ctx context.Context, m *manifest.Manifest) ([]built, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			if fn.Image != nil {
+				out[i] = built{fn: fn} // resolved against ECR by resolveImages
+				return
+			}
 			src := artifact.Source{Function: fn.Name, Zip: fn.Zip, Dir: fn.Dir}
 			if fn.Build != nil {
 				src.Command, src.CommandDir = fn.Build.Command, fn.Build.Dir
@@ -179,6 +192,7 @@ func printPlan(w io.Writer, p *prepared) {
 		fmt.Fprintf(w, "  %-16s %-36s %-8s %-12s %-12s %s\n", safe(r.Name), safe(r.FunctionName), safe(aliasV), safe(cur), short(r.CodeSha256), what)
 	}
 	fmt.Fprintf(w, "%s change, %d unchanged.\n", plural(changed, "function", "functions"), len(p.rows)-changed)
+	printImages(w, p)
 	fmt.Fprintf(w, "Checks: %s\n", describeChecks(p.checks))
 	fmt.Fprintf(w, "Gate: %s\n", safe(describeGate(p.env)))
 	printTraffic(w, p, trafficOf(p))

@@ -108,6 +108,7 @@ func (c *sandboxCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(w, "\nawscli before 2.13 ignores AWS_ENDPOINT_URL: pass --endpoint-url %s\n", srv.URL)
 	fmt.Fprintf(w, "Request log: %s/_aviary/requests   Faults: %s/_aviary/faults\n", srv.URL, srv.URL)
+	fmt.Fprintf(w, "ECR and its registry: push images to %s/REPOSITORY:TAG (create the repository first: aws ecr create-repository)\n", strings.TrimPrefix(srv.URL, "http://"))
 	if f := opts.Faults; f.Rate > 0 || f.Latency > 0 {
 		fmt.Fprintf(w, "Injecting faults: rate %g, kinds %s, latency %s, services %s, operations %s, seed %d\n",
 			f.Rate, orAll(f.Kinds), time.Duration(f.Latency), orAll(f.Services), orAll(f.Operations), f.Seed)

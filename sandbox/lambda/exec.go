@@ -42,6 +42,9 @@ type envSpec struct {
 	// Limit bounds the environments of this version; Reserved, if set, bounds the whole function.
 	Limit    int
 	Reserved *int
+
+	// ImageConfig overrides an image function's entrypoint, command and working directory.
+	ImageConfig *imageConfig
 }
 
 type poolKey struct {
@@ -376,13 +379,25 @@ type execEnv struct {
 }
 
 func startEnvironment(p *pool, spec envSpec) (*execEnv, error) {
-	dir, err := p.e.s.code.unpack(spec.CodeKey)
-	if err != nil {
-		return nil, &startError{typ: "Runtime.Unknown", msg: err.Error()}
-	}
-	bootstrap := filepath.Join(dir, "bootstrap")
-	if _, err := os.Stat(bootstrap); err != nil {
-		return nil, &startError{typ: "Runtime.InvalidEntrypoint", msg: "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"}
+	var dir, bootstrap, workDir string
+	var args []string
+	var img *imageRun
+	if strings.HasPrefix(spec.CodeKey, imageKey) {
+		run, err := p.e.s.startImage(spec)
+		if err != nil {
+			return nil, &startError{typ: "Runtime.InvalidEntrypoint", msg: err.Error()}
+		}
+		img, dir, bootstrap, workDir, args = &run, run.taskRoot, run.program, run.dir, run.args
+	} else {
+		var err error
+		dir, err = p.e.s.code.unpack(spec.CodeKey)
+		if err != nil {
+			return nil, &startError{typ: "Runtime.Unknown", msg: err.Error()}
+		}
+		bootstrap, workDir = filepath.Join(dir, "bootstrap"), dir
+		if _, err := os.Stat(bootstrap); err != nil {
+			return nil, &startError{typ: "Runtime.InvalidEntrypoint", msg: "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"}
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -398,9 +413,9 @@ func startEnvironment(p *pool, spec envSpec) (*execEnv, error) {
 		ln.Close()
 		return nil, &startError{typ: "Runtime.Unknown", msg: err.Error()}
 	}
-	cmd := exec.Command(bootstrap)
-	cmd.Dir = dir
-	cmd.Env = env.environ(dir, ln.Addr().String())
+	cmd := exec.Command(bootstrap, args...)
+	cmd.Dir = workDir
+	cmd.Env = env.environ(dir, ln.Addr().String(), img)
 	cmd.Stdout, cmd.Stderr = w, w
 	setProcessAttrs(cmd)
 	env.cmd = cmd
@@ -445,7 +460,7 @@ type startError struct{ typ, msg string }
 
 func (e *startError) Error() string { return e.typ + ": " + e.msg }
 
-func (env *execEnv) environ(dir, api string) []string {
+func (env *execEnv) environ(dir, api string, img *imageRun) []string {
 	s := env.pool.e.s
 	vars := map[string]string{
 		"PATH":                            "/usr/local/bin:/usr/bin:/bin:/opt/bin",
@@ -467,6 +482,16 @@ func (env *execEnv) environ(dir, api string) []string {
 		"AWS_ACCESS_KEY_ID":               "ASIASANDBOXFUNCTION0",
 		"AWS_SECRET_ACCESS_KEY":           "sandbox",
 		"AWS_SESSION_TOKEN":               "sandbox",
+	}
+	if img != nil {
+		// The image's own variables, below the function's; paths in them name the image's
+		// filesystem, so the sandbox's own (mapped into the unpacked image) stay.
+		for _, kv := range img.env {
+			if k, v, ok := strings.Cut(kv, "="); ok && !imagePathEnv[k] && !reservedEnv[k] {
+				vars[k] = v
+			}
+		}
+		vars["_HANDLER"] = img.handler
 	}
 	if s.cfg.BaseURL != "" {
 		// Functions that call AWS reach the sandbox, as they would reach AWS from Lambda.

@@ -159,7 +159,7 @@ func (s *Service) target(raw, qualifier string) (target, *APIError) {
 	if v.State == statePending {
 		return target{}, conflict("The operation cannot be performed at this time. The function is currently in the following state: Pending")
 	}
-	if !strings.HasPrefix(v.Runtime, "provided") {
+	if v.PackageType != packageImage && !strings.HasPrefix(v.Runtime, "provided") {
 		return target{}, apiErr("InvalidRuntimeException", "The runtime parameter of %s is not supported by the Aviary sandbox: it runs provided.al2023 and provided.al2 functions (a bootstrap in the zip).", v.Runtime)
 	}
 	limit := s.cfg.MaxConcurrency
@@ -171,7 +171,7 @@ func (s *Service) target(raw, qualifier string) (target, *APIError) {
 		fn: f.Name, resource: resource, arn: s.qualifiedARN(f.Name, q), version: v.Version, alias: a != nil,
 		key: poolKey{fn: f.Name, version: v.Version, gen: v.Generation},
 		spec: envSpec{
-			Function: f.Name, Version: v.Version, Runtime: v.Runtime, Handler: v.Handler, CodeKey: v.RunKey,
+			Function: f.Name, Version: v.Version, Runtime: v.Runtime, Handler: v.Handler, CodeKey: v.RunKey, ImageConfig: cloneImageConfig(v.ImageConfig),
 			Timeout: time.Duration(v.Timeout) * time.Second, MemoryMB: v.MemorySize, Env: v.Env,
 			LogGroup: v.Logging.LogGroup, LogFormat: v.Logging.LogFormat,
 			ApplicationLogLevel: v.Logging.ApplicationLogLevel, SystemLogLevel: v.Logging.SystemLogLevel,

@@ -22,7 +22,7 @@ func (s *Service) fetchCode(c functionCode) ([]byte, *APIError) {
 	hasS3 := c.S3Bucket != nil || c.S3Key != nil
 	switch {
 	case c.ImageURI != nil:
-		return nil, invalidParam("The sandbox runs Zip functions only; ImageUri is not supported.")
+		return nil, invalidParam("Please don't provide ImageUri when updating a function with packageType Zip.")
 	case hasZip && hasS3:
 		return nil, invalidParam("Please provide a source for function code.")
 	case hasZip:
@@ -61,8 +61,14 @@ func (s *Service) createFunction(in createFunctionInput) (functionConfiguration,
 	if q != "" {
 		return functionConfiguration{}, invalidParam("Unsupported FunctionName: qualified names cannot be created.")
 	}
-	if in.PackageType == "Image" {
-		return functionConfiguration{}, invalidParam("The sandbox runs Zip functions only; PackageType Image is not supported.")
+	if in.PackageType == packageImage {
+		return s.createImageFunction(name, in)
+	}
+	if in.PackageType != "" && in.PackageType != packageZip {
+		return functionConfiguration{}, validation("packageType", in.PackageType, "Member must satisfy enum value set: [Zip, Image]")
+	}
+	if in.Code != nil && in.Code.ImageURI != nil {
+		return functionConfiguration{}, invalidParam("Please don't provide ImageUri when creating a function with packageType Zip.")
 	}
 	if in.Runtime == "" || in.Handler == "" {
 		return functionConfiguration{}, invalidParam("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
@@ -265,6 +271,9 @@ func (s *Service) getFunction(raw, qualifier string) (getFunctionOutput, *APIErr
 		Configuration: s.configuration(f, v, arnQ),
 		Code:          codeLocation{RepositoryType: "S3", Location: s.cfg.BaseURL + "/_aviary/lambda/code/" + v.CodeKey + ".zip"},
 	}
+	if v.PackageType == packageImage {
+		out.Code = codeLocation{RepositoryType: "ECR", ImageURI: v.ImageURI, ResolvedImageURI: v.ResolvedImageURI}
+	}
 	if q == "" {
 		out.Tags = maps.Clone(f.Tags)
 		if out.Tags == nil {
@@ -315,10 +324,14 @@ func (s *Service) unqualified(raw string) (*function, *APIError) {
 
 func (s *Service) updateFunctionCode(raw string, in updateFunctionCodeInput) (functionConfiguration, *APIError) {
 	s.mu.Lock()
-	_, err := s.changeable(raw, "UpdateFunctionCode", in.RevisionID)
+	f0, err := s.changeable(raw, "UpdateFunctionCode", in.RevisionID)
+	isImage := err == nil && f0.Latest.PackageType == packageImage
 	s.mu.Unlock()
 	if err != nil {
 		return functionConfiguration{}, err
+	}
+	if isImage {
+		return s.updateImageCode(raw, in)
 	}
 	if err := checkArchitectures(in.Architectures); err != nil {
 		return functionConfiguration{}, err
@@ -389,6 +402,15 @@ func (s *Service) updateFunctionConfiguration(raw string, in updateFunctionConfi
 		TracingConfig: in.TracingConfig, EphemeralStorage: in.EphemeralStorage, LoggingConfig: in.LoggingConfig,
 	}); err != nil {
 		return functionConfiguration{}, err
+	}
+	if in.ImageConfig != nil {
+		if next.PackageType != packageImage {
+			return functionConfiguration{}, invalidParam("ImageConfig is supported only for functions with packageType Image.")
+		}
+		if err := checkImageConfig(in.ImageConfig); err != nil {
+			return functionConfiguration{}, err
+		}
+		next.ImageConfig = cloneImageConfig(in.ImageConfig)
 	}
 	f.Latest = next
 	s.beginUpdate(f, s.cfg.Now())

@@ -52,7 +52,10 @@ type Config struct {
 	// to delete one. Nil means none is.
 	Replicas Replicas
 	// Trail receives every control-plane call, as CloudTrail records it; nil records nothing.
-	Trail  TrailSink
+	Trail TrailSink
+	// Images is the registry image functions' code comes from; nil: CreateFunction refuses
+	// PackageType Image as naming no image.
+	Images ImageSource
 	Now    func() time.Time
 	Logger *slog.Logger
 }

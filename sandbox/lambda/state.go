@@ -66,7 +66,7 @@ type version struct {
 	Logging       loggingConfig
 	PackageType   string
 
-	CodeSha256   string // base64 of the zip's SHA-256, as AWS reports it
+	CodeSha256   string // base64 of the zip's SHA-256, as AWS reports it (an image's: its digest in hex)
 	CodeKey      string // hex SHA-256: where the code store keeps the zip
 	CodeSize     int64
 	LastModified time.Time
@@ -84,6 +84,13 @@ type version struct {
 	PendingGeneration  int64
 	PendingRunKey      string
 	PendingRevisionNew bool
+
+	// ImageURI is an image function's Code.ImageUri as given, ResolvedImageURI the same pinned
+	// to the digest it named then (CodeKey is "image:" and it); ImageConfig overrides the image's
+	// entrypoint, command and working directory.
+	ImageURI         string       `json:",omitempty"`
+	ResolvedImageURI string       `json:",omitempty"`
+	ImageConfig      *imageConfig `json:",omitempty"`
 }
 
 type alias struct {
@@ -150,6 +157,9 @@ func (v *version) fingerprint() string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%q=%q;", k, v.Env[k])
 	}
+	if v.ImageConfig != nil {
+		fmt.Fprintf(&b, "|image:%q", *v.ImageConfig)
+	}
 	return b.String()
 }
 
@@ -162,6 +172,7 @@ func (v *version) clone() *version {
 	c := *v
 	c.Env = maps.Clone(v.Env)
 	c.Architectures = slices.Clone(v.Architectures)
+	c.ImageConfig = cloneImageConfig(v.ImageConfig)
 	return &c
 }
 
@@ -209,6 +220,9 @@ func (s *Service) configuration(f *function, v *version, arnQualifier string) fu
 	}
 	if len(v.Env) > 0 {
 		c.Environment = &environment{Variables: v.Env}
+	}
+	if v.ImageConfig != nil {
+		c.ImageConfigResponse = &imageConfigResponse{ImageConfig: *cloneImageConfig(v.ImageConfig)}
 	}
 	if strings.HasPrefix(v.Runtime, "provided") {
 		c.RuntimeVersionConfig = &runtimeVersion{RuntimeVersionArn: fmt.Sprintf("arn:aws:lambda:%s::runtime:%s", s.cfg.Region, runtimeVersionID(v.Runtime))}

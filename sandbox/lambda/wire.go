@@ -48,6 +48,7 @@ type createFunctionInput struct {
 	Architectures    []string          `json:"Architectures"`
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	LoggingConfig    *loggingConfig    `json:"LoggingConfig"`
+	ImageConfig      *imageConfig      `json:"ImageConfig"`
 }
 
 type updateFunctionCodeInput struct {
@@ -70,6 +71,7 @@ type updateFunctionConfigurationInput struct {
 	RevisionID       *string           `json:"RevisionId"`
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	LoggingConfig    *loggingConfig    `json:"LoggingConfig"`
+	ImageConfig      *imageConfig      `json:"ImageConfig"`
 }
 
 type publishVersionInput struct {
@@ -129,6 +131,9 @@ type functionConfiguration struct {
 	SnapStart                  snapStartResponse `json:"SnapStart"`
 	RuntimeVersionConfig       *runtimeVersion   `json:"RuntimeVersionConfig,omitempty"`
 	LoggingConfig              loggingConfig     `json:"LoggingConfig"`
+
+	// ImageConfigResponse is an image function's ImageConfig.
+	ImageConfigResponse *imageConfigResponse `json:"ImageConfigResponse,omitempty"`
 }
 
 type snapStartResponse struct {
@@ -148,8 +153,10 @@ type getFunctionOutput struct {
 }
 
 type codeLocation struct {
-	RepositoryType string `json:"RepositoryType"`
-	Location       string `json:"Location"`
+	RepositoryType   string `json:"RepositoryType"`
+	Location         string `json:"Location,omitempty"`
+	ImageURI         string `json:"ImageUri,omitempty"`
+	ResolvedImageURI string `json:"ResolvedImageUri,omitempty"`
 }
 
 type concurrencyOutput struct {
