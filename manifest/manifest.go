@@ -46,7 +46,9 @@ type Function struct {
 	Zip   string
 	Dir   string
 	Build *Build
-	Line  int
+	// Configuration is what Aviary manages of the function's configuration; nil: none of it.
+	Configuration *Configuration
+	Line          int
 }
 
 // Build is a command run with sh -c in Dir (default: the manifest's directory); it writes the
