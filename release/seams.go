@@ -52,6 +52,10 @@ type Current struct {
 	// Timeout (seconds) and LogGroup are $LATEST's, for the health checks.
 	Timeout  int
 	LogGroup string
+	// LatestSettings and AliasSettings are the configuration of $LATEST and of the alias's
+	// primary version, as far as a release can manage it.
+	LatestSettings *Settings
+	AliasSettings  *Settings
 }
 
 // Pinned is what pinning left: the version the alias now points at, the alias's RevisionId, and
