@@ -45,6 +45,7 @@ import (
 	"github.com/aviary-deploy/aviary/sandbox/logs"
 	"github.com/aviary-deploy/aviary/sandbox/s3"
 	"github.com/aviary-deploy/aviary/sandbox/sns"
+	"github.com/aviary-deploy/aviary/sandbox/ssm"
 	"github.com/aviary-deploy/aviary/sandbox/sts"
 )
 
@@ -116,6 +117,8 @@ type Server struct {
 	// the Lambda control-plane calls.
 	CloudFormation *cloudformation.Service
 	CloudTrail     *cloudtrail.Service
+	// SSM is Parameter Store, where configuration values are read from.
+	SSM *ssm.Service
 
 	opts     Options
 	ln       net.Listener
@@ -233,6 +236,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	versions.lambda = lm
+	if s.SSM, err = ssm.New(ssm.Config{Region: opts.Region, Account: opts.Account, DataDir: opts.DataDir}); err != nil {
+		lm.Close()
+		lg.Close()
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
 	s.Lambda, s.S3, s.CloudWatch, s.Logs, s.CloudFront, s.CloudTrail = lm, st, cw, lg, cf, ct
 	s.ELB = elbv2.New(opts.Region, opts.Account)
 	s.AutoScaling = autoscaling.New(autoscaling.Config{Region: opts.Region, Account: opts.Account, TargetGroups: s.ELB})
@@ -264,6 +274,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"sns":                  s.SNS.Handler(s.limits),
 		"cloudformation":       cfm.Handler(s.limits),
 		"cloudtrail":           ct.Handler(s.limits),
+		"ssm":                  s.SSM.Handler(s.limits),
 	}
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
@@ -345,7 +356,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation and cloudtrail.", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation, cloudtrail and ssm.", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -389,6 +400,8 @@ func signingService(r *http.Request) string {
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."),
 		strings.HasPrefix(r.Header.Get("X-Amz-Target"), "CloudTrail_20131101."):
 		return "cloudtrail"
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM."):
+		return "ssm"
 	case r.Method == http.MethodPost && p == "/" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
 		return queryService(r)
 	}

@@ -9,8 +9,9 @@
 //
 // Events may ask for a behaviour, for exercising the platform: {"action":"sleep","ms":5000},
 // {"action":"crash","code":3}, {"action":"panic"}, {"action":"echo", ...}, {"action":"log","text":"..."},
-// and {"action":"flaky","rate":0.01}, which fails that share of invocations in any flavour (a flaky
-// dependency both versions share). An Aviary hook event ({"hook":"pre-traffic",...}) is answered
+// {"action":"flaky","rate":0.01}, which fails that share of invocations in any flavour (a flaky
+// dependency both versions share), and {"action":"env","text":"A,B"}, which answers those
+// environment variables (the configuration a version carries). An Aviary hook event ({"hook":"pre-traffic",...}) is answered
 // {"status":"success"} by the good flavour and {"status":"failure"} by the bad one, so the
 // function can stand in as a pre- or post-traffic hook.
 package main
@@ -54,15 +55,16 @@ type event struct {
 }
 
 type response struct {
-	Message   string         `json:"message"`
-	Flavor    string         `json:"flavor"`
-	Stamp     string         `json:"stamp,omitempty"`
-	Function  string         `json:"function"`
-	Version   string         `json:"version"`
-	RequestID string         `json:"requestId"`
-	Echo      map[string]any `json:"echo,omitempty"`
-	Status    string         `json:"status,omitempty"`
-	Reason    string         `json:"reason,omitempty"`
+	Message   string            `json:"message"`
+	Flavor    string            `json:"flavor"`
+	Stamp     string            `json:"stamp,omitempty"`
+	Function  string            `json:"function"`
+	Version   string            `json:"version"`
+	RequestID string            `json:"requestId"`
+	Echo      map[string]any    `json:"echo,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	Status    string            `json:"status,omitempty"`
+	Reason    string            `json:"reason,omitempty"`
 }
 
 func handle(ctx context.Context, e event) (response, error) {
@@ -112,6 +114,12 @@ func handle(ctx context.Context, e event) (response, error) {
 	}
 	if lc != nil {
 		out.RequestID = lc.AwsRequestID
+	}
+	if e.Action == "env" {
+		out.Env = map[string]string{}
+		for _, k := range strings.Split(e.Text, ",") {
+			out.Env[k] = os.Getenv(k)
+		}
 	}
 	return out, nil
 }

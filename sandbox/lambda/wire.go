@@ -48,6 +48,7 @@ type createFunctionInput struct {
 	Architectures    []string          `json:"Architectures"`
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	LoggingConfig    *loggingConfig    `json:"LoggingConfig"`
+	Layers           []string          `json:"Layers"`
 }
 
 type updateFunctionCodeInput struct {
@@ -70,6 +71,8 @@ type updateFunctionConfigurationInput struct {
 	RevisionID       *string           `json:"RevisionId"`
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	LoggingConfig    *loggingConfig    `json:"LoggingConfig"`
+	// Layers replaces the function's layers (an empty list removes them); absent: unchanged.
+	Layers *[]string `json:"Layers"`
 }
 
 type publishVersionInput struct {
@@ -129,6 +132,13 @@ type functionConfiguration struct {
 	SnapStart                  snapStartResponse `json:"SnapStart"`
 	RuntimeVersionConfig       *runtimeVersion   `json:"RuntimeVersionConfig,omitempty"`
 	LoggingConfig              loggingConfig     `json:"LoggingConfig"`
+	Layers                     []layerOut        `json:"Layers,omitempty"`
+}
+
+// layerOut is a function's layer as GetFunctionConfiguration reports it.
+type layerOut struct {
+	Arn      string `json:"Arn"`
+	CodeSize int64  `json:"CodeSize"`
 }
 
 type snapStartResponse struct {
