@@ -11,7 +11,8 @@
 // {"action":"crash","code":3}, {"action":"panic"}, {"action":"echo", ...}, {"action":"log","text":"..."},
 // {"action":"flaky","rate":0.01}, which fails that share of invocations in any flavour (a flaky
 // dependency both versions share), and {"action":"env","text":"A,B"}, which answers those
-// environment variables (the configuration a version carries). An Aviary hook event ({"hook":"pre-traffic",...}) is answered
+// environment variables (the configuration a version carries; like echo, it passes in the bad
+// flavour). An Aviary hook event ({"hook":"pre-traffic",...}) is answered
 // {"status":"success"} by the good flavour and {"status":"failure"} by the bad one, so the
 // function can stand in as a pre- or post-traffic hook.
 package main
@@ -94,7 +95,7 @@ func handle(ctx context.Context, e event) (response, error) {
 		}
 		return response{Status: "success", Flavor: f}, nil
 	}
-	if f == "bad" && e.Action != "echo" {
+	if f == "bad" && e.Action != "echo" && e.Action != "env" {
 		rate, _ := strconv.ParseFloat(badRate, 64)
 		if v, err := strconv.ParseFloat(os.Getenv("HELLO_ERROR_RATE"), 64); err == nil {
 			rate = v
