@@ -15,6 +15,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/aviary-deploy/aviary/awsconfig"
+	"github.com/aviary-deploy/aviary/iampolicy"
 	"github.com/aviary-deploy/aviary/internal/cli"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/store"
@@ -309,4 +310,59 @@ func (f *fleet) releases() []*release.Release {
 		f.t.Fatal(err)
 	}
 	return rs
+}
+
+// The policy `aviary iam-policy` prints allows every call a configuration release made: the
+// configuration update on the configured function and the SSM reads of its parameter; a
+// manifest without configuration grants neither.
+func TestIAMPolicyCoversConfiguration(t *testing.T) {
+	f := newFleet(t, 2, quick, "      all-at-once")
+	code, out, errs := f.aviary("iam-policy", "-e", "production")
+	if code != 0 || strings.Contains(out, "UpdateFunctionConfiguration") || strings.Contains(out, "ssm:") {
+		t.Errorf("a manifest without configuration: exit %d, %s\n%s", code, errs, out)
+	}
+	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ssm.NewFromConfig(cfg).PutParameter(context.Background(), &ssm.PutParameterInput{Name: aws.String("/shop/db/password"),
+		Value: aws.String(ssmSecret), Type: ssmtypes.ParameterTypeSecureString}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SHOP_API_TOKEN", envSecret)
+	f.setEnvironment("fn00", "GREETING: one")
+	f.stampAll("1")
+	f.srv.ResetRequests()
+	if code, out, errs := f.aviary("deploy", "-e", "production"); code != 0 {
+		t.Fatalf("deploy: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = f.aviary("iam-policy", "-e", "production")
+	if code != 0 || !strings.Contains(errs, "kms:Decrypt") {
+		t.Fatalf("iam-policy: exit %d, stderr %s", code, errs)
+	}
+	var p iampolicy.Policy
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, req := range f.srv.Requests() {
+		if !strings.Contains(req.UserAgent, "app/aviary") || (req.Service != "ssm" && req.Operation != "UpdateFunctionConfiguration") {
+			continue
+		}
+		action := iampolicy.Action(req.Service, req.Operation)
+		resource := "arn:aws:lambda:us-east-1:000000000000:function:" + req.Resource
+		if req.Service == "ssm" {
+			resource = iampolicy.ParameterARN("aws", "us-east-1", "000000000000", req.Resource)
+		}
+		used[action] = true
+		if !p.Allows(action, resource) {
+			t.Errorf("the policy does not allow %s on %s", action, resource)
+		}
+		if p.Allows(action, "arn:aws:lambda:us-east-1:000000000000:function:"+f.fn("fn01")) {
+			t.Errorf("the policy allows %s on fn01, which has no configuration", action)
+		}
+	}
+	if !used["lambda:UpdateFunctionConfiguration"] || !used["ssm:GetParameter"] {
+		t.Errorf("the release made %v; want UpdateFunctionConfiguration and ssm:GetParameter", used)
+	}
 }

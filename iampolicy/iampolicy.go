@@ -25,6 +25,8 @@ type Input struct {
 	// read: gc marks the artifacts of every environment sharing the bucket, so this is every
 	// environment's functions. Empty: only Functions.
 	ReadFunctions []string
+	// Configuration is what managed configuration needs, if any function has some.
+	Configuration *Configuration
 }
 
 // Checks is what health checks need: metrics, the functions' log groups, alarms, smoke
@@ -89,6 +91,7 @@ func Build(in Input) Policy {
 			Resource:  []string{fmt.Sprintf("arn:%s:s3:::%s", part, in.Bucket)},
 			Condition: map[string]map[string]string{"StringLike": {"s3:prefix": listPrefix}}},
 	}}
+	p.Statement = append(p.Statement, configurationStatements(part, in)...)
 	p.Statement = append(p.Statement, pruneStatements(part, in.Account, fnARNs)...)
 	p.Statement = append(p.Statement, retentionStatements(part, in, fnARNs, objects)...)
 	if c := in.Checks; c != nil {

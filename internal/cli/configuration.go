@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/aviary-deploy/aviary/configvalue"
+	"github.com/aviary-deploy/aviary/iampolicy"
 	"github.com/aviary-deploy/aviary/lambdafleet"
 	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/release"
@@ -60,4 +62,27 @@ func printConfigChanges(w io.Writer, r release.PlanRow, indent string) {
 	for _, c := range r.ConfigChanges {
 		fmt.Fprintf(w, "%s%s\n", indent, safe(c.String()))
 	}
+}
+
+// configurationPolicy is what the environment's managed configuration needs of IAM; nil: none.
+func configurationPolicy(m *manifest.Manifest, env *manifest.Environment) *iampolicy.Configuration {
+	var c iampolicy.Configuration
+	for _, fn := range m.Functions {
+		if fn.Configuration == nil {
+			continue
+		}
+		c.Functions = append(c.Functions, m.FunctionName(env, fn.Name))
+		for _, k := range fn.Configuration.Keys() {
+			refs, _ := configvalue.Refs(fn.Configuration.Environment[k])
+			for _, r := range refs {
+				if r.Kind == configvalue.SSM {
+					c.Parameters = append(c.Parameters, r.Name)
+				}
+			}
+		}
+	}
+	if len(c.Functions) == 0 {
+		return nil
+	}
+	return &c
 }

@@ -173,7 +173,7 @@ type empty struct{}
 
 // Handler serves the SSM API; l is asked about every request.
 func (s *Service) Handler(l limits.Limiter) http.Handler {
-	api := &protocol.Service{Name: "ssm", Model: apiModel, Limits: l}
+	api := &protocol.Service{Name: "ssm", Model: apiModel, Limits: l, Classify: classify}
 	protocol.Handle(api, "PutParameter", func(_ context.Context, _ *protocol.Request, in *putParameterInput) (*putParameterOutput, *protocol.Error) {
 		return s.put(in)
 	})
@@ -190,6 +190,24 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 		return s.delete(in)
 	})
 	return api
+}
+
+// classify names the parameter a request reads or writes, as the request log shows it (IAM
+// authorizes each on the parameter's ARN).
+func classify(_ *protocol.Request, in any) (resource, quota string) {
+	switch v := in.(type) {
+	case *putParameterInput:
+		return v.Name, ""
+	case *getParameterInput:
+		return v.Name, ""
+	case *getParametersInput:
+		return strings.Join(v.Names, ","), ""
+	case *getParametersByPathInput:
+		return v.Path, ""
+	case *deleteParameterInput:
+		return v.Name, ""
+	}
+	return "", ""
 }
 
 func validation(format string, args ...any) *protocol.Error {
