@@ -42,10 +42,6 @@ const (
 	MaxEnvironmentSize = 4096 // bytes of keys and values together
 )
 
-// ManagedTerraformAttributes are the aws_lambda_function arguments a `configuration:` block
-// takes from Terraform: an adopted function's lifecycle ignore_changes names them (deploy/terraform).
-var ManagedTerraformAttributes = []string{"environment", "memory_size", "timeout", "layers", "architectures"}
-
 var (
 	envKeyRE   = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]+$`)
 	layerARNRE = regexp.MustCompile(`^arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+$`)
