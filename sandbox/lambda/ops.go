@@ -193,7 +193,8 @@ func applyConfig(v *version, c configChange) *APIError {
 		total := 0
 		for k, val := range c.Environment.Variables {
 			if !envKeyRE.MatchString(k) {
-				return validation("environment.variables", k, "Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]")
+				// Keys are sensitive: AWS's message names no value. A key is at least two characters.
+				return apiErr("ValidationException", "1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]")
 			}
 			total += len(k) + len(val)
 			if strings.HasPrefix(k, "AWS_") && reservedEnv[k] {
