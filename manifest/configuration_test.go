@@ -2,10 +2,9 @@ package manifest_test
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/aviary-deploy/aviary/manifest"
 )
@@ -44,8 +43,8 @@ func TestConfiguration(t *testing.T) {
 		Architectures: []string{"arm64"},
 		Line:          got.Line,
 	}
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("configuration (-want +got):\n%s", d)
+	if !reflect.DeepEqual(want, got) {
+		t.Errorf("configuration:\n got %+v\nwant %+v", got, want)
 	}
 	if got, want := strings.Join(got.Fields(), ","), "environment,memory,timeout,layers,architectures"; got != want {
 		t.Errorf("Fields() = %s, want %s", got, want)

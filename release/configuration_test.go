@@ -1,9 +1,8 @@
 package release_test
 
 import (
+	"reflect"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/aviary-deploy/aviary/release"
 )
@@ -27,8 +26,8 @@ func TestSettingsChanges(t *testing.T) {
 		{Field: "environment.GREETING", Old: "hello", New: "bonjour"},
 		{Field: "memory", Old: "128", New: "256"},
 	}
-	if d := cmp.Diff(exp, got); d != "" {
-		t.Errorf("Changes (-want +got):\n%s", d)
+	if !reflect.DeepEqual(exp, got) {
+		t.Errorf("Changes:\n got %+v\nwant %+v", got, exp)
 	}
 	for _, c := range got {
 		for _, secret := range []string{"old-token", "new-token", "pw"} {
