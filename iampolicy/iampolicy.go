@@ -31,6 +31,8 @@ type Input struct {
 	// Controller is the environment's controller function (`controller:`), which `deploy
 	// --detach` and an interrupted deploy ask for a tick at once; empty: none.
 	Controller string
+	// Configuration is what managed configuration needs, if any function has some.
+	Configuration *Configuration
 }
 
 // Checks is what health checks need: metrics, the functions' log groups, alarms, smoke
@@ -95,6 +97,7 @@ func Build(in Input) Policy {
 			Resource:  []string{fmt.Sprintf("arn:%s:s3:::%s", part, in.Bucket)},
 			Condition: map[string]map[string]string{"StringLike": {"s3:prefix": listPrefix}}},
 	}}
+	p.Statement = append(p.Statement, configurationStatements(part, in)...)
 	p.Statement = append(p.Statement, pruneStatements(part, in.Account, fnARNs)...)
 	p.Statement = append(p.Statement, retentionStatements(part, in, fnARNs, objects)...)
 	p.Statement = append(p.Statement, imageStatements(part, in)...)

@@ -28,6 +28,7 @@ import (
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/time/rate"
 
@@ -74,6 +75,10 @@ type Fleet struct {
 	UpdatePoll time.Duration
 	// Log receives warnings (nil: slog.Default()).
 	Log *slog.Logger
+	// SSM reads the {{ssm:/path}} values of managed configuration (see config.go).
+	SSM SSMAPI
+	// LookupEnv reads the ${VAR} values of managed configuration (nil: os.LookupEnv).
+	LookupEnv func(string) (string, bool)
 }
 
 func (f *Fleet) log() *slog.Logger {
@@ -100,7 +105,11 @@ const getFunctionRate = 100
 // New builds the fleet's clients from cfg, with the rate limiter and retryer.
 func New(cfg aws.Config, o Options) *Fleet {
 	c := NewClients(cfg, o)
-	return &Fleet{Lambda: c.Lambda, S3: c.S3, ECR: c.ECR}
+	attempts := o.MaxAttempts
+	if attempts <= 0 {
+		attempts = 10
+	}
+	return &Fleet{Lambda: c.Lambda, S3: c.S3, ECR: c.ECR, SSM: ssm.NewFromConfig(cfg, func(so *ssm.Options) { so.Retryer = Retryer(attempts) })}
 }
 
 // Clients are the SDK clients every Aviary command shares: Lambda's control-plane calls pace
@@ -199,6 +208,7 @@ func (f *Fleet) Inspect(ctx context.Context, name, alias string) (release.Curren
 	cur.LatestCodeSha256 = aws.ToString(gf.Configuration.CodeSha256)
 	cur.Timeout = int(aws.ToInt32(gf.Configuration.Timeout))
 	cur.PackageType = string(gf.Configuration.PackageType)
+	cur.LatestSettings = settingsOf(gf.Configuration)
 	cur.LogGroup = "/aws/lambda/" + name
 	if lc := gf.Configuration.LoggingConfig; lc != nil && aws.ToString(lc.LogGroup) != "" {
 		cur.LogGroup = aws.ToString(lc.LogGroup)
@@ -218,6 +228,7 @@ func (f *Fleet) Inspect(ctx context.Context, name, alias string) (release.Curren
 	}
 	if cur.AliasVersion == "$LATEST" {
 		cur.AliasCodeSha256 = cur.LatestCodeSha256
+		cur.AliasSettings = cur.LatestSettings
 		return cur, nil
 	}
 	gv, err := f.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name), Qualifier: aws.String(cur.AliasVersion)})
@@ -225,6 +236,7 @@ func (f *Fleet) Inspect(ctx context.Context, name, alias string) (release.Curren
 		return cur, fmt.Errorf("read version %s: %w", cur.AliasVersion, err)
 	}
 	cur.AliasCodeSha256 = aws.ToString(gv.Configuration.CodeSha256)
+	cur.AliasSettings = settingsOf(gv.Configuration)
 	return cur, nil
 }
 
@@ -339,6 +351,9 @@ func (f *Fleet) Publish(ctx context.Context, a release.Artifacts, fn release.Fun
 	}
 	if fn.ImageUri != "" {
 		return f.publishImage(ctx, fn)
+	}
+	if fn.Configuration != nil {
+		return f.publishConfigured(ctx, a, fn)
 	}
 	gf, err := f.settled(ctx, fn.FunctionName)
 	if err != nil {

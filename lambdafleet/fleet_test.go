@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +158,22 @@ func TestPublishIsConditional(t *testing.T) {
 	}
 	if _, err := f.Publish(ctx, a, worker); err == nil || !strings.Contains(err.Error(), "changed by someone else since the plan") {
 		t.Errorf("Publish over someone's change: %v", err)
+	}
+}
+
+// Every field a configuration block can name has its Terraform attribute in
+// ConfigurationIgnoreChanges, and nothing else is there.
+func TestConfigurationIgnoreChangesNamesEveryField(t *testing.T) {
+	all := release.Settings{Environment: map[string]string{}, MemorySize: 128, Timeout: 1, Layers: []string{}, Architectures: []string{"arm64"}}
+	var got []string
+	for _, f := range all.Fields() {
+		a := lambdafleet.ConfigurationAttribute(f)
+		if a == "" {
+			t.Errorf("the field %s has no Terraform attribute", f)
+		}
+		got = append(got, a)
+	}
+	if want := lambdafleet.ConfigurationIgnoreChanges(); !slices.Equal(got, want) {
+		t.Errorf("the fields map to %v; ConfigurationIgnoreChanges is %v", got, want)
 	}
 }

@@ -25,3 +25,23 @@ func FunctionIgnoreChanges() []string {
 func AliasIgnoreChanges() []string {
 	return []string{"function_version", "routing_config"}
 }
+
+// ConfigurationIgnoreChanges are aws_lambda_function's attributes a release changes when the
+// manifest gives the function a `configuration:` block: Aviary then owns them (Publish's
+// UpdateFunctionConfiguration sets environment, memory, timeout and layers; its
+// UpdateFunctionCode sets the architecture), so Terraform must ignore them too, or the next apply
+// would put back the configuration of the version before. A function without the block keeps
+// them with Terraform. They are the Terraform names of what [release.Settings] manages, in the
+// order of [release.Settings.Fields].
+func ConfigurationIgnoreChanges() []string {
+	return []string{"environment", "memory_size", "timeout", "layers", "architectures"}
+}
+
+// configurationAttribute is the Terraform attribute of each field a configuration block names.
+var configurationAttribute = map[string]string{
+	"environment": "environment", "memory": "memory_size", "timeout": "timeout", "layers": "layers", "architectures": "architectures",
+}
+
+// ConfigurationAttribute is the aws_lambda_function attribute of a configuration block's field
+// (as the manifest names it: environment, memory, timeout, layers, architectures).
+func ConfigurationAttribute(field string) string { return configurationAttribute[field] }

@@ -49,7 +49,9 @@ type Function struct {
 	Build *Build
 	// Image is the container image in ECR the function runs (`image:`); nil for zip functions.
 	Image *Image
-	Line  int
+	// Configuration is what Aviary manages of the function's configuration; nil: none of it.
+	Configuration *Configuration
+	Line          int
 }
 
 // Build is a command run with sh -c in Dir (default: the manifest's directory); it writes the

@@ -421,8 +421,11 @@ func (p *parser) functions(n, root *yaml.Node, m *Manifest) {
 			p.problem(k, field, "function names may hold only letters, digits, - and _")
 		}
 		fn := Function{Name: k.Value, Line: k.Line}
-		f := p.fields(v, field, "zip", "dir", "build", "image")
+		f := p.fields(v, field, "zip", "dir", "build", "image", "configuration")
 		sources := 0
+		if c := f["configuration"]; c != nil {
+			fn.Configuration = p.configuration(c, field+".configuration")
+		}
 		if s, ok := p.str(f["zip"], field+".zip"); ok {
 			sources++
 			fn.Zip = p.path(s)

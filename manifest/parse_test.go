@@ -267,7 +267,7 @@ func TestSchema(t *testing.T) {
 	}
 	retained := strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    retain: {releases: 5}\n", 1)
 	controlled := strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    controller: {function: ctl}\n    on_cancel: leave\n", 1)
-	for name, body := range map[string]string{"good": good, "checked": checked, "gated": gated, "retained": retained, "controlled": controlled, "examples/fleet": string(fleet)} {
+	for name, body := range map[string]string{"good": good, "checked": checked, "gated": gated, "retained": retained, "controlled": controlled, "configured": configured, "examples/fleet": string(fleet)} {
 		if err := check(body); err != nil {
 			t.Errorf("the schema rejects %s: %v", name, err)
 		}
@@ -288,6 +288,11 @@ func TestSchema(t *testing.T) {
 		"on_timeout":         strings.Replace(gated, "on_timeout: approve", "on_timeout: wait", 1),
 		"notify typo":        strings.Replace(gated, "webhook:\n", "webhok:\n", 1),
 		"retain zero":        strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    retain: {releases: 0}\n", 1),
+		"configuration only": strings.Replace(configured, "    dir: static\n", "", 1),
+		"memory 50":          strings.Replace(configured, "memory: 512", "memory: 50", 1),
+		"configuration typo": strings.Replace(configured, "memory: 512", "memroy: 512", 1),
+		"reserved variable":  strings.Replace(configured, "GREETING: hello", "AWS_REGION: x", 1),
+		"bad layer":          strings.Replace(configured, "layer:otel:7", "layer:otel", 1),
 	} {
 		if err := check(body); err == nil {
 			t.Errorf("the schema accepts a manifest with %s", name)

@@ -19,14 +19,21 @@ type Target struct {
 	// Field names where the manifest says what the function ships (functions.NAME.image or .zip…),
 	// for problems.
 	Field string
+	// Configuration is what the release records of the managed configuration (no secret
+	// values); Settings what it resolved to at plan time, never stored. Both nil: the manifest
+	// manages none of the function's configuration.
+	Configuration *Configuration
+	Settings      *Settings
 }
 
 // PlanRow is what a deploy would do to one function.
 type PlanRow struct {
 	Target
 	Current Current
-	// Change: the alias does not serve the artifact yet.
+	// Change: the alias does not serve the artifact, or the managed configuration, yet.
 	Change bool
+	// ConfigChanges are the managed configuration's differences from what the alias serves.
+	ConfigChanges []FieldChange
 	// Problem, if set, stops the deploy before anything changes.
 	Problem string
 }
@@ -78,8 +85,15 @@ func judge(t Target, cur Current, alias string, force bool) PlanRow {
 		row.Problem = packageMismatch(t, cur)
 	case !cur.AliasExists:
 		row.Change = true
+		if t.Settings != nil {
+			row.ConfigChanges = t.Settings.Changes(cur.LatestSettings)
+		}
 	default:
 		row.Change = cur.AliasCodeSha256 != t.CodeSha256
+		if t.Settings != nil {
+			row.ConfigChanges = t.Settings.Changes(cur.AliasSettings)
+			row.Change = row.Change || len(row.ConfigChanges) > 0
+		}
 		if len(cur.AliasWeights) > 0 && !force {
 			var extra []string
 			for v, w := range cur.AliasWeights {
@@ -115,6 +129,10 @@ func FunctionsOf(rows []PlanRow) []Function {
 			Name: r.Name, FunctionName: r.FunctionName, ArtifactKey: r.ArtifactKey, CodeSha256: r.CodeSha256, ImageUri: r.ImageUri,
 			BaseRevision: r.Current.LatestRevision, BaseCodeSha256: r.Current.LatestCodeSha256,
 			Timeout: r.Current.Timeout, LogGroup: r.Current.LogGroup,
+			Configuration: r.Configuration,
+		}
+		if r.Settings != nil && r.Settings.Timeout > fn.Timeout {
+			fn.Timeout = r.Settings.Timeout // invocations of the new version may run this long
 		}
 		switch {
 		case !r.Current.AliasExists:

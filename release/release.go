@@ -356,6 +356,9 @@ type Function struct {
 	// where its logs go.
 	Timeout  int    `json:"timeout,omitempty"`
 	LogGroup string `json:"logGroup,omitempty"`
+	// Configuration is the managed configuration the new version carries, without secret
+	// values (see [Configuration]); nil: the release changes code only.
+	Configuration *Configuration `json:"configuration,omitempty"`
 }
 
 // Request is an operator's request to a release.

@@ -54,6 +54,10 @@ type Current struct {
 	LogGroup string
 	// PackageType is Zip or Image (empty: Zip, as an emulator may not say).
 	PackageType string
+	// LatestSettings and AliasSettings are the configuration of $LATEST and of the alias's
+	// primary version, as far as a release can manage it.
+	LatestSettings *Settings
+	AliasSettings  *Settings
 }
 
 // Pinned is what pinning left: the version the alias now points at, the alias's RevisionId, and

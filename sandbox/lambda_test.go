@@ -262,7 +262,7 @@ func TestListVersionsPagination(t *testing.T) {
 	const n = 120
 	for i := 1; i <= n; i++ {
 		if _, err := e.lambda.UpdateFunctionConfiguration(c, &lambda.UpdateFunctionConfigurationInput{
-			FunctionName: aws.String("many"), Environment: &lambdatypes.Environment{Variables: map[string]string{"N": fmt.Sprint(i)}},
+			FunctionName: aws.String("many"), Environment: &lambdatypes.Environment{Variables: map[string]string{"NUM": fmt.Sprint(i)}}, // a key has 2+ characters
 		}); err != nil {
 			t.Fatal(err)
 		}

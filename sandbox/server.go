@@ -56,6 +56,7 @@ import (
 	"github.com/aviary-deploy/aviary/sandbox/s3"
 	"github.com/aviary-deploy/aviary/sandbox/scheduler"
 	"github.com/aviary-deploy/aviary/sandbox/sns"
+	"github.com/aviary-deploy/aviary/sandbox/ssm"
 	"github.com/aviary-deploy/aviary/sandbox/sts"
 )
 
@@ -150,6 +151,8 @@ type Server struct {
 	// ECR is the container registry: its control API, and the OCI distribution API under /v2/
 	// that image tools push to; Lambda's image functions run its images.
 	ECR *ecr.Service
+	// SSM is Parameter Store, where configuration values are read from.
+	SSM *ssm.Service
 
 	opts     Options
 	ln       net.Listener
@@ -280,6 +283,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	versions.lambda = lm
+	if s.SSM, err = ssm.New(ssm.Config{Region: opts.Region, Account: opts.Account, DataDir: opts.DataDir}); err != nil {
+		lm.Close()
+		lg.Close()
+		cw.Close()
+		ln.Close()
+		return nil, err
+	}
 	s.Lambda, s.S3, s.CloudWatch, s.Logs, s.CloudFront, s.CloudTrail = lm, st, cw, lg, cf, ct
 	s.ELB = elbv2.New(opts.Region, opts.Account)
 	s.AutoScaling = autoscaling.New(autoscaling.Config{Region: opts.Region, Account: opts.Account, TargetGroups: s.ELB})
@@ -338,6 +348,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"iam":                  s.IAM.Handler(s.limits),
 		"dynamodb":             ddb.Handler(s.limits),
 		"ecr":                  images.Handler(s.limits),
+		"ssm":                  s.SSM.Handler(s.limits),
 	}
 	s.registry = images.Registry()
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
@@ -438,6 +449,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("x-amzn-ErrorType", "UnknownServiceException")
 		w.WriteHeader(http.StatusBadRequest)
 		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation, cloudtrail, scheduler, iam, ecr and dynamodb (forwarded to --dynamodb).", service)})
+		json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("The Aviary sandbox does not serve the %q service; it serves lambda, s3, monitoring (CloudWatch), logs (CloudWatch Logs), sts, cloudfront, codedeploy, autoscaling, elasticloadbalancing, sns, cloudformation, cloudtrail and ssm.", service)})
 		return
 	}
 	entry := &Request{Time: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.UserAgent()}
@@ -485,6 +497,8 @@ func signingService(r *http.Request) string {
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."),
 		strings.HasPrefix(r.Header.Get("X-Amz-Target"), "CloudTrail_20131101."):
 		return "cloudtrail"
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM."):
+		return "ssm"
 	case r.Method == http.MethodPost && p == "/" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
 		return queryService(r)
 	}

@@ -9,8 +9,10 @@
 //
 // Events may ask for a behaviour, for exercising the platform: {"action":"sleep","ms":5000},
 // {"action":"crash","code":3}, {"action":"panic"}, {"action":"echo", ...}, {"action":"log","text":"..."},
-// and {"action":"flaky","rate":0.01}, which fails that share of invocations in any flavour (a flaky
-// dependency both versions share). An Aviary hook event ({"hook":"pre-traffic",...}) is answered
+// {"action":"flaky","rate":0.01}, which fails that share of invocations in any flavour (a flaky
+// dependency both versions share), and {"action":"env","text":"A,B"}, which answers those
+// environment variables (the configuration a version carries; like echo, it passes in the bad
+// flavour). An Aviary hook event ({"hook":"pre-traffic",...}) is answered
 // {"status":"success"} by the good flavour and {"status":"failure"} by the bad one, so the
 // function can stand in as a pre- or post-traffic hook.
 package main
@@ -54,15 +56,16 @@ type event struct {
 }
 
 type response struct {
-	Message   string         `json:"message"`
-	Flavor    string         `json:"flavor"`
-	Stamp     string         `json:"stamp,omitempty"`
-	Function  string         `json:"function"`
-	Version   string         `json:"version"`
-	RequestID string         `json:"requestId"`
-	Echo      map[string]any `json:"echo,omitempty"`
-	Status    string         `json:"status,omitempty"`
-	Reason    string         `json:"reason,omitempty"`
+	Message   string            `json:"message"`
+	Flavor    string            `json:"flavor"`
+	Stamp     string            `json:"stamp,omitempty"`
+	Function  string            `json:"function"`
+	Version   string            `json:"version"`
+	RequestID string            `json:"requestId"`
+	Echo      map[string]any    `json:"echo,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	Status    string            `json:"status,omitempty"`
+	Reason    string            `json:"reason,omitempty"`
 }
 
 func handle(ctx context.Context, e event) (response, error) {
@@ -92,7 +95,7 @@ func handle(ctx context.Context, e event) (response, error) {
 		}
 		return response{Status: "success", Flavor: f}, nil
 	}
-	if f == "bad" && e.Action != "echo" {
+	if f == "bad" && e.Action != "echo" && e.Action != "env" {
 		rate, _ := strconv.ParseFloat(badRate, 64)
 		if v, err := strconv.ParseFloat(os.Getenv("HELLO_ERROR_RATE"), 64); err == nil {
 			rate = v
@@ -112,6 +115,12 @@ func handle(ctx context.Context, e event) (response, error) {
 	}
 	if lc != nil {
 		out.RequestID = lc.AwsRequestID
+	}
+	if e.Action == "env" {
+		out.Env = map[string]string{}
+		for _, k := range strings.Split(e.Text, ",") {
+			out.Env[k] = os.Getenv(k)
+		}
 	}
 	return out, nil
 }

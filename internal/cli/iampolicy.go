@@ -116,6 +116,9 @@ func (c *iamPolicyCmd) Run(e *env) error {
 			in.Repositories = append(in.Repositories, imageRepository(img))
 		}
 	}
+	if in.Configuration = configurationPolicy(m, envm); in.Configuration != nil && len(in.Configuration.Parameters) > 0 {
+		fmt.Fprintln(e.stderr, "Note: a SecureString parameter encrypted with a customer managed KMS key also needs kms:Decrypt on that key (the AWS managed key aws/ssm needs nothing more).")
+	}
 	// gc marks the artifacts of every environment sharing the bucket: it reads all their versions.
 	for _, name := range sortedEnvs(m) {
 		in.ReadFunctions = append(in.ReadFunctions, functionNames(m, m.Environments[name])...)

@@ -83,6 +83,9 @@ func markdownPlan(w io.Writer, p *prepared) {
 		case r.Change:
 			what = "**changes**"
 		}
+		for _, c := range r.ConfigChanges {
+			what += "<br>" + md(c.String())
+		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", md(r.Name), code(r.FunctionName), aliasV, cur, code(short(r.CodeSha256)), what)
 	}
 	verb := "change"

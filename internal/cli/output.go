@@ -171,6 +171,8 @@ type planRowOutput struct {
 	ArtifactKey  string `json:"artifactKey"`
 	Change       bool   `json:"change"`
 	Problem      string `json:"problem,omitempty"`
+	// Configuration lists the managed configuration's changes, secret values masked.
+	Configuration []release.FieldChange `json:"configuration,omitempty"`
 }
 
 // linkOutput is `aviary link -o json`.
@@ -301,7 +303,7 @@ func planOf(p *prepared) *planOutput {
 		if r.Change && r.Problem == "" {
 			out.Changes++
 		}
-		out.Functions = append(out.Functions, planRowOutput{r.Name, r.FunctionName, r.Current.AliasVersion, r.Current.AliasCodeSha256, r.CodeSha256, r.ArtifactKey, r.Change, r.Problem})
+		out.Functions = append(out.Functions, planRowOutput{r.Name, r.FunctionName, r.Current.AliasVersion, r.Current.AliasCodeSha256, r.CodeSha256, r.ArtifactKey, r.Change, r.Problem, r.ConfigChanges})
 	}
 	return out
 }

@@ -59,7 +59,8 @@ func samplePlan() *prepared {
 		env: env,
 		rows: []release.PlanRow{
 			{Target: release.Target{Name: "api", FunctionName: "shop-api-prod", ArtifactKey: "releases/shop/new.zip", CodeSha256: "new"},
-				Current: release.Current{Exists: true, AliasExists: true, AliasVersion: "7", AliasCodeSha256: "old", AliasRevision: "internal"}, Change: true},
+				Current: release.Current{Exists: true, AliasExists: true, AliasVersion: "7", AliasCodeSha256: "old", AliasRevision: "internal"}, Change: true,
+				ConfigChanges: []release.FieldChange{{Field: "environment.DB_PASSWORD", Old: "***", New: "***", Masked: true}, {Field: "environment.GREETING", Old: "one", New: "two"}, {Field: "memory", Old: "128", New: "256"}}},
 			{Target: release.Target{Name: "orders", FunctionName: "shop-orders-prod", ArtifactKey: "releases/shop/same.zip", CodeSha256: "same"},
 				Current: release.Current{Exists: true, AliasExists: true, AliasVersion: "3", AliasCodeSha256: "same"}},
 		},

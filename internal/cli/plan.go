@@ -84,6 +84,9 @@ func prepare(ctx context.Context, mf manifestFlags, af awsFlags, envName string,
 			targets[i].Field = "functions." + b.fn.Name + ".image"
 		}
 	}
+	if err := configureTargets(ctx, fleet, p.built, targets); err != nil {
+		return nil, usageError{err}
+	}
 	p.rows, err = release.Plan(ctx, fleet, m.Alias, targets, force, 16)
 	if err != nil {
 		return nil, err
@@ -190,6 +193,7 @@ func printPlan(w io.Writer, p *prepared) {
 			changed++
 		}
 		fmt.Fprintf(w, "  %-16s %-36s %-8s %-12s %-12s %s\n", safe(r.Name), safe(r.FunctionName), safe(aliasV), safe(cur), short(r.CodeSha256), what)
+		printConfigChanges(w, r, "      ")
 	}
 	fmt.Fprintf(w, "%s change, %d unchanged.\n", plural(changed, "function", "functions"), len(p.rows)-changed)
 	printImages(w, p)

@@ -102,6 +102,7 @@ func (c *sandboxCmd) Run(e *env) error {
 	if c.DynamoDB != "" {
 		fmt.Fprintf(w, "DynamoDB: requests are forwarded to %s.\n\n", c.DynamoDB)
 	}
+	fmt.Fprintf(w, "Aviary sandbox: Lambda, S3, CloudWatch, CloudWatch Logs, STS, CloudFront, CloudFormation, CloudTrail, CodeDeploy, Auto Scaling, ELB target groups, SNS and SSM on %s (region %s, control-plane quota %s, state %s)\n\n", srv.URL, c.Region, quota, state)
 	fmt.Fprintln(w, "Point the AWS SDKs and CLI at it:")
 	for _, kv := range srv.Env() {
 		fmt.Fprintln(w, "export "+kv)

@@ -2,6 +2,7 @@ package lambda
 
 import (
 	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,6 +92,7 @@ func (s *Service) createFunction(in createFunctionInput) (functionConfiguration,
 	if aerr := applyConfig(v, configChange{
 		Description: in.Description, Timeout: in.Timeout, MemorySize: in.MemorySize, Environment: in.Environment,
 		TracingConfig: in.TracingConfig, EphemeralStorage: in.EphemeralStorage, LoggingConfig: in.LoggingConfig,
+		Layers: layersOf(in.Layers),
 	}); aerr != nil {
 		return functionConfiguration{}, aerr
 	}
@@ -136,6 +138,14 @@ func (s *Service) createFunction(in createFunctionInput) (functionConfiguration,
 	return out, nil
 }
 
+// layersOf is CreateFunction's Layers as a change: absent changes nothing.
+func layersOf(l []string) *[]string {
+	if l == nil {
+		return nil
+	}
+	return &l
+}
+
 // checkArchitectures: at most one, x86_64 or arm64.
 func checkArchitectures(a []string) *APIError {
 	if len(a) > 1 || len(a) == 1 && a[0] != "x86_64" && a[0] != "arm64" {
@@ -151,7 +161,13 @@ type configChange struct {
 	TracingConfig                       *tracingConfig
 	EphemeralStorage                    *ephemeralStorage
 	LoggingConfig                       *loggingConfig
+	Layers                              *[]string
 }
+
+var (
+	layerARNRE = regexp.MustCompile(`^arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+$`)
+	envKeyRE   = regexp.MustCompile(`^[a-zA-Z]([a-zA-Z0-9_])+$`)
+)
 
 func applyConfig(v *version, c configChange) *APIError {
 	if c.Timeout != nil && (*c.Timeout < 1 || *c.Timeout > 900) {
@@ -169,9 +185,23 @@ func applyConfig(v *version, c configChange) *APIError {
 	if c.EphemeralStorage != nil && (c.EphemeralStorage.Size < 512 || c.EphemeralStorage.Size > 10240) {
 		return validation("ephemeralStorage.size", strconv.Itoa(c.EphemeralStorage.Size), "Member must have value greater than or equal to 512 and less than or equal to 10240")
 	}
+	if c.Layers != nil {
+		if len(*c.Layers) > 5 {
+			return invalidParam("Cannot reference more than 5 layers.")
+		}
+		for _, l := range *c.Layers {
+			if len(l) > 140 || !layerARNRE.MatchString(l) {
+				return validation("layers", l, "Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+")
+			}
+		}
+	}
 	if c.Environment != nil {
 		total := 0
 		for k, val := range c.Environment.Variables {
+			if !envKeyRE.MatchString(k) {
+				// Keys are sensitive: AWS's message names no value. A key is at least two characters.
+				return apiErr("ValidationException", "1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]")
+			}
 			total += len(k) + len(val)
 			if strings.HasPrefix(k, "AWS_") && reservedEnv[k] {
 				return invalidParam("Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: %s", k)
@@ -201,6 +231,9 @@ func applyConfig(v *version, c configChange) *APIError {
 	}
 	if c.Environment != nil {
 		v.Env = maps.Clone(c.Environment.Variables)
+	}
+	if c.Layers != nil {
+		v.Layers = slices.Clone(*c.Layers)
 	}
 	if c.TracingConfig != nil && c.TracingConfig.Mode != "" {
 		v.Tracing = c.TracingConfig.Mode
@@ -400,6 +433,7 @@ func (s *Service) updateFunctionConfiguration(raw string, in updateFunctionConfi
 		Role: in.Role, Handler: in.Handler, Runtime: in.Runtime, Description: in.Description,
 		Timeout: in.Timeout, MemorySize: in.MemorySize, Environment: in.Environment,
 		TracingConfig: in.TracingConfig, EphemeralStorage: in.EphemeralStorage, LoggingConfig: in.LoggingConfig,
+		Layers: in.Layers,
 	}); err != nil {
 		return functionConfiguration{}, err
 	}

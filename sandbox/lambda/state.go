@@ -62,9 +62,11 @@ type version struct {
 	Env           map[string]string
 	Tracing       string
 	Architectures []string
-	Ephemeral     int
-	Logging       loggingConfig
-	PackageType   string
+	// Layers are the layer version ARNs, in order (the sandbox keeps no layer contents).
+	Layers      []string `json:",omitempty"`
+	Ephemeral   int
+	Logging     loggingConfig
+	PackageType string
 
 	CodeSha256   string // base64 of the zip's SHA-256, as AWS reports it (an image's: its digest in hex)
 	CodeKey      string // hex SHA-256: where the code store keeps the zip
@@ -154,6 +156,7 @@ func (v *version) fingerprint() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%d|%d|%s|%v|%d|%+v|", v.CodeSha256, v.Runtime, v.Role, v.Handler,
 		v.Description, v.Timeout, v.MemorySize, v.Tracing, v.Architectures, v.Ephemeral, v.Logging)
+	fmt.Fprintf(&b, "%v|", v.Layers)
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%q=%q;", k, v.Env[k])
 	}
@@ -173,6 +176,7 @@ func (v *version) clone() *version {
 	c.Env = maps.Clone(v.Env)
 	c.Architectures = slices.Clone(v.Architectures)
 	c.ImageConfig = cloneImageConfig(v.ImageConfig)
+	c.Layers = slices.Clone(v.Layers)
 	return &c
 }
 
@@ -223,6 +227,9 @@ func (s *Service) configuration(f *function, v *version, arnQualifier string) fu
 	}
 	if v.ImageConfig != nil {
 		c.ImageConfigResponse = &imageConfigResponse{ImageConfig: *cloneImageConfig(v.ImageConfig)}
+	}
+	for _, l := range v.Layers {
+		c.Layers = append(c.Layers, layerOut{Arn: l})
 	}
 	if strings.HasPrefix(v.Runtime, "provided") {
 		c.RuntimeVersionConfig = &runtimeVersion{RuntimeVersionArn: fmt.Sprintf("arn:aws:lambda:%s::runtime:%s", s.cfg.Region, runtimeVersionID(v.Runtime))}

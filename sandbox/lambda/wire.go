@@ -49,6 +49,7 @@ type createFunctionInput struct {
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	LoggingConfig    *loggingConfig    `json:"LoggingConfig"`
 	ImageConfig      *imageConfig      `json:"ImageConfig"`
+	Layers           []string          `json:"Layers"`
 }
 
 type updateFunctionCodeInput struct {
@@ -72,6 +73,8 @@ type updateFunctionConfigurationInput struct {
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	LoggingConfig    *loggingConfig    `json:"LoggingConfig"`
 	ImageConfig      *imageConfig      `json:"ImageConfig"`
+	// Layers replaces the function's layers (an empty list removes them); absent: unchanged.
+	Layers *[]string `json:"Layers"`
 }
 
 type publishVersionInput struct {
@@ -134,6 +137,13 @@ type functionConfiguration struct {
 
 	// ImageConfigResponse is an image function's ImageConfig.
 	ImageConfigResponse *imageConfigResponse `json:"ImageConfigResponse,omitempty"`
+	Layers              []layerOut           `json:"Layers,omitempty"`
+}
+
+// layerOut is a function's layer as GetFunctionConfiguration reports it.
+type layerOut struct {
+	Arn      string `json:"Arn"`
+	CodeSize int64  `json:"CodeSize"`
 }
 
 type snapStartResponse struct {
