@@ -450,6 +450,11 @@ func (p *parser) functions(n, root *yaml.Node, m *Manifest) {
 		}
 		if p.image(f["image"], field+".image", &fn) {
 			sources++
+			if fn.Configuration != nil {
+				// Publishing an image updates its code alone: a configuration beside it would be
+				// planned and then silently not shipped.
+				p.problem(f["configuration"], field+".configuration", "is not supported yet on an image function: manage its configuration with Terraform or CloudFormation, or package it as a zip")
+			}
 		}
 		if sources != 1 && v.Kind == yaml.MappingNode {
 			p.problem(v, field, "needs exactly one of zip (a built zip), dir (a directory to package), build (a command writing into $AVIARY_OUT) or image (a container image in ECR); it has %d", sources)

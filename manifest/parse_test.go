@@ -191,6 +191,8 @@ func TestBadManifests(t *testing.T) {
 			"environments.staging.retain.releases: must be at least 1"}},
 		{"retain not a number", strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    retain: {releases: few}\n", 1), []string{
 			`environments.staging.retain.releases: "few" is not a whole number`}},
+		{"image with configuration", strings.Replace(good, "    dir: static\n", "    image: shop/static:v1\n    configuration: {memory: 256}\n", 1), []string{
+			"functions.static.configuration: is not supported yet on an image function"}},
 		{"on_cancel unknown", strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    on_cancel: ignore\n", 1), []string{
 			`environments.staging.on_cancel: "ignore" is neither rollback`}},
 		{"controller bad name", strings.Replace(good, "    pre_approve: true\n", "    pre_approve: true\n    controller: {function: a b}\n", 1), []string{
