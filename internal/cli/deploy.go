@@ -124,10 +124,23 @@ func (c *deployCmd) Run(e *env) error {
 	eng.Observe = kit.announcer(v).observe
 	final, err := eng.Run(e.ctx, r.ID)
 	v.close()
-	// Interrupted: Run stopped driving and freed the lock (nil final: the signal came before it
-	// could read the release, holding the lock Start took).
-	if err != nil && e.ctx.Err() != nil && (final == nil || !final.Phase.Final()) {
-		return c.interrupted(e, eng, p, r.ID, in)
+	return c.ran(e, log, final, err, func() error { return c.interrupted(e, eng, p, r.ID, in) })
+}
+
+// ran reports what Run made of the release. One that ended is reported as it ended (promoted:
+// 0, rolled back: 3), whatever error came with it: a signal just after the end, or a lock that
+// could not be freed (its lease runs out), changes nothing of the outcome. Interrupted before
+// the end, Run stopped driving and freed the lock (nil final: the signal came before it could
+// read the release, holding the lock Start took): interrupted does what the environment says.
+func (c *deployCmd) ran(e *env, log io.Writer, final *release.Release, err error, interrupted func() error) error {
+	if final != nil && final.Phase.Final() {
+		if err != nil && e.ctx.Err() == nil {
+			fmt.Fprintf(e.stderr, "Warning: release %s %s, but: %s\n", safe(final.ID), ended(final), safe(err.Error()))
+		}
+		return finish(e, c.outputFlags, log, final, nil)
+	}
+	if err != nil && e.ctx.Err() != nil {
+		return interrupted()
 	}
 	return finish(e, c.outputFlags, log, final, err)
 }
