@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/store"
 )
 
 // exitOf is the exit code Main gives err.
@@ -51,5 +52,27 @@ func TestSignalAfterTheEnd(t *testing.T) {
 				t.Errorf("exit %d (%v), want %d", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// goneStore has no release: it was deleted while --watch followed it.
+type goneStore struct{ store.Store }
+
+func (goneStore) Events(context.Context, string) ([]release.Event, error) { return nil, nil }
+func (goneStore) GetRelease(context.Context, string) (*release.Release, error) {
+	return nil, store.ErrNotFound
+}
+
+// TestWatchOfAReleaseThatIsGone: `status --watch` of a release that is no longer in the store
+// exits 2, not 1 (which says the release failed).
+func TestWatchOfAReleaseThatIsGone(t *testing.T) {
+	var out, errs bytes.Buffer
+	e := &env{ctx: t.Context(), stdout: &out, stderr: &errs}
+	r := sample()
+	r.Phase, r.Controller, r.Outbox = release.Shifting, true, nil
+	c := &statusCmd{reportFlags: reportFlags{Output: "text"}}
+	err := c.watch(e, goneStore{}, r)
+	if got := exitOf(err); got != ExitBadInput {
+		t.Errorf("exit %d (%v), want %d", got, err, ExitBadInput)
 	}
 }

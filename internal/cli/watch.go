@@ -63,6 +63,10 @@ func (c *statusCmd) watch(e *env, st store.Store, r *release.Release) error {
 			if e.ctx.Err() != nil {
 				continue // reported as interrupted above
 			}
+			if errors.Is(err, store.ErrNotFound) {
+				// Exit 2, not 1: 1 says the release failed.
+				return usageError{fmt.Errorf("release %s is no longer in the store (deleted while it was followed)", r.ID)}
+			}
 			return fmt.Errorf("read release %s: %w", r.ID, err)
 		}
 		r = fresh
