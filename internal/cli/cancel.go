@@ -27,14 +27,44 @@ import (
 // The grace is GitHub Actions': when a run is cancelled the runner sends SIGINT to the step's
 // process, SIGTERM if it has not exited 7500 ms later, and kills the process tree 2500 ms after
 // that (https://docs.github.com/en/actions/reference/workflow-cancellation-reference). A signal
-// after the first is reported and ignored (main's signal.NotifyContext keeps them from killing
+// after the first is reported and ignored (main's NotifyContext keeps them from killing
 // the process): a rollback stopped half-way would leave the fleet split, and only SIGKILL, which
 // nothing can catch, can stop it. --cancel-grace's default, 9 s, fits the 10 s from SIGINT to the
 // kill with a second to spare for freeing the lock and saying what was done.
 
+// Interrupt is the cause of the context NotifyContext ends (context.Cause): the signal and when
+// it came, recorded together at its receipt, so that the grace is measured from the signal
+// itself, however late the command looks.
+type Interrupt struct {
+	Signal os.Signal
+	At     time.Time
+}
+
+func (i *Interrupt) Error() string { return signalName(i.Signal) + " received" }
+
+// NotifyContext is main's signal.NotifyContext: its context ends at the first SIGINT or SIGTERM,
+// with an *Interrupt as its cause. Until stop, later signals do not kill the process either.
+func NotifyContext(parent context.Context) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			cancel(&Interrupt{Signal: s, At: time.Now()})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		signal.Stop(ch)
+		cancel(nil)
+	}
+}
+
 // interrupts records the signals this process receives while a command runs. main turns the
-// first into the end of the command's context; this says which signal it was, when, and
-// reports any later one.
+// first into the end of the command's context (NotifyContext); this reports any later one.
 type interrupts struct {
 	ch   chan os.Signal
 	done chan struct{}
@@ -75,9 +105,14 @@ func (in *interrupts) stop() {
 	close(in.done)
 }
 
-// cause names what interrupted the command ("SIGINT", "SIGTERM"; "cancelled" when its context
-// ended without a signal) and when (now, if no signal came).
-func (in *interrupts) cause() (string, time.Time) {
+// cause names what interrupted the command, whose context is ctx ("SIGINT", "SIGTERM";
+// "cancelled" when its context ended without a signal) and when (now, if no signal came): as
+// ctx's cause says (NotifyContext), or else as this process's own record of the signals.
+func (in *interrupts) cause(ctx context.Context) (string, time.Time) {
+	var i *Interrupt
+	if errors.As(context.Cause(ctx), &i) {
+		return signalName(i.Signal), i.At
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	switch in.first {
@@ -112,7 +147,7 @@ func signalName(s os.Signal) string {
 // after its engine stopped driving it (see the comment at the top of this file). It says what
 // it did on stderr, whatever the output.
 func (c *deployCmd) interrupted(e *env, eng *release.Engine, p *prepared, id string, in *interrupts) error {
-	sig, at := in.cause()
+	sig, at := in.cause(e.ctx)
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(e.ctx), at.Add(c.CancelGrace))
 	defer cancel()
 	r, err := eng.Store.GetRelease(ctx, id)

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/store"
@@ -74,5 +77,37 @@ func TestWatchOfAReleaseThatIsGone(t *testing.T) {
 	err := c.watch(e, goneStore{}, r)
 	if got := exitOf(err); got != ExitBadInput {
 		t.Errorf("exit %d (%v), want %d", got, err, ExitBadInput)
+	}
+}
+
+// TestInterruptCause: the signal and its time come with the context's end, whether or not the
+// command's own record of the signals has caught up: the grace is measured from the signal.
+func TestInterruptCause(t *testing.T) {
+	at := time.Now().Add(-3 * time.Second)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(&Interrupt{Signal: syscall.SIGTERM, At: at})
+	in := &interrupts{} // has not seen the signal yet
+	sig, got := in.cause(ctx)
+	if sig != "SIGTERM" || !got.Equal(at) {
+		t.Errorf("cause: %s at %s, want SIGTERM at %s", sig, got, at)
+	}
+}
+
+// TestNotifyContext: a real SIGINT ends the context with its *Interrupt.
+func TestNotifyContext(t *testing.T) {
+	ctx, stop := NotifyContext(context.Background())
+	defer stop()
+	before := time.Now()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the context did not end at SIGINT")
+	}
+	var i *Interrupt
+	if !errors.As(context.Cause(ctx), &i) || i.Signal != os.Interrupt || i.At.Before(before) {
+		t.Errorf("cause %v, want SIGINT's *Interrupt", context.Cause(ctx))
 	}
 }
