@@ -164,9 +164,25 @@ func (c *deployCmd) interrupted(e *env, eng *release.Engine, p *prepared, id str
 		say("%s: release %s had already ended (%s): nothing to do.", sig, safe(id), safe(r.Describe()))
 		return finish(e, c.outputFlags, logWriter(e, c.outputFlags), r, nil)
 	}
+	toController := p.env.Controller != nil
+	var api controllerAPI
+	if toController {
+		var err error
+		if api, err = c.controllerInvoker(ctx, r.Region); err != nil {
+			say("Warning: no Lambda client to check and trigger the controller: %s", safe(err.Error()))
+			api = nil
+		} else if err := checkController(ctx, api, p.env.Controller.Function); errors.Is(err, errNoControllerFunction) {
+			// Handed to a controller that does not exist, the release would be driven by no one.
+			say("%s: %s, so release %s is not handed to it (`aviary controller install -e %s` installs it); on_cancel decides instead.",
+				sig, safe(err.Error()), safe(id), safe(r.Environment))
+			toController = false
+		} else if err != nil {
+			say("Warning: %s; handing the release to it anyway.", safe(err.Error()))
+		}
+	}
 	switch {
-	case p.env.Controller != nil:
-		return c.cancelToController(e, ctx, eng, p, r, sig, say)
+	case toController:
+		return c.cancelToController(e, ctx, eng, p, r, api, sig, say)
 	case p.env.OnCancel == manifest.OnCancelLeave:
 		say("%s: release %s is left at %s (on_cancel: leave); nothing drives it now. `aviary resume %s` continues it, `aviary rollback %s` ends it.",
 			sig, safe(id), safe(r.Describe()), safe(id), safe(id))
@@ -209,23 +225,34 @@ func (c *deployCmd) interrupted(e *env, eng *release.Engine, p *prepared, id str
 	return finish(e, c.outputFlags, log, final, nil)
 }
 
-// cancelToController hands an interrupted deploy's release to the environment's controller.
-func (c *deployCmd) cancelToController(e *env, ctx context.Context, eng *release.Engine, p *prepared, r *release.Release, sig string, say func(string, ...any)) error {
+// cancelToController hands an interrupted deploy's release to the environment's controller
+// (api nil: not triggered). The hand-off comes first, so that the grace cannot run out before the
+// release is someone's; then what publishing had not uploaded goes to S3 with the time left
+// (the controller has no local cache), and the controller is asked for a tick.
+func (c *deployCmd) cancelToController(e *env, ctx context.Context, eng *release.Engine, p *prepared, r *release.Release, api controllerAPI, sig string, say func(string, ...any)) error {
 	ctl := p.env.Controller
-	// The controller has no local cache: what publishing had not uploaded yet goes to S3 now.
-	if err := uploadAll(ctx, eng.Fleet, r.Artifacts, r.Functions, eng.Artifacts); err != nil {
-		say("Warning: %s; the controller will roll the release back if it cannot publish it.", safe(err.Error()))
-	}
-	inv, err := c.controllerInvoker(ctx, r.Region)
-	if err != nil {
-		say("Warning: no Lambda client to trigger the controller: %s", safe(err.Error()))
-		inv = nil
-	}
-	h, err := handOff(ctx, eng, inv, ctl, r.ID, "deploy cancelled: "+sig, tickCancel, e.stderr)
+	h, err := handOver(ctx, eng, r.ID, "deploy cancelled: "+sig)
 	if err != nil {
 		return fmt.Errorf("%s: could not hand release %s to the controller %s: %w; it is left at %s: `aviary resume %s` continues it, `aviary rollback %s` ends it",
 			sig, r.ID, ctl.Function, err, r.Describe(), r.ID, r.ID)
 	}
+	// A moment is kept for the trigger.
+	upCtx, cancel := ctx, context.CancelFunc(func() {})
+	if deadline, ok := ctx.Deadline(); ok {
+		upCtx, cancel = context.WithDeadline(ctx, deadline.Add(-min(time.Second, time.Until(deadline)/2)))
+	}
+	err = uploadAll(upCtx, eng.Fleet, h.Artifacts, h.Functions, eng.Artifacts)
+	cancel()
+	if err != nil {
+		say("WARNING: %s: the artifacts of release %s are not all in S3 (%s). The controller publishes from S3 alone: its publish will fail "+
+			"on the missing artifact and roll the release back. `aviary rollback %s` ends it now; deploy again to ship this code.",
+			sig, safe(h.ID), safe(err.Error()), safe(h.ID))
+	}
+	var inv invoker
+	if api != nil {
+		inv = api
+	}
+	trigger(ctx, inv, ctl, h, tickCancel, e.stderr)
 	say("%s: release %s (at %s) is handed to the controller %s, which drives it on from its next tick. Follow it with `aviary status %s --watch`; `aviary rollback %s` ends it.",
 		sig, safe(h.ID), safe(h.Describe()), safe(ctl.Function), safe(h.ID), safe(h.ID))
 	if c.json() {

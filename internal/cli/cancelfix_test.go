@@ -5,9 +5,15 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/store"
@@ -109,5 +115,56 @@ func TestNotifyContext(t *testing.T) {
 	var i *Interrupt
 	if !errors.As(context.Cause(ctx), &i) || i.Signal != os.Interrupt || i.At.Before(before) {
 		t.Errorf("cause %v, want SIGINT's *Interrupt", context.Cause(ctx))
+	}
+}
+
+// TestWatchSaysTheControllerMayNotRun: a controller's release that has not changed for three
+// ticks' time gets one warning naming `aviary controller status`; one that moves does not.
+func TestWatchSaysTheControllerMayNotRun(t *testing.T) {
+	var log bytes.Buffer
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	w := watcher{log: &log, now: func() time.Time { return now }}
+	r := sample()
+	r.Phase, r.Controller, r.UpdatedAt = release.Shifting, true, now.Add(-time.Hour)
+	for range 4 { // moves every minute
+		w.stale(r)
+		now = now.Add(time.Minute)
+		r.UpdatedAt = r.UpdatedAt.Add(time.Second)
+	}
+	if log.Len() != 0 {
+		t.Fatalf("a release that moves: %s", log.String())
+	}
+	for range 5 { // then stands still
+		w.stale(r)
+		now = now.Add(time.Minute)
+	}
+	if got := strings.Count(log.String(), "aviary controller status -e production"); got != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", got, log.String())
+	}
+}
+
+type fakeController struct {
+	fakeInvoker
+	getErr error
+}
+
+func (f *fakeController) GetFunction(context.Context, *lambda.GetFunctionInput, ...func(*lambda.Options)) (*lambda.GetFunctionOutput, error) {
+	return &lambda.GetFunctionOutput{}, f.getErr
+}
+
+// TestCheckController: a missing controller function is errNoControllerFunction; a denied read
+// is another error (the caller warns and goes on).
+func TestCheckController(t *testing.T) {
+	ctx := context.Background()
+	if err := checkController(ctx, &fakeController{}, "aviary-controller"); err != nil {
+		t.Errorf("an existing controller: %v", err)
+	}
+	missing := &fakeController{getErr: &lambdatypes.ResourceNotFoundException{Message: aws.String("Function not found")}}
+	if err := checkController(ctx, missing, "aviary-controller"); !errors.Is(err, errNoControllerFunction) {
+		t.Errorf("a missing controller: %v, want errNoControllerFunction", err)
+	}
+	denied := &fakeController{getErr: &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized"}}
+	if err := checkController(ctx, denied, "aviary-controller"); err == nil || errors.Is(err, errNoControllerFunction) {
+		t.Errorf("a denied read: %v, want an error other than errNoControllerFunction", err)
 	}
 }

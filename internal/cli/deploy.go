@@ -150,12 +150,17 @@ func (c *deployCmd) ran(e *env, log io.Writer, final *release.Release, err error
 // there), then the release, handed over, the lock freed and a tick triggered.
 func (c *deployCmd) detach(e *env, eng *release.Engine, p *prepared, r *release.Release, log io.Writer) error {
 	ctl := p.env.Controller
-	if err := uploadAll(e.ctx, eng.Fleet, r.Artifacts, r.Functions, eng.Artifacts); err != nil {
-		return fmt.Errorf("%w; nothing was recorded", err)
-	}
 	inv, err := c.controllerInvoker(e.ctx, p.region)
 	if err != nil {
 		return err
+	}
+	if err := checkController(e.ctx, inv, ctl.Function); errors.Is(err, errNoControllerFunction) {
+		return badInput("%v: nothing was recorded. Install the controller with `aviary controller install -e %s`, or deploy without --detach", err, p.env.Name)
+	} else if err != nil {
+		fmt.Fprintf(e.stderr, "Warning: %s; handing the release to it anyway.\n", safe(err.Error()))
+	}
+	if err := uploadAll(e.ctx, eng.Fleet, r.Artifacts, r.Functions, eng.Artifacts); err != nil {
+		return fmt.Errorf("%w; nothing was recorded", err)
 	}
 	if r, err = eng.Start(e.ctx, r); err != nil {
 		return lockedError(err)
