@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/store"
+	"github.com/aviary-deploy/aviary/store/sqlite"
 )
 
 // exitOf is the exit code Main gives err.
@@ -166,5 +168,41 @@ func TestCheckController(t *testing.T) {
 	denied := &fakeController{getErr: &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized"}}
 	if err := checkController(ctx, denied, "aviary-controller"); err == nil || errors.Is(err, errNoControllerFunction) {
 		t.Errorf("a denied read: %v, want an error other than errNoControllerFunction", err)
+	}
+}
+
+// savedThenCancelled saves a release, and then the signal comes: the client sees only the
+// context's error.
+type savedThenCancelled struct {
+	store.Store
+	cancel context.CancelFunc
+}
+
+func (s savedThenCancelled) CreateRelease(ctx context.Context, r *release.Release) error {
+	if err := s.Store.CreateRelease(context.WithoutCancel(ctx), r); err != nil {
+		return err
+	}
+	s.cancel()
+	return ctx.Err()
+}
+
+// TestStartSavedDespiteTheSignal: a release CreateRelease saved as the signal came is found and
+// returned, for the interrupted path (which rolls it back or hands it over), not left behind.
+func TestStartSavedDespiteTheSignal(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	eng := newEngine(savedThenCancelled{Store: db, cancel: cancel}, nil, nil, "me", nil)
+	r := &release.Release{Service: "shop", Environment: "production", Alias: "live", Steps: []release.Step{{Weight: 1}}}
+	got, err := start(ctx, eng, r)
+	if err != nil {
+		t.Fatalf("start: %v, want the saved release", err)
+	}
+	if got == nil || got.ID != r.ID || got.Phase != release.Planned {
+		t.Fatalf("start returned %+v, want release %s planned", got, r.ID)
 	}
 }

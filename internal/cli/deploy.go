@@ -116,7 +116,7 @@ func (c *deployCmd) Run(e *env) error {
 	if c.Detach {
 		return c.detach(e, eng, p, r, log)
 	}
-	if r, err = eng.Start(e.ctx, r); err != nil {
+	if r, err = start(e.ctx, eng, r); err != nil {
 		return lockedError(err)
 	}
 	fmt.Fprintf(log, "Release %s: %s to %s, %s\n", safe(r.ID), plural(len(fns), "function", "functions"), r.Environment, describeSteps(r.Steps))
@@ -125,6 +125,24 @@ func (c *deployCmd) Run(e *env) error {
 	final, err := eng.Run(e.ctx, r.ID)
 	v.close()
 	return c.ran(e, log, final, err, func() error { return c.interrupted(e, eng, p, r.ID, in) })
+}
+
+// start is eng.Start, which a signal may interrupt after CreateRelease saved the release but
+// before its answer came: the client then sees the context's error alone. So, on a context
+// error, the release is looked for (on a context that has not ended): recorded, it is returned
+// for the caller to go the interrupted way (its context has ended); not recorded, the lock
+// Start took is freed and nothing was changed.
+func start(ctx context.Context, eng *release.Engine, r *release.Release) (*release.Release, error) {
+	started, err := eng.Start(ctx, r)
+	if err == nil || ctx.Err() == nil || r.ID == "" {
+		return started, err
+	}
+	bg := context.WithoutCancel(ctx)
+	if saved, gerr := eng.Store.GetRelease(bg, r.ID); gerr == nil {
+		return saved, nil
+	}
+	_ = eng.Store.ReleaseLock(bg, release.LockKey(r.Service, r.Environment), eng.Owner)
+	return nil, fmt.Errorf("interrupted before release %s was recorded: nothing was changed (%w)", r.ID, err)
 }
 
 // ran reports what Run made of the release. One that ended is reported as it ended (promoted:
@@ -162,7 +180,7 @@ func (c *deployCmd) detach(e *env, eng *release.Engine, p *prepared, r *release.
 	if err := uploadAll(e.ctx, eng.Fleet, r.Artifacts, r.Functions, eng.Artifacts); err != nil {
 		return fmt.Errorf("%w; nothing was recorded", err)
 	}
-	if r, err = eng.Start(e.ctx, r); err != nil {
+	if r, err = start(e.ctx, eng, r); err != nil {
 		return lockedError(err)
 	}
 	fmt.Fprintf(log, "Release %s: %s to %s, %s\n", safe(r.ID), plural(len(r.Functions), "function", "functions"), r.Environment, describeSteps(r.Steps))
