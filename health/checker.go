@@ -112,10 +112,13 @@ func (c *Checker) parallelism() int {
 type watch struct {
 	mu  sync.Mutex
 	fns map[string]*fnWatch // by FunctionName
-	// at is when the state last changed (see state.go); lastBody and lastState are the state
-	// then, without its time and as returned.
-	at                  time.Time
+	// id names this watch (By in the states it makes); seq is the Seq of the record it built on
+	// (see state.go). lastBody and lastState are the state it last made or restored, without
+	// its Seq, By and time and as returned; lastSeq is its Seq, lastLost what fitting it lost.
+	id                  string
+	seq, lastSeq        int64
 	lastBody, lastState []byte
+	lastLost            string
 	// kept is the last record's state found older than this watch: not decoded again.
 	kept []byte
 
@@ -173,11 +176,20 @@ func (c *Checker) watch(r *release.Release) *watch {
 	}
 	w := c.releases[r.ID]
 	raw := r.Health.JudgeState
-	if w != nil && (len(raw) == 0 || bytes.Equal(raw, w.lastState) || bytes.Equal(raw, w.kept)) {
-		return w
+	if w != nil {
+		switch {
+		case len(raw) == 0 || bytes.Equal(raw, w.kept):
+			return w
+		case bytes.Equal(raw, w.lastState): // written: the next states build on it
+			w.seq = max(w.seq, w.lastSeq)
+			return w
+		}
 	}
 	s, ok := decodeState(raw)
-	if w != nil && (!ok || !s.At.After(w.at)) {
+	if w != nil && (!ok || s.By == w.id || s.Seq <= w.seq) {
+		if ok && s.By == w.id {
+			w.seq = max(w.seq, s.Seq) // an earlier state of this watch, written
+		}
 		w.kept = raw
 		return w
 	}
@@ -207,7 +219,10 @@ func (c *Checker) BeforeTraffic(ctx context.Context, r *release.Release) (releas
 	pre, err := c.beforeTraffic(ctx, r, w)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	pre.State = w.state(r, c.now())
+	var lost string
+	if pre.State, lost = w.state(r, c.now()); lost != "" {
+		pre.Verdict.Notes = append(pre.Verdict.Notes, lost)
+	}
 	return pre, err
 }
 
@@ -315,7 +330,12 @@ func (c *Checker) Judge(ctx context.Context, r *release.Release, over bool) (rel
 	smoked := w.smokeFor
 	now := c.now()
 	v, err := c.judge(ctx, r, w, over, now)
-	v.State, v.StateNow = w.state(r, now), !w.smokeFor.Equal(smoked)
+	var lost string
+	v.State, lost = w.state(r, now)
+	v.StateNow = !w.smokeFor.Equal(smoked)
+	if lost != "" {
+		v.Notes = append(v.Notes, lost)
+	}
 	return v, err
 }
 

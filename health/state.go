@@ -3,7 +3,9 @@ package health
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,6 +35,31 @@ import (
 // longer change are folded into their step's totals (see fold), so what is kept per function is
 // a few numbers per step and the counts of the last few periods, as columns per version (see
 // series); a state larger than gzipAbove is gzipped.
+//
+// Nor does it grow past maxStateBytes with the fleet (the store keeps the whole release in one
+// item: DynamoDB's are at most 400 KB). A state that would is made to fit by fit, which drops
+// the least useful detail first, and says in the verdict's notes what precision was lost:
+//
+//  1. the invocations open at the cursors, fewer per function (down to none): after a restart,
+//     an error line of one that was dropped is not counted by the logs (the metrics, whose count
+//     each period takes when they have one, still count it);
+//  2. the logs' recent counts and cursors: each function's cursor goes back to its fold point,
+//     and a restarted checker reads those minutes of logs again (counted alike: nothing is lost
+//     but the calls it takes);
+//  3. everything: a restarted checker starts afresh, as before state was persisted (it may run
+//     a step's smoke invocations again and count the logs from the first shift).
+//
+// Between 2 and 3, the smoke request IDs go (a restarted checker counts the smoke invocations
+// after the cursor as traffic), then the state of the functions that do not fit, last by name
+// (a restarted checker counts them afresh, from the first shift).
+//
+// # Which record is newer
+//
+// The hosts that judge a release do not share a clock, so states are ordered by a sequence
+// number: a state's Seq is one more than that of the record its watch built on (restored from,
+// or found written), and By names the watch that made it. A record made by another watch with a
+// higher Seq than the one this watch built on was written by a judge that built on it, or on a
+// later record: it is newer.
 
 // stateVersion is the encoding's version: a record of another is ignored (the checker starts
 // afresh, as it did before state was persisted).
@@ -42,10 +69,17 @@ const stateVersion = 1
 // record is JSON).
 const gzipAbove = 4 << 10
 
+// maxStateBytes bounds the state as the record keeps it, whatever the fleet's size (see fit):
+// DynamoDB items are at most 400 KB, and the release's record holds more than its judge's state.
+const maxStateBytes = 64 << 10
+
 type state struct {
 	V int `json:"v"`
-	// At is the checker's time at the judgement that made it: a watch in memory older than this
-	// record is replaced by it (another process judged the release since).
+	// Seq and By order the records (see "Which record is newer"): a watch in memory is replaced
+	// by a newer record (another process judged the release since).
+	Seq int64  `json:"seq,omitempty"`
+	By  string `json:"by,omitempty"`
+	// At is the checker's time at the judgement that made it, for people: clocks differ.
 	At           time.Time            `json:"at"`
 	SmokeFor     time.Time            `json:"smokeFor,omitzero"`
 	SmokeVerdict *release.Verdict     `json:"smokeVerdict,omitempty"`
@@ -133,17 +167,87 @@ func (s *series) each(grid int64, f func(period int64, c counts)) {
 }
 
 // state is the watch as the record keeps it, at the checker's time now: the record it came from
-// (or last returned) when nothing changed since, so that the engine has nothing to write. The
-// caller holds w.mu.
-func (w *watch) state(r *release.Release, now time.Time) json.RawMessage {
+// (or last returned) when nothing changed since, so that the engine has nothing to write. lost
+// says what precision fitting it in maxStateBytes cost ("": none). The caller holds w.mu.
+func (w *watch) state(r *release.Release, now time.Time) (raw json.RawMessage, lost string) {
 	s := w.snapshot(r)
 	body := marshalState(s)
 	if w.lastState != nil && bytes.Equal(body, w.lastBody) {
-		return w.lastState
+		return w.lastState, w.lastLost
 	}
-	w.at, s.At = now, now
-	w.lastBody, w.lastState = body, compress(marshalState(s))
-	return w.lastState
+	if w.id == "" {
+		w.id = newWatchID()
+	}
+	s.At, s.Seq, s.By = now, w.seq+1, w.id
+	w.lastBody, w.lastSeq = body, s.Seq
+	w.lastState, w.lastLost = fit(s)
+	return w.lastState, w.lastLost
+}
+
+// newWatchID names a watch among all the processes that may judge a release.
+func newWatchID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
+// fit encodes s within maxStateBytes, dropping detail in the order the comment at the top of
+// this file gives; lost says what was dropped ("": nothing). s is changed.
+func fit(s *state) (raw json.RawMessage, lost string) {
+	if raw = compress(marshalState(s)); len(raw) <= maxStateBytes {
+		return raw, ""
+	}
+	open := 0
+	for _, fs := range s.Fns {
+		open = max(open, len(fs.Failed), len(fs.Current))
+	}
+	// Each try encodes the whole state: start near what a fleet can keep (maxOpenFleet).
+	for per := min(open/2, maxOpenFleet/max(len(s.Fns), 1)); ; per /= 2 {
+		for _, fs := range s.Fns {
+			fs.Failed, fs.Current = cappedTo(fs.Failed, per), cappedTo(fs.Current, per)
+		}
+		if raw = compress(marshalState(s)); len(raw) <= maxStateBytes {
+			return raw, fmt.Sprintf("the judge's state was too large to keep whole (%d KB at most): it keeps %d open invocations per function; after a restart, "+
+				"the error lines of the others that do not name their request are counted by the metrics alone", maxStateBytes>>10, per)
+		}
+		if per == 0 {
+			break
+		}
+	}
+	for _, fs := range s.Fns {
+		fs.From, fs.Newest, fs.Grid, fs.Logs = fs.FoldedTo, fs.FoldedTo, 0, nil
+	}
+	if raw = compress(marshalState(s)); len(raw) <= maxStateBytes {
+		return raw, fmt.Sprintf("the judge's state was too large to keep whole (%d KB at most): it keeps no open invocations and no recent log counts; "+
+			"after a restart the logs since each function's last folded period are read again, and the error lines that do not name their request "+
+			"are counted by the metrics alone", maxStateBytes>>10)
+	}
+	for _, fs := range s.Fns {
+		fs.Smoke = nil
+	}
+	if raw = compress(marshalState(s)); len(raw) <= maxStateBytes {
+		return raw, fmt.Sprintf("the judge's state was too large to keep whole (%d KB at most): it keeps only each step's folded counts; "+
+			"after a restart the logs since each function's last folded period are read again, the step's smoke invocations among them counted as traffic, "+
+			"and the error lines that do not name their request are counted by the metrics alone", maxStateBytes>>10)
+	}
+	// The folded counts of as many functions as fit (by name); the others start afresh.
+	names := slices.Sorted(maps.Keys(s.Fns))
+	all := s.Fns
+	for keep := len(names) * maxStateBytes / len(raw); keep > 0; keep = keep * 9 / 10 {
+		s.Fns = map[string]*fnState{}
+		for _, n := range names[:keep] {
+			s.Fns[n] = all[n]
+		}
+		if raw = compress(marshalState(s)); len(raw) <= maxStateBytes {
+			return raw, fmt.Sprintf("the judge's state was too large to keep whole (%d KB at most): it keeps only the folded counts of %d of %d functions; "+
+				"after a restart the logs since their last folded period are read again, the step's smoke invocations among them counted as traffic, "+
+				"the error lines that do not name their request are counted by the metrics alone, and the other functions are counted afresh from the first shift",
+				maxStateBytes>>10, keep, len(names))
+		}
+	}
+	raw = marshalState(&state{V: stateVersion, Seq: s.Seq, By: s.By, At: s.At})
+	return raw, fmt.Sprintf("the judge's state was too large to keep even in part (%d KB at most): a restarted checker starts afresh "+
+		"(it runs the step's smoke invocations again and counts the logs from the first shift)", maxStateBytes>>10)
 }
 
 // snapshot is the watch's state, its time left zero. The caller holds w.mu.
@@ -230,8 +334,8 @@ func decodeState(raw json.RawMessage) (*state, bool) {
 
 // restore fills a new watch from a record's state (raw, as the record holds it).
 func (w *watch) restore(r *release.Release, s *state, raw json.RawMessage) {
-	defer func() { w.lastBody, w.lastState = marshalState(w.snapshot(r)), raw }()
-	w.at, w.smokeFor, w.smokeVerdict, w.firingBefore = s.At, s.SmokeFor, s.SmokeVerdict, s.FiringBefore
+	defer func() { w.lastBody, w.lastState, w.lastSeq = marshalState(w.snapshot(r)), raw, s.Seq }()
+	w.seq, w.smokeFor, w.smokeVerdict, w.firingBefore = s.Seq, s.SmokeFor, s.SmokeVerdict, s.FiringBefore
 	for name, fs := range s.Fns {
 		fw := w.fns[name]
 		if fw == nil {
@@ -261,14 +365,24 @@ func (w *watch) restore(r *release.Release, s *state, raw json.RawMessage) {
 // not name their request (aws-lambda-go's), which only its metrics then count.
 const maxOpen = 64
 
+// maxOpenFleet is about as many open invocations as a state of maxStateBytes can keep across the
+// fleet (request IDs and stream names do not compress): fit starts there.
+const maxOpenFleet = 512
+
 // capped is m, or maxOpen of its entries (those of the smallest keys) if it has more.
-func capped[V any](m map[string]V) map[string]V {
-	if len(m) <= maxOpen {
+func capped[V any](m map[string]V) map[string]V { return cappedTo(m, maxOpen) }
+
+// cappedTo is m, or n of its entries (those of the smallest keys) if it has more.
+func cappedTo[V any](m map[string]V, n int) map[string]V {
+	if len(m) <= n {
 		return m
 	}
+	if n == 0 {
+		return nil
+	}
 	keys := slices.Sorted(maps.Keys(m))
-	out := make(map[string]V, maxOpen)
-	for _, k := range keys[:maxOpen] {
+	out := make(map[string]V, n)
+	for _, k := range keys[:n] {
 		out[k] = m[k]
 	}
 	return out

@@ -155,7 +155,7 @@ func body(t *testing.T, raw json.RawMessage) string {
 	if !ok {
 		t.Fatalf("state %.200s does not decode", raw)
 	}
-	s.At = time.Time{}
+	s.At, s.Seq, s.By = time.Time{}, 0, "" // who wrote it, and when
 	return string(marshalState(s))
 }
 
@@ -309,7 +309,7 @@ func showJudged(js []judged) string {
 func TestStateSize(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	end := t0.Add(time.Hour)
-	size := func(functions, periods int) (unfolded, folded int) {
+	size := func(functions, periods, streams, failed int) (unfolded, folded int, lost string) {
 		r := &release.Release{ID: "r", Checks: &release.Checks{Logs: true, Metrics: true, MetricsPeriod: time.Minute}}
 		for s := range 5 {
 			at := t0.Add(time.Duration(s) * 12 * time.Minute)
@@ -329,27 +329,34 @@ func TestStateSize(t *testing.T) {
 				*bucket(fw.fromMetrics, "41", at), *bucket(fw.fromMetrics, "42", at) = base, canary
 			}
 			// The last step's smoke invocation (earlier ones are forgotten once the cursor
-			// passed them), an error line whose REPORT has not come, three streams mid-invocation.
+			// passed them), error lines whose REPORT has not come, streams mid-invocation.
 			uuid := func() string {
 				return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", rng.Uint32(), rng.IntN(1<<16), rng.IntN(1<<12), rng.IntN(1<<12), rng.Uint64()>>16)
 			}
 			fw.smokeIDs[uuid()] = t0.Add(48 * time.Minute).UnixMilli()
 			fw.logs = logCursor{from: end.Add(-overlap).UnixMilli(), newest: end.UnixMilli(), seen: map[string]bool{},
-				failed: map[string]int64{uuid(): end.UnixMilli()}, current: map[string]string{}}
-			for range 3 {
+				failed: map[string]int64{}, current: map[string]string{}}
+			for range failed {
+				fw.logs.failed[uuid()] = end.UnixMilli()
+			}
+			for range streams {
 				fw.logs.current[fmt.Sprintf("2026/11/23/[42]%016x%016x", rng.Uint64(), rng.Uint64())] = uuid()
 			}
 			r.Functions = append(r.Functions, release.Function{FunctionName: name, Previous: "41", New: "42", Timeout: 30})
 			w.fns[name] = fw
 		}
-		unfolded = len(w.state(r, end))
+		raw0, _ := w.state(r, end)
+		unfolded = len(raw0)
 		before := (&Checker{}).verdict(r, w, true, nil)
 		(&Checker{}).fold(r, w, end)
 		if after := (&Checker{}).verdict(r, w, true, nil); !reflect.DeepEqual(after, before) {
 			t.Fatalf("%d functions: folding changed the verdict:\n%+v\nwant\n%+v", functions, after, before)
 		}
-		raw := w.state(r, end)
-		// It reads back as it was.
+		raw, lost := w.state(r, end)
+		if len(raw) > maxStateBytes {
+			t.Errorf("%d functions, %d streams and %d failed IDs open each: %d bytes stored, want at most %d", functions, streams, failed, len(raw), maxStateBytes)
+		}
+		// It reads back as it was (when it was kept whole).
 		s, ok := decodeState(raw)
 		if !ok {
 			t.Fatalf("%d functions: the state does not decode", functions)
@@ -359,18 +366,24 @@ func TestStateSize(t *testing.T) {
 			back.fns[fn.FunctionName] = &fnWatch{fromLogs: map[string]map[int64]*counts{}, smokeIDs: map[string]int64{}}
 		}
 		back.restore(r, s, raw)
-		if got, want := string(marshalState(back.snapshot(r))), string(marshalState(w.snapshot(r))); got != want {
+		if got, want := string(marshalState(back.snapshot(r))), string(marshalState(w.snapshot(r))); lost == "" && got != want {
 			t.Fatalf("%d functions: restored, the state is not what was saved", functions)
 		}
-		t.Logf("%d functions × %d periods: %d bytes stored (%d unfolded; %d before gzip)", functions, periods, len(raw), unfolded, len(marshalState(w.snapshot(r))))
-		return unfolded, len(raw)
+		t.Logf("%d functions × %d periods, %d streams, %d failed open: %d bytes stored (%d unfolded; %d before gzip); lost: %q",
+			functions, periods, streams, failed, len(raw), unfolded, len(marshalState(w.snapshot(r))), lost)
+		return unfolded, len(raw), lost
 	}
-	// About 0.4 KB a function, most of it request IDs and stream names, which do not compress.
-	if _, got := size(100, 60); got > 48<<10 {
-		t.Errorf("100 functions × 60 periods: %d bytes, want at most 48 KB", got)
+	// About 0.4 KB a function, most of it request IDs and stream names, which do not compress:
+	// a small fleet's state is kept whole.
+	if _, got, lost := size(100, 60, 3, 1); got > 48<<10 || lost != "" {
+		t.Errorf("100 functions × 60 periods: %d bytes (lost %q), want at most 48 KB, kept whole", got, lost)
 	}
-	if _, got := size(1000, 60); got > 480<<10 {
-		t.Errorf("1000 functions × 60 periods: %d bytes, want at most 480 KB", got)
+	// The worst case: every function with maxOpen streams mid-invocation and maxOpen error
+	// lines waiting for their REPORT. It fits the budget, and says what it lost.
+	for _, n := range []int{100, 1000} {
+		if _, _, lost := size(n, 60, maxOpen, maxOpen); lost == "" {
+			t.Errorf("%d functions at their worst: the state says it lost nothing", n)
+		}
 	}
 }
 
@@ -419,5 +432,42 @@ func TestNewerRecordReplacesMemory(t *testing.T) {
 	}
 	if n := v.Functions["api"]; n["canaryInvocations"] != 1 {
 		t.Errorf("counted %v; want one invocation, smoke invocations not counted", n)
+	}
+}
+
+// Records are ordered by their sequence, not by the judges' clocks: a first checker whose clock
+// runs 30 s ahead still takes the record another process wrote after its own as newer.
+func TestNewerRecordDespiteClocks(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t0)
+	fns := []release.Function{{Name: "api", FunctionName: "api", Previous: "1", New: "2", Timeout: 1}}
+	r := &release.Release{ID: "r", Alias: "live", Steps: []release.Step{{Weight: 0.5}, {Weight: 1}}, Functions: fns,
+		Checks: &release.Checks{Logs: true, Alpha: 0.01, Detect: 5, MaxErrorRate: 0.9, MaxThrottleRate: 0.9, Smoke: []release.Smoke{{Payload: `{}`}}}}
+	step := func(i int, at time.Time) {
+		r.Step, r.StepStarted = i, at
+		r.Health.Steps = append(r.Health.Steps, release.StepRecord{Step: i, Weight: r.Steps[i].Weight, Shifted: at, Started: at})
+	}
+	judge := func(c *Checker, at time.Time) release.Verdict {
+		t.Helper()
+		w.clock.set(at)
+		v, err := c.Judge(ctx, r, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first, second := w.checker(), w.checker()
+	step(0, t0)
+	r.Health.JudgeState = judge(first, t0.Add(30*time.Second)).State
+	judge(first, t0.Add(31*time.Second)) // not written
+	// Another process, its clock 30 s behind the first's, judges step 2 and its state is written.
+	step(1, t0.Add(20*time.Second))
+	r.Health.JudgeState = judge(second, t0.Add(20*time.Second)).State
+	if got := len(w.lc.invoked()); got != 2 {
+		t.Fatalf("%d smoke invocations by step 2, want 2", got)
+	}
+	judge(first, t0.Add(52*time.Second))
+	if got := len(w.lc.invoked()); got != 2 {
+		t.Errorf("%d smoke invocations by step 2, want 2: the first checker, its clock ahead, kept its memory and ran step 2's again", got)
 	}
 }

@@ -29,7 +29,7 @@ type Input struct {
 	// environment's functions. Empty: only Functions.
 	ReadFunctions []string
 	// Controller is the environment's controller function (`controller:`), which `deploy
-	// --detach` and an interrupted deploy ask for a tick at once; empty: none.
+	// --detach` and an interrupted deploy check exists and ask for a tick at once; empty: none.
 	Controller string
 	// Configuration is what managed configuration needs, if any function has some.
 	Configuration *Configuration
@@ -110,7 +110,7 @@ func Build(in Input) Policy {
 			Resource: []string{table, table + "/index/*"}})
 	}
 	if in.Controller != "" {
-		p.Statement = append(p.Statement, Statement{Sid: "TriggerTheController", Effect: "Allow", Action: []string{"lambda:InvokeFunction"},
+		p.Statement = append(p.Statement, Statement{Sid: "TriggerTheController", Effect: "Allow", Action: []string{"lambda:GetFunction", "lambda:InvokeFunction"},
 			Resource: []string{fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", part, in.Region, in.Account, in.Controller)}})
 	}
 	return p

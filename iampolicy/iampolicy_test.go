@@ -122,7 +122,7 @@ func TestControllerTrigger(t *testing.T) {
 			got = &s
 		}
 	}
-	if got == nil || len(got.Action) != 1 || got.Action[0] != "lambda:InvokeFunction" ||
+	if got == nil || len(got.Action) != 2 || got.Action[0] != "lambda:GetFunction" || got.Action[1] != "lambda:InvokeFunction" ||
 		len(got.Resource) != 1 || got.Resource[0] != "arn:aws:lambda:eu-west-1:123456789012:function:aviary-controller" {
 		t.Fatalf("TriggerTheController = %+v", got)
 	}

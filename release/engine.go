@@ -143,7 +143,7 @@ func (e *Engine) Run(ctx context.Context, id string) (*Release, error) {
 		}
 		r = fresh
 		if r.Phase.Final() {
-			if err := e.Store.ReleaseLock(ctx, key, e.Owner); err != nil {
+			if err := e.Store.ReleaseLock(context.WithoutCancel(ctx), key, e.Owner); err != nil {
 				return r, fmt.Errorf("free the lock: %w", err)
 			}
 			return r, nil

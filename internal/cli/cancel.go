@@ -27,14 +27,44 @@ import (
 // The grace is GitHub Actions': when a run is cancelled the runner sends SIGINT to the step's
 // process, SIGTERM if it has not exited 7500 ms later, and kills the process tree 2500 ms after
 // that (https://docs.github.com/en/actions/reference/workflow-cancellation-reference). A signal
-// after the first is reported and ignored (main's signal.NotifyContext keeps them from killing
+// after the first is reported and ignored (main's NotifyContext keeps them from killing
 // the process): a rollback stopped half-way would leave the fleet split, and only SIGKILL, which
 // nothing can catch, can stop it. --cancel-grace's default, 9 s, fits the 10 s from SIGINT to the
 // kill with a second to spare for freeing the lock and saying what was done.
 
+// Interrupt is the cause of the context NotifyContext ends (context.Cause): the signal and when
+// it came, recorded together at its receipt, so that the grace is measured from the signal
+// itself, however late the command looks.
+type Interrupt struct {
+	Signal os.Signal
+	At     time.Time
+}
+
+func (i *Interrupt) Error() string { return signalName(i.Signal) + " received" }
+
+// NotifyContext is main's signal.NotifyContext: its context ends at the first SIGINT or SIGTERM,
+// with an *Interrupt as its cause. Until stop, later signals do not kill the process either.
+func NotifyContext(parent context.Context) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			cancel(&Interrupt{Signal: s, At: time.Now()})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		signal.Stop(ch)
+		cancel(nil)
+	}
+}
+
 // interrupts records the signals this process receives while a command runs. main turns the
-// first into the end of the command's context; this says which signal it was, when, and
-// reports any later one.
+// first into the end of the command's context (NotifyContext); this reports any later one.
 type interrupts struct {
 	ch   chan os.Signal
 	done chan struct{}
@@ -75,9 +105,14 @@ func (in *interrupts) stop() {
 	close(in.done)
 }
 
-// cause names what interrupted the command ("SIGINT", "SIGTERM"; "cancelled" when its context
-// ended without a signal) and when (now, if no signal came).
-func (in *interrupts) cause() (string, time.Time) {
+// cause names what interrupted the command, whose context is ctx ("SIGINT", "SIGTERM";
+// "cancelled" when its context ended without a signal) and when (now, if no signal came): as
+// ctx's cause says (NotifyContext), or else as this process's own record of the signals.
+func (in *interrupts) cause(ctx context.Context) (string, time.Time) {
+	var i *Interrupt
+	if errors.As(context.Cause(ctx), &i) {
+		return signalName(i.Signal), i.At
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	switch in.first {
@@ -112,7 +147,7 @@ func signalName(s os.Signal) string {
 // after its engine stopped driving it (see the comment at the top of this file). It says what
 // it did on stderr, whatever the output.
 func (c *deployCmd) interrupted(e *env, eng *release.Engine, p *prepared, id string, in *interrupts) error {
-	sig, at := in.cause()
+	sig, at := in.cause(e.ctx)
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(e.ctx), at.Add(c.CancelGrace))
 	defer cancel()
 	r, err := eng.Store.GetRelease(ctx, id)
@@ -129,9 +164,25 @@ func (c *deployCmd) interrupted(e *env, eng *release.Engine, p *prepared, id str
 		say("%s: release %s had already ended (%s): nothing to do.", sig, safe(id), safe(r.Describe()))
 		return finish(e, c.outputFlags, logWriter(e, c.outputFlags), r, nil)
 	}
+	toController := p.env.Controller != nil
+	var api controllerAPI
+	if toController {
+		var err error
+		if api, err = c.controllerInvoker(ctx, r.Region); err != nil {
+			say("Warning: no Lambda client to check and trigger the controller: %s", safe(err.Error()))
+			api = nil
+		} else if err := checkController(ctx, api, p.env.Controller.Function); errors.Is(err, errNoControllerFunction) {
+			// Handed to a controller that does not exist, the release would be driven by no one.
+			say("%s: %s, so release %s is not handed to it (`aviary controller install -e %s` installs it); on_cancel decides instead.",
+				sig, safe(err.Error()), safe(id), safe(r.Environment))
+			toController = false
+		} else if err != nil {
+			say("Warning: %s; handing the release to it anyway.", safe(err.Error()))
+		}
+	}
 	switch {
-	case p.env.Controller != nil:
-		return c.cancelToController(e, ctx, eng, p, r, sig, say)
+	case toController:
+		return c.cancelToController(e, ctx, eng, p, r, api, sig, say)
 	case p.env.OnCancel == manifest.OnCancelLeave:
 		say("%s: release %s is left at %s (on_cancel: leave); nothing drives it now. `aviary resume %s` continues it, `aviary rollback %s` ends it.",
 			sig, safe(id), safe(r.Describe()), safe(id), safe(id))
@@ -174,23 +225,34 @@ func (c *deployCmd) interrupted(e *env, eng *release.Engine, p *prepared, id str
 	return finish(e, c.outputFlags, log, final, nil)
 }
 
-// cancelToController hands an interrupted deploy's release to the environment's controller.
-func (c *deployCmd) cancelToController(e *env, ctx context.Context, eng *release.Engine, p *prepared, r *release.Release, sig string, say func(string, ...any)) error {
+// cancelToController hands an interrupted deploy's release to the environment's controller
+// (api nil: not triggered). The hand-off comes first, so that the grace cannot run out before the
+// release is someone's; then what publishing had not uploaded goes to S3 with the time left
+// (the controller has no local cache), and the controller is asked for a tick.
+func (c *deployCmd) cancelToController(e *env, ctx context.Context, eng *release.Engine, p *prepared, r *release.Release, api controllerAPI, sig string, say func(string, ...any)) error {
 	ctl := p.env.Controller
-	// The controller has no local cache: what publishing had not uploaded yet goes to S3 now.
-	if err := uploadAll(ctx, eng.Fleet, r.Artifacts, r.Functions, eng.Artifacts); err != nil {
-		say("Warning: %s; the controller will roll the release back if it cannot publish it.", safe(err.Error()))
-	}
-	inv, err := c.controllerInvoker(ctx, r.Region)
-	if err != nil {
-		say("Warning: no Lambda client to trigger the controller: %s", safe(err.Error()))
-		inv = nil
-	}
-	h, err := handOff(ctx, eng, inv, ctl, r.ID, "deploy cancelled: "+sig, tickCancel, e.stderr)
+	h, err := handOver(ctx, eng, r.ID, "deploy cancelled: "+sig)
 	if err != nil {
 		return fmt.Errorf("%s: could not hand release %s to the controller %s: %w; it is left at %s: `aviary resume %s` continues it, `aviary rollback %s` ends it",
 			sig, r.ID, ctl.Function, err, r.Describe(), r.ID, r.ID)
 	}
+	// A moment is kept for the trigger.
+	upCtx, cancel := ctx, context.CancelFunc(func() {})
+	if deadline, ok := ctx.Deadline(); ok {
+		upCtx, cancel = context.WithDeadline(ctx, deadline.Add(-min(time.Second, time.Until(deadline)/2)))
+	}
+	err = uploadAll(upCtx, eng.Fleet, h.Artifacts, h.Functions, eng.Artifacts)
+	cancel()
+	if err != nil {
+		say("WARNING: %s: the artifacts of release %s are not all in S3 (%s). The controller publishes from S3 alone: its publish will fail "+
+			"on the missing artifact and roll the release back. `aviary rollback %s` ends it now; deploy again to ship this code.",
+			sig, safe(h.ID), safe(err.Error()), safe(h.ID))
+	}
+	var inv invoker
+	if api != nil {
+		inv = api
+	}
+	trigger(ctx, inv, ctl, h, tickCancel, e.stderr)
 	say("%s: release %s (at %s) is handed to the controller %s, which drives it on from its next tick. Follow it with `aviary status %s --watch`; `aviary rollback %s` ends it.",
 		sig, safe(h.ID), safe(h.Describe()), safe(ctl.Function), safe(h.ID), safe(h.ID))
 	if c.json() {

@@ -119,7 +119,7 @@ func (c *deployCmd) Run(e *env) error {
 	if c.Detach {
 		return c.detach(e, eng, p, r, log)
 	}
-	if r, err = eng.Start(e.ctx, r); err != nil {
+	if r, err = start(e.ctx, eng, r); err != nil {
 		return lockedError(err)
 	}
 	fmt.Fprintf(log, "Release %s: %s to %s, %s\n", safe(r.ID), plural(len(fns), "function", "functions"), r.Environment, describeSteps(r.Steps))
@@ -127,10 +127,41 @@ func (c *deployCmd) Run(e *env) error {
 	eng.Observe = kit.announcer(v).observe
 	final, err := eng.Run(e.ctx, r.ID)
 	v.close()
-	// Interrupted: Run stopped driving and freed the lock (nil final: the signal came before it
-	// could read the release, holding the lock Start took).
-	if err != nil && e.ctx.Err() != nil && (final == nil || !final.Phase.Final()) {
-		return c.interrupted(e, eng, p, r.ID, in)
+	return c.ran(e, log, final, err, func() error { return c.interrupted(e, eng, p, r.ID, in) })
+}
+
+// start is eng.Start, which a signal may interrupt after CreateRelease saved the release but
+// before its answer came: the client then sees the context's error alone. So, on a context
+// error, the release is looked for (on a context that has not ended): recorded, it is returned
+// for the caller to go the interrupted way (its context has ended); not recorded, the lock
+// Start took is freed and nothing was changed.
+func start(ctx context.Context, eng *release.Engine, r *release.Release) (*release.Release, error) {
+	started, err := eng.Start(ctx, r)
+	if err == nil || ctx.Err() == nil || r.ID == "" {
+		return started, err
+	}
+	bg := context.WithoutCancel(ctx)
+	if saved, gerr := eng.Store.GetRelease(bg, r.ID); gerr == nil {
+		return saved, nil
+	}
+	_ = eng.Store.ReleaseLock(bg, release.LockKey(r.Service, r.Environment), eng.Owner)
+	return nil, fmt.Errorf("interrupted before release %s was recorded: nothing was changed (%w)", r.ID, err)
+}
+
+// ran reports what Run made of the release. One that ended is reported as it ended (promoted:
+// 0, rolled back: 3), whatever error came with it: a signal just after the end, or a lock that
+// could not be freed (its lease runs out), changes nothing of the outcome. Interrupted before
+// the end, Run stopped driving and freed the lock (nil final: the signal came before it could
+// read the release, holding the lock Start took): interrupted does what the environment says.
+func (c *deployCmd) ran(e *env, log io.Writer, final *release.Release, err error, interrupted func() error) error {
+	if final != nil && final.Phase.Final() {
+		if err != nil && e.ctx.Err() == nil {
+			fmt.Fprintf(e.stderr, "Warning: release %s %s, but: %s\n", safe(final.ID), ended(final), safe(err.Error()))
+		}
+		return finish(e, c.outputFlags, log, final, nil)
+	}
+	if err != nil && e.ctx.Err() != nil {
+		return interrupted()
 	}
 	return finish(e, c.outputFlags, log, final, err)
 }
@@ -140,14 +171,19 @@ func (c *deployCmd) Run(e *env) error {
 // there), then the release, handed over, the lock freed and a tick triggered.
 func (c *deployCmd) detach(e *env, eng *release.Engine, p *prepared, r *release.Release, log io.Writer) error {
 	ctl := p.env.Controller
-	if err := uploadAll(e.ctx, eng.Fleet, r.Artifacts, r.Functions, eng.Artifacts); err != nil {
-		return fmt.Errorf("%w; nothing was recorded", err)
-	}
 	inv, err := c.controllerInvoker(e.ctx, p.region)
 	if err != nil {
 		return err
 	}
-	if r, err = eng.Start(e.ctx, r); err != nil {
+	if err := checkController(e.ctx, inv, ctl.Function); errors.Is(err, errNoControllerFunction) {
+		return badInput("%v: nothing was recorded. Install the controller with `aviary controller install -e %s`, or deploy without --detach", err, p.env.Name)
+	} else if err != nil {
+		fmt.Fprintf(e.stderr, "Warning: %s; handing the release to it anyway.\n", safe(err.Error()))
+	}
+	if err := uploadAll(e.ctx, eng.Fleet, r.Artifacts, r.Functions, eng.Artifacts); err != nil {
+		return fmt.Errorf("%w; nothing was recorded", err)
+	}
+	if r, err = start(e.ctx, eng, r); err != nil {
 		return lockedError(err)
 	}
 	fmt.Fprintf(log, "Release %s: %s to %s, %s\n", safe(r.ID), plural(len(r.Functions), "function", "functions"), r.Environment, describeSteps(r.Steps))

@@ -31,7 +31,7 @@ func (c *statusCmd) watch(e *env, st store.Store, r *release.Release) error {
 		deadline = t.C
 	}
 	fmt.Fprintf(log, "Following release %s (%s → %s, %s).\n", safe(r.ID), safe(r.Service), safe(r.Environment), describeSteps(r.Steps))
-	w := watcher{log: log, max: c.Events, seen: -1, rev: -1}
+	w := watcher{log: log, max: c.Events, seen: -1, rev: -1, now: time.Now}
 	var evs []release.Event
 	stopped := ""
 	for {
@@ -47,6 +47,7 @@ func (c *statusCmd) watch(e *env, st store.Store, r *release.Release) error {
 		if err := w.hint(e, st, r); err != nil {
 			return err
 		}
+		w.stale(r)
 		w.bake(r)
 		select {
 		case <-e.ctx.Done():
@@ -62,6 +63,10 @@ func (c *statusCmd) watch(e *env, st store.Store, r *release.Release) error {
 		if err != nil {
 			if e.ctx.Err() != nil {
 				continue // reported as interrupted above
+			}
+			if errors.Is(err, store.ErrNotFound) {
+				// Exit 2, not 1: 1 says the release failed.
+				return usageError{fmt.Errorf("release %s is no longer in the store (deleted while it was followed)", r.ID)}
 			}
 			return fmt.Errorf("read release %s: %w", r.ID, err)
 		}
@@ -107,6 +112,34 @@ type watcher struct {
 	hinted   bool
 	lastLock time.Time
 	lastBake time.Time
+	// now is the watcher's clock; updated is the release's UpdatedAt last seen, moved when (by
+	// now) it was first seen; staleWarned: the warning that the controller may not run is given.
+	now         func() time.Time
+	updated     time.Time
+	moved       time.Time
+	staleWarned bool
+}
+
+// controllerStale is how long a controller-driven release may go unchanged before --watch says
+// the controller may not be running: three ticks of its schedule (a minute each). A release
+// baking writes at least its judge's state every tick or so; one waiting at a gate may be quiet
+// longer, hence a warning, once, not an end.
+const controllerStale = 3 * time.Minute
+
+// stale says, once, when a release the controller owns has not changed for controllerStale, as
+// this process's clock measures it (the record's times are other hosts').
+func (w *watcher) stale(r *release.Release) {
+	now := w.now()
+	if !r.UpdatedAt.Equal(w.updated) || w.moved.IsZero() {
+		w.updated, w.moved = r.UpdatedAt, now
+		return
+	}
+	if w.staleWarned || !r.Controller || r.Phase.Final() || now.Sub(w.moved) < controllerStale {
+		return
+	}
+	w.staleWarned = true
+	fmt.Fprintf(w.log, "  Warning: release %s is the controller's and has not changed for %s: the controller may not be running (`aviary controller status -e %s` shows its ticks); still watching.\n",
+		safe(r.ID), now.Sub(w.moved).Round(time.Second), safe(r.Environment))
 }
 
 // show prints the audit entries appended since the last call and the release's state if it
