@@ -54,13 +54,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -72,10 +69,10 @@ import (
 	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/controller"
 	"github.com/aviary-deploy/aviary/health"
+	"github.com/aviary-deploy/aviary/internal/lambdaboot"
 	"github.com/aviary-deploy/aviary/lambdafleet"
 	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/store"
-	"github.com/aviary-deploy/aviary/store/storeurl"
 )
 
 // appID marks the controller's AWS requests in their User-Agent (and so in CloudTrail).
@@ -190,39 +187,8 @@ func (bucketOnly) Read(key string) ([]byte, error) {
 
 // openStore opens the store AVIARY_STORE names, as the CLI does.
 func openStore(ctx context.Context, url string) (store.Store, error) {
-	if url == "" {
-		return nil, errors.New("AVIARY_STORE is not set: set it to where releases are kept, dynamodb://TABLE")
-	}
-	st, err := storeurl.Open(ctx, url, appID)
-	switch {
-	case storeurl.IsBadURL(err):
-		return nil, fmt.Errorf("AVIARY_STORE=%w", err)
-	case err != nil:
-		return nil, fmt.Errorf("AVIARY_STORE: %w", err)
-	}
-	return st, nil
+	return lambdaboot.OpenStore(ctx, url, appID, "dynamodb://TABLE")
 }
 
-// initFailed reports err as the function's initialisation error through the Runtime API, as
-// Lambda's own runtimes do, so that it is the error every invocation returns; then it exits.
-// Outside Lambda it only prints it.
-func initFailed(err error) {
-	msg := "aviary-controller: " + err.Error()
-	fmt.Fprintln(os.Stderr, msg)
-	if api := os.Getenv("AWS_LAMBDA_RUNTIME_API"); api != "" {
-		const typ = "ConfigError"
-		body, _ := json.Marshal(map[string]string{"errorMessage": msg, "errorType": typ})
-		req, rerr := http.NewRequest(http.MethodPost, "http://"+api+"/2018-06-01/runtime/init/error", bytes.NewReader(body))
-		if rerr == nil {
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Lambda-Runtime-Function-Error-Type", typ)
-			c := &http.Client{Timeout: 5 * time.Second}
-			if resp, perr := c.Do(req); perr != nil {
-				fmt.Fprintln(os.Stderr, "aviary-controller: report the init error:", perr)
-			} else {
-				resp.Body.Close()
-			}
-		}
-	}
-	os.Exit(1)
-}
+// initFailed reports err as the function's initialisation error and exits (see lambdaboot).
+func initFailed(err error) { lambdaboot.InitFailed("aviary-controller", err) }

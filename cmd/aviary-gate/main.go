@@ -73,9 +73,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,9 +83,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aviary-deploy/aviary/internal/lambdaboot"
 	"github.com/aviary-deploy/aviary/links"
 	"github.com/aviary-deploy/aviary/store"
-	"github.com/aviary-deploy/aviary/store/storeurl"
 	"github.com/aviary-deploy/aviary/web"
 	"github.com/aviary-deploy/aviary/web/lambdaurl"
 )
@@ -156,39 +154,8 @@ func newHandler(ctx context.Context) (http.Handler, error) {
 
 // openStore opens the store AVIARY_STORE names, as the CLI does.
 func openStore(ctx context.Context, url string) (store.Store, error) {
-	if url == "" {
-		return nil, errors.New("AVIARY_STORE is not set: set it to where releases are kept, dynamodb://TABLE (or sqlite://PATH)")
-	}
-	st, err := storeurl.Open(ctx, url, appID)
-	switch {
-	case storeurl.IsBadURL(err):
-		return nil, fmt.Errorf("AVIARY_STORE=%w", err)
-	case err != nil:
-		return nil, fmt.Errorf("AVIARY_STORE: %w", err)
-	}
-	return st, nil
+	return lambdaboot.OpenStore(ctx, url, appID, "dynamodb://TABLE (or sqlite://PATH)")
 }
 
-// initFailed reports err as the function's initialisation error through the Runtime API, as
-// Lambda's own runtimes do, so that it is the error every invocation returns; then it exits.
-// Outside Lambda it only prints it.
-func initFailed(err error) {
-	msg := "aviary-gate: " + err.Error()
-	fmt.Fprintln(os.Stderr, msg)
-	if api := os.Getenv("AWS_LAMBDA_RUNTIME_API"); api != "" {
-		const typ = "ConfigError"
-		body, _ := json.Marshal(map[string]string{"errorMessage": msg, "errorType": typ})
-		req, rerr := http.NewRequest(http.MethodPost, "http://"+api+"/2018-06-01/runtime/init/error", bytes.NewReader(body))
-		if rerr == nil {
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Lambda-Runtime-Function-Error-Type", typ)
-			c := &http.Client{Timeout: 5 * time.Second}
-			if resp, perr := c.Do(req); perr != nil {
-				fmt.Fprintln(os.Stderr, "aviary-gate: report the init error:", perr)
-			} else {
-				resp.Body.Close()
-			}
-		}
-	}
-	os.Exit(1)
-}
+// initFailed reports err as the function's initialisation error and exits (see lambdaboot).
+func initFailed(err error) { lambdaboot.InitFailed("aviary-gate", err) }
