@@ -194,7 +194,7 @@ func TestCancelSecondSignalDoesNotStopTheRollback(t *testing.T) {
 }
 
 // TestCancelMidway: SIGINT while the new versions are being published (nothing moved yet) and
-// while the aliases are being moved to a step's weight (some moved, some not): either way the
+// while the aliases are being moved to a step's weight (their updates in flight): either way the
 // rollback puts every alias wholly back on its previous version.
 func TestCancelMidway(t *testing.T) {
 	for _, tc := range []struct {
@@ -202,15 +202,10 @@ func TestCancelMidway(t *testing.T) {
 		at         func(*release.Release) bool
 	}{
 		{"publishing", "UpdateFunctionCode", func(r *release.Release) bool { return r.Phase == release.Publishing }},
-		{"mid-shift", "UpdateAlias", func(r *release.Release) bool {
-			moved := 0
-			for _, fn := range r.Functions {
-				if fn.Weight > 0 {
-					moved++
-				}
-			}
-			return r.Phase == release.Shifting && !r.Baking() && moved > 0
-		}},
+		// While the step's alias updates are in flight: Lambda may have applied some that the
+		// record does not show yet. (Waiting for a record with some moved and some not caught a
+		// window of a few store writes, which a busy machine's polling missed.)
+		{"mid-shift", "UpdateAlias", func(r *release.Release) bool { return r.Phase == release.Shifting && !r.Baking() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := canaryFleet(t, 3, "")

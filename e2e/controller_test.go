@@ -175,15 +175,16 @@ func detach(t testing.TB, f *fleet, st store.Store, stamp string) *release.Relea
 	return h
 }
 
-// killController kills the controller's execution environments (their processes), as a crash
-// of Lambda's host would.
-func killController(t testing.TB, name string) int {
+// killController kills the controller's execution environments (their processes) in the sandbox
+// at endpoint, as a crash of Lambda's host would. Both marks are needed: another test (or another
+// `go test` on this machine) may run a function of the same name in its own sandbox.
+func killController(t testing.TB, name, endpoint string) int {
 	t.Helper()
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	n := 0
 	for _, d := range dirs {
 		env, err := os.ReadFile(filepath.Join(d, "environ"))
-		if err != nil || !bytes.Contains(env, []byte("\x00AWS_LAMBDA_FUNCTION_NAME="+name+"\x00")) && !bytes.HasPrefix(env, []byte("AWS_LAMBDA_FUNCTION_NAME="+name+"\x00")) {
+		if err != nil || !hasVar(env, "AWS_LAMBDA_FUNCTION_NAME", name) || !hasVar(env, "AWS_ENDPOINT_URL", endpoint) {
 			continue
 		}
 		pid, err := strconv.Atoi(filepath.Base(d))
@@ -192,6 +193,12 @@ func killController(t testing.TB, name string) int {
 		}
 	}
 	return n
+}
+
+// hasVar reports whether a process environment (/proc/PID/environ) sets name to value.
+func hasVar(environ []byte, name, value string) bool {
+	v := []byte(name + "=" + value + "\x00")
+	return bytes.HasPrefix(environ, v) || bytes.Contains(environ, append([]byte{0}, v...))
 }
 
 func approve(t testing.TB, st store.Store, id string) {
@@ -292,7 +299,7 @@ func TestControllerDrivesDetachedReleases(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := killController(t, c.name); n == 0 {
+	if n := killController(t, c.name, c.f.srv.URL); n == 0 {
 		t.Fatal("no controller process to kill")
 	}
 	if res := <-killed; !strings.Contains(res, "Runtime.ExitError") && !strings.Contains(res, "Unhandled") {
