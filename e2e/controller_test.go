@@ -189,6 +189,14 @@ func killController(t testing.TB, name, endpoint string) int {
 		}
 		pid, err := strconv.Atoi(filepath.Base(d))
 		if err == nil && syscall.Kill(pid, syscall.SIGKILL) == nil {
+			// kill returns before the kernel has ended the process: a crashed host is one that
+			// is down before the next tick, so wait for it (a zombie, or reaped).
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				b, err := os.ReadFile(filepath.Join(d, "stat"))
+				if i := bytes.LastIndexByte(b, ')'); err != nil || i > 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X') {
+					break
+				}
+			}
 			n++
 		}
 	}

@@ -8,8 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -611,6 +615,65 @@ func TestTimeoutAndCrash(t *testing.T) {
 			t.Fatalf("right after a panic %d: %v %s", i, err, ok.Payload)
 		}
 	}
+}
+
+// A warm environment killed while idle (its host crashed) never takes the next event: that
+// event runs on a fresh environment, as on Lambda, rather than failing with the dead one's exit.
+func TestIdleEnvironmentKilled(t *testing.T) {
+	t.Parallel()
+	e := start(t, fast)
+	c := ctx(t)
+	e.createFunction(t, "victim", zips.good)
+	for i := range 5 {
+		if out, err := e.lambda.Invoke(c, &lambda.InvokeInput{FunctionName: aws.String("victim")}); err != nil || out.FunctionError != nil {
+			t.Fatalf("warm-up %d: %v %v", i, err, out)
+		}
+		if n := killFunctionProcesses(t, "victim", e.srv.URL); n == 0 {
+			t.Fatalf("round %d: no process of victim to kill", i)
+		}
+		out, err := e.lambda.Invoke(c, &lambda.InvokeInput{FunctionName: aws.String("victim")})
+		if err != nil || out.FunctionError != nil {
+			t.Fatalf("round %d, right after the idle environment was killed: %v %s", i, err, out.Payload)
+		}
+	}
+}
+
+// killFunctionProcesses SIGKILLs the processes of function name in the sandbox at endpoint.
+func killFunctionProcesses(t *testing.T, name, endpoint string) int {
+	t.Helper()
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	n := 0
+	for _, d := range dirs {
+		env, err := os.ReadFile(filepath.Join(d, "environ"))
+		if err != nil {
+			continue
+		}
+		has := func(k, v string) bool {
+			kv := []byte(k + "=" + v + "\x00")
+			return bytes.HasPrefix(env, kv) || bytes.Contains(env, append([]byte{0}, kv...))
+		}
+		if !has("AWS_LAMBDA_FUNCTION_NAME", name) || !has("AWS_ENDPOINT_URL", endpoint) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(d)); err == nil && syscall.Kill(pid, syscall.SIGKILL) == nil {
+			waitGone(t, pid)
+			n++
+		}
+	}
+	return n
+}
+
+// waitGone waits until process pid has died (a zombie, or reaped): kill returns before the
+// kernel has ended it, and a crash is what happened before the next event, not during it.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if i := bytes.LastIndexByte(b, ')'); err != nil || i > 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X') {
+			return
+		}
+	}
+	t.Fatalf("process %d still runs 10 s after SIGKILL", pid)
 }
 
 func TestReservedConcurrencyThrottles(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -238,7 +239,7 @@ func (p *pool) acquire(ctx context.Context, wait bool) (*execEnv, error) {
 		if n := len(p.idle); n > 0 {
 			env := p.idle[n-1]
 			p.idle = p.idle[:n-1]
-			if !env.alive() {
+			if env.exited() {
 				// It exited while idle: it is not reused.
 				delete(p.all, env)
 				p.live--
@@ -518,6 +519,35 @@ func (env *execEnv) alive() bool {
 	}
 }
 
+// exited reports whether the environment's process is gone: its exit was seen, or the kernel
+// already shows it a zombie or no longer has it. The second covers a process killed while idle
+// (a crashed host) whose exit the Wait goroutine has not reaped yet — on a busy machine that takes
+// a while, and such an environment must not take the next event.
+func (env *execEnv) exited() bool {
+	if !env.alive() {
+		return true
+	}
+	env.pmu.Lock()
+	proc := env.cmd.Process
+	env.pmu.Unlock()
+	if proc == nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", proc.Pid))
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist) && hasProcfs()
+	}
+	// The state is the field after the command, which is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')
+}
+
+// hasProcfs says whether /proc shows processes (Linux): elsewhere exited trusts Wait alone.
+var hasProcfs = sync.OnceValue(func() bool {
+	_, err := os.Stat("/proc/self/stat")
+	return err == nil
+})
+
 func (env *execEnv) kill() {
 	env.pmu.Lock()
 	if env.cmd.Process != nil {
@@ -759,6 +789,12 @@ func (env *execEnv) run(ctx context.Context, inv *invocation) (rep runReport) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 
+	if !first && env.exited() {
+		// Killed while it waited for this event: it never had it, and a fresh one runs it.
+		<-env.dead
+		rep.undelivered = true
+		return finish(env.exitResult(inv), 0, false)
+	}
 	select {
 	case env.next <- inv:
 	case <-env.dead:
