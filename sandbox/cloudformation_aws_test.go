@@ -152,3 +152,79 @@ func TestCloudFormationUnsupportedPropertyFails(t *testing.T) {
 		})
 	}
 }
+
+// An OIDC provider alone needs no capability (CreateStack's documentation lists the IAM types
+// that do, and it is not one); its client ids, thumbprints and tags change in place, and a role's
+// removed tags are removed.
+func TestCloudFormationOIDCProviderInPlaceAndRoleTags(t *testing.T) {
+	e := startCFN(t)
+	c := iam.NewFromConfig(e.cfg)
+	tmpl := func(clients, thumbprint, tags string) string {
+		return `
+Resources:
+  OIDC:
+    Type: AWS::IAM::OIDCProvider
+    Properties:
+      Url: https://token.actions.githubusercontent.com
+      ClientIdList: [` + clients + `]
+      ThumbprintList: [` + thumbprint + `]
+      Tags: [` + tags + `]
+`
+	}
+	const th1, th2 = "6938fd4d98bab03faadb97b34396831e3780aea1", "1c58a3a8518e8759bf075b76b750d4f2df264fcd"
+	if _, err := e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("oidc"),
+		TemplateBody: aws.String(tmpl("sts.amazonaws.com", th1, "{Key: team, Value: ci}, {Key: env, Value: prod}"))}); err != nil {
+		t.Fatalf("CreateStack of an OIDC provider without capabilities: %v", err)
+	}
+	e.waitCreate(t, "oidc")
+	arn := aws.ToString(e.resources(t, "oidc")["OIDC"].PhysicalResourceId)
+	if _, err := e.cfn.UpdateStack(ctx(t), &cloudformation.UpdateStackInput{StackName: aws.String("oidc"),
+		TemplateBody: aws.String(tmpl("aud-2", th2, "{Key: team, Value: ops}"))}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitUpdate(t, "oidc")
+	if got := aws.ToString(e.resources(t, "oidc")["OIDC"].PhysicalResourceId); got != arn {
+		t.Errorf("the provider was replaced: %s, then %s", arn, got)
+	}
+	p, err := c.GetOpenIDConnectProvider(ctx(t), &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(arn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	for _, tg := range p.Tags {
+		tags = append(tags, aws.ToString(tg.Key)+"="+aws.ToString(tg.Value))
+	}
+	if strings.Join(p.ClientIDList, ",") != "aud-2" || strings.Join(p.ThumbprintList, ",") != th2 || strings.Join(tags, ",") != "team=ops" {
+		t.Errorf("provider after the update: clients %v, thumbprints %v, tags %v; want [aud-2], [%s], [team=ops]", p.ClientIDList, p.ThumbprintList, tags, th2)
+	}
+
+	role := func(tags string) string {
+		return `
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: {Version: "2012-10-17", Statement: [{Effect: Allow, Action: "sts:AssumeRole", Principal: {Service: lambda.amazonaws.com}}]}
+      Tags: [` + tags + `]
+`
+	}
+	_, err = e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("role"), TemplateBody: aws.String(role("{Key: a, Value: '1'}"))})
+	wantAPIError[*cfntypes.InsufficientCapabilitiesException](t, err, 400)
+	caps := []cfntypes.Capability{cfntypes.CapabilityCapabilityIam}
+	if _, err := e.cfn.CreateStack(ctx(t), &cloudformation.CreateStackInput{StackName: aws.String("role"), TemplateBody: aws.String(role("{Key: a, Value: '1'}, {Key: b, Value: '2'}")), Capabilities: caps}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCreate(t, "role")
+	if _, err := e.cfn.UpdateStack(ctx(t), &cloudformation.UpdateStackInput{StackName: aws.String("role"), TemplateBody: aws.String(role("{Key: b, Value: '3'}")), Capabilities: caps}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitUpdate(t, "role")
+	name := aws.ToString(e.resources(t, "role")["Role"].PhysicalResourceId)
+	rt, err := c.ListRoleTags(ctx(t), &iam.ListRoleTagsInput{RoleName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rt.Tags) != 1 || aws.ToString(rt.Tags[0].Key) != "b" || aws.ToString(rt.Tags[0].Value) != "3" {
+		t.Errorf("role tags after the update = %+v, want b=3 only", rt.Tags)
+	}
+}

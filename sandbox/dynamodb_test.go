@@ -10,6 +10,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/aviary-deploy/aviary/internal/dynalite"
+	"github.com/aviary-deploy/aviary/sandbox"
 )
 
 // With an upstream, the sandbox's endpoint serves DynamoDB: the SDK's requests reach dynalite
@@ -59,4 +60,18 @@ func TestDynamoDBWithoutUpstream(t *testing.T) {
 	if ae := wantAPIError[smithy.APIError](t, err, 400); ae.ErrorCode() != "UnknownOperationException" || !strings.Contains(ae.ErrorMessage(), "--dynamodb") {
 		t.Fatalf("ListTables without an upstream: %v, want UnknownOperationException saying to pass --dynamodb", err)
 	}
+}
+
+// An injected throttle is DynamoDB's own: ProvisionedThroughputExceededException (400) for reads
+// and writes of items, ThrottlingException for the control plane.
+func TestDynamoDBInjectedThrottle(t *testing.T) {
+	e := start(t, fast)
+	if err := e.srv.SetFaults(sandbox.Faults{Rate: 1, Kinds: []string{"throttle"}, Services: []string{"dynamodb"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := dynamodb.NewFromConfig(e.cfg, func(o *dynamodb.Options) { o.Retryer = aws.NopRetryer{} })
+	_, err := c.GetItem(ctx(t), &dynamodb.GetItemInput{TableName: aws.String("t"), Key: map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "a"}}})
+	wantAPIError[*ddbtypes.ProvisionedThroughputExceededException](t, err, 400)
+	_, err = c.ListTables(ctx(t), &dynamodb.ListTablesInput{})
+	wantAPIError[*ddbtypes.ThrottlingException](t, err, 400)
 }

@@ -372,3 +372,49 @@ func TestSchedulerKeepsSchedulesAcrossRestarts(t *testing.T) {
 		t.Fatalf("after a restart, GetSchedule = %+v, %v", got, err)
 	}
 }
+
+// Schedule groups carry tags, from CreateScheduleGroup on; schedules do not (the model's ARN
+// pattern admits groups only).
+func TestSchedulerGroupTags(t *testing.T) {
+	e := start(t, fast)
+	sch := scheduler.NewFromConfig(e.cfg)
+	out, err := sch.CreateScheduleGroup(ctx(t), &scheduler.CreateScheduleGroupInput{Name: aws.String("ops"),
+		Tags: []schedtypes.Tag{{Key: aws.String("team"), Value: aws.String("shop")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := out.ScheduleGroupArn
+	tagsOf := func() string {
+		t.Helper()
+		got, err := sch.ListTagsForResource(ctx(t), &scheduler.ListTagsForResourceInput{ResourceArn: arn})
+		if err != nil {
+			t.Fatalf("ListTagsForResource: %v", err)
+		}
+		var kv []string
+		for _, tg := range got.Tags {
+			kv = append(kv, aws.ToString(tg.Key)+"="+aws.ToString(tg.Value))
+		}
+		return strings.Join(kv, ",")
+	}
+	if got, want := tagsOf(), "team=shop"; got != want {
+		t.Errorf("tags after CreateScheduleGroup = %s, want %s", got, want)
+	}
+	if _, err := sch.TagResource(ctx(t), &scheduler.TagResourceInput{ResourceArn: arn,
+		Tags: []schedtypes.Tag{{Key: aws.String("team"), Value: aws.String("ops")}, {Key: aws.String("env"), Value: aws.String("prod")}}}); err != nil {
+		t.Fatalf("TagResource: %v", err)
+	}
+	if got, want := tagsOf(), "team=ops,env=prod"; got != want {
+		t.Errorf("tags after TagResource = %s, want %s", got, want)
+	}
+	if _, err := sch.UntagResource(ctx(t), &scheduler.UntagResourceInput{ResourceArn: arn, TagKeys: []string{"team"}}); err != nil {
+		t.Fatalf("UntagResource: %v", err)
+	}
+	if got, want := tagsOf(), "env=prod"; got != want {
+		t.Errorf("tags after UntagResource = %s, want %s", got, want)
+	}
+	_, err = sch.ListTagsForResource(ctx(t), &scheduler.ListTagsForResourceInput{ResourceArn: aws.String("arn:aws:scheduler:us-east-1:000000000000:schedule/default/nightly")})
+	wantAPIError[*schedtypes.ValidationException](t, err, 400)
+	_, err = sch.TagResource(ctx(t), &scheduler.TagResourceInput{ResourceArn: aws.String("arn:aws:scheduler:us-east-1:000000000000:schedule-group/nope"),
+		Tags: []schedtypes.Tag{{Key: aws.String("k"), Value: aws.String("v")}}})
+	wantAPIError[*schedtypes.ResourceNotFoundException](t, err, 404)
+}

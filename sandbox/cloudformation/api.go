@@ -539,6 +539,15 @@ func (in *continueUpdateRollbackInput) stackName() string { return in.StackName 
 func (in *describeStackResourcesInput) stackName() string { return in.StackName }
 func (in *getTemplateInput) stackName() string            { return in.StackName }
 
+// iamCapabilityTypes are the resource types CreateStack's Capabilities documentation lists as
+// needing CAPABILITY_IAM, each with the property that names it (and so needs
+// CAPABILITY_NAMED_IAM). Others, AWS::IAM::OIDCProvider among them, need neither.
+var iamCapabilityTypes = map[string]string{
+	"AWS::IAM::AccessKey": "", "AWS::IAM::Group": "GroupName", "AWS::IAM::InstanceProfile": "InstanceProfileName",
+	"AWS::IAM::ManagedPolicy": "ManagedPolicyName", "AWS::IAM::Policy": "", "AWS::IAM::Role": "RoleName",
+	"AWS::IAM::User": "UserName", "AWS::IAM::UserToGroupAddition": "",
+}
+
 // checkTemplate checks, before a stack operation starts, what CloudFormation checks then: that
 // the template's conditions evaluate with these parameters, and that the caller acknowledged
 // the IAM resources it creates (CAPABILITY_IAM; CAPABILITY_NAMED_IAM when it names them).
@@ -554,13 +563,14 @@ func (s *Service) checkTemplate(stackName string, t *template, params map[string
 	}
 	need := ""
 	for _, r := range t.Resources {
-		if r.Type != typeRole && r.Type != typeOIDC {
+		nameProp, ok := iamCapabilityTypes[r.Type]
+		if !ok {
 			continue
 		}
 		if need == "" {
 			need = "CAPABILITY_IAM"
 		}
-		if r.Type == typeRole && r.Properties["RoleName"] != nil {
+		if nameProp != "" && r.Properties[nameProp] != nil {
 			need = "CAPABILITY_NAMED_IAM"
 		}
 	}

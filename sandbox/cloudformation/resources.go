@@ -116,10 +116,7 @@ func (s *Service) update(ctx context.Context, st *stack, r *resource, from, to m
 	case typeURL:
 		return s.updateURL(ctx, r, to)
 	case typeOIDC:
-		if sameExcept(from, to, "Tags") {
-			return maps.Clone(r.Attrs), nil
-		}
-		return nil, fmt.Errorf("the Aviary sandbox does not update an OIDC provider's ClientIdList or ThumbprintList in place")
+		return s.updateOIDC(ctx, r, from, to)
 	case typeFunction:
 		return maps.Clone(r.Attrs), s.updateFunction(ctx, r.Physical, from, to)
 	case typeAlias:

@@ -53,6 +53,12 @@ type IAMAPI interface {
 	DetachRolePolicy(ctx context.Context, in *iam.DetachRolePolicyInput, opts ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error)
 	ListAttachedRolePolicies(ctx context.Context, in *iam.ListAttachedRolePoliciesInput, opts ...func(*iam.Options)) (*iam.ListAttachedRolePoliciesOutput, error)
 	TagRole(ctx context.Context, in *iam.TagRoleInput, opts ...func(*iam.Options)) (*iam.TagRoleOutput, error)
+	UntagRole(ctx context.Context, in *iam.UntagRoleInput, opts ...func(*iam.Options)) (*iam.UntagRoleOutput, error)
+	UpdateOpenIDConnectProviderThumbprint(ctx context.Context, in *iam.UpdateOpenIDConnectProviderThumbprintInput, opts ...func(*iam.Options)) (*iam.UpdateOpenIDConnectProviderThumbprintOutput, error)
+	AddClientIDToOpenIDConnectProvider(ctx context.Context, in *iam.AddClientIDToOpenIDConnectProviderInput, opts ...func(*iam.Options)) (*iam.AddClientIDToOpenIDConnectProviderOutput, error)
+	RemoveClientIDFromOpenIDConnectProvider(ctx context.Context, in *iam.RemoveClientIDFromOpenIDConnectProviderInput, opts ...func(*iam.Options)) (*iam.RemoveClientIDFromOpenIDConnectProviderOutput, error)
+	TagOpenIDConnectProvider(ctx context.Context, in *iam.TagOpenIDConnectProviderInput, opts ...func(*iam.Options)) (*iam.TagOpenIDConnectProviderOutput, error)
+	UntagOpenIDConnectProvider(ctx context.Context, in *iam.UntagOpenIDConnectProviderInput, opts ...func(*iam.Options)) (*iam.UntagOpenIDConnectProviderOutput, error)
 	CreateOpenIDConnectProvider(ctx context.Context, in *iam.CreateOpenIDConnectProviderInput, opts ...func(*iam.Options)) (*iam.CreateOpenIDConnectProviderOutput, error)
 	DeleteOpenIDConnectProvider(ctx context.Context, in *iam.DeleteOpenIDConnectProviderInput, opts ...func(*iam.Options)) (*iam.DeleteOpenIDConnectProviderOutput, error)
 }
@@ -515,9 +521,17 @@ func (s *Service) updateRole(ctx context.Context, r *resource, from, to map[stri
 			return nil, serviceError("Iam", err)
 		}
 	}
-	if tags := iamTags(to["Tags"]); !reflectEqual(from["Tags"], to["Tags"]) && len(tags) > 0 {
-		if _, err := s.cfg.IAM.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(name), Tags: tags}); err != nil {
-			return nil, serviceError("Iam", err)
+	if !reflectEqual(from["Tags"], to["Tags"]) {
+		tags, gone := tagChanges(from["Tags"], to["Tags"])
+		if len(gone) > 0 {
+			if _, err := s.cfg.IAM.UntagRole(ctx, &iam.UntagRoleInput{RoleName: aws.String(name), TagKeys: gone}); err != nil {
+				return nil, serviceError("Iam", err)
+			}
+		}
+		if len(tags) > 0 {
+			if _, err := s.cfg.IAM.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(name), Tags: tags}); err != nil {
+				return nil, serviceError("Iam", err)
+			}
 		}
 	}
 	if err := s.rolePolicies(ctx, name, from, to); err != nil {
@@ -555,7 +569,60 @@ func (s *Service) deleteRole(ctx context.Context, name string) error {
 	return nil
 }
 
+// tagChanges is what a tags update does: the tags to (re)set and the keys no longer there.
+func tagChanges(from, to any) ([]iamtypes.Tag, []string) {
+	tags := iamTags(to)
+	var gone []string
+	for _, t := range iamTags(from) {
+		if !slices.ContainsFunc(tags, func(x iamtypes.Tag) bool { return aws.ToString(x.Key) == aws.ToString(t.Key) }) {
+			gone = append(gone, aws.ToString(t.Key))
+		}
+	}
+	return tags, gone
+}
+
 // IAM OIDC providers.
+
+// updateOIDC changes a provider in place, as CloudFormation does (only its Url replaces it):
+// thumbprints replaced whole, client ids added and removed, tags set and removed.
+func (s *Service) updateOIDC(ctx context.Context, r *resource, from, to map[string]any) (map[string]string, error) {
+	arn := aws.String(r.Physical)
+	if !reflectEqual(from["ThumbprintList"], to["ThumbprintList"]) {
+		if _, err := s.cfg.IAM.UpdateOpenIDConnectProviderThumbprint(ctx, &iam.UpdateOpenIDConnectProviderThumbprintInput{OpenIDConnectProviderArn: arn,
+			ThumbprintList: strList(to["ThumbprintList"])}); err != nil {
+			return nil, serviceError("Iam", err)
+		}
+	}
+	was, now := strList(from["ClientIdList"]), strList(to["ClientIdList"])
+	for _, id := range now {
+		if !slices.Contains(was, id) {
+			if _, err := s.cfg.IAM.AddClientIDToOpenIDConnectProvider(ctx, &iam.AddClientIDToOpenIDConnectProviderInput{OpenIDConnectProviderArn: arn, ClientID: aws.String(id)}); err != nil {
+				return nil, serviceError("Iam", err)
+			}
+		}
+	}
+	for _, id := range was {
+		if !slices.Contains(now, id) {
+			if _, err := s.cfg.IAM.RemoveClientIDFromOpenIDConnectProvider(ctx, &iam.RemoveClientIDFromOpenIDConnectProviderInput{OpenIDConnectProviderArn: arn, ClientID: aws.String(id)}); err != nil {
+				return nil, serviceError("Iam", err)
+			}
+		}
+	}
+	if !reflectEqual(from["Tags"], to["Tags"]) {
+		tags, gone := tagChanges(from["Tags"], to["Tags"])
+		if len(gone) > 0 {
+			if _, err := s.cfg.IAM.UntagOpenIDConnectProvider(ctx, &iam.UntagOpenIDConnectProviderInput{OpenIDConnectProviderArn: arn, TagKeys: gone}); err != nil {
+				return nil, serviceError("Iam", err)
+			}
+		}
+		if len(tags) > 0 {
+			if _, err := s.cfg.IAM.TagOpenIDConnectProvider(ctx, &iam.TagOpenIDConnectProviderInput{OpenIDConnectProviderArn: arn, Tags: tags}); err != nil {
+				return nil, serviceError("Iam", err)
+			}
+		}
+	}
+	return maps.Clone(r.Attrs), nil
+}
 
 func (s *Service) createOIDC(ctx context.Context, props map[string]any) (instance, error) {
 	out, err := s.cfg.IAM.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{Url: optStr(props, "Url"),

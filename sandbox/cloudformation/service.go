@@ -24,8 +24,9 @@
 // TableClass (and its TimeToLiveSpecification when the upstream, like dynalite, has no Time to
 // Live); a bucket's PublicAccessBlockConfiguration, BucketEncryption, OwnershipControls and Tags.
 // In place, a table's BillingMode, ProvisionedThroughput and TimeToLiveSpecification change (not
-// its indexes or stream), and an OIDC provider's ClientIdList and ThumbprintList do not change.
-// Templates with IAM resources need CAPABILITY_IAM (CAPABILITY_NAMED_IAM for named roles).
+// its indexes or stream), and an OIDC provider's ClientIdList, ThumbprintList and Tags change.
+// Templates with the IAM resources CreateStack documents need CAPABILITY_IAM (CAPABILITY_NAMED_IAM
+// for named ones); an OIDC provider is not one of them.
 //
 // Where it is simpler than AWS, and says so: templates have no Transforms or Rules; GetTemplate answers, while an update rolls back or is stuck, the template it rolls back
 // to; a stack that was mid-operation when the sandbox stopped is left failed

@@ -22,6 +22,14 @@ import (
 // TargetPrefix is the X-Amz-Target prefix of DynamoDB's operations.
 const TargetPrefix = "DynamoDB_20120810."
 
+// dataPlane are the operations whose throttling error is ProvisionedThroughputExceededException
+// (the model lists it for these alone); the others, the control plane, throttle with
+// ThrottlingException.
+var dataPlane = map[string]bool{
+	"BatchGetItem": true, "BatchWriteItem": true, "DeleteItem": true, "ExecuteStatement": true, "ExecuteTransaction": true,
+	"GetItem": true, "PutItem": true, "Query": true, "Scan": true, "TransactGetItems": true, "TransactWriteItems": true, "UpdateItem": true,
+}
+
 // Forward serves DynamoDB by forwarding to an upstream.
 type Forward struct {
 	upstream *url.URL
@@ -59,6 +67,11 @@ func (f *Forward) Handler(l limits.Limiter) http.Handler {
 		if ref := limits.Admit(l, r, limits.Op{Service: "dynamodb", Name: op}); ref != nil {
 			if ref.Kind == limits.InjectedServerError {
 				writeError(w, http.StatusInternalServerError, "InternalServerError", "Internal server error (injected by the Aviary sandbox)")
+				return
+			}
+			if dataPlane[op] {
+				writeError(w, http.StatusBadRequest, "ProvisionedThroughputExceededException",
+					"The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.")
 				return
 			}
 			writeError(w, http.StatusBadRequest, "ThrottlingException", "Rate of requests exceeds the allowed throughput.")

@@ -73,6 +73,7 @@ type role struct {
 	Created     time.Time
 	Inline      map[string]string // policy name → document
 	Attached    []string          // managed policy ARNs, in attach order
+	Boundary    string            // the permissions boundary's policy ARN, "" for none
 	Tags        []Tag
 }
 
@@ -169,6 +170,16 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 	protocol.Handle(api, "GetOpenIDConnectProvider", s.getOIDCProvider)
 	protocol.Handle(api, "DeleteOpenIDConnectProvider", s.deleteOIDCProvider)
 	protocol.Handle(api, "ListOpenIDConnectProviders", s.listOIDCProviders)
+	protocol.Handle(api, "UpdateRoleDescription", s.updateRoleDescription)
+	protocol.Handle(api, "PutRolePermissionsBoundary", s.putRolePermissionsBoundary)
+	protocol.Handle(api, "DeleteRolePermissionsBoundary", s.deleteRolePermissionsBoundary)
+	protocol.Handle(api, "ListInstanceProfilesForRole", s.listInstanceProfilesForRole)
+	protocol.Handle(api, "UpdateOpenIDConnectProviderThumbprint", s.updateOIDCThumbprint)
+	protocol.Handle(api, "AddClientIDToOpenIDConnectProvider", s.addOIDCClientID)
+	protocol.Handle(api, "RemoveClientIDFromOpenIDConnectProvider", s.removeOIDCClientID)
+	protocol.Handle(api, "TagOpenIDConnectProvider", s.tagOIDCProvider)
+	protocol.Handle(api, "UntagOpenIDConnectProvider", s.untagOIDCProvider)
+	protocol.Handle(api, "ListOpenIDConnectProviderTags", s.listOIDCProviderTags)
 	return api
 }
 
@@ -183,7 +194,29 @@ type roleOut struct {
 	AssumeRolePolicyDocument string             `xml:"AssumeRolePolicyDocument,omitempty"`
 	Description              string             `xml:"Description,omitempty"`
 	MaxSessionDuration       int32              `xml:"MaxSessionDuration,omitempty"`
-	Tags                     []Tag              `xml:"Tags>member,omitempty"`
+	PermissionsBoundary      *boundaryOut       `xml:"PermissionsBoundary,omitempty"`
+	Tags                     *members[Tag]      `xml:"Tags,omitempty"`
+	// RoleLastUsed is only GetRole's, and there always: the sandbox never records a use, and
+	// IAM answers an empty element for a role not used in its tracking period.
+	RoleLastUsed *struct{} `xml:"RoleLastUsed,omitempty"`
+}
+
+type boundaryOut struct {
+	PermissionsBoundaryType string `xml:"PermissionsBoundaryType"`
+	PermissionsBoundaryArn  string `xml:"PermissionsBoundaryArn"`
+}
+
+// members is a query-protocol list that is left out when empty, as IAM leaves it out
+// (encoding/xml writes the parent of an empty "A>member,omitempty" list).
+type members[T any] struct {
+	Member []T `xml:"member"`
+}
+
+func listOf[T any](items []T) *members[T] {
+	if len(items) == 0 {
+		return nil
+	}
+	return &members[T]{Member: slices.Clone(items)}
 }
 
 type roleOutput struct {
@@ -269,8 +302,42 @@ type tagRoleInput struct {
 }
 
 type listTagsOutput struct {
-	Tags        []Tag `xml:"Tags>member"`
-	IsTruncated bool  `xml:"IsTruncated"`
+	Tags        []Tag  `xml:"Tags>member"`
+	IsTruncated bool   `xml:"IsTruncated"`
+	Marker      string `xml:"Marker,omitempty"`
+}
+
+type updateRoleDescriptionInput struct {
+	RoleName    string `json:"RoleName"`
+	Description string `json:"Description"`
+}
+
+type boundaryInput struct {
+	RoleName            string `json:"RoleName"`
+	PermissionsBoundary string `json:"PermissionsBoundary"`
+}
+
+type listInstanceProfilesOutput struct {
+	InstanceProfiles []struct{} `xml:"InstanceProfiles>member"`
+	IsTruncated      bool       `xml:"IsTruncated"`
+}
+
+type oidcThumbprintInput struct {
+	Arn            string   `json:"OpenIDConnectProviderArn"`
+	ThumbprintList []string `json:"ThumbprintList"`
+}
+
+type oidcClientIDInput struct {
+	Arn      string `json:"OpenIDConnectProviderArn"`
+	ClientID string `json:"ClientID"`
+}
+
+type oidcTagInput struct {
+	Arn      string   `json:"OpenIDConnectProviderArn"`
+	Tags     []Tag    `json:"Tags"`
+	TagKeys  []string `json:"TagKeys"`
+	Marker   string   `json:"Marker"`
+	MaxItems *int32   `json:"MaxItems"`
 }
 
 type createOIDCInput struct {
@@ -281,8 +348,8 @@ type createOIDCInput struct {
 }
 
 type createOIDCOutput struct {
-	Arn  string `xml:"OpenIDConnectProviderArn"`
-	Tags []Tag  `xml:"Tags>member,omitempty"`
+	Arn  string        `xml:"OpenIDConnectProviderArn"`
+	Tags *members[Tag] `xml:"Tags,omitempty"`
 }
 
 type oidcArnInput struct {
@@ -294,7 +361,7 @@ type getOIDCOutput struct {
 	ClientIDList   []string           `xml:"ClientIDList>member"`
 	ThumbprintList []string           `xml:"ThumbprintList>member"`
 	CreateDate     protocol.Timestamp `xml:"CreateDate"`
-	Tags           []Tag              `xml:"Tags>member,omitempty"`
+	Tags           *members[Tag]      `xml:"Tags,omitempty"`
 }
 
 type listOIDCOutput struct {
@@ -322,10 +389,20 @@ func checkRoleName(name string) *apiError {
 	return nil
 }
 
+// policyKind is what a policy document is for: IAM checks the two kinds' statements differently.
+type policyKind int
+
+const (
+	trustPolicy       policyKind = iota // a role's assume-role policy: whom it trusts
+	permissionsPolicy                   // an identity policy: what the role may do, and to what
+)
+
 // checkPolicy checks a policy document's form, as IAM does before storing it: JSON, an object,
 // a known Version (if given: it defaults to 2008-10-17), and Statement, each with an Effect of
-// Allow or Deny. Whether the statements mean anything is not checked.
-func checkPolicy(doc string) *apiError {
+// Allow or Deny and an Action or NotAction. A trust policy's statements name a Principal; a
+// permissions policy's name a Resource (or NotResource) and no principal. Whether the
+// statements mean anything is not checked.
+func checkPolicy(doc string, kind policyKind) *apiError {
 	malformed := func(msg string) *apiError { return protocol.Errorf("MalformedPolicyDocumentException", "%s", msg) }
 	if strings.TrimSpace(doc) == "" {
 		return validationError("1 validation error detected: Value null at 'policyDocument' failed to satisfy constraint: Member must not be null")
@@ -362,6 +439,18 @@ func checkPolicy(doc string) *apiError {
 				return malformed("Policy statement must contain actions.")
 			}
 		}
+		_, principal := m["Principal"]
+		_, notPrincipal := m["NotPrincipal"]
+		_, resource := m["Resource"]
+		_, notResource := m["NotResource"]
+		switch {
+		case kind == trustPolicy && !principal && !notPrincipal:
+			return malformed("Missing required field Principal")
+		case kind == permissionsPolicy && (principal || notPrincipal):
+			return malformed("Policy document should not specify a principal.")
+		case kind == permissionsPolicy && !resource && !notResource:
+			return malformed("Policy statement must contain resources.")
+		}
 	}
 	return nil
 }
@@ -377,7 +466,10 @@ func (s *Service) roleArn(r *role) string {
 
 func (s *Service) roleOut(r *role, withTrust bool) roleOut {
 	out := roleOut{Path: r.Path, RoleName: r.Name, RoleID: r.ID, Arn: s.roleArn(r), CreateDate: protocol.Timestamp{Time: r.Created},
-		Description: r.Description, MaxSessionDuration: r.MaxSession, Tags: slices.Clone(r.Tags)}
+		Description: r.Description, MaxSessionDuration: r.MaxSession, Tags: listOf(r.Tags)}
+	if r.Boundary != "" {
+		out.PermissionsBoundary = &boundaryOut{PermissionsBoundaryType: "PermissionsBoundaryPolicy", PermissionsBoundaryArn: r.Boundary}
+	}
 	if withTrust {
 		out.AssumeRolePolicyDocument = encodePolicy(r.Trust)
 	}
@@ -429,7 +521,7 @@ func (s *Service) createRole(_ context.Context, _ *protocol.Request, in *createR
 	if !pathRE.MatchString(in.Path) {
 		return nil, validationError("The specified value for path is invalid. It must begin and end with / and contain only alphanumeric characters and/or / characters.")
 	}
-	if err := checkPolicy(in.AssumeRolePolicyDocument); err != nil {
+	if err := checkPolicy(in.AssumeRolePolicyDocument, trustPolicy); err != nil {
 		return nil, err
 	}
 	max := int32(3600)
@@ -445,6 +537,11 @@ func (s *Service) createRole(_ context.Context, _ *protocol.Request, in *createR
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
+	if in.PermissionsBoundary != "" {
+		if err := checkPolicyArn(in.PermissionsBoundary); err != nil {
+			return nil, err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := strings.ToLower(in.RoleName)
@@ -452,7 +549,7 @@ func (s *Service) createRole(_ context.Context, _ *protocol.Request, in *createR
 		return nil, protocol.Errorf("EntityAlreadyExistsException", "Role with name %s already exists.", in.RoleName)
 	}
 	r := &role{Name: in.RoleName, ID: uniqueID("AROA"), Path: in.Path, Trust: in.AssumeRolePolicyDocument, Description: in.Description,
-		MaxSession: max, Created: s.cfg.Now().UTC().Truncate(time.Second), Inline: map[string]string{}, Tags: in.Tags}
+		MaxSession: max, Created: s.cfg.Now().UTC().Truncate(time.Second), Inline: map[string]string{}, Boundary: in.PermissionsBoundary, Tags: in.Tags}
 	s.st.Roles[key] = r
 	s.save()
 	return &roleOutput{Role: s.roleOut(r, true)}, nil
@@ -465,7 +562,9 @@ func (s *Service) getRole(_ context.Context, _ *protocol.Request, in *roleNameIn
 	if err != nil {
 		return nil, err
 	}
-	return &roleOutput{Role: s.roleOut(r, true)}, nil
+	out := s.roleOut(r, true)
+	out.RoleLastUsed = &struct{}{}
+	return &roleOutput{Role: out}, nil
 }
 
 func (s *Service) deleteRole(_ context.Context, _ *protocol.Request, in *roleNameInput) (*struct{}, *apiError) {
@@ -530,16 +629,16 @@ func (s *Service) listRoles(_ context.Context, _ *protocol.Request, in *listInpu
 	}
 	out := &listRolesOutput{IsTruncated: more, Marker: marker}
 	for _, r := range got {
-		// ListRoles answers neither tags nor (since 2023) the permissions boundary.
+		// ListRoles answers neither tags nor the permissions boundary (the model says so of both).
 		o := s.roleOut(r, true)
-		o.Tags = nil
+		o.Tags, o.PermissionsBoundary = nil, nil
 		out.Roles = append(out.Roles, o)
 	}
 	return out, nil
 }
 
 func (s *Service) updateAssumeRolePolicy(_ context.Context, _ *protocol.Request, in *updateAssumeRolePolicyInput) (*struct{}, *apiError) {
-	if err := checkPolicy(in.PolicyDocument); err != nil {
+	if err := checkPolicy(in.PolicyDocument, trustPolicy); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -584,7 +683,7 @@ func (s *Service) putRolePolicy(_ context.Context, _ *protocol.Request, in *role
 	if err := checkPolicyName(in.PolicyName); err != nil {
 		return nil, err
 	}
-	if err := checkPolicy(in.PolicyDocument); err != nil {
+	if err := checkPolicy(in.PolicyDocument, permissionsPolicy); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -762,7 +861,36 @@ func (s *Service) listRoleTags(_ context.Context, _ *protocol.Request, in *listI
 	if err != nil {
 		return nil, err
 	}
-	return &listTagsOutput{Tags: slices.Clone(r.Tags)}, nil
+	got, more, marker, perr := pageByIndex(r.Tags, in.Marker, in.MaxItems)
+	if perr != nil {
+		return nil, perr
+	}
+	return &listTagsOutput{Tags: got, IsTruncated: more, Marker: marker}, nil
+}
+
+// pageByIndex pages a list kept in its own order (tags, as they were added); the marker is the
+// index the next page starts at.
+func pageByIndex[T any](items []T, marker string, maxItems *int32) ([]T, bool, string, *apiError) {
+	n := 100
+	if maxItems != nil {
+		if *maxItems < 1 || *maxItems > 1000 {
+			return nil, false, "", validationError("1 validation error detected: Value '%d' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000", *maxItems)
+		}
+		n = int(*maxItems)
+	}
+	start := 0
+	if marker != "" {
+		i, err := strconv.Atoi(marker)
+		if err != nil || i < 0 {
+			return nil, false, "", protocol.Errorf("InvalidInputException", "Invalid Marker.")
+		}
+		start = min(i, len(items))
+	}
+	items = items[start:]
+	if len(items) <= n {
+		return slices.Clone(items), false, "", nil
+	}
+	return slices.Clone(items[:n]), true, strconv.Itoa(start + n), nil
 }
 
 // providerArn is an OIDC provider's ARN: its URL without the scheme.
@@ -775,16 +903,13 @@ func (s *Service) createOIDCProvider(_ context.Context, _ *protocol.Request, in 
 	if in.URL == "" || perr != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, validationError("Invalid value for URL: %q (it must begin with https:// and have no query or fragment)", in.URL)
 	}
-	for _, th := range in.ThumbprintList {
-		if len(th) != 40 {
-			return nil, validationError("1 validation error detected: Value '%s' at 'thumbprintList' failed to satisfy constraint: Member must have length 40", th)
-		}
-		if _, err := strconv.ParseUint(th[:8], 16, 64); err != nil {
-			return nil, protocol.Errorf("InvalidInputException", "Thumbprint %s is not a hexadecimal SHA-1 fingerprint.", th)
-		}
+	if err := checkThumbprints(in.ThumbprintList); err != nil {
+		return nil, err
 	}
-	if len(in.ThumbprintList) > 5 {
-		return nil, validationError("1 validation error detected: Value at 'thumbprintList' failed to satisfy constraint: Member must have length less than or equal to 5")
+	for _, id := range in.ClientIDList {
+		if err := checkClientID(id); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
@@ -798,7 +923,7 @@ func (s *Service) createOIDCProvider(_ context.Context, _ *protocol.Request, in 
 	s.st.Providers[arn] = &provider{URL: strings.TrimPrefix(strings.TrimSuffix(u.String(), "/"), "https://"), Clients: in.ClientIDList,
 		Thumbprints: in.ThumbprintList, Created: s.cfg.Now().UTC().Truncate(time.Second), Tags: in.Tags}
 	s.save()
-	return &createOIDCOutput{Arn: arn, Tags: in.Tags}, nil
+	return &createOIDCOutput{Arn: arn, Tags: listOf(in.Tags)}, nil
 }
 
 func (s *Service) findProvider(arn string) (*provider, *apiError) {
@@ -820,7 +945,7 @@ func (s *Service) getOIDCProvider(_ context.Context, _ *protocol.Request, in *oi
 		return nil, err
 	}
 	return &getOIDCOutput{URL: p.URL, ClientIDList: slices.Clone(p.Clients), ThumbprintList: slices.Clone(p.Thumbprints),
-		CreateDate: protocol.Timestamp{Time: p.Created}, Tags: slices.Clone(p.Tags)}, nil
+		CreateDate: protocol.Timestamp{Time: p.Created}, Tags: listOf(p.Tags)}, nil
 }
 
 func (s *Service) deleteOIDCProvider(_ context.Context, _ *protocol.Request, in *oidcArnInput) (*struct{}, *apiError) {
@@ -844,4 +969,186 @@ func (s *Service) listOIDCProviders(context.Context, *protocol.Request, *struct{
 		}{arn})
 	}
 	return out, nil
+}
+
+func checkThumbprints(list []string) *apiError {
+	for _, th := range list {
+		if len(th) != 40 {
+			return validationError("1 validation error detected: Value '%s' at 'thumbprintList' failed to satisfy constraint: Member must have length 40", th)
+		}
+		if _, err := strconv.ParseUint(th[:8], 16, 64); err != nil {
+			return protocol.Errorf("InvalidInputException", "Thumbprint %s is not a hexadecimal SHA-1 fingerprint.", th)
+		}
+	}
+	if len(list) > 5 {
+		return validationError("1 validation error detected: Value at 'thumbprintList' failed to satisfy constraint: Member must have length less than or equal to 5")
+	}
+	return nil
+}
+
+func checkClientID(id string) *apiError {
+	if id == "" || len(id) > 255 {
+		return validationError("1 validation error detected: Value '%s' at 'clientID' failed to satisfy constraint: Member must have length between 1 and 255", id)
+	}
+	return nil
+}
+
+func (s *Service) updateRoleDescription(_ context.Context, _ *protocol.Request, in *updateRoleDescriptionInput) (*roleOutput, *apiError) {
+	if len(in.Description) > 1000 {
+		return nil, validationError("1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 1000")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.findRole(in.RoleName)
+	if err != nil {
+		return nil, err
+	}
+	r.Description = in.Description
+	s.save()
+	return &roleOutput{Role: s.roleOut(r, true)}, nil
+}
+
+func (s *Service) putRolePermissionsBoundary(_ context.Context, _ *protocol.Request, in *boundaryInput) (*struct{}, *apiError) {
+	if err := checkPolicyArn(in.PermissionsBoundary); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.findRole(in.RoleName)
+	if err != nil {
+		return nil, err
+	}
+	r.Boundary = in.PermissionsBoundary
+	s.save()
+	return nil, nil
+}
+
+// deleteRolePermissionsBoundary removes a role's boundary; a role without one is left as it is.
+func (s *Service) deleteRolePermissionsBoundary(_ context.Context, _ *protocol.Request, in *roleNameInput) (*struct{}, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.findRole(in.RoleName)
+	if err != nil {
+		return nil, err
+	}
+	r.Boundary = ""
+	s.save()
+	return nil, nil
+}
+
+// listInstanceProfilesForRole answers an empty list for an existing role: the sandbox has no
+// instance profiles (tools such as Terraform ask before deleting a role, to detach it from them).
+func (s *Service) listInstanceProfilesForRole(_ context.Context, _ *protocol.Request, in *listInput) (*listInstanceProfilesOutput, *apiError) {
+	if _, _, _, err := pageByIndex([]struct{}{}, in.Marker, in.MaxItems); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.findRole(in.RoleName); err != nil {
+		return nil, err
+	}
+	return &listInstanceProfilesOutput{}, nil
+}
+
+func (s *Service) updateOIDCThumbprint(_ context.Context, _ *protocol.Request, in *oidcThumbprintInput) (*struct{}, *apiError) {
+	if err := checkThumbprints(in.ThumbprintList); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.findProvider(in.Arn)
+	if err != nil {
+		return nil, err
+	}
+	p.Thumbprints = slices.Clone(in.ThumbprintList)
+	s.save()
+	return nil, nil
+}
+
+// addOIDCClientID adds a client id (audience); adding one already there changes nothing, as
+// IAM documents.
+func (s *Service) addOIDCClientID(_ context.Context, _ *protocol.Request, in *oidcClientIDInput) (*struct{}, *apiError) {
+	if err := checkClientID(in.ClientID); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.findProvider(in.Arn)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(p.Clients, in.ClientID) {
+		if len(p.Clients) >= 100 {
+			return nil, protocol.Errorf("LimitExceededException", "Cannot exceed quota for ClientIdsPerOpenIdConnectProvider: 100")
+		}
+		p.Clients = append(p.Clients, in.ClientID)
+		s.save()
+	}
+	return nil, nil
+}
+
+// removeOIDCClientID removes a client id; removing one not there is not an error (IAM: "This
+// operation is idempotent").
+func (s *Service) removeOIDCClientID(_ context.Context, _ *protocol.Request, in *oidcClientIDInput) (*struct{}, *apiError) {
+	if err := checkClientID(in.ClientID); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.findProvider(in.Arn)
+	if err != nil {
+		return nil, err
+	}
+	p.Clients = slices.DeleteFunc(p.Clients, func(c string) bool { return c == in.ClientID })
+	s.save()
+	return nil, nil
+}
+
+func (s *Service) tagOIDCProvider(_ context.Context, _ *protocol.Request, in *oidcTagInput) (*struct{}, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.findProvider(in.Arn)
+	if err != nil {
+		return nil, err
+	}
+	tags := slices.Clone(p.Tags)
+	for _, t := range in.Tags {
+		if i := slices.IndexFunc(tags, func(x Tag) bool { return x.Key == t.Key }); i >= 0 {
+			tags[i] = t
+		} else {
+			tags = append(tags, t)
+		}
+	}
+	if err := checkTags(tags); err != nil {
+		return nil, err
+	}
+	p.Tags = tags
+	s.save()
+	return nil, nil
+}
+
+func (s *Service) untagOIDCProvider(_ context.Context, _ *protocol.Request, in *oidcTagInput) (*struct{}, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.findProvider(in.Arn)
+	if err != nil {
+		return nil, err
+	}
+	p.Tags = slices.DeleteFunc(p.Tags, func(t Tag) bool { return slices.Contains(in.TagKeys, t.Key) })
+	s.save()
+	return nil, nil
+}
+
+func (s *Service) listOIDCProviderTags(_ context.Context, _ *protocol.Request, in *oidcTagInput) (*listTagsOutput, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.findProvider(in.Arn)
+	if err != nil {
+		return nil, err
+	}
+	got, more, marker, perr := pageByIndex(p.Tags, in.Marker, in.MaxItems)
+	if perr != nil {
+		return nil, perr
+	}
+	return &listTagsOutput{Tags: got, IsTruncated: more, Marker: marker}, nil
 }

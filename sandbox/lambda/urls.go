@@ -29,9 +29,27 @@ import (
 // sandbox's plain HTTP) is turned into the function URL event (payload version 2.0), the
 // function is invoked through the URL's qualifier, and its result is answered as a function URL
 // answers it (a function error is 502). An AWS_IAM URL refuses unsigned requests (403) and,
-// as everywhere in the sandbox, verifies no signature.
+// as everywhere in the sandbox, verifies no signature. A NONE URL answers only when the
+// function's resource policy (the URL's qualifier's) grants lambda:InvokeFunctionUrl to "*"
+// under the condition lambda:FunctionUrlAuthType = NONE — what AddPermission
+// --function-url-auth-type NONE writes — and refuses everyone (403) otherwise, as AWS does.
+// Simpler than AWS, and said so: URLs created since October 2025 also need lambda:InvokeFunction
+// in AWS; the sandbox asks only for lambda:InvokeFunctionUrl.
+//
+// A URL with a Cors configuration answers browsers' preflight (OPTIONS with
+// Access-Control-Request-Method) itself, without invoking the function, and adds the
+// Access-Control-* headers to the function's answers to allowed origins.
 
 var urlQualifierRE = regexp.MustCompile(`^[0-9a-zA-Z-_]{1,128}$`)
+
+// urlErrorTypes are the x-amzn-ErrorType a function URL answers with its own errors.
+var urlErrorTypes = map[int]string{
+	http.StatusBadRequest:          "BadRequestException",
+	http.StatusForbidden:           "AccessDeniedException",
+	http.StatusTooManyRequests:     "TooManyRequestsException",
+	http.StatusInternalServerError: "InternalServerError",
+	http.StatusBadGateway:          "InternalServerError",
+}
 
 // urlConfig is a function URL's configuration; it lives and dies with its function.
 type urlConfig struct {
@@ -69,6 +87,11 @@ type urlConfigOutput struct {
 	InvokeMode       string   `json:"InvokeMode"`
 }
 
+type listURLConfigsInput struct {
+	Marker   string `json:"-" aws:"query:Marker"`
+	MaxItems *int   `json:"-" aws:"query:MaxItems"`
+}
+
 type listURLConfigsOutput struct {
 	FunctionURLConfigs []urlConfigOutput `json:"FunctionUrlConfigs"`
 	NextMarker         string            `json:"NextMarker,omitempty"`
@@ -102,8 +125,8 @@ func (s *Service) urlRoutes(api *protocol.Service) {
 			return nil, s.deleteURLConfig(fn, q)
 		})
 	protocol.Route(api, "GET /2021-10-31/functions/{FunctionName}/urls", "ListFunctionUrlConfigs", 0,
-		func(_ context.Context, req *protocol.Request, _ *struct{}) (*listURLConfigsOutput, *APIError) {
-			return ptr(s.listURLConfigs(req.Label("FunctionName"), req.Query().Get("Marker")))
+		func(_ context.Context, req *protocol.Request, in *listURLConfigsInput) (*listURLConfigsOutput, *APIError) {
+			return ptr(s.listURLConfigs(req.Label("FunctionName"), *in))
 		})
 }
 
@@ -134,9 +157,10 @@ func (s *Service) urlTarget(raw, qualifier string) (*function, string, *APIError
 	if q, err = mergeQualifier(q, qualifier); err != nil {
 		return nil, "", err
 	}
-	if q == "" || q == latest {
+	if q == "" {
 		return f, q, nil
 	}
+	// The model's pattern admits aliases only: neither $LATEST nor a version.
 	if !urlQualifierRE.MatchString(q) || versionRE.MatchString(q) {
 		return nil, "", validation("qualifier", q, `Member must satisfy regular expression pattern: ((?!^\d+$)^[0-9a-zA-Z-_]+$)`)
 	}
@@ -170,6 +194,9 @@ func (s *Service) putURLConfig(raw, qualifier string, in urlConfigInput, create 
 	case "", "BUFFERED", "RESPONSE_STREAM":
 	default:
 		return urlConfigOutput{}, validation("invokeMode", in.InvokeMode, "Member must satisfy enum value set: [BUFFERED, RESPONSE_STREAM]")
+	}
+	if err := checkCors(in.Cors); err != nil {
+		return urlConfigOutput{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -238,7 +265,23 @@ func (s *Service) deleteURLConfig(raw, qualifier string) *APIError {
 	return nil
 }
 
-func (s *Service) listURLConfigs(raw, marker string) (listURLConfigsOutput, *APIError) {
+// listURLConfigs pages a function's URL configurations in qualifier order; the marker is the
+// qualifier the next page starts at, opaque to the caller.
+func (s *Service) listURLConfigs(raw string, in listURLConfigsInput) (listURLConfigsOutput, *APIError) {
+	n := 50
+	if in.MaxItems != nil {
+		if *in.MaxItems < 1 || *in.MaxItems > 50 {
+			return listURLConfigsOutput{}, validation("maxItems", strconv.Itoa(*in.MaxItems), "Member must have value between 1 and 50")
+		}
+		n = *in.MaxItems
+	}
+	start, ok := "", true
+	if in.Marker != "" {
+		start, ok = urlMarker(in.Marker)
+		if !ok {
+			return listURLConfigsOutput{}, invalidParam("Invalid marker: %s", in.Marker)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, q, err := s.lookup(raw)
@@ -250,12 +293,130 @@ func (s *Service) listURLConfigs(raw, marker string) (listURLConfigsOutput, *API
 	}
 	out := listURLConfigsOutput{FunctionURLConfigs: []urlConfigOutput{}}
 	for _, k := range slices.Sorted(maps.Keys(f.URLs)) {
-		if marker != "" && k < marker {
+		if in.Marker != "" && k < start {
 			continue
+		}
+		if len(out.FunctionURLConfigs) == n {
+			out.NextMarker = base64.RawURLEncoding.EncodeToString([]byte("url:" + k))
+			break
 		}
 		out.FunctionURLConfigs = append(out.FunctionURLConfigs, s.urlOutput(f, f.URLs[k], true))
 	}
 	return out, nil
+}
+
+// urlMarker is the qualifier a ListFunctionUrlConfigs marker resumes at.
+func urlMarker(m string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(m)
+	if err != nil {
+		return "", false
+	}
+	return strings.CutPrefix(string(b), "url:")
+}
+
+// checkCors checks a Cors configuration against the model's limits.
+func checkCors(c *urlCors) *APIError {
+	if c == nil {
+		return nil
+	}
+	if c.MaxAge != nil && (*c.MaxAge < 0 || *c.MaxAge > 86400) {
+		return validation("cors.maxAge", strconv.Itoa(*c.MaxAge), "Member must have value between 0 and 86400")
+	}
+	if len(c.AllowMethods) > 6 {
+		return validation("cors.allowMethods", strings.Join(c.AllowMethods, ", "), "Member must have length less than or equal to 6")
+	}
+	for _, m := range c.AllowMethods {
+		if len(m) > 6 {
+			return validation("cors.allowMethods.member", m, "Member must have length less than or equal to 6")
+		}
+	}
+	for field, list := range map[string][]string{"cors.allowHeaders": c.AllowHeaders, "cors.exposeHeaders": c.ExposeHeaders, "cors.allowOrigins": c.AllowOrigins} {
+		if len(list) > 100 {
+			return validation(field, strconv.Itoa(len(list))+" items", "Member must have length less than or equal to 100")
+		}
+		for _, v := range list {
+			if field == "cors.allowOrigins" && (v == "" || len(v) > 253) {
+				return validation(field+".member", v, "Member must have length between 1 and 253")
+			}
+			if len(v) > 1024 {
+				return validation(field+".member", v, "Member must have length less than or equal to 1024")
+			}
+		}
+	}
+	return nil
+}
+
+// publicURLAccess reports whether a resource policy lets anyone invoke a NONE function URL:
+// a statement allowing lambda:InvokeFunctionUrl (or every action) to "*", conditioned on
+// lambda:FunctionUrlAuthType = NONE.
+func publicURLAccess(stmts []statement) bool {
+	for _, st := range stmts {
+		if st.Effect != "Allow" || st.Principal != "*" {
+			continue
+		}
+		if st.Action != "lambda:InvokeFunctionUrl" && st.Action != "lambda:*" && st.Action != "*" {
+			continue
+		}
+		eq, _ := st.Condition["StringEquals"].(map[string]string)
+		if eq == nil {
+			// After a restart the condition is read back from JSON.
+			if m, ok := st.Condition["StringEquals"].(map[string]any); ok {
+				v, _ := m["lambda:FunctionUrlAuthType"].(string)
+				eq = map[string]string{"lambda:FunctionUrlAuthType": v}
+			}
+		}
+		if eq["lambda:FunctionUrlAuthType"] == "NONE" {
+			return true
+		}
+	}
+	return false
+}
+
+// corsOrigin is the Access-Control-Allow-Origin a request's origin is answered with, or "" when
+// the configuration does not allow it.
+func corsOrigin(c *urlCors, origin string) string {
+	if c == nil || origin == "" {
+		return ""
+	}
+	for _, o := range c.AllowOrigins {
+		switch {
+		case o == "*" && (c.AllowCredentials == nil || !*c.AllowCredentials):
+			return "*"
+		case o == "*", strings.EqualFold(o, origin):
+			return origin
+		}
+	}
+	return ""
+}
+
+// writeCorsHeaders adds the headers every answer to an allowed origin carries.
+func writeCorsHeaders(h http.Header, c *urlCors, allowOrigin string) {
+	h.Set("Access-Control-Allow-Origin", allowOrigin)
+	if allowOrigin != "*" {
+		h.Add("Vary", "Origin")
+	}
+	if c.AllowCredentials != nil && *c.AllowCredentials {
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
+}
+
+// preflight answers a CORS preflight request for a URL with a Cors configuration, as Lambda does
+// without invoking the function.
+func preflight(w http.ResponseWriter, r *http.Request, c *urlCors) {
+	if allow := corsOrigin(c, r.Header.Get("Origin")); allow != "" {
+		writeCorsHeaders(w.Header(), c, allow)
+		if len(c.AllowMethods) > 0 {
+			w.Header().Set("Access-Control-Allow-Methods", strings.Join(c.AllowMethods, ","))
+		}
+		if len(c.AllowHeaders) > 0 {
+			w.Header().Set("Access-Control-Allow-Headers", strings.Join(c.AllowHeaders, ","))
+		}
+		if c.MaxAge != nil {
+			w.Header().Set("Access-Control-Max-Age", strconv.Itoa(*c.MaxAge))
+		}
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
 }
 
 // FunctionURLID is the URL id a request's host names when it is a function URL's host
@@ -275,17 +436,19 @@ func FunctionURLID(host string) (string, bool) {
 func (s *Service) ServeFunctionURL(w http.ResponseWriter, r *http.Request, id string) {
 	fail := func(status int, msg string) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("x-amzn-ErrorType", http.StatusText(status)+"Exception")
+		w.Header().Set("x-amzn-ErrorType", urlErrorTypes[status])
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(map[string]string{"Message": msg})
 	}
 	var fn string
 	var c *urlConfig
+	public := false
 	s.mu.Lock()
 	for _, f := range s.fns {
 		for _, u := range f.URLs {
 			if u.ID == id {
 				fn, c = f.Name, u
+				public = publicURLAccess(f.Policy[u.Qualifier])
 			}
 		}
 	}
@@ -298,7 +461,15 @@ func (s *Service) ServeFunctionURL(w http.ResponseWriter, r *http.Request, id st
 		fail(http.StatusForbidden, "Forbidden")
 		return
 	}
+	if cfg.Cors != nil && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		preflight(w, r, cfg.Cors)
+		return
+	}
 	if cfg.AuthType == "AWS_IAM" && r.Header.Get("Authorization") == "" && r.URL.Query().Get("X-Amz-Signature") == "" {
+		fail(http.StatusForbidden, "Forbidden")
+		return
+	}
+	if cfg.AuthType == "NONE" && !public {
 		fail(http.StatusForbidden, "Forbidden")
 		return
 	}
@@ -323,6 +494,13 @@ func (s *Service) ServeFunctionURL(w http.ResponseWriter, r *http.Request, id st
 	case out.FunctionError != "":
 		fail(http.StatusBadGateway, "Internal Server Error")
 		return
+	}
+	if allow := corsOrigin(cfg.Cors, r.Header.Get("Origin")); allow != "" {
+		// The configuration's headers replace any the function sets itself.
+		writeCorsHeaders(w.Header(), cfg.Cors, allow)
+		if len(cfg.Cors.ExposeHeaders) > 0 {
+			w.Header().Set("Access-Control-Expose-Headers", strings.Join(cfg.Cors.ExposeHeaders, ","))
+		}
 	}
 	writeURLResult(w, out.Payload)
 }
@@ -415,6 +593,9 @@ func writeURLResult(w http.ResponseWriter, payload []byte) {
 		body = b
 	}
 	for k, v := range res.Headers {
+		if strings.HasPrefix(strings.ToLower(k), "access-control-") && w.Header().Get("Access-Control-Allow-Origin") != "" {
+			continue // the URL's Cors configuration wins over the function's own
+		}
 		w.Header().Set(k, v)
 	}
 	for _, c := range res.Cookies {

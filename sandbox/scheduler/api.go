@@ -28,6 +28,9 @@ func (s *Service) Handler(l limits.Limiter) http.Handler {
 	protocol.Route(api, "GET /schedule-groups/{Name}", "GetScheduleGroup", 0, s.getGroup)
 	protocol.Route(api, "DELETE /schedule-groups/{Name}", "DeleteScheduleGroup", 0, s.deleteGroup)
 	protocol.Route(api, "GET /schedule-groups", "ListScheduleGroups", 0, s.listGroups)
+	protocol.Route(api, "POST /tags/{ResourceArn}", "TagResource", 0, s.tagResource)
+	protocol.Route(api, "DELETE /tags/{ResourceArn}", "UntagResource", 0, s.untagResource)
+	protocol.Route(api, "GET /tags/{ResourceArn}", "ListTagsForResource", 0, s.listTags)
 	return api
 }
 
@@ -518,6 +521,9 @@ func (s *Service) createGroup(_ context.Context, _ *protocol.Request, in *create
 	if err := checkToken(in.ClientToken); err != nil {
 		return nil, err
 	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if g, ok := s.groups[in.Name]; ok {
@@ -625,4 +631,98 @@ func (s *Service) listGroups(_ context.Context, _ *protocol.Request, in *listGro
 		out.ScheduleGroups = append(out.ScheduleGroups, s.summary(s.groups[name]))
 	}
 	return out, nil
+}
+
+// Tags: only schedule groups carry them ("You can only assign tags to schedule groups"); the
+// model's ARN pattern admits nothing else, so a schedule's ARN is a ValidationException.
+
+var tagARNPattern = regexp.MustCompile(`^arn:aws(-[a-z]+)?:scheduler:[a-z0-9\-]+:\d{12}:schedule-group\/[0-9a-zA-Z-_.]+$`)
+
+type tagResourceInput struct {
+	ResourceArn string `aws:"uri:ResourceArn" json:"-"`
+	Tags        []tag  `json:"Tags"`
+}
+
+type listTagsOutput struct {
+	Tags []tag `json:"Tags"`
+}
+
+func checkTags(tags []tag) *protocol.Error {
+	if len(tags) > 200 {
+		return invalid(len(tags), "tags", "Member must have length less than or equal to 200")
+	}
+	for _, t := range tags {
+		if len(t.Key) < 1 || len(t.Key) > 128 {
+			return invalid(t.Key, "tags.member.key", "Member must have length between 1 and 128")
+		}
+		if len(t.Value) < 1 || len(t.Value) > 256 {
+			return invalid(t.Value, "tags.member.value", "Member must have length between 1 and 256")
+		}
+	}
+	return nil
+}
+
+// taggedGroup finds the group a tag operation's ARN names; the caller holds s.mu.
+func (s *Service) taggedGroup(arn string) (*group, *protocol.Error) {
+	if len(arn) > 1011 || !tagARNPattern.MatchString(arn) {
+		return nil, invalid(arn, "resourceArn", `Member must satisfy regular expression pattern: ^arn:aws(-[a-z]+)?:scheduler:[a-z0-9\-]+:\d{12}:schedule-group\/[0-9a-zA-Z-_.]+$`)
+	}
+	name := arn[strings.LastIndex(arn, "/")+1:]
+	g, ok := s.groups[name]
+	if !ok || s.groupARN(name) != arn {
+		return nil, protocol.Errorf("ResourceNotFoundException", "Schedule group %s does not exist.", name)
+	}
+	return g, nil
+}
+
+func (s *Service) tagResource(_ context.Context, _ *protocol.Request, in *tagResourceInput) (*emptyOutput, *protocol.Error) {
+	if in.Tags == nil {
+		return nil, invalid(nil, "tags", "Member must not be null")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, err := s.taggedGroup(in.ResourceArn)
+	if err != nil {
+		return nil, err
+	}
+	tags := slices.Clone(g.Tags)
+	for _, t := range in.Tags {
+		if i := slices.IndexFunc(tags, func(x tag) bool { return x.Key == t.Key }); i >= 0 {
+			tags[i] = t
+		} else {
+			tags = append(tags, t)
+		}
+	}
+	if err := checkTags(tags); err != nil {
+		return nil, err
+	}
+	g.Tags = tags
+	s.save()
+	return &emptyOutput{}, nil
+}
+
+func (s *Service) untagResource(_ context.Context, req *protocol.Request, in *tagResourceInput) (*emptyOutput, *protocol.Error) {
+	keys, ok := req.Query()["TagKeys"]
+	if !ok {
+		return nil, invalid(nil, "tagKeys", "Member must not be null")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, err := s.taggedGroup(in.ResourceArn)
+	if err != nil {
+		return nil, err
+	}
+	g.Tags = slices.DeleteFunc(g.Tags, func(t tag) bool { return slices.Contains(keys, t.Key) })
+	s.save()
+	return &emptyOutput{}, nil
+}
+
+func (s *Service) listTags(_ context.Context, _ *protocol.Request, in *tagResourceInput) (*listTagsOutput, *protocol.Error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, err := s.taggedGroup(in.ResourceArn)
+	if err != nil {
+		return nil, err
+	}
+	return &listTagsOutput{Tags: append([]tag{}, g.Tags...)}, nil
 }
