@@ -268,9 +268,9 @@ func (c *Controller) live(ctx context.Context, ev Event) ([]*release.Release, er
 }
 
 // tickOne ticks one release.
-func (c *Controller) tickOne(ctx context.Context, r *release.Release) Result {
+func (c *Controller) tickOne(ctx context.Context, r *release.Release) (res Result) {
 	start := c.Now()
-	res := Result{Release: r.ID, Service: r.Service, Environment: r.Environment, From: r.Phase, Phase: r.Phase}
+	res = Result{Release: r.ID, Service: r.Service, Environment: r.Environment, From: r.Phase, Phase: r.Phase}
 	defer func() { res.Took = c.Now().Sub(start) }()
 	eng, err := c.Engine(ctx, r)
 	if err != nil {

@@ -254,3 +254,30 @@ func TestTickWithinItsBudget(t *testing.T) {
 		}
 	}
 }
+
+// Each release's line says how long its tick took (ms), as the tick's own line does.
+func TestReleaseLineSaysHowLongItTook(t *testing.T) {
+	fx := setup(t)
+	fx.handed(t, "shop", true)
+	c := fx.controller("ctl")
+	// Every reading of the controller's clock is a second after the last.
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	c.Now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Second)
+		return now
+	}
+	rep, err := c.Tick(context.Background(), "tick-1", controller.Event{Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Results[0].Took; got <= 0 {
+		t.Errorf("the release's tick took %s, want its time", got)
+	}
+	lines := fx.lines(t, "release")
+	if len(lines) != 1 || lines[0]["ms"] == float64(0) {
+		t.Errorf("release line %v, want ms above 0", lines)
+	}
+}
