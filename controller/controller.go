@@ -58,7 +58,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -82,6 +84,8 @@ type Event struct {
 type Store interface {
 	GetRelease(ctx context.Context, id string) (*release.Release, error)
 	ListReleases(ctx context.Context, f release.Filter) ([]*release.Release, error)
+	// AppendEvent records, in a release's audit trail, a notice that could not be sent.
+	AppendEvent(ctx context.Context, e *release.Event) error
 }
 
 // Controller ticks the releases handed to it.
@@ -100,6 +104,12 @@ type Controller struct {
 	Log *slog.Logger
 	// Now is the controller's time (default time.Now).
 	Now func() time.Time
+	// Getenv fills in the ${NAME} references of a release's notice URLs (default os.Getenv):
+	// the controller's function's variables must name what the manifest's notify: URLs use.
+	Getenv func(string) string
+	// NoticeLog gets what the notice sender says of notices it could not send (default:
+	// nowhere; the release's audit trail records them all the same).
+	NoticeLog io.Writer
 }
 
 // Action is what a tick did with one release.
@@ -170,6 +180,9 @@ func (c *Controller) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Getenv == nil {
+		c.Getenv = os.Getenv
 	}
 }
 
@@ -276,6 +289,28 @@ func (c *Controller) tickOne(ctx context.Context, r *release.Release) (res Resul
 	if err != nil {
 		res.Action, res.Err = Errored, fmt.Errorf("build the engine for %s: %w", r.ID, err)
 		return res
+	}
+	ns, nerr := c.notices(r)
+	if nerr != nil {
+		// The release moves on all the same; that nobody is told is its line's error.
+		defer func() { res.Err = errors.Join(res.Err, nerr) }()
+	}
+	if ns != nil {
+		observe := eng.Observe
+		eng.Observe = func(p release.Progress) {
+			if observe != nil {
+				observe(p)
+			}
+			ns.observe(p)
+		}
+		defer func() {
+			// Lambda freezes the function once the tick returns: deliver now, within the margin.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Margin/2)
+			defer cancel()
+			if err := ns.close(cctx); err != nil {
+				res.Err = errors.Join(res.Err, err)
+			}
+		}()
 	}
 	t, err := eng.Tick(ctx, r.ID)
 	if t != nil && t.Release != nil {

@@ -7,7 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -279,5 +283,91 @@ func TestReleaseLineSaysHowLongItTook(t *testing.T) {
 	lines := fx.lines(t, "release")
 	if len(lines) != 1 || lines[0]["ms"] == float64(0) {
 		t.Errorf("release line %v, want ms above 0", lines)
+	}
+}
+
+// hook is a webhook receiver: the kinds of the notices it was sent, in order.
+type hook struct {
+	mu    sync.Mutex
+	kinds []string
+	urls  []string
+}
+
+func (h *hook) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var m map[string]any
+	if err := json.NewDecoder(req.Body).Decode(&m); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if req.URL.Path == "/hooks/secret" {
+		h.kinds = append(h.kinds, fmt.Sprint(m["kind"]))
+		h.urls = append(h.urls, fmt.Sprint(m["releaseUrl"]))
+	}
+}
+
+func (h *hook) got() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.kinds...)
+}
+
+// The controller tells people what it does to a release handed to it, as the attached deploy
+// would: the notices the release's record names, their ${NAME}s filled in from the
+// controller's environment; a gate is announced once, by the tick that opened it.
+func TestTickSendsTheReleasesNotices(t *testing.T) {
+	fx := setup(t)
+	ctx := context.Background()
+	h := &hook{}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	r := fx.handed(t, "shop", true)
+	r.Steps = []release.Step{{Weight: 0.1, Bake: 0}}
+	r.Approval = &release.Approval{AtStep: 1}
+	r.Notify = &release.Notify{Webhook: []string{srv.URL + "/hooks/${HOOK_SECRET}"}, Dashboard: "https://aviary.example.com"}
+	if err := fx.st.UpdateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	c := fx.controller("ctl")
+	c.Getenv = func(name string) string {
+		if name == "HOOK_SECRET" {
+			return "secret"
+		}
+		return ""
+	}
+	for i := range 2 {
+		if _, err := c.Tick(ctx, fmt.Sprintf("tick-%d", i), controller.Event{Environment: "prod"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := h.got(), []string{"started", "step", "awaiting"}; !slices.Equal(got, want) {
+		t.Fatalf("notices %v after two ticks at the gate, want %v", got, want)
+	}
+	if _, err := release.Decide(ctx, fx.st, r.ID, release.Decision{Action: release.Approve, By: "alice", Via: release.ViaCLI, At: time.Now(), Gate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Tick(ctx, "tick-3", controller.Event{Environment: "prod"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := h.got(), []string{"started", "step", "awaiting", "promoted"}; !slices.Equal(got, want) {
+		t.Fatalf("notices %v, want %v", got, want)
+	}
+	if got, want := h.urls[0], "https://aviary.example.com/releases/shop-1"; got != want {
+		t.Errorf("releaseUrl %q, want %q", got, want)
+	}
+	// A variable the controller lacks: the release goes on, and its line says nobody was told.
+	fx.handed(t, "cart", true)
+	cr, _ := fx.st.GetRelease(ctx, "cart-1")
+	cr.Notify = &release.Notify{Slack: []string{"https://hooks.slack.com/services/${SLACK_PATH}"}}
+	if err := fx.st.UpdateRelease(ctx, cr); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := c.Tick(ctx, "tick-4", controller.Event{Service: "cart", Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := rep.Results[0]; res.Action != controller.Drove || res.Err == nil || !strings.Contains(res.Err.Error(), "SLACK_PATH") {
+		t.Fatalf("cart's tick: %s, %v; want driven, with an error naming SLACK_PATH", res.Action, res.Err)
 	}
 }

@@ -35,6 +35,16 @@
 //	                    quota per account and region, shared with anything else deploying)
 //	AWS_MAX_ATTEMPTS    optional: the SDK's attempts per call (default here 10, so that a
 //	                    throttled store or API is retried with backoff within the tick)
+//	(notify variables)  the ${NAME}s the environment's notify: URLs use (SLACK_PATH in the
+//	                    README's example): a release handed over keeps its notice URLs as the
+//	                    manifest wrote them, so that no webhook secret is stored, and the
+//	                    controller fills them in from its own variables (`aviary controller
+//	                    install --function-env SLACK_PATH=...`; install keeps variables set
+//	                    by hand) to send, as an attached
+//	                    deploy does, started, step, awaiting (without signed links: the
+//	                    controller has no link secret), promoted, rolled-back and failed. A
+//	                    variable it lacks is an error on the release's log line; the release
+//	                    goes on.
 //
 // AWS is reached through the standard configuration chain (the function's role; the region
 // Lambda runs in; AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB to point it elsewhere, such as a
@@ -134,7 +144,7 @@ func newController(ctx context.Context, log *slog.Logger) (*controller.Controlle
 		fn = appID
 	}
 	engines := &engines{store: st, rate: rate, lease: lease, function: fn, regions: map[string]*regional{}}
-	return &controller.Controller{Store: st, Engine: engines.engine, Log: log}, nil
+	return &controller.Controller{Store: st, Engine: engines.engine, Log: log, NoticeLog: os.Stderr}, nil
 }
 
 // engines builds each release's engine, with one fleet and one health checker per region.
