@@ -40,11 +40,10 @@
 //	                    manifest wrote them, so that no webhook secret is stored, and the
 //	                    controller fills them in from its own variables (`aviary controller
 //	                    install --function-env SLACK_PATH=...`; install keeps variables set
-//	                    by hand) to send, as an attached
-//	                    deploy does, started, step, awaiting (without signed links: the
-//	                    controller has no link secret), promoted, rolled-back and failed. A
-//	                    variable it lacks is an error on the release's log line; the release
-//	                    goes on.
+//	                    by hand) to send, as an attached deploy does, started, step, awaiting
+//	                    (without signed links: the controller has no link secret), promoted,
+//	                    rolled-back and failed. A variable it lacks is an error on the
+//	                    release's log line; the release goes on.
 //
 // AWS is reached through the standard configuration chain (the function's role; the region
 // Lambda runs in; AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB to point it elsewhere, such as a
