@@ -293,3 +293,39 @@ func TestHandOffParksTheLock(t *testing.T) {
 		t.Fatalf("first tick after the hand-off: %+v, %v", res, err)
 	}
 }
+
+// A gate's deadline is honoured by ticks: the tick before it says to come back at the
+// deadline, and the first tick at or after it decides as on_timeout says.
+func TestTickHonoursAGateDeadline(t *testing.T) {
+	sc := tickScenario{steps: []release.Step{{Weight: 0.1, Bake: 10 * time.Minute}},
+		gate: &release.Approval{AtStep: 1, Timeout: 150 * time.Second, OnTimeout: "rollback"}}
+	fx, tick := sc.setup(t)
+	ctx := context.Background()
+	var deadline time.Time
+	for i := 0; ; i++ {
+		if i == 50 {
+			t.Fatal("no end after 50 ticks")
+		}
+		res, err := tick.Tick(ctx, "rel-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Release.Phase.Final() {
+			if res.Release.Phase != release.RolledBack {
+				t.Fatalf("ended %s, want rolled back at the gate's timeout", res.Release.Describe())
+			}
+			g := res.Release.Gates[0]
+			if g.Decision == nil || g.Decision.Via != release.ViaTimeout || !g.Decision.At.Equal(deadline) {
+				t.Fatalf("gate %+v, want decided by its timeout at %s", g, deadline)
+			}
+			return
+		}
+		if g := res.Release.OpenGate(); g != nil {
+			deadline = g.Deadline
+			if res.Next.After(deadline) {
+				t.Fatalf("at the gate, next tick %s is after its deadline %s", res.Next, deadline)
+			}
+		}
+		fx.clock.Advance(res.Next.Sub(fx.clock.Now()))
+	}
+}
