@@ -234,7 +234,7 @@ func (c *Controller) Tick(ctx context.Context, id string, ev Event) (*Report, er
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = c.tickOne(stop, r)
+			results[i] = c.tickOne(stop, r, start)
 			c.logResult(id, results[i])
 		}()
 	}
@@ -281,7 +281,7 @@ func (c *Controller) live(ctx context.Context, ev Event) ([]*release.Release, er
 }
 
 // tickOne ticks one release.
-func (c *Controller) tickOne(ctx context.Context, r *release.Release) (res Result) {
+func (c *Controller) tickOne(ctx context.Context, r *release.Release, tickStart time.Time) (res Result) {
 	start := c.Now()
 	res = Result{Release: r.ID, Service: r.Service, Environment: r.Environment, From: r.Phase, Phase: r.Phase}
 	defer func() { res.Took = c.Now().Sub(start) }()
@@ -322,6 +322,9 @@ func (c *Controller) tickOne(ctx context.Context, r *release.Release) (res Resul
 	switch {
 	case err != nil && ctx.Err() != nil:
 		res.Action, res.Err = Errored, fmt.Errorf("stopped at the tick's budget, where it was; the next tick goes on: %w", err)
+		if h := slowHook(t, ctx, tickStart); h != "" {
+			res.Err = fmt.Errorf("stopped at the tick's budget, where it was: %s: %w", h, err)
+		}
 	case err != nil:
 		res.Action, res.Err = Errored, err
 	case t.Held != nil:
@@ -333,6 +336,35 @@ func (c *Controller) tickOne(ctx context.Context, r *release.Release) (res Resul
 		}
 	}
 	return res
+}
+
+// slowHook says, of a release whose tick was stopped at its budget, which hook it was stopped
+// in if that hook may take longer than a whole tick has (from start to ctx's deadline) — then
+// every tick would stop there and the release never get past it — and what to do; "" if none.
+func slowHook(t *release.Ticked, ctx context.Context, start time.Time) string {
+	deadline, ok := ctx.Deadline()
+	if !ok || t == nil || t.Release == nil || t.Release.Checks == nil {
+		return ""
+	}
+	r := t.Release
+	budget := deadline.Sub(start)
+	timeout := r.Checks.HookTimeout
+	if timeout <= 0 {
+		timeout = time.Minute // the checker's default
+	}
+	var which string
+	switch {
+	case timeout <= budget:
+		return ""
+	case r.Checks.PreTraffic != "" && r.Phase == release.Publishing:
+		which = "pre-traffic hook " + r.Checks.PreTraffic
+	case r.Checks.PostTraffic != "" && r.Phase == release.Promoting:
+		which = "post-traffic hook " + r.Checks.PostTraffic
+	default:
+		return ""
+	}
+	return fmt.Sprintf("the %s may take up to %s (checks' hooks.timeout), longer than a tick has (%s), so every tick may stop there and the release never get past it: "+
+		"raise the controller function's timeout above %s (aviary controller install --timeout), or roll the release back", which, timeout, budget.Round(time.Second), timeout+10*time.Second)
 }
 
 func (c *Controller) logResult(tick string, res Result) {

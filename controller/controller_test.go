@@ -371,3 +371,39 @@ func TestTickSendsTheReleasesNotices(t *testing.T) {
 		t.Fatalf("cart's tick: %s, %v; want driven, with an error naming SLACK_PATH", res.Action, res.Err)
 	}
 }
+
+// slowHooks is a release.Health whose pre-traffic hook answers only when its context ends.
+type slowHooks struct{ release.BakeOnly }
+
+func (slowHooks) BeforeTraffic(ctx context.Context, _ *release.Release) (release.PreTraffic, error) {
+	<-ctx.Done()
+	return release.PreTraffic{}, ctx.Err()
+}
+
+// A hook that may take longer than a whole tick has stops every tick in it: the release's line
+// says so, and what to do, rather than only that the next tick goes on.
+func TestTickStoppedInAHookLongerThanATick(t *testing.T) {
+	fx := setup(t)
+	ctx := context.Background()
+	r := fx.handed(t, "shop", true)
+	r.Checks = &release.Checks{PreTraffic: "shop-check", HookTimeout: time.Minute}
+	if err := fx.st.UpdateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	c := fx.controller("ctl")
+	c.Engine = func(ctx context.Context, r *release.Release) (*release.Engine, error) {
+		return &release.Engine{Store: fx.st, Fleet: fx.fleet, Health: slowHooks{}, Actor: "ctl", Source: "test", Owner: "ctl", Poll: time.Minute}, nil
+	}
+	c.Margin = time.Second
+	tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	rep, err := c.Tick(tctx, "tick-1", controller.Event{Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := rep.Results[0]
+	if res.Action != controller.Errored || res.Phase != release.Publishing || res.Err == nil ||
+		!strings.Contains(res.Err.Error(), "pre-traffic hook shop-check may take up to 1m0s") || !strings.Contains(res.Err.Error(), "--timeout") {
+		t.Fatalf("release's tick: %s at %s, %v; want stopped in the pre-traffic hook, saying to raise the timeout", res.Action, res.Phase, res.Err)
+	}
+}
