@@ -22,7 +22,9 @@
 // (GOARCH=amd64 with --architectures x86_64 works as well.) The schedule's input is a
 // controller.Event: {"service", "environment"} narrows a tick to one environment of one service
 // (a DynamoDB Query); {} ticks every release of the store handed to the controller (a Scan);
-// {"release": ID} ticks one release. No retries: the next tick comes within a minute.
+// {"release": ID} ticks one release. No retries by the schedule (MaximumRetryAttempts 0): the
+// next tick comes within a minute. (Lambda itself retries a failed asynchronous invocation twice,
+// a minute or two later, unless the function's event invoke configuration says 0; see Failures.)
 //
 // # Environment
 //
@@ -58,8 +60,12 @@
 //
 // A configuration error fails the function's initialisation with a message saying what to set. A
 // tick that cannot list the releases fails its invocation; one release's failure is logged and
-// the invocation succeeds (the next tick tries again). Artifacts are read from the bucket only:
-// the CLI uploads them before it hands a release over.
+// the invocation succeeds (the next tick tries again). A failed invocation (that error, or the
+// function's timeout) shows in the function's Errors metric, and Lambda retries it, as it does
+// any asynchronous invocation, up to twice (`aws lambda put-function-event-invoke-config
+// --maximum-retry-attempts 0` turns that off): a retry is one more tick, harmless since every
+// tick acts only under each release's lock, and the schedule's next tick would come anyway.
+// Artifacts are read from the bucket only: the CLI uploads them before it hands a release over.
 package main
 
 import (
