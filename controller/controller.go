@@ -254,7 +254,11 @@ func (c *Controller) live(ctx context.Context, ev Event) ([]*release.Release, er
 	switch {
 	case ev.Release != "":
 		r, err := c.Store.GetRelease(ctx, ev.Release)
-		if err != nil {
+		switch {
+		case errors.Is(err, release.ErrNotFound):
+			// Pruned, or a nudge's mistake: nothing to tick, and nothing a retry would find.
+			return nil, nil
+		case err != nil:
 			return nil, fmt.Errorf("read release %s: %w", ev.Release, err)
 		}
 		rs = []*release.Release{r}

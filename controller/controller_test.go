@@ -407,3 +407,13 @@ func TestTickStoppedInAHookLongerThanATick(t *testing.T) {
 		t.Fatalf("release's tick: %s at %s, %v; want stopped in the pre-traffic hook, saying to raise the timeout", res.Action, res.Phase, res.Err)
 	}
 }
+
+// A nudge naming a release the store does not have (pruned since) is a tick with nothing to
+// do, not a failed invocation that Lambda would retry twice.
+func TestNudgeForAReleaseNotThere(t *testing.T) {
+	fx := setup(t)
+	rep, err := fx.controller("ctl").Tick(context.Background(), "tick-1", controller.Event{Environment: "prod", Release: "gone-1", Reason: "decision"})
+	if err != nil || rep.Listed != 0 {
+		t.Fatalf("tick: %+v, %v; want nothing listed and no error", rep, err)
+	}
+}
