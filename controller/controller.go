@@ -61,6 +61,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -289,6 +290,13 @@ func (c *Controller) tickOne(ctx context.Context, r *release.Release, tickStart 
 	start := c.Now()
 	res = Result{Release: r.ID, Service: r.Service, Environment: r.Environment, From: r.Phase, Phase: r.Phase}
 	defer func() { res.Took = c.Now().Sub(start) }()
+	defer func() {
+		// One release's bug must not crash the function, and with it every tick of every other
+		// release: its lock's lease runs out, and the next tick tries it again.
+		if p := recover(); p != nil {
+			res.Action, res.Err = Errored, fmt.Errorf("panic while ticking %s: %v\n%s", r.ID, p, debug.Stack())
+		}
+	}()
 	eng, err := c.Engine(ctx, r)
 	if err != nil {
 		res.Action, res.Err = Errored, fmt.Errorf("build the engine for %s: %w", r.ID, err)

@@ -417,3 +417,30 @@ func TestNudgeForAReleaseNotThere(t *testing.T) {
 		t.Fatalf("tick: %+v, %v; want nothing listed and no error", rep, err)
 	}
 }
+
+// A release whose tick panics is that release's error; the others are ticked all the same.
+func TestAPanicIsOneReleasesError(t *testing.T) {
+	fx := setup(t)
+	fx.handed(t, "cart", true)
+	fx.handed(t, "shop", true)
+	c := fx.controller("ctl")
+	build := c.Engine
+	c.Engine = func(ctx context.Context, r *release.Release) (*release.Engine, error) {
+		if r.Service == "cart" {
+			panic("a bug")
+		}
+		return build(ctx, r)
+	}
+	rep, err := c.Tick(context.Background(), "tick-1", controller.Event{Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range rep.Results {
+		switch {
+		case res.Release == "cart-1" && (res.Action != controller.Errored || !strings.Contains(fmt.Sprint(res.Err), "panic while ticking cart-1: a bug")):
+			t.Errorf("cart: %s, %v; want its panic as its error", res.Action, res.Err)
+		case res.Release == "shop-1" && res.Action != controller.Drove:
+			t.Errorf("shop: %s, %v; want driven", res.Action, res.Err)
+		}
+	}
+}
