@@ -16,8 +16,9 @@ import (
 // have (notify: Slack, webhook), from the targets the release's record carries
 // (release.Release.Notify), their ${NAME} references filled in from the controller's own
 // environment. Each tick sends the notices of what it did itself: a transition it made (started,
-// a step, promoted, rolled back, failed) and a gate it opened; one a tick killed mid-way did not
-// get to send is not sent again (a notice never holds a release up). A tick waits, within its
+// a step, a gate opened, promoted, rolled back, failed); one a tick killed between the
+// transition and its notice did not get to send is not sent again (a notice never holds a
+// release up). A tick waits, within its
 // budget, for its notices to be delivered before it returns, since Lambda freezes the function
 // once it has.
 
@@ -26,9 +27,7 @@ type noticeSender struct {
 	sender *notify.Sender
 	base   string
 
-	mu     sync.Mutex
-	opened bool // this tick opened a gate: its Awaiting notice is this tick's to send
-	waited bool
+	mu sync.Mutex
 }
 
 // notices sets up the notices of r's tick, or says why none can be sent.
@@ -66,19 +65,18 @@ func (ns *noticeSender) observe(p release.Progress) {
 		case release.Shifting:
 			ns.send(notify.Step, r, p.Message)
 		case release.AwaitingApproval:
-			ns.opened = r.OpenGate() != nil
+			// Said by the tick that opened the gate, at once (not when it first waits there, which
+			// a tick stopped at its budget may not get to); every later tick looks at it again
+			// without a word. A pre-approved gate is decided at once: nobody is asked.
+			if g := r.OpenGate(); g != nil && !(g.Kind == release.GateApproval && r.Approval != nil && r.Approval.PreApprove) {
+				ns.send(notify.Awaiting, r, r.Awaiting)
+			}
 		case release.Promoted:
 			ns.send(notify.Promoted, r, p.Message)
 		case release.RolledBack:
 			ns.send(notify.RolledBack, r, p.Message)
 		case release.Failed:
 			ns.send(notify.Failed, r, p.Message)
-		}
-	case release.ProgressAwaiting:
-		// Every tick looks at an open gate again: only the one that opened it says so.
-		if ns.opened && !ns.waited && r.OpenGate() != nil {
-			ns.waited = true
-			ns.send(notify.Awaiting, r, p.Message)
 		}
 	}
 }
