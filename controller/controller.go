@@ -58,7 +58,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -82,6 +85,8 @@ type Event struct {
 type Store interface {
 	GetRelease(ctx context.Context, id string) (*release.Release, error)
 	ListReleases(ctx context.Context, f release.Filter) ([]*release.Release, error)
+	// AppendEvent records, in a release's audit trail, a notice that could not be sent.
+	AppendEvent(ctx context.Context, e *release.Event) error
 }
 
 // Controller ticks the releases handed to it.
@@ -100,6 +105,12 @@ type Controller struct {
 	Log *slog.Logger
 	// Now is the controller's time (default time.Now).
 	Now func() time.Time
+	// Getenv fills in the ${NAME} references of a release's notice URLs (default os.Getenv):
+	// the controller's function's variables must name what the manifest's notify: URLs use.
+	Getenv func(string) string
+	// NoticeLog gets what the notice sender says of notices it could not send (default:
+	// nowhere; the release's audit trail records them all the same).
+	NoticeLog io.Writer
 }
 
 // Action is what a tick did with one release.
@@ -171,6 +182,9 @@ func (c *Controller) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Getenv == nil {
+		c.Getenv = os.Getenv
+	}
 }
 
 // Tick lists the live releases the controller drives (as ev narrows them) and ticks each, at
@@ -221,7 +235,7 @@ func (c *Controller) Tick(ctx context.Context, id string, ev Event) (*Report, er
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = c.tickOne(stop, r)
+			results[i] = c.tickOne(stop, r, start)
 			c.logResult(id, results[i])
 		}()
 	}
@@ -241,7 +255,11 @@ func (c *Controller) live(ctx context.Context, ev Event) ([]*release.Release, er
 	switch {
 	case ev.Release != "":
 		r, err := c.Store.GetRelease(ctx, ev.Release)
-		if err != nil {
+		switch {
+		case errors.Is(err, release.ErrNotFound):
+			// Pruned, or a nudge's mistake: nothing to tick, and nothing a retry would find.
+			return nil, nil
+		case err != nil:
 			return nil, fmt.Errorf("read release %s: %w", ev.Release, err)
 		}
 		rs = []*release.Release{r}
@@ -268,14 +286,43 @@ func (c *Controller) live(ctx context.Context, ev Event) ([]*release.Release, er
 }
 
 // tickOne ticks one release.
-func (c *Controller) tickOne(ctx context.Context, r *release.Release) Result {
+func (c *Controller) tickOne(ctx context.Context, r *release.Release, tickStart time.Time) (res Result) {
 	start := c.Now()
-	res := Result{Release: r.ID, Service: r.Service, Environment: r.Environment, From: r.Phase, Phase: r.Phase}
+	res = Result{Release: r.ID, Service: r.Service, Environment: r.Environment, From: r.Phase, Phase: r.Phase}
 	defer func() { res.Took = c.Now().Sub(start) }()
+	defer func() {
+		// One release's bug must not crash the function, and with it every tick of every other
+		// release: its lock's lease runs out, and the next tick tries it again.
+		if p := recover(); p != nil {
+			res.Action, res.Err = Errored, fmt.Errorf("panic while ticking %s: %v\n%s", r.ID, p, debug.Stack())
+		}
+	}()
 	eng, err := c.Engine(ctx, r)
 	if err != nil {
 		res.Action, res.Err = Errored, fmt.Errorf("build the engine for %s: %w", r.ID, err)
 		return res
+	}
+	ns, nerr := c.notices(r)
+	if nerr != nil {
+		// The release moves on all the same; that nobody is told is its line's error.
+		defer func() { res.Err = errors.Join(res.Err, nerr) }()
+	}
+	if ns != nil {
+		observe := eng.Observe
+		eng.Observe = func(p release.Progress) {
+			if observe != nil {
+				observe(p)
+			}
+			ns.observe(p)
+		}
+		defer func() {
+			// Lambda freezes the function once the tick returns: deliver now, within the margin.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Margin/2)
+			defer cancel()
+			if err := ns.close(cctx); err != nil {
+				res.Err = errors.Join(res.Err, err)
+			}
+		}()
 	}
 	t, err := eng.Tick(ctx, r.ID)
 	if t != nil && t.Release != nil {
@@ -287,6 +334,9 @@ func (c *Controller) tickOne(ctx context.Context, r *release.Release) Result {
 	switch {
 	case err != nil && ctx.Err() != nil:
 		res.Action, res.Err = Errored, fmt.Errorf("stopped at the tick's budget, where it was; the next tick goes on: %w", err)
+		if h := slowHook(t, ctx, tickStart); h != "" {
+			res.Err = fmt.Errorf("stopped at the tick's budget, where it was: %s: %w", h, err)
+		}
 	case err != nil:
 		res.Action, res.Err = Errored, err
 	case t.Held != nil:
@@ -298,6 +348,35 @@ func (c *Controller) tickOne(ctx context.Context, r *release.Release) Result {
 		}
 	}
 	return res
+}
+
+// slowHook says, of a release whose tick was stopped at its budget, which hook it was stopped
+// in if that hook may take longer than a whole tick has (from start to ctx's deadline) — then
+// every tick would stop there and the release never get past it — and what to do; "" if none.
+func slowHook(t *release.Ticked, ctx context.Context, start time.Time) string {
+	deadline, ok := ctx.Deadline()
+	if !ok || t == nil || t.Release == nil || t.Release.Checks == nil {
+		return ""
+	}
+	r := t.Release
+	budget := deadline.Sub(start)
+	timeout := r.Checks.HookTimeout
+	if timeout <= 0 {
+		timeout = time.Minute // the checker's default
+	}
+	var which string
+	switch {
+	case timeout <= budget:
+		return ""
+	case r.Checks.PreTraffic != "" && r.Phase == release.Publishing:
+		which = "pre-traffic hook " + r.Checks.PreTraffic
+	case r.Checks.PostTraffic != "" && r.Phase == release.Promoting:
+		which = "post-traffic hook " + r.Checks.PostTraffic
+	default:
+		return ""
+	}
+	return fmt.Sprintf("the %s may take up to %s (checks' hooks.timeout), longer than a tick has (%s), so every tick may stop there and the release never get past it: "+
+		"raise the controller function's timeout above %s (aviary controller install --timeout), or roll the release back", which, timeout, budget.Round(time.Second), timeout+10*time.Second)
 }
 
 func (c *Controller) logResult(tick string, res Result) {

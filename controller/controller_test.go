@@ -7,7 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,6 +255,192 @@ func TestTickWithinItsBudget(t *testing.T) {
 	for _, id := range []string{"cart-1", "shop-1"} {
 		if r, _ := fx.st.GetRelease(context.Background(), id); r.Phase != release.Shifting {
 			t.Errorf("%s after the next tick: %s", id, r.Describe())
+		}
+	}
+}
+
+// Each release's line says how long its tick took (ms), as the tick's own line does.
+func TestReleaseLineSaysHowLongItTook(t *testing.T) {
+	fx := setup(t)
+	fx.handed(t, "shop", true)
+	c := fx.controller("ctl")
+	// Every reading of the controller's clock is a second after the last.
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	c.Now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Second)
+		return now
+	}
+	rep, err := c.Tick(context.Background(), "tick-1", controller.Event{Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Results[0].Took; got <= 0 {
+		t.Errorf("the release's tick took %s, want its time", got)
+	}
+	lines := fx.lines(t, "release")
+	if len(lines) != 1 || lines[0]["ms"] == float64(0) {
+		t.Errorf("release line %v, want ms above 0", lines)
+	}
+}
+
+// hook is a webhook receiver: the kinds of the notices it was sent, in order.
+type hook struct {
+	mu    sync.Mutex
+	kinds []string
+	urls  []string
+}
+
+func (h *hook) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var m map[string]any
+	if err := json.NewDecoder(req.Body).Decode(&m); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if req.URL.Path == "/hooks/secret" {
+		h.kinds = append(h.kinds, fmt.Sprint(m["kind"]))
+		h.urls = append(h.urls, fmt.Sprint(m["releaseUrl"]))
+	}
+}
+
+func (h *hook) got() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.kinds...)
+}
+
+// The controller tells people what it does to a release handed to it, as the attached deploy
+// would: the notices the release's record names, their ${NAME}s filled in from the
+// controller's environment; a gate is announced once, by the tick that opened it.
+func TestTickSendsTheReleasesNotices(t *testing.T) {
+	fx := setup(t)
+	ctx := context.Background()
+	h := &hook{}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	r := fx.handed(t, "shop", true)
+	r.Steps = []release.Step{{Weight: 0.1, Bake: 0}}
+	r.Approval = &release.Approval{AtStep: 1}
+	r.Notify = &release.Notify{Webhook: []string{srv.URL + "/hooks/${HOOK_SECRET}"}, Dashboard: "https://aviary.example.com"}
+	if err := fx.st.UpdateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	c := fx.controller("ctl")
+	c.Getenv = func(name string) string {
+		if name == "HOOK_SECRET" {
+			return "secret"
+		}
+		return ""
+	}
+	for i := range 2 {
+		if _, err := c.Tick(ctx, fmt.Sprintf("tick-%d", i), controller.Event{Environment: "prod"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := h.got(), []string{"started", "step", "awaiting"}; !slices.Equal(got, want) {
+		t.Fatalf("notices %v after two ticks at the gate, want %v", got, want)
+	}
+	if _, err := release.Decide(ctx, fx.st, r.ID, release.Decision{Action: release.Approve, By: "alice", Via: release.ViaCLI, At: time.Now(), Gate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Tick(ctx, "tick-3", controller.Event{Environment: "prod"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := h.got(), []string{"started", "step", "awaiting", "promoted"}; !slices.Equal(got, want) {
+		t.Fatalf("notices %v, want %v", got, want)
+	}
+	if got, want := h.urls[0], "https://aviary.example.com/releases/shop-1"; got != want {
+		t.Errorf("releaseUrl %q, want %q", got, want)
+	}
+	// A variable the controller lacks: the release goes on, and its line says nobody was told.
+	fx.handed(t, "cart", true)
+	cr, _ := fx.st.GetRelease(ctx, "cart-1")
+	cr.Notify = &release.Notify{Slack: []string{"https://hooks.slack.com/services/${SLACK_PATH}"}}
+	if err := fx.st.UpdateRelease(ctx, cr); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := c.Tick(ctx, "tick-4", controller.Event{Service: "cart", Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := rep.Results[0]; res.Action != controller.Drove || res.Err == nil || !strings.Contains(res.Err.Error(), "SLACK_PATH") {
+		t.Fatalf("cart's tick: %s, %v; want driven, with an error naming SLACK_PATH", res.Action, res.Err)
+	}
+}
+
+// slowHooks is a release.Health whose pre-traffic hook answers only when its context ends.
+type slowHooks struct{ release.BakeOnly }
+
+func (slowHooks) BeforeTraffic(ctx context.Context, _ *release.Release) (release.PreTraffic, error) {
+	<-ctx.Done()
+	return release.PreTraffic{}, ctx.Err()
+}
+
+// A hook that may take longer than a whole tick has stops every tick in it: the release's line
+// says so, and what to do, rather than only that the next tick goes on.
+func TestTickStoppedInAHookLongerThanATick(t *testing.T) {
+	fx := setup(t)
+	ctx := context.Background()
+	r := fx.handed(t, "shop", true)
+	r.Checks = &release.Checks{PreTraffic: "shop-check", HookTimeout: time.Minute}
+	if err := fx.st.UpdateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	c := fx.controller("ctl")
+	c.Engine = func(ctx context.Context, r *release.Release) (*release.Engine, error) {
+		return &release.Engine{Store: fx.st, Fleet: fx.fleet, Health: slowHooks{}, Actor: "ctl", Source: "test", Owner: "ctl", Poll: time.Minute}, nil
+	}
+	c.Margin = time.Second
+	tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	rep, err := c.Tick(tctx, "tick-1", controller.Event{Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := rep.Results[0]
+	if res.Action != controller.Errored || res.Phase != release.Publishing || res.Err == nil ||
+		!strings.Contains(res.Err.Error(), "pre-traffic hook shop-check may take up to 1m0s") || !strings.Contains(res.Err.Error(), "--timeout") {
+		t.Fatalf("release's tick: %s at %s, %v; want stopped in the pre-traffic hook, saying to raise the timeout", res.Action, res.Phase, res.Err)
+	}
+}
+
+// A nudge naming a release the store does not have (pruned since) is a tick with nothing to
+// do, not a failed invocation that Lambda would retry twice.
+func TestNudgeForAReleaseNotThere(t *testing.T) {
+	fx := setup(t)
+	rep, err := fx.controller("ctl").Tick(context.Background(), "tick-1", controller.Event{Environment: "prod", Release: "gone-1", Reason: "decision"})
+	if err != nil || rep.Listed != 0 {
+		t.Fatalf("tick: %+v, %v; want nothing listed and no error", rep, err)
+	}
+}
+
+// A release whose tick panics is that release's error; the others are ticked all the same.
+func TestAPanicIsOneReleasesError(t *testing.T) {
+	fx := setup(t)
+	fx.handed(t, "cart", true)
+	fx.handed(t, "shop", true)
+	c := fx.controller("ctl")
+	build := c.Engine
+	c.Engine = func(ctx context.Context, r *release.Release) (*release.Engine, error) {
+		if r.Service == "cart" {
+			panic("a bug")
+		}
+		return build(ctx, r)
+	}
+	rep, err := c.Tick(context.Background(), "tick-1", controller.Event{Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range rep.Results {
+		switch {
+		case res.Release == "cart-1" && (res.Action != controller.Errored || !strings.Contains(fmt.Sprint(res.Err), "panic while ticking cart-1: a bug")):
+			t.Errorf("cart: %s, %v; want its panic as its error", res.Action, res.Err)
+		case res.Release == "shop-1" && res.Action != controller.Drove:
+			t.Errorf("shop: %s, %v; want driven", res.Action, res.Err)
 		}
 	}
 }

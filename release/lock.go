@@ -148,8 +148,9 @@ func (e *Engine) takeLock(ctx context.Context, service, environment, id string) 
 		return nil, err
 	}
 	// A live owner's lock that could be taken was freed meanwhile: nothing was taken over. Only
-	// this release's own lock is taken over; one left by another release that ended is not.
-	if cur != nil && cur.Holder == id && cur.Owner != e.Owner && (!cur.ExpiresAt.After(now) || takeOver != "") {
+	// this release's own lock is taken over; one left by another release that ended is not, nor
+	// one let go (parked: handed over, not left by a process that is gone).
+	if cur != nil && cur.Holder == id && cur.Owner != e.Owner && (!cur.ExpiresAt.After(now) && !cur.Parked() || takeOver != "") {
 		return cur, nil
 	}
 	return nil, nil
@@ -180,11 +181,28 @@ func (e *Engine) LetGo(ctx context.Context, r *Release) error {
 	if r.Phase.Final() {
 		return e.Store.ReleaseLock(ctx, key, e.Owner)
 	}
-	if err := e.Store.RenewLock(ctx, key, e.Owner, e.Clock.Now()); err != nil && !errors.Is(err, ErrLockLost) {
+	cur, err := e.Store.GetLock(ctx, key)
+	if err != nil {
+		return fmt.Errorf("let go of the lock on %s: %w", key, err)
+	}
+	if cur == nil || cur.Owner != e.Owner {
+		return nil // not ours
+	}
+	// The lease ends where it began: parked, as no lease left by a process that stopped is.
+	end := cur.AcquiredAt
+	if end.IsZero() || end.After(e.Clock.Now()) {
+		end = e.Clock.Now()
+	}
+	if err := e.Store.RenewLock(ctx, key, e.Owner, end); err != nil && !errors.Is(err, ErrLockLost) {
 		return fmt.Errorf("let go of the lock on %s: %w", key, err)
 	}
 	return nil
 }
+
+// Parked reports whether a lock was let go ([Engine.LetGo]: its lease ends where it began)
+// rather than left by a process that stopped (a lease runs for a while after it began): taking
+// it is picking up a release handed over, not taking over from a process that is gone.
+func (l *Lock) Parked() bool { return !l.ExpiresAt.After(l.AcquiredAt) }
 
 // freeLock frees this process's hold on a release's lock; a lock held by someone else is not ours
 // to free.

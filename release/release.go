@@ -110,6 +110,10 @@ type Release struct {
 	// from then on a crash may have moved an alias the record does not show, so a rollback
 	// restores every published function.
 	Moving bool `json:"moving,omitempty"`
+	// Notify is where notices of the release go, for a process that has no manifest: the
+	// controller, which tells people what it does to a release handed to it as an attached
+	// deploy would. Nil: no notices (or a release not meant for a controller).
+	Notify *Notify `json:"notify,omitempty"`
 
 	// Outbox holds the audit entries of the last change, written with it in one update and then
 	// appended to the audit trail (idempotently, by Key): a crash between the two loses nothing,
@@ -125,6 +129,17 @@ type Release struct {
 	// what counts releases by how they ended (the dashboard's /metrics) only ever counts up.
 	Earlier  []Ending `json:"earlier,omitempty"`
 	Revision int64    `json:"revision"`
+}
+
+// Notify is where a release's notices go, as its environment's `notify:` was written when it
+// was planned: the URLs keep their ${NAME} references unfilled, so that the secret a Slack
+// webhook's URL is stays out of the store; whoever sends the notices fills them in from its own
+// environment (the controller's function's variables).
+type Notify struct {
+	Slack   []string `json:"slack,omitempty"`
+	Webhook []string `json:"webhook,omitempty"`
+	// Dashboard is where `aviary serve` answers, for a notice's link to the release; empty: none.
+	Dashboard string `json:"dashboard,omitempty"`
 }
 
 // Ending is how and when a release ended.

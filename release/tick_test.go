@@ -217,8 +217,9 @@ func TestCLITakesOverBetweenTicks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.TookOver == nil || d.TookOver.Owner != "controller" || d.Release.Phase != release.Promoted {
-		t.Fatalf("Drive: took over %+v, release %s", d.TookOver, d.Release.Describe())
+	// The tick let go of the lock: the CLI picks the release up; it took over from nobody gone.
+	if !d.Drove || d.TookOver != nil || d.Release.Phase != release.Promoted {
+		t.Fatalf("Drive: drove %v, took over %+v, release %s", d.Drove, d.TookOver, d.Release.Describe())
 	}
 	res, err = ctl.Tick(ctx, "rel-1")
 	if err != nil || res.Release.Phase != release.Promoted || res.Held != nil {
@@ -291,5 +292,75 @@ func TestHandOffParksTheLock(t *testing.T) {
 	res, err := ctl.Tick(ctx, "rel-1")
 	if err != nil || res.Held != nil || res.Waiting != "bake" {
 		t.Fatalf("first tick after the hand-off: %+v, %v", res, err)
+	}
+}
+
+// A gate's deadline is honoured by ticks: the tick before it says to come back at the
+// deadline, and the first tick at or after it decides as on_timeout says.
+func TestTickHonoursAGateDeadline(t *testing.T) {
+	sc := tickScenario{steps: []release.Step{{Weight: 0.1, Bake: 10 * time.Minute}},
+		gate: &release.Approval{AtStep: 1, Timeout: 150 * time.Second, OnTimeout: "rollback"}}
+	fx, tick := sc.setup(t)
+	ctx := context.Background()
+	var deadline time.Time
+	for i := 0; ; i++ {
+		if i == 50 {
+			t.Fatal("no end after 50 ticks")
+		}
+		res, err := tick.Tick(ctx, "rel-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Release.Phase.Final() {
+			if res.Release.Phase != release.RolledBack {
+				t.Fatalf("ended %s, want rolled back at the gate's timeout", res.Release.Describe())
+			}
+			g := res.Release.Gates[0]
+			if g.Decision == nil || g.Decision.Via != release.ViaTimeout || !g.Decision.At.Equal(deadline) {
+				t.Fatalf("gate %+v, want decided by its timeout at %s", g, deadline)
+			}
+			return
+		}
+		if g := res.Release.OpenGate(); g != nil {
+			deadline = g.Deadline
+			if res.Next.After(deadline) {
+				t.Fatalf("at the gate, next tick %s is after its deadline %s", res.Next, deadline)
+			}
+		}
+		fx.clock.Advance(res.Next.Sub(fx.clock.Now()))
+	}
+}
+
+// A tick says it took the release over only from a process that is gone (a tick killed mid-way,
+// its lease run out), not at every tick from the one before, which let go of the lock.
+func TestTickTookOverOnlyFromAProcessGone(t *testing.T) {
+	fx := setup(t, release.Step{Weight: 0.1, Bake: 10 * time.Minute})
+	ctx := context.Background()
+	fx.handOver(t)
+	tick := func(owner string) *release.Ticked {
+		t.Helper()
+		e := fx.lifecycle(owner)
+		e.Poll = time.Minute
+		res, err := e.Tick(ctx, "rel-1")
+		if err != nil || res.Held != nil {
+			t.Fatalf("tick by %s: %+v, %v", owner, res, err)
+		}
+		return res
+	}
+	if res := tick("tick-1"); res.TookOver != nil {
+		t.Fatalf("the first tick took over from %+v, which handed the release over", res.TookOver)
+	}
+	fx.clock.Advance(time.Minute)
+	if res := tick("tick-2"); res.TookOver != nil {
+		t.Fatalf("the second tick took over from %+v, which let go of the lock", res.TookOver)
+	}
+	// A tick killed mid-way: its lock stays with its lease, until it runs out.
+	now := fx.clock.Now()
+	if _, err := fx.st.AcquireLock(ctx, release.Lock{Key: "shop/prod", Holder: "rel-1", Owner: "killed", ExpiresAt: now.Add(30 * time.Second)}, now, ""); err != nil {
+		t.Fatal(err)
+	}
+	fx.clock.Advance(time.Minute)
+	if res := tick("tick-3"); res.TookOver == nil || res.TookOver.Owner != "killed" {
+		t.Fatalf("the tick after a killed one took over from %+v, want the killed tick", res.TookOver)
 	}
 }

@@ -22,7 +22,9 @@
 // (GOARCH=amd64 with --architectures x86_64 works as well.) The schedule's input is a
 // controller.Event: {"service", "environment"} narrows a tick to one environment of one service
 // (a DynamoDB Query); {} ticks every release of the store handed to the controller (a Scan);
-// {"release": ID} ticks one release. No retries: the next tick comes within a minute.
+// {"release": ID} ticks one release. No retries by the schedule (MaximumRetryAttempts 0): the
+// next tick comes within a minute. (Lambda itself retries a failed asynchronous invocation twice,
+// a minute or two later, unless the function's event invoke configuration says 0; see Failures.)
 //
 // # Environment
 //
@@ -35,6 +37,15 @@
 //	                    quota per account and region, shared with anything else deploying)
 //	AWS_MAX_ATTEMPTS    optional: the SDK's attempts per call (default here 10, so that a
 //	                    throttled store or API is retried with backoff within the tick)
+//	(notify variables)  the ${NAME}s the environment's notify: URLs use (SLACK_PATH in the
+//	                    README's example): a release handed over keeps its notice URLs as the
+//	                    manifest wrote them, so that no webhook secret is stored, and the
+//	                    controller fills them in from its own variables (`aviary controller
+//	                    install --function-env SLACK_PATH=...`; install keeps variables set
+//	                    by hand) to send, as an attached deploy does, started, step, awaiting
+//	                    (without signed links: the controller has no link secret), promoted,
+//	                    rolled-back and failed. A variable it lacks is an error on the
+//	                    release's log line; the release goes on.
 //
 // AWS is reached through the standard configuration chain (the function's role; the region
 // Lambda runs in; AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB to point it elsewhere, such as a
@@ -49,8 +60,12 @@
 //
 // A configuration error fails the function's initialisation with a message saying what to set. A
 // tick that cannot list the releases fails its invocation; one release's failure is logged and
-// the invocation succeeds (the next tick tries again). Artifacts are read from the bucket only:
-// the CLI uploads them before it hands a release over.
+// the invocation succeeds (the next tick tries again). A failed invocation (that error, or the
+// function's timeout) shows in the function's Errors metric, and Lambda retries it, as it does
+// any asynchronous invocation, up to twice (`aws lambda put-function-event-invoke-config
+// --maximum-retry-attempts 0` turns that off): a retry is one more tick, harmless since every
+// tick acts only under each release's lock, and the schedule's next tick would come anyway.
+// Artifacts are read from the bucket only: the CLI uploads them before it hands a release over.
 package main
 
 import (
@@ -131,7 +146,7 @@ func newController(ctx context.Context, log *slog.Logger) (*controller.Controlle
 		fn = appID
 	}
 	engines := &engines{store: st, rate: rate, lease: lease, function: fn, regions: map[string]*regional{}}
-	return &controller.Controller{Store: st, Engine: engines.engine, Log: log}, nil
+	return &controller.Controller{Store: st, Engine: engines.engine, Log: log, NoticeLog: os.Stderr}, nil
 }
 
 // engines builds each release's engine, with one fleet and one health checker per region.

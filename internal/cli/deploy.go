@@ -103,6 +103,10 @@ func (c *deployCmd) Run(e *env) error {
 		Artifacts: release.Artifacts{Bucket: p.m.Artifacts.Bucket, Prefix: p.m.Artifacts.Prefix},
 		Force:     c.Force, Checks: p.checks, Approval: approval,
 	}
+	if p.env.Controller != nil && !p.env.Notify.Empty() {
+		// The controller, which has no manifest, sends the notices of a release handed to it.
+		r.Notify = &release.Notify{Slack: p.env.Notify.Slack, Webhook: p.env.Notify.Webhook, Dashboard: kit.base}
+	}
 	for _, s := range strategy.Steps {
 		r.Steps = append(r.Steps, release.Step{Weight: s.Weight, Bake: s.Bake})
 	}
