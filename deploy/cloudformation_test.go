@@ -89,12 +89,18 @@ func TestCloudFormationTableIsTheStoresSchema(t *testing.T) {
 // cfnStatements are the CI role's policy statements: sid → sorted actions.
 func cfnStatements(t *testing.T, tpl *cloudformation.Template) map[string][]string {
 	t.Helper()
-	role, err := tpl.GetIAMRoleWithName("CIRole")
+	return cfnRoleStatements(t, tpl, "CIRole")
+}
+
+// cfnRoleStatements are a role's one inline policy's statements: sid → sorted actions.
+func cfnRoleStatements(t *testing.T, tpl *cloudformation.Template, name string) map[string][]string {
+	t.Helper()
+	role, err := tpl.GetIAMRoleWithName(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(role.Policies) != 1 {
-		t.Fatalf("the CI role has %d policies, want 1", len(role.Policies))
+		t.Fatalf("the role %s has %d policies, want 1", name, len(role.Policies))
 	}
 	b, err := json.Marshal(role.Policies[0].PolicyDocument)
 	if err != nil {
