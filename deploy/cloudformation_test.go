@@ -135,12 +135,13 @@ func cfnRoleStatements(t *testing.T, tpl *cloudformation.Template, name string) 
 }
 
 func TestCloudFormationCIPolicyActions(t *testing.T) {
-	all := map[string]any{"EnableMetricsChecks": "true", "EnableLogsChecks": "true", "EnableSmokeChecks": "true", "AlarmNamePrefix": "shop-", "HookFunctionNamePrefix": "shop-hook-"}
+	all := map[string]any{"EnableMetricsChecks": "true", "EnableLogsChecks": "true", "EnableSmokeChecks": "true", "AlarmNamePrefix": "shop-", "HookFunctionNamePrefix": "shop-hook-",
+		"ControllerCodeS3Bucket": "b", "ControllerCodeS3Key": "controller.zip"}
 	if got, want := cfnStatements(t, template(t, all)), policyActions(iampolicy.Build(SymbolicInput())); !reflect.DeepEqual(got, want) {
 		t.Fatalf("with every check, the CI role's actions are not `aviary iam-policy`'s:\n got  %v\n want %v", got, want)
 	}
 	none := SymbolicInput()
-	none.Checks = nil
+	none.Checks, none.Controller = nil, ""
 	if got, want := cfnStatements(t, template(t, nil)), policyActions(iampolicy.Build(none)); !reflect.DeepEqual(got, want) {
 		t.Fatalf("without checks, the CI role's actions are not `aviary iam-policy`'s:\n got  %v\n want %v", got, want)
 	}
