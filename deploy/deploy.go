@@ -51,7 +51,7 @@ const (
 func SymbolicInput() iampolicy.Input {
 	return iampolicy.Input{
 		Controller: ControllerFunction,
-		Partition: "${local.partition}", Region: "${local.region}", Account: "${local.account_id}",
+		Partition:  "${local.partition}", Region: "${local.region}", Account: "${local.account_id}",
 		Functions: []string{fnMark},
 		Bucket:    "${local.artifact_bucket}", Prefix: "${local.artifact_prefix}",
 		Table:         "${local.table_name}",
