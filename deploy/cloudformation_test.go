@@ -89,12 +89,18 @@ func TestCloudFormationTableIsTheStoresSchema(t *testing.T) {
 // cfnStatements are the CI role's policy statements: sid → sorted actions.
 func cfnStatements(t *testing.T, tpl *cloudformation.Template) map[string][]string {
 	t.Helper()
-	role, err := tpl.GetIAMRoleWithName("CIRole")
+	return cfnRoleStatements(t, tpl, "CIRole")
+}
+
+// cfnRoleStatements are a role's one inline policy's statements: sid → sorted actions.
+func cfnRoleStatements(t *testing.T, tpl *cloudformation.Template, name string) map[string][]string {
+	t.Helper()
+	role, err := tpl.GetIAMRoleWithName(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(role.Policies) != 1 {
-		t.Fatalf("the CI role has %d policies, want 1", len(role.Policies))
+		t.Fatalf("the role %s has %d policies, want 1", name, len(role.Policies))
 	}
 	b, err := json.Marshal(role.Policies[0].PolicyDocument)
 	if err != nil {
@@ -129,12 +135,13 @@ func cfnStatements(t *testing.T, tpl *cloudformation.Template) map[string][]stri
 }
 
 func TestCloudFormationCIPolicyActions(t *testing.T) {
-	all := map[string]any{"EnableMetricsChecks": "true", "EnableLogsChecks": "true", "EnableSmokeChecks": "true", "AlarmNamePrefix": "shop-", "HookFunctionNamePrefix": "shop-hook-"}
+	all := map[string]any{"EnableMetricsChecks": "true", "EnableLogsChecks": "true", "EnableSmokeChecks": "true", "AlarmNamePrefix": "shop-", "HookFunctionNamePrefix": "shop-hook-",
+		"ControllerCodeS3Bucket": "b", "ControllerCodeS3Key": "controller.zip"}
 	if got, want := cfnStatements(t, template(t, all)), policyActions(iampolicy.Build(SymbolicInput())); !reflect.DeepEqual(got, want) {
 		t.Fatalf("with every check, the CI role's actions are not `aviary iam-policy`'s:\n got  %v\n want %v", got, want)
 	}
 	none := SymbolicInput()
-	none.Checks = nil
+	none.Checks, none.Controller = nil, ""
 	if got, want := cfnStatements(t, template(t, nil)), policyActions(iampolicy.Build(none)); !reflect.DeepEqual(got, want) {
 		t.Fatalf("without checks, the CI role's actions are not `aviary iam-policy`'s:\n got  %v\n want %v", got, want)
 	}

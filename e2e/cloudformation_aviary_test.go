@@ -24,9 +24,13 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	schedtypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 
 	"github.com/aviary-deploy/aviary/awsconfig"
 	"github.com/aviary-deploy/aviary/internal/dynalite"
+	"github.com/aviary-deploy/aviary/release"
+	"github.com/aviary-deploy/aviary/store/storeurl"
 	"github.com/aviary-deploy/aviary/web/lambdaurl/lambdaurltest"
 )
 
@@ -34,8 +38,10 @@ import (
 // sandbox's CloudFormation (with dynalite as the sandbox's DynamoDB) and then used as a team
 // would use it: the store on the stack's table, a release through the stack's artifact bucket,
 // the gate answering on the stack's function URL, the CI role granting exactly what `aviary
-// iam-policy` prints. Then a parameter changes (an update) and the stack is deleted, keeping the
-// table and the bucket as the template's DeletionPolicy says.
+// iam-policy` prints, the controller with its schedule, its role granting exactly what `aviary
+// iam-policy --controller` prints, driving a detached release as the schedule ticks. Then a
+// parameter changes (an update) and the stack is deleted, keeping the table and the bucket as
+// the template's DeletionPolicy says.
 func TestCloudFormationAviaryStackOnTheSandbox(t *testing.T) {
 	opts := quick
 	opts.DynamoDB = dynalite.Endpoint(t)
@@ -55,6 +61,11 @@ func TestCloudFormationAviaryStackOnTheSandbox(t *testing.T) {
 	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("shop-gate-code"), Key: aws.String("aviary-gate.zip"), Body: strings.NewReader(string(gate))}); err != nil {
 		t.Fatal(err)
 	}
+	// And the controller's.
+	ctlZip := lambdaurltest.Build(t, "./cmd/aviary-controller", nil)
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("shop-gate-code"), Key: aws.String("aviary-controller.zip"), Body: strings.NewReader(string(ctlZip))}); err != nil {
+		t.Fatal(err)
+	}
 	body, err := os.ReadFile(filepath.Join("..", "deploy", "cloudformation", "aviary.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +80,9 @@ func TestCloudFormationAviaryStackOnTheSandbox(t *testing.T) {
 			"TableName": table, "ArtifactBucketName": "shop-releases", "ArtifactPrefix": prefix, "FunctionNamePrefix": "shop-",
 			"GitHubSubjects":   "repo:acme/shop:environment:production",
 			"GateCodeS3Bucket": "shop-gate-code", "GateCodeS3Key": "aviary-gate.zip", "GateArchitecture": arch,
-			"GateLinkSecret": "a-link-secret-of-32-random-bytes",
+			"GateLinkSecret":         "a-link-secret-of-32-random-bytes",
+			"ControllerCodeS3Bucket": "shop-gate-code", "ControllerCodeS3Key": "aviary-controller.zip", "ControllerArchitecture": arch,
+			"ControllerService": "shop", "ControllerEnvironment": "production",
 		}
 		var out []cfntypes.Parameter
 		for k, v := range p {
@@ -108,7 +121,8 @@ func TestCloudFormationAviaryStackOnTheSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := strings.Replace(string(manifest), "  bucket: shop-artifacts\n", "  bucket: "+out["ArtifactBucket"]+"\n  prefix: aviary\n", 1)
+	m := strings.Replace(string(manifest), "  bucket: shop-artifacts\n", "  bucket: "+out["ArtifactBucket"]+"\n  prefix: aviary\n", 1) +
+		"    controller: {function: " + out["ControllerFunction"] + "}\n"
 	if err := os.WriteFile(filepath.Join(f.dir, "aviary.yaml"), []byte(m), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +176,74 @@ func TestCloudFormationAviaryStackOnTheSandbox(t *testing.T) {
 		t.Errorf("the gate runs as %v (%v), want %s", fn, err, aws.ToString(gateRole.Role.Arn))
 	}
 
+	// The controller: its function runs as its role, which grants exactly `aviary iam-policy
+	// --controller`'s actions; its schedule ticks it every minute with the environment's Event.
+	ctlRole, err := iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("aviary-controller")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fn, err := f.lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(out["ControllerFunction"])}); err != nil || aws.ToString(fn.Configuration.Role) != aws.ToString(ctlRole.Role.Arn) {
+		t.Errorf("the controller %q runs as %v (%v), want %s", out["ControllerFunction"], fn, err, aws.ToString(ctlRole.Role.Arn))
+	}
+	code, policyJSON, errs = f.aviary("iam-policy", "-e", "production", "--controller")
+	if code != 0 {
+		t.Fatalf("iam-policy --controller: %d\n%s", code, errs)
+	}
+	if got, want := roleActions(t, iamc, "aviary-controller", "aviary-controller"), policyActions(t, policyJSON); !slices.Equal(got, want) {
+		t.Errorf("the controller's role's actions:\n %v\nwant aviary iam-policy --controller's:\n %v", got, want)
+	}
+	sched, err := scheduler.NewFromConfig(cfg).GetSchedule(ctx, &scheduler.GetScheduleInput{Name: aws.String("aviary-controller")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(sched.ScheduleExpression) != "rate(1 minute)" || sched.State != schedtypes.ScheduleStateEnabled ||
+		aws.ToString(sched.Target.RoleArn) != aws.ToString(ctlRole.Role.Arn) || aws.ToString(sched.Target.Input) != `{"service":"shop","environment":"production"}` {
+		t.Errorf("the controller's schedule: %+v, target %+v", sched, sched.Target)
+	}
+
+	// A detached release, driven by the stack's controller as its schedule ticks.
+	teamStore, err := storeurl.Open(ctx, out["StoreURL"], "e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer teamStore.Close()
+	f.stampAll("2")
+	if code, stdout, errs := f.aviary("deploy", "-e", "production", "--detach", "--api-rate", "200"); code != 0 {
+		t.Fatalf("deploy --detach: %d\n%s\n%s", code, stdout, errs)
+	}
+	for i := 0; ; i++ {
+		resp, err := http.Post(f.srv.URL+"/_aviary/scheduler/tick?advance=60s", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep struct {
+			Invoked []struct {
+				Target    string
+				Delivered bool
+			}
+		}
+		err = json.NewDecoder(resp.Body).Decode(&rep)
+		resp.Body.Close()
+		if err != nil || len(rep.Invoked) != 1 || !rep.Invoked[0].Delivered || !strings.HasSuffix(rep.Invoked[0].Target, ":function:"+out["ControllerFunction"]) {
+			t.Fatalf("the schedule's tick: %+v %v", rep, err)
+		}
+		rs, err := teamStore.ListReleases(ctx, release.Filter{Service: "shop", Environment: "production", Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) == 1 && rs[0].Controller && rs[0].Phase.Final() {
+			if rs[0].Phase != release.Promoted || f.served("fn00") != "2" || f.served("fn01") != "2" {
+				t.Fatalf("the detached release ended %s: %s", rs[0].Describe(), rs[0].Reason)
+			}
+			t.Logf("release %s promoted by the stack's controller, %d scheduled ticks", rs[0].ID, i+1)
+			break
+		}
+		if i == 100 {
+			t.Fatal("100 scheduled ticks and the detached release is not promoted")
+		}
+		time.Sleep(300 * time.Millisecond) // the invocation is asynchronous
+	}
+
 	// An update: another artifact prefix changes the bucket's lifecycle and the CI role's policy.
 	if _, err := cfn.UpdateStack(ctx, &cloudformation.UpdateStackInput{StackName: aws.String("aviary"), UsePreviousTemplate: aws.Bool(true),
 		Parameters: params("releases"), Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityNamedIam}}); err != nil {
@@ -182,7 +264,10 @@ func TestCloudFormationAviaryStackOnTheSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStack(t, cfn, aws.ToString(st.StackId), cfntypes.StackStatusDeleteComplete)
-	for _, role := range []string{"aviary-ci", "aviary-gate"} {
+	if _, err := scheduler.NewFromConfig(cfg).GetSchedule(ctx, &scheduler.GetScheduleInput{Name: aws.String("aviary-controller")}); err == nil {
+		t.Error("the controller's schedule survived the stack's deletion")
+	}
+	for _, role := range []string{"aviary-ci", "aviary-gate", "aviary-controller"} {
 		_, err := iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(role)})
 		var nse *iamtypes.NoSuchEntityException
 		if !errors.As(err, &nse) {

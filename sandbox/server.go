@@ -40,6 +40,7 @@ import (
 	iamsdk "github.com/aws/aws-sdk-go-v2/service/iam"
 	lambdasdk "github.com/aws/aws-sdk-go-v2/service/lambda"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
+	schedulersdk "github.com/aws/aws-sdk-go-v2/service/scheduler"
 
 	"github.com/aviary-deploy/aviary/sandbox/autoscaling"
 	"github.com/aviary-deploy/aviary/sandbox/cloudformation"
@@ -302,6 +303,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		DynamoDB:     dynamodbsdk.NewFromConfig(cfnCfg, func(o *dynamodbsdk.Options) { o.BaseEndpoint = aws.String(s.URL) }),
 		S3:           s3sdk.NewFromConfig(cfnCfg, func(o *s3sdk.Options) { o.BaseEndpoint, o.UsePathStyle = aws.String(s.URL), true }),
 		IAM:          iamsdk.NewFromConfig(cfnCfg, func(o *iamsdk.Options) { o.BaseEndpoint = aws.String(s.URL) }),
+		Scheduler:    schedulersdk.NewFromConfig(cfnCfg, func(o *schedulersdk.Options) { o.BaseEndpoint = aws.String(s.URL) }),
 		PollInterval: min(max(opts.UpdateDelay/5, 20*time.Millisecond), 200*time.Millisecond), Logger: opts.Logger})
 	if err != nil {
 		lm.Close()

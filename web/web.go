@@ -79,6 +79,12 @@ type Config struct {
 	Now func() time.Time
 	// Log receives one record per decision and per error (default: discarded).
 	Log *slog.Logger
+	// Nudge, if set, is called after a decision or a rollback request is recorded on a release
+	// the environment's controller drives (Release.Controller), so that the controller acts on
+	// it at once rather than at its next scheduled tick (`aviary serve --controller-function`,
+	// AVIARY_CONTROLLER_FUNCTION for the gate's Lambda: controller.Nudge). A failed nudge is
+	// logged as a warning and changes nothing else: the schedule ticks anyway.
+	Nudge func(ctx context.Context, r *release.Release, reason string) error
 }
 
 // Server is the handler.
@@ -498,6 +504,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, id, from string,
 		s.storeFailed(w, r, err)
 	default:
 		s.log.Info("decided", "release", textsafe.Clean(id), "action", d.Action, "by", textsafe.Clean(d.By), "via", d.Via, "from", d.Source)
+		s.nudge(r.Context(), rel, "decision")
 		s.render(w, r, http.StatusOK, "decided.html", page{Title: "Decided", Data: decidedData{R: rel, D: d}})
 	}
 }
@@ -739,10 +746,24 @@ func (s *Server) requestRollback(w http.ResponseWriter, r *http.Request, id, by,
 		return
 	}
 	s.log.Info("rollback requested", "release", textsafe.Clean(id), "by", textsafe.Clean(by), "from", s.clientAddr(r))
+	s.nudge(r.Context(), rel, "rollback requested")
 	http.Redirect(w, r, "/releases/"+url.PathEscape(id), http.StatusSeeOther)
 }
 
 // ---- helpers ----
+
+// nudge asks the controller for a tick at once when it drives rel (Config.Nudge); a failure is a
+// warning in the log, since the controller's schedule picks the decision up anyway.
+func (s *Server) nudge(ctx context.Context, rel *release.Release, reason string) {
+	if s.cfg.Nudge == nil || rel == nil || !rel.Controller || rel.Phase.Final() {
+		return
+	}
+	if err := s.cfg.Nudge(ctx, rel, reason); err != nil {
+		s.log.Warn("the controller was not nudged; its schedule picks the release up at its next tick", "release", textsafe.Clean(rel.ID), "err", err.Error())
+		return
+	}
+	s.log.Info("nudged the controller", "release", textsafe.Clean(rel.ID), "reason", reason)
+}
 
 // csrfCookie returns the browser's CSRF cookie, setting a fresh one when it has none.
 func (s *Server) csrfCookie(w http.ResponseWriter, r *http.Request) string {
@@ -943,6 +964,7 @@ func (s *Server) CloseExpiredGates(ctx context.Context) (int, error) {
 		case err == nil:
 			closed++
 			s.log.Info("the gate timed out", "release", textsafe.Clean(r.ID), "decided", action)
+			s.nudge(ctx, r, "gate timeout")
 		case errors.As(err, &late):
 		default:
 			return closed, err

@@ -48,6 +48,13 @@
 //	AVIARY_URL               optional: the address people use when a custom domain (such as a
 //	                         CloudFront distribution) fronts the function URL, so that forms
 //	                         posted from it are accepted as the gate's own
+//	AVIARY_CONTROLLER_FUNCTION
+//	                         optional: the controller's function (cmd/aviary-controller, `aviary
+//	                         controller install`), name or ARN. After a decision or a rollback
+//	                         request on a release the controller drives, the gate invokes it at
+//	                         once (asynchronously, controller.Nudge) so that the release moves
+//	                         without waiting for the next scheduled tick; a failed nudge is a
+//	                         warning in the log
 //
 // DynamoDB is reached through the standard AWS configuration chain (the function's role; the
 // region Lambda runs in; AWS_ENDPOINT_URL_DYNAMODB to point it elsewhere).
@@ -64,8 +71,10 @@
 //	dynamodb:Query       a release's audit trail; an environment's releases (the index)
 //	dynamodb:Scan        the dashboard's list of all releases, /metrics
 //
-// It needs no Lambda permissions: the gate records decisions, and the process driving the
-// release (CI's `aviary deploy`) acts on them.
+// With AVIARY_CONTROLLER_FUNCTION it also needs lambda:InvokeFunction on that function (the
+// Terraform module and the CloudFormation template grant it when they install the controller).
+// Otherwise it needs no Lambda permissions: the gate records decisions, and the process driving
+// the release (CI's `aviary deploy`, or the controller at its next tick) acts on them.
 //
 // A configuration error (such as AVIARY_STORE missing) fails the function's initialisation with
 // a message saying what to set: the function URL answers 502 and the message is in the Invoke
@@ -84,7 +93,12 @@ import (
 	"time"
 
 	"github.com/aviary-deploy/aviary/internal/lambdaboot"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/aviary-deploy/aviary/awsconfig"
+	"github.com/aviary-deploy/aviary/controller"
 	"github.com/aviary-deploy/aviary/links"
+	"github.com/aviary-deploy/aviary/release"
 	"github.com/aviary-deploy/aviary/store"
 	"github.com/aviary-deploy/aviary/web"
 	"github.com/aviary-deploy/aviary/web/lambdaurl"
@@ -136,6 +150,11 @@ func newHandler(ctx context.Context) (http.Handler, error) {
 			return nil, fmt.Errorf("AVIARY_TRUSTED_PROXIES: %w", err)
 		}
 	}
+	nudge, err := nudger(ctx, strings.TrimSpace(os.Getenv("AVIARY_CONTROLLER_FUNCTION")))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	h, err := web.New(web.Config{
 		Store:          st,
 		Signer:         signer,
@@ -144,12 +163,29 @@ func newHandler(ctx context.Context) (http.Handler, error) {
 		TrustedProxies: proxies,
 		PublicURL:      os.Getenv("AVIARY_URL"),                       // a custom domain in front of the function URL
 		Log:            slog.New(slog.NewJSONHandler(os.Stderr, nil)), // the function's log, one JSON object a line
+		Nudge:          nudge,
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	return h, nil
+}
+
+// nudger returns what asks the controller's function for a tick at once after a decision (nil
+// without a function).
+func nudger(ctx context.Context, function string) (func(context.Context, *release.Release, string) error, error) {
+	if function == "" {
+		return nil, nil
+	}
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{AppID: appID})
+	if err != nil {
+		return nil, fmt.Errorf("AVIARY_CONTROLLER_FUNCTION: the AWS configuration: %w", err)
+	}
+	lc := lambda.NewFromConfig(cfg)
+	return func(ctx context.Context, r *release.Release, reason string) error {
+		return controller.Nudge(ctx, lc, function, controller.Event{Service: r.Service, Environment: r.Environment, Release: r.ID, Reason: reason})
+	}, nil
 }
 
 // openStore opens the store AVIARY_STORE names, as the CLI does.

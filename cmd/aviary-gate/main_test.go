@@ -321,3 +321,78 @@ func TestConfigErrorsFailInit(t *testing.T) {
 		})
 	}
 }
+
+// TestGateNudgesTheController: with AVIARY_CONTROLLER_FUNCTION, a decision through the gate on a
+// release the controller drives invokes the controller's function at once (asynchronously);
+// a decision on a release a CLI drives does not. The controller here does not exist: the nudge
+// fails, and the decision stands all the same (the schedule would tick).
+func TestGateNudgesTheController(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the function and starts the sandbox")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	waiting(t, st, "rel-cli")
+	waiting(t, st, "rel-ctl")
+	r, err := st.GetRelease(ctx, "rel-ctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Controller = true
+	if err := st.UpdateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := links.NewSigner([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := lambdaurltest.StartSandbox(t)
+	fn := lambdaurltest.Deploy(t, pkg, lambdaurltest.Options{Sandbox: srv, Name: "aviary-gate", Env: map[string]string{
+		"AVIARY_STORE":               "sqlite://" + path,
+		"AVIARY_LINK_SECRET":         secret,
+		"AVIARY_CONTROLLER_FUNCTION": "aviary-controller",
+	}})
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := *fn.Client
+	browser.Jar = jar
+	nudges := func() int {
+		n := 0
+		for _, req := range srv.Requests() {
+			if req.Service == "lambda" && req.Operation == "Invoke" && req.Resource == "aviary-controller" && strings.Contains(req.UserAgent, "app/aviary-gate") {
+				n++
+			}
+		}
+		return n
+	}
+	approve := func(id string) {
+		t.Helper()
+		code, page := get(t, &browser, signer.URL(fn.URL, id, 1, release.Approve, time.Now().Add(time.Hour)))
+		if code != 200 {
+			t.Fatalf("GET the link: %d\n%s", code, page)
+		}
+		f := form(t, page)
+		f.Set("name", "Ada Lovelace")
+		if code, body := post(t, &browser, fn.URL, fn.URL+"/gate/approve", f); code != 200 || !strings.Contains(body, "Approved") {
+			t.Fatalf("POST the confirmation: %d\n%s", code, body)
+		}
+		if r, _ := getRelease(t, st, id); r.LastGate().Decision == nil {
+			t.Fatalf("%s: no decision", id)
+		}
+	}
+	approve("rel-cli")
+	if n := nudges(); n != 0 {
+		t.Fatalf("a decision on a release a CLI drives nudged the controller %d times", n)
+	}
+	approve("rel-ctl")
+	if n := nudges(); n != 1 {
+		t.Fatalf("a decision on a release the controller drives nudged it %d times, want 1", n)
+	}
+}

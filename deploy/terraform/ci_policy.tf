@@ -130,4 +130,13 @@ data "aws_iam_policy_document" "aviary_ci" {
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan"]
     resources = ["arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.table_name}", "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.table_name}/index/*"]
   }
+  dynamic "statement" {
+    for_each = local.controller == 1 ? [1] : []
+    content {
+      sid       = "TriggerTheController"
+      effect    = "Allow"
+      actions   = ["lambda:GetFunction", "lambda:InvokeFunction"]
+      resources = ["arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.controller_function}"]
+    }
+  }
 }

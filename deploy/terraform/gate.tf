@@ -29,14 +29,23 @@ resource "aws_iam_role_policy_attachment" "gate_logs" {
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 }
 
-# The gate's rights on the store, as cmd/aviary-gate lists them; no Lambda rights (it records
-# decisions; the process driving the release acts on them).
+# The gate's rights on the store, as cmd/aviary-gate lists them; and, with the controller,
+# lambda:InvokeFunction on it: after a decision the gate nudges it (AVIARY_CONTROLLER_FUNCTION).
 data "aws_iam_policy_document" "gate" {
   statement {
     sid       = "TheStore"
     effect    = "Allow"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"]
     resources = [aws_dynamodb_table.store.arn, "${aws_dynamodb_table.store.arn}/index/*"]
+  }
+  dynamic "statement" {
+    for_each = local.controller == 1 ? [1] : []
+    content {
+      sid       = "NudgeTheController"
+      effect    = "Allow"
+      actions   = ["lambda:InvokeFunction"]
+      resources = ["arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.controller_function}"]
+    }
   }
 }
 
@@ -65,6 +74,7 @@ resource "aws_lambda_function" "gate" {
       AVIARY_STORE       = "dynamodb://${aws_dynamodb_table.store.name}"
       AVIARY_LINK_SECRET = var.gate_link_secret
       AVIARY_ADMIN_TOKEN = var.gate_admin_token
+      AVIARY_CONTROLLER_FUNCTION = var.controller_zip == null ? null : local.controller_function
     }) : k => v if v != null }
   }
 

@@ -26,3 +26,8 @@ output "gate_url" {
   description = "The gate's function URL: AVIARY_URL where releases are deployed (null without a gate)."
   value       = var.gate_zip == null ? null : aws_lambda_function_url.gate[0].function_url
 }
+
+output "controller_function_name" {
+  description = "The controller's function (null without one): the manifest's `controller: {function: NAME}`, and the gate's AVIARY_CONTROLLER_FUNCTION."
+  value       = local.controller == 1 ? aws_lambda_function.controller[0].function_name : null
+}

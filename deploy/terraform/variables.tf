@@ -126,3 +126,36 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "controller_zip" {
+  description = "The built controller (cmd/aviary-controller, zipped bootstrap for provided.al2023); null: no controller. It drives detached releases (`aviary deploy --detach`) from a schedule."
+  type        = string
+  default     = null
+}
+
+variable "controller_architecture" {
+  description = "The controller's architecture, as it was built: arm64 (GOARCH=arm64) or x86_64 (GOARCH=amd64)."
+  type        = string
+  default     = "arm64"
+}
+
+variable "controller_function_name" {
+  description = "The controller's function name: the manifest's `controller: {function: NAME}` (default aviary-controller)."
+  type        = string
+  default     = "aviary-controller"
+}
+
+variable "controller_schedule" {
+  description = "The schedule's input, the controller's Event: the service and environment it ticks (null: every release of the store, a Scan)."
+  type = object({
+    service     = string
+    environment = string
+  })
+  default = null
+}
+
+variable "controller_enabled" {
+  description = "Whether the controller's schedule runs (false: the schedule is DISABLED; nudges still tick)."
+  type        = bool
+  default     = true
+}

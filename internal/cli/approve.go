@@ -58,6 +58,7 @@ func (c *approveCmd) Run(e *env) error {
 		return err
 	}
 	fmt.Fprintf(log, "Approved release %s (%s → %s).\n", safe(r.ID), safe(r.Service), safe(r.Environment))
+	nudge(e.ctx, c.clientFlags, m, r, nudgeDecision, e.stderr)
 	if c.Detach {
 		if c.json() {
 			out := resultOf(r)

@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -310,9 +312,23 @@ func apiCode(err error) string {
 // trust lets Lambda run the function and EventBridge Scheduler invoke it with one role.
 const trust = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":["lambda.amazonaws.com","scheduler.amazonaws.com"]},"Action":"sts:AssumeRole"}]}`
 
+// sameJSON says whether two policy documents are the same JSON; IAM returns its documents
+// URL-encoded (RFC 3986), as GetRole and GetRolePolicy document.
+func sameJSON(got, want string) bool {
+	if u, err := url.QueryUnescape(got); err == nil {
+		got = u
+	}
+	var a, b any
+	if json.Unmarshal([]byte(got), &a) != nil || json.Unmarshal([]byte(want), &b) != nil {
+		return false
+	}
+	return reflect.DeepEqual(a, b)
+}
+
 // ensureRole creates the role (or updates its trust) and puts the environment's inline policy.
 func ensureRole(ctx context.Context, c *iam.Client, name, policyName string, policy iampolicy.Policy, dry bool) (installStep, string, error) {
 	step := installStep{Resource: "role", Name: name, Detail: "inline policy " + policyName}
+	doc, _ := json.Marshal(policy)
 	got, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
 	var nf *iamtypes.NoSuchEntityException
 	switch {
@@ -330,15 +346,27 @@ func ensureRole(ctx context.Context, c *iam.Client, name, policyName string, pol
 	case err != nil:
 		return step, "", err
 	default:
+		sameTrust := sameJSON(aws.ToString(got.Role.AssumeRolePolicyDocument), trust)
+		if sameTrust {
+			cur, err := c.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(policyName)})
+			if err != nil && !errors.As(err, &nf) {
+				return step, "", err
+			}
+			if err == nil && sameJSON(aws.ToString(cur.PolicyDocument), string(doc)) {
+				step.Action = "unchanged"
+				return step, aws.ToString(got.Role.Arn), nil
+			}
+		}
 		step.Action = "updated"
 		if dry {
 			return step, aws.ToString(got.Role.Arn), nil
 		}
-		if _, err := c.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(name), PolicyDocument: aws.String(trust)}); err != nil {
-			return step, "", err
+		if !sameTrust {
+			if _, err := c.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(name), PolicyDocument: aws.String(trust)}); err != nil {
+				return step, "", err
+			}
 		}
 	}
-	doc, _ := json.Marshal(policy)
 	if _, err := c.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(policyName), PolicyDocument: aws.String(string(doc))}); err != nil {
 		return step, "", err
 	}

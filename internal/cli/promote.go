@@ -32,7 +32,7 @@ func (c *promoteCmd) Run(e *env) error {
 		return err
 	}
 	// At a gate, the promotion is the gate's decision too: it fails if someone decided first.
-	_, err = eng.RequestPromote(e.ctx, r.ID, c.Reason, c.Now)
+	req, err := eng.RequestPromote(e.ctx, r.ID, c.Reason, c.Now)
 	var late *release.TooLateError
 	var refused *release.RefusedError
 	switch {
@@ -44,6 +44,7 @@ func (c *promoteCmd) Run(e *env) error {
 		return err
 	}
 	fmt.Fprintf(log, "Promoting release %s.\n", safe(r.ID))
+	nudge(e.ctx, c.clientFlags, m, req.Release, nudgePromote, e.stderr)
 	final, err := drive(e, eng, st, r, m, log, c.Wait, "promotion requested")
 	return finish(e, c.outputFlags, log, final, err)
 }

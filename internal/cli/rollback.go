@@ -55,6 +55,7 @@ func (c *rollbackCmd) Run(e *env) error {
 		fmt.Fprintf(log, "The gate was approved first, by %s via %s; rolling back all the same, as an operator's rollback always does.\n", safe(first.By), safe(first.Via))
 	}
 	fmt.Fprintf(log, "Rolling back release %s (%s → %s).\n", safe(r.ID), safe(r.Service), safe(r.Environment))
+	nudge(e.ctx, c.clientFlags, m, req.Release, nudgeRollback, e.stderr)
 	final, err := drive(e, eng, st, r, m, log, c.Wait, "rollback requested")
 	if err != nil || final == nil {
 		return finish(e, c.outputFlags, log, final, err)

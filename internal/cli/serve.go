@@ -19,10 +19,12 @@ import (
 type serveCmd struct {
 	manifestFlags
 	storeFlags
-	Addr           string   `default:"127.0.0.1:8080" placeholder:"HOST:PORT" help:"Where to listen (127.0.0.1:0 picks a free port)."`
-	LinkSecretFile string   `placeholder:"PATH" help:"Read the link secret from this file instead of AVIARY_LINK_SECRET."`
-	UserHeader     string   `env:"AVIARY_USER_HEADER" placeholder:"HEADER" help:"The header an authenticating proxy sets to the signed-in user (such as X-Forwarded-User); it then says who decided, and the client address is read from X-Forwarded-For."`
-	TrustedProxy   []string `env:"AVIARY_TRUSTED_PROXIES" sep:"," placeholder:"CIDR,..." help:"The addresses of the proxies in front of the server (such as 10.0.0.0/8,192.0.2.7): the user header and X-Forwarded-For are believed only from them. Without it, --user-header believes them from any client that connects."`
+	clientFlags
+	ControllerFunction string   `env:"AVIARY_CONTROLLER_FUNCTION" placeholder:"NAME" help:"The controller's function (name or ARN): after a decision on a release the controller drives, it is asked for a tick at once. Default: the manifest's controller of the release's environment, if any."`
+	Addr               string   `default:"127.0.0.1:8080" placeholder:"HOST:PORT" help:"Where to listen (127.0.0.1:0 picks a free port)."`
+	LinkSecretFile     string   `placeholder:"PATH" help:"Read the link secret from this file instead of AVIARY_LINK_SECRET."`
+	UserHeader         string   `env:"AVIARY_USER_HEADER" placeholder:"HEADER" help:"The header an authenticating proxy sets to the signed-in user (such as X-Forwarded-User); it then says who decided, and the client address is read from X-Forwarded-For."`
+	TrustedProxy       []string `env:"AVIARY_TRUSTED_PROXIES" sep:"," placeholder:"CIDR,..." help:"The addresses of the proxies in front of the server (such as 10.0.0.0/8,192.0.2.7): the user header and X-Forwarded-For are believed only from them. Without it, --user-header believes them from any client that connects."`
 }
 
 func (c *serveCmd) Help() string {
@@ -45,6 +47,10 @@ Environment:
                        AVIARY_ADMIN_TOKEN is set
   AVIARY_ADMIN_TOKEN   turns the dashboard's buttons on for people who hold it
   AVIARY_URL           this server's public address, for the links deploys print and send
+  AVIARY_CONTROLLER_FUNCTION
+                       the controller's function (--controller-function): a decision on a
+                       release the controller drives asks it for a tick at once (a nudge;
+                       default: the manifest's controller for the release's environment)
 
 Put it behind TLS (a proxy, or a load balancer) when people reach it over a network. To run it
 as a Lambda behind a function URL instead, see cmd/aviary-gate.`
@@ -89,7 +95,8 @@ func (c *serveCmd) Run(e *env) error {
 		return badInput("--trusted-proxy: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	h, err := web.New(web.Config{Store: st, Signer: signer, AdminToken: admin, UserHeader: c.UserHeader, TrustedProxies: proxies, PublicURL: dashboardURL(m), Log: log})
+	h, err := web.New(web.Config{Store: st, Signer: signer, AdminToken: admin, UserHeader: c.UserHeader, TrustedProxies: proxies, PublicURL: dashboardURL(m), Log: log,
+		Nudge: serveNudger(c.clientFlags, m, c.ControllerFunction)})
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,10 @@ func (s *Service) create(ctx context.Context, st *stack, r *resource, props map[
 		return s.createOIDC(ctx, props)
 	case typeURL:
 		return s.createURL(ctx, props)
+	case typeSchedule:
+		return s.createSchedule(ctx, st, r, props)
+	case typeGroup:
+		return s.createGroup(ctx, st, r, props)
 	case typeFunction:
 		return s.createFunction(ctx, st, r, props)
 	case typeVersion:
@@ -115,6 +119,13 @@ func (s *Service) update(ctx context.Context, st *stack, r *resource, from, to m
 		return s.updateRole(ctx, r, from, to)
 	case typeURL:
 		return s.updateURL(ctx, r, to)
+	case typeSchedule:
+		return s.updateSchedule(ctx, r, to)
+	case typeGroup:
+		if sameExcept(from, to, "Tags") {
+			return maps.Clone(r.Attrs), nil
+		}
+		return nil, fmt.Errorf("the Aviary sandbox does not update a schedule group's Tags in place")
 	case typeOIDC:
 		return s.updateOIDC(ctx, r, from, to)
 	case typeFunction:
@@ -161,6 +172,10 @@ func (s *Service) remove(ctx context.Context, st *stack, typ, physical string, p
 			return serviceError("Iam", err)
 		}
 		return nil
+	case typeSchedule:
+		return s.deleteSchedule(ctx, physical, props)
+	case typeGroup:
+		return s.deleteGroup(ctx, physical)
 	case typeURL:
 		_, err = s.cfg.Lambda.DeleteFunctionUrlConfig(ctx, &lambda.DeleteFunctionUrlConfigInput{FunctionName: optStr(props, "TargetFunctionArn"), Qualifier: optStr(props, "Qualifier")})
 	case typeStack:

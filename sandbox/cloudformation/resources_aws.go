@@ -19,6 +19,8 @@ import (
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	schedtypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -63,10 +65,20 @@ type IAMAPI interface {
 	DeleteOpenIDConnectProvider(ctx context.Context, in *iam.DeleteOpenIDConnectProviderInput, opts ...func(*iam.Options)) (*iam.DeleteOpenIDConnectProviderOutput, error)
 }
 
+// SchedulerAPI is the EventBridge Scheduler client schedules and groups are provisioned through.
+type SchedulerAPI interface {
+	CreateSchedule(ctx context.Context, in *scheduler.CreateScheduleInput, opts ...func(*scheduler.Options)) (*scheduler.CreateScheduleOutput, error)
+	UpdateSchedule(ctx context.Context, in *scheduler.UpdateScheduleInput, opts ...func(*scheduler.Options)) (*scheduler.UpdateScheduleOutput, error)
+	DeleteSchedule(ctx context.Context, in *scheduler.DeleteScheduleInput, opts ...func(*scheduler.Options)) (*scheduler.DeleteScheduleOutput, error)
+	CreateScheduleGroup(ctx context.Context, in *scheduler.CreateScheduleGroupInput, opts ...func(*scheduler.Options)) (*scheduler.CreateScheduleGroupOutput, error)
+	DeleteScheduleGroup(ctx context.Context, in *scheduler.DeleteScheduleGroupInput, opts ...func(*scheduler.Options)) (*scheduler.DeleteScheduleGroupOutput, error)
+}
+
 var (
-	_ DynamoDBAPI = (*dynamodb.Client)(nil)
-	_ S3API       = (*s3.Client)(nil)
-	_ IAMAPI      = (*iam.Client)(nil)
+	_ SchedulerAPI = (*scheduler.Client)(nil)
+	_ DynamoDBAPI  = (*dynamodb.Client)(nil)
+	_ S3API        = (*s3.Client)(nil)
+	_ IAMAPI       = (*iam.Client)(nil)
 )
 
 // knownProps are the properties the sandbox provisions, by resource type; noOpProps are those
@@ -80,6 +92,9 @@ var (
 		typeRole:   {"RoleName", "AssumeRolePolicyDocument", "Path", "Description", "MaxSessionDuration", "Policies", "ManagedPolicyArns", "Tags"},
 		typeOIDC:   {"Url", "ClientIdList", "ThumbprintList", "Tags"},
 		typeURL:    {"TargetFunctionArn", "Qualifier", "AuthType", "Cors", "InvokeMode"},
+		typeSchedule: {"Name", "GroupName", "Description", "ScheduleExpression", "ScheduleExpressionTimezone", "StartDate", "EndDate",
+			"FlexibleTimeWindow", "State", "Target"},
+		typeGroup: {"Name", "Tags"},
 	}
 	noOpProps = map[string][]string{
 		typeTable:  {"PointInTimeRecoverySpecification", "SSESpecification", "DeletionProtectionEnabled", "TableClass"},
@@ -677,4 +692,142 @@ func (s *Service) updateURL(ctx context.Context, r *resource, to map[string]any)
 		return nil, handlerError(err)
 	}
 	return maps.Clone(r.Attrs), nil
+}
+
+// EventBridge Scheduler's schedules and groups. A schedule's Ref is its name, Fn::GetAtt Arn its
+// ARN; a group's Ref is its name. A schedule's Target takes Arn, RoleArn, Input, RetryPolicy and
+// DeadLetterConfig (the sandbox's Scheduler invokes Lambda targets).
+
+func scheduleTarget(v any) (*schedtypes.Target, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("Properties validation failed for resource: #: required key [Target] not found")
+	}
+	for k := range m {
+		if !slices.Contains([]string{"Arn", "RoleArn", "Input", "RetryPolicy", "DeadLetterConfig"}, k) {
+			return nil, fmt.Errorf("Properties validation failed for resource: #/Target: extraneous key [%s] is not permitted (the Aviary sandbox provisions a schedule's target with Arn, RoleArn, Input, RetryPolicy and DeadLetterConfig)", k)
+		}
+	}
+	t := &schedtypes.Target{Arn: optStr(m, "Arn"), RoleArn: optStr(m, "RoleArn"), Input: optStr(m, "Input")}
+	if rp, ok := m["RetryPolicy"].(map[string]any); ok {
+		t.RetryPolicy = &schedtypes.RetryPolicy{}
+		if n, ok := intProp(rp["MaximumEventAgeInSeconds"]); ok {
+			t.RetryPolicy.MaximumEventAgeInSeconds = aws.Int32(n)
+		}
+		if n, ok := intProp(rp["MaximumRetryAttempts"]); ok {
+			t.RetryPolicy.MaximumRetryAttempts = aws.Int32(n)
+		}
+	}
+	if dl, ok := m["DeadLetterConfig"].(map[string]any); ok {
+		t.DeadLetterConfig = &schedtypes.DeadLetterConfig{Arn: optStr(dl, "Arn")}
+	}
+	return t, nil
+}
+
+func flexibleWindow(v any) *schedtypes.FlexibleTimeWindow {
+	m, _ := v.(map[string]any)
+	w := &schedtypes.FlexibleTimeWindow{Mode: schedtypes.FlexibleTimeWindowMode(str(m["Mode"]))}
+	if n, ok := intProp(m["MaximumWindowInMinutes"]); ok {
+		w.MaximumWindowInMinutes = aws.Int32(n)
+	}
+	return w
+}
+
+// dateProp reads a StartDate or EndDate (ISO 8601).
+func dateProp(p map[string]any, k string) (*time.Time, error) {
+	v := str(p[k])
+	if v == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return nil, fmt.Errorf("Properties validation failed for resource: #/%s: %q is not an ISO 8601 date-time", k, v)
+	}
+	return &t, nil
+}
+
+// scheduleSpec is the part of CreateScheduleInput and UpdateScheduleInput that props give.
+type scheduleSpec struct {
+	target     *schedtypes.Target
+	start, end *time.Time
+}
+
+func readSchedule(props map[string]any) (scheduleSpec, error) {
+	var sp scheduleSpec
+	var err error
+	if sp.target, err = scheduleTarget(props["Target"]); err != nil {
+		return sp, err
+	}
+	if sp.start, err = dateProp(props, "StartDate"); err != nil {
+		return sp, err
+	}
+	sp.end, err = dateProp(props, "EndDate")
+	return sp, err
+}
+
+func (s *Service) createSchedule(ctx context.Context, st *stack, r *resource, props map[string]any) (instance, error) {
+	name := str(props["Name"])
+	if name == "" {
+		name = physicalName(st.Name, r.LogicalID, 64)
+	}
+	sp, err := readSchedule(props)
+	if err != nil {
+		return instance{}, err
+	}
+	out, err := s.cfg.Scheduler.CreateSchedule(ctx, &scheduler.CreateScheduleInput{Name: aws.String(name), GroupName: optStr(props, "GroupName"),
+		Description: optStr(props, "Description"), ScheduleExpression: optStr(props, "ScheduleExpression"),
+		ScheduleExpressionTimezone: optStr(props, "ScheduleExpressionTimezone"), StartDate: sp.start, EndDate: sp.end,
+		FlexibleTimeWindow: flexibleWindow(props["FlexibleTimeWindow"]), State: schedtypes.ScheduleState(str(props["State"])), Target: sp.target})
+	if err != nil {
+		return instance{}, serviceError("Scheduler", err)
+	}
+	return instance{Physical: name, Attrs: map[string]string{"Arn": aws.ToString(out.ScheduleArn)}}, nil
+}
+
+func (s *Service) updateSchedule(ctx context.Context, r *resource, to map[string]any) (map[string]string, error) {
+	sp, err := readSchedule(to)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.cfg.Scheduler.UpdateSchedule(ctx, &scheduler.UpdateScheduleInput{Name: aws.String(r.Physical), GroupName: optStr(to, "GroupName"),
+		Description: optStr(to, "Description"), ScheduleExpression: optStr(to, "ScheduleExpression"),
+		ScheduleExpressionTimezone: optStr(to, "ScheduleExpressionTimezone"), StartDate: sp.start, EndDate: sp.end,
+		FlexibleTimeWindow: flexibleWindow(to["FlexibleTimeWindow"]), State: schedtypes.ScheduleState(str(to["State"])), Target: sp.target})
+	if err != nil {
+		return nil, serviceError("Scheduler", err)
+	}
+	return map[string]string{"Arn": aws.ToString(out.ScheduleArn)}, nil
+}
+
+func (s *Service) deleteSchedule(ctx context.Context, name string, props map[string]any) error {
+	_, err := s.cfg.Scheduler.DeleteSchedule(ctx, &scheduler.DeleteScheduleInput{Name: aws.String(name), GroupName: optStr(props, "GroupName")})
+	if err != nil && !notFound(err, "ResourceNotFoundException") {
+		return serviceError("Scheduler", err)
+	}
+	return nil
+}
+
+func (s *Service) createGroup(ctx context.Context, st *stack, r *resource, props map[string]any) (instance, error) {
+	name := str(props["Name"])
+	if name == "" {
+		name = physicalName(st.Name, r.LogicalID, 64)
+	}
+	var tags []schedtypes.Tag
+	for _, e := range list(props["Tags"]) {
+		m, _ := e.(map[string]any)
+		tags = append(tags, schedtypes.Tag{Key: aws.String(scalarString(m["Key"])), Value: aws.String(scalarString(m["Value"]))})
+	}
+	out, err := s.cfg.Scheduler.CreateScheduleGroup(ctx, &scheduler.CreateScheduleGroupInput{Name: aws.String(name), Tags: tags})
+	if err != nil {
+		return instance{}, serviceError("Scheduler", err)
+	}
+	return instance{Physical: name, Attrs: map[string]string{"Arn": aws.ToString(out.ScheduleGroupArn)}}, nil
+}
+
+func (s *Service) deleteGroup(ctx context.Context, name string) error {
+	_, err := s.cfg.Scheduler.DeleteScheduleGroup(ctx, &scheduler.DeleteScheduleGroupInput{Name: aws.String(name)})
+	if err != nil && !notFound(err, "ResourceNotFoundException") {
+		return serviceError("Scheduler", err)
+	}
+	return nil
 }

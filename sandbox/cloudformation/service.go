@@ -1,6 +1,6 @@
 // Package cloudformation is the sandbox's AWS CloudFormation: stacks of Lambda functions,
 // versions, aliases, permissions and function URLs, DynamoDB tables, S3 buckets, IAM roles and
-// OIDC providers, and nested stacks, deployed from JSON or YAML templates
+// OIDC providers, EventBridge Scheduler schedules and schedule groups, and nested stacks, deployed from JSON or YAML templates
 // (TemplateBody, or TemplateURL in the sandbox's S3) over the query protocol, with the
 // asynchronous statuses, events and rollbacks AWS documents — including a rollback that cannot
 // finish (UPDATE_ROLLBACK_FAILED) and ContinueUpdateRollback.
@@ -16,8 +16,9 @@
 // rollback (one resource at a time) returns what changed. Nested stacks are updated with every
 // update of their parent and cleaned up with it.
 //
-// Tables, buckets, roles and providers are provisioned the same way, through the sandbox's
-// DynamoDB (a forward to its upstream: without one, a table fails saying so), S3 and IAM. A
+// Tables, buckets, roles, providers, schedules and schedule groups are provisioned the same way,
+// through the sandbox's DynamoDB (a forward to its upstream: without one, a table fails saying
+// so), S3, IAM and EventBridge Scheduler. A
 // property the sandbox does not provision fails its resource with a reason naming it, as an
 // invalid property does on AWS, except these, accepted and recorded without effect:
 // a table's PointInTimeRecoverySpecification, SSESpecification, DeletionProtectionEnabled and
@@ -90,7 +91,10 @@ type Config struct {
 	DynamoDB DynamoDBAPI
 	S3       S3API
 	IAM      IAMAPI
-	Objects  ObjectSource
+	// Scheduler is the client EventBridge Scheduler's schedules and groups are provisioned
+	// through.
+	Scheduler SchedulerAPI
+	Objects   ObjectSource
 	// PollInterval is how often a resource checks whether its function has settled (AWS
 	// waits for a function to be Active and its update Successful before going on).
 	PollInterval time.Duration

@@ -405,6 +405,10 @@ func replaces(typ string, from, to map[string]any) bool {
 		return changed("Url")
 	case typeURL:
 		return changed("TargetFunctionArn", "Qualifier")
+	case typeSchedule:
+		return changed("Name", "GroupName")
+	case typeGroup:
+		return changed("Name")
 	}
 	return false
 }

@@ -27,9 +27,11 @@ const (
 	typeRole       = "AWS::IAM::Role"
 	typeOIDC       = "AWS::IAM::OIDCProvider"
 	typeURL        = "AWS::Lambda::Url"
+	typeSchedule   = "AWS::Scheduler::Schedule"
+	typeGroup      = "AWS::Scheduler::ScheduleGroup"
 )
 
-var supportedTypes = []string{typeFunction, typeVersion, typeAlias, typePermission, typeStack, typeTable, typeBucket, typeRole, typeOIDC, typeURL}
+var supportedTypes = []string{typeFunction, typeVersion, typeAlias, typePermission, typeStack, typeTable, typeBucket, typeRole, typeOIDC, typeURL, typeSchedule, typeGroup}
 
 // template is a parsed template, its intrinsic functions in long form and unevaluated: the
 // sandbox evaluates them itself, resource by resource, once the resources they name exist (so

@@ -1,5 +1,5 @@
-// Command gen writes deploy/terraform/ci_policy.tf from package iampolicy (run by
-// `go generate ./deploy`).
+// Command gen writes deploy/terraform/ci_policy.tf and controller_policy.tf from package
+// iampolicy (run by `go generate ./deploy`).
 package main
 
 import (
@@ -13,6 +13,11 @@ func main() {
 	b, err := deploy.TerraformCIPolicy()
 	if err == nil {
 		err = os.WriteFile(deploy.CIPolicyFile, b, 0o644)
+	}
+	if err == nil {
+		if b, err = deploy.TerraformControllerPolicy(); err == nil {
+			err = os.WriteFile(deploy.ControllerPolicyFile, b, 0o644)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
