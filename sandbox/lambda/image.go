@@ -19,9 +19,9 @@ import (
 // ImageSource is the registry image functions come from (the sandbox's ECR).
 type ImageSource interface {
 	// ResolveImage finds the image an ImageUri names: the URI pinned to its digest
-	// (HOST:PORT/REPO@sha256:...) and the digest. ok is false when no such image exists or the
-	// URI names another registry.
-	ResolveImage(uri string) (resolved, digest string, ok bool)
+	// (HOST:PORT/REPO@sha256:...), the digest and the manifest's media type. ok is false when no
+	// such image exists or the URI names another registry.
+	ResolveImage(uri string) (resolved, digest, mediaType string, ok bool)
 	// UnpackImage returns the root filesystem of a resolved image and what its config runs.
 	UnpackImage(resolved string) (ImageRoot, error)
 }
@@ -57,11 +57,23 @@ func (s *Service) resolveImage(uri string) (resolved, codeSha256 string, err *AP
 	if s.cfg.Images == nil {
 		return "", "", invalidParam("Source image %s does not exist. Provide a valid source image.", uri)
 	}
-	resolved, digest, ok := s.cfg.Images.ResolveImage(uri)
+	resolved, digest, mediaType, ok := s.cfg.Images.ResolveImage(uri)
 	if !ok {
 		return "", "", invalidParam("Source image %s does not exist. Provide a valid source image.", uri)
 	}
+	if indexMediaTypes[mediaType] {
+		// Lambda runs single-platform images only: a multi-platform index (what docker buildx
+		// pushes by default, with its provenance attestation) is refused, not resolved to one of
+		// its images.
+		return "", "", invalidParam("The image manifest, config or layer media type for the source image %s is not supported.", uri)
+	}
 	return resolved, strings.TrimPrefix(digest, "sha256:"), nil
+}
+
+// indexMediaTypes are the media types of multi-platform image indexes.
+var indexMediaTypes = map[string]bool{
+	"application/vnd.oci.image.index.v1+json":                   true,
+	"application/vnd.docker.distribution.manifest.list.v2+json": true,
 }
 
 func checkImageConfig(c *imageConfig) *APIError {
