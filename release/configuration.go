@@ -112,7 +112,10 @@ func (want Settings) Changes(have *Settings) []FieldChange {
 				continue
 			}
 			c := FieldChange{Field: "environment." + k, Old: o, New: n}
-			if want.Secret[k] || configvalue.SecretLooking(k) {
+			// A variable the manifest drops was set outside it (Terraform, the console): its
+			// value is not the manifest's to show, in a plan that lands in CI logs and pull
+			// requests, whatever its name.
+			if want.Secret[k] || configvalue.SecretLooking(k) || !wantIt {
 				c.Masked = true
 				c.Old, c.New = mask(hadIt), mask(wantIt)
 			}
