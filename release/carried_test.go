@@ -13,7 +13,9 @@ type inspectOnly struct {
 	cur release.Current
 }
 
-func (f inspectOnly) Inspect(context.Context, string, string) (release.Current, error) { return f.cur, nil }
+func (f inspectOnly) Inspect(context.Context, string, string) (release.Current, error) {
+	return f.cur, nil
+}
 
 // TestPlanShowsTheConfigurationANewVersionCarries: a new version takes $LATEST's configuration,
 // except what the manifest manages. When that differs from what the alias serves (a rolled-back
