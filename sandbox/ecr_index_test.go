@@ -60,3 +60,44 @@ func TestLambdaRefusesImageIndexes(t *testing.T) {
 		t.Errorf("after the refused update: %v, CodeSha256 %s, want %s", err, aws.ToString(gf.Configuration.CodeSha256), single.Hex)
 	}
 }
+
+// TestImageFunctionsRefuseLayersRuntimeAndHandler: an image brings its own runtime, handler and
+// files, so Lambda refuses Layers, Runtime and Handler for an Image function, at creation and in
+// UpdateFunctionConfiguration, rather than keeping settings the image never uses.
+func TestImageFunctionsRefuseLayersRuntimeAndHandler(t *testing.T) {
+	e := start(t, fast)
+	c := ctx(t)
+	host := strings.TrimPrefix(e.srv.URL, "http://")
+	if _, err := ecr.NewFromConfig(e.cfg).CreateRepository(c, &ecr.CreateRepositoryInput{RepositoryName: aws.String("fn")}); err != nil {
+		t.Fatal(err)
+	}
+	e.pushImage(t, "fn", "v1", zips.good, lambdaimage.Options{})
+	role := aws.String("arn:aws:iam::000000000000:role/fn")
+	layer := "arn:aws:lambda:" + e.srv.Region + ":000000000000:layer:deps:1"
+	uri := aws.String(host + "/fn:v1")
+
+	_, err := e.lambda.CreateFunction(c, &lambda.CreateFunctionInput{FunctionName: aws.String("layered"), Role: role, PackageType: lambdatypes.PackageTypeImage,
+		Code: &lambdatypes.FunctionCode{ImageUri: uri}, Layers: []string{layer}})
+	wantAPIError[*lambdatypes.InvalidParameterValueException](t, err, http.StatusBadRequest)
+
+	if _, err := e.lambda.CreateFunction(c, &lambda.CreateFunctionInput{FunctionName: aws.String("img"), Role: role, PackageType: lambdatypes.PackageTypeImage,
+		Code: &lambdatypes.FunctionCode{ImageUri: uri}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, in := range map[string]*lambda.UpdateFunctionConfigurationInput{
+		"layers":  {Layers: []string{layer}},
+		"runtime": {Runtime: lambdatypes.RuntimeProvidedal2023},
+		"handler": {Handler: aws.String("bootstrap")},
+	} {
+		in.FunctionName = aws.String("img")
+		_, err := e.lambda.UpdateFunctionConfiguration(c, in)
+		wantAPIError[*lambdatypes.InvalidParameterValueException](t, err, http.StatusBadRequest)
+		if err == nil {
+			t.Errorf("%s on an image function was accepted", name)
+		}
+	}
+	if _, err := e.lambda.UpdateFunctionConfiguration(c, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("img"),
+		Environment: &lambdatypes.Environment{Variables: map[string]string{"GREETING": "hi"}}, ImageConfig: &lambdatypes.ImageConfig{Command: []string{"x"}}}); err != nil {
+		t.Errorf("environment and ImageConfig on an image function: %v", err)
+	}
+}

@@ -185,8 +185,8 @@ func (s *Service) createImageFunction(name string, in createFunctionInput) (func
 		return functionConfiguration{}, invalidParam("Please provide ImageUri when creating a function with packageType Image.")
 	case len(c.ZipFile) > 0 || c.S3Bucket != nil || c.S3Key != nil:
 		return functionConfiguration{}, invalidParam("Please don't provide ZipFile or S3 code when creating a function with packageType Image.")
-	case in.Runtime != "" || in.Handler != "":
-		return functionConfiguration{}, invalidParam("Runtime and Handler are not supported for functions with packageType Image.")
+	case in.Runtime != "" || in.Handler != "" || in.Layers != nil:
+		return functionConfiguration{}, invalidParam("Please don't provide Handler or Runtime or Layer when the intended function PackageType is Image.")
 	}
 	if in.Role == "" || !strings.HasPrefix(in.Role, "arn:") || !strings.Contains(in.Role, ":role/") {
 		return functionConfiguration{}, validation("role", in.Role, `Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+`)
