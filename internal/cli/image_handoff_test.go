@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aviary-deploy/aviary/manifest"
 	"github.com/aviary-deploy/aviary/release"
 )
 
@@ -81,5 +82,21 @@ func TestOutputsNameTheImage(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), `"image": "`+uri+`"`) {
 		t.Errorf("status -o json does not name the image:\n%s", b.String())
+	}
+}
+
+// TestShippingRights: the rights to publish an environment's image and configured functions,
+// which the controller's role needs as CI's does.
+func TestShippingRights(t *testing.T) {
+	img, _ := manifest.ParseImage("shop/img:v1")
+	env := &manifest.Environment{Name: "production"}
+	m := &manifest.Manifest{Service: "shop", Functions: []manifest.Function{
+		{Name: "img", Image: &img},
+		{Name: "api", Configuration: &manifest.Configuration{Environment: map[string]string{"DB": "{{ssm:/shop/db}}"}}},
+		{Name: "worker"},
+	}}
+	repos, cfg := shippingRights(m, env)
+	if len(repos) != 1 || repos[0] != "shop/img" || cfg == nil || len(cfg.Functions) != 1 || len(cfg.Parameters) != 1 || cfg.Parameters[0] != "/shop/db" {
+		t.Errorf("shippingRights = %v, %+v", repos, cfg)
 	}
 }
