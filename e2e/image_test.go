@@ -77,6 +77,35 @@ func (r *registry) push(repo, tag, stamp string, bootstrap []byte) string {
 	return d.Hex
 }
 
+// pushIndex pushes, as docker buildx does by default, the example function's image wrapped in a
+// multi-platform index to repo:tag.
+func (r *registry) pushIndex(repo, tag string, bootstrap []byte) {
+	r.t.Helper()
+	dir := r.t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bootstrap"), bootstrap, 0o755)
+	files, err := artifact.Collect(dir)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	zip, err := artifact.Zip(files)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	img, err := lambdaimage.FromZip(zip, lambdaimage.Options{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	tok, err := r.ecr.GetAuthorizationToken(context.Background(), &ecr.GetAuthorizationTokenInput{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(aws.ToString(tok.AuthorizationData[0].AuthorizationToken))
+	user, pass, _ := strings.Cut(string(raw), ":")
+	if _, err := lambdaimage.PushIndex(context.Background(), lambdaimage.Index(img), r.host+"/"+repo+":"+tag, user, pass); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 // updates counts the UpdateFunctionCode calls that changed a function, by function.
 func updates(reqs []sandbox.Request) map[string]int {
 	out := map[string]int{}
@@ -238,10 +267,12 @@ func TestImageFunctionReleases(t *testing.T) {
 
 	// Bad input changes nothing and names the function and field: a tag that does not exist,
 	// a repository that does not exist, an image for a Zip function.
+	reg.pushIndex("shop/img", "multi", built.bootstrap)
 	good, _ := os.ReadFile(filepath.Join(f.dir, "aviary.yaml"))
 	for _, tc := range []struct{ name, from, to, want string }{
 		{"missing tag", "image: shop/img:v1", "image: shop/img:v9", "functions.img.image: shop/img:v9: ECR repository shop/img has no image v9"},
 		{"missing repository", "image: shop/img:v1", "image: shop/nope:v1", "functions.img.image: shop/nope:v1: the ECR repository shop/nope does not exist"},
+		{"a multi-platform index", "image: shop/img:v1", "image: shop/img:multi", "is a multi-platform image index (application/vnd.oci.image.index.v1+json), and Lambda runs only single-platform images"},
 		{"image for a zip function", "dir: functions/fn00", "image: shop/img:v1", "functions.fn00.image: function shop-fn00-prod is a Zip function"},
 		{"zip for an image function", "image: shop/img:v1", "dir: functions/fn00", "functions.img: function shop-img-prod is an Image function"},
 	} {

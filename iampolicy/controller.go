@@ -7,6 +7,8 @@ var releaseRights = map[string]bool{
 	"ShipCodeToTheseFunctions": true, "ReadAndWriteArtifacts": true, "SeeTheArtifactBucket": true,
 	"ReadLambdaMetrics": true, "ReadFunctionLogs": true, "ReadAlarms": true, "SmokeTestNewVersions": true, "InvokeHooks": true,
 	"KeepReleasesInTheStore": true,
+	// Publishing a configured function, and an image function (see Controller).
+	"ApplyManagedConfiguration": true, "ReadConfigurationParameters": true, "ResolveAndCheckImages": true,
 }
 
 // ControllerInput is what the controller's policy covers: one environment's release rights
@@ -38,6 +40,11 @@ func Controller(in ControllerInput) Policy {
 		}
 		if s.Sid == "ReadAndWriteArtifacts" {
 			s.Sid, s.Action = "ReadArtifacts", []string{"s3:GetObject"}
+		}
+		if s.Sid == "ResolveAndCheckImages" {
+			// The controller publishes the digest the plan pinned: Lambda's UpdateFunctionCode
+			// reads the image as the caller; resolving tags and doctor's checks are not its.
+			s.Sid, s.Action = "ReadImagesToShip", []string{"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
 		}
 		out = append(out, s)
 	}

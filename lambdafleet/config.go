@@ -2,8 +2,10 @@ package lambdafleet
 
 import (
 	"context"
+	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -203,11 +205,11 @@ func (f *Fleet) ResolveConfiguration(ctx context.Context, c *release.Configurati
 	if err != nil {
 		return nil, err
 	}
-	d, err := digest(ctx, c, r)
+	d, err := digestAs(ctx, c, r, c.Digest)
 	if err != nil {
 		return nil, err
 	}
-	if d != c.Digest {
+	if subtle.ConstantTimeCompare([]byte(d), []byte(c.Digest)) != 1 {
 		return nil, errors.New("its configuration resolves to other values than when the release was planned (an environment variable it uses changed since): plan and deploy again")
 	}
 	return resolved, nil
@@ -237,18 +239,40 @@ func fill(ctx context.Context, template release.Settings, r configvalue.Resolver
 	return &out, nil
 }
 
+// digestKDF marks a digest derived with PBKDF2-HMAC-SHA256 (digestRounds rounds); a digest
+// without it is the salted SHA-256 releases recorded before.
+const (
+	digestKDF    = "pbkdf2-sha256:"
+	digestRounds = 100_000
+)
+
+// digest is what a release records of its configuration's resolved values: the store keeps it
+// beside its salt, so a fast hash would let whoever reads the store try guesses of a weak secret
+// by the billion; a key derivation makes each guess cost what it costs here, once per plan.
 func digest(ctx context.Context, c *release.Configuration, r *resolver) (string, error) {
-	h := sha256.New()
-	h.Write([]byte(c.Salt))
+	return digestAs(ctx, c, r, digestKDF)
+}
+
+// digestAs computes the digest the way recorded was (a recorded digest's form, or digestKDF).
+func digestAs(ctx context.Context, c *release.Configuration, r *resolver, recorded string) (string, error) {
+	var text strings.Builder
 	p := pinnedText{env: r, versions: c.SSMVersions}
 	for _, k := range sortedMapKeys(c.Template.Environment) {
 		v, _, err := configvalue.Fill(ctx, c.Template.Environment[k], p)
 		if err != nil {
 			return "", &ConfigurationError{Key: k, Err: err}
 		}
-		fmt.Fprintf(h, "%q=%q;", k, v)
+		fmt.Fprintf(&text, "%q=%q;", k, v)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	if !strings.HasPrefix(recorded, digestKDF) {
+		sum := sha256.Sum256([]byte(c.Salt + text.String()))
+		return hex.EncodeToString(sum[:]), nil
+	}
+	key, err := pbkdf2.Key(sha256.New, text.String(), []byte(c.Salt), digestRounds, sha256.Size)
+	if err != nil {
+		return "", err
+	}
+	return digestKDF + hex.EncodeToString(key), nil
 }
 
 func sortedMapKeys(m map[string]string) []string {

@@ -31,7 +31,8 @@ type ECRAPI interface {
 
 var _ ECRAPI = (*ecr.Client)(nil)
 
-// ImageNotFoundError is an image a manifest names that ECR does not have.
+// ImageNotFoundError is an image a manifest names that ECR does not have, or has in a form Lambda
+// cannot run (a multi-platform index): bad input either way.
 type ImageNotFoundError struct {
 	Image  string
 	Reason string
@@ -94,7 +95,19 @@ func (f *Fleet) ResolveImage(ctx context.Context, img manifest.Image) (ResolvedI
 		return ResolvedImage{}, fmt.Errorf("ECR answered %d images for %s", len(out.ImageDetails), img.Raw)
 	}
 	d := aws.ToString(out.ImageDetails[0].ImageDigest)
+	if mt := aws.ToString(out.ImageDetails[0].ImageManifestMediaType); indexMediaTypes[mt] {
+		// Lambda refuses an index at UpdateFunctionCode ("media type ... is not supported"):
+		// said here, the release is bad input before anything changes.
+		return ResolvedImage{}, &ImageNotFoundError{Image: img.Raw, Reason: fmt.Sprintf("%s is a multi-platform image index (%s), and Lambda runs only single-platform images: "+
+			"push the image for the function's architecture alone (docker buildx build --platform linux/amd64 or linux/arm64 --provenance=false), or name that image's digest", d, mt)}
+	}
 	return ResolvedImage{URI: uri + "@" + d, Digest: d}, nil
+}
+
+// indexMediaTypes are the media types of multi-platform image indexes, which Lambda does not run.
+var indexMediaTypes = map[string]bool{
+	"application/vnd.oci.image.index.v1+json":                   true,
+	"application/vnd.docker.distribution.manifest.list.v2+json": true,
 }
 
 // publishImage is Publish for an image function: UpdateFunctionCode{ImageUri} pinned to the

@@ -27,10 +27,10 @@ type Settings struct {
 // Configuration is the configuration a release applies to a function, recorded WITHOUT any
 // value that came from outside the manifest: Template holds the values as the manifest wrote
 // them (${VAR}, {{ssm:/path}}), SSMVersions the version of every parameter read at plan time,
-// and Digest a salted SHA-256 of what the ${VAR} references resolved to. Whoever publishes
-// resolves the template again — parameters at exactly their planned versions, variables from
-// its own environment — and refuses when the digest differs: what is published is what the
-// plan showed, and the store never holds a secret.
+// and Digest a salted key derivation (PBKDF2) of what the ${VAR} references resolved to.
+// Whoever publishes resolves the template again — parameters at exactly their planned versions,
+// variables from its own environment — and refuses when the digest differs: what is published is
+// what the plan showed, and the store never holds a secret.
 type Configuration struct {
 	Template Settings `json:"template"`
 	// SSMVersions maps each parameter name to the version plan read.
@@ -112,7 +112,10 @@ func (want Settings) Changes(have *Settings) []FieldChange {
 				continue
 			}
 			c := FieldChange{Field: "environment." + k, Old: o, New: n}
-			if want.Secret[k] || configvalue.SecretLooking(k) {
+			// A variable the manifest drops was set outside it (Terraform, the console): its
+			// value is not the manifest's to show, in a plan that lands in CI logs and pull
+			// requests, whatever its name.
+			if want.Secret[k] || configvalue.SecretLooking(k) || !wantIt {
 				c.Masked = true
 				c.Old, c.New = mask(hadIt), mask(wantIt)
 			}

@@ -22,7 +22,7 @@ func TestSettingsChanges(t *testing.T) {
 	exp := []release.FieldChange{
 		{Field: "environment.API_TOKEN", Old: "***", New: "***", Masked: true},
 		{Field: "environment.DB", New: "***", Masked: true},
-		{Field: "environment.FROM_TF", Old: "x"},
+		{Field: "environment.FROM_TF", Old: "***", Masked: true},
 		{Field: "environment.GREETING", Old: "hello", New: "bonjour"},
 		{Field: "memory", Old: "128", New: "256"},
 	}
@@ -30,13 +30,18 @@ func TestSettingsChanges(t *testing.T) {
 		t.Errorf("Changes:\n got %+v\nwant %+v", got, exp)
 	}
 	for _, c := range got {
-		for _, secret := range []string{"old-token", "new-token", "pw"} {
+		for _, secret := range []string{"old-token", "new-token", "pw", "x"} {
 			if c.Old == secret || c.New == secret {
 				t.Errorf("%s shows the secret %q", c.Field, secret)
 			}
 		}
 	}
 	if got, want := got[1].String(), "environment.DB: (set, masked)"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	// A variable the manifest drops was set outside it (Terraform, the console): its value is
+	// not shown, whatever its name, since plans land in CI logs and pull requests.
+	if got, want := got[2].String(), "environment.FROM_TF: (removed)"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 	// The same settings: nothing to change; timeout is not managed here.

@@ -32,7 +32,9 @@ type PlanRow struct {
 	Current Current
 	// Change: the alias does not serve the artifact, or the managed configuration, yet.
 	Change bool
-	// ConfigChanges are the managed configuration's differences from what the alias serves.
+	// ConfigChanges are the managed configuration's differences from what the alias serves,
+	// then (for a row that changes) those of the configuration the new version takes from
+	// $LATEST (see carried).
 	ConfigChanges []FieldChange
 	// Problem, if set, stops the deploy before anything changes.
 	Problem string
@@ -93,6 +95,9 @@ func judge(t Target, cur Current, alias string, force bool) PlanRow {
 		if t.Settings != nil {
 			row.ConfigChanges = t.Settings.Changes(cur.AliasSettings)
 			row.Change = row.Change || len(row.ConfigChanges) > 0
+		}
+		if row.Change {
+			row.ConfigChanges = append(row.ConfigChanges, carried(t.Settings, cur.LatestSettings, cur.AliasSettings)...)
 		}
 		if len(cur.AliasWeights) > 0 && !force {
 			var extra []string
@@ -164,4 +169,40 @@ func packageMismatch(t Target, cur Current) string {
 		return fmt.Sprintf("%s: function %s is an Image function; a zip cannot be deployed to it (Lambda cannot change a function's package type): name its image with image:, or ship to a Zip function", field, t.FunctionName)
 	}
 	return ""
+}
+
+// carried lists how the configuration a new version takes from $LATEST — all of it but what the
+// manifest manages — differs from what the alias serves: a rolled-back configuration release
+// leaves its configuration in $LATEST, and Terraform or the console may have changed it. Every
+// environment value is masked: none of them is the manifest's.
+func carried(managed, latest, alias *Settings) []FieldChange {
+	if latest == nil || alias == nil {
+		return nil
+	}
+	w := *latest
+	if managed != nil {
+		if managed.Environment != nil {
+			w.Environment = nil
+		}
+		if managed.MemorySize != 0 {
+			w.MemorySize = 0
+		}
+		if managed.Timeout != 0 {
+			w.Timeout = 0
+		}
+		if managed.Layers != nil {
+			w.Layers = nil
+		}
+		if managed.Architectures != nil {
+			w.Architectures = nil
+		}
+	}
+	w.Secret = map[string]bool{}
+	for k := range w.Environment {
+		w.Secret[k] = true
+	}
+	for k := range alias.Environment {
+		w.Secret[k] = true
+	}
+	return w.Changes(alias)
 }

@@ -747,12 +747,12 @@ func schedulerConfig(opts Options, url string) scheduler.Config {
 // lambdaImages lets Lambda's image functions resolve and unpack images in the sandbox's ECR.
 type lambdaImages struct{ ecr *ecr.Service }
 
-func (l lambdaImages) ResolveImage(uri string) (resolved, digest string, ok bool) {
+func (l lambdaImages) ResolveImage(uri string) (resolved, digest, mediaType string, ok bool) {
 	ref, err := l.ecr.Resolve(uri)
 	if err != nil {
-		return "", "", false
+		return "", "", "", false
 	}
-	return ref.Resolved, ref.Digest, true
+	return ref.Resolved, ref.Digest, ref.MediaType, true
 }
 
 func (l lambdaImages) UnpackImage(resolved string) (lambda.ImageRoot, error) {

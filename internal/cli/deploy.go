@@ -184,6 +184,12 @@ func (c *deployCmd) detach(e *env, eng *release.Engine, p *prepared, r *release.
 	} else if err != nil {
 		fmt.Fprintf(e.stderr, "Warning: %s; handing the release to it anyway.\n", safe(err.Error()))
 	}
+	var bad usageError
+	if err := checkControllerEnv(e.ctx, inv, ctl.Function, r.Functions); errors.As(err, &bad) {
+		return err
+	} else if err != nil {
+		fmt.Fprintf(e.stderr, "Warning: %s; handing the release to it anyway (its publish fails if the controller lacks a variable the configuration reads).\n", safe(err.Error()))
+	}
 	if err := uploadAll(e.ctx, eng.Fleet, r.Artifacts, r.Functions, eng.Artifacts); err != nil {
 		return fmt.Errorf("%w; nothing was recorded", err)
 	}

@@ -107,6 +107,9 @@ func uploadAll(ctx context.Context, fleet release.Fleet, arts release.Artifacts,
 		if fn.New != "" || seen[fn.ArtifactKey] {
 			continue // published already: the function has its code
 		}
+		if fn.ImageUri != "" {
+			continue // an image function's code is in ECR: there is no artifact to upload
+		}
 		seen[fn.ArtifactKey] = true
 		if err := fleet.Upload(ctx, arts, fn.ArtifactKey, cache); err != nil {
 			return fmt.Errorf("upload %s: %w", fn.ArtifactKey, err)

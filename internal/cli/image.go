@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/aviary-deploy/aviary/iampolicy"
 	"github.com/aviary-deploy/aviary/lambdafleet"
 	"github.com/aviary-deploy/aviary/manifest"
 )
@@ -73,4 +74,17 @@ func printImages(w io.Writer, p *prepared) {
 			fmt.Fprintf(w, "  %s: image %s is %s\n", safe(b.fn.Name), safe(b.fn.Image.Raw), safe(b.image.URI))
 		}
 	}
+}
+
+// shippingRights is what publishing an environment's image and configured functions needs of
+// IAM beyond zip code: the images' repositories and the managed configuration (nil: none). The
+// controller's role needs them as CI's does (controller install builds it from its own Input).
+func shippingRights(m *manifest.Manifest, env *manifest.Environment) ([]string, *iampolicy.Configuration) {
+	var repos []string
+	for _, fn := range m.Functions {
+		if fn.Image != nil {
+			repos = append(repos, imageRepository(fn.Image))
+		}
+	}
+	return repos, configurationPolicy(m, env)
 }

@@ -83,6 +83,9 @@ func markdownPlan(w io.Writer, p *prepared) {
 		case r.Change:
 			what = "**changes**"
 		}
+		if r.ImageUri != "" {
+			what += "<br>image " + code(r.ImageUri)
+		}
 		for _, c := range r.ConfigChanges {
 			what += "<br>" + md(c.String())
 		}

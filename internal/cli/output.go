@@ -60,15 +60,17 @@ type stepOutput struct {
 }
 
 type functionOutput struct {
-	Name         string  `json:"name"`
-	FunctionName string  `json:"functionName"`
-	Previous     string  `json:"previous,omitempty"`
-	New          string  `json:"new,omitempty"`
-	CodeSha256   string  `json:"codeSha256"`
-	ArtifactKey  string  `json:"artifactKey"`
-	Weight       float64 `json:"weight"`
-	Promoted     bool    `json:"promoted"`
-	RolledBack   bool    `json:"rolledBack"`
+	Name         string `json:"name"`
+	FunctionName string `json:"functionName"`
+	Previous     string `json:"previous,omitempty"`
+	New          string `json:"new,omitempty"`
+	CodeSha256   string `json:"codeSha256"`
+	// Image, for an image function, is its image pinned to the digest the release ships.
+	Image       string  `json:"image,omitempty"`
+	ArtifactKey string  `json:"artifactKey"`
+	Weight      float64 `json:"weight"`
+	Promoted    bool    `json:"promoted"`
+	RolledBack  bool    `json:"rolledBack"`
 }
 
 type gateOutput struct {
@@ -168,9 +170,12 @@ type planRowOutput struct {
 	AliasVersion string `json:"aliasVersion,omitempty"`
 	Current      string `json:"currentCodeSha256,omitempty"`
 	New          string `json:"newCodeSha256"`
-	ArtifactKey  string `json:"artifactKey"`
-	Change       bool   `json:"change"`
-	Problem      string `json:"problem,omitempty"`
+	// Image, for an image function, is the image the release ships, pinned to its digest (the
+	// hex of which is newCodeSha256); artifactKey is then empty.
+	Image       string `json:"image,omitempty"`
+	ArtifactKey string `json:"artifactKey"`
+	Change      bool   `json:"change"`
+	Problem     string `json:"problem,omitempty"`
 	// Configuration lists the managed configuration's changes, secret values masked.
 	Configuration []release.FieldChange `json:"configuration,omitempty"`
 }
@@ -255,7 +260,7 @@ func functionsOf(fns []release.Function) []functionOutput {
 	for _, f := range fns {
 		out = append(out, functionOutput{
 			Name: f.Name, FunctionName: f.FunctionName, Previous: f.Previous, New: f.New,
-			CodeSha256: f.CodeSha256, ArtifactKey: f.ArtifactKey, Weight: f.Weight, Promoted: f.Promoted, RolledBack: f.RolledBack,
+			CodeSha256: f.CodeSha256, Image: f.ImageUri, ArtifactKey: f.ArtifactKey, Weight: f.Weight, Promoted: f.Promoted, RolledBack: f.RolledBack,
 		})
 	}
 	return out
@@ -303,7 +308,7 @@ func planOf(p *prepared) *planOutput {
 		if r.Change && r.Problem == "" {
 			out.Changes++
 		}
-		out.Functions = append(out.Functions, planRowOutput{r.Name, r.FunctionName, r.Current.AliasVersion, r.Current.AliasCodeSha256, r.CodeSha256, r.ArtifactKey, r.Change, r.Problem, r.ConfigChanges})
+		out.Functions = append(out.Functions, planRowOutput{r.Name, r.FunctionName, r.Current.AliasVersion, r.Current.AliasCodeSha256, r.CodeSha256, r.ImageUri, r.ArtifactKey, r.Change, r.Problem, r.ConfigChanges})
 	}
 	return out
 }

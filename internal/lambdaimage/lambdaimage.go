@@ -172,3 +172,27 @@ func Push(ctx context.Context, img v1.Image, ref, user, password string) (v1.Has
 	}
 	return img.Digest()
 }
+
+// Index wraps img in a multi-platform image index naming it linux/amd64, as docker buildx pushes
+// an image by default (there with a provenance attestation beside it). Lambda refuses such an
+// index: a test's way to make one.
+func Index(img v1.Image) v1.ImageIndex {
+	return mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img,
+		Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+}
+
+// PushIndex is Push for an image index.
+func PushIndex(ctx context.Context, idx v1.ImageIndex, ref, user, password string) (v1.Hash, error) {
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	auth := authn.Anonymous
+	if user != "" {
+		auth = &authn.Basic{Username: user, Password: password}
+	}
+	if err := remote.WriteIndex(r, idx, remote.WithContext(ctx), remote.WithAuth(auth)); err != nil {
+		return v1.Hash{}, fmt.Errorf("push %s: %w", ref, err)
+	}
+	return idx.Digest()
+}

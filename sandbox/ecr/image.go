@@ -23,6 +23,8 @@ type ImageRef struct {
 	Digest string
 	// Resolved is the URI pinned to the digest, in the sandbox's form: HOST:PORT/REPO@sha256:....
 	Resolved string
+	// MediaType is the manifest's media type, as it was pushed.
+	MediaType string
 }
 
 // ErrNoImage is an image URI that names no image in the registry.
@@ -66,7 +68,7 @@ func (s *Service) Resolve(uri string) (ImageRef, error) {
 	if im == nil {
 		return ImageRef{}, ErrNoImage
 	}
-	return ImageRef{Repository: repo, Digest: im.Digest, Resolved: s.host + "/" + repo + "@" + im.Digest}, nil
+	return ImageRef{Repository: repo, Digest: im.Digest, Resolved: s.host + "/" + repo + "@" + im.Digest, MediaType: im.MediaType}, nil
 }
 
 // Image is an unpacked image: its root filesystem and what its config says to run.

@@ -19,9 +19,9 @@ import (
 // ImageSource is the registry image functions come from (the sandbox's ECR).
 type ImageSource interface {
 	// ResolveImage finds the image an ImageUri names: the URI pinned to its digest
-	// (HOST:PORT/REPO@sha256:...) and the digest. ok is false when no such image exists or the
-	// URI names another registry.
-	ResolveImage(uri string) (resolved, digest string, ok bool)
+	// (HOST:PORT/REPO@sha256:...), the digest and the manifest's media type. ok is false when no
+	// such image exists or the URI names another registry.
+	ResolveImage(uri string) (resolved, digest, mediaType string, ok bool)
 	// UnpackImage returns the root filesystem of a resolved image and what its config runs.
 	UnpackImage(resolved string) (ImageRoot, error)
 }
@@ -57,11 +57,23 @@ func (s *Service) resolveImage(uri string) (resolved, codeSha256 string, err *AP
 	if s.cfg.Images == nil {
 		return "", "", invalidParam("Source image %s does not exist. Provide a valid source image.", uri)
 	}
-	resolved, digest, ok := s.cfg.Images.ResolveImage(uri)
+	resolved, digest, mediaType, ok := s.cfg.Images.ResolveImage(uri)
 	if !ok {
 		return "", "", invalidParam("Source image %s does not exist. Provide a valid source image.", uri)
 	}
+	if indexMediaTypes[mediaType] {
+		// Lambda runs single-platform images only: a multi-platform index (what docker buildx
+		// pushes by default, with its provenance attestation) is refused, not resolved to one of
+		// its images.
+		return "", "", invalidParam("The image manifest, config or layer media type for the source image %s is not supported.", uri)
+	}
 	return resolved, strings.TrimPrefix(digest, "sha256:"), nil
+}
+
+// indexMediaTypes are the media types of multi-platform image indexes.
+var indexMediaTypes = map[string]bool{
+	"application/vnd.oci.image.index.v1+json":                   true,
+	"application/vnd.docker.distribution.manifest.list.v2+json": true,
 }
 
 func checkImageConfig(c *imageConfig) *APIError {
@@ -173,8 +185,8 @@ func (s *Service) createImageFunction(name string, in createFunctionInput) (func
 		return functionConfiguration{}, invalidParam("Please provide ImageUri when creating a function with packageType Image.")
 	case len(c.ZipFile) > 0 || c.S3Bucket != nil || c.S3Key != nil:
 		return functionConfiguration{}, invalidParam("Please don't provide ZipFile or S3 code when creating a function with packageType Image.")
-	case in.Runtime != "" || in.Handler != "":
-		return functionConfiguration{}, invalidParam("Runtime and Handler are not supported for functions with packageType Image.")
+	case in.Runtime != "" || in.Handler != "" || in.Layers != nil:
+		return functionConfiguration{}, invalidParam("Please don't provide Handler or Runtime or Layer when the intended function PackageType is Image.")
 	}
 	if in.Role == "" || !strings.HasPrefix(in.Role, "arn:") || !strings.Contains(in.Role, ":role/") {
 		return functionConfiguration{}, validation("role", in.Role, `Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+`)

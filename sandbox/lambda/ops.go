@@ -429,6 +429,15 @@ func (s *Service) updateFunctionConfiguration(raw string, in updateFunctionConfi
 		return functionConfiguration{}, err
 	}
 	next := f.Latest.clone()
+	if next.PackageType == packageImage {
+		// An image brings its own runtime, handler and files.
+		switch {
+		case in.Layers != nil:
+			return functionConfiguration{}, invalidParam("Lambda layers are not supported for functions created with container images.")
+		case in.Runtime != nil || in.Handler != nil:
+			return functionConfiguration{}, invalidParam("Please don't provide Handler or Runtime or Layer when the intended function PackageType is Image.")
+		}
+	}
 	if err := applyConfig(next, configChange{
 		Role: in.Role, Handler: in.Handler, Runtime: in.Runtime, Description: in.Description,
 		Timeout: in.Timeout, MemorySize: in.MemorySize, Environment: in.Environment,
