@@ -178,6 +178,15 @@ func (c *deployCmd) interrupted(e *env, eng *release.Engine, p *prepared, id str
 			toController = false
 		} else if err != nil {
 			say("Warning: %s; handing the release to it anyway.", safe(err.Error()))
+		} else if err := checkControllerEnv(ctx, api, p.env.Controller.Function, r.Functions); err != nil {
+			var bad usageError
+			if errors.As(err, &bad) && (r.Phase == release.Planned || r.Phase == release.Publishing) {
+				// The controller would fail at publish and could only roll back: on_cancel decides now.
+				say("%s: release %s is not handed to the controller: %s; on_cancel decides instead.", sig, safe(id), safe(err.Error()))
+				toController = false
+			} else if !errors.As(err, &bad) {
+				say("Warning: %s; handing the release to it anyway.", safe(err.Error()))
+			}
 		}
 	}
 	switch {

@@ -182,6 +182,7 @@ func (c *controllerInstallCmd) Run(e *env) error {
 		for _, f := range m.Functions {
 			in.Functions = append(in.Functions, m.FunctionName(envm, f.Name))
 		}
+		in.Repositories, in.Configuration = shippingRights(m, envm)
 		if ch := envm.Checks; ch != nil {
 			in.Checks = &iampolicy.Checks{Metrics: ch.Metrics, Alarms: ch.Alarms, Smoke: len(ch.Smoke) > 0}
 			if ch.Logs {
