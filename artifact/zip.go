@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -27,23 +28,35 @@ type File struct {
 	Name       string // slash-separated path inside the zip
 	Executable bool
 	Data       []byte
+	// Path, when Data is nil, is the file the entry's bytes are read from as the zip is written
+	// (what Collect returns): packaging holds one buffer, never the files.
+	Path string
 }
 
 // epoch is the modification time of every entry: the earliest time a zip can carry.
 var epoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// Zip builds a reproducible zip of files.
+// Zip builds a reproducible zip of files in memory: for small zips (see WriteZip).
 func Zip(files []File) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := WriteZip(&buf, files); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteZip writes a reproducible zip of files to w, streaming: an entry read from its Path is
+// compressed as it is read.
+func WriteZip(w io.Writer, files []File) error {
 	sorted := append([]File(nil), files...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
+	zw := zip.NewWriter(w)
 	for i, f := range sorted {
 		if f.Name == "" || strings.HasPrefix(f.Name, "/") || strings.Contains(f.Name, "\\") {
-			return nil, fmt.Errorf("zip entry name %q must be a relative slash-separated path", f.Name)
+			return fmt.Errorf("zip entry name %q must be a relative slash-separated path", f.Name)
 		}
 		if i > 0 && sorted[i-1].Name == f.Name {
-			return nil, fmt.Errorf("zip entry %q appears twice", f.Name)
+			return fmt.Errorf("zip entry %q appears twice", f.Name)
 		}
 		h := &zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: epoch}
 		mode := fs.FileMode(0o644)
@@ -51,23 +64,35 @@ func Zip(files []File) ([]byte, error) {
 			mode = 0o755
 		}
 		h.SetMode(mode)
-		w, err := zw.CreateHeader(h)
+		ew, err := zw.CreateHeader(h)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if _, err := w.Write(f.Data); err != nil {
-			return nil, err
+		if err := writeEntry(ew, f); err != nil {
+			return fmt.Errorf("zip entry %s: %w", f.Name, err)
 		}
 	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return zw.Close()
 }
 
-// Collect reads files for a zip from paths: a regular file becomes an entry named by its base
+func writeEntry(w io.Writer, f File) error {
+	if f.Data != nil || f.Path == "" {
+		_, err := w.Write(f.Data)
+		return err
+	}
+	in, err := os.Open(f.Path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	_, err = io.Copy(w, in)
+	return err
+}
+
+// Collect lists files for a zip from paths: a regular file becomes an entry named by its base
 // name; a directory contributes everything under it, named relative to it. Executable bits are
-// kept; everything else about the files (owner, times) is dropped.
+// kept; everything else about the files (owner, times) is dropped. The entries name their files
+// (File.Path); the bytes are read when the zip is written.
 func Collect(paths ...string) ([]File, error) {
 	var files []File
 	for _, p := range paths {
@@ -76,11 +101,10 @@ func Collect(paths ...string) ([]File, error) {
 			return nil, err
 		}
 		if !info.IsDir() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return nil, err
+			if !info.Mode().IsRegular() {
+				return nil, fmt.Errorf("%s: only regular files can be packaged", p)
 			}
-			files = append(files, File{Name: filepath.Base(p), Executable: info.Mode()&0o111 != 0, Data: b})
+			files = append(files, File{Name: filepath.Base(p), Executable: info.Mode()&0o111 != 0, Path: p})
 			continue
 		}
 		err = filepath.WalkDir(p, func(full string, d fs.DirEntry, err error) error {
@@ -101,11 +125,7 @@ func Collect(paths ...string) ([]File, error) {
 			if err != nil {
 				return err
 			}
-			b, err := os.ReadFile(full)
-			if err != nil {
-				return err
-			}
-			files = append(files, File{Name: path.Clean(filepath.ToSlash(rel)), Executable: fi.Mode()&0o111 != 0, Data: b})
+			files = append(files, File{Name: path.Clean(filepath.ToSlash(rel)), Executable: fi.Mode()&0o111 != 0, Path: full})
 			return nil
 		})
 		if err != nil {
@@ -124,7 +144,25 @@ type Digest struct {
 // DigestOf computes a zip's digest.
 func DigestOf(zip []byte) Digest {
 	sum := sha256.Sum256(zip)
-	return Digest{Hex: hex.EncodeToString(sum[:]), CodeSha256: base64.StdEncoding.EncodeToString(sum[:])}
+	return digestOfSum(sum[:])
+}
+
+func digestOfSum(sum []byte) Digest {
+	return Digest{Hex: hex.EncodeToString(sum), CodeSha256: base64.StdEncoding.EncodeToString(sum)}
+}
+
+// DigestOfFile computes the digest of the zip at path, streaming it.
+func DigestOfFile(path string) (Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Digest{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return Digest{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	return digestOfSum(h.Sum(nil)), nil
 }
 
 // Key is where an artifact lives in the bucket: PREFIX/<sha256>.zip.

@@ -14,8 +14,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -292,17 +294,28 @@ func (f *Fleet) Upload(ctx context.Context, a release.Artifacts, key string, src
 			return nil
 		}
 	}
-	body, err := src.Read(key)
+	body, err := openArtifact(src, key)
 	if err != nil {
 		return fmt.Errorf("s3://%s/%s is missing and the local cache cannot supply it (%w): build and deploy again", a.Bucket, key, err)
 	}
-	sum := sha256.Sum256(body)
-	if want := strings.TrimSuffix(path.Base(key), ".zip"); hex.EncodeToString(sum[:]) != want {
+	defer body.Close()
+	// The body is read twice, from the file: once for its SHA-256, once as it is sent. No
+	// artifact is ever held in memory (a fleet of 50 MB zips would need gigabytes).
+	h := sha256.New()
+	size, err := io.Copy(h, body)
+	if err != nil {
+		return fmt.Errorf("read the cached artifact for %s: %w", key, err)
+	}
+	sum := h.Sum(nil)
+	if want := strings.TrimSuffix(path.Base(key), ".zip"); hex.EncodeToString(sum) != want {
 		return fmt.Errorf("the cached artifact for %s does not match its SHA-256: delete it from the cache and build again", key)
 	}
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("read the cached artifact for %s: %w", key, err)
+	}
 	_, err = f.S3.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(a.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
-		ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256, ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		Bucket: aws.String(a.Bucket), Key: aws.String(key), Body: body, ContentLength: aws.Int64(size),
+		ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256, ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum)),
 		ContentType: aws.String("application/zip"),
 	})
 	if err != nil {
@@ -310,6 +323,28 @@ func (f *Fleet) Upload(ctx context.Context, a release.Artifacts, key string, src
 	}
 	return nil
 }
+
+// artifactFiles is an ArtifactSource that hands out its artifacts as files (artifact.Cache):
+// Upload streams them.
+type artifactFiles interface {
+	Open(key string) (*os.File, error)
+}
+
+// openArtifact opens key's bytes in src: its file when src has files, else its bytes.
+func openArtifact(src release.ArtifactSource, key string) (io.ReadSeekCloser, error) {
+	if files, ok := src.(artifactFiles); ok {
+		return files.Open(key)
+	}
+	b, err := src.Read(key)
+	if err != nil {
+		return nil, err
+	}
+	return nopCloser{bytes.NewReader(b)}, nil
+}
+
+type nopCloser struct{ io.ReadSeeker }
+
+func (nopCloser) Close() error { return nil }
 
 // Pin publishes the code $LATEST had when the release was planned — conditionally on that code,
 // so code someone changed since is never pinned as "previous" — and points the alias at it.

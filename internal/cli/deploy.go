@@ -54,7 +54,7 @@ func (c *deployCmd) Run(e *env) error {
 	if err := eng.CheckLock(e.ctx, m.Service, c.Env); err != nil {
 		return lockedError(err)
 	}
-	p, err := prepare(e.ctx, c.manifestFlags, c.awsFlags, c.Env, c.Force, log)
+	p, err := prepare(e.ctx, c.manifestFlags, c.awsFlags, c.Env, c.Force, true, log)
 	if err != nil {
 		if lerr := eng.CheckLock(e.ctx, m.Service, c.Env); lerr != nil {
 			return lockedError(lerr) // another release started meanwhile: that is why
@@ -110,15 +110,8 @@ func (c *deployCmd) Run(e *env) error {
 	for _, s := range strategy.Steps {
 		r.Steps = append(r.Steps, release.Step{Weight: s.Weight, Bake: s.Bake})
 	}
+	// prepare built every zip into the cache; the upload streams them from there.
 	cache := artifact.Cache{Dir: p.m.Artifacts.Cache}
-	for _, b := range p.built {
-		if b.fn.Image != nil {
-			continue
-		}
-		if _, err := cache.Put(b.zip); err != nil {
-			return err
-		}
-	}
 	eng.Fleet, eng.Artifacts, eng.Health = p.fleet, cache, p.health
 	if c.Detach {
 		return c.detach(e, eng, p, r, log)

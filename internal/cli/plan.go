@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -26,11 +27,12 @@ type planCmd struct {
 	DetailedExitcode bool            `name:"detailed-exitcode" help:"Exit 0 when nothing would change, 2 when a deploy would change something, 1 on any error (bad input included), as terraform plan -detailed-exitcode does."`
 }
 
-// built is a function's artifact, made locally.
+// built is a function's artifact, made locally: a zip in the artifact cache (deploy) or only
+// hashed (plan), never held in memory.
 type built struct {
 	fn     manifest.Function
-	zip    []byte
 	digest artifact.Digest
+	size   int64
 	key    string
 	// image is an image function's image, pinned to its digest; zip and key are empty.
 	image lambdafleet.ResolvedImage
@@ -51,8 +53,9 @@ type prepared struct {
 }
 
 // prepare builds every artifact and reads every function: the checks a deploy makes before it
-// changes anything.
-func prepare(ctx context.Context, mf manifestFlags, af awsFlags, envName string, force bool, log io.Writer) (*prepared, error) {
+// changes anything. keep puts the zips in the artifact cache (deploy); without it they are only
+// hashed (plan).
+func prepare(ctx context.Context, mf manifestFlags, af awsFlags, envName string, force, keep bool, log io.Writer) (*prepared, error) {
 	m, err := mf.load()
 	if err != nil {
 		return nil, err
@@ -66,8 +69,15 @@ func prepare(ctx context.Context, mf manifestFlags, af awsFlags, envName string,
 		return nil, err
 	}
 	p := &prepared{m: m, env: env, fleet: fleet, health: checker, region: region, checks: releaseChecks(env.Checks)}
-	fmt.Fprintf(log, "Building %s of %s\n", plural(len(m.Functions), "function", "functions"), m.Service)
-	if p.built, err = buildAll(ctx, m); err != nil {
+	// What overlaps: the plan's reads of every function and alias (GetFunction, GetAlias: most of
+	// the calls before the first write, paced by the control-plane quota) start now and run while
+	// the zips are built and hashed. The plan needs both — a function changes when its alias
+	// serves another digest — but neither needs the other to start. CheckBucket, the images'
+	// digests and the managed configuration, a few calls, follow the builds as before.
+	reads := prefetch(ctx, fleet, m.Alias, functionNames(m, env), planParallelism)
+	defer reads.stop()
+	fmt.Fprintf(log, "Building %s of %s (reading them meanwhile)\n", plural(len(m.Functions), "function", "functions"), m.Service)
+	if p.built, err = buildAll(ctx, m, keep); err != nil {
 		return nil, usageError{err}
 	}
 	if err := resolveImages(ctx, fleet, p.built); err != nil {
@@ -87,7 +97,7 @@ func prepare(ctx context.Context, mf manifestFlags, af awsFlags, envName string,
 	if err := configureTargets(ctx, fleet, p.built, targets); err != nil {
 		return nil, usageError{err}
 	}
-	p.rows, err = release.Plan(ctx, fleet, m.Alias, targets, force, 16)
+	p.rows, err = release.Plan(ctx, reads, m.Alias, targets, force, planParallelism)
 	if err != nil {
 		return nil, err
 	}
@@ -102,12 +112,15 @@ func prepare(ctx context.Context, mf manifestFlags, af awsFlags, envName string,
 	return p, nil
 }
 
-// buildAll produces every function's zip, in parallel.
-func buildAll(ctx context.Context, m *manifest.Manifest) ([]built, error) {
+// buildAll produces every function's zip, in parallel (as many at a time as there are CPUs, at
+// least 4: build commands wait on compilers and disks too): streamed into the artifact cache
+// with keep, otherwise only hashed. Functions whose zips are the same bytes share one file.
+func buildAll(ctx context.Context, m *manifest.Manifest, keep bool) ([]built, error) {
 	out := make([]built, len(m.Functions))
 	errs := make([]error, len(m.Functions))
+	cache := artifact.Cache{Dir: m.Artifacts.Cache}
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
+	sem := make(chan struct{}, max(4, runtime.NumCPU()))
 	for i, fn := range m.Functions {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -122,13 +135,19 @@ func buildAll(ctx context.Context, m *manifest.Manifest) ([]built, error) {
 			if fn.Build != nil {
 				src.Command, src.CommandDir = fn.Build.Command, fn.Build.Dir
 			}
-			zip, err := artifact.Produce(ctx, src)
+			var d artifact.Digest
+			var size int64
+			var err error
+			if keep {
+				d, size, err = cache.Produce(ctx, src)
+			} else {
+				d, size, err = artifact.Hash(ctx, src)
+			}
 			if err != nil {
 				errs[i] = err
 				return
 			}
-			d := artifact.DigestOf(zip)
-			out[i] = built{fn: fn, zip: zip, digest: d, key: artifact.Key(m.Artifacts.Prefix, d)}
+			out[i] = built{fn: fn, digest: d, size: size, key: artifact.Key(m.Artifacts.Prefix, d)}
 		}()
 	}
 	wg.Wait()
@@ -149,7 +168,7 @@ func (c *planCmd) Run(e *env) error {
 
 func (c *planCmd) plan(e *env) error {
 	log := c.reportFlags.log(e)
-	p, err := prepare(e.ctx, c.manifestFlags, c.awsFlags, c.Env, c.Force, log)
+	p, err := prepare(e.ctx, c.manifestFlags, c.awsFlags, c.Env, c.Force, false, log)
 	if p == nil {
 		return err
 	}
