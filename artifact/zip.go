@@ -3,7 +3,9 @@
 // The rule it keeps: packaging is reproducible. The same inputs give the same zip bytes — entries
 // sorted by name, one fixed modification time, modes normalised to 0755 for executables and 0644
 // otherwise — so the same code always has the same SHA-256, the same S3 key and the same
-// CodeSha256 on Lambda, and a lost artifact can be proven identical when it is restored.
+// CodeSha256 on Lambda, and a lost artifact can be proven identical when it is restored. And
+// a deploy's memory does not grow with its zips: they are written straight into the local cache,
+// hashed as they are written (Cache.Produce), and uploaded from there as files.
 package artifact
 
 import (
