@@ -46,6 +46,11 @@ func TestCacheProduceNamesTheFileByItsHash(t *testing.T) {
 	if !bytes.Equal(inMemory, b) {
 		t.Error("the cached zip differs from the one artifact.Zip builds")
 	}
+	written := filepath.Join(t.TempDir(), "api.zip")
+	if wd, n, err := artifact.WriteFile(written, files); err != nil || wd != d || n != size {
+		t.Errorf("WriteFile = %v, %d, %v; want %v, %d", wd, n, err, d, size)
+	}
+	entries(t, filepath.Dir(written), "api.zip")
 	if h, n, err := artifact.Hash(ctx, artifact.Source{Function: "api", Dir: src}); err != nil || h != d || n != size {
 		t.Errorf("Hash = %v, %d, %v; want %v, %d", h, n, err, d, size)
 	}

@@ -175,3 +175,30 @@ func Key(prefix string, d Digest) string {
 	}
 	return prefix + "/" + d.Hex + ".zip"
 }
+
+// WriteFile writes a reproducible zip of files to path, streaming, and returns its digest and
+// size. The zip is written under a temporary name beside path and renamed once complete: a
+// failure leaves path as it was.
+func WriteFile(path string, files []File) (Digest, int64, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
+	if err != nil {
+		return Digest{}, 0, err
+	}
+	h := sha256.New()
+	n := &counter{w: io.MultiWriter(tmp, h)}
+	err = WriteZip(n, files)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return Digest{}, 0, err
+	}
+	return digestOfSum(h.Sum(nil)), n.n, nil
+}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/aviary-deploy/aviary/artifact"
 )
@@ -21,17 +20,13 @@ func (c *packageCmd) Run(e *env) error {
 	if len(files) == 0 {
 		return badInput("package: %v holds no files", c.Paths)
 	}
-	zip, err := artifact.Zip(files)
+	d, size, err := artifact.WriteFile(c.Zip, files)
 	if err != nil {
-		return badInput("package: %w", err)
-	}
-	if err := os.WriteFile(c.Zip, zip, 0o644); err != nil {
 		return fmt.Errorf("package: %w", err)
 	}
-	d := artifact.DigestOf(zip)
 	if c.json() {
-		return writeJSON(e.stdout, &packageOutput{Zip: c.Zip, Files: len(files), Bytes: len(zip), Sha256: d.Hex, CodeSha256: d.CodeSha256})
+		return writeJSON(e.stdout, &packageOutput{Zip: c.Zip, Files: len(files), Bytes: int(size), Sha256: d.Hex, CodeSha256: d.CodeSha256})
 	}
-	fmt.Fprintf(e.stdout, "%s  %d files, %d bytes, sha256 %s (CodeSha256 %s)\n", c.Zip, len(files), len(zip), d.Hex, d.CodeSha256)
+	fmt.Fprintf(e.stdout, "%s  %d files, %d bytes, sha256 %s (CodeSha256 %s)\n", c.Zip, len(files), size, d.Hex, d.CodeSha256)
 	return nil
 }
