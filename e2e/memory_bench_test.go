@@ -83,7 +83,7 @@ func BenchmarkDeployMemory(b *testing.B) {
 	b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
 	b.ReportMetric(float64(peak)/float64(bound), "peak/bound")
 	var tbl strings.Builder
-	fmt.Fprintf(&tbl, "\naviary deploy of prebuilt zips (all-at-once, sandbox unthrottled), peak memory of the aviary process (max RSS)\n")
+	fmt.Fprintf(&tbl, "\naviary deploy of prebuilt zips (all-at-once, sandbox unthrottled), peak memory of the aviary process (its VmHWM)\n")
 	fmt.Fprintf(&tbl, "%10s %12s %12s %22s %7s %10s\n", "functions", "zip size", "peak", "bound (150 MB + zip)", "ratio", "took")
 	fmt.Fprintf(&tbl, "%10d %12s %12s %22s %7.2f %10s\n", n, mib(largest), mib(peak), mib(bound), float64(peak)/float64(bound), took.Round(100*time.Millisecond))
 	fmt.Fprint(os.Stdout, tbl.String())
