@@ -115,7 +115,7 @@ func (s *Service) putProvisioned(raw, qualifier string, in putProvisionedInput) 
 			}
 		}
 	}
-	if n > s.cfg.MaxConcurrency {
+	if f.Reserved != nil && n > *f.Reserved {
 		return provisionedOutput{}, invalidParam("Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution for function")
 	}
 	now := s.cfg.Now()
