@@ -62,13 +62,15 @@ type executor struct {
 	running    map[string]int // in-flight invocations per function
 	unreserved int            // in-flight invocations of functions without reserved concurrency
 	buckets    map[string]*scaleBucket
-	starting   int           // environments starting, at most Config.MaxStarts
-	changed    chan struct{} // closed and replaced at every change a waiting invocation may care about
+	starting   int // environments starting, at most Config.MaxStarts
+	// concFreed and slotFreed are closed and replaced when a unit of concurrency, or a start
+	// slot, frees up.
+	concFreed, slotFreed chan struct{}
 }
 
 func newExecutor(s *Service) *executor {
 	e := &executor{s: s, pools: map[poolKey]*pool{}, running: map[string]int{}, buckets: map[string]*scaleBucket{},
-		stop: make(chan struct{}), changed: make(chan struct{})}
+		stop: make(chan struct{}), concFreed: make(chan struct{}), slotFreed: make(chan struct{})}
 	e.wg.Add(1)
 	go e.reapIdle()
 	return e
@@ -76,12 +78,14 @@ func newExecutor(s *Service) *executor {
 
 // pool holds the environments of one version (of one generation, for $LATEST).
 type pool struct {
-	e       *executor
-	key     poolKey
-	spec    envSpec
-	mu      sync.Mutex
-	idle    []*execEnv
-	all     map[*execEnv]bool // every live environment, idle or busy
+	e    *executor
+	key  poolKey
+	spec envSpec
+	mu   sync.Mutex
+	idle []*execEnv
+	all  map[*execEnv]bool // every live environment, idle or busy
+	// waiters are invocations waiting, first come first served, for an environment freed.
+	waiters []chan *execEnv
 	retired bool
 }
 
@@ -201,31 +205,52 @@ func (p *pool) retire(busy bool) {
 		delete(p.all, env)
 	}
 	p.idle = nil
+	for _, w := range p.waiters {
+		w <- nil
+	}
+	p.waiters = nil
 	p.mu.Unlock()
-	p.e.mu.Lock()
-	p.e.signal()
-	p.e.mu.Unlock()
 	for _, env := range victims {
 		env.kill()
 	}
 }
 
-// release returns an environment after an invocation: warm to the idle list if it is still
-// alive, and its unit of concurrency back.
+// release returns an environment after an invocation, and its unit of concurrency: warm to the
+// first invocation waiting for one, or to the idle list, if it is still alive.
 func (p *pool) release(env *execEnv) {
-	p.mu.Lock()
-	keep := env.alive() && !p.retired
-	if keep {
-		env.idleSince = time.Now()
-		p.idle = append(p.idle, env)
+	c := env.claim
+	env.claim = claim{}
+	if env.alive() {
+		p.putIdle(env)
 	} else {
+		p.mu.Lock()
 		delete(p.all, env)
-	}
-	p.mu.Unlock()
-	p.e.leave(&env.claim)
-	if !keep {
+		p.mu.Unlock()
 		env.kill()
 	}
+	p.e.leave(&c)
+}
+
+// putIdle hands a live environment to the first waiter, or keeps it idle.
+func (p *pool) putIdle(env *execEnv) {
+	p.mu.Lock()
+	if p.retired {
+		delete(p.all, env)
+		p.mu.Unlock()
+		env.kill()
+		return
+	}
+	if len(p.waiters) > 0 {
+		// Sent under p.mu (the channel has room): a waiter giving up, which takes p.mu to leave
+		// the line, then finds it in its channel.
+		p.waiters[0] <- env
+		p.waiters = p.waiters[1:]
+		p.mu.Unlock()
+		return
+	}
+	env.idleSince = time.Now()
+	p.idle = append(p.idle, env)
+	p.mu.Unlock()
 }
 
 // invocation is one event handed to an environment's runtime.

@@ -3,6 +3,7 @@ package lambda
 import (
 	"context"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -66,19 +67,18 @@ type scaleBucket struct {
 	at     time.Time
 }
 
-// watch returns a channel closed at the next change a waiting invocation may care about: an
-// invocation ending, an environment freed, a start finishing. Taken before checking, it loses no
-// wake-up.
-func (e *executor) watch() <-chan struct{} {
+// watch returns a channel closed at the next signal of ch (e.concFreed, e.slotFreed). Taken
+// before checking, it loses no wake-up.
+func (e *executor) watch(ch *chan struct{}) <-chan struct{} {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.changed
+	return *ch
 }
 
-// signal wakes every waiter; the caller holds e.mu.
-func (e *executor) signal() {
-	close(e.changed)
-	e.changed = make(chan struct{})
+// signal wakes every waiter on ch; the caller holds e.mu.
+func signal(ch *chan struct{}) {
+	close(*ch)
+	*ch = make(chan struct{})
 }
 
 // admit takes a unit of concurrency for fn, or says which bound refused it.
@@ -114,7 +114,7 @@ func (e *executor) leave(c *claim) {
 	if c.unreserved {
 		e.unreserved--
 	}
-	e.signal()
+	signal(&e.concFreed)
 }
 
 // inFlight is the account's concurrency in use, for tests and GetAccountSettings' callers.
@@ -184,13 +184,14 @@ func (e *executor) startDone(env *execEnv) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.starting--
-	e.signal()
+	signal(&e.slotFreed)
 }
 
 // acquire returns an environment of the pool for one invocation, holding a unit of the
 // function's concurrency: an idle one, or a new one. A synchronous caller (wait false) is
 // throttled at a concurrency bound or an empty scaling bucket; an asynchronous one waits. Either
-// waits while the machine's start slots are all taken.
+// waits while the machine's start slots are all taken, in line for the pool's next freed
+// environment.
 func (p *pool) acquire(ctx context.Context, lim concLimits, wait bool) (*execEnv, error) {
 	e := p.e
 	var c claim
@@ -199,19 +200,20 @@ func (p *pool) acquire(ctx context.Context, lim concLimits, wait bool) (*execEnv
 		return nil, err
 	}
 	for {
-		changed := e.watch()
 		if !c.held {
+			freed := e.watch(&e.concFreed)
 			var reason string
 			if c, reason = e.admit(p.key.fn, lim); reason != "" {
 				if !wait {
 					return nil, &errThrottled{reason: reason}
 				}
-				if err := waitChange(ctx, changed, time.Second); err != nil {
+				if err := waitChange(ctx, freed, nil, time.Second); err != nil {
 					return nil, err
 				}
 				continue
 			}
 		}
+		slots := e.watch(&e.slotFreed)
 		env, err := p.idleEnv()
 		if err != nil {
 			return fail(err)
@@ -225,15 +227,25 @@ func (p *pool) acquire(ctx context.Context, lim concLimits, wait bool) (*execEnv
 			if !wait {
 				return fail(&errThrottled{reason: reasonRate, retryAfter: int(math.Ceil(after.Seconds()))})
 			}
-			if err := waitChange(ctx, changed, after); err != nil {
+			env, err := p.await(ctx, slots, after)
+			if err != nil {
 				return fail(err)
+			}
+			if env != nil {
+				env.claim = c
+				return env, nil
 			}
 			continue
 		}
 		if !e.startSlot() {
 			e.refund(p.key.fn)
-			if err := waitChange(ctx, changed, time.Second); err != nil {
+			env, err := p.await(ctx, slots, time.Second)
+			if err != nil {
 				return fail(err)
+			}
+			if env != nil {
+				env.claim = c
+				return env, nil
 			}
 			continue
 		}
@@ -252,6 +264,41 @@ func (p *pool) acquire(ctx context.Context, lim concLimits, wait bool) (*execEnv
 		env.claim = c
 		return env, nil
 	}
+}
+
+// await waits in line for the pool's next freed environment, a start slot, or at most d; it
+// returns the environment handed over, or nil to look again.
+func (p *pool) await(ctx context.Context, slots <-chan struct{}, d time.Duration) (*execEnv, error) {
+	w := make(chan *execEnv, 1)
+	p.mu.Lock()
+	if p.retired {
+		p.mu.Unlock()
+		return nil, errRetired
+	}
+	if len(p.idle) > 0 {
+		// One was freed meanwhile.
+		p.mu.Unlock()
+		return nil, nil
+	}
+	p.waiters = append(p.waiters, w)
+	p.mu.Unlock()
+	err := waitChange(ctx, slots, w, d)
+	p.mu.Lock()
+	if i := slices.Index(p.waiters, w); i >= 0 {
+		p.waiters = slices.Delete(p.waiters, i, i+1)
+	}
+	p.mu.Unlock()
+	// Handed one as it gave up: it is this invocation's, or back to the pool.
+	select {
+	case env := <-w:
+		if env != nil && err != nil {
+			p.putIdle(env)
+			return nil, err
+		}
+		return env, err
+	default:
+	}
+	return nil, err
 }
 
 // idleEnv takes the most recently used idle environment, if any.
@@ -274,9 +321,9 @@ func (p *pool) idleEnv() (*execEnv, error) {
 	return nil, nil
 }
 
-// waitChange waits for a change, the context's end, or at most d (a safety net: a change the
-// waiter cares about always signals).
-func waitChange(ctx context.Context, changed <-chan struct{}, d time.Duration) error {
+// waitChange waits for a change, an environment handed over (left in handed), the context's end,
+// or at most d (a safety net: a change the waiter cares about always signals).
+func waitChange(ctx context.Context, changed <-chan struct{}, handed chan *execEnv, d time.Duration) error {
 	if d <= 0 {
 		d = time.Millisecond
 	}
@@ -284,6 +331,9 @@ func waitChange(ctx context.Context, changed <-chan struct{}, d time.Duration) e
 	defer t.Stop()
 	select {
 	case <-changed:
+		return nil
+	case env := <-handed:
+		handed <- env
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
