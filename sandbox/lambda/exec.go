@@ -460,6 +460,9 @@ func (env *execEnv) exited() bool {
 	if proc == nil {
 		return false
 	}
+	if gone, ok := processGone(proc.Pid); ok {
+		return gone
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", proc.Pid))
 	if err != nil {
 		return errors.Is(err, fs.ErrNotExist) && hasProcfs()

@@ -188,117 +188,136 @@ func (e *executor) startDone(env *execEnv) {
 }
 
 // acquire returns an environment of the pool for one invocation, holding a unit of the
-// function's concurrency: an idle one, or a new one. A synchronous caller (wait false) is
-// throttled at a concurrency bound or an empty scaling bucket; an asynchronous one waits. Either
-// waits while the machine's start slots are all taken, in line for the pool's next freed
-// environment.
+// function's concurrency. A synchronous caller (wait false) is throttled at a concurrency bound;
+// an asynchronous one waits for a unit.
 func (p *pool) acquire(ctx context.Context, lim concLimits, wait bool) (*execEnv, error) {
 	e := p.e
 	var c claim
-	fail := func(err error) (*execEnv, error) {
+	for {
+		freed := e.watch(&e.concFreed)
+		var reason string
+		if c, reason = e.admit(p.key.fn, lim); reason == "" {
+			break
+		}
+		if !wait {
+			return nil, &errThrottled{reason: reason}
+		}
+		if err := waitChange(ctx, freed, time.Second); err != nil {
+			return nil, err
+		}
+	}
+	env, err := p.get(ctx, wait)
+	if err != nil {
 		e.leave(&c)
 		return nil, err
 	}
+	env.claim = c
+	return env, nil
+}
+
+// get returns an idle environment of the pool, or a new one. While the machine's start slots are
+// all taken it waits in line for whichever comes first: an environment of the pool freed (handed
+// to the first in line), or a slot to start one. With the function's scaling bucket empty, a
+// synchronous caller is throttled and an asynchronous one waits for a token.
+func (p *pool) get(ctx context.Context, wait bool) (*execEnv, error) {
+	e, fn := p.e, p.key.fn
+	var line chan *execEnv // this invocation's place in line, once it waits
+	leave := func() *execEnv {
+		if line == nil {
+			return nil
+		}
+		p.mu.Lock()
+		if i := slices.Index(p.waiters, line); i >= 0 {
+			p.waiters = slices.Delete(p.waiters, i, i+1)
+		}
+		p.mu.Unlock()
+		// Handed one meanwhile (under p.mu, so it is there now if ever)?
+		select {
+		case env := <-line:
+			return env
+		default:
+			return nil
+		}
+	}
 	for {
-		if !c.held {
-			freed := e.watch(&e.concFreed)
-			var reason string
-			if c, reason = e.admit(p.key.fn, lim); reason != "" {
-				if !wait {
-					return nil, &errThrottled{reason: reason}
-				}
-				if err := waitChange(ctx, freed, nil, time.Second); err != nil {
-					return nil, err
-				}
+		slots := e.watch(&e.slotFreed)
+		if line == nil {
+			if env, err := p.idleEnv(); env != nil || err != nil {
+				return env, err
+			}
+		}
+		ok, after := e.scaleToken(fn)
+		switch {
+		case !ok && !wait:
+			if env := leave(); env != nil {
+				return env, nil
+			}
+			return nil, &errThrottled{reason: reasonRate, retryAfter: int(math.Ceil(after.Seconds()))}
+		case ok && e.startSlot():
+			if env := leave(); env != nil {
+				// Handed one as it got a slot: the slot and the token go back.
+				e.refund(fn)
+				e.startDone(nil)
+				return env, nil
+			}
+			return p.start()
+		case ok:
+			e.refund(fn)
+			after = time.Second
+		}
+		if line == nil {
+			line = make(chan *execEnv, 1)
+			p.mu.Lock()
+			if p.retired {
+				p.mu.Unlock()
+				return nil, errRetired
+			}
+			if len(p.idle) > 0 {
+				// One was freed since it looked.
+				p.mu.Unlock()
+				line = nil
 				continue
 			}
+			p.waiters = append(p.waiters, line)
+			p.mu.Unlock()
 		}
-		slots := e.watch(&e.slotFreed)
-		env, err := p.idleEnv()
-		if err != nil {
-			return fail(err)
-		}
-		if env != nil {
-			env.claim = c
+		t := time.NewTimer(max(after, time.Millisecond))
+		select {
+		case env := <-line:
+			t.Stop()
+			if env == nil {
+				return nil, errRetired
+			}
 			return env, nil
+		case <-slots:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			if env := leave(); env != nil {
+				p.putIdle(env)
+			}
+			return nil, ctx.Err()
 		}
-		ok, after := e.scaleToken(p.key.fn)
-		if !ok {
-			if !wait {
-				return fail(&errThrottled{reason: reasonRate, retryAfter: int(math.Ceil(after.Seconds()))})
-			}
-			env, err := p.await(ctx, slots, after)
-			if err != nil {
-				return fail(err)
-			}
-			if env != nil {
-				env.claim = c
-				return env, nil
-			}
-			continue
-		}
-		if !e.startSlot() {
-			e.refund(p.key.fn)
-			env, err := p.await(ctx, slots, time.Second)
-			if err != nil {
-				return fail(err)
-			}
-			if env != nil {
-				env.claim = c
-				return env, nil
-			}
-			continue
-		}
-		p.mu.Lock()
-		spec := p.spec
-		p.mu.Unlock()
-		env, err = startEnvironment(p, spec)
-		if err != nil {
-			e.startDone(nil)
-			return fail(err)
-		}
-		go e.startDone(env)
-		p.mu.Lock()
-		p.all[env] = true
-		p.mu.Unlock()
-		env.claim = c
-		return env, nil
+		t.Stop()
 	}
 }
 
-// await waits in line for the pool's next freed environment, a start slot, or at most d; it
-// returns the environment handed over, or nil to look again.
-func (p *pool) await(ctx context.Context, slots <-chan struct{}, d time.Duration) (*execEnv, error) {
-	w := make(chan *execEnv, 1)
+// start starts an environment of the pool; the caller holds a start slot, which is freed once
+// the environment's init has finished.
+func (p *pool) start() (*execEnv, error) {
 	p.mu.Lock()
-	if p.retired {
-		p.mu.Unlock()
-		return nil, errRetired
-	}
-	if len(p.idle) > 0 {
-		// One was freed meanwhile.
-		p.mu.Unlock()
-		return nil, nil
-	}
-	p.waiters = append(p.waiters, w)
+	spec := p.spec
 	p.mu.Unlock()
-	err := waitChange(ctx, slots, w, d)
+	env, err := startEnvironment(p, spec)
+	if err != nil {
+		p.e.startDone(nil)
+		return nil, err
+	}
+	go p.e.startDone(env)
 	p.mu.Lock()
-	if i := slices.Index(p.waiters, w); i >= 0 {
-		p.waiters = slices.Delete(p.waiters, i, i+1)
-	}
+	p.all[env] = true
 	p.mu.Unlock()
-	// Handed one as it gave up: it is this invocation's, or back to the pool.
-	select {
-	case env := <-w:
-		if env != nil && err != nil {
-			p.putIdle(env)
-			return nil, err
-		}
-		return env, err
-	default:
-	}
-	return nil, err
+	return env, nil
 }
 
 // idleEnv takes the most recently used idle environment, if any.
@@ -321,19 +340,13 @@ func (p *pool) idleEnv() (*execEnv, error) {
 	return nil, nil
 }
 
-// waitChange waits for a change, an environment handed over (left in handed), the context's end,
-// or at most d (a safety net: a change the waiter cares about always signals).
-func waitChange(ctx context.Context, changed <-chan struct{}, handed chan *execEnv, d time.Duration) error {
-	if d <= 0 {
-		d = time.Millisecond
-	}
+// waitChange waits for a change, the context's end, or at most d (a safety net: a change the
+// waiter cares about always signals).
+func waitChange(ctx context.Context, changed <-chan struct{}, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-changed:
-		return nil
-	case env := <-handed:
-		handed <- env
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -177,16 +177,17 @@ func (s *Service) Close() error {
 
 // codeStore keeps zips by the hex SHA-256 of their bytes, and unpacks each once for execution.
 type codeStore struct {
-	dir      string // "" keeps zips in memory
-	tasks    string // where zips are unpacked
-	tempTask bool
-	mu       sync.Mutex
-	zips     map[string][]byte
-	unpacked map[string]string
+	dir       string // "" keeps zips in memory
+	tasks     string // where zips are unpacked
+	tempTask  bool
+	mu        sync.Mutex
+	zips      map[string][]byte
+	unpacked  map[string]string
+	unpacking map[string]chan struct{} // closed when the key's unpacking ends
 }
 
 func newCodeStore(dataDir string) (*codeStore, error) {
-	c := &codeStore{zips: map[string][]byte{}, unpacked: map[string]string{}}
+	c := &codeStore{zips: map[string][]byte{}, unpacked: map[string]string{}, unpacking: map[string]chan struct{}{}}
 	if dataDir != "" {
 		c.dir = filepath.Join(dataDir, "lambda", "code")
 		if err := os.MkdirAll(c.dir, 0o755); err != nil {
@@ -239,14 +240,32 @@ func (c *codeStore) get(key string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(c.dir, key+".zip"))
 }
 
-// unpack returns the directory holding the zip's files, unpacking it on first use.
+// unpack returns the directory holding the zip's files, unpacking it on first use. Environments
+// starting together wait for one unpacking rather than each unpacking the zip.
 func (c *codeStore) unpack(key string) (string, error) {
 	c.mu.Lock()
-	if dir, ok := c.unpacked[key]; ok {
+	for {
+		if dir, ok := c.unpacked[key]; ok {
+			c.mu.Unlock()
+			return dir, nil
+		}
+		busy, ok := c.unpacking[key]
+		if !ok {
+			break
+		}
 		c.mu.Unlock()
-		return dir, nil
+		<-busy
+		c.mu.Lock()
 	}
+	done := make(chan struct{})
+	c.unpacking[key] = done
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.unpacking, key)
+		c.mu.Unlock()
+		close(done)
+	}()
 	b, err := c.get(key)
 	if err != nil {
 		return "", fmt.Errorf("code %s: %w", key, err)
