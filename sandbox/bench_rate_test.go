@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 )
@@ -52,7 +54,10 @@ func BenchmarkInvokeRate(b *testing.B) {
 		}
 		aliases = append(aliases, name)
 	}
-	client := lambda.NewFromConfig(e.cfg, func(o *lambda.Options) { o.Retryer = aws.NopRetryer{} })
+	// No retries, so that every failure counts; idle connections kept for the whole concurrency,
+	// so that the SDK's default of 10 per host does not make each burst open new ones.
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) { t.MaxIdleConnsPerHost = 1024 })
+	client := lambda.NewFromConfig(e.cfg, func(o *lambda.Options) { o.Retryer, o.HTTPClient = aws.NopRetryer{}, httpClient })
 
 	for range b.N {
 		total := rate * seconds
