@@ -768,12 +768,12 @@ func (env *execEnv) exitResult(inv *invocation) runtimeResult {
 }
 
 // maxMemoryMB is the process's peak resident memory, for the REPORT line. The peak only grows, so
-// a reading less than 50 ms old is reused: busy environments do not read /proc on every
-// invocation.
+// a reading less than a second old is reused: reading /proc/PID/status costs the kernel more than
+// the rest of a warm invocation, and at hundreds of invocations a second it showed in profiles.
 func (env *execEnv) maxMemoryMB() int {
 	env.memMu.Lock()
 	defer env.memMu.Unlock()
-	if time.Since(env.memRead) < 50*time.Millisecond {
+	if time.Since(env.memRead) < time.Second {
 		return env.memMB
 	}
 	env.pmu.Lock()
