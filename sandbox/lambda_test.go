@@ -691,15 +691,23 @@ func TestReservedConcurrencyThrottles(t *testing.T) {
 	busy := make(chan struct{})
 	go func() {
 		defer close(busy)
-		e.lambda.Invoke(c, &lambda.InvokeInput{FunctionName: aws.String("narrow"), Payload: []byte(`{"action":"sleep","ms":1500}`)})
+		// It retries through throttles: a probe below may hold the one unit as it arrives.
+		lambda.NewFromConfig(e.cfg, func(o *lambda.Options) { o.Retryer = retrying() }).Invoke(c,
+			&lambda.InvokeInput{FunctionName: aws.String("narrow"), Payload: []byte(`{"action":"sleep","ms":1500}`)})
 	}()
 	// While the one allowed invocation runs, another is throttled.
 	var throttled error
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+probe:
+	for {
 		_, err := e.noRetry().Invoke(c, &lambda.InvokeInput{FunctionName: aws.String("narrow")})
 		if err != nil {
 			throttled = err
 			break
+		}
+		select {
+		case <-busy:
+			break probe
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	tmr := wantAPIError[*lambdatypes.TooManyRequestsException](t, throttled, 429)

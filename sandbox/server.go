@@ -17,6 +17,7 @@ package sandbox
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,8 +86,21 @@ type Options struct {
 	ReplicationDelay time.Duration
 	// MetricResolution is the finest period of the AWS/Lambda metrics (AWS: 60 s).
 	MetricResolution time.Duration
-	// MaxConcurrency bounds the execution environments of each function version.
+	// AccountConcurrency is Lambda's account concurrency limit: invocations in flight across all
+	// functions and versions, reserved concurrency included (AWS's default, and zero's: 1,000).
+	AccountConcurrency int
+	// MaxConcurrency is the account concurrency limit's former name.
+	//
+	// Deprecated: it bounded each version's environments; it now sets AccountConcurrency when
+	// that is zero. Use AccountConcurrency.
 	MaxConcurrency int
+	// ScaleBurst new execution environments per ScaleWindow is each function's scaling rate
+	// (AWS, and zero's: 1,000 every 10 s). A test sets a small one to see the rate throttle.
+	ScaleBurst  int
+	ScaleWindow time.Duration
+	// MaxStarts bounds the execution environments starting at once on this machine; zero means
+	// runtime.NumCPU(). Invocations wait for a start slot rather than start a process each.
+	MaxStarts int
 	// IdleTimeout is how long an idle execution environment stays warm.
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
@@ -273,7 +287,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	s.ECR = images
 	lm, err := lambda.New(lambda.Config{
 		Region: opts.Region, Account: opts.Account, BaseURL: s.URL, DataDir: opts.DataDir,
-		UpdateDelay: opts.UpdateDelay, MaxConcurrency: opts.MaxConcurrency, IdleTimeout: opts.IdleTimeout,
+		UpdateDelay: opts.UpdateDelay, AccountConcurrency: cmp.Or(opts.AccountConcurrency, opts.MaxConcurrency), IdleTimeout: opts.IdleTimeout,
+		ScaleBurst: opts.ScaleBurst, ScaleWindow: opts.ScaleWindow, MaxStarts: opts.MaxStarts,
 		Objects: objectSource{st}, Metrics: lambdaMetrics{cw}, Logs: lambdaLogs{lg}, Replicas: cf, Logger: opts.Logger,
 		Trail: lambdaTrail{ct}, Images: lambdaImages{images},
 	})

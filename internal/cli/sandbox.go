@@ -11,15 +11,17 @@ import (
 )
 
 type sandboxCmd struct {
-	Addr           string        `default:"127.0.0.1:4566" env:"AVIARY_SANDBOX_ADDR" help:"Address to listen on (its own variable: AVIARY_ADDR is aviary serve's)."`
-	Data           string        `placeholder:"DIR" help:"Keep functions, objects and alarms in DIR across restarts (default: in memory)."`
-	Region         string        `default:"us-east-1" env:"AVIARY_SANDBOX_REGION" help:"Region the sandbox answers as (its own variable: AVIARY_REGION is the region the AWS clients use)."`
-	Account        string        `default:"000000000000" help:"AWS account the sandbox answers as (ARNs, STS GetCallerIdentity)."`
-	ControlRate    float64       `default:"15" help:"Lambda control-plane quota in requests per second (AWS: 15); 0 turns it off."`
-	ControlBurst   int           `help:"Control-plane requests allowed at once (default: the rate)."`
-	UpdateDelay    time.Duration `default:"500ms" help:"How long a new function stays Pending and an update InProgress; 0 for none."`
-	MetricPeriod   time.Duration `default:"60s" help:"Finest period of the AWS/Lambda metrics (AWS: 60s); shorter makes rehearsals fast."`
-	MaxConcurrency int           `default:"64" help:"Execution environments per function version before Invoke is throttled."`
+	Addr               string        `default:"127.0.0.1:4566" env:"AVIARY_SANDBOX_ADDR" help:"Address to listen on (its own variable: AVIARY_ADDR is aviary serve's)."`
+	Data               string        `placeholder:"DIR" help:"Keep functions, objects and alarms in DIR across restarts (default: in memory)."`
+	Region             string        `default:"us-east-1" env:"AVIARY_SANDBOX_REGION" help:"Region the sandbox answers as (its own variable: AVIARY_REGION is the region the AWS clients use)."`
+	Account            string        `default:"000000000000" help:"AWS account the sandbox answers as (ARNs, STS GetCallerIdentity)."`
+	ControlRate        float64       `default:"15" help:"Lambda control-plane quota in requests per second (AWS: 15); 0 turns it off."`
+	ControlBurst       int           `help:"Control-plane requests allowed at once (default: the rate)."`
+	UpdateDelay        time.Duration `default:"500ms" help:"How long a new function stays Pending and an update InProgress; 0 for none."`
+	MetricPeriod       time.Duration `default:"60s" help:"Finest period of the AWS/Lambda metrics (AWS: 60s); shorter makes rehearsals fast."`
+	AccountConcurrency int           `default:"1000" help:"Lambda's account concurrency limit: invocations in flight across all functions and versions before Invoke is throttled (AWS: 1000); reserved concurrency comes out of it."`
+	MaxConcurrency     int           `hidden:"" help:"Deprecated: use --account-concurrency (this now sets it)."`
+	MaxStarts          int           `help:"Execution environments starting at once (default: one per CPU); further cold starts wait for a slot or a warm environment."`
 	// ReplicationDelay's default is sandbox.DefaultReplicationDelay.
 	ReplicationDelay time.Duration `default:"30s" help:"How long a Lambda@Edge version stays replicated, so DeleteFunction refuses it, after its last CloudFront association is removed (AWS: hours); 0 for none."`
 
@@ -42,7 +44,7 @@ func (c *sandboxCmd) Run(e *env) error {
 	opts := sandbox.Options{
 		Addr: c.Addr, DataDir: c.Data, Region: c.Region, Account: c.Account,
 		ControlRate: c.ControlRate, ControlBurst: c.ControlBurst,
-		UpdateDelay: c.UpdateDelay, MetricResolution: c.MetricPeriod, MaxConcurrency: c.MaxConcurrency,
+		UpdateDelay: c.UpdateDelay, MetricResolution: c.MetricPeriod, AccountConcurrency: c.AccountConcurrency, MaxStarts: c.MaxStarts,
 		ReplicationDelay: c.ReplicationDelay, SchedulerSpeed: c.SchedulerSpeed, DynamoDB: c.DynamoDB,
 		Faults: sandbox.Faults{
 			Rate: c.FaultRate, Kinds: c.FaultKinds, Latency: sandbox.Duration(c.FaultLatency),
@@ -51,6 +53,14 @@ func (c *sandboxCmd) Run(e *env) error {
 	}
 	if c.ControlRate == 0 {
 		opts.ControlRate = -1
+	}
+	if c.MaxConcurrency > 0 {
+		// --max-concurrency bounded each version's environments; the account limit replaced it.
+		fmt.Fprintln(e.stderr, "aviary sandbox: --max-concurrency is deprecated; it now sets --account-concurrency")
+		opts.AccountConcurrency = c.MaxConcurrency
+	}
+	if c.AccountConcurrency < 1 || c.MaxStarts < 0 {
+		return badInput("sandbox: --account-concurrency must be at least 1 and --max-starts ≥ 0")
 	}
 	if c.UpdateDelay == 0 {
 		opts.UpdateDelay = -1

@@ -22,8 +22,8 @@ import (
 
 // The executor runs functions as Lambda does: one process per execution environment, started from
 // the version's unpacked zip with the Runtime API on its own loopback port, reused warm while idle,
-// at most one invocation at a time per environment, and as many environments per version as the
-// concurrency bound allows.
+// at most one invocation at a time per environment. How many run, and how fast new ones start, is
+// exec_concurrency.go's.
 
 // envSpec is everything an execution environment of one version needs to start.
 type envSpec struct {
@@ -40,9 +40,6 @@ type envSpec struct {
 	LogFormat           string
 	ApplicationLogLevel string
 	SystemLogLevel      string
-	// Limit bounds the environments of this version; Reserved, if set, bounds the whole function.
-	Limit    int
-	Reserved *int
 
 	// ImageConfig overrides an image function's entrypoint, command and working directory.
 	ImageConfig *imageConfig
@@ -54,17 +51,26 @@ type poolKey struct {
 }
 
 type executor struct {
-	s       *Service
-	mu      sync.Mutex
-	pools   map[poolKey]*pool
-	running map[string]int // in-flight invocations per function, for reserved concurrency
-	closed  bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	s      *Service
+	mu     sync.Mutex
+	pools  map[poolKey]*pool
+	closed bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
+
+	// Concurrency, under mu (exec_concurrency.go).
+	running    map[string]int // in-flight invocations per function
+	unreserved int            // in-flight invocations of functions without reserved concurrency
+	buckets    map[string]*scaleBucket
+	starting   int // environments starting, at most Config.MaxStarts
+	// concFreed and slotFreed are closed and replaced when a unit of concurrency, or a start
+	// slot, frees up.
+	concFreed, slotFreed chan struct{}
 }
 
 func newExecutor(s *Service) *executor {
-	e := &executor{s: s, pools: map[poolKey]*pool{}, running: map[string]int{}, stop: make(chan struct{})}
+	e := &executor{s: s, pools: map[poolKey]*pool{}, running: map[string]int{}, buckets: map[string]*scaleBucket{},
+		stop: make(chan struct{}), concFreed: make(chan struct{}), slotFreed: make(chan struct{})}
 	e.wg.Add(1)
 	go e.reapIdle()
 	return e
@@ -72,33 +78,28 @@ func newExecutor(s *Service) *executor {
 
 // pool holds the environments of one version (of one generation, for $LATEST).
 type pool struct {
-	e       *executor
-	key     poolKey
-	spec    envSpec
-	mu      sync.Mutex
-	idle    []*execEnv
-	all     map[*execEnv]bool // every live environment, idle or busy
-	live    int
+	e    *executor
+	key  poolKey
+	spec envSpec
+	mu   sync.Mutex
+	idle []*execEnv
+	all  map[*execEnv]bool // every live environment, idle or busy
+	// waiters are invocations waiting, first come first served, for an environment freed.
+	waiters []chan *execEnv
 	retired bool
-	freed   chan struct{} // closed and replaced whenever an environment frees up
 }
+
+var errRetired = errors.New("the version's execution environments were retired")
 
 func (e *executor) pool(key poolKey, spec envSpec) (*pool, error) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.closed {
-		e.mu.Unlock()
 		return nil, errors.New("sandbox is stopping")
 	}
 	if p, ok := e.pools[key]; ok {
-		e.mu.Unlock()
-		// p.mu is taken without e.mu held: acquire takes them the other way round (p.mu, then
-		// e.mu to reserve), and holding both here deadlocked busy functions.
-		p.mu.Lock()
-		p.spec.Limit, p.spec.Reserved = spec.Limit, spec.Reserved
-		p.mu.Unlock()
 		return p, nil
 	}
-	defer e.mu.Unlock()
 	// A newer generation of $LATEST replaces the environments of older ones.
 	for k, p := range e.pools {
 		if k.fn == key.fn && k.version == key.version && k.gen < key.gen {
@@ -106,7 +107,7 @@ func (e *executor) pool(key poolKey, spec envSpec) (*pool, error) {
 			go p.retire(false)
 		}
 	}
-	p := &pool{e: e, key: key, spec: spec, freed: make(chan struct{}), all: map[*execEnv]bool{}}
+	p := &pool{e: e, key: key, spec: spec, all: map[*execEnv]bool{}}
 	e.pools[key] = p
 	return p, nil
 }
@@ -120,6 +121,9 @@ func (e *executor) retire(fn, version string) {
 			delete(e.pools, k)
 			gone = append(gone, p)
 		}
+	}
+	if version == "" {
+		delete(e.buckets, fn)
 	}
 	e.mu.Unlock()
 	for _, p := range gone {
@@ -172,7 +176,6 @@ func (e *executor) reapIdle() {
 				if env.idleSince.Before(cutoff) {
 					stale = append(stale, env)
 					delete(p.all, env)
-					p.live--
 				} else {
 					keep = append(keep, env)
 				}
@@ -201,130 +204,53 @@ func (p *pool) retire(busy bool) {
 	for _, env := range p.idle {
 		delete(p.all, env)
 	}
-	p.live -= len(p.idle)
 	p.idle = nil
-	close(p.freed)
-	p.freed = make(chan struct{})
+	for _, w := range p.waiters {
+		w <- nil
+	}
+	p.waiters = nil
 	p.mu.Unlock()
 	for _, env := range victims {
 		env.kill()
 	}
 }
 
-// errThrottled says the concurrency bound is reached; reserved tells which bound.
-type errThrottled struct{ reserved bool }
-
-func (errThrottled) Error() string { return "concurrency limit reached" }
-
-// acquire returns an idle environment or starts one. At the bound, a synchronous caller is
-// throttled at once (as Lambda answers 429) and an asynchronous one waits for a free environment.
-func (p *pool) acquire(ctx context.Context, wait bool) (*execEnv, error) {
-	for {
-		p.mu.Lock()
-		if p.retired {
-			p.mu.Unlock()
-			return nil, errors.New("the version's execution environments were retired")
-		}
-		if !p.e.reserve(p.spec.Function, p.spec.Reserved) {
-			freed := p.freed
-			p.mu.Unlock()
-			if !wait {
-				return nil, errThrottled{reserved: true}
-			}
-			if err := waitFreed(ctx, freed); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if n := len(p.idle); n > 0 {
-			env := p.idle[n-1]
-			p.idle = p.idle[:n-1]
-			if env.exited() {
-				// It exited while idle: it is not reused.
-				delete(p.all, env)
-				p.live--
-				p.mu.Unlock()
-				p.e.unreserve(p.spec.Function)
-				continue
-			}
-			p.mu.Unlock()
-			return env, nil
-		}
-		if p.live < p.spec.Limit {
-			p.live++
-			spec := p.spec
-			p.mu.Unlock()
-			env, err := startEnvironment(p, spec)
-			p.mu.Lock()
-			if err != nil {
-				p.live--
-				p.mu.Unlock()
-				p.e.unreserve(p.spec.Function)
-				return nil, err
-			}
-			p.all[env] = true
-			p.mu.Unlock()
-			return env, nil
-		}
-		freed := p.freed
-		p.mu.Unlock()
-		p.e.unreserve(p.spec.Function)
-		if !wait {
-			return nil, errThrottled{}
-		}
-		if err := waitFreed(ctx, freed); err != nil {
-			return nil, err
-		}
-	}
-}
-
-func waitFreed(ctx context.Context, freed chan struct{}) error {
-	select {
-	case <-freed:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(time.Second):
-		return nil
-	}
-}
-
-func (e *executor) reserve(fn string, reserved *int) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if reserved != nil && e.running[fn] >= *reserved {
-		return false
-	}
-	e.running[fn]++
-	return true
-}
-
-func (e *executor) unreserve(fn string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.running[fn]--; e.running[fn] <= 0 {
-		delete(e.running, fn)
-	}
-}
-
-// release returns an environment after an invocation: warm to the idle list if it is still alive.
+// release returns an environment after an invocation, and its unit of concurrency: warm to the
+// first invocation waiting for one, or to the idle list, if it is still alive.
 func (p *pool) release(env *execEnv) {
-	p.e.unreserve(p.spec.Function)
-	p.mu.Lock()
-	keep := env.alive() && !p.retired
-	if keep {
-		env.idleSince = time.Now()
-		p.idle = append(p.idle, env)
+	c := env.claim
+	env.claim = claim{}
+	if env.alive() {
+		p.putIdle(env)
 	} else {
+		p.mu.Lock()
 		delete(p.all, env)
-		p.live--
-	}
-	close(p.freed)
-	p.freed = make(chan struct{})
-	p.mu.Unlock()
-	if !keep {
+		p.mu.Unlock()
 		env.kill()
 	}
+	p.e.leave(&c)
+}
+
+// putIdle hands a live environment to the first waiter, or keeps it idle.
+func (p *pool) putIdle(env *execEnv) {
+	p.mu.Lock()
+	if p.retired {
+		delete(p.all, env)
+		p.mu.Unlock()
+		env.kill()
+		return
+	}
+	if len(p.waiters) > 0 {
+		// Sent under p.mu (the channel has room): a waiter giving up, which takes p.mu to leave
+		// the line, then finds it in its channel.
+		p.waiters[0] <- env
+		p.waiters = p.waiters[1:]
+		p.mu.Unlock()
+		return
+	}
+	env.idleSince = time.Now()
+	p.idle = append(p.idle, env)
+	p.mu.Unlock()
 }
 
 // invocation is one event handed to an environment's runtime.
@@ -351,6 +277,7 @@ type runtimeResult struct {
 type execEnv struct {
 	pool      *pool
 	spec      envSpec
+	claim     claim // the unit of concurrency of the invocation it runs
 	cmd       *exec.Cmd
 	srv       *http.Server
 	ln        net.Listener
@@ -532,6 +459,9 @@ func (env *execEnv) exited() bool {
 	env.pmu.Unlock()
 	if proc == nil {
 		return false
+	}
+	if gone, ok := processGone(proc.Pid); ok {
+		return gone
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", proc.Pid))
 	if err != nil {
@@ -838,12 +768,12 @@ func (env *execEnv) exitResult(inv *invocation) runtimeResult {
 }
 
 // maxMemoryMB is the process's peak resident memory, for the REPORT line. The peak only grows, so
-// a reading less than 50 ms old is reused: busy environments do not read /proc on every
-// invocation.
+// a reading less than a second old is reused: reading /proc/PID/status costs the kernel more than
+// the rest of a warm invocation, and at hundreds of invocations a second it showed in profiles.
 func (env *execEnv) maxMemoryMB() int {
 	env.memMu.Lock()
 	defer env.memMu.Unlock()
-	if time.Since(env.memRead) < 50*time.Millisecond {
+	if time.Since(env.memRead) < time.Second {
 		return env.memMB
 	}
 	env.pmu.Lock()

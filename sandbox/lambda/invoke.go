@@ -46,6 +46,7 @@ type target struct {
 	alias    bool
 	key      poolKey
 	spec     envSpec
+	lim      concLimits
 }
 
 func (s *Service) invoke(ctx context.Context, req invokeRequest) (invokeResponse, *APIError) {
@@ -103,16 +104,12 @@ func (s *Service) invoke(ctx context.Context, req invokeRequest) (invokeResponse
 	if err != nil {
 		return invokeResponse{}, apiErr("ServiceException", "%v", err)
 	}
-	env, err := p.acquire(ctx, false)
+	env, err := p.acquire(ctx, t.lim, false)
 	if err != nil {
-		var th errThrottled
+		var th *errThrottled
 		if errors.As(err, &th) {
 			s.record(t, Invocation{Throttled: true})
-			reason := "ConcurrentInvocationLimitExceeded"
-			if th.reserved {
-				reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
-			}
-			return invokeResponse{}, tooManyRequests("Rate Exceeded.", reason, 0)
+			return invokeResponse{}, tooManyRequests("Rate Exceeded.", th.reason, th.retryAfter)
 		}
 		var se *startError
 		if errors.As(err, &se) {
@@ -162,7 +159,6 @@ func (s *Service) target(raw, qualifier string) (target, *APIError) {
 	if v.PackageType != packageImage && !strings.HasPrefix(v.Runtime, "provided") {
 		return target{}, apiErr("InvalidRuntimeException", "The runtime parameter of %s is not supported by the Aviary sandbox: it runs provided.al2023 and provided.al2 functions (a bootstrap in the zip).", v.Runtime)
 	}
-	limit := s.cfg.MaxConcurrency
 	resource := f.Name
 	if q != "" {
 		resource = f.Name + ":" + q
@@ -175,8 +171,8 @@ func (s *Service) target(raw, qualifier string) (target, *APIError) {
 			Timeout: time.Duration(v.Timeout) * time.Second, MemoryMB: v.MemorySize, Env: v.Env,
 			LogGroup: v.Logging.LogGroup, LogFormat: v.Logging.LogFormat,
 			ApplicationLogLevel: v.Logging.ApplicationLogLevel, SystemLogLevel: v.Logging.SystemLogLevel,
-			Limit: limit, Reserved: f.Reserved,
 		},
+		lim: concLimits{reserved: f.Reserved, unreserved: s.unreservedLocked()},
 	}, nil
 }
 
@@ -196,7 +192,7 @@ func (s *Service) runAsync(t target, id string, payload []byte, clientContext st
 	if err != nil {
 		return
 	}
-	env, err := p.acquire(ctx, true)
+	env, err := p.acquire(ctx, t.lim, true)
 	if err != nil {
 		var se *startError
 		if errors.As(err, &se) {
@@ -219,7 +215,7 @@ func (s *Service) runOn(ctx context.Context, p *pool, env *execEnv, t target, id
 		// The warm environment had died between invocations (its runtime exited after its last
 		// answer): Lambda starts a fresh one for the next event rather than failing it.
 		p.release(env)
-		fresh, err := p.acquire(ctx, true)
+		fresh, err := p.acquire(ctx, t.lim, true)
 		if err != nil {
 			// No environment to run it on: report what the dead one gave.
 			s.record(t, Invocation{Error: true, Duration: rep.dur})

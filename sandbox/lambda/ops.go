@@ -800,8 +800,17 @@ func (s *Service) putConcurrency(raw string, in concurrencyInput) (concurrencyOu
 		return concurrencyOutput{}, validation("reservedConcurrentExecutions", "null", "Member must not be null")
 	}
 	n := *in.ReservedConcurrentExecutions
-	if n < 0 || n > s.cfg.MaxConcurrency {
-		return concurrencyOutput{}, invalidParam("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [0].")
+	if n < 0 {
+		return concurrencyOutput{}, validation("reservedConcurrentExecutions", strconv.Itoa(n), "Member must have value greater than or equal to 0")
+	}
+	// The reservation may not leave less than the floor unreserved; the function's own current
+	// reservation is given back first.
+	unreserved := s.unreservedLocked()
+	if f.Reserved != nil {
+		unreserved += *f.Reserved
+	}
+	if floor := s.unreservedFloor(); unreserved-n < floor {
+		return concurrencyOutput{}, invalidParam("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].", floor)
 	}
 	f.Reserved = &n
 	s.save()
@@ -840,17 +849,29 @@ func (s *Service) accountSettings() accountSettingsOutput {
 			total += v.CodeSize
 		}
 	}
-	unreserved := s.cfg.MaxConcurrency
-	for _, f := range s.fns {
-		if f.Reserved != nil {
-			unreserved -= *f.Reserved
-		}
-	}
 	return accountSettingsOutput{
 		AccountLimit: accountLimit{
 			TotalCodeSize: 80530636800, CodeSizeUnzipped: 262144000, CodeSizeZipped: 52428800,
-			ConcurrentExecutions: s.cfg.MaxConcurrency, UnreservedConcurrentExecutions: max(unreserved, 0),
+			ConcurrentExecutions: s.cfg.AccountConcurrency, UnreservedConcurrentExecutions: s.unreservedLocked(),
 		},
 		AccountUsage: accountUsage{TotalCodeSize: total, FunctionCount: int64(len(s.fns))},
 	}
+}
+
+// unreservedLocked is the account's unreserved concurrency: its limit less every function's
+// reservation. The caller holds s.mu.
+func (s *Service) unreservedLocked() int {
+	n := s.cfg.AccountConcurrency
+	for _, f := range s.fns {
+		if f.Reserved != nil {
+			n -= *f.Reserved
+		}
+	}
+	return max(n, 0)
+}
+
+// unreservedFloor is the unreserved concurrency PutFunctionConcurrency must leave: 100, as AWS
+// documents, or the whole limit of an account allowed less.
+func (s *Service) unreservedFloor() int {
+	return min(100, s.cfg.AccountConcurrency)
 }

@@ -115,8 +115,12 @@ func (s *Service) putProvisioned(raw, qualifier string, in putProvisionedInput) 
 			}
 		}
 	}
-	if n > s.cfg.MaxConcurrency {
+	if f.Reserved != nil && n > *f.Reserved {
 		return provisionedOutput{}, invalidParam("Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution for function")
+	}
+	if floor := s.unreservedFloor(); f.Reserved == nil && n > s.unreservedLocked()-floor {
+		// Without a reservation, provisioned environments come out of the unreserved pool.
+		return provisionedOutput{}, invalidParam("Specified ConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].", floor)
 	}
 	now := s.cfg.Now()
 	if f.Provisioned == nil {

@@ -22,6 +22,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -39,9 +40,17 @@ type Config struct {
 	DataDir string
 	// UpdateDelay is how long a new function stays Pending and an update InProgress.
 	UpdateDelay time.Duration
-	// MaxConcurrency bounds the execution environments of one version (the unreserved
-	// concurrency); PutFunctionConcurrency lowers it per function.
-	MaxConcurrency int
+	// AccountConcurrency is the account's concurrency limit: invocations in flight across every
+	// function and version (AWS's default: 1,000). Functions' reserved concurrency comes out of it.
+	AccountConcurrency int
+	// ScaleBurst new execution environments per ScaleWindow is each function's scaling rate
+	// (AWS: 1,000 every 10 seconds, refilled continuously).
+	ScaleBurst  int
+	ScaleWindow time.Duration
+	// MaxStarts bounds the execution environments starting at once on this machine (default:
+	// runtime.NumCPU()); an invocation waits for a slot or a freed environment. No AWS client sees
+	// it but as latency.
+	MaxStarts int
 	// IdleTimeout is how long an idle execution environment is kept warm.
 	IdleTimeout time.Duration
 	Objects     ObjectSource
@@ -59,6 +68,9 @@ type Config struct {
 	Now    func() time.Time
 	Logger *slog.Logger
 }
+
+// DefaultAccountConcurrency is AWS's default account concurrency limit.
+const DefaultAccountConcurrency = 1000
 
 // Replicas is CloudFront as Lambda sees it: whether it holds replicas of a version of the
 // function that an unqualified ARN names.
@@ -119,8 +131,17 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.MaxConcurrency <= 0 {
-		cfg.MaxConcurrency = 64
+	if cfg.AccountConcurrency <= 0 {
+		cfg.AccountConcurrency = DefaultAccountConcurrency
+	}
+	if cfg.ScaleBurst <= 0 {
+		cfg.ScaleBurst = 1000
+	}
+	if cfg.ScaleWindow <= 0 {
+		cfg.ScaleWindow = 10 * time.Second
+	}
+	if cfg.MaxStarts <= 0 {
+		cfg.MaxStarts = runtime.NumCPU()
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 10 * time.Minute
@@ -156,16 +177,17 @@ func (s *Service) Close() error {
 
 // codeStore keeps zips by the hex SHA-256 of their bytes, and unpacks each once for execution.
 type codeStore struct {
-	dir      string // "" keeps zips in memory
-	tasks    string // where zips are unpacked
-	tempTask bool
-	mu       sync.Mutex
-	zips     map[string][]byte
-	unpacked map[string]string
+	dir       string // "" keeps zips in memory
+	tasks     string // where zips are unpacked
+	tempTask  bool
+	mu        sync.Mutex
+	zips      map[string][]byte
+	unpacked  map[string]string
+	unpacking map[string]chan struct{} // closed when the key's unpacking ends
 }
 
 func newCodeStore(dataDir string) (*codeStore, error) {
-	c := &codeStore{zips: map[string][]byte{}, unpacked: map[string]string{}}
+	c := &codeStore{zips: map[string][]byte{}, unpacked: map[string]string{}, unpacking: map[string]chan struct{}{}}
 	if dataDir != "" {
 		c.dir = filepath.Join(dataDir, "lambda", "code")
 		if err := os.MkdirAll(c.dir, 0o755); err != nil {
@@ -218,14 +240,32 @@ func (c *codeStore) get(key string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(c.dir, key+".zip"))
 }
 
-// unpack returns the directory holding the zip's files, unpacking it on first use.
+// unpack returns the directory holding the zip's files, unpacking it on first use. Environments
+// starting together wait for one unpacking rather than each unpacking the zip.
 func (c *codeStore) unpack(key string) (string, error) {
 	c.mu.Lock()
-	if dir, ok := c.unpacked[key]; ok {
+	for {
+		if dir, ok := c.unpacked[key]; ok {
+			c.mu.Unlock()
+			return dir, nil
+		}
+		busy, ok := c.unpacking[key]
+		if !ok {
+			break
+		}
 		c.mu.Unlock()
-		return dir, nil
+		<-busy
+		c.mu.Lock()
 	}
+	done := make(chan struct{})
+	c.unpacking[key] = done
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.unpacking, key)
+		c.mu.Unlock()
+		close(done)
+	}()
 	b, err := c.get(key)
 	if err != nil {
 		return "", fmt.Errorf("code %s: %w", key, err)
