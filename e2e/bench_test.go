@@ -90,6 +90,12 @@ func benchFleet(b *testing.B, n int, strategy string, withRollback bool) {
 	}
 	buildTime := firstCall.Sub(start)
 	fromFirst := deployTime - buildTime
+	before := map[string]int{} // what the deploy asked of AWS before its first control-plane call
+	for _, r := range deployReqs {
+		if r.Time.Before(firstCall) {
+			before[r.Service+":"+r.Operation]++
+		}
+	}
 
 	var rollbackTime time.Duration
 	var rollbackReqs []sandbox.Request
@@ -136,6 +142,7 @@ func benchFleet(b *testing.B, n int, strategy string, withRollback bool) {
 		row("rollback from mid-step", rCalls, rThrottled, rBound, rollbackTime)
 	}
 	fmt.Fprintf(&tbl, "(the deploy spent %s building and packaging %d zips before its first control-plane call)\n", buildTime.Round(10*time.Millisecond), n)
+	fmt.Fprintf(&tbl, "calls before the first control-plane call: %v\n", before)
 	fmt.Fprintf(&tbl, "writes per changed function in the release:")
 	for _, op := range []string{"UpdateFunctionCode", "PublishVersion", "UpdateAlias", "CreateAlias"} {
 		fmt.Fprintf(&tbl, " %s %.2f", op, float64(dOps[op])/float64(n))
