@@ -1,12 +1,16 @@
 // Package dynamo is the team store: one DynamoDB table that every CI runner, the approval server
 // and every person's CLI share. Its rules are carried by single-item conditional writes (no
-// transactions, no TTL): a release update applies only to the revision it was computed from; a lock
+// transactions, no TTL; a release too big for one item is written chunks first, then its head,
+// conditionally, which alone decides): a release update applies only to the revision it was computed from; a lock
 // is taken only when free, expired, or its owner is known dead, and renewed only by its owner.
 //
 // The table (on-demand billing):
 //
 //	pk               sk              what
-//	REL#<id>         REL             a release: revision, phase, body (JSON); gpk/gsk index it by environment
+//	REL#<id>         REL             a release: revision, phase, body (JSON; or bodygz, gzipped; or
+//	                                 gen and chunks naming its chunk items); gpk/gsk index it by
+//	                                 environment
+//	REL#<id>         BODY#<gen>#<i>  chunk i of a release too big for one item: data (see body.go)
 //	REL#<id>         EVSEQ           the release's audit counter
 //	REL#<id>         EV#<seq>        an audit entry
 //	REL#<id>         EVKEY#<key>     an audit entry appended by key (idempotent)
@@ -149,10 +153,11 @@ func conditionFailed(err error) bool {
 
 func releaseKey(id string) string { return "REL#" + id }
 
-func (s *Store) releaseItem(r *release.Release) (map[string]types.AttributeValue, error) {
-	body, err := json.Marshal(r)
+// releaseItem is r's head item and its body (see body.go).
+func (s *Store) releaseItem(r *release.Release) (map[string]types.AttributeValue, body, error) {
+	b, err := encodeBody(r)
 	if err != nil {
-		return nil, err
+		return nil, body{}, err
 	}
 	item := key(releaseKey(r.ID), "REL")
 	item["gpk"] = sv("ENV#" + r.Service + "#" + r.Environment)
@@ -161,17 +166,25 @@ func (s *Store) releaseItem(r *release.Release) (map[string]types.AttributeValue
 	item["environment"] = sv(r.Environment)
 	item["phase"] = sv(string(r.Phase))
 	item["revision"] = nv(r.Revision)
-	item["body"] = sv(string(body))
-	return item, nil
+	for k, v := range b.attrs {
+		item[k] = v
+	}
+	return item, b, nil
 }
 
 func (s *Store) CreateRelease(ctx context.Context, r *release.Release) error {
 	r.Revision = 1
-	item, err := s.releaseItem(r)
+	item, b, err := s.releaseItem(r)
 	if err != nil {
 		return err
 	}
+	if err := s.putChunks(ctx, r.ID, b); err != nil {
+		return fmt.Errorf("create release %s: %w", r.ID, err)
+	}
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")})
+	if err != nil {
+		s.deleteChunks(ctx, r.ID, b.gen, len(b.chunks))
+	}
 	if conditionFailed(err) {
 		return fmt.Errorf("create release %s: %w", r.ID, store.ErrExists)
 	}
@@ -181,39 +194,49 @@ func (s *Store) CreateRelease(ctx context.Context, r *release.Release) error {
 	return nil
 }
 
-func decodeRelease(item map[string]types.AttributeValue) (*release.Release, error) {
-	var r release.Release
-	if err := json.Unmarshal([]byte(str(item, "body")), &r); err != nil {
-		return nil, err
-	}
-	r.Revision = num(item, "revision")
-	return &r, nil
-}
-
+// GetRelease reads the head, then its chunks if it has any; when a write replaced the head
+// meanwhile (its chunks are gone), it reads the new head.
 func (s *Store) GetRelease(ctx context.Context, id string) (*release.Release, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(releaseKey(id), "REL"), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return nil, fmt.Errorf("release %s: %w", id, err)
+	for range staleReads {
+		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(releaseKey(id), "REL"), ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return nil, fmt.Errorf("release %s: %w", id, err)
+		}
+		if out.Item == nil {
+			return nil, fmt.Errorf("release %s: %w", id, store.ErrNotFound)
+		}
+		r, err := s.decodeRelease(ctx, out.Item)
+		if errors.Is(err, errStale) {
+			continue
+		}
+		return r, err
 	}
-	if out.Item == nil {
-		return nil, fmt.Errorf("release %s: %w", id, store.ErrNotFound)
-	}
-	return decodeRelease(out.Item)
+	return nil, fmt.Errorf("release %s: %w %d times in a row", id, errStale, staleReads)
 }
 
+// UpdateRelease writes the new body's chunks (if it needs any), then the head, conditionally on
+// the revision; then deletes the chunks of the head it replaced. A reader never sees a
+// half-written release: until the head names the new chunks, it names the old ones.
 func (s *Store) UpdateRelease(ctx context.Context, r *release.Release) error {
 	next := *r
 	next.Revision = r.Revision + 1
-	item, err := s.releaseItem(&next)
+	item, b, err := s.releaseItem(&next)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+	if err := s.putChunks(ctx, r.ID, b); err != nil {
+		return fmt.Errorf("update release %s: %w", r.ID, err)
+	}
+	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table), Item: item,
 		ConditionExpression:       aws.String("#rev = :rev"),
 		ExpressionAttributeNames:  map[string]string{"#rev": "revision"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":rev": nv(r.Revision)},
+		ReturnValues:              types.ReturnValueAllOld, // to find the chunks it replaces
 	})
+	if err != nil {
+		s.deleteChunks(ctx, r.ID, b.gen, len(b.chunks))
+	}
 	if conditionFailed(err) {
 		if _, gerr := s.GetRelease(ctx, r.ID); gerr != nil {
 			return gerr
@@ -223,6 +246,7 @@ func (s *Store) UpdateRelease(ctx context.Context, r *release.Release) error {
 	if err != nil {
 		return fmt.Errorf("update release %s: %w", r.ID, err)
 	}
+	s.replaced(ctx, r.ID, out.Attributes)
 	r.Revision = next.Revision
 	return nil
 }
@@ -238,7 +262,11 @@ func (s *Store) ListReleases(ctx context.Context, f store.Filter) ([]*release.Re
 				f.Phase != "" && str(item, "phase") != string(f.Phase) {
 				continue
 			}
-			r, err := decodeRelease(item)
+			r, err := s.decodeRelease(ctx, item)
+			if errors.Is(err, errStale) {
+				// Rewritten since the page was read: read it afresh.
+				r, err = s.GetRelease(ctx, strings.TrimPrefix(str(item, "pk"), "REL#"))
+			}
 			if err != nil {
 				return false, err
 			}

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -82,5 +83,33 @@ func TestSharedFile(t *testing.T) {
 	got, _ := b.GetRelease(ctx, "r1")
 	if got.Revision != int64(1+applied) || applied < 1 {
 		t.Errorf("%d updates applied, revision %d", applied, got.Revision)
+	}
+}
+
+// A release of 3,000 functions, over 2 MB of JSON, is kept and updated whole.
+func TestTwoMegabyteRelease(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := storetest.LargeRelease("big", 3000, time.Now())
+	if js, _ := json.Marshal(r); len(js) < 2_000_000 {
+		t.Fatalf("%d bytes of JSON; the test wants over 2 MB", len(js))
+	}
+	if err := s.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Functions[2999].Weight = 0.5
+	if err := s.UpdateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetRelease(ctx, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Revision != 2 || len(got.Functions) != 3000 || got.Functions[2999].Weight != 0.5 || got.Functions[2999].CodeSha256 != r.Functions[2999].CodeSha256 {
+		t.Errorf("stored: revision %d, %d functions", got.Revision, len(got.Functions))
 	}
 }

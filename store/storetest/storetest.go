@@ -4,6 +4,10 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -32,6 +36,7 @@ func Run(t *testing.T, open Open) {
 		{"Locks", testLocks},
 		{"LockRace", testLockRace},
 		{"RevokedSessionsStayRevoked", testSessions},
+		{"ThousandFunctionRelease", testLargeRelease},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -430,5 +435,89 @@ func testSessions(t *testing.T, s store.Store) {
 	}
 	if got, want := len(rs), 1; got != want {
 		t.Fatalf("ListReleases returned %d, want %d (a session record listed as a release?)", got, want)
+	}
+}
+
+// LargeRelease is a release of n functions as a deploy records them: names, hashes, revisions
+// and a configuration each, the hashes as incompressible as real ones. At n = 1,000 its JSON
+// is about a megabyte.
+func LargeRelease(id string, n int, at time.Time) *release.Release {
+	r := newRelease(id, "shop", "prod", at)
+	r.Steps = []release.Step{{Weight: 0.1}, {Weight: 0.5}}
+	r.Functions = nil
+	for i := range n {
+		h := func(what string) [32]byte { return sha256.Sum256([]byte(fmt.Sprintf("%s/%s/%d", id, what, i))) }
+		code, base, cfg := h("code"), h("base"), h("cfg")
+		rev, alias := h("rev"), h("alias")
+		r.Functions = append(r.Functions, release.Function{
+			Name: fmt.Sprintf("fn%04d", i), FunctionName: fmt.Sprintf("shop-fn%04d-prod", i), Previous: fmt.Sprint(i + 3),
+			ArtifactKey:    "shop/" + hex.EncodeToString(code[:]) + ".zip",
+			CodeSha256:     base64.StdEncoding.EncodeToString(code[:]),
+			BaseCodeSha256: base64.StdEncoding.EncodeToString(base[:]),
+			BaseRevision:   uuid(rev), AliasRevision: uuid(alias),
+			Timeout: 30, LogGroup: fmt.Sprintf("/aws/lambda/shop-fn%04d-prod", i),
+			Configuration: &release.Configuration{
+				Template: release.Settings{MemorySize: 512, Timeout: 30, Environment: map[string]string{
+					"TABLE": fmt.Sprintf("shop-fn%04d", i), "LOG_LEVEL": "info", "CONFIG_DIGEST": hex.EncodeToString(cfg[:]),
+				}},
+				Digest: hex.EncodeToString(cfg[:16]),
+			},
+		})
+	}
+	return r
+}
+
+func uuid(b [32]byte) string {
+	x := hex.EncodeToString(b[:16])
+	return x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
+}
+
+// A 1,000-function release (about a megabyte of JSON, over DynamoDB's 400 KB item limit) is
+// kept whole, updated at its revision only, and listed.
+func testLargeRelease(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := LargeRelease("big", 1000, base)
+	js, _ := json.Marshal(r)
+	if len(js) < 700_000 {
+		t.Fatalf("the release is %d bytes of JSON; the test wants one near a megabyte", len(js))
+	}
+	if err := s.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := s.GetRelease(ctx, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range r.Functions {
+		r.Functions[i].New = fmt.Sprint(i + 4)
+		r.Functions[i].Weight = 0.1
+	}
+	r.Phase = release.Shifting
+	if err := s.UpdateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	stale.Phase = release.RollingBack
+	if err := s.UpdateRelease(ctx, stale); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("update from a stale revision: %v, want ErrConflict", err)
+	}
+	got, err := s.GetRelease(ctx, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *r
+	if got.Revision != 2 || got.Phase != release.Shifting || len(got.Functions) != 1000 {
+		t.Fatalf("stored: revision %d, phase %s, %d functions", got.Revision, got.Phase, len(got.Functions))
+	}
+	gj, _ := json.Marshal(got)
+	wj, _ := json.Marshal(&want)
+	if string(gj) != string(wj) {
+		t.Errorf("the stored release differs from the one written (%d bytes of JSON, want %d)", len(gj), len(wj))
+	}
+	list, err := s.ListReleases(ctx, store.Filter{Service: "shop", Environment: "prod"})
+	if err != nil || len(list) != 1 || len(list[0].Functions) != 1000 || list[0].Functions[999].New != "1003" {
+		t.Fatalf("list: %d releases, %v", len(list), err)
+	}
+	if all, err := s.ListReleases(ctx, store.Filter{}); err != nil || len(all) != 1 || len(all[0].Functions) != 1000 {
+		t.Fatalf("list without a filter: %d releases, %v", len(all), err)
 	}
 }
