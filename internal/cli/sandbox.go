@@ -20,7 +20,7 @@ type sandboxCmd struct {
 	UpdateDelay        time.Duration `default:"500ms" help:"How long a new function stays Pending and an update InProgress; 0 for none."`
 	MetricPeriod       time.Duration `default:"60s" help:"Finest period of the AWS/Lambda metrics (AWS: 60s); shorter makes rehearsals fast."`
 	AccountConcurrency int           `default:"1000" help:"Lambda's account concurrency limit: invocations in flight across all functions and versions before Invoke is throttled (AWS: 1000); reserved concurrency comes out of it."`
-	MaxConcurrency     int           `hidden:"" help:"Deprecated: use --account-concurrency (this now sets it)."`
+	MaxConcurrency     int           `hidden:"" env:"-" help:"Deprecated: use --account-concurrency (this now sets it)."`
 	MaxStarts          int           `help:"Execution environments starting at once (default: one per CPU); further cold starts wait for a slot or a warm environment."`
 	// ReplicationDelay's default is sandbox.DefaultReplicationDelay.
 	ReplicationDelay time.Duration `default:"30s" help:"How long a Lambda@Edge version stays replicated, so DeleteFunction refuses it, after its last CloudFront association is removed (AWS: hours); 0 for none."`
