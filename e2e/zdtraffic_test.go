@@ -66,6 +66,10 @@ type zdTraffic struct {
 	wg     sync.WaitGroup
 	phase  atomic.Pointer[string]
 	lag    atomic.Int64 // invocations started more than 100 ms behind their schedule
+	// warming labels invocations "warm-up" until the fleet's first execution environments
+	// have started: the cold start of a function nobody invoked yet is no release's doing.
+	warming  atomic.Bool
+	inflight atomic.Int64
 
 	mu     sync.Mutex
 	counts map[zdKey]*zdCount
@@ -136,6 +140,7 @@ func startZDTraffic(f *fleet, rate float64) *zdTraffic {
 func (t *zdTraffic) pollPhase(ctx context.Context) {
 	steady := "steady"
 	t.phase.Store(&steady)
+	t.warming.Store(true)
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -166,6 +171,11 @@ func phaseLabel(r *release.Release) string {
 
 func (t *zdTraffic) invoke(ctx context.Context, name, target string) {
 	phase := *t.phase.Load()
+	if t.warming.Load() {
+		phase = "warm-up"
+	}
+	t.inflight.Add(1)
+	defer t.inflight.Add(-1)
 	start := time.Now()
 	out, err := t.lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(target), Payload: []byte(`{}`)})
 	took := float32(time.Since(start).Microseconds()) / 1000
@@ -209,6 +219,26 @@ func (t *zdTraffic) invoke(ctx context.Context, name, target string) {
 	c.millis = append(c.millis, took)
 }
 
+// warmUp waits until the first execution environments have started, which it reckons from the
+// invocations in flight: below a twentieth of a second's worth (a mean latency under 50 ms) for
+// a second, then counts what follows as the run. It gives up waiting after a minute, saying so.
+func (t *zdTraffic) warmUp(ratePerSecond float64) {
+	deadline := time.Now().Add(time.Minute)
+	calm := 0
+	for calm < 10 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if float64(t.inflight.Load()) <= max(ratePerSecond/20, 2) {
+			calm++
+		} else {
+			calm = 0
+		}
+	}
+	if calm < 10 {
+		t.f.t.Logf("the fleet was still not warm after a minute (%d invocations in flight): counting anyway", t.inflight.Load())
+	}
+	t.warming.Store(false)
+}
+
 // expectFaulty says a version's function errors are its own (a faulty canary), not the
 // machinery's.
 func (t *zdTraffic) expectFaulty(name, version string) {
@@ -244,6 +274,8 @@ type zdReport struct {
 	Served    map[string]int
 	byPhase   map[string]*zdRow
 	byVersion map[string]*zdRow
+	// WarmUp counts the invocations before the fleet was warm by cause: reported, not judged.
+	WarmUp map[string]int
 	// ErrorTypes counts function errors by cause and errorType.
 	ErrorTypes map[string]int
 	// Machinery lists where the machinery failures happened (cause, function, phase).
@@ -263,7 +295,7 @@ func (t *zdTraffic) report() *zdReport {
 		end = time.Now()
 	}
 	r := &zdReport{Took: end.Sub(t.start), Lagged: t.lag.Load(), ByCause: map[string]int{}, Served: map[string]int{},
-		byPhase: map[string]*zdRow{}, byVersion: map[string]*zdRow{}, Machinery: map[string]int{}, ErrorTypes: map[string]int{}}
+		byPhase: map[string]*zdRow{}, byVersion: map[string]*zdRow{}, Machinery: map[string]int{}, ErrorTypes: map[string]int{}, WarmUp: map[string]int{}}
 	row := func(m map[string]*zdRow, k string) *zdRow {
 		if m[k] == nil {
 			m[k] = &zdRow{}
@@ -279,8 +311,12 @@ func (t *zdTraffic) report() *zdReport {
 			}
 			r.ErrorTypes[cause+": "+k.errorType] += c.n
 		}
-		r.Invocations += c.n
-		r.ByCause[cause] += c.n
+		if k.phase == "warm-up" {
+			r.WarmUp[cause] += c.n
+		} else {
+			r.Invocations += c.n
+			r.ByCause[cause] += c.n
+		}
 		if machinery(cause) {
 			r.Machinery[fmt.Sprintf("%s (%s, %s)", cause, k.fn, k.phase)] += c.n
 		}
@@ -336,6 +372,9 @@ func (r *zdReport) Throttled() int {
 func (r *zdReport) print(w io.Writer) {
 	fmt.Fprintf(w, "%d invocations in %s (%.0f/s); %d started over 100 ms late (the generator fell behind)\n",
 		r.Invocations, r.Took.Round(time.Second), float64(r.Invocations)/r.Took.Seconds(), r.Lagged)
+	if len(r.WarmUp) > 0 {
+		fmt.Fprintf(w, "before them, while the fleet's first environments started (not judged): %v\n", r.WarmUp)
+	}
 	fmt.Fprintf(w, "\n%-44s %12s %9s\n", "CAUSE", "INVOCATIONS", "SHARE")
 	causes := make([]string, 0, len(r.ByCause))
 	for c := range r.ByCause {

@@ -124,6 +124,7 @@ func newZeroDowntime(tb testing.TB, n int, ratePerAlias float64) *zeroDowntime {
 	z.promoted(f.latest())
 	z.tr = startZDTraffic(f, ratePerAlias)
 	tb.Cleanup(func() { z.tr.stop() })
+	z.tr.warmUp(ratePerAlias * float64(n))
 	return z
 }
 
@@ -162,7 +163,9 @@ func (z *zeroDowntime) check(r *zdReport) {
 		t.Errorf("%d invocations got no answer (transport errors)", n)
 	}
 	if n := r.Throttled(); n != 0 {
-		t.Errorf("%d invocations throttled by the sandbox at %d/s", n, int(float64(r.Invocations)/r.Took.Seconds()))
+		// The release makes no call that throttles invocations; these are the sandbox's
+		// execution environments not keeping up with a new version's cold starts.
+		t.Errorf("%d invocations throttled by the sandbox at %d/s (see the table for the phases)", n, int(float64(r.Invocations)/r.Took.Seconds()))
 	}
 	if r.ByCause[causeFaulty] == 0 {
 		t.Errorf("the faulty canary failed no invocation: did traffic reach it?")
