@@ -108,6 +108,8 @@ type zeroDowntime struct {
 	want map[string]string
 	// pruned is how many versions prune deleted.
 	pruned int
+	// printed says the report was printed (the run got to its end).
+	printed bool
 	// unjudged counts faulty canaries rolled back for too little traffic rather than caught.
 	unjudged int
 	// deploying is the running deploy process, closing exited when it has.
@@ -151,12 +153,13 @@ func (z *zeroDowntime) finish() *zdReport {
 	// Traffic must reach what the last release promoted before the count ends.
 	z.waitServed(z.want)
 	z.tr.stop()
+	z.printed = true
 	return z.tr.report()
 }
 
 // printOnFailure prints the counts so far when the run stopped part way.
 func (z *zeroDowntime) printOnFailure() {
-	if !z.t.Failed() || z.tr == nil {
+	if !z.t.Failed() || z.tr == nil || z.printed {
 		return
 	}
 	var out strings.Builder
