@@ -592,15 +592,13 @@ func (e *Engine) record(ctx context.Context, r *Release, results <-chan doneWork
 // new version.
 func (e *Engine) publish(ctx context.Context, r *Release) error {
 	alias, arts := r.Alias, r.Artifacts // workers read these, not r, which saves rewrite
-	keys := map[string]bool{}
-	for _, fn := range r.Functions {
-		if fn.New == "" && fn.ImageUri == "" && !keys[fn.ArtifactKey] {
-			keys[fn.ArtifactKey] = true
-			if err := e.Fleet.Upload(ctx, r.Artifacts, fn.ArtifactKey, e.Artifacts); err != nil {
-				return fmt.Errorf("upload %s: %w", fn.ArtifactKey, err)
-			}
-		}
-	}
+	// The uploads run beside the publishes rather than all before the first: a function's
+	// UpdateFunctionCode waits only for its own artifact, so a large fleet's uploads (not under
+	// Lambda's quota) overlap the quota-bound calls instead of adding to them. Each key is
+	// uploaded once, a few at a time, in the fleet's order.
+	uctx, stopUploads := context.WithCancel(ctx)
+	defer stopUploads()
+	uploads := e.startUploads(uctx, r)
 	if err := e.forEach(ctx, r, func(fn Function) bool { return !fn.PinnedFromLatest || fn.Previous != "" }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
 		p, err := e.Fleet.Pin(ctx, alias, fn)
 		if err != nil {
@@ -614,12 +612,63 @@ func (e *Engine) publish(ctx context.Context, r *Release) error {
 		return err
 	}
 	return e.forEach(ctx, r, func(fn Function) bool { return fn.New != "" }, func(ctx context.Context, fn Function) (func(*Function), string, error) {
+		if u := uploads[fn.ArtifactKey]; u != nil && fn.ImageUri == "" {
+			select {
+			case <-u.done:
+			case <-ctx.Done():
+				return nil, "", ctx.Err()
+			}
+			if u.err != nil {
+				return nil, "", fmt.Errorf("upload %s: %w", fn.ArtifactKey, u.err)
+			}
+		}
 		v, err := e.Fleet.Publish(ctx, arts, fn)
 		if err != nil {
 			return nil, "", err
 		}
 		return func(f *Function) { f.New = v }, fmt.Sprintf("published version %s (CodeSha256 %s)", v, fn.CodeSha256), nil
 	})
+}
+
+// upload is one artifact's upload; err is set before done is closed.
+type upload struct {
+	done chan struct{}
+	err  error
+}
+
+// uploadParallelism bounds the uploads in flight at once.
+const uploadParallelism = 4
+
+// startUploads starts uploading every artifact the release's unpublished functions need, each
+// key once, and returns them by key.
+func (e *Engine) startUploads(ctx context.Context, r *Release) map[string]*upload {
+	uploads := map[string]*upload{}
+	var keys []string
+	for _, fn := range r.Functions {
+		if fn.New == "" && fn.ImageUri == "" && uploads[fn.ArtifactKey] == nil {
+			uploads[fn.ArtifactKey] = &upload{done: make(chan struct{})}
+			keys = append(keys, fn.ArtifactKey)
+		}
+	}
+	arts, sem := r.Artifacts, make(chan struct{}, uploadParallelism)
+	go func() {
+		for _, key := range keys {
+			u := uploads[key]
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				u.err = ctx.Err()
+				close(u.done)
+				continue
+			}
+			go func() {
+				defer func() { <-sem }()
+				u.err = e.Fleet.Upload(ctx, arts, key, e.Artifacts)
+				close(u.done)
+			}()
+		}
+	}()
+	return uploads
 }
 
 // target is where a function's alias should send traffic at weight w on the new version.

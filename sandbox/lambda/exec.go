@@ -460,8 +460,11 @@ func (env *execEnv) exited() bool {
 	if proc == nil {
 		return false
 	}
-	if gone, ok := processGone(proc.Pid); ok {
-		return gone
+	// waitid's answer is trusted only when it says the process is gone: it has been seen to say
+	// a killed environment still runs while /proc already shows it a zombie
+	// (TestIdleEnvironmentKilled), so /proc has the last word.
+	if gone, ok := processGone(proc.Pid); ok && gone {
+		return true
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", proc.Pid))
 	if err != nil {
