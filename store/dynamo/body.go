@@ -113,6 +113,32 @@ func (s *Store) deleteChunks(ctx context.Context, id, gen string, n int) {
 	}
 }
 
+// headNames reads the head, whatever ctx says, to learn whether a write whose answer was an error
+// landed after all: whether the head names generation gen. known is false when it cannot be read.
+func (s *Store) headNames(ctx context.Context, id, gen string) (named, known bool) {
+	out, err := s.db.GetItem(context.WithoutCancel(ctx), &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(releaseKey(id), "REL"), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return false, false
+	}
+	return out.Item != nil && str(out.Item, "gen") == gen, true
+}
+
+// failedHead settles a head write that answered err when the body has chunks of generation gen:
+// a cancelled or retried request may have landed (a retry then fails its condition against
+// its own write), and deleting the chunks it names would leave a head nothing can read. It
+// reports whether the write landed; the chunks are deleted only when the head is known to name
+// another generation, and otherwise left (never read, they only take room).
+func (s *Store) failedHead(ctx context.Context, id string, b body) (landed bool) {
+	if b.gen == "" {
+		return false
+	}
+	named, known := s.headNames(ctx, id, b.gen)
+	if known && !named {
+		s.deleteChunks(ctx, id, b.gen, len(b.chunks))
+	}
+	return named
+}
+
 // replaced deletes the chunks of the head a write replaced, if it had any.
 func (s *Store) replaced(ctx context.Context, id string, old map[string]types.AttributeValue) {
 	if gen := str(old, "gen"); gen != "" {

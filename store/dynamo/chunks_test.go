@@ -320,3 +320,54 @@ func TestChunkedReadAcrossAnUpdate(t *testing.T) {
 		t.Fatalf("read across an update: revision %d, %v", got.Revision, err)
 	}
 }
+
+// lostAnswer is the real client, except that while lose is set a release head's write is
+// applied and then answered with an error, as when the answer is lost or the request's context
+// ends after it was sent (the SDK's retry would then fail its condition against the write).
+type lostAnswer struct {
+	*dynamodb.Client
+	lose atomic.Bool
+}
+
+func (c *lostAnswer) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	out, err := c.Client.PutItem(ctx, in, opts...)
+	if sk, ok := in.Item["sk"].(*types.AttributeValueMemberS); ok && sk.Value == "REL" && c.lose.Load() && err == nil {
+		return nil, errors.New("the answer was lost")
+	}
+	return out, err
+}
+
+// A chunked release's head write that landed although its answer was an error is taken as
+// written: its chunks are kept (deleting them would leave a head that nothing can read), and
+// the release reads and updates on.
+func TestChunkedWriteWhoseAnswerWasLost(t *testing.T) {
+	ctx := context.Background()
+	db, table := newTable(t)
+	c := &lostAnswer{Client: db}
+	s := dynamo.Open(c, table)
+	const n = 5000
+	r := storetest.LargeRelease("lost", n, at)
+	c.lose.Store(true)
+	if err := s.CreateRelease(ctx, r); err != nil {
+		t.Fatalf("a create that landed: %v", err)
+	}
+	setWeight(r, 0.5)
+	if err := s.UpdateRelease(ctx, r); err != nil || r.Revision != 2 {
+		t.Fatalf("an update that landed: revision %d, %v", r.Revision, err)
+	}
+	c.lose.Store(false)
+	got, err := s.GetRelease(ctx, "lost")
+	if err != nil {
+		t.Fatalf("the release after writes whose answers were lost: %v", err)
+	}
+	if err := allAt(got, n, 0.5); err != nil || got.Revision != 2 {
+		t.Fatalf("revision %d, %v", got.Revision, err)
+	}
+	setWeight(got, 1)
+	if err := s.UpdateRelease(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.GetRelease(ctx, "lost"); err != nil || allAt(got, n, 1) != nil {
+		t.Fatalf("the next update: %v", err)
+	}
+}

@@ -182,8 +182,8 @@ func (s *Store) CreateRelease(ctx context.Context, r *release.Release) error {
 		return fmt.Errorf("create release %s: %w", r.ID, err)
 	}
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")})
-	if err != nil {
-		s.deleteChunks(ctx, r.ID, b.gen, len(b.chunks))
+	if err != nil && s.failedHead(ctx, r.ID, b) {
+		return nil // it landed: the answer was lost, or a retry met the write itself
 	}
 	if conditionFailed(err) {
 		return fmt.Errorf("create release %s: %w", r.ID, store.ErrExists)
@@ -234,8 +234,11 @@ func (s *Store) UpdateRelease(ctx context.Context, r *release.Release) error {
 		ExpressionAttributeValues: map[string]types.AttributeValue{":rev": nv(r.Revision)},
 		ReturnValues:              types.ReturnValueAllOld, // to find the chunks it replaces
 	})
-	if err != nil {
-		s.deleteChunks(ctx, r.ID, b.gen, len(b.chunks))
+	if err != nil && s.failedHead(ctx, r.ID, b) {
+		// It landed (the answer was lost, or a retry met the write itself); the chunks it
+		// replaced are unknown now and stay, never read.
+		r.Revision = next.Revision
+		return nil
 	}
 	if conditionFailed(err) {
 		if _, gerr := s.GetRelease(ctx, r.ID); gerr != nil {
