@@ -826,16 +826,9 @@ func (s *Service) tagRole(_ context.Context, _ *protocol.Request, in *tagRoleInp
 	if err != nil {
 		return nil, err
 	}
-	tags := slices.Clone(r.Tags)
-	for _, t := range in.Tags {
-		if i := slices.IndexFunc(tags, func(x Tag) bool { return x.Key == t.Key }); i >= 0 {
-			tags[i] = t
-		} else {
-			tags = append(tags, t)
-		}
-	}
-	if err := checkTags(tags); err != nil {
-		return nil, err
+	tags, terr := mergeTags(r.Tags, in.Tags)
+	if terr != nil {
+		return nil, terr
 	}
 	r.Tags = tags
 	s.save()
@@ -1111,16 +1104,9 @@ func (s *Service) tagOIDCProvider(_ context.Context, _ *protocol.Request, in *oi
 	if err != nil {
 		return nil, err
 	}
-	tags := slices.Clone(p.Tags)
-	for _, t := range in.Tags {
-		if i := slices.IndexFunc(tags, func(x Tag) bool { return x.Key == t.Key }); i >= 0 {
-			tags[i] = t
-		} else {
-			tags = append(tags, t)
-		}
-	}
-	if err := checkTags(tags); err != nil {
-		return nil, err
+	tags, terr := mergeTags(p.Tags, in.Tags)
+	if terr != nil {
+		return nil, terr
 	}
 	p.Tags = tags
 	s.save()
@@ -1151,4 +1137,21 @@ func (s *Service) listOIDCProviderTags(_ context.Context, _ *protocol.Request, i
 		return nil, perr
 	}
 	return &listTagsOutput{Tags: got, IsTruncated: more, Marker: marker}, nil
+}
+
+// mergeTags is TagRole's and TagOpenIDConnectProvider's change: each tag added, or replacing the
+// value of the one with its key; the result checked against IAM's limits.
+func mergeTags(have, add []Tag) ([]Tag, *apiError) {
+	tags := slices.Clone(have)
+	for _, t := range add {
+		if i := slices.IndexFunc(tags, func(x Tag) bool { return x.Key == t.Key }); i >= 0 {
+			tags[i] = t
+		} else {
+			tags = append(tags, t)
+		}
+	}
+	if err := checkTags(tags); err != nil {
+		return nil, err
+	}
+	return tags, nil
 }
