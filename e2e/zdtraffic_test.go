@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +37,7 @@ const (
 	causeConflict  = "machinery: resource conflict" // ResourceConflictException
 	causeAPI       = "api error"                    // + ": " + code, any other error Lambda answered
 	causeTransport = "transport error"              // no answer from Lambda at all
+	causeNoReport  = "sandbox: no REPORT line in the tail log"
 )
 
 // machinery reports whether a cause is a failure the release machinery would be to blame for.
@@ -54,6 +57,28 @@ type zdKey struct {
 type zdCount struct {
 	n      int
 	millis []float32
+	// timing is where each answered invocation's time went, from its REPORT line.
+	timing zdTiming
+}
+
+// zdTiming splits invocations' latency as their REPORT lines (LogType Tail) tell it: the cold
+// starts and their Init Duration, the function's own Duration, and the overhead of warm
+// invocations — the client's latency less the function's time: the sandbox, the HTTP round trip
+// and the machine's scheduling.
+type zdTiming struct {
+	cold     int
+	init, fn []float32
+	// warmOverhead is warm invocations' latency less Duration; coldOverhead cold starts' latency
+	// less Duration and Init Duration: starting the process, and any wait for a start slot.
+	warmOverhead, coldOverhead []float32
+}
+
+func (t *zdTiming) add(o zdTiming) {
+	t.cold += o.cold
+	t.init = append(t.init, o.init...)
+	t.fn = append(t.fn, o.fn...)
+	t.warmOverhead = append(t.warmOverhead, o.warmOverhead...)
+	t.coldOverhead = append(t.coldOverhead, o.coldOverhead...)
 }
 
 // zdTraffic invokes every alias of a fleet at a steady rate through the real SDK and counts
@@ -70,6 +95,11 @@ type zdTraffic struct {
 	// have started: the cold start of a function nobody invoked yet is no release's doing.
 	warming  atomic.Bool
 	inflight atomic.Int64
+	// building labels invocations "building" while a deploy has started and not yet recorded
+	// its release: it builds and packages its zips on the same machine.
+	building atomic.Bool
+	// cpu is the machine's CPU time by phase, sampled from /proc/stat: busy and all.
+	cpu map[string]*[2]uint64
 
 	mu     sync.Mutex
 	counts map[zdKey]*zdCount
@@ -94,7 +124,7 @@ func startZDTraffic(f *fleet, rate float64) *zdTraffic {
 		o.HTTPClient = httpc
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &zdTraffic{f: f, lc: lc, cancel: cancel, counts: map[zdKey]*zdCount{}, faulty: map[string]bool{}, start: time.Now()}
+	t := &zdTraffic{f: f, lc: lc, cancel: cancel, counts: map[zdKey]*zdCount{}, faulty: map[string]bool{}, cpu: map[string]*[2]uint64{}, start: time.Now()}
 	t.pollPhase(ctx)
 	for _, name := range f.names {
 		target := f.fn(name) + ":live"
@@ -136,7 +166,8 @@ func startZDTraffic(f *fleet, rate float64) *zdTraffic {
 }
 
 // pollPhase keeps t.phase at the newest release's phase: "steady" when it is final (or there is
-// none), "baking" for a shifting release whose step's weights are all in place.
+// none), "baking" for a shifting release whose step's weights are all in place. It also charges
+// the machine's CPU time since the last poll to the phase.
 func (t *zdTraffic) pollPhase(ctx context.Context) {
 	steady := "steady"
 	t.phase.Store(&steady)
@@ -144,6 +175,7 @@ func (t *zdTraffic) pollPhase(ctx context.Context) {
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
+		busy, all := cpuTimes()
 		for ctx.Err() == nil {
 			if r, err := t.f.newest(); err == nil {
 				p := phaseLabel(r)
@@ -153,8 +185,87 @@ func (t *zdTraffic) pollPhase(ctx context.Context) {
 			case <-ctx.Done():
 			case <-time.After(50 * time.Millisecond):
 			}
+			b, a := cpuTimes()
+			if a > all {
+				t.mu.Lock()
+				c := t.cpu[t.label()]
+				if c == nil {
+					c = &[2]uint64{}
+					t.cpu[t.label()] = c
+				}
+				c[0], c[1] = c[0]+b-busy, c[1]+a-all
+				t.mu.Unlock()
+			}
+			busy, all = b, a
 		}
 	}()
+}
+
+// label is the phase an invocation starting now is counted under.
+func (t *zdTraffic) label() string {
+	switch p := *t.phase.Load(); {
+	case t.warming.Load():
+		return "warm-up"
+	case p == "steady" && t.building.Load():
+		return "building"
+	default:
+		return p
+	}
+}
+
+// cpuTimes reads the machine's CPU time from /proc/stat, in ticks: busy (all but idle and
+// iowait) and all. Both are 0 where there is no /proc/stat.
+func cpuTimes() (busy, all uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 5 || fields[0] != "cpu" {
+		return 0, 0
+	}
+	for i, f := range fields[1:] {
+		v, _ := strconv.ParseUint(f, 10, 64)
+		all += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, all
+}
+
+// reportTiming reads where an invocation's time went from its tail log's REPORT line.
+func reportTiming(out *lambda.InvokeOutput, took float32) (zdTiming, bool) {
+	b, err := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult))
+	if err != nil {
+		return zdTiming{}, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "REPORT RequestId: ") {
+			continue
+		}
+		var tm zdTiming
+		var fn, init float64
+		for _, f := range strings.Split(line, "\t") {
+			if v, ok := strings.CutPrefix(f, "Duration: "); ok {
+				fn, _ = strconv.ParseFloat(strings.TrimSuffix(v, " ms"), 64)
+			}
+			if v, ok := strings.CutPrefix(f, "Init Duration: "); ok {
+				init, _ = strconv.ParseFloat(strings.TrimSuffix(v, " ms"), 64)
+				tm.cold = 1
+			}
+		}
+		tm.fn = []float32{float32(fn)}
+		if tm.cold == 1 {
+			tm.init = []float32{float32(init)}
+			tm.coldOverhead = []float32{took - float32(fn+init)}
+		} else {
+			tm.warmOverhead = []float32{took - float32(fn)}
+		}
+		return tm, true
+	}
+	return zdTiming{}, false
 }
 
 func phaseLabel(r *release.Release) string {
@@ -170,19 +281,23 @@ func phaseLabel(r *release.Release) string {
 }
 
 func (t *zdTraffic) invoke(ctx context.Context, name, target string) {
-	phase := *t.phase.Load()
-	if t.warming.Load() {
-		phase = "warm-up"
-	}
+	phase := t.label()
 	t.inflight.Add(1)
 	defer t.inflight.Add(-1)
 	start := time.Now()
-	out, err := t.lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(target), Payload: []byte(`{}`)})
+	out, err := t.lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(target), Payload: []byte(`{}`), LogType: lambdatypes.LogTypeTail})
 	took := float32(time.Since(start).Microseconds()) / 1000
 	if ctx.Err() != nil {
 		return // stopped mid-flight: not an answer
 	}
 	k := zdKey{fn: name, phase: phase}
+	var timing zdTiming
+	if err == nil {
+		var ok bool
+		if timing, ok = reportTiming(out, took); !ok {
+			k.outcome = causeNoReport
+		}
+	}
 	var (
 		tooMany  *lambdatypes.TooManyRequestsException
 		notFound *lambdatypes.ResourceNotFoundException
@@ -190,6 +305,7 @@ func (t *zdTraffic) invoke(ctx context.Context, name, target string) {
 		apiErr   smithy.APIError
 	)
 	switch {
+	case k.outcome != "":
 	case err == nil && out.FunctionError != nil:
 		var payload struct{ ErrorType string }
 		json.Unmarshal(out.Payload, &payload)
@@ -217,6 +333,7 @@ func (t *zdTraffic) invoke(ctx context.Context, name, target string) {
 	}
 	c.n++
 	c.millis = append(c.millis, took)
+	c.timing.add(timing)
 }
 
 // warmUp waits until the first execution environments have started, which it reckons from the
@@ -280,11 +397,14 @@ type zdReport struct {
 	ErrorTypes map[string]int
 	// Machinery lists where the machinery failures happened (cause, function, phase).
 	Machinery map[string]int
+	// cpu is the machine's CPU time by phase: busy and all.
+	cpu map[string][2]uint64
 }
 
 type zdRow struct {
 	n, errors, failed int
 	millis            []float32
+	timing            zdTiming
 }
 
 func (t *zdTraffic) report() *zdReport {
@@ -295,7 +415,11 @@ func (t *zdTraffic) report() *zdReport {
 		end = time.Now()
 	}
 	r := &zdReport{Took: end.Sub(t.start), Lagged: t.lag.Load(), ByCause: map[string]int{}, Served: map[string]int{},
-		byPhase: map[string]*zdRow{}, byVersion: map[string]*zdRow{}, Machinery: map[string]int{}, ErrorTypes: map[string]int{}, WarmUp: map[string]int{}}
+		byPhase: map[string]*zdRow{}, byVersion: map[string]*zdRow{}, Machinery: map[string]int{}, ErrorTypes: map[string]int{}, WarmUp: map[string]int{},
+		cpu: map[string][2]uint64{}}
+	for k, c := range t.cpu {
+		r.cpu[k] = *c
+	}
 	row := func(m map[string]*zdRow, k string) *zdRow {
 		if m[k] == nil {
 			m[k] = &zdRow{}
@@ -323,6 +447,7 @@ func (t *zdTraffic) report() *zdReport {
 		p := row(r.byPhase, k.phase)
 		p.n += c.n
 		p.millis = append(p.millis, c.millis...)
+		p.timing.add(c.timing)
 		label := "(none)"
 		if k.version != "" {
 			r.Served[k.fn+":"+k.version] += c.n
@@ -401,18 +526,7 @@ func (r *zdReport) print(w io.Writer) {
 		for _, k := range keys {
 			row := rows[k]
 			ms := row.millis
-			sort.Slice(ms, func(i, j int) bool { return ms[i] < ms[j] })
-			q := func(p float64) float32 {
-				if len(ms) == 0 {
-					return 0
-				}
-				return ms[min(int(p*float64(len(ms))), len(ms)-1)]
-			}
-			var top float32
-			if len(ms) > 0 {
-				top = ms[len(ms)-1]
-			}
-			fmt.Fprintf(w, "%-20s %12d %10d %10d %9.1f %9.1f %9.1f\n", k, row.n, row.errors, row.failed, q(0.5), q(0.99), top)
+			fmt.Fprintf(w, "%-20s %12d %10d %10d %9.1f %9.1f %9.1f\n", k, row.n, row.errors, row.failed, quantile(ms, 0.5), quantile(ms, 0.99), quantile(ms, 1))
 		}
 	}
 	table("PHASE", r.byPhase, func(a, b string) bool {
@@ -421,10 +535,48 @@ func (r *zdReport) print(w io.Writer) {
 	table("VERSION", r.byVersion, func(a, b string) bool {
 		return versionOrder(a) < versionOrder(b) || versionOrder(a) == versionOrder(b) && a < b
 	})
+	r.printTiming(w)
+}
+
+// printTiming writes where the time went by phase: cold starts and their Init Duration, the
+// function's own Duration, the overhead of warm invocations (latency less Duration), and how
+// busy the machine's CPUs were.
+func (r *zdReport) printTiming(w io.Writer) {
+	phases := make([]string, 0, len(r.byPhase))
+	for k := range r.byPhase {
+		phases = append(phases, k)
+	}
+	sort.Slice(phases, func(i, j int) bool {
+		a, b := phases[i], phases[j]
+		return phaseOrder(a) < phaseOrder(b) || phaseOrder(a) == phaseOrder(b) && a < b
+	})
+	fmt.Fprintf(w, "\nWHERE THE TIME GOES (ms): cold starts, their Init Duration and the rest of their latency (less Init and the\n"+
+		"function's Duration: the process's start and any wait for a start slot); the function's Duration; warm\n"+
+		"invocations' overhead (latency less Duration: the sandbox, HTTP, scheduling); the machine's CPU, both cores\n")
+	fmt.Fprintf(w, "%-20s %6s %9s %9s %9s %9s %9s %9s %9s %6s\n", "PHASE", "COLD", "init p50", "init max", "rest max", "fn p99", "ovh p50", "ovh p99", "ovh max", "CPU")
+	for _, k := range phases {
+		tm := r.byPhase[k].timing
+		cpu := "-"
+		if c := r.cpu[k]; c[1] > 0 {
+			cpu = fmt.Sprintf("%.0f%%", 100*float64(c[0])/float64(c[1]))
+		}
+		fmt.Fprintf(w, "%-20s %6d %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %6s\n", k, tm.cold,
+			quantile(tm.init, 0.5), quantile(tm.init, 1), quantile(tm.coldOverhead, 1), quantile(tm.fn, 0.99),
+			quantile(tm.warmOverhead, 0.5), quantile(tm.warmOverhead, 0.99), quantile(tm.warmOverhead, 1), cpu)
+	}
+}
+
+// quantile is the p-quantile of ms (sorting it); 0 for none.
+func quantile(ms []float32, p float64) float32 {
+	if len(ms) == 0 {
+		return 0
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i] < ms[j] })
+	return ms[min(int(p*float64(len(ms))), len(ms)-1)]
 }
 
 func phaseOrder(p string) int {
-	for i, prefix := range []string{"steady", "planned", "publishing", "shifting", "baking", "awaiting-approval", "promoting", "rolling-back"} {
+	for i, prefix := range []string{"steady", "building", "planned", "publishing", "shifting", "baking", "awaiting-approval", "promoting", "rolling-back"} {
 		if strings.HasPrefix(p, prefix) {
 			return i
 		}

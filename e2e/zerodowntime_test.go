@@ -180,6 +180,9 @@ func (z *zeroDowntime) check(r *zdReport) {
 	if n := r.ByCause[causeTransport]; n != 0 {
 		t.Errorf("%d invocations got no answer (transport errors)", n)
 	}
+	if n := r.ByCause[causeNoReport]; n != 0 {
+		t.Errorf("%d answers had no REPORT line in their tail log", n)
+	}
 	if n := r.Throttled(); n != 0 {
 		// The release makes no call that throttles invocations; these are the sandbox's
 		// execution environments not keeping up with a new version's cold starts.
@@ -220,6 +223,8 @@ func (z *zeroDowntime) deploy(env []string, faulty string) (*release.Release, fu
 	z.stamp++
 	z.releases++
 	before := z.f.latest().ID
+	z.tr.building.Store(true)
+	defer z.tr.building.Store(false)
 	z.f.stampAll(strconv.Itoa(z.stamp))
 	if faulty != "" {
 		z.f.stampBad(faulty, strconv.Itoa(z.stamp))

@@ -188,11 +188,36 @@ func TestReservedConcurrencyLeavesHundredUnreserved(t *testing.T) {
 
 func TestScalingRateThrottles(t *testing.T) {
 	t.Parallel()
+	// A function with reserved concurrency (more than it gets to use) is throttled by the same
+	// scaling rate, under its own reason.
+	for _, tc := range []struct {
+		name     string
+		reserved int32
+		reason   lambdatypes.ThrottleReason
+	}{
+		{"unreserved", 0, lambdatypes.ThrottleReasonFunctionInvocationRateLimitExceeded},
+		{"reserved", 10, lambdatypes.ThrottleReasonReservedFunctionInvocationRateLimitExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			scalingRateThrottles(t, tc.reserved, tc.reason)
+		})
+	}
+}
+
+func scalingRateThrottles(t *testing.T, reserved int32, reason lambdatypes.ThrottleReason) {
 	opts := fast
 	// Two new environments an hour: nothing refills during the test.
 	opts.ScaleBurst, opts.ScaleWindow = 2, time.Hour
 	e := start(t, opts)
 	e.createFunction(t, "slow", zips.good, longTimeout)
+	if reserved > 0 {
+		if _, err := e.lambda.PutFunctionConcurrency(ctx(t), &lambda.PutFunctionConcurrencyInput{
+			FunctionName: aws.String("slow"), ReservedConcurrentExecutions: aws.Int32(reserved),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h := e.hold(t, 8000, &lambda.InvokeInput{FunctionName: aws.String("slow")}, &lambda.InvokeInput{FunctionName: aws.String("slow")})
 	probe := &lambda.InvokeInput{FunctionName: aws.String("slow"), LogType: lambdatypes.LogTypeTail}
 	var cold int
@@ -220,8 +245,8 @@ func TestScalingRateThrottles(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if tmr.Reason != lambdatypes.ThrottleReasonFunctionInvocationRateLimitExceeded {
-		t.Errorf("throttle reason %q, want FunctionInvocationRateLimitExceeded", tmr.Reason)
+	if tmr.Reason != reason {
+		t.Errorf("throttle reason %q, want %s", tmr.Reason, reason)
 	}
 	if aws.ToString(tmr.RetryAfterSeconds) == "" {
 		t.Error("no Retry-After on a scaling-rate throttle")

@@ -19,7 +19,8 @@ import (
 //   - A function scales by at most ScaleBurst new execution environments per ScaleWindow (AWS:
 //     1,000 per 10 seconds), refilled continuously: a token bucket per function, one token per
 //     environment started. An invocation that would need a new environment with the bucket empty
-//     is throttled (FunctionInvocationRateLimitExceeded).
+//     is throttled (FunctionInvocationRateLimitExceeded; ReservedFunctionInvocationRateLimitExceeded
+//     for a function with reserved concurrency, as the concurrency throttles tell the two apart).
 //   - Asynchronous invocations are never throttled: they wait, as Lambda's internal queue does.
 //
 // One more bound is the sandbox's own and invisible but for latency: at most MaxStarts
@@ -43,6 +44,8 @@ const (
 	reasonAccount  = "ConcurrentInvocationLimitExceeded"
 	reasonReserved = "ReservedFunctionConcurrentInvocationLimitExceeded"
 	reasonRate     = "FunctionInvocationRateLimitExceeded"
+	// reasonReservedRate is reasonRate for a function with reserved concurrency.
+	reasonReservedRate = "ReservedFunctionInvocationRateLimitExceeded"
 )
 
 // errThrottled says a synchronous invocation was refused; reason is the TooManyRequestsException's
@@ -206,7 +209,7 @@ func (p *pool) acquire(ctx context.Context, lim concLimits, wait bool) (*execEnv
 			return nil, err
 		}
 	}
-	env, err := p.get(ctx, wait)
+	env, err := p.get(ctx, wait, lim.reserved != nil)
 	if err != nil {
 		e.leave(&c)
 		return nil, err
@@ -218,8 +221,9 @@ func (p *pool) acquire(ctx context.Context, lim concLimits, wait bool) (*execEnv
 // get returns an idle environment of the pool, or a new one. While the machine's start slots are
 // all taken it waits in line for whichever comes first: an environment of the pool freed (handed
 // to the first in line), or a slot to start one. With the function's scaling bucket empty, a
-// synchronous caller is throttled and an asynchronous one waits for a token.
-func (p *pool) get(ctx context.Context, wait bool) (*execEnv, error) {
+// synchronous caller is throttled (its reason naming reserved concurrency when the function has
+// some) and an asynchronous one waits for a token.
+func (p *pool) get(ctx context.Context, wait, reserved bool) (*execEnv, error) {
 	e, fn := p.e, p.key.fn
 	var line chan *execEnv // this invocation's place in line, once it waits
 	leave := func() *execEnv {
@@ -252,7 +256,11 @@ func (p *pool) get(ctx context.Context, wait bool) (*execEnv, error) {
 			if env := leave(); env != nil {
 				return env, nil
 			}
-			return nil, &errThrottled{reason: reasonRate, retryAfter: int(math.Ceil(after.Seconds()))}
+			reason := reasonRate
+			if reserved {
+				reason = reasonReservedRate
+			}
+			return nil, &errThrottled{reason: reason, retryAfter: int(math.Ceil(after.Seconds()))}
 		case ok && e.startSlot():
 			if env := leave(); env != nil {
 				// Handed one as it got a slot: the slot and the token go back.
