@@ -95,14 +95,18 @@ type zdTraffic struct {
 	// have started: the cold start of a function nobody invoked yet is no release's doing.
 	warming  atomic.Bool
 	inflight atomic.Int64
-	// building labels invocations "building" while a deploy has started and not yet recorded
-	// its release: it builds and packages its zips on the same machine.
-	building atomic.Bool
+	// buildingFrom labels invocations "building" while a deploy has started and not yet
+	// recorded its release (it builds and packages its zips on the same machine): it holds the
+	// newest release's ID before that deploy, and pollPhase clears it when it sees another.
+	buildingFrom atomic.Pointer[string]
 	// cpu is the machine's CPU time by phase, sampled from /proc/stat: busy and all.
 	cpu map[string]*[2]uint64
 
 	mu     sync.Mutex
 	counts map[zdKey]*zdCount
+	// served counts answers (ok or function error) by "fn:version", for waitServed to read
+	// without building a report.
+	served map[string]int
 	faulty map[string]bool // "fn:version" of versions whose errors are expected
 	start  time.Time
 	end    time.Time
@@ -124,7 +128,7 @@ func startZDTraffic(f *fleet, rate float64) *zdTraffic {
 		o.HTTPClient = httpc
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &zdTraffic{f: f, lc: lc, cancel: cancel, counts: map[zdKey]*zdCount{}, faulty: map[string]bool{}, cpu: map[string]*[2]uint64{}, start: time.Now()}
+	t := &zdTraffic{f: f, lc: lc, cancel: cancel, counts: map[zdKey]*zdCount{}, served: map[string]int{}, faulty: map[string]bool{}, cpu: map[string]*[2]uint64{}, start: time.Now()}
 	t.pollPhase(ctx)
 	for _, name := range f.names {
 		target := f.fn(name) + ":live"
@@ -180,6 +184,10 @@ func (t *zdTraffic) pollPhase(ctx context.Context) {
 			if r, err := t.f.newest(); err == nil {
 				p := phaseLabel(r)
 				t.phase.Store(&p)
+				// The phase first: a release recorded is never counted as steady.
+				if from := t.buildingFrom.Load(); from != nil && r != nil && r.ID != *from {
+					t.buildingFrom.CompareAndSwap(from, nil)
+				}
 			}
 			select {
 			case <-ctx.Done():
@@ -187,11 +195,12 @@ func (t *zdTraffic) pollPhase(ctx context.Context) {
 			}
 			b, a := cpuTimes()
 			if a > all {
+				l := t.label()
 				t.mu.Lock()
-				c := t.cpu[t.label()]
+				c := t.cpu[l]
 				if c == nil {
 					c = &[2]uint64{}
-					t.cpu[t.label()] = c
+					t.cpu[l] = c
 				}
 				c[0], c[1] = c[0]+b-busy, c[1]+a-all
 				t.mu.Unlock()
@@ -206,15 +215,28 @@ func (t *zdTraffic) label() string {
 	switch p := *t.phase.Load(); {
 	case t.warming.Load():
 		return "warm-up"
-	case p == "steady" && t.building.Load():
+	case p == "steady" && t.buildingFrom.Load() != nil:
 		return "building"
 	default:
 		return p
 	}
 }
 
-// cpuTimes reads the machine's CPU time from /proc/stat, in ticks: busy (all but idle and
-// iowait) and all. Both are 0 where there is no /proc/stat.
+// building says a deploy has started: invocations are "building" until pollPhase sees a
+// release other than the newest now, whose ID is before.
+func (t *zdTraffic) building(before string) { t.buildingFrom.Store(&before) }
+
+// servedCount is how many answers version v of function fn gave.
+func (t *zdTraffic) servedCount(fn, v string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.served[fn+":"+v]
+}
+
+// cpuTimes reads the machine's CPU time from /proc/stat, in ticks: busy (user, nice, system,
+// irq, softirq) and all (busy, idle and iowait). Steal (time the hypervisor gave elsewhere) and
+// guest time (already inside user and nice) are left out. Both are 0 where there is no
+// /proc/stat.
 func cpuTimes() (busy, all uint64) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
@@ -225,7 +247,7 @@ func cpuTimes() (busy, all uint64) {
 	if len(fields) < 5 || fields[0] != "cpu" {
 		return 0, 0
 	}
-	for i, f := range fields[1:] {
+	for i, f := range fields[1:min(len(fields), 8)] {
 		v, _ := strconv.ParseUint(f, 10, 64)
 		all += v
 		if i != 3 && i != 4 { // idle, iowait
@@ -235,7 +257,9 @@ func cpuTimes() (busy, all uint64) {
 	return busy, all
 }
 
-// reportTiming reads where an invocation's time went from its tail log's REPORT line.
+// reportTiming reads where an invocation's time went from its tail log's REPORT line, as a
+// function with the Text log format writes it (the fleet's); false if there is none with a
+// Duration.
 func reportTiming(out *lambda.InvokeOutput, took float32) (zdTiming, bool) {
 	b, err := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult))
 	if err != nil {
@@ -247,14 +271,21 @@ func reportTiming(out *lambda.InvokeOutput, took float32) (zdTiming, bool) {
 		}
 		var tm zdTiming
 		var fn, init float64
+		var fnErr error = errors.New("no Duration")
 		for _, f := range strings.Split(line, "\t") {
 			if v, ok := strings.CutPrefix(f, "Duration: "); ok {
-				fn, _ = strconv.ParseFloat(strings.TrimSuffix(v, " ms"), 64)
+				fn, fnErr = strconv.ParseFloat(strings.TrimSuffix(v, " ms"), 64)
 			}
 			if v, ok := strings.CutPrefix(f, "Init Duration: "); ok {
-				init, _ = strconv.ParseFloat(strings.TrimSuffix(v, " ms"), 64)
+				var err error
+				if init, err = strconv.ParseFloat(strings.TrimSuffix(v, " ms"), 64); err != nil {
+					return zdTiming{}, false
+				}
 				tm.cold = 1
 			}
+		}
+		if fnErr != nil {
+			return zdTiming{}, false
 		}
 		tm.fn = []float32{float32(fn)}
 		if tm.cold == 1 {
@@ -334,6 +365,9 @@ func (t *zdTraffic) invoke(ctx context.Context, name, target string) {
 	c.n++
 	c.millis = append(c.millis, took)
 	c.timing.add(timing)
+	if k.version != "" {
+		t.served[name+":"+k.version]++
+	}
 }
 
 // warmUp waits until the first execution environments have started, which it reckons from the
@@ -552,7 +586,7 @@ func (r *zdReport) printTiming(w io.Writer) {
 	})
 	fmt.Fprintf(w, "\nWHERE THE TIME GOES (ms): cold starts, their Init Duration and the rest of their latency (less Init and the\n"+
 		"function's Duration: the process's start and any wait for a start slot); the function's Duration; warm\n"+
-		"invocations' overhead (latency less Duration: the sandbox, HTTP, scheduling); the machine's CPU, both cores\n")
+		"invocations' overhead (latency less Duration: the sandbox, HTTP, scheduling); the machine's CPU, all cores\n")
 	fmt.Fprintf(w, "%-20s %6s %9s %9s %9s %9s %9s %9s %9s %6s\n", "PHASE", "COLD", "init p50", "init max", "rest max", "fn p99", "ovh p50", "ovh p99", "ovh max", "CPU")
 	for _, k := range phases {
 		tm := r.byPhase[k].timing

@@ -223,8 +223,7 @@ func (z *zeroDowntime) deploy(env []string, faulty string) (*release.Release, fu
 	z.stamp++
 	z.releases++
 	before := z.f.latest().ID
-	z.tr.building.Store(true)
-	defer z.tr.building.Store(false)
+	z.tr.building(before)
 	z.f.stampAll(strconv.Itoa(z.stamp))
 	if faulty != "" {
 		z.f.stampBad(faulty, strconv.Itoa(z.stamp))
@@ -326,10 +325,9 @@ func (z *zeroDowntime) waitServed(want map[string]string) {
 	z.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		r := z.tr.report()
 		missing := ""
 		for fn, v := range want {
-			if r.Served[fn+":"+v] == 0 {
+			if z.tr.servedCount(fn, v) == 0 {
 				missing = fn + ":" + v
 			}
 		}

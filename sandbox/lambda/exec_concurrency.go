@@ -20,7 +20,8 @@ import (
 //     1,000 per 10 seconds), refilled continuously: a token bucket per function, one token per
 //     environment started. An invocation that would need a new environment with the bucket empty
 //     is throttled (FunctionInvocationRateLimitExceeded; ReservedFunctionInvocationRateLimitExceeded
-//     for a function with reserved concurrency, as the concurrency throttles tell the two apart).
+//     for a function with reserved concurrency). AWS documents the model's reasons but not which
+//     throttle answers with which; this pairing follows the two concurrency reasons.
 //   - Asynchronous invocations are never throttled: they wait, as Lambda's internal queue does.
 //
 // One more bound is the sandbox's own and invisible but for latency: at most MaxStarts
