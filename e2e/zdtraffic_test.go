@@ -69,7 +69,8 @@ type zdTiming struct {
 	cold     int
 	init, fn []float32
 	// warmOverhead is warm invocations' latency less Duration; coldOverhead cold starts' latency
-	// less Duration and Init Duration: starting the process, and any wait for a start slot.
+	// less Duration and Init Duration: unpacking the version's zip at its first start (as Lambda
+	// downloads a version's code outside Init Duration), and any wait for a start slot.
 	warmOverhead, coldOverhead []float32
 }
 
@@ -585,7 +586,7 @@ func (r *zdReport) printTiming(w io.Writer) {
 		return phaseOrder(a) < phaseOrder(b) || phaseOrder(a) == phaseOrder(b) && a < b
 	})
 	fmt.Fprintf(w, "\nWHERE THE TIME GOES (ms): cold starts, their Init Duration and the rest of their latency (less Init and the\n"+
-		"function's Duration: the process's start and any wait for a start slot); the function's Duration; warm\n"+
+		"function's Duration: unpacking a version's zip at its first start, any wait for a start slot); the function's Duration; warm\n"+
 		"invocations' overhead (latency less Duration: the sandbox, HTTP, scheduling); the machine's CPU, all cores\n")
 	fmt.Fprintf(w, "%-20s %6s %9s %9s %9s %9s %9s %9s %9s %6s\n", "PHASE", "COLD", "init p50", "init max", "rest max", "fn p99", "ovh p50", "ovh p99", "ovh max", "CPU")
 	for _, k := range phases {
