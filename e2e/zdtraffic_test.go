@@ -74,6 +74,24 @@ type zdTiming struct {
 	warmOverhead, coldOverhead []float32
 }
 
+// zdSample is one answer's REPORT line: its Duration, and its Init Duration on a cold start.
+type zdSample struct {
+	cold     bool
+	fn, init float32
+}
+
+// record adds an answer that took took (ms) to the counts.
+func (t *zdTiming) record(s zdSample, took float32) {
+	t.fn = append(t.fn, s.fn)
+	if s.cold {
+		t.cold++
+		t.init = append(t.init, s.init)
+		t.coldOverhead = append(t.coldOverhead, took-s.fn-s.init)
+	} else {
+		t.warmOverhead = append(t.warmOverhead, took-s.fn)
+	}
+}
+
 func (t *zdTiming) add(o zdTiming) {
 	t.cold += o.cold
 	t.init = append(t.init, o.init...)
@@ -258,46 +276,38 @@ func cpuTimes() (busy, all uint64) {
 	return busy, all
 }
 
-// reportTiming reads where an invocation's time went from its tail log's REPORT line, as a
-// function with the Text log format writes it (the fleet's); false if there is none with a
-// Duration.
-func reportTiming(out *lambda.InvokeOutput, took float32) (zdTiming, bool) {
+// reportSample reads an invocation's tail log's REPORT line, as a function with the Text log
+// format writes it (the fleet's); false if there is none with a Duration.
+func reportSample(out *lambda.InvokeOutput) (zdSample, bool) {
 	b, err := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult))
 	if err != nil {
-		return zdTiming{}, false
+		return zdSample{}, false
+	}
+	ms := func(v string) (float32, bool) {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(v, " ms"), 32)
+		return float32(f), err == nil
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if !strings.HasPrefix(line, "REPORT RequestId: ") {
 			continue
 		}
-		var tm zdTiming
-		var fn, init float64
-		var fnErr error = errors.New("no Duration")
+		var s zdSample
+		hasDuration := false
 		for _, f := range strings.Split(line, "\t") {
 			if v, ok := strings.CutPrefix(f, "Duration: "); ok {
-				fn, fnErr = strconv.ParseFloat(strings.TrimSuffix(v, " ms"), 64)
+				if s.fn, hasDuration = ms(v); !hasDuration {
+					return zdSample{}, false
+				}
 			}
 			if v, ok := strings.CutPrefix(f, "Init Duration: "); ok {
-				var err error
-				if init, err = strconv.ParseFloat(strings.TrimSuffix(v, " ms"), 64); err != nil {
-					return zdTiming{}, false
+				if s.init, s.cold = ms(v); !s.cold {
+					return zdSample{}, false
 				}
-				tm.cold = 1
 			}
 		}
-		if fnErr != nil {
-			return zdTiming{}, false
-		}
-		tm.fn = []float32{float32(fn)}
-		if tm.cold == 1 {
-			tm.init = []float32{float32(init)}
-			tm.coldOverhead = []float32{took - float32(fn+init)}
-		} else {
-			tm.warmOverhead = []float32{took - float32(fn)}
-		}
-		return tm, true
+		return s, hasDuration
 	}
-	return zdTiming{}, false
+	return zdSample{}, false
 }
 
 func phaseLabel(r *release.Release) string {
@@ -323,10 +333,10 @@ func (t *zdTraffic) invoke(ctx context.Context, name, target string) {
 		return // stopped mid-flight: not an answer
 	}
 	k := zdKey{fn: name, phase: phase}
-	var timing zdTiming
+	var sample zdSample
 	if err == nil {
 		var ok bool
-		if timing, ok = reportTiming(out, took); !ok {
+		if sample, ok = reportSample(out); !ok {
 			k.outcome = causeNoReport
 		}
 	}
@@ -365,8 +375,8 @@ func (t *zdTraffic) invoke(ctx context.Context, name, target string) {
 	}
 	c.n++
 	c.millis = append(c.millis, took)
-	c.timing.add(timing)
 	if k.version != "" {
+		c.timing.record(sample, took)
 		t.served[name+":"+k.version]++
 	}
 }
